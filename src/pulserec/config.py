@@ -1,0 +1,110 @@
+"""Engine settings: one immutable object, read from defaults, an optional TOML file and env vars."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "search": 0.5,
+    "add_to_cart": 4.0,
+    "purchase": 8.0,
+    "rating": 3.0,
+    "like": 3.0,
+    "share": 3.0,
+}
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that tunes the engine. Times are in seconds of *event time*."""
+
+    data_dir: Path = Path("pulserec-data")
+    event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    # Popularity: half-life of the "trending" score.
+    trending_halflife: float = 7 * DAY
+    # Profiles: half-life of interest scores by category / tag.
+    interest_halflife: float = 30 * DAY
+    # Co-occurrence: pairs are formed with the user's last `cooc_window` items,
+    # each pair weighted by exp(-gap / cooc_gap_tau).
+    cooc_window: int = 20
+    cooc_gap_tau: float = 3 * DAY
+    # Serving: how many recent events make up the user's query, and how fast older ones fade.
+    history_len: int = 50
+    query_len: int = 20
+    position_decay: float = 8.0
+    trending_blend: float = 0.05
+    # A new session starts after this much inactivity.
+    session_gap: float = 30 * 60.0
+    # Input limits.
+    max_batch: int = 10_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_id_len: int = 128
+    max_n: int = 500
+    # Durability: "NORMAL" survives a process crash (WAL); "FULL" also survives power loss.
+    sqlite_synchronous: str = "NORMAL"
+    # Privacy: store user ids as keyed hashes (HMAC-SHA256) instead of the raw id.
+    pseudonymize_users: bool = False
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "pulserec.db"
+
+    def weight(self, event_type: str) -> float:
+        return self.event_weights[event_type]
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def load(cls, data_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `<data_dir>/pulserec.toml`, then `PULSEREC_*` env vars, then overrides."""
+        root = Path(data_dir or os.environ.get("PULSEREC_DATA_DIR") or cls.data_dir)
+        values: dict[str, Any] = {"data_dir": root}
+        config_file = root / "pulserec.toml"
+        if config_file.is_file():
+            values.update(tomllib.loads(config_file.read_text()))
+        known = {f.name: f for f in fields(cls)}
+        for name, spec in known.items():
+            env = os.environ.get(f"PULSEREC_{name.upper()}")
+            if env is None or name in ("data_dir", "event_weights"):
+                continue
+            values[name] = _coerce(env, spec.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values["data_dir"] = Path(values["data_dir"])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.event_weights:
+            raise ValueError("event_weights must name at least one event type")
+        for name, weight in self.event_weights.items():
+            if not name.isidentifier() or weight <= 0:
+                raise ValueError(f"event type {name!r} needs an identifier name and a positive weight")
+        for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.sqlite_synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("sqlite_synchronous must be NORMAL or FULL")
+
+
+def _coerce(raw: str, type_name: Any) -> Any:
+    text = str(type_name)
+    if "bool" in text:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if "int" in text:
+        return int(raw)
+    if "float" in text:
+        return float(raw)
+    return raw

@@ -1,0 +1,71 @@
+"""The internal, validated event: what the store persists and the online state applies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+#: Prefix of the internal owner key of an anonymous session (ids cannot contain control chars).
+SESSION_PREFIX = "\x1fsession:"
+
+
+class Event(NamedTuple):
+    event_id: str
+    user_id: str | None
+    item_id: str | None
+    type: str
+    ts: float
+    value: float | None = None
+    session_id: str | None = None
+    query: str | None = None
+    context: dict[str, Any] | None = None
+    rec_id: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """Whose history this event extends: the user, else the anonymous session."""
+        return self.user_id if self.user_id else SESSION_PREFIX + str(self.session_id)
+
+    def row(self) -> tuple[Any, ...]:
+        """Values in :data:`pulserec.store.EVENT_COLUMNS` order."""
+        ctx = json.dumps(self.context, separators=(",", ":")) if self.context else None
+        return (self.event_id, self.user_id, self.item_id, self.type, self.ts, self.value,
+                self.session_id, self.query, ctx, self.rec_id)
+
+
+def owner_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Vectorised :attr:`Event.owner` for a frame of stored events."""
+    users = frame["user_id"]
+    sessions = SESSION_PREFIX + frame["session_id"].astype(str)
+    return np.where(users.notna() & (users != ""), users, sessions).astype(object)
+
+
+def events_from_frame(frame: pd.DataFrame) -> list[Event]:
+    """Stored rows (EVENT_COLUMNS, context as JSON text) back into events."""
+    out = []
+    for r in frame.itertuples(index=False):
+        ctx = r.context
+        out.append(
+            Event(
+                event_id=r.event_id,
+                user_id=_none(r.user_id),
+                item_id=_none(r.item_id),
+                type=r.type,
+                ts=float(r.ts),
+                value=None if r.value is None or pd.isna(r.value) else float(r.value),
+                session_id=_none(r.session_id),
+                query=_none(r.query),
+                context=json.loads(ctx) if isinstance(ctx, str) and ctx else None,
+                rec_id=_none(r.rec_id),
+            )
+        )
+    return out
+
+
+def _none(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value

@@ -1,0 +1,1 @@
+"""Behaviour capture: validation of API input and bulk import of events, items and users."""

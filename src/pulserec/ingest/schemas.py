@@ -1,0 +1,194 @@
+"""Request bodies of the ingest API, validated field by field (errors name the field)."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from pulserec.events import Event
+
+MAX_ID = 128
+#: Ids are opaque printable strings: no control characters, no surrounding whitespace.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$", strip_whitespace=True)]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+EARLIEST_TS = 0.0
+FUTURE_SLACK = 86_400.0
+MAX_CONTEXT_KEYS = 32
+MAX_TAGS = 64
+
+
+def check_timestamp(value: float) -> float:
+    if not math.isfinite(value) or value <= EARLIEST_TS:
+        raise ValueError("timestamp must be a positive number of seconds since 1970-01-01")
+    if value > time.time() + FUTURE_SLACK:
+        raise ValueError("timestamp is more than one day in the future")
+    return value
+
+
+def _small_flat_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(value) > MAX_CONTEXT_KEYS:
+        raise ValueError(f"{what} has more than {MAX_CONTEXT_KEYS} keys")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"{what} key {key[:20]!r}... is longer than 64 characters")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{what}.{key} must be finite")
+        if isinstance(item, str) and len(item) > 256:
+            raise ValueError(f"{what}.{key} is longer than 256 characters")
+    return value
+
+
+Scalar = str | int | float | bool | None
+
+
+class Context(BaseModel):
+    """Where and how the event happened. Extra keys are kept (max 32, scalar values)."""
+
+    model_config = ConfigDict(extra="allow")
+    device: ShortText | None = Field(None, examples=["mobile"])
+    location: ShortText | None = Field(None, examples=["Berlin"])
+
+    @model_validator(mode="after")
+    def _check_extras(self) -> Context:
+        extras = self.model_extra or {}
+        for key, item in extras.items():
+            if not isinstance(item, Scalar):  # type: ignore[arg-type]
+                raise ValueError(f"context.{key} must be a string, number or boolean")
+        _small_flat_dict(self.model_dump(exclude_none=True), "context")
+        return self
+
+
+class EventIn(BaseModel):
+    """One behaviour event. `user_id` or `session_id` is required; `item_id` too unless type is search."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "e-1001",
+                    "user_id": "u42",
+                    "item_id": "sku-123",
+                    "type": "view",
+                    "timestamp": 1732521600,
+                    "context": {"device": "mobile", "location": "Berlin"},
+                }
+            ]
+        },
+    )
+
+    event_id: Id | None = Field(None, description="Idempotency key: an event_id already stored is ignored.")
+    user_id: Id | None = None
+    session_id: Id | None = None
+    item_id: Id | None = None
+    type: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    timestamp: float | datetime | None = Field(None, description="Unix seconds or ISO-8601; default: now.")
+    value: float | None = Field(None, description="Rating, price paid or other numeric value.", ge=-1e9, le=1e9)
+    query: Annotated[str, StringConstraints(max_length=512)] | None = None
+    context: Context | None = None
+    recommendation_id: Id | None = Field(None, description="The recommendation this event responds to.")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp(cls, value: float | datetime | None) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            value = value.timestamp()
+        return check_timestamp(float(value))
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("value must be finite")
+        return value
+
+    @model_validator(mode="after")
+    def _who_and_what(self) -> EventIn:
+        if self.user_id is None and self.session_id is None:
+            raise ValueError("an event needs a user_id or a session_id")
+        if self.item_id is None and self.type != "search":
+            raise ValueError(f"item_id is required for events of type {self.type!r}")
+        if self.type == "search" and self.item_id is None and not self.query:
+            raise ValueError("a search event needs a query or an item_id")
+        return self
+
+    def to_event(self, now: float | None = None) -> Event:
+        ts = self.timestamp if self.timestamp is not None else (now or time.time())
+        context = self.context.model_dump(exclude_none=True) if self.context else None
+        return Event(
+            event_id=self.event_id or uuid.uuid4().hex,
+            user_id=self.user_id,
+            item_id=self.item_id,
+            type=self.type,
+            ts=float(ts),  # type: ignore[arg-type]
+            value=self.value,
+            session_id=self.session_id,
+            query=self.query,
+            context=context or None,
+            rec_id=self.recommendation_id,
+        )
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn]
+
+
+class ItemIn(BaseModel):
+    """Catalogue entry. PUT replaces the item's metadata."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"title": "Trail running shoe", "category": "shoes", "tags": ["running", "outdoor"], "price": 89.9}
+            ]
+        },
+    )
+    title: Annotated[str, StringConstraints(max_length=512)] | None = None
+    description: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    category: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=MAX_TAGS)
+    price: float | None = Field(None, ge=0, le=1e9)
+    active: bool = True
+    created_at: float | datetime | None = None
+    attrs: dict[str, Scalar] | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _created(cls, value: float | datetime | None) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            value = value.timestamp()
+        return check_timestamp(float(value))
+
+    @field_validator("price")
+    @classmethod
+    def _price(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("price must be finite")
+        return value
+
+    @field_validator("attrs")
+    @classmethod
+    def _attrs(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _small_flat_dict(value, "attrs")
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"attrs": {"country": "DE", "plan": "pro"}}]})
+    attrs: dict[str, Scalar] = Field(default_factory=dict)
+    created_at: float | datetime | None = None
+
+    _attrs = field_validator("attrs")(classmethod(lambda cls, v: _small_flat_dict(v, "attrs")))
+    _created = field_validator("created_at")(ItemIn._created.__func__)  # type: ignore[attr-defined]

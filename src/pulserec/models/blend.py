@@ -1,0 +1,74 @@
+"""Weighted blend of several models' scores (each normalised to [0, 1] first)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from pulserec.models.base import Query, Reason, Recommender
+
+
+def normalised(scores: np.ndarray) -> np.ndarray:
+    """Scale finite, non-negative scores into [0, 1]; -inf/NaN become 0."""
+    scores = np.where(np.isfinite(scores), scores, 0.0)
+    low = scores.min() if len(scores) else 0.0
+    if low < 0:
+        scores = scores - low
+    top = scores.max() if len(scores) else 0.0
+    return scores / top if top > 0 else scores
+
+
+class Blend:
+    """score = sum_k w_k * normalised(score_k). Components that cannot score are skipped."""
+
+    name: ClassVar[str] = "blend"
+
+    def __init__(self, components: Sequence[tuple[Recommender, float]], name: str | None = None) -> None:
+        self.components = list(components)
+        if name:
+            self.name = name  # type: ignore[misc]
+
+    def fit(self, data, catalog=None) -> Blend:  # components are fitted on their own
+        return self
+
+    def _parts(self, query: Query, n_items: int) -> list[tuple[Recommender, np.ndarray]]:
+        cached = getattr(self, "_last", None)
+        if cached is not None and cached[0] is query and cached[1] == n_items:
+            return cached[2]
+        parts = []
+        for model, weight in self.components:
+            scores = model.score(query, n_items)
+            if scores is not None and weight > 0:
+                parts.append((model, weight * normalised(scores)))
+        self._last = (query, n_items, parts)
+        return parts
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        parts = self._parts(query, n_items)
+        if not parts:
+            return None
+        return np.sum([p for _, p in parts], axis=0)
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        sims = [(m.similar(item, n_items), w) for m, w in self.components]
+        sims = [(s, w) for s, w in sims if s is not None]
+        if not sims:
+            return None
+        return np.sum([w * normalised(s) for s, w in sims], axis=0)
+
+    def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
+        parts = self._parts(query, query.n_items)
+        if not parts:
+            return [None] * len(items)
+        stacked = np.stack([p[items] for _, p in parts])
+        winners = stacked.argmax(axis=0)
+        reasons: list[Reason | None] = [None] * len(items)
+        for k, (model, _) in enumerate(parts):
+            chosen = np.flatnonzero(winners == k)
+            if len(chosen) == 0 or not hasattr(model, "explain"):
+                continue
+            for pos, reason in zip(chosen, model.explain(query, items[chosen])):
+                reasons[pos] = reason
+        return reasons

@@ -1,0 +1,65 @@
+"""Item-based collaborative filtering over the live co-occurrence matrix.
+
+score(j) = sum over the user's recent items h of weight(h) * cos(h, j), where cos is the
+co-occurrence weight normalised by both items' degrees. Online by construction: the matrix is
+the one the online state updates on every event."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from pulserec.models.base import PickleMixin, Query, Reason
+from pulserec.models.interactions import Interactions
+from pulserec.online.catalog import Catalog
+from pulserec.online.cooccurrence import CoOccurrence
+
+
+class ItemKNN(PickleMixin):
+    name: ClassVar[str] = "item_knn"
+
+    def __init__(self, cooc: CoOccurrence | None = None, window: int = 20, gap_tau: float = 3 * 86_400.0) -> None:
+        self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau)
+
+    def fit(self, data: Interactions, catalog: Catalog | None = None) -> ItemKNN:
+        cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau)
+        order = np.argsort(data.timestamps, kind="stable")
+        cooc.add_log(data.users[order], data.items[order], data.weights[order], data.timestamps[order])
+        self.cooc = cooc
+        return self
+
+    def _contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx_parts, val_parts, src_parts = [], [], []
+        for pos, (item, weight) in enumerate(zip(query.items, query.weights)):
+            idx, sims = self.cooc.similar_row(int(item))
+            if len(idx):
+                idx_parts.append(idx)
+                val_parts.append(sims * weight)
+                src_parts.append(np.full(len(idx), pos, dtype=np.int32))
+        if not idx_parts:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0, np.int32)
+        return np.concatenate(idx_parts), np.concatenate(val_parts), np.concatenate(src_parts)
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        idx, vals, _ = self._contributions(query)
+        if len(idx) == 0:
+            return None
+        return np.bincount(idx, weights=vals, minlength=n_items)[:n_items]
+
+    def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
+        idx, vals, src = self._contributions(query)
+        reasons: list[Reason | None] = []
+        for item in items:
+            hit = idx == item
+            if not hit.any():
+                reasons.append(None)
+                continue
+            best = int(src[hit][np.argmax(vals[hit])])
+            reasons.append(Reason("history", item=int(query.items[best]), event_type=query.types[best]))
+        return reasons
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        if not self.cooc.has_item(item):
+            return None
+        return self.cooc.dense_row(item, n_items)

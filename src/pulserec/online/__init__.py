@@ -1,0 +1,1 @@
+"""Online state: everything that every accepted event updates before it is acknowledged."""

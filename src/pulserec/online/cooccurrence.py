@@ -1,0 +1,180 @@
+"""Item-to-item co-occurrence, updated per event, read as sparse rows in microseconds.
+
+Storage is a two-level LSM: a compacted CSR matrix plus a dict-of-dicts delta of recent pairs.
+Readers concatenate a base row with its delta row (duplicates are fine: every consumer
+accumulates with `np.bincount`). The delta is merged into the CSR once it outgrows a quarter
+of the base, so the amortised cost per pair stays O(1).
+
+A pair is formed between an event and each of the same user's previous `window` events
+(excluding the same item), weighted `sqrt(w_a * w_b) * exp(-|t_a - t_b| / gap_tau)`. Because
+pairs only ever involve one user's own events, a user's whole contribution can be recomputed
+from their events and subtracted exactly (right to be forgotten).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import scipy.sparse as sp
+
+from pulserec.online.history import Touch
+
+_EMPTY_I = np.empty(0, dtype=np.int32)
+_EMPTY_F = np.empty(0, dtype=np.float64)
+
+
+class CoOccurrence:
+    def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000) -> None:
+        self.window = window
+        self.gap_tau = gap_tau
+        self.min_delta = min_delta
+        self.base = sp.csr_matrix((0, 0), dtype=np.float64)
+        self.delta: dict[int, dict[int, float]] = {}
+        self.delta_nnz = 0
+        self.degree = np.zeros(0, dtype=np.float64)
+
+    # -- writes -----------------------------------------------------------------------------
+    def _ensure(self, n: int) -> None:
+        if n > len(self.degree):
+            grown = np.zeros(max(n, 2 * len(self.degree), 1024), dtype=np.float64)
+            grown[: len(self.degree)] = self.degree
+            self.degree = grown
+
+    def add_event(self, item: int, weight: float, ts: float, previous: Iterable[Touch]) -> None:
+        """Pair a new event with the user's previous events (at most `window` of them)."""
+        self._ensure(item + 1)
+        delta = self.delta
+        degree = self.degree
+        tau = self.gap_tau
+        row = delta.get(item)
+        if row is None:
+            row = delta[item] = {}
+        added = 0
+        for touch in previous:
+            other = touch.item
+            if other == item:
+                continue
+            w = math.sqrt(weight * touch.weight) * math.exp(-abs(ts - touch.ts) / tau)
+            if other in row:
+                row[other] += w
+            else:
+                row[other] = w
+                added += 1
+            orow = delta.get(other)
+            if orow is None:
+                orow = delta[other] = {}
+            if item in orow:
+                orow[item] += w
+            else:
+                orow[item] = w
+                added += 1
+            degree[item] += w
+            degree[other] += w
+        self.delta_nnz += added
+        if self.delta_nnz > max(self.min_delta, self.base.nnz // 4):
+            self.compact()
+
+    def add_log(self, owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, sign: float = 1.0) -> None:
+        """Vectorised equivalent of `add_event` over a whole log already in arrival order.
+
+        `owners` groups events by user (or session); only consecutive events of one owner pair.
+        With sign=-1 it subtracts those pairs (the log must then be the owner's entire history)."""
+        rows, cols, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau)
+        if len(rows) == 0:
+            return
+        n = max(int(items.max()) + 1, self.base.shape[0])
+        self._ensure(n)
+        self.degree[: len(self.degree)] += sign * np.bincount(rows, weights=vals, minlength=len(self.degree))
+        update = sp.csr_matrix((sign * vals, (rows, cols)), shape=(n, n), dtype=np.float64)
+        self._merge(update)
+
+    def _merge(self, update: sp.csr_matrix) -> None:
+        n = max(update.shape[0], self.base.shape[0])
+        base = self.base
+        if base.shape[0] < n:
+            base = _resized(base, n)
+        if update.shape[0] < n:
+            update = _resized(update, n)
+        merged = (base + update).tocsr()
+        merged.data[np.abs(merged.data) < 1e-9] = 0.0
+        merged.eliminate_zeros()
+        merged.sort_indices()
+        self.base = merged
+
+    def compact(self) -> None:
+        """Fold the delta into the CSR base."""
+        if not self.delta:
+            return
+        lengths = [len(r) for r in self.delta.values()]
+        rows = np.repeat(np.fromiter(self.delta.keys(), dtype=np.int64, count=len(self.delta)), lengths)
+        cols = np.fromiter((c for r in self.delta.values() for c in r), dtype=np.int64, count=sum(lengths))
+        vals = np.fromiter((v for r in self.delta.values() for v in r.values()), dtype=np.float64, count=sum(lengths))
+        n = max(int(rows.max()), int(cols.max())) + 1
+        self.delta = {}
+        self.delta_nnz = 0
+        self._merge(sp.csr_matrix((vals, (rows, cols)), shape=(n, n)))
+
+    # -- reads ------------------------------------------------------------------------------
+    def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw co-occurrence weights of `item` with others (indices may repeat)."""
+        base = self.base
+        if item < base.shape[0]:
+            start, end = base.indptr[item], base.indptr[item + 1]
+            idx, vals = base.indices[start:end], base.data[start:end]
+        else:
+            idx, vals = _EMPTY_I, _EMPTY_F
+        extra = self.delta.get(item)
+        if extra:
+            idx = np.concatenate([idx, np.fromiter(extra.keys(), dtype=np.int32, count=len(extra))])
+            vals = np.concatenate([vals, np.fromiter(extra.values(), dtype=np.float64, count=len(extra))])
+        return idx, vals
+
+    def similar_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine-normalised similarities of `item` to its co-occurring items."""
+        idx, vals = self.row(item)
+        if len(idx) == 0:
+            return idx, vals
+        degree = self.degree
+        return idx, vals / np.sqrt(degree[item] * degree[idx] + 1e-12)
+
+    def has_item(self, item: int) -> bool:
+        return item < len(self.degree) and self.degree[item] > 0
+
+    @property
+    def nnz(self) -> int:
+        return self.base.nnz + self.delta_nnz
+
+    def dense_row(self, item: int, n_items: int) -> np.ndarray:
+        idx, sims = self.similar_row(item)
+        return np.bincount(idx, weights=sims, minlength=n_items)[:n_items]
+
+
+def log_pairs(
+    owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, window: int, gap_tau: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (a, b, w) pairs (both directions) that `add_event` would create for this log."""
+    order = np.argsort(owners, kind="stable")
+    owners, items = owners[order], items[order]
+    weights, ts = weights[order].astype(np.float64), ts[order].astype(np.float64)
+    rows, cols, vals = [], [], []
+    for k in range(1, min(window, len(items) - 1) + 1):
+        same_owner = owners[k:] == owners[:-k]
+        if not same_owner.any():
+            break
+        same = same_owner & (items[k:] != items[:-k])
+        a, b = items[k:][same], items[:-k][same]
+        w = np.sqrt(weights[k:][same] * weights[:-k][same]) * np.exp(-np.abs(ts[k:][same] - ts[:-k][same]) / gap_tau)
+        rows += [a, b]
+        cols += [b, a]
+        vals += [w, w]
+    if not rows:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def _resized(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    matrix = matrix.copy()
+    matrix.resize((n, n))
+    return matrix

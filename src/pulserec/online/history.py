@@ -1,0 +1,57 @@
+"""Each user's (or anonymous session's) recent events and the set of items they have seen."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """One item event in a user's history."""
+
+    item: int
+    weight: float
+    ts: float
+    type: str
+
+
+class Histories:
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+        self._recent: dict[int, deque[Touch]] = {}
+        self._seen: dict[int, set[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def add(self, owner: int, touch: Touch) -> deque[Touch]:
+        recent = self._recent.get(owner)
+        if recent is None:
+            recent = self._recent[owner] = deque(maxlen=self.max_len)
+            self._seen[owner] = set()
+        recent.append(touch)
+        self._seen[owner].add(touch.item)
+        return recent
+
+    def recent(self, owner: int | None) -> deque[Touch]:
+        if owner is None:
+            return deque()
+        return self._recent.get(owner) or deque()
+
+    def seen(self, owner: int | None) -> set[int]:
+        if owner is None:
+            return set()
+        return self._seen.get(owner) or set()
+
+    def forget(self, owner: int) -> None:
+        self._recent.pop(owner, None)
+        self._seen.pop(owner, None)
+
+    def absorb(self, target: int, source: int) -> None:
+        """Merge `source`'s history into `target` (a session logging in), in time order."""
+        touches = sorted([*self.recent(target), *self.recent(source)], key=lambda t: t.ts)
+        seen = self.seen(target) | self.seen(source)
+        self.forget(source)
+        self._recent[target] = deque(touches, maxlen=self.max_len)
+        self._seen[target] = seen

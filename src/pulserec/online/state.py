@@ -1,0 +1,127 @@
+"""The online state: applied for every accepted event, before the API acknowledges it."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+
+import numpy as np
+import pandas as pd
+
+from pulserec.config import Settings
+from pulserec.events import Event, owner_keys
+from pulserec.ids import IdIndex
+from pulserec.online.catalog import Catalog
+from pulserec.online.cooccurrence import CoOccurrence
+from pulserec.online.history import Histories, Touch
+from pulserec.online.popularity import Popularity
+from pulserec.profiles import Profiles
+
+
+class OnlineState:
+    """Catalogue, popularity, co-occurrence, histories and profiles, kept in step with the log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.weights = dict(settings.event_weights)
+        self.catalog = Catalog()
+        self.owners = IdIndex()
+        self.popularity = Popularity(settings.trending_halflife)
+        self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau)
+        self.histories = Histories(settings.history_len)
+        self.profiles = Profiles(settings.interest_halflife)
+        self.applied = 0
+        self.last_seq = 0
+
+    @property
+    def now(self) -> float:
+        """Event-time clock: the latest timestamp applied."""
+        return self.popularity.now
+
+    def apply(self, event: Event, seq: int = 0) -> None:
+        """Apply one event (the incremental path; O(window + tags))."""
+        weight = self.weights[event.type]
+        owner_key = event.owner
+        owner = self.owners.add(owner_key)
+        category, tags = None, ()
+        if event.item_id is not None:
+            item = self.catalog.intern(event.item_id, event.ts)
+            record = self.catalog.record(item)
+            category, tags = record.category, record.tags
+            self.popularity.add(item, weight, event.ts)
+            recent = self.histories.recent(owner)
+            self.cooc.add_event(item, weight, event.ts, islice(reversed(recent), self.cooc.window))
+            self.histories.add(owner, Touch(item, weight, event.ts, event.type))
+        else:
+            self.popularity.trending._advance(event.ts)
+        self.profiles.get_or_create(owner, event.user_id or owner_key).update(
+            event.type, weight, event.ts, category, tags, event.context, event.query
+        )
+        self.applied += 1
+        self.last_seq = max(self.last_seq, seq)
+
+    def apply_frame(self, frame: pd.DataFrame) -> None:
+        """Apply stored events (a frame in arrival order) in bulk: vectorised where it counts."""
+        if frame.empty:
+            return
+        weights = frame["type"].map(self.weights).to_numpy(dtype=np.float64)
+        ts = frame["ts"].to_numpy(dtype=np.float64)
+        owner_ids = owner_keys(frame)
+        owners = self.owners.add_many(owner_ids)
+        has_item = frame["item_id"].notna().to_numpy()
+        item_ids = frame["item_id"].to_numpy(dtype=object)
+        items = np.full(len(frame), -1, dtype=np.int64)
+        intern = self.catalog.intern
+        items[has_item] = [intern(i, t) for i, t in zip(item_ids[has_item], ts[has_item])]
+        sel = has_item
+        self.popularity.add_many(items[sel], weights[sel], ts[sel])
+        if not sel.all():
+            self.popularity.trending._advance(float(ts.max()))
+        self.cooc.add_log(owners[sel], items[sel], weights[sel], ts[sel])
+        self._replay_histories_and_profiles(frame, owners, owner_ids, items, weights, ts)
+        self.applied += len(frame)
+        if "seq" in frame:
+            self.last_seq = max(self.last_seq, int(frame["seq"].max()))
+
+    def _replay_histories_and_profiles(self, frame, owners, owner_ids, items, weights, ts) -> None:
+        histories, profiles, catalog = self.histories, self.profiles, self.catalog
+        users = frame["user_id"].to_numpy(dtype=object)
+        types = frame["type"].to_numpy(dtype=object)
+        contexts = frame["context"].to_numpy(dtype=object) if "context" in frame else [None] * len(frame)
+        queries = frame["query"].to_numpy(dtype=object) if "query" in frame else [None] * len(frame)
+        records = catalog.records()
+        for i in range(len(frame)):
+            owner = int(owners[i])
+            item = int(items[i])
+            category, tags = None, ()
+            if item >= 0:
+                record = records[item]
+                category, tags = record.category, record.tags
+                histories.add(owner, Touch(item, float(weights[i]), float(ts[i]), types[i]))
+            ctx = contexts[i]
+            if isinstance(ctx, str):
+                ctx = json.loads(ctx) if ctx else None
+            query = queries[i]
+            user = users[i]
+            profiles.get_or_create(owner, user if isinstance(user, str) and user else owner_ids[i]).update(
+                types[i], float(weights[i]), float(ts[i]), category, tags, ctx,
+                query if isinstance(query, str) else None,
+            )
+
+    def forget(self, owner_key: str, events: pd.DataFrame) -> None:
+        """Remove every trace of one owner, given all of their stored events."""
+        owner = self.owners.get(owner_key)
+        if owner is not None:
+            self.histories.forget(owner)
+            self.profiles.forget(owner)
+        if events.empty:
+            return
+        events = events[events["item_id"].notna()]
+        if events.empty:
+            return
+        weights = events["type"].map(self.weights).to_numpy(dtype=np.float64)
+        ts = events["ts"].to_numpy(dtype=np.float64)
+        items = np.array([self.catalog.item_ids.get(i) for i in events["item_id"]], dtype=np.int64)
+        self.popularity.add_many(items, weights, ts, sign=-1.0)
+        self.cooc.add_log(np.zeros(len(items), dtype=np.int64), items, weights, ts, sign=-1.0)
+        self.applied -= len(events)

@@ -1,0 +1,200 @@
+"""Per-user profile, updated by every event in O(tags) time."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pulserec.online.decay import LN2
+
+DAY = 86_400.0
+
+
+class DecayedCounter:
+    """Scores that halve every `halflife` seconds: each key keeps (value, time of value)."""
+
+    __slots__ = ("rate", "_values")
+
+    def __init__(self, halflife: float) -> None:
+        self.rate = LN2 / halflife
+        self._values: dict[str, tuple[float, float]] = {}
+
+    def add(self, key: str, weight: float, ts: float) -> None:
+        old = self._values.get(key)
+        if old is None:
+            self._values[key] = (weight, ts)
+            return
+        value, at = old
+        if ts >= at:
+            self._values[key] = (value * math.exp(-(ts - at) * self.rate) + weight, ts)
+        else:  # late event: decay it to the key's clock instead
+            self._values[key] = (value + weight * math.exp(-(at - ts) * self.rate), at)
+
+    def at(self, now: float) -> dict[str, float]:
+        rate = self.rate
+        return {k: v * math.exp(-max(now - t, 0.0) * rate) for k, (v, t) in self._values.items()}
+
+    def top(self, now: float, n: int = 10) -> list[tuple[str, float]]:
+        return sorted(self.at(now).items(), key=lambda kv: -kv[1])[:n]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+@dataclass
+class UserProfile:
+    user_id: str
+    interest_halflife: float
+    first_seen: float = math.inf
+    last_seen: float = -math.inf
+    total_weight: float = 0.0
+    counts: Counter[str] = field(default_factory=Counter)
+    devices: Counter[str] = field(default_factory=Counter)
+    locations: Counter[str] = field(default_factory=Counter)
+    hours: list[int] = field(default_factory=lambda: [0] * 24)
+    weekdays: list[int] = field(default_factory=lambda: [0] * 7)
+    searches: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+    categories: DecayedCounter = field(init=False)
+    tags: DecayedCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.categories = DecayedCounter(self.interest_halflife)
+        self.tags = DecayedCounter(self.interest_halflife)
+
+    def update(
+        self,
+        event_type: str,
+        weight: float,
+        ts: float,
+        category: str | None,
+        tags: tuple[str, ...],
+        context: dict[str, Any] | None,
+        query: str | None,
+    ) -> None:
+        self.first_seen = min(self.first_seen, ts)
+        self.last_seen = max(self.last_seen, ts)
+        self.total_weight += weight
+        self.counts[event_type] += 1
+        if category:
+            self.categories.add(category, weight, ts)
+        if tags:
+            share = weight / math.sqrt(len(tags))
+            for tag in tags:
+                self.tags.add(tag, share, ts)
+        if context:
+            device = context.get("device")
+            if device:
+                self.devices[str(device)] += 1
+            location = context.get("location")
+            if location:
+                self.locations[str(location)] += 1
+        moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+        self.hours[moment.hour] += 1
+        self.weekdays[moment.weekday()] += 1
+        if query:
+            self.searches.append(query)
+
+    @property
+    def event_count(self) -> int:
+        return sum(self.counts.values())
+
+    def favourite_hour(self) -> int | None:
+        return max(range(24), key=self.hours.__getitem__) if self.event_count else None
+
+    def time_of_day(self) -> str | None:
+        hour = self.favourite_hour()
+        if hour is None:
+            return None
+        if 5 <= hour < 12:
+            return "morning"
+        if 12 <= hour < 17:
+            return "afternoon"
+        if 17 <= hour < 22:
+            return "evening"
+        return "night"
+
+    def segments(self, now: float) -> list[str]:
+        """Rule-based segments, evaluated at event time `now`."""
+        segments: list[str] = []
+        events = self.event_count
+        if events == 0:
+            return ["unknown"]
+        if now - self.first_seen <= 7 * DAY:
+            segments.append("new")
+        if now - self.last_seen <= 7 * DAY:
+            segments.append("active")
+        elif now - self.last_seen > 30 * DAY:
+            segments.append("dormant")
+        purchases = self.counts.get("purchase", 0)
+        if purchases:
+            segments.append("buyer")
+            if purchases >= 5:
+                segments.append("loyal")
+        elif events >= 20:
+            segments.append("browser")
+        if self.counts.get("add_to_cart", 0) > purchases:
+            segments.append("cart_abandoner")
+        if events >= 100:
+            segments.append("power_user")
+        if self.devices:
+            device, count = self.devices.most_common(1)[0]
+            if count * 2 > sum(self.devices.values()):
+                segments.append(f"{device}_first")
+        if self.time_of_day() == "night":
+            segments.append("night_owl")
+        return segments
+
+    def to_dict(self, now: float, top: int = 10) -> dict[str, Any]:
+        device = self.devices.most_common(1)
+        location = self.locations.most_common(1)
+        return {
+            "user_id": self.user_id,
+            "first_seen": _finite(self.first_seen),
+            "last_seen": _finite(self.last_seen),
+            "event_count": self.event_count,
+            "total_weight": round(self.total_weight, 4),
+            "counts_by_type": dict(self.counts),
+            "interests": {
+                "categories": [{"name": k, "score": round(v, 4)} for k, v in self.categories.top(now, top)],
+                "tags": [{"name": k, "score": round(v, 4)} for k, v in self.tags.top(now, top)],
+            },
+            "favourite_device": device[0][0] if device else None,
+            "favourite_location": location[0][0] if location else None,
+            "favourite_hour": self.favourite_hour(),
+            "time_of_day": self.time_of_day(),
+            "devices": dict(self.devices),
+            "hours": list(self.hours),
+            "weekdays": list(self.weekdays),
+            "recent_searches": list(self.searches),
+            "segments": self.segments(now),
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class Profiles:
+    """All user profiles, keyed by the internal owner index."""
+
+    def __init__(self, interest_halflife: float) -> None:
+        self.interest_halflife = interest_halflife
+        self._profiles: dict[int, UserProfile] = {}
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def get(self, owner: int) -> UserProfile | None:
+        return self._profiles.get(owner)
+
+    def get_or_create(self, owner: int, user_id: str) -> UserProfile:
+        profile = self._profiles.get(owner)
+        if profile is None:
+            profile = self._profiles[owner] = UserProfile(user_id, self.interest_halflife)
+        return profile
+
+    def forget(self, owner: int) -> None:
+        self._profiles.pop(owner, None)

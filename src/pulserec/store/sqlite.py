@@ -1,0 +1,269 @@
+"""The embedded store: one SQLite file in WAL mode, no server.
+
+Events are an append-only log keyed by a monotonically increasing `seq`; `event_id` is unique,
+so a redelivered event is stored (and applied) once. Every write is one transaction: a crash
+mid-write leaves either all of a batch or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pulserec.online.catalog import ItemRecord
+
+EVENT_COLUMNS = (
+    "event_id",
+    "user_id",
+    "item_id",
+    "type",
+    "ts",
+    "value",
+    "session_id",
+    "query",
+    "context",
+    "rec_id",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY,
+    event_id   TEXT    NOT NULL UNIQUE,
+    user_id    TEXT    NOT NULL,
+    item_id    TEXT,
+    type       TEXT    NOT NULL,
+    ts         REAL    NOT NULL,
+    value      REAL,
+    session_id TEXT,
+    query      TEXT,
+    context    TEXT,
+    rec_id     TEXT
+);
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id);
+CREATE TABLE IF NOT EXISTS items (
+    item_id     TEXT PRIMARY KEY,
+    title       TEXT,
+    description TEXT,
+    category    TEXT,
+    tags        TEXT,
+    price       REAL,
+    active      INTEGER NOT NULL DEFAULT 1,
+    created_ts  REAL,
+    attrs       TEXT
+);
+CREATE TABLE IF NOT EXISTS users (
+    user_id    TEXT PRIMARY KEY,
+    attrs      TEXT,
+    created_ts REAL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+"""
+
+_INSERT_EVENT = f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+
+
+class SQLiteStore:
+    """Thread-safe access to the SQLite file (one connection, serialised by a lock)."""
+
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- events -----------------------------------------------------------------------------
+    def append_events(self, rows: Sequence[tuple[Any, ...]]) -> list[int | None]:
+        """Store events (tuples in EVENT_COLUMNS order) in one transaction.
+
+        Returns, per row, the new `seq`, or None where the event_id was already stored
+        (earlier, or earlier in this same batch)."""
+        if not rows:
+            return []
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+                db.executemany(_INSERT_EVENT, rows)
+                inserted = dict(
+                    (eid, seq) for seq, eid in db.execute("SELECT seq, event_id FROM events WHERE seq > ?", (before,))
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        result: list[int | None] = []
+        for row in rows:
+            result.append(inserted.pop(row[0], None))
+        return result
+
+    def append_frame(self, frame: pd.DataFrame) -> pd.Series:
+        """Bulk version of :meth:`append_events` for a frame with EVENT_COLUMNS.
+
+        Returns a boolean Series (aligned with `frame`) marking the rows actually stored."""
+        rows = list(frame.loc[:, list(EVENT_COLUMNS)].itertuples(index=False, name=None))
+        seqs = self.append_events(rows)
+        return pd.Series([s is not None for s in seqs], index=frame.index, dtype=bool)
+
+    def event_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def max_seq(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def iter_events(self, after_seq: int = 0, chunk: int = 250_000) -> Iterator[pd.DataFrame]:
+        """The event log in `seq` order, as frames of at most `chunk` rows."""
+        cursor = after_seq
+        while True:
+            with self._lock:
+                frame = pd.read_sql_query(
+                    f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    self._db,
+                    params=(cursor, chunk),
+                )
+            if frame.empty:
+                return
+            cursor = int(frame["seq"].iloc[-1])
+            yield frame
+            if len(frame) < chunk:
+                return
+
+    def user_events(self, user_id: str) -> pd.DataFrame:
+        with self._lock:
+            return pd.read_sql_query(
+                f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE user_id = ? ORDER BY seq",
+                self._db,
+                params=(user_id,),
+            )
+
+    def delete_user(self, user_id: str) -> pd.DataFrame:
+        """Remove a user's events and record in one transaction; returns the removed events."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = pd.read_sql_query(
+                    f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE user_id = ? ORDER BY seq",
+                    db,
+                    params=(user_id,),
+                )
+                db.execute("DELETE FROM events WHERE user_id = ?", (user_id,))
+                db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return removed
+
+    # -- items ------------------------------------------------------------------------------
+    def upsert_items(self, records: Sequence[ItemRecord]) -> None:
+        rows = [
+            (
+                r.item_id,
+                r.title,
+                r.description,
+                r.category,
+                json.dumps(list(r.tags)),
+                r.price,
+                int(r.active),
+                r.created_ts,
+                json.dumps(r.attrs) if r.attrs else None,
+            )
+            for r in records
+        ]
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO items (item_id, title, description, category, tags, price, active, created_ts, attrs) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET "
+                    "title=excluded.title, description=excluded.description, category=excluded.category, "
+                    "tags=excluded.tags, price=excluded.price, active=excluded.active, "
+                    "created_ts=COALESCE(items.created_ts, excluded.created_ts), attrs=excluded.attrs",
+                    rows,
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def load_items(self) -> list[ItemRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item_id, title, description, category, tags, price, active, created_ts, attrs FROM items"
+            ).fetchall()
+        return [
+            ItemRecord(
+                item_id=r[0],
+                title=r[1],
+                description=r[2],
+                category=r[3],
+                tags=tuple(json.loads(r[4] or "[]")),
+                price=r[5],
+                active=bool(r[6]),
+                created_ts=r[7],
+                attrs=json.loads(r[8]) if r[8] else {},
+            )
+            for r in rows
+        ]
+
+    # -- users ------------------------------------------------------------------------------
+    def upsert_users(self, users: Sequence[tuple[str, dict[str, Any], float | None]]) -> None:
+        rows = [(uid, json.dumps(attrs) if attrs else None, created) for uid, attrs, created in users]
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO users (user_id, attrs, created_ts) VALUES (?, ?, ?) ON CONFLICT(user_id) DO UPDATE "
+                    "SET attrs=excluded.attrs, created_ts=COALESCE(users.created_ts, excluded.created_ts)",
+                    rows,
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT attrs, created_ts FROM users WHERE user_id = ?", (user_id,)).fetchone()
+        if row is None:
+            return None
+        return {"attrs": json.loads(row[0]) if row[0] else {}, "created_ts": row[1]}
+
+    def user_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
