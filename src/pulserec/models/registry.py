@@ -1,0 +1,28 @@
+"""Model names -> classes, for `pulserec train --model NAME` and `?strategy=NAME`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pulserec.models.base import Recommender
+
+#: name -> "module:Class"; modules are imported lazily so optional dependencies stay optional.
+MODELS: dict[str, str] = {
+    "item_knn": "pulserec.models.item_knn:ItemKNN",
+    "trending": "pulserec.models.popularity:Trending",
+    "popular": "pulserec.models.popularity:Popular",
+}
+
+
+def model_class(name: str) -> type:
+    try:
+        target = MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_model(name: str, **params: Any) -> Recommender:
+    return model_class(name)(**params)
