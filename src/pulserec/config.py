@@ -39,7 +39,7 @@ class Settings:
     # Serving: how many recent events make up the user's query, and how fast older ones fade.
     history_len: int = 50
     query_len: int = 20
-    position_decay: float = 8.0
+    position_decay: float = 4.0
     trending_blend: float = 0.05
     # A new session starts after this much inactivity.
     session_gap: float = 30 * 60.0

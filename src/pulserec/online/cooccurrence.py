@@ -100,7 +100,6 @@ class CoOccurrence:
         merged = (base + update).tocsr()
         merged.data[np.abs(merged.data) < 1e-9] = 0.0
         merged.eliminate_zeros()
-        merged.sort_indices()
         self.base = merged
 
     def compact(self) -> None:

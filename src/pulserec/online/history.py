@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class Touch:
@@ -33,6 +35,27 @@ class Histories:
         recent.append(touch)
         self._seen[owner].add(touch.item)
         return recent
+
+    def add_many(self, owners, items, weights, ts, types) -> None:
+        """Bulk `add` for a log in arrival order: only each owner's last `max_len` touches are kept."""
+        if len(owners) == 0:
+            return
+        order = np.argsort(owners, kind="stable")
+        owners, items, weights, ts, types = owners[order], items[order], weights[order], ts[order], types[order]
+        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        ends = np.r_[starts[1:], len(owners)]
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            owner = int(owners[start])
+            recent = self._recent.get(owner)
+            if recent is None:
+                recent = self._recent[owner] = deque(maxlen=self.max_len)
+                self._seen[owner] = set()
+            self._seen[owner].update(items[start:end].tolist())
+            tail = max(start, end - self.max_len)
+            recent.extend(
+                Touch(i, w, t, k)
+                for i, w, t, k in zip(items[tail:end].tolist(), weights[tail:end].tolist(), ts[tail:end].tolist(), types[tail:end])
+            )
 
     def recent(self, owner: int | None) -> deque[Touch]:
         if owner is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from itertools import islice
 
 import numpy as np
@@ -16,6 +15,7 @@ from pulserec.online.cooccurrence import CoOccurrence
 from pulserec.online.history import Histories, Touch
 from pulserec.online.popularity import Popularity
 from pulserec.profiles import Profiles
+from pulserec.profiles.batch import apply_log
 
 
 class OnlineState:
@@ -84,29 +84,19 @@ class OnlineState:
             self.last_seq = max(self.last_seq, int(frame["seq"].max()))
 
     def _replay_histories_and_profiles(self, frame, owners, owner_ids, items, weights, ts) -> None:
-        histories, profiles, catalog = self.histories, self.profiles, self.catalog
-        users = frame["user_id"].to_numpy(dtype=object)
         types = frame["type"].to_numpy(dtype=object)
-        contexts = frame["context"].to_numpy(dtype=object) if "context" in frame else [None] * len(frame)
-        queries = frame["query"].to_numpy(dtype=object) if "query" in frame else [None] * len(frame)
-        records = catalog.records()
-        for i in range(len(frame)):
-            owner = int(owners[i])
-            item = int(items[i])
-            category, tags = None, ()
-            if item >= 0:
-                record = records[item]
-                category, tags = record.category, record.tags
-                histories.add(owner, Touch(item, float(weights[i]), float(ts[i]), types[i]))
-            ctx = contexts[i]
-            if isinstance(ctx, str):
-                ctx = json.loads(ctx) if ctx else None
-            query = queries[i]
-            user = users[i]
-            profiles.get_or_create(owner, user if isinstance(user, str) and user else owner_ids[i]).update(
-                types[i], float(weights[i]), float(ts[i]), category, tags, ctx,
-                query if isinstance(query, str) else None,
-            )
+        has_item = items >= 0
+        self.histories.add_many(owners[has_item], items[has_item], weights[has_item], ts[has_item], types[has_item])
+        records = self.catalog.records()
+        categories = [records[i].category if i >= 0 else None for i in items]
+        tags = [records[i].tags if i >= 0 else () for i in items]
+        users = frame["user_id"].to_numpy(dtype=object)
+        names = np.where(pd.notna(users) & (users != ""), users, owner_ids)
+        apply_log(
+            self.profiles, owners, names, types, weights, ts, categories, tags,
+            frame["context"].to_numpy(dtype=object) if "context" in frame else None,
+            frame["query"].to_numpy(dtype=object) if "query" in frame else None,
+        )
 
     def forget(self, owner_key: str, events: pd.DataFrame) -> None:
         """Remove every trace of one owner, given all of their stored events."""

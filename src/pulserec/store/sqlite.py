@@ -33,9 +33,9 @@ EVENT_COLUMNS = (
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    seq        INTEGER PRIMARY KEY,
+    seq        INTEGER PRIMARY KEY,  -- arrival order; user_id is NULL for anonymous sessions
     event_id   TEXT    NOT NULL UNIQUE,
-    user_id    TEXT    NOT NULL,
+    user_id    TEXT,
     item_id    TEXT,
     type       TEXT    NOT NULL,
     ts         REAL    NOT NULL,
@@ -68,7 +68,10 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-_INSERT_EVENT = f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) "
+    "ON CONFLICT(event_id) DO NOTHING"
+)
 
 
 class SQLiteStore:

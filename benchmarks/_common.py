@@ -1,0 +1,45 @@
+"""Helpers shared by the benchmark scripts: timing, percentiles, table printing, data paths."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import numpy as np
+
+
+def percentiles_ms(seconds: list[float] | np.ndarray) -> tuple[float, float]:
+    values = np.asarray(seconds) * 1000.0
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def time_each(fn: Callable[[int], object], n: int) -> np.ndarray:
+    out = np.empty(n)
+    for i in range(n):
+        start = time.perf_counter()
+        fn(i)
+        out[i] = time.perf_counter() - start
+    return out
+
+
+@contextmanager
+def stopwatch(label: str, results: dict[str, float]):
+    start = time.perf_counter()
+    yield
+    results[label] = time.perf_counter() - start
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    cells = [[str(h) for h in headers]] + [[f"{c:,.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for k, row in enumerate(cells):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        if k == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

@@ -1,0 +1,1 @@
+"""The `pulserec` command line."""

@@ -1,0 +1,50 @@
+"""Options and helpers shared by CLI commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+
+console = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", "-d", envvar="PULSEREC_DATA_DIR", help="Where the store and models live.", show_default="pulserec-data"),
+]
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    return Settings.load(data_dir)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None) -> Iterator[Progress]:
+    columns = [TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if total:
+        columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        progress.add_task(description, total=total)
+        yield progress
+
+
+def open_engine(data_dir: Path | None) -> Engine:
+    """Open the engine, showing a progress bar while the online state is rebuilt from the log."""
+    settings = settings_for(data_dir)
+    from pulserec.store import SQLiteStore
+
+    store = SQLiteStore(settings.db_path, settings.sqlite_synchronous)
+    total = store.event_count()
+    if total < 50_000:
+        return Engine(settings, store)
+    with progress_bar("rebuilding online state", total) as progress:
+        task = progress.task_ids[0]
+        return Engine(settings, store, progress=lambda n: progress.advance(task, n))

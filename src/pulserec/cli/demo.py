@@ -1,0 +1,188 @@
+"""`pulserec demo`: generate a shop, import it, build models, serve, and replay live events."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from pulserec.cli.common import console, progress_bar
+
+DEMO_DIR = Path("pulserec-demo")
+
+
+def _fresh(data_dir: Path) -> None:
+    for name in ("pulserec.db", "pulserec.db-wal", "pulserec.db-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+
+
+def _event_json(row: dict[str, Any]) -> dict[str, Any]:
+    event = {k: row[k] for k in ("event_id", "user_id", "item_id", "type") if isinstance(row.get(k), str)}
+    event["timestamp"] = float(row["ts"])
+    if isinstance(row.get("query"), str):
+        event["query"] = row["query"]
+    if row.get("value") is not None and row["value"] == row["value"]:
+        event["value"] = float(row["value"])
+    event["context"] = {"device": row["device"], "location": row["location"]}
+    return event
+
+
+def _show(title: str, answer: dict[str, Any], before: list[str] | None = None) -> list[str]:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("category")
+    table.add_column("score", justify="right")
+    table.add_column("why")
+    ids = []
+    for rank, item in enumerate(answer["items"], start=1):
+        ids.append(item["item_id"])
+        fresh = before is not None and item["item_id"] not in before
+        label = f"[bold green]{item['title']}[/] (new)" if fresh else str(item["title"])
+        table.add_row(str(rank), label, str(item["category"]), f"{item['score']:.3f}", item["reason"])
+    console.print(table)
+    return ids
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        data_dir: Annotated[Path, typer.Option("--data-dir", "-d", help="Where the demo store lives.")] = DEMO_DIR,
+        events: Annotated[int, typer.Option(help="Size of the generated event stream.", min=1000, max=5_000_000)] = 20_000,
+        live_share: Annotated[float, typer.Option(help="Share of the stream replayed live over HTTP.", min=0.01, max=0.9)] = 0.05,
+        seed: Annotated[int, typer.Option(help="Random seed of the synthetic shop.")] = 7,
+        watch: Annotated[int, typer.Option(help="How many users to follow during the replay.", min=1, max=10)] = 2,
+        keep_serving: Annotated[bool, typer.Option("--keep-serving", help="Keep the API up after the replay.")] = False,
+        port: Annotated[int | None, typer.Option(help="Port for the API (default: a free one).")] = None,
+    ) -> None:
+        """Import a synthetic shop, build the models, start the API and replay live events.
+
+        Recommendation lists are printed before and after the followed users act, so you can
+        watch them change. Example: pulserec demo --events 50000 --keep-serving --port 8000
+        """
+        from pulserec.client import Client
+        from pulserec.config import Settings
+        from pulserec.engine import Engine
+        from pulserec.ingest.importer import import_events, import_items, import_users
+        from pulserec.ingest.synthetic import generate, write
+        from pulserec.serving.server import BackgroundServer
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _fresh(data_dir)
+        console.rule("[bold]1. generate a synthetic shop")
+        data = generate(n_users=max(50, events // 60), n_items=max(100, events // 50), n_events=events, seed=seed,
+                        end_ts=time.time() - 600)
+        cut = int(len(data.events) * (1 - live_share))
+        history, live = data.events.iloc[:cut], data.events.iloc[cut:]
+        sample = data_dir / "sample"
+        paths = write(data, sample)
+        history.to_csv(sample / "history.csv", index=False)
+        console.print(f"{len(data.items)} items, {len(data.users)} users, {len(history):,} past events, "
+                      f"{len(live):,} live events -> {sample}")
+
+        console.rule("[bold]2. import")
+        engine = Engine(Settings.load(data_dir))
+        report = import_items(engine, paths["items"])
+        console.print(f"items: {report.accepted} stored")
+        report = import_users(engine, paths["users"])
+        console.print(f"users: {report.accepted} stored")
+        with progress_bar("importing past events", len(history)) as progress:
+            report = import_events(engine, sample / "history.csv", progress=lambda n: progress.advance(progress.task_ids[0], n))
+        console.print(f"events: {report.accepted:,} stored, {report.duplicates} duplicates, {report.rejected} rejected "
+                      f"in {report.seconds:.2f}s ({report.rate:,.0f}/s)")
+
+        console.rule("[bold]3. build models")
+        for line in _build_models(engine):
+            console.print(line)
+
+        console.rule("[bold]4. serve")
+        server = BackgroundServer(engine, port=port).start()
+        console.print(f"API on {server.url}  (docs: {server.url}/docs)")
+        client = Client(server.url)
+
+        console.rule("[bold]5. replay live events")
+        rows = live.to_dict("records")
+        counts = live["user_id"].value_counts()
+        watched = [u for u in counts.index if counts[u] >= 3][:watch]
+        shown: dict[str, list[str]] = {}
+        for user in watched:
+            shown[user] = _show(f"{user} before the live stream", client.recommend(user, n=5))
+        latencies: list[float] = []
+        batch: list[dict[str, Any]] = []
+        sent = 0
+        updates_shown = {u: 0 for u in watched}
+        started = time.perf_counter()
+        for row in rows:
+            event = _event_json(row)
+            if row["user_id"] in updates_shown and updates_shown[row["user_id"]] < 2 and event.get("item_id"):
+                if batch:
+                    client.send_events(batch)
+                    sent += len(batch)
+                    batch = []
+                client.send_events([event])
+                sent += 1
+                t0 = time.perf_counter()
+                answer = client.recommend(row["user_id"], n=5)
+                latencies.append(time.perf_counter() - t0)
+                user = row["user_id"]
+                title = engine.state.catalog.get(event["item_id"])
+                shown[user] = _show(f"{user} after {event['type']} of '{title.title if title else event['item_id']}'",
+                                    answer, shown[user])
+                updates_shown[user] += 1
+                continue
+            batch.append(event)
+            if len(batch) >= 100:
+                client.send_events(batch)
+                sent += len(batch)
+                batch = []
+        if batch:
+            client.send_events(batch)
+            sent += len(batch)
+        elapsed = time.perf_counter() - started
+
+        console.rule("[bold]6. a brand-new visitor: cold start, then personal after 3 events")
+        visitor = f"visitor-{int(time.time())}"
+        before = _show(f"{visitor} (no history)", client.recommend(visitor, n=5))
+        target = data.items[int(np.argmax([r.category == "shoes" for r in data.items]))]
+        similar = client.similar(target.item_id, n=3)["items"]
+        for item_id in [target.item_id] + [s["item_id"] for s in similar[:2]]:
+            client.send_event(user_id=visitor, item_id=item_id, type="view", context={"device": "mobile"})
+        _show(f"{visitor} after viewing 3 items around '{target.title}'", client.recommend(visitor, n=5), before)
+        profile = client.profile(visitor)
+        console.print(f"profile of {visitor}: interests {[c['name'] for c in profile['interests']['categories']]}, "
+                      f"segments {profile['segments']}")
+
+        for _ in range(50):
+            t0 = time.perf_counter()
+            client.recommend(str(rows[_ % len(rows)]["user_id"]), n=10)
+            latencies.append(time.perf_counter() - t0)
+        lat = np.array(latencies) * 1000
+        console.rule("[bold]summary")
+        console.print(f"replayed {sent:,} live events over HTTP in {elapsed:.2f}s ({sent / elapsed:,.0f} events/s); "
+                      f"recommendation latency over HTTP p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms")
+        console.print(engine.stats()["counters"])
+        client.close()
+        if keep_serving:
+            console.print(f"serving on {server.url} - press Ctrl-C to stop")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        server.stop()
+        engine.close()
+
+
+def _build_models(engine) -> list[str]:
+    """Online models are built by the import; batch models train here when available."""
+    stats = engine.stats()
+    lines = [f"online item-kNN: {stats['cooccurrence_nnz']:,} co-occurrence pairs over {stats['items']} items",
+             f"profiles: {stats['users']} users; trending/popular counters over {stats['events_applied']:,} events"]
+    from pulserec.serving.training import train_and_install  # noqa: PLC0415
+
+    lines += train_and_install(engine)
+    return lines

@@ -1,0 +1,42 @@
+"""`pulserec serve`: the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pulserec.cli.common import DataDir, console, open_engine
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        data_dir: DataDir = None,
+    ) -> None:
+        """Serve the HTTP API (docs at /docs).
+
+        Example: pulserec serve --port 8000 --data-dir ./shop-data
+        """
+        import uvicorn
+
+        from pulserec.serving.app import create_app
+
+        engine = open_engine(data_dir)
+        console.print(f"serving {engine.stats()['events_applied']:,} events on http://{host}:{port} (docs: /docs)")
+        try:
+            uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)
+        finally:
+            engine.close()
+
+    @app.command()
+    def stats(data_dir: DataDir = None) -> None:
+        """Print store and online-state statistics."""
+        import json
+
+        engine = open_engine(data_dir)
+        console.print_json(json.dumps(engine.stats()))
+        engine.close()

@@ -1,0 +1,290 @@
+"""Bulk import of events, items and users from CSV or Parquet, validated column-wise.
+
+Bad rows are reported (row number, field, message) and skipped, or abort the import with
+`on_error="fail"` before anything is stored. Files without an `event_id` column get a
+deterministic id per row (a hash of its content), so importing the same file twice stores
+its events once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pulserec.engine import Engine
+from pulserec.ingest.schemas import FUTURE_SLACK, MAX_ID
+from pulserec.online.catalog import ItemRecord
+from pulserec.store import EVENT_COLUMNS
+
+ALIASES = {
+    "user_id": ("user_id", "userid", "user", "visitorid", "customer_id"),
+    "item_id": ("item_id", "itemid", "item", "movieid", "product_id", "sku"),
+    "type": ("type", "event_type", "event", "action"),
+    "ts": ("ts", "timestamp", "time", "event_time", "datetime"),
+    "value": ("value", "rating", "amount", "price_paid"),
+    "session_id": ("session_id", "session", "sessionid"),
+    "event_id": ("event_id", "eventid", "id"),
+    "query": ("query", "search_query", "q"),
+    "rec_id": ("rec_id", "recommendation_id"),
+}
+CONTEXT_COLUMNS = ("device", "location", "country", "channel", "referrer")
+_BAD_ID = r"[\x00-\x1f\x7f]"
+
+
+class ImportAborted(ValueError):
+    """Raised with on_error='fail' when a file holds invalid rows (nothing was stored)."""
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    unknown_items: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def read_table(path: str | Path, chunk_size: int = 250_000) -> Iterator[pd.DataFrame]:
+    """Frames of at most `chunk_size` rows from a .csv/.csv.gz/.parquet file."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+            yield batch.to_pandas()
+    elif name.endswith((".csv", ".csv.gz", ".tsv")):
+        sep = "\t" if name.endswith(".tsv") else ","
+        yield from pd.read_csv(path, sep=sep, chunksize=chunk_size, dtype=str, keep_default_na=False, na_values=[""])
+    else:
+        raise ValueError(f"{path}: unsupported file type (use .csv, .csv.gz, .tsv or .parquet)")
+
+
+def _rename(frame: pd.DataFrame) -> pd.DataFrame:
+    lower = {c.lower().strip(): c for c in frame.columns}
+    mapping = {}
+    for target, names in ALIASES.items():
+        for alias in names:
+            if alias in lower and lower[alias] not in mapping:
+                mapping[lower[alias]] = target
+                break
+    return frame.rename(columns=mapping)
+
+
+def _to_epoch(column: pd.Series) -> pd.Series:
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().sum() >= column.notna().sum():
+        return numeric.astype("float64")
+    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return numeric.where(numeric.notna(), seconds).astype("float64")
+
+
+def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: int = 0) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Map columns, validate every row; returns (valid rows with EVENT_COLUMNS, errors)."""
+    frame = _rename(frame).reset_index(drop=True)
+    n = len(frame)
+    col = lambda name: frame[name] if name in frame else pd.Series([None] * n, dtype=object)  # noqa: E731
+    out = pd.DataFrame({name: col(name) for name in ("user_id", "item_id", "type", "session_id", "query", "rec_id")})
+    for name in ("user_id", "item_id", "session_id", "rec_id"):
+        out[name] = out[name].where(out[name].notna(), None).map(lambda v: v if v is None else str(v).strip() or None)
+    out["type"] = out["type"].astype(str).str.strip().str.lower()
+    out["ts"] = _to_epoch(col("ts")) if "ts" in frame else time.time()
+    out["value"] = pd.to_numeric(col("value"), errors="coerce")
+    errors: list[tuple[np.ndarray, str, str]] = []
+
+    def check(bad: np.ndarray, field_name: str, message: str) -> None:
+        if bad.any():
+            errors.append((bad, field_name, message))
+
+    has_user = out["user_id"].notna().to_numpy()
+    check(~has_user & out["session_id"].isna().to_numpy(), "user_id", "a user_id or session_id is required")
+    check(~out["type"].isin(list(weights)).to_numpy(), "type", f"unknown event type (known: {', '.join(sorted(weights))})")
+    check(out["item_id"].isna().to_numpy() & (out["type"] != "search").to_numpy(), "item_id", "item_id is required")
+    for name in ("user_id", "item_id", "session_id"):
+        text = out[name].astype("string")
+        check(((text.str.len() > MAX_ID) | text.str.contains(_BAD_ID, regex=True)).fillna(False).to_numpy(dtype=bool),
+              name, f"must be at most {MAX_ID} printable characters")
+    ts = out["ts"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        check(~np.isfinite(ts) | (ts <= 0), "ts", "timestamp missing, unparseable or not positive")
+        check(ts > time.time() + FUTURE_SLACK, "ts", "timestamp more than one day in the future")
+    raw_value = col("value")
+    check((raw_value.notna() & out["value"].isna()).to_numpy() | ~np.isfinite(out["value"].fillna(0).to_numpy()),
+          "value", "value must be a finite number")
+
+    bad = np.zeros(n, dtype=bool)
+    report = []
+    for mask, field_name, message in errors:
+        bad |= mask
+        for row in np.flatnonzero(mask)[:20]:
+            report.append({"row": first_row + int(row) + 1, "field": field_name, "message": message})
+    out["context"] = _context_json(frame)
+    if "event_id" in frame:
+        out["event_id"] = frame["event_id"].astype(str).str.strip()
+        check_ids = (out["event_id"].str.len() == 0) | (out["event_id"].str.len() > MAX_ID)
+        for row in np.flatnonzero(check_ids.to_numpy())[:20]:
+            report.append({"row": first_row + int(row) + 1, "field": "event_id", "message": "must be 1-128 characters"})
+        bad |= check_ids.to_numpy()
+    else:
+        out["event_id"] = _content_ids(out)
+    report.sort(key=lambda e: e["row"])
+    valid = out[~bad]
+    valid = valid.assign(value=valid["value"].astype(object).where(valid["value"].notna(), None))
+    return valid.loc[:, list(EVENT_COLUMNS)], report if bad.any() else []
+
+
+def _context_json(frame: pd.DataFrame) -> pd.Series:
+    present = [c for c in CONTEXT_COLUMNS if c in frame.columns]
+    base = frame["context"] if "context" in frame else None
+    if not present and base is None:
+        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    records = frame[present].to_dict("records") if present else [{}] * len(frame)
+    out = []
+    for i, ctx in enumerate(records):
+        merged = {k: v for k, v in ctx.items() if isinstance(v, str) and v or isinstance(v, (int, float)) and not _nan(v)}
+        if base is not None and isinstance(base.iloc[i], str) and base.iloc[i]:
+            try:
+                merged = {**json.loads(base.iloc[i]), **merged}
+            except ValueError:
+                pass
+        out.append(json.dumps(merged, separators=(",", ":")) if merged else None)
+    return pd.Series(out, index=frame.index, dtype=object)
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _content_ids(frame: pd.DataFrame) -> pd.Series:
+    key = (frame["user_id"].astype(str) + "\x1f" + frame["session_id"].astype(str) + "\x1f" + frame["item_id"].astype(str)
+           + "\x1f" + frame["type"] + "\x1f" + frame["ts"].astype(str))
+    return key.map(lambda k: "h-" + hashlib.blake2b(k.encode(), digest_size=12).hexdigest())
+
+
+def import_events(
+    engine: Engine,
+    path: str | Path,
+    on_error: str = "skip",
+    chunk_size: int = 250_000,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Validate, sort by time and store+apply every chunk of an events file."""
+    if on_error not in ("skip", "fail"):
+        raise ValueError("on_error must be 'skip' or 'fail'")
+    report = ImportReport()
+    started = time.perf_counter()
+    if on_error == "fail":  # validate the whole file before storing anything
+        first = 0
+        for chunk in read_table(path, chunk_size):
+            _, errors = normalise_events(chunk, engine.settings.event_weights, first)
+            if errors:
+                raise ImportAborted(f"{len(errors)}+ invalid rows, first: row {errors[0]['row']} {errors[0]['field']}: {errors[0]['message']}")
+            first += len(chunk)
+    first = 0
+    known_items = engine.state.catalog.item_ids
+    for chunk in read_table(path, chunk_size):
+        valid, errors = normalise_events(chunk, engine.settings.event_weights, first)
+        report.rows += len(chunk)
+        report.rejected += len(chunk) - len(valid)
+        report.errors.extend(errors[: max(0, 50 - len(report.errors))])
+        report.unknown_items += int(sum(1 for i in valid["item_id"].dropna().unique() if i not in known_items))
+        valid = valid.sort_values("ts", kind="stable")
+        accepted, duplicates = engine.ingest_frame(valid)
+        report.accepted += accepted
+        report.duplicates += duplicates
+        first += len(chunk)
+        if progress:
+            progress(len(chunk))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _split_tags(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str) or not value.strip():
+        return ()
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return tuple(str(t).strip() for t in json.loads(text) if str(t).strip())[:64]
+        except ValueError:
+            pass
+    sep = "|" if "|" in text else ","
+    return tuple(t.strip() for t in text.split(sep) if t.strip())[:64]
+
+
+def import_items(engine: Engine, path: str | Path) -> ImportReport:
+    report = ImportReport()
+    started = time.perf_counter()
+    for chunk in read_table(path):
+        chunk = _rename(chunk)
+        if "item_id" not in chunk:
+            raise ValueError(f"{path}: no item_id column")
+        records = []
+        for row_no, row in enumerate(chunk.to_dict("records"), start=report.rows + 1):
+            item_id = str(row.get("item_id") or "").strip()
+            price = pd.to_numeric(row.get("price"), errors="coerce")
+            if not item_id or len(item_id) > MAX_ID or (not _nan(price) and (price < 0 or not math.isfinite(price))):
+                report.rejected += 1
+                report.errors.append({"row": row_no, "field": "item_id" if not item_id else "price", "message": "invalid"})
+                continue
+            known = {"item_id", "title", "description", "category", "tags", "price", "active", "created_at"}
+            attrs = {k: v for k, v in row.items() if k not in known and isinstance(v, (str, int, float)) and not _nan(v)}
+            records.append(
+                ItemRecord(
+                    item_id=item_id,
+                    title=_text(row.get("title")),
+                    description=_text(row.get("description")),
+                    category=_text(row.get("category")),
+                    tags=_split_tags(row.get("tags")),
+                    price=None if _nan(price) or price is None else float(price),
+                    active=str(row.get("active", "true")).strip().lower() not in ("0", "false", "no"),
+                    attrs=attrs,
+                )
+            )
+        engine.put_items(records)
+        report.rows += len(chunk)
+        report.accepted += len(records)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def import_users(engine: Engine, path: str | Path) -> ImportReport:
+    report = ImportReport()
+    started = time.perf_counter()
+    for chunk in read_table(path):
+        chunk = _rename(chunk)
+        if "user_id" not in chunk:
+            raise ValueError(f"{path}: no user_id column")
+        for row in chunk.to_dict("records"):
+            user_id = str(row.pop("user_id") or "").strip()
+            report.rows += 1
+            if not user_id or len(user_id) > MAX_ID:
+                report.rejected += 1
+                continue
+            attrs = {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and not _nan(v)}
+            engine.put_user(user_id, attrs)
+            report.accepted += 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _text(value: Any) -> str | None:
+    if value is None or _nan(value):
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,1 @@
+"""Serving: recommendations, similar items and profiles over HTTP (FastAPI)."""

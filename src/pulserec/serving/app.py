@@ -1,0 +1,29 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from pulserec import __version__
+from pulserec.engine import Engine
+from pulserec.serving.errors import on_pydantic_validation, on_request_validation
+from pulserec.serving.limits import BodySizeLimit
+from pulserec.serving.routes import events, items, recommendations, system, users
+
+DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
+
+Every accepted event updates popularity, item co-occurrence, the user's profile and session
+before `POST /events` returns, so the very next request reflects it."""
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(title="pulserec", version=__version__, description=DESCRIPTION)
+    app.state.engine = engine
+    app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
+    for module in (events, items, users, recommendations, system):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
+    return app

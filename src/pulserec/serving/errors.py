@@ -1,0 +1,51 @@
+"""Uniform 4xx error bodies: {"detail": message, "errors": [{"field": "events[2].timestamp", "message": ...}]}."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """('body', 'events', 2, 'timestamp') -> 'events[2].timestamp'."""
+    parts: list[str] = []
+    for piece in loc:
+        if piece in ("body", "query", "path") and not parts:
+            continue
+        if isinstance(piece, int):
+            parts.append(f"[{piece}]")
+        else:
+            parts.append(("." if parts else "") + str(piece))
+    return "".join(parts) or "body"
+
+
+def error_items(errors: Iterable[dict[str, Any]], prefix: Sequence[Any] = ()) -> list[dict[str, str]]:
+    out = []
+    for error in errors:
+        loc = [*prefix, *[p for p in error.get("loc", ()) if not str(p).startswith("function-after")]]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        out.append({"field": field_path(loc), "message": message})
+    return out
+
+
+def validation_response(items: list[dict[str, str]], status: int = 422) -> JSONResponse:
+    head = "; ".join(f"{e['field']}: {e['message']}" for e in items[:5])
+    more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+    return JSONResponse({"detail": f"invalid input: {head}{more}", "errors": items}, status_code=status)
+
+
+async def on_request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        ctx = errors[0].get("ctx", {})
+        return JSONResponse({"detail": f"malformed JSON: {ctx.get('error', 'cannot parse body')}"}, status_code=400)
+    return validation_response(error_items(errors))
+
+
+async def on_pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:
+    return validation_response(error_items(exc.errors()))

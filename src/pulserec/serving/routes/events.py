@@ -1,0 +1,87 @@
+"""POST /events: one event, a JSON list of events, or {"events": [...]}."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from pulserec.engine import UnknownEventType
+from pulserec.ingest.schemas import EventIn
+from pulserec.serving.errors import error_items, validation_response
+from pulserec.serving.routes.deps import engine_of
+
+router = APIRouter(tags=["events"])
+_ONE = TypeAdapter(EventIn)
+_MANY = TypeAdapter(list[EventIn])
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    event_ids: list[str]
+
+
+_BODY_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/EventIn"},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}},
+                        {"type": "object", "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}},
+                         "required": ["events"]},
+                    ]
+                },
+                "examples": {
+                    "one": {"value": {"event_id": "e1", "user_id": "u42", "item_id": "sku-1", "type": "view",
+                                      "context": {"device": "mobile"}}},
+                    "batch": {"value": {"events": [{"user_id": "u42", "item_id": "sku-1", "type": "purchase", "value": 19.9}]}},
+                },
+            }
+        },
+    }
+}
+
+
+@router.post("/events", response_model=IngestResponse, openapi_extra=_BODY_SCHEMA,
+             summary="Ingest behaviour events (applied to the online state before the response)")
+async def post_events(request: Request) -> Any:
+    engine = engine_of(request)
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
+    prefix: tuple[Any, ...] = ()
+    if isinstance(body, dict) and "events" in body:
+        extra = set(body) - {"events"}
+        if extra:
+            return validation_response([{"field": k, "message": "unexpected field"} for k in sorted(extra)])
+        body, prefix = body["events"], ("events",)
+    try:
+        if isinstance(body, list):
+            if len(body) > engine.settings.max_batch:
+                return JSONResponse({"detail": f"batch of {len(body)} events exceeds the limit of {engine.settings.max_batch}"},
+                                    status_code=413)
+            if not body:
+                return validation_response([{"field": "events", "message": "empty batch"}])
+            parsed = _MANY.validate_python(body)
+        else:
+            parsed = [_ONE.validate_python(body)]
+    except ValidationError as exc:
+        return validation_response(error_items(exc.errors(), prefix if isinstance(body, list) else ()))
+    now = time.time()
+    events = [e.to_event(now) for e in parsed]
+    try:
+        result = engine.ingest(events)
+    except UnknownEventType as exc:
+        where = f"{'events' if isinstance(body, list) else ''}[{exc.index}].type" if isinstance(body, list) else "type"
+        return validation_response([{"field": where, "message": str(exc)}])
+    return {"accepted": result.accepted, "duplicates": result.duplicates, "event_ids": result.event_ids}

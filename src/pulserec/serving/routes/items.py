@@ -1,0 +1,77 @@
+"""Catalogue: PUT /items/{id}, POST /items (batch), GET /items/{id}, GET /items/{id}/similar."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from pulserec.ingest.schemas import Id, ItemIn
+from pulserec.online.catalog import ItemRecord
+from pulserec.serving.routes.deps import Count, ItemId, engine_of, filters
+from pulserec.serving.service import Filters
+
+router = APIRouter(tags=["items"])
+
+
+class ItemWithId(ItemIn):
+    item_id: Id
+
+
+class ItemBatch(BaseModel):
+    items: list[ItemWithId] = Field(max_length=10_000)
+
+
+def to_record(item_id: str, item: ItemIn) -> ItemRecord:
+    return ItemRecord(
+        item_id=item_id,
+        title=item.title,
+        description=item.description,
+        category=item.category,
+        tags=tuple(dict.fromkeys(item.tags)),
+        price=item.price,
+        active=item.active,
+        created_ts=item.created_at,  # type: ignore[arg-type]
+        attrs=dict(item.attrs or {}),
+    )
+
+
+@router.put("/items/{item_id}", summary="Create or replace a catalogue item")
+async def put_item(item_id: ItemId, item: ItemIn, request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    existed = engine.state.catalog.item_ids.get(item_id) is not None
+    engine.put_items([to_record(item_id, item)])
+    return {"item_id": item_id, "created": not existed}
+
+
+@router.post("/items", summary="Create or replace many catalogue items")
+async def post_items(batch: ItemBatch, request: Request) -> dict[str, Any]:
+    engine_of(request).put_items([to_record(i.item_id, i) for i in batch.items])
+    return {"upserted": len(batch.items)}
+
+
+@router.get("/items/{item_id}", summary="One item's metadata and popularity")
+async def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
+    item = engine_of(request).item(item_id)
+    if item is None:
+        raise HTTPException(404, f"unknown item {item_id!r}")
+    return item
+
+
+@router.get("/items/{item_id}/similar", summary="Items similar to this one, with reasons")
+async def similar_items(
+    item_id: ItemId,
+    request: Request,
+    n: Count = 10,
+    strategy: Annotated[str | None, Query(max_length=64)] = None,
+    rules: Filters = Depends(filters),
+) -> dict[str, Any]:
+    engine = engine_of(request)
+    try:
+        items = engine.similar(item_id, n, Filters(**{**rules.__dict__, "exclude_seen": False}), strategy)
+    except KeyError as exc:
+        raise HTTPException(422, str(exc.args[0])) from None
+    if items is None:
+        raise HTTPException(404, f"unknown item {item_id!r}")
+    return {"item_id": item_id, "items": [r.to_dict() for r in items]}

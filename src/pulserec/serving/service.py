@@ -1,0 +1,198 @@
+"""Recommendation, session and similar-item answers from the live state and the model set."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pulserec.config import Settings
+from pulserec.models.base import Query, Reason, Recommender
+from pulserec.models.blend import Blend
+from pulserec.models.item_knn import ItemKNN
+from pulserec.models.popularity import Popular, Trending
+from pulserec.online.state import OnlineState
+from pulserec.serving.query import build_query
+from pulserec.serving.reasons import render
+
+DEFAULT_STRATEGY = "default"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Business rules applied to every candidate list."""
+
+    category: str | None = None
+    exclude_seen: bool = True
+    exclude: frozenset[str] = frozenset()
+    min_price: float | None = None
+    max_price: float | None = None
+    include_inactive: bool = False
+
+
+@dataclass
+class Recommended:
+    item_id: str
+    score: float
+    reason: str
+    source: str
+    title: str | None = None
+    category: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    items: list[Recommended]
+    strategy: str
+    cold_start: bool
+    history_size: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RecommendationService:
+    """Holds the named strategies and turns dense model scores into filtered, explained lists."""
+
+    def __init__(self, state: OnlineState, settings: Settings) -> None:
+        self.state = state
+        self.settings = settings
+        self.item_knn = ItemKNN(state.cooc)
+        self.trending = Trending(state.popularity)
+        self.trending.catalog = state.catalog
+        self.popular = Popular(state.popularity)
+        self.popular.catalog = state.catalog
+        self.strategies: dict[str, Recommender] = {}
+        for model in (self.item_knn, self.trending, self.popular):
+            self.register(model)
+        self.register(Blend([(self.item_knn, 1.0), (self.trending, settings.trending_blend)], name=DEFAULT_STRATEGY))
+
+    def register(self, model: Recommender, name: str | None = None) -> None:
+        self.strategies[name or model.name] = model
+
+    def strategy(self, name: str | None) -> tuple[str, Recommender]:
+        name = name or DEFAULT_STRATEGY
+        try:
+            return name, self.strategies[name]
+        except KeyError:
+            raise KeyError(f"unknown strategy {name!r}; available: {', '.join(sorted(self.strategies))}") from None
+
+    # -- queries ----------------------------------------------------------------------------
+    def query_for(self, owner_key: str | None, context: dict[str, Any] | None = None) -> Query:
+        state = self.state
+        owner = state.owners.get(owner_key) if owner_key is not None else None
+        return build_query(
+            owner,
+            state.histories.recent(owner),
+            max_items=self.settings.query_len,
+            position_decay=self.settings.position_decay,
+            now=state.now,
+            n_items=len(state.catalog),
+            context=context,
+        )
+
+    def candidates(self, owner: int | None, filters: Filters) -> np.ndarray:
+        catalog = self.state.catalog
+        n = len(catalog)
+        mask = np.ones(n, dtype=bool) if filters.include_inactive else catalog.active_mask().copy()
+        if filters.category is not None:
+            mask &= catalog.category_mask(filters.category)
+        if filters.min_price is not None or filters.max_price is not None:
+            price = catalog.price_array()
+            low = -np.inf if filters.min_price is None else filters.min_price
+            high = np.inf if filters.max_price is None else filters.max_price
+            with np.errstate(invalid="ignore"):
+                mask &= (price >= low) & (price <= high)
+        if filters.exclude_seen and owner is not None:
+            seen = self.state.histories.seen(owner)
+            if seen:
+                mask[np.fromiter(seen, dtype=np.int64, count=len(seen))] = False
+        for item_id in filters.exclude:
+            idx = catalog.item_ids.get(item_id)
+            if idx is not None:
+                mask[idx] = False
+        return mask
+
+    def recommend(
+        self,
+        owner_key: str | None,
+        n: int,
+        filters: Filters = Filters(),
+        strategy: str | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Answer:
+        name, model = self.strategy(strategy)
+        query = self.query_for(owner_key, context)
+        mask = self.candidates(query.user, filters)
+        n_items = len(mask)
+        scores = model.score(query, n_items) if n_items else None
+        picks = np.empty(0, dtype=np.int64)
+        reasons: list[Reason | None] = []
+        if scores is not None:
+            picks = top_n(scores, n, mask & (scores > 0))
+            explain = getattr(model, "explain", None)
+            reasons = explain(query, picks) if explain and len(picks) else [None] * len(picks)
+        out = self._render(picks, scores, reasons, name)
+        cold = scores is None or query.is_cold
+        if len(out) < n and model is not self.trending:
+            out += self._backfill(query, n - len(out), mask, picks)
+        return Answer(out, name, cold, len(query.items))
+
+    def _backfill(self, query: Query, n: int, mask: np.ndarray, taken: np.ndarray) -> list[Recommended]:
+        """Top up a short list with trending items (cold start, or a sparse neighbourhood)."""
+        mask = mask.copy()
+        mask[taken] = False
+        scores = self.trending.score(query, len(mask))
+        if scores is None:
+            return []
+        picks = top_n(scores, n, mask & (scores > 0))
+        reasons = self.trending.explain(query, picks)
+        return self._render(picks, scores, reasons, self.trending.name, scale=1e-6)
+
+    def _render(self, picks, scores, reasons, source: str, scale: float = 1.0) -> list[Recommended]:
+        catalog = self.state.catalog
+        out = []
+        for item, reason in zip(picks, reasons):
+            record = catalog.record(int(item))
+            out.append(
+                Recommended(
+                    item_id=record.item_id,
+                    score=round(float(scores[item]) * scale, 9),
+                    reason=render(reason, catalog, source),
+                    source=source,
+                    title=record.title,
+                    category=record.category,
+                )
+            )
+        return out
+
+    def similar(self, item_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None) -> list[Recommended] | None:
+        """Items most similar to `item_id`, or None if the item is unknown."""
+        catalog = self.state.catalog
+        item = catalog.item_ids.get(item_id)
+        if item is None:
+            return None
+        name, model = self.strategy(strategy)
+        mask = self.candidates(None, filters)
+        mask[item] = False
+        scores = model.similar(item, len(mask))
+        if scores is None:
+            return []
+        picks = top_n(scores, n, mask & (scores > 0))
+        reason = Reason("similar_item", item=item)
+        return self._render(picks, scores, [reason] * len(picks), name)
+
+
+def top_n(scores: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
+    """Indices of the n best-scoring items where mask is True, best first."""
+    candidates = np.flatnonzero(mask)
+    if len(candidates) == 0 or n <= 0:
+        return candidates[:0]
+    values = scores[candidates]
+    if len(candidates) > n:
+        part = np.argpartition(-values, n - 1)[:n]
+        candidates, values = candidates[part], values[part]
+    order = np.lexsort((candidates, -values))
+    return candidates[order]

@@ -1,0 +1,54 @@
+"""Shared fixtures: real SQLite files in tmp dirs, a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.ingest.movielens import ENV_VAR, movielens_path
+from pulserec.ingest.synthetic import generate
+from pulserec.serving.server import BackgroundServer
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(tmp_path / "data")
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    engine = Engine(settings)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def shop():
+    """A small synthetic shop (deterministic)."""
+    return generate(n_users=60, n_items=120, n_events=3000, seed=3)
+
+
+@pytest.fixture
+def server(engine: Engine):
+    with BackgroundServer(engine) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server):
+    from pulserec.client import Client
+
+    with Client(server.url) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def movielens() -> Path:
+    try:
+        return movielens_path(os.environ.get(ENV_VAR))
+    except FileNotFoundError:
+        pytest.skip("MovieLens ml-latest-small not available")

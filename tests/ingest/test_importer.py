@@ -1,0 +1,80 @@
+import pandas as pd
+import pytest
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.ingest.importer import ImportAborted, import_events, import_items, import_users
+from pulserec.ingest.synthetic import items_frame, write
+
+
+def test_csv_and_parquet_import_store_the_same_events(shop, tmp_path):
+    counts = {}
+    for fmt in ("csv", "parquet"):
+        paths = write(shop, tmp_path / fmt, fmt)
+        engine = Engine(Settings.load(tmp_path / f"data-{fmt}"))
+        import_items(engine, paths["items"])
+        report = import_events(engine, paths["events"])
+        assert report.rejected == 0 and report.accepted == len(shop.events)
+        counts[fmt] = (engine.store.event_count(), engine.stats()["cooccurrence_nnz"], engine.recommend("u0001", 5).items)
+        engine.close()
+    assert counts["csv"] == counts["parquet"]
+
+
+def test_bad_rows_are_reported_and_skipped(tmp_path):
+    path = tmp_path / "events.csv"
+    pd.DataFrame({
+        "user_id": ["u1", "", "u3", "u4", "u5", "u6"],
+        "item_id": ["i1", "i2", "", "i4", "i5", "i6"],
+        "type": ["view", "view", "view", "fly", "view", "purchase"],
+        "timestamp": ["1700000000", "1700000001", "1700000002", "1700000003", "-1", "2023-11-14T22:13:30Z"],
+        "device": ["mobile"] * 6,
+    }).to_csv(path, index=False)
+    engine = Engine(Settings.load(tmp_path / "d"))
+    report = import_events(engine, path)
+    assert (report.accepted, report.rejected) == (2, 4)
+    assert {(e["row"], e["field"]) for e in report.errors} == {(2, "user_id"), (3, "item_id"), (4, "type"), (5, "ts")}
+    stored = engine.store.user_events("u6")
+    assert stored["ts"].iloc[0] == pytest.approx(1700000010.0)
+    assert engine.profile("u1")["favourite_device"] == "mobile"
+    with pytest.raises(ImportAborted, match="row 2 user_id"):
+        import_events(engine, path, on_error="fail")
+    assert engine.store.event_count() == 2
+
+
+def test_reimporting_a_file_without_event_ids_is_idempotent(shop, tmp_path):
+    path = tmp_path / "events.csv"
+    shop.events.drop(columns=["event_id"]).head(500).to_csv(path, index=False)
+    engine = Engine(Settings.load(tmp_path / "d"))
+    first = import_events(engine, path)
+    second = import_events(engine, path)
+    assert first.accepted == 500 and (second.accepted, second.duplicates) == (0, 500)
+
+
+def test_items_and_users_import(shop, tmp_path):
+    items = tmp_path / "items.csv"
+    frame = items_frame(shop.items)
+    frame.loc[0, "price"] = -3
+    frame.to_csv(items, index=False)
+    users = tmp_path / "users.csv"
+    shop.users.to_csv(users, index=False)
+    engine = Engine(Settings.load(tmp_path / "d"))
+    report = import_items(engine, items)
+    assert (report.accepted, report.rejected) == (len(frame) - 1, 1)
+    record = engine.state.catalog.get(shop.items[1].item_id)
+    assert record.tags == shop.items[1].tags and record.price == shop.items[1].price
+    assert import_users(engine, users).accepted == len(shop.users)
+    assert engine.store.get_user("u0001")["attrs"]["city"] == shop.users.loc[1, "city"]
+
+
+@pytest.mark.movielens
+def test_movielens_ratings_import(movielens, tmp_path):
+    from pulserec.ingest.movielens import read_movies, read_ratings
+
+    engine = Engine(Settings.load(tmp_path / "d"))
+    engine.put_items(read_movies(movielens))
+    ratings = read_ratings(movielens)
+    accepted, duplicates = engine.ingest_frame(ratings)
+    assert accepted == len(ratings) and duplicates == 0
+    assert ratings["ts"].is_monotonic_increasing
+    answer = engine.recommend("1", 10)
+    assert len(answer.items) == 10 and answer.items[0].reason.startswith("because you rated")

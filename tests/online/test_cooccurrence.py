@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from pulserec.online.cooccurrence import CoOccurrence
+from pulserec.online.history import Histories, Touch
+
+
+def random_log(seed=0, n=600, users=15, items=40):
+    rng = np.random.default_rng(seed)
+    owners = rng.integers(0, users, n)
+    items_ = rng.integers(0, items, n)
+    weights = rng.choice([1.0, 2.0, 8.0], n)
+    ts = np.sort(rng.uniform(0, 10 * 86_400, n))
+    return owners, items_, weights, ts
+
+
+def incremental(owners, items, weights, ts, window=5, min_delta=50):
+    cooc = CoOccurrence(window, 86_400.0, min_delta=min_delta)
+    hist = Histories(50)
+    for o, i, w, t in zip(owners, items, weights, ts):
+        recent = hist.recent(int(o))
+        cooc.add_event(int(i), float(w), float(t), list(recent)[-window:][::-1])
+        hist.add(int(o), Touch(int(i), float(w), float(t), "view"))
+    return cooc
+
+
+def dense(cooc, n):
+    return np.stack([np.bincount(*cooc.row(i), minlength=n)[:n] if len(cooc.row(i)[0]) else np.zeros(n) for i in range(n)])
+
+
+def test_incremental_updates_equal_the_vectorised_log_build():
+    log = random_log()
+    inc = incremental(*log)
+    batch = CoOccurrence(5, 86_400.0)
+    batch.add_log(*log)
+    np.testing.assert_allclose(dense(inc, 40), dense(batch, 40), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(inc.degree[:40], batch.degree[:40], rtol=1e-9)
+
+
+def test_compaction_keeps_every_pair():
+    log = random_log(1)
+    small = incremental(*log, min_delta=10)  # compacts often
+    big = incremental(*log, min_delta=10**9)  # never compacts
+    assert big.base.nnz == 0 and small.base.nnz > 0
+    np.testing.assert_allclose(dense(small, 40), dense(big, 40), rtol=1e-9, atol=1e-12)
+
+
+def test_pairs_are_symmetric_and_exclude_self_and_other_users():
+    cooc = CoOccurrence(10, 86_400.0)
+    cooc.add_log(np.array([0, 0, 1]), np.array([1, 2, 3]), np.ones(3), np.array([0.0, 0.0, 0.0]))
+    m = dense(cooc, 4)
+    assert m[1, 2] == pytest.approx(1.0) and m[2, 1] == pytest.approx(1.0)
+    assert m[1, 3] == 0 and np.trace(m) == 0
+
+
+def test_gap_decay_weakens_distant_pairs():
+    cooc = CoOccurrence(10, 86_400.0)
+    cooc.add_log(np.array([0, 0, 1, 1]), np.array([1, 2, 1, 3]), np.ones(4), np.array([0.0, 60.0, 0.0, 5 * 86_400.0]))
+    m = dense(cooc, 4)
+    assert m[1, 2] > 0.99 and m[1, 3] == pytest.approx(np.exp(-5), rel=1e-6)
+
+
+def test_subtracting_an_owners_log_removes_exactly_their_pairs():
+    owners, items, weights, ts = random_log(2)
+    full = CoOccurrence(5, 86_400.0)
+    full.add_log(owners, items, weights, ts)
+    keep = owners != 3
+    expected = CoOccurrence(5, 86_400.0)
+    expected.add_log(owners[keep], items[keep], weights[keep], ts[keep])
+    gone = ~keep
+    full.add_log(owners[gone], items[gone], weights[gone], ts[gone], sign=-1.0)
+    np.testing.assert_allclose(dense(full, 40), dense(expected, 40), atol=1e-9)
+    np.testing.assert_allclose(full.degree[:40], expected.degree[:40], atol=1e-9)
