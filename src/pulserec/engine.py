@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.online.catalog import ItemRecord
 from pulserec.online.state import OnlineState
+from pulserec.serving.aligned import AlignedModel
 from pulserec.serving.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.store import SQLiteStore
 from pulserec.store.pseudonym import Pseudonymizer
@@ -52,6 +54,7 @@ class Engine:
         self.service = RecommendationService(self.state, settings)
         self.pseudonym = Pseudonymizer.for_data_dir(settings.data_dir) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
+        self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = None
         self.started_at = time.time()
         self._rebuild(progress)
 
@@ -69,6 +72,49 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
+
+    def _fresh_state(self, upto_seq: int | None = None) -> OnlineState:
+        state = OnlineState(self.settings)
+        for record in self.store.load_items():
+            state.catalog.upsert(record)
+        for frame in self.store.iter_events():
+            if upto_seq is not None:
+                frame = frame[frame["seq"] <= upto_seq]
+            state.apply_frame(frame)
+            if upto_seq is not None and len(frame) and int(frame["seq"].iloc[-1]) >= upto_seq:
+                break
+        return state
+
+    def rebuild_state(self) -> dict[str, Any]:
+        """Rebuild the online state from the log while serving goes on, then swap it in atomically.
+
+        Events stored while the new state was being built are re-applied on top, users deleted
+        meanwhile are forgotten again, and batch models are carried over, so nothing accepted
+        is lost and readers never see a half-built state."""
+        started = time.perf_counter()
+        with self.lock:
+            watermark = self.store.max_seq()
+            self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = []
+        try:
+            fresh = self._fresh_state(watermark)
+            with self.lock:
+                for record in self.store.load_items():  # catalogue changes made meanwhile
+                    fresh.catalog.upsert(record)
+                late = 0
+                for frame in self.store.iter_events(after_seq=watermark):
+                    fresh.apply_frame(frame)
+                    late += len(frame)
+                for key, removed in self._deleted_during_rebuild or []:
+                    fresh.forget(key, removed)
+                service = RecommendationService(fresh, self.settings)
+                for name, model in self.service.strategies.items():
+                    if isinstance(model, AlignedModel):
+                        service.register(model.rebound(fresh.catalog, fresh.owners), name)
+                self.state, self.service = fresh, service
+        finally:
+            self._deleted_during_rebuild = None
+        self.counters["state.rebuilds"] += 1
+        return {"events": fresh.applied, "reapplied_during_build": late, "seconds": round(time.perf_counter() - started, 3)}
 
     # -- ids --------------------------------------------------------------------------------
     def user_key(self, user_id: str) -> str:
@@ -100,15 +146,34 @@ class Engine:
 
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
-        if self.pseudonym:
-            frame = frame.assign(user_id=frame["user_id"].map(lambda u: self.user_key(u) if isinstance(u, str) else u))
+        return self.ingest_frames([frame])
+
+    def ingest_frames(self, frames: Iterable[pd.DataFrame], chunk: int = 25_000) -> tuple[int, int]:
+        """Bulk path over many frames, pipelined: while chunk k is written to SQLite (which releases
+        the GIL while it works), chunk k-1 is applied to the online state. Order is preserved."""
+        accepted = duplicates = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulserec-store") as writer:
+            pending: tuple[pd.DataFrame, Future[pd.Series]] | None = None
+            for frame in frames:
+                if self.pseudonym:
+                    frame = frame.assign(user_id=frame["user_id"].map(lambda u: self.user_key(u) if isinstance(u, str) else u))
+                for start in range(0, len(frame), chunk):
+                    part = frame.iloc[start : start + chunk]
+                    submitted = (part, writer.submit(self.store.append_frame, part))
+                    if pending is not None:
+                        accepted, duplicates = self._apply_stored(*pending, accepted, duplicates)
+                    pending = submitted
+            if pending is not None:
+                accepted, duplicates = self._apply_stored(*pending, accepted, duplicates)
+        return accepted, duplicates
+
+    def _apply_stored(self, part: pd.DataFrame, stored: Future[pd.Series], accepted: int, duplicates: int) -> tuple[int, int]:
+        fresh = part[stored.result().to_numpy()]
         with self.lock:
-            stored = self.store.append_frame(frame)
-            fresh = frame[stored.to_numpy()]
             self.state.apply_frame(fresh)
         self.counters["events.accepted"] += len(fresh)
-        self.counters["events.duplicate"] += len(frame) - len(fresh)
-        return len(fresh), len(frame) - len(fresh)
+        self.counters["events.duplicate"] += len(part) - len(fresh)
+        return accepted + len(fresh), duplicates + len(part) - len(fresh)
 
     def put_items(self, records: list[ItemRecord]) -> None:
         with self.lock:
@@ -127,6 +192,8 @@ class Engine:
         with self.lock:
             removed = self.store.delete_user(key)
             self.state.forget(key, removed)
+            if self._deleted_during_rebuild is not None:
+                self._deleted_during_rebuild.append((key, removed))
         self.counters["users.deleted"] += 1
         return len(removed)
 

@@ -106,6 +106,7 @@ class OnlineState:
             self.profiles.forget(owner)
         if events.empty:
             return
+        self.applied -= len(events)
         events = events[events["item_id"].notna()]
         if events.empty:
             return
@@ -114,4 +115,3 @@ class OnlineState:
         items = np.array([self.catalog.item_ids.get(i) for i in events["item_id"]], dtype=np.int64)
         self.popularity.add_many(items, weights, ts, sign=-1.0)
         self.cooc.add_log(np.zeros(len(items), dtype=np.int64), items, weights, ts, sign=-1.0)
-        self.applied -= len(events)

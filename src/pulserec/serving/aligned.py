@@ -27,6 +27,10 @@ class AlignedModel:
         self._to_model = np.empty(0, dtype=np.int64)
         self._to_catalog = np.full(len(self.model_items), -1, dtype=np.int64)
 
+    def rebound(self, catalog: Catalog, owners: IdIndex) -> AlignedModel:
+        """The same model, aligned to another live state (after a state rebuild)."""
+        return AlignedModel(self.model, catalog, owners, self.meta)
+
     def _sync(self) -> None:
         n = len(self.catalog)
         known = len(self._to_model)
