@@ -134,6 +134,9 @@ class Engine:
         if self.pseudonym:
             events = [e._replace(user_id=self.user_key(e.user_id)) if e.user_id else e for e in events]
         with self.lock:
+            for event in events:
+                if event.user_id and event.session_id:
+                    self._log_in(event.user_id, event.session_id)
             seqs = self.store.append_events([e.row() for e in events])
             for event, seq in zip(events, seqs):
                 if seq is not None:
@@ -143,6 +146,20 @@ class Engine:
         self.counters["events.accepted"] += accepted
         self.counters["events.duplicate"] += len(events) - accepted
         return IngestResult(accepted, len(events) - accepted, [e.event_id for e in events], [s is not None for s in seqs])
+
+    def _log_in(self, user_key: str, session_id: str) -> None:
+        """Merge an anonymous session into the user on their first event that names both."""
+        session_key = SESSION_PREFIX + session_id
+        owner = self.state.owners.get(session_key)
+        if owner is None or not self.state.histories.recent(owner) and self.state.profiles.get(owner) is None:
+            return
+        claimed = self.store.claim_session(session_id, user_key)
+        if claimed.empty:
+            return
+        user_events = self.store.user_events(user_key)
+        user_events = user_events[~user_events["seq"].isin(claimed["seq"])]
+        self.state.absorb(user_key, session_key, user_events, claimed)
+        self.counters["sessions.merged"] += 1
 
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""

@@ -98,6 +98,18 @@ class OnlineState:
             frame["query"].to_numpy(dtype=object) if "query" in frame else None,
         )
 
+    def _item_log(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(items, weights, ts) of the item events in a stored-event frame, in its order."""
+        events = events[events["item_id"].notna()]
+        weights = events["type"].map(self.weights).to_numpy(dtype=np.float64)
+        ts = events["ts"].to_numpy(dtype=np.float64)
+        items = np.array([self.catalog.intern(i) for i in events["item_id"]], dtype=np.int64)
+        return items, weights, ts
+
+    def _pairs(self, events: pd.DataFrame, sign: float) -> None:
+        items, weights, ts = self._item_log(events)
+        self.cooc.add_log(np.zeros(len(items), dtype=np.int64), items, weights, ts, sign=sign)
+
     def forget(self, owner_key: str, events: pd.DataFrame) -> None:
         """Remove every trace of one owner, given all of their stored events."""
         owner = self.owners.get(owner_key)
@@ -107,11 +119,29 @@ class OnlineState:
         if events.empty:
             return
         self.applied -= len(events)
-        events = events[events["item_id"].notna()]
-        if events.empty:
-            return
-        weights = events["type"].map(self.weights).to_numpy(dtype=np.float64)
-        ts = events["ts"].to_numpy(dtype=np.float64)
-        items = np.array([self.catalog.item_ids.get(i) for i in events["item_id"]], dtype=np.int64)
+        items, weights, ts = self._item_log(events)
         self.popularity.add_many(items, weights, ts, sign=-1.0)
-        self.cooc.add_log(np.zeros(len(items), dtype=np.int64), items, weights, ts, sign=-1.0)
+        self._pairs(events, -1.0)
+
+    def absorb(self, user_key: str, session_key: str, user_events: pd.DataFrame, session_events: pd.DataFrame) -> None:
+        """A session logged in: re-key its events to the user, leaving the state exactly as if they
+        had been the user's all along (pairs, history and profile recomputed from the joint log)."""
+        session = self.owners.get(session_key)
+        if session is not None:
+            self.histories.forget(session)
+            self.profiles.forget(session)
+        self._pairs(session_events, -1.0)
+        self._pairs(user_events, -1.0)
+        joint = pd.concat([user_events, session_events], ignore_index=True).sort_values("seq", kind="stable")
+        joint = joint.assign(user_id=user_key)
+        self._pairs(joint, 1.0)
+        user = self.owners.add(user_key)
+        self.histories.forget(user)
+        self.profiles.forget(user)
+        owners = np.full(len(joint), user, dtype=np.int64)
+        has_item = joint["item_id"].notna().to_numpy()
+        items = np.full(len(joint), -1, dtype=np.int64)
+        items[has_item] = self._item_log(joint)[0]
+        weights = joint["type"].map(self.weights).to_numpy(dtype=np.float64)
+        ts = joint["ts"].to_numpy(dtype=np.float64)
+        self._replay_histories_and_profiles(joint, owners, np.full(len(joint), user_key, dtype=object), items, weights, ts)

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS events (
     rec_id     TEXT
 );
 CREATE INDEX IF NOT EXISTS events_user ON events(user_id);
+CREATE INDEX IF NOT EXISTS events_session ON events(session_id) WHERE session_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS items (
     item_id     TEXT PRIMARY KEY,
     title       TEXT,
@@ -157,6 +158,24 @@ class SQLiteStore:
                 self._db,
                 params=(user_id,),
             )
+
+    def claim_session(self, session_id: str, user_id: str) -> pd.DataFrame:
+        """Give a session's anonymous events to `user_id` (login); returns the claimed events."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                claimed = pd.read_sql_query(
+                    f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE session_id = ? AND user_id IS NULL ORDER BY seq",
+                    db,
+                    params=(session_id,),
+                )
+                db.execute("UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL", (user_id, session_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return claimed
 
     def delete_user(self, user_id: str) -> pd.DataFrame:
         """Remove a user's events and record in one transaction; returns the removed events."""
