@@ -19,11 +19,13 @@ import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
+from pulserec.experiments.service import Experiments
 from pulserec.online.catalog import ItemRecord
 from pulserec.online.state import OnlineState
 from pulserec.serving.aligned import AlignedModel
 from pulserec.serving.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.store import SQLiteStore
+from pulserec.store.feedback import FeedbackStore
 from pulserec.store.pseudonym import Pseudonymizer
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Engine:
         self.lock = threading.RLock()
         self.state = OnlineState(settings)
         self.service = RecommendationService(self.state, settings)
+        self.feedback = FeedbackStore(self.store)
+        self.experiments = Experiments(self.feedback)
         self.pseudonym = Pseudonymizer.for_data_dir(settings.data_dir) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
         self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = None
@@ -208,6 +212,7 @@ class Engine:
         key = self.user_key(user_id)
         with self.lock:
             removed = self.store.delete_user(key)
+            self.feedback.forget_user(key)
             self.state.forget(key, removed)
             if self._deleted_during_rebuild is not None:
                 self._deleted_during_rebuild.append((key, removed))

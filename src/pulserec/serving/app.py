@@ -10,7 +10,7 @@ from pulserec import __version__
 from pulserec.engine import Engine
 from pulserec.serving.errors import on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
-from pulserec.serving.routes import events, items, recommendations, system, users
+from pulserec.serving.routes import events, feedback, items, recommendations, system, users
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
 
@@ -23,7 +23,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
-    for module in (events, items, users, recommendations, system):
+    for module in (events, items, users, recommendations, feedback, system):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     return app

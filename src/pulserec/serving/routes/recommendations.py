@@ -9,17 +9,40 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from pulserec.serving.routes.deps import Count, SessionId, UserId, context_params, engine_of, filters
-from pulserec.serving.service import Answer, Filters
+from pulserec.experiments.service import Served
+from pulserec.serving.service import Filters
 
 router = APIRouter(tags=["recommendations"])
 Strategy = Annotated[str | None, Query(max_length=64, description="Model to use (see GET /models); default: blend.")]
 
 
-def _response(subject: dict[str, str], answer: Answer) -> dict[str, Any]:
+Experiment = Annotated[str | None, Query(max_length=64, description="A/B experiment to assign this request to.")]
+
+
+def _serve(request: Request, user_id: str | None, session_id: str | None, n: int, rules: Filters,
+           strategy: str | None, experiment: str | None, context: dict[str, str]) -> dict[str, Any]:
+    engine = engine_of(request)
+    try:
+        assignment = engine.experiments.resolve(user_id or f"session:{session_id}", experiment, strategy)
+        chosen = assignment.strategy if assignment else strategy
+        if user_id is not None:
+            answer = engine.recommend(user_id, n, rules, chosen, context)
+        else:
+            answer = engine.recommend_session(session_id or "", n, rules, chosen, context)
+    except KeyError as exc:
+        raise HTTPException(422, str(exc.args[0])) from None
+    rec_id = uuid.uuid4().hex
+    engine.experiments.remember(rec_id, Served(
+        user_id=engine.user_key(user_id) if user_id else None, session_id=session_id, strategy=answer.strategy,
+        experiment=assignment.experiment if assignment else None, variant=assignment.variant if assignment else None,
+        items=tuple(r.item_id for r in answer.items)))
+    subject = {"user_id": user_id} if user_id is not None else {"session_id": session_id}
     return {
         **subject,
-        "recommendation_id": uuid.uuid4().hex,
+        "recommendation_id": rec_id,
         "strategy": answer.strategy,
+        "experiment": assignment.experiment if assignment else None,
+        "variant": assignment.variant if assignment else None,
         "cold_start": answer.cold_start,
         "history_size": answer.history_size,
         "generated_at": time.time(),
@@ -35,12 +58,9 @@ async def user_recommendations(
     strategy: Strategy = None,
     rules: Filters = Depends(filters),
     context: dict[str, str] = Depends(context_params),
+    experiment: Experiment = None,
 ) -> dict[str, Any]:
-    try:
-        answer = engine_of(request).recommend(user_id, n, rules, strategy, context)
-    except KeyError as exc:
-        raise HTTPException(422, str(exc.args[0])) from None
-    return _response({"user_id": user_id}, answer)
+    return _serve(request, user_id, None, n, rules, strategy, experiment, context)
 
 
 @router.get("/sessions/{session_id}/recommendations", summary="Recommendations for an anonymous session")
@@ -51,9 +71,6 @@ async def session_recommendations(
     strategy: Strategy = None,
     rules: Filters = Depends(filters),
     context: dict[str, str] = Depends(context_params),
+    experiment: Experiment = None,
 ) -> dict[str, Any]:
-    try:
-        answer = engine_of(request).recommend_session(session_id, n, rules, strategy, context)
-    except KeyError as exc:
-        raise HTTPException(422, str(exc.args[0])) from None
-    return _response({"session_id": session_id}, answer)
+    return _serve(request, None, session_id, n, rules, strategy, experiment, context)

@@ -1,0 +1,1 @@
+"""A/B experiments and online feedback: stable assignment, impressions, CTR/conversion, z-tests."""

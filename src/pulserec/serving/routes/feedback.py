@@ -1,0 +1,90 @@
+"""Online feedback: POST /impressions, A/B experiments and CTR/conversion by strategy."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from pulserec.experiments.assignment import ExperimentConfig
+from pulserec.ingest.schemas import Id, check_timestamp
+from pulserec.serving.routes.deps import engine_of
+
+router = APIRouter(tags=["feedback"])
+ExperimentName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$", examples=["homepage-2026-11"])]
+
+
+class ImpressionIn(BaseModel):
+    """What was actually shown. `recommendation_id` comes from a recommendation response; the rest
+    defaults to what that response contained. Events that carry the same `recommendation_id`
+    count as clicks (any engagement) and conversions (purchases)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"recommendation_id": "9c1f...", "items": ["sku-1", "sku-7"]}]})
+    recommendation_id: Id
+    user_id: Id | None = None
+    session_id: Id | None = None
+    items: list[Id] | None = Field(None, min_length=1, max_length=500)
+    strategy: str | None = Field(None, max_length=64)
+    timestamp: float | None = None
+
+
+@router.post("/impressions", summary="Record that a recommendation list was shown")
+async def post_impression(impression: ImpressionIn, request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    served = engine.experiments.served(impression.recommendation_id)
+    if served is None and (impression.strategy is None or impression.items is None):
+        raise HTTPException(422, "unknown recommendation_id: give strategy and items explicitly")
+    ts = check_timestamp(impression.timestamp) if impression.timestamp is not None else time.time()
+    user = engine.user_key(impression.user_id) if impression.user_id else (served.user_id if served else None)
+    recorded = engine.feedback.add_impression(
+        impression.recommendation_id,
+        user,
+        impression.session_id or (served.session_id if served else None),
+        impression.strategy or served.strategy,  # type: ignore[union-attr]
+        served.experiment if served else None,
+        served.variant if served else None,
+        list(impression.items or served.items),  # type: ignore[union-attr]
+        ts,
+    )
+    return {"recommendation_id": impression.recommendation_id, "recorded": recorded}
+
+
+@router.get("/feedback", summary="Online CTR and conversion rate by strategy")
+async def feedback(request: Request) -> dict[str, Any]:
+    return {"strategies": engine_of(request).feedback.outcomes("strategy")}
+
+
+@router.get("/experiments", summary="All experiments")
+async def list_experiments(request: Request) -> dict[str, Any]:
+    experiments = engine_of(request).experiments
+    return {"experiments": [{"name": n, **experiments.get(n).model_dump()} for n in experiments.names()]}  # type: ignore[union-attr]
+
+
+@router.put("/experiments/{name}", summary="Create or change an A/B experiment")
+async def put_experiment(name: ExperimentName, config: ExperimentConfig, request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    unknown = [v.strategy for v in config.variants if v.strategy not in engine.service.strategies]
+    if unknown:
+        raise HTTPException(422, f"unknown strategies {', '.join(unknown)}; available: {', '.join(sorted(engine.service.strategies))}")
+    try:
+        engine.experiments.put(name, config)
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"experiment": name, **config.model_dump()}
+
+
+@router.get("/experiments/{name}", summary="CTR, conversion, sample sizes and z-tests per variant")
+async def get_experiment(name: ExperimentName, request: Request) -> dict[str, Any]:
+    try:
+        return engine_of(request).experiments.report(name)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc.args[0])) from None
+
+
+@router.delete("/experiments/{name}", summary="Delete an experiment (its impressions stay)")
+async def delete_experiment(name: ExperimentName, request: Request) -> dict[str, Any]:
+    if not engine_of(request).experiments.delete(name):
+        raise HTTPException(404, f"unknown experiment {name!r}")
+    return {"experiment": name, "deleted": True}

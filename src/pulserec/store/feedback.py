@@ -1,0 +1,93 @@
+"""Impressions, experiments and feedback counts, in the same SQLite file as the event log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pulserec.store.sqlite import SQLiteStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS impressions (
+    rec_id     TEXT PRIMARY KEY,
+    user_id    TEXT,
+    session_id TEXT,
+    strategy   TEXT NOT NULL,
+    experiment TEXT,
+    variant    TEXT,
+    items      TEXT NOT NULL,
+    ts         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions(experiment, variant);
+CREATE INDEX IF NOT EXISTS events_rec ON events(rec_id) WHERE rec_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS experiments (
+    name       TEXT PRIMARY KEY,
+    config     TEXT NOT NULL,
+    updated_ts REAL NOT NULL
+);
+"""
+
+#: Event types that count as a click on a recommendation, and as a conversion.
+CLICK_TYPES = ("click", "view", "like", "share", "add_to_cart", "purchase")
+CONVERSION_TYPES = ("purchase",)
+
+
+class FeedbackStore:
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        with store._lock:
+            store._db.executescript(_SCHEMA)
+
+    def add_impression(self, rec_id: str, user_id: str | None, session_id: str | None, strategy: str,
+                       experiment: str | None, variant: str | None, items: list[str], ts: float) -> bool:
+        """Record what was shown; returns False if this recommendation id was already recorded."""
+        with self.store._lock:
+            cursor = self.store._db.execute(
+                "INSERT INTO impressions (rec_id, user_id, session_id, strategy, experiment, variant, items, ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(rec_id) DO NOTHING",
+                (rec_id, user_id, session_id, strategy, experiment, variant, json.dumps(items), ts),
+            )
+            return cursor.rowcount == 1
+
+    def put_experiment(self, name: str, config: dict[str, Any], ts: float) -> None:
+        with self.store._lock:
+            self.store._db.execute(
+                "INSERT INTO experiments (name, config, updated_ts) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET config=excluded.config, updated_ts=excluded.updated_ts",
+                (name, json.dumps(config), ts),
+            )
+
+    def experiments(self) -> dict[str, dict[str, Any]]:
+        with self.store._lock:
+            rows = self.store._db.execute("SELECT name, config FROM experiments").fetchall()
+        return {name: json.loads(config) for name, config in rows}
+
+    def delete_experiment(self, name: str) -> bool:
+        with self.store._lock:
+            return self.store._db.execute("DELETE FROM experiments WHERE name = ?", (name,)).rowcount == 1
+
+    def outcomes(self, group_by: str, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Impressions, clicked and converted impressions per `strategy` or per experiment `variant`."""
+        if group_by not in ("strategy", "variant"):
+            raise ValueError("group_by must be strategy or variant")
+        clicks = ", ".join("?" * len(CLICK_TYPES))
+        conversions = ", ".join("?" * len(CONVERSION_TYPES))
+        where, params = ("WHERE i.experiment = ?", [experiment]) if experiment else ("", [])
+        sql = f"""
+            SELECT i.{group_by} AS grp, COUNT(*) AS impressions,
+                   SUM(EXISTS (SELECT 1 FROM events e WHERE e.rec_id = i.rec_id AND e.type IN ({clicks}))) AS clicked,
+                   SUM(EXISTS (SELECT 1 FROM events e WHERE e.rec_id = i.rec_id AND e.type IN ({conversions}))) AS converted,
+                   COUNT(DISTINCT COALESCE(i.user_id, i.session_id)) AS users
+            FROM impressions i {where} GROUP BY i.{group_by} ORDER BY i.{group_by}
+        """
+        with self.store._lock:
+            rows = self.store._db.execute(sql, [*CLICK_TYPES, *CONVERSION_TYPES, *params]).fetchall()
+        return [
+            {"name": grp, "impressions": n, "clicked": int(c or 0), "converted": int(v or 0), "users": u,
+             "ctr": (c or 0) / n if n else 0.0, "conversion_rate": (v or 0) / n if n else 0.0}
+            for grp, n, c, v, u in rows
+        ]
+
+    def forget_user(self, user_id: str) -> None:
+        with self.store._lock:
+            self.store._db.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,))
