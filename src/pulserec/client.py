@@ -87,6 +87,18 @@ class Client:
     def delete_user(self, user_id: str) -> dict[str, Any]:
         return _check(self._http.delete(f"/users/{user_id}"))
 
+    def post_impression(self, recommendation_id: str, **fields: Any) -> dict[str, Any]:
+        return _check(self._http.post("/impressions", json={"recommendation_id": recommendation_id, **fields}))
+
+    def put_experiment(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        return _check(self._http.put(f"/experiments/{name}", json=dict(config)))
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        return _check(self._http.get(f"/experiments/{name}"))
+
+    def feedback(self) -> dict[str, Any]:
+        return _check(self._http.get("/feedback"))
+
     def stats(self) -> dict[str, Any]:
         return _check(self._http.get("/stats"))
 

@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
         watch: Annotated[int, typer.Option(help="How many users to follow during the replay.", min=1, max=10)] = 2,
         keep_serving: Annotated[bool, typer.Option("--keep-serving", help="Keep the API up after the replay.")] = False,
         port: Annotated[int | None, typer.Option(help="Port for the API (default: a free one).")] = None,
+        ab_visits: Annotated[int, typer.Option(help="Simulated visits in the A/B test.", min=50, max=100_000)] = 600,
     ) -> None:
         """Import a synthetic shop, build the models, start the API and replay live events.
 
@@ -156,6 +157,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"profile of {visitor}: interests {[c['name'] for c in profile['interests']['categories']]}, "
                       f"segments {profile['segments']}")
 
+        console.rule("[bold]7. A/B test: personalised blend vs trending, simulated clicks")
+        _ab_test(client, data, visits=ab_visits, seed=seed)
+
         for _ in range(50):
             t0 = time.perf_counter()
             client.recommend(str(rows[_ % len(rows)]["user_id"]), n=10)
@@ -175,6 +179,42 @@ def register(app: typer.Typer) -> None:
                 pass
         server.stop()
         engine.close()
+
+
+def _ab_test(client, data, visits: int, seed: int) -> None:
+    """Simulated visitors click according to a hidden preference model (their favourite
+    categories), so the experiment report converges on the variant that serves them better."""
+    client.put_experiment("demo-ab", {"variants": [{"name": "trending", "strategy": "trending", "weight": 1},
+                                                   {"name": "personal", "strategy": "default", "weight": 1}]})
+    favourites = dict(zip(data.users["user_id"], data.users["favourite_categories"].str.split("|")))
+    users = list(favourites)
+    rng = np.random.default_rng(seed)
+    checkpoints = {visits // 6, visits // 2, visits}
+    for visit in range(1, visits + 1):
+        user = users[rng.integers(len(users))]
+        answer = client.recommend(user, n=5, experiment="demo-ab")
+        rec_id = answer["recommendation_id"]
+        client.post_impression(rec_id, user_id=user)
+        clicked = False
+        for item in answer["items"][:3]:
+            liked = item["category"] in favourites[user]
+            if not clicked and rng.random() < (0.30 if liked else 0.03):
+                clicked = True
+                client.send_event(user_id=user, item_id=item["item_id"], type="click", recommendation_id=rec_id)
+                if rng.random() < 0.3:
+                    client.send_event(user_id=user, item_id=item["item_id"], type="purchase", recommendation_id=rec_id)
+        if visit in checkpoints:
+            report = client.experiment("demo-ab")
+            table = Table(title=f"experiment demo-ab after {visit} visits", title_justify="left")
+            for column in ("variant", "impressions", "CTR", "conversion", "lift vs control", "p-value"):
+                table.add_column(column)
+            for v in report["variants"]:
+                test = v.get("ctr_vs_control") or {}
+                lift = test.get("lift")
+                table.add_row(v["name"], str(v["impressions"]), f"{v['ctr']:.1%}", f"{v['conversion_rate']:.1%}",
+                              "-" if lift is None else f"{lift:+.0%}",
+                              "-" if not test else f"{test['p_value']:.2g}" + (" (significant)" if test["significant"] else ""))
+            console.print(table)
 
 
 def _build_models(engine) -> list[str]:
