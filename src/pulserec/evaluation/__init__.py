@@ -1,0 +1,1 @@
+"""Offline evaluation: leakage-free splits, ranking metrics, batch evaluation and reports."""
