@@ -40,12 +40,14 @@ def hit_matrix(recommendations: np.ndarray, relevant: sp.csr_matrix) -> np.ndarr
     recs = np.asarray(recommendations, dtype=np.int64)
     if recs.size == 0:
         return np.zeros(recs.shape, dtype=bool)
-    valid = (recs >= 0) & (recs < relevant.shape[1])
-    rows = np.broadcast_to(np.arange(recs.shape[0])[:, None], recs.shape)
-    hits = np.asarray(relevant[rows[valid], recs[valid]]).ravel() > 0
-    out = np.zeros(recs.shape, dtype=bool)
-    out[valid] = hits
-    return out
+    n_cols = relevant.shape[1]
+    valid = (recs >= 0) & (recs < n_cols)
+    rows = np.repeat(np.arange(relevant.shape[0]), np.diff(relevant.indptr))
+    truth = np.sort(rows * n_cols + relevant.indices.astype(np.int64))
+    keys = np.arange(recs.shape[0])[:, None] * n_cols + np.where(valid, recs, 0)
+    pos = np.searchsorted(truth, keys).clip(max=max(len(truth) - 1, 0))
+    found = truth[pos] == keys if len(truth) else np.zeros(recs.shape, dtype=bool)
+    return found & valid
 
 
 def discounts(k: int) -> np.ndarray:
