@@ -45,7 +45,9 @@ def print_table(results: Sequence[EvalResult], title: str = "", metrics: Sequenc
             f"[bold]{cell}[/bold]" if r.metrics.get(m) == best[m] else cell for m, cell in zip(metrics, row[1:])
         ] + row[1 + len(metrics):]
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 170)  # keep every column readable when piped
+    console.print(table)
 
 
 def markdown_table(results: Sequence[EvalResult], metrics: Sequence[str] = TABLE_METRICS) -> str:

@@ -19,13 +19,13 @@ from pulserec.models.factors import FactorModel
 class ALS(FactorModel):
     name: ClassVar[str] = "als"
 
-    # Defaults chosen on a validation split carved from ml-latest-small training data
-    # (benchmarks/accuracy.py --tune; see docs/benchmarks.md).
+    # Defaults chosen on the leave-last-out validation split carved from ml-latest-small training
+    # data (benchmarks/accuracy.py --tune -> benchmarks/accuracy_params.json; docs/benchmarks.md).
     def __init__(
         self,
         factors: int = 64,
-        regularization: float = 0.05,
-        alpha: float = 1.0,
+        regularization: float = 10.0,
+        alpha: float = 2.0,
         iterations: int = 15,
         cg_steps: int = 3,
         seed: int = 0,
