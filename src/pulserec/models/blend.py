@@ -11,13 +11,14 @@ from pulserec.models.base import Query, Reason, Recommender
 
 
 def normalised(scores: np.ndarray) -> np.ndarray:
-    """Scale finite, non-negative scores into [0, 1]; -inf/NaN become 0."""
+    """Scale finite scores into [0, 1] along the last axis (one row per query for 2-D input):
+    -inf/NaN become 0, a negative minimum is shifted to 0, then each row is divided by its max."""
     scores = np.where(np.isfinite(scores), scores, 0.0)
-    low = scores.min() if len(scores) else 0.0
-    if low < 0:
-        scores = scores - low
-    top = scores.max() if len(scores) else 0.0
-    return scores / top if top > 0 else scores
+    if scores.size == 0:
+        return scores
+    scores = scores - np.minimum(scores.min(axis=-1, keepdims=True), 0.0)
+    top = scores.max(axis=-1, keepdims=True)
+    return np.divide(scores, top, out=np.zeros_like(scores), where=top > 0)
 
 
 class Blend:

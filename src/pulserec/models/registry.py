@@ -12,6 +12,12 @@ MODELS: dict[str, str] = {
     "item_knn": "pulserec.models.item_knn:ItemKNN",
     "trending": "pulserec.models.popularity:Trending",
     "popular": "pulserec.models.popularity:Popular",
+    "item_knn_bm25": "pulserec.models.item_knn_bm25:ItemKNNBM25",
+    "user_knn": "pulserec.models.user_knn:UserKNN",
+    "als": "pulserec.models.als:ALS",
+    "bpr": "pulserec.models.bpr:BPR",
+    "content": "pulserec.models.content:ContentTFIDF",
+    "hybrid": "pulserec.models.hybrid:Hybrid",
 }
 
 

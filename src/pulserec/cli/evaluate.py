@@ -1,0 +1,47 @@
+"""`pulserec evaluate`: offline evaluation of several models on one split, with a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pulserec.evaluation.data import load_training_data
+from pulserec.evaluation.evaluate import evaluate as evaluate_model
+from pulserec.evaluation.report import print_table, write_report
+from pulserec.evaluation.split import METHODS, make_split
+from pulserec.models.registry import MODELS, build_model
+
+
+def evaluate(
+    models: str = typer.Option("popular,item_knn_bm25,als", "--models", help="comma-separated model names"),
+    split: str = typer.Option("time", "--split", help=f"one of: {', '.join(METHODS)}"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="engine data directory (SQLite store)"),
+    movielens: Path | None = typer.Option(None, "--movielens", help="evaluate on a MovieLens directory"),
+    report: Path | None = typer.Option(None, "--report", help="directory for report.md/report.html/PNGs"),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="time split: share of events held out"),
+) -> None:
+    """Fit each model on the training part of SPLIT and print ranking metrics on the test part."""
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        raise typer.BadParameter(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(sorted(MODELS))}")
+    if split not in METHODS:
+        raise typer.BadParameter(f"--split must be one of {', '.join(METHODS)}")
+    data, catalog, _ = load_training_data(data_dir, movielens)
+    params = {"test_fraction": test_fraction} if split == "time" else {}
+    the_split = make_split(data, split, **params)
+    if len(the_split.test) == 0:
+        typer.echo(f"nothing to evaluate: the split has no held-out events of known users ({the_split.stats})")
+        raise typer.Exit(1)
+    results = [evaluate_model(build_model(name), the_split, catalog=catalog) for name in names]
+    title = f"split: {split} ({the_split.stats['test_users']} test users)"
+    print_table(results, title=title)
+    typer.echo(f"split stats: {the_split.stats}")
+    if report is not None:
+        md, page = write_report([(title, results, f"Split stats: {the_split.stats}.")], report)
+        typer.echo(f"report: {md}, {page}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)

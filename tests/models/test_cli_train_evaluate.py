@@ -1,0 +1,67 @@
+"""`pulserec train` and `pulserec evaluate` on a data directory's SQLite store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import typer
+from conftest import two_group_frame
+from typer.testing import CliRunner
+
+from pulserec.cli import evaluate as evaluate_cli
+from pulserec.cli import train as train_cli
+from pulserec.models.als import ALS
+from pulserec.models.base import Query
+from pulserec.store import EVENT_COLUMNS, SQLiteStore
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    train_cli.register(app)
+    evaluate_cli.register(app)
+    return app
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    frame = two_group_frame()
+    frame["event_id"] = [f"e{i}" for i in range(len(frame))]
+    for column in EVENT_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    store = SQLiteStore(tmp_path / "pulserec.db")
+    store.append_frame(frame)
+    store.close()
+    return tmp_path
+
+
+def test_train_saves_a_loadable_model(app, data_dir, tmp_path) -> None:
+    out = tmp_path / "als.pkl"
+    result = CliRunner().invoke(
+        app, ["train", "--model", "als", "--data-dir", str(data_dir), "--out", str(out), "-p", "factors=2"]
+    )
+    assert result.exit_code == 0, result.output
+    model = ALS.load(out)
+    assert model.factors == 2 and len(model.item_ids) == 12
+    a0 = model.item_ids.get("a0")
+    assert model.score(Query(items=np.array([a0]), weights=np.ones(1)), 12) is not None
+
+
+def test_train_rejects_unknown_model(app, data_dir, tmp_path) -> None:
+    result = CliRunner().invoke(app, ["train", "--model", "nope", "--data-dir", str(data_dir), "--out", "x.pkl"])
+    assert result.exit_code != 0
+
+
+def test_evaluate_prints_and_writes_report(app, data_dir, tmp_path) -> None:
+    report = tmp_path / "report"
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--models", "popular,item_knn_bm25", "--split", "leave-last-out",
+         "--data-dir", str(data_dir), "--report", str(report)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "40 test users" in result.output
+    assert (report / "report.md").is_file() and (report / "report.html").is_file()
+    assert "| item_knn_bm25 |" in (report / "report.md").read_text()
+    assert list(report.glob("*.png"))
