@@ -61,6 +61,9 @@ class Engine:
         self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = None
         self.started_at = time.time()
         self._rebuild(progress)
+        from pulserec.serving.training import install_saved  # noqa: PLC0415 - needs the engine built
+
+        install_saved(self)
 
     # -- lifecycle --------------------------------------------------------------------------
     def _rebuild(self, progress: Callable[[int], None] | None = None) -> None:

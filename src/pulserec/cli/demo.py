@@ -225,4 +225,5 @@ def _build_models(engine) -> list[str]:
     from pulserec.serving.training import train_and_install  # noqa: PLC0415
 
     lines += train_and_install(engine)
+    lines.append(f"strategies: {', '.join(sorted(engine.service.strategies))}")
     return lines

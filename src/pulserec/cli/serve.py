@@ -15,21 +15,36 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        retrain: Annotated[str, typer.Option(help="Batch models to retrain in the background (comma-separated).")] = "als",
+        retrain_interval: Annotated[float, typer.Option(help="Retrain every this many seconds (0: off).", min=0)] = 0.0,
+        retrain_every_events: Annotated[int, typer.Option(help="Retrain after this many new events (0: off).", min=0)] = 0,
         data_dir: DataDir = None,
     ) -> None:
         """Serve the HTTP API (docs at /docs).
 
-        Example: pulserec serve --port 8000 --data-dir ./shop-data
+        Examples:
+          pulserec serve --port 8000 --data-dir ./shop-data
+          pulserec serve --retrain als,content --retrain-every-events 50000
         """
         import uvicorn
 
         from pulserec.serving.app import create_app
+        from pulserec.serving.training import RetrainScheduler
 
         engine = open_engine(data_dir)
+        scheduler = None
+        if retrain_interval > 0 or retrain_every_events > 0:
+            names = [n.strip() for n in retrain.split(",") if n.strip()]
+            scheduler = RetrainScheduler(engine, names, retrain_interval, retrain_every_events).start()
+            console.print(f"background retrain of {', '.join(names)} every "
+                          + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",
+                                                     f"{retrain_every_events:,} events" if retrain_every_events else "") if x))
         console.print(f"serving {engine.stats()['events_applied']:,} events on http://{host}:{port} (docs: /docs)")
         try:
             uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)
         finally:
+            if scheduler:
+                scheduler.stop()
             engine.close()
 
     @app.command()

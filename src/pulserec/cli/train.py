@@ -29,12 +29,24 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
 
 def train(
     model: str = typer.Option(..., "--model", "-m", help=f"one of: {', '.join(sorted(MODELS))}"),
-    out: Path = typer.Option(..., "--out", "-o", help="where to save the fitted model (pickle)"),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="where to save the fitted model (default: <data-dir>/models/MODEL.pkl, which `pulserec serve` loads)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="engine data directory (SQLite store)"),
     movielens: Path | None = typer.Option(None, "--movielens", help="train on a MovieLens directory instead"),
     param: list[str] | None = typer.Option(None, "--param", "-p", help="model parameter key=value (repeatable)"),
 ) -> None:
-    """Train MODEL and save it to OUT."""
+    """Train MODEL and save it (served as ?strategy=MODEL after the next `pulserec serve`).
+
+    Examples:
+      pulserec train --model als --data-dir shop-data
+      pulserec train --model bpr --movielens ../shared/data/ml-latest-small --out bpr.pkl -p factors=128
+    """
+    if out is None:
+        if movielens is not None:
+            raise typer.BadParameter("--out is required with --movielens")
+        from pulserec.config import Settings
+
+        out = Settings.load(data_dir).data_dir / "models" / f"{model}.pkl"
     if model not in MODELS:
         raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(sorted(MODELS))}")
     data, catalog, _ = load_training_data(data_dir, movielens)

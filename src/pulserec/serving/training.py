@@ -1,41 +1,153 @@
-"""Train batch models on the stored log and install them as serving strategies."""
+"""Train batch models on the stored log, save them, and swap them into serving atomically.
+
+Training runs outside the engine lock on a snapshot of the log (up to a `seq` watermark), so
+serving goes on; the trained model is then installed with one assignment under the lock.
+Events that arrived while it trained are not lost: the online state already holds them, and
+factor models fold new events in from the user's live history at request time."""
 
 from __future__ import annotations
 
+import logging
+import pickle
+import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pulserec.engine import Engine
+from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
 from pulserec.models.registry import MODELS, build_model
 from pulserec.serving.aligned import AlignedModel
 
-#: Batch models the demo and `pulserec train --all` build when their module is present.
-DEFAULT_BATCH_MODELS = ("als", "content", "sasrec")
+if TYPE_CHECKING:
+    from pulserec.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: Batch models the demo and `pulserec serve --retrain-*` build when their module is present.
+DEFAULT_BATCH_MODELS = ("als", "content")
 
 
-def interactions_from_store(engine: Engine) -> Interactions:
-    frames = list(engine.store.iter_events())
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["user_id", "item_id", "type", "ts"])
-    frame = frame.assign(user_id=frame["user_id"].where(frame["user_id"].notna(), "~" + frame["session_id"].astype(str)))
-    return Interactions.from_frame(frame, engine.settings.event_weights)
+def models_dir(engine: Engine) -> Path:
+    return engine.settings.data_dir / "models"
 
 
-def train_and_install(engine: Engine, names: Iterable[str] = DEFAULT_BATCH_MODELS) -> list[str]:
-    lines = []
+def snapshot(engine: Engine) -> tuple[Interactions, int]:
+    """The whole stored log as interactions, and the `seq` watermark it goes up to."""
+    watermark = engine.store.max_seq()
+    frames = [f[f["seq"] <= watermark] for f in engine.store.iter_events()]
+    frame = pd.concat(frames, ignore_index=True) if frames else None
+    if frame is None or frame.empty:
+        return Interactions.from_frame(pd.DataFrame(columns=["user_id", "item_id", "type", "ts"]), engine.settings.event_weights), watermark
+    frame = frame.assign(user_id=owner_keys(frame)).sort_values("ts", kind="stable")
+    return Interactions.from_frame(frame, engine.settings.event_weights), watermark
+
+
+def install(engine: Engine, model: Any, meta: dict[str, Any]) -> None:
+    with engine.lock:
+        previous = engine.service.strategies.get(model.name)
+        version = (getattr(previous, "meta", {}) or {}).get("version", 0) + 1
+        engine.service.register(AlignedModel(model, engine.state.catalog, engine.state.owners, {**meta, "version": version}))
+
+
+def train_and_install(engine: Engine, names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True) -> list[str]:
+    """Fit each named model on a snapshot of the log, save it and install it. Returns log lines."""
     names = [n for n in names if n in MODELS]
     if not names:
-        return lines
-    data = interactions_from_store(engine)
+        return []
+    data, watermark = snapshot(engine)
+    if len(data) == 0:
+        return [f"{n}: no events to train on yet" for n in names]
+    with engine.lock:
+        catalog = engine.state.catalog
+    lines = []
     for name in names:
         started = time.perf_counter()
-        model = build_model(name)
-        model.fit(data, engine.state.catalog)
+        model = build_model(name).fit(data, catalog)
         seconds = time.perf_counter() - started
-        with engine.lock:
-            engine.service.register(AlignedModel(model, engine.state.catalog, engine.state.owners,
-                                                 meta={"trained_on": len(data), "train_seconds": round(seconds, 2)}))
+        meta = {"trained_at": time.time(), "train_seconds": round(seconds, 3), "watermark_seq": watermark,
+                "events": len(data), "users": data.n_users, "items": data.n_items}
+        if save:
+            target = models_dir(engine) / f"{name}.pkl"
+            model.save(target)
+            target.with_suffix(".meta").write_text(repr(meta))
+        install(engine, model, meta)
+        engine.counters[f"models.{name}.trained"] += 1
         lines.append(f"{name}: trained on {len(data):,} interactions in {seconds:.2f}s")
     return lines
+
+
+def install_saved(engine: Engine) -> list[str]:
+    """Serve the models saved under `<data_dir>/models/` (called when the engine starts)."""
+    lines = []
+    for path in sorted(models_dir(engine).glob("*.pkl")):
+        try:
+            with open(path, "rb") as fh:
+                model = pickle.load(fh)
+        except Exception as exc:  # noqa: BLE001 - a corrupt file must not stop serving
+            log.warning("cannot load model %s: %s", path, exc)
+            continue
+        if not hasattr(model, "item_ids") or not hasattr(model, "name"):
+            log.warning("%s is not a trained pulserec model; skipped", path)
+            continue
+        meta_file = path.with_suffix(".meta")
+        meta: dict[str, Any] = {"loaded_from": str(path)}
+        if meta_file.is_file():
+            import ast
+
+            try:
+                meta.update(ast.literal_eval(meta_file.read_text()))
+            except (ValueError, SyntaxError):
+                pass
+        install(engine, model, meta)
+        lines.append(f"{model.name}: loaded from {path}")
+    return lines
+
+
+class RetrainScheduler:
+    """Retrains batch models in a background thread every `interval` seconds and/or every
+    `every_events` newly stored events; serving continues and each model swaps in atomically."""
+
+    def __init__(self, engine: Engine, names: Iterable[str] = DEFAULT_BATCH_MODELS, interval: float = 0.0,
+                 every_events: int = 0, poll: float = 1.0) -> None:
+        if interval <= 0 and every_events <= 0:
+            raise ValueError("give a retrain interval or an event count")
+        self.engine = engine
+        self.names = tuple(names)
+        self.interval = interval
+        self.every_events = every_events
+        self.poll = poll
+        self.runs = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pulserec-retrain", daemon=True)
+
+    def start(self) -> RetrainScheduler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _due(self, last_time: float, last_count: int) -> bool:
+        if self.interval > 0 and time.monotonic() - last_time >= self.interval:
+            return True
+        return self.every_events > 0 and self.engine.state.applied - last_count >= self.every_events
+
+    def _loop(self) -> None:
+        last_time, last_count = time.monotonic(), self.engine.state.applied
+        while not self._stop.wait(self.poll):
+            if not self._due(last_time, last_count):
+                continue
+            last_time, last_count = time.monotonic(), self.engine.state.applied
+            try:
+                for line in train_and_install(self.engine, self.names):
+                    log.info("retrain: %s", line)
+                self.runs += 1
+            except Exception as exc:  # noqa: BLE001 - keep serving with the previous models
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("background retrain failed")

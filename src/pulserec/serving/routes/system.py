@@ -1,15 +1,18 @@
-"""GET /health, GET /stats, GET /models."""
+"""GET /health, GET /stats, GET /models, and the admin actions that retrain or rebuild."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 
 from pulserec import __version__
+from pulserec.models.registry import MODELS
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["system"])
+ModelName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$", examples=["als"])]
 
 
 @router.get("/health", summary="Liveness")
@@ -22,13 +25,36 @@ async def stats(request: Request) -> dict[str, Any]:
     return engine_of(request).stats()
 
 
-@router.get("/models", summary="Strategies that can serve (?strategy=)")
+@router.get("/models", summary="Strategies that can serve (?strategy=), with versions, training time and data watermark")
 async def models(request: Request) -> dict[str, Any]:
-    service = engine_of(request).service
-    return {
-        "default": "default",
-        "models": [
-            {"name": name, "kind": type(model).__name__, **getattr(model, "meta", {})}
-            for name, model in sorted(service.strategies.items())
-        ],
-    }
+    engine = engine_of(request)
+    out = []
+    for name, model in sorted(engine.service.strategies.items()):
+        inner = getattr(model, "model", model)
+        entry: dict[str, Any] = {"name": name, "kind": type(inner).__name__, "online": not hasattr(model, "meta"),
+                                 **getattr(model, "meta", {})}
+        importance = getattr(inner, "feature_importance", None)
+        if importance:
+            entry["feature_importance"] = importance
+        out.append(entry)
+    return {"default": "default", "models": out, "trainable": sorted(MODELS)}
+
+
+def _in_background(target: Any, *args: Any) -> None:
+    threading.Thread(target=target, args=args, name="pulserec-admin", daemon=True).start()
+
+
+@router.post("/models/{name}/train", status_code=202, summary="Retrain a batch model in the background; it swaps in when done")
+async def train_model(name: ModelName, request: Request) -> dict[str, Any]:
+    from pulserec.serving.training import train_and_install
+
+    if name not in MODELS:
+        raise HTTPException(404, f"unknown model {name!r}; trainable: {', '.join(sorted(MODELS))}")
+    _in_background(train_and_install, engine_of(request), [name])
+    return {"model": name, "status": "training"}
+
+
+@router.post("/admin/rebuild", status_code=202, summary="Rebuild the online state from the log in the background")
+async def rebuild(request: Request) -> dict[str, Any]:
+    _in_background(engine_of(request).rebuild_state)
+    return {"status": "rebuilding"}
