@@ -52,3 +52,22 @@ def movielens() -> Path:
         return movielens_path(os.environ.get(ENV_VAR))
     except FileNotFoundError:
         pytest.skip("MovieLens ml-latest-small not available")
+
+
+def as_events(frame):
+    """Rows of a synthetic-shop event frame as engine events."""
+    from pulserec.events import Event
+
+    return [Event(r.event_id, r.user_id, r.item_id if isinstance(r.item_id, str) else None, r.type, r.ts,
+                  query=r.query if isinstance(r.query, str) else None) for r in frame.itertuples()]
+
+
+@pytest.fixture
+def fill(shop):
+    """fill(engine, upto=None): load the shop's catalogue and (the first `upto`) events into an engine."""
+
+    def load(engine: Engine, upto: int | None = None) -> None:
+        engine.put_items(list(shop.items))
+        engine.ingest(as_events(shop.events if upto is None else shop.events.iloc[:upto]))
+
+    return load

@@ -6,15 +6,10 @@ from pulserec.events import Event
 from pulserec.serving.service import Filters
 
 
-def load(engine, shop, upto=None):
-    engine.put_items(list(shop.items))
-    events = shop.events if upto is None else shop.events.iloc[:upto]
-    engine.ingest([Event(r.event_id, r.user_id, r.item_id if isinstance(r.item_id, str) else None, r.type, r.ts,
-                         query=r.query if isinstance(r.query, str) else None) for r in events.itertuples()])
 
 
-def test_rebuild_gives_the_same_answers_and_loses_nothing(engine, shop):
-    load(engine, shop)
+def test_rebuild_gives_the_same_answers_and_loses_nothing(engine, shop, fill):
+    fill(engine)
     users = shop.users["user_id"].tolist()[:20]
     before = {u: [r.item_id for r in engine.recommend(u, 10).items] for u in users}
     applied = engine.state.applied
@@ -23,8 +18,8 @@ def test_rebuild_gives_the_same_answers_and_loses_nothing(engine, shop):
     assert {u: [r.item_id for r in engine.recommend(u, 10).items] for u in users} == before
 
 
-def test_events_and_deletions_during_a_rebuild_are_kept(engine, shop, monkeypatch):
-    load(engine, shop, upto=2000)
+def test_events_and_deletions_during_a_rebuild_are_kept(engine, shop, fill, monkeypatch):
+    fill(engine, upto=2000)
     late = [Event(f"late-{i}", "latecomer", shop.items[i].item_id, "purchase", shop.events["ts"].max() + i) for i in range(3)]
     victim = shop.events["user_id"].iloc[0]
     original = engine._fresh_state
@@ -43,8 +38,8 @@ def test_events_and_deletions_during_a_rebuild_are_kept(engine, shop, monkeypatc
     assert engine.profile(victim) is None
 
 
-def test_readers_never_see_a_half_built_state(engine, shop):
-    load(engine, shop)
+def test_readers_never_see_a_half_built_state(engine, shop, fill):
+    fill(engine)
     users = shop.users["user_id"].tolist()
     errors, sizes = [], []
     stop = threading.Event()

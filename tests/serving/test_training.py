@@ -6,19 +6,15 @@ import pytest
 
 from pulserec.config import Settings
 from pulserec.engine import Engine
+from conftest import as_events
 from pulserec.events import Event
 from pulserec.serving.training import RetrainScheduler, train_and_install
 
 
-def fill(engine, shop, upto=None):
-    engine.put_items(list(shop.items))
-    frame = shop.events if upto is None else shop.events.iloc[:upto]
-    engine.ingest([Event(r.event_id, r.user_id, r.item_id if isinstance(r.item_id, str) else None, r.type, r.ts,
-                         query=r.query if isinstance(r.query, str) else None) for r in frame.itertuples()])
 
 
-def test_trained_models_serve_and_survive_a_restart(engine, shop):
-    fill(engine, shop)
+def test_trained_models_serve_and_survive_a_restart(engine, shop, fill):
+    fill(engine)
     lines = train_and_install(engine, ["als", "content"])
     assert len(lines) == 2
     answer = engine.recommend("u0003", 10, strategy="als")
@@ -30,8 +26,8 @@ def test_trained_models_serve_and_survive_a_restart(engine, shop):
     again.close()
 
 
-def test_a_new_user_gets_personal_factor_results_after_three_events(engine, shop):
-    fill(engine, shop)
+def test_a_new_user_gets_personal_factor_results_after_three_events(engine, shop, fill):
+    fill(engine)
     train_and_install(engine, ["als"], save=False)
     assert engine.recommend("brand-new", 5, strategy="als").cold_start
     shoes = [i.item_id for i in shop.items if i.category == "shoes"][:3]
@@ -41,15 +37,14 @@ def test_a_new_user_gets_personal_factor_results_after_three_events(engine, shop
     assert sum(r.category == "shoes" for r in answer.items) >= 3
 
 
-def test_background_retrain_swaps_in_without_losing_events(engine, shop):
-    fill(engine, shop, upto=1500)
+def test_background_retrain_swaps_in_without_losing_events(engine, shop, fill):
+    fill(engine, upto=1500)
     scheduler = RetrainScheduler(engine, ["als"], every_events=100, poll=0.05).start()
     try:
         rest = shop.events.iloc[1500:]
         for start in range(0, len(rest), 100):
             chunk = rest.iloc[start:start + 100]
-            engine.ingest([Event(r.event_id, r.user_id, r.item_id if isinstance(r.item_id, str) else None, r.type, r.ts)
-                           for r in chunk.itertuples()])
+            engine.ingest(as_events(chunk))
             assert len(engine.recommend("u0001", 5).items) == 5
         deadline = time.monotonic() + 30
         while scheduler.runs < 2 and time.monotonic() < deadline:
@@ -66,10 +61,10 @@ def test_scheduler_needs_a_trigger(engine):
         RetrainScheduler(engine, ["als"])
 
 
-def test_models_endpoint_and_background_train_over_http(client, engine, shop, server):
+def test_models_endpoint_and_background_train_over_http(client, engine, shop, server, fill):
     import httpx
 
-    fill(engine, shop, upto=800)
+    fill(engine, upto=800)
     assert httpx.post(f"{server.url}/models/nope/train").status_code == 404
     assert httpx.post(f"{server.url}/models/als/train").status_code == 202
     deadline = time.monotonic() + 30

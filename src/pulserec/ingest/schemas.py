@@ -30,6 +30,15 @@ def check_timestamp(value: float) -> float:
     return value
 
 
+def epoch_seconds(value: float | datetime | None) -> float | None:
+    """Unix seconds from a number or an ISO-8601 datetime, checked by :func:`check_timestamp`."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        value = value.timestamp()
+    return check_timestamp(float(value))
+
+
 def _small_flat_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -95,14 +104,7 @@ class EventIn(BaseModel):
     context: Context | None = None
     recommendation_id: Id | None = Field(None, description="The recommendation this event responds to.")
 
-    @field_validator("timestamp")
-    @classmethod
-    def _timestamp(cls, value: float | datetime | None) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            value = value.timestamp()
-        return check_timestamp(float(value))
+    _timestamp = field_validator("timestamp")(classmethod(lambda cls, v: epoch_seconds(v)))
 
     @field_validator("value")
     @classmethod
@@ -163,14 +165,7 @@ class ItemIn(BaseModel):
     created_at: float | datetime | None = None
     attrs: dict[str, Scalar] | None = None
 
-    @field_validator("created_at")
-    @classmethod
-    def _created(cls, value: float | datetime | None) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            value = value.timestamp()
-        return check_timestamp(float(value))
+    _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))
 
     @field_validator("price")
     @classmethod
@@ -191,4 +186,4 @@ class UserIn(BaseModel):
     created_at: float | datetime | None = None
 
     _attrs = field_validator("attrs")(classmethod(lambda cls, v: _small_flat_dict(v, "attrs")))
-    _created = field_validator("created_at")(ItemIn._created.__func__)  # type: ignore[attr-defined]
+    _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))

@@ -11,6 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ class SQLiteStore:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     # -- events -----------------------------------------------------------------------------
     def append_events(self, rows: Sequence[tuple[Any, ...]]) -> list[int | None]:
         """Store events (tuples in EVENT_COLUMNS order) in one transaction.
@@ -100,19 +113,10 @@ class SQLiteStore:
         (earlier, or earlier in this same batch)."""
         if not rows:
             return []
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-                db.executemany(_INSERT_EVENT, rows)
-                inserted = dict(
-                    (eid, seq) for seq, eid in db.execute("SELECT seq, event_id FROM events WHERE seq > ?", (before,))
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            db.executemany(_INSERT_EVENT, rows)
+            inserted = {eid: seq for seq, eid in db.execute("SELECT seq, event_id FROM events WHERE seq > ?", (before,))}
         result: list[int | None] = []
         for row in rows:
             result.append(inserted.pop(row[0], None))
@@ -161,39 +165,25 @@ class SQLiteStore:
 
     def claim_session(self, session_id: str, user_id: str) -> pd.DataFrame:
         """Give a session's anonymous events to `user_id` (login); returns the claimed events."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                claimed = pd.read_sql_query(
-                    f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE session_id = ? AND user_id IS NULL ORDER BY seq",
-                    db,
-                    params=(session_id,),
-                )
-                db.execute("UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL", (user_id, session_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            claimed = pd.read_sql_query(
+                f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE session_id = ? AND user_id IS NULL ORDER BY seq",
+                db,
+                params=(session_id,),
+            )
+            db.execute("UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL", (user_id, session_id))
         return claimed
 
     def delete_user(self, user_id: str) -> pd.DataFrame:
         """Remove a user's events and record in one transaction; returns the removed events."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                removed = pd.read_sql_query(
-                    f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE user_id = ? ORDER BY seq",
-                    db,
-                    params=(user_id,),
-                )
-                db.execute("DELETE FROM events WHERE user_id = ?", (user_id,))
-                db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            removed = pd.read_sql_query(
+                f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE user_id = ? ORDER BY seq",
+                db,
+                params=(user_id,),
+            )
+            db.execute("DELETE FROM events WHERE user_id = ?", (user_id,))
+            db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
         return removed
 
     # -- items ------------------------------------------------------------------------------
@@ -212,22 +202,15 @@ class SQLiteStore:
             )
             for r in records
         ]
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "INSERT INTO items (item_id, title, description, category, tags, price, active, created_ts, attrs) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET "
-                    "title=excluded.title, description=excluded.description, category=excluded.category, "
-                    "tags=excluded.tags, price=excluded.price, active=excluded.active, "
-                    "created_ts=COALESCE(items.created_ts, excluded.created_ts), attrs=excluded.attrs",
-                    rows,
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO items (item_id, title, description, category, tags, price, active, created_ts, attrs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET "
+                "title=excluded.title, description=excluded.description, category=excluded.category, "
+                "tags=excluded.tags, price=excluded.price, active=excluded.active, "
+                "created_ts=COALESCE(items.created_ts, excluded.created_ts), attrs=excluded.attrs",
+                rows,
+            )
 
     def load_items(self) -> list[ItemRecord]:
         with self._lock:
@@ -252,19 +235,12 @@ class SQLiteStore:
     # -- users ------------------------------------------------------------------------------
     def upsert_users(self, users: Sequence[tuple[str, dict[str, Any], float | None]]) -> None:
         rows = [(uid, json.dumps(attrs) if attrs else None, created) for uid, attrs, created in users]
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "INSERT INTO users (user_id, attrs, created_ts) VALUES (?, ?, ?) ON CONFLICT(user_id) DO UPDATE "
-                    "SET attrs=excluded.attrs, created_ts=COALESCE(users.created_ts, excluded.created_ts)",
-                    rows,
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO users (user_id, attrs, created_ts) VALUES (?, ?, ?) ON CONFLICT(user_id) DO UPDATE "
+                "SET attrs=excluded.attrs, created_ts=COALESCE(users.created_ts, excluded.created_ts)",
+                rows,
+            )
 
     def get_user(self, user_id: str) -> dict[str, Any] | None:
         with self._lock:
