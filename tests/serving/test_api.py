@@ -197,3 +197,13 @@ def test_openapi_documents_every_route(server):
     for path in ("/events", "/items/{item_id}", "/users/{user_id}/recommendations", "/items/{item_id}/similar",
                  "/users/{user_id}/profile", "/sessions/{session_id}/recommendations"):
         assert path in spec["paths"]
+
+
+def test_a_sessions_recommendations_change_after_each_event(client):
+    seed(client)
+    lists = []
+    for k, item in enumerate(["shoe-0", "book-1", "shoe-3"]):
+        client.send_event(session_id="s-live", item_id=item, type="view", timestamp=NOW + 9950 + k)
+        lists.append([r["item_id"] for r in client.recommend_session("s-live", n=4)["items"]])
+    assert lists[0] != lists[1] != lists[2]
+    assert lists[1][0].startswith("book-") and lists[2][0].startswith("shoe-")  # the latest event leads
