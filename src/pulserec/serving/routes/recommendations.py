@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from pulserec.serving.metrics import note_answer
 from pulserec.serving.routes.deps import Count, SessionId, UserId, context_params, engine_of, filters
 from pulserec.serving.service import Answer, Filters
 
@@ -40,6 +41,7 @@ async def user_recommendations(
         answer = engine_of(request).recommend(user_id, n, rules, strategy, context)
     except KeyError as exc:
         raise HTTPException(422, str(exc.args[0])) from None
+    note_answer(request, answer)
     return _response({"user_id": user_id}, answer)
 
 
@@ -56,4 +58,5 @@ async def session_recommendations(
         answer = engine_of(request).recommend_session(session_id, n, rules, strategy, context)
     except KeyError as exc:
         raise HTTPException(422, str(exc.args[0])) from None
+    note_answer(request, answer)
     return _response({"session_id": session_id}, answer)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from pulserec import __version__
+from pulserec.serving.insights import model_list
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["system"])
@@ -24,11 +25,4 @@ async def stats(request: Request) -> dict[str, Any]:
 
 @router.get("/models", summary="Strategies that can serve (?strategy=)")
 async def models(request: Request) -> dict[str, Any]:
-    service = engine_of(request).service
-    return {
-        "default": "default",
-        "models": [
-            {"name": name, "kind": type(model).__name__, **getattr(model, "meta", {})}
-            for name, model in sorted(service.strategies.items())
-        ],
-    }
+    return {"default": "default", "models": model_list(engine_of(request))}
