@@ -49,6 +49,7 @@ export function formatNumber(value, digits = 1) {
   if (abs >= 1e6) return (value / 1e6).toFixed(digits) + "M";
   if (abs >= 1e4) return (value / 1e3).toFixed(digits) + "k";
   if (Number.isInteger(value)) return value.toLocaleString("en");
+  if (abs < 1) return value.toFixed(Math.max(digits, 3));
   return value.toFixed(abs < 10 ? 2 : digits);
 }
 
