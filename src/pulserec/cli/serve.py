@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
         data_dir: DataDir = None,
     ) -> None:
-        """Serve the HTTP API (docs at /docs).
+        """Serve the HTTP API, the dashboard (/dashboard), metrics (/metrics) and docs (/docs).
 
         Example: pulserec serve --port 8000 --data-dir ./shop-data
         """
@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
         from pulserec.serving.app import create_app
 
         engine = open_engine(data_dir)
-        console.print(f"serving {engine.stats()['events_applied']:,} events on http://{host}:{port} (docs: /docs)")
+        base = f"http://{host}:{port}"
+        console.print(f"serving {engine.stats()['events_applied']:,} events on {base}\n"
+                      f"  dashboard: {base}/dashboard   docs: {base}/docs   metrics: {base}/metrics")
         try:
             uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)
         finally:
@@ -34,7 +36,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def stats(data_dir: DataDir = None) -> None:
-        """Print store and online-state statistics."""
+        """Print store and online-state statistics.
+
+        Example: pulserec stats --data-dir ./shop-data
+        """
         import json
 
         engine = open_engine(data_dir)
