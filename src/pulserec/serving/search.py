@@ -52,9 +52,10 @@ def search(engine: Engine, query: str, limit: int = 10, users: bool = True, item
 def _users(engine: Engine, query: str, limit: int) -> list[dict[str, Any]]:
     state = engine.state
     if engine.pseudonym is not None:  # stored keys are hashes: only an exact id can be looked up
-        owner = state.owners.get(engine.user_key(query))
-        profile = state.profiles.get(owner) if owner is not None else None
-        return [{"user_id": query, "event_count": profile.event_count}] if profile else []
+        with engine.lock:
+            owner = state.owners.get(engine.user_key(query))
+            profile = state.profiles.get(owner) if owner is not None else None
+            return [{"user_id": query, "event_count": profile.event_count}] if profile else []
     with engine.lock:
         ids = list(state.owners.ids)
     hits = rank_matches(query, ((i, uid) for i, uid in enumerate(ids) if not uid.startswith(SESSION_PREFIX)), limit)
