@@ -10,7 +10,7 @@ import pytest
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.ingest.movielens import ENV_VAR, movielens_path
-from pulserec.ingest.synthetic import generate
+from pulserec.ingest.synthetic import as_events, generate
 from pulserec.serving.server import BackgroundServer
 
 
@@ -52,14 +52,6 @@ def movielens() -> Path:
         return movielens_path(os.environ.get(ENV_VAR))
     except FileNotFoundError:
         pytest.skip("MovieLens ml-latest-small not available")
-
-
-def as_events(frame):
-    """Rows of a synthetic-shop event frame as engine events."""
-    from pulserec.events import Event
-
-    return [Event(r.event_id, r.user_id, r.item_id if isinstance(r.item_id, str) else None, r.type, r.ts,
-                  query=r.query if isinstance(r.query, str) else None) for r in frame.itertuples()]
 
 
 @pytest.fixture

@@ -1,31 +1,65 @@
-"""Python client for the pulserec HTTP API (httpx)."""
+"""Python clients for the pulserec HTTP API (httpx): `Client` (sync) and `AsyncClient`.
+
+Each endpoint is written once, in :class:`_Endpoints`, as a :class:`Call` (method, path,
+parameters, body and how to read the answer). `Client` runs calls with `httpx.Client`;
+`AsyncClient` runs the same calls with `httpx.AsyncClient`, so its methods are awaitable:
+
+    with Client("http://127.0.0.1:8000") as api:
+        answer = api.recommend("u42", n=5)
+        answer.items[0].reason            # typed
+        answer["items"][0]["reason"]      # the raw JSON, as before
+
+    async with AsyncClient("http://127.0.0.1:8000") as api:
+        answer = await api.recommend("u42", n=5)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 
+from pulserec.client_results import IngestResult, Item, Profile, Recommendation, Recommendations, SearchResults
+
+__all__ = ["AsyncClient", "Client", "IngestResult", "Item", "Profile", "PulserecError", "Recommendation", "Recommendations",
+           "SearchResults"]
+
+T = TypeVar("T")
+
 
 class PulserecError(RuntimeError):
+    """The API answered 4xx/5xx; `status` is the HTTP status, `detail` the server's message."""
+
     def __init__(self, status: int, detail: Any) -> None:
         self.status = status
         self.detail = detail
         super().__init__(f"HTTP {status}: {detail}")
 
 
-def _check(response: httpx.Response) -> Any:
+def _check(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
         try:
-            detail = response.json().get("detail")
+            body = response.json()
+            detail = body.get("detail") if isinstance(body, dict) else body
         except ValueError:
             detail = response.text
         raise PulserecError(response.status_code, detail)
+    return response
+
+
+def _json(response: httpx.Response) -> Any:
     return response.json()
 
 
+def _text(response: httpx.Response) -> str:
+    return response.text
+
+
 def _params(**kwargs: Any) -> dict[str, Any]:
+    """Query parameters: None dropped, booleans as true/false, collections comma-joined."""
     out = {}
     for key, value in kwargs.items():
         if value is None:
@@ -38,12 +72,138 @@ def _params(**kwargs: Any) -> dict[str, Any]:
     return out
 
 
-class Client:
+def _segment(value: str) -> str:
+    """One URL path segment: ids may contain '/', '?', '#', spaces or non-ASCII text."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"an id must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One HTTP request and how to turn its (successful) response into a result."""
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T]
+    params: dict[str, Any] | None = None
+    body: Any = None
+
+    def send_with(self, http: httpx.Client) -> T:
+        return self.read(_check(http.request(self.method, self.path, params=self.params, json=self.body)))
+
+    async def send_async(self, http: httpx.AsyncClient) -> T:
+        return self.read(_check(await http.request(self.method, self.path, params=self.params, json=self.body)))
+
+
+def _typed(kind: Any) -> Callable[[httpx.Response], Any]:
+    return lambda response: kind.from_json(response.json())
+
+
+class _Endpoints:
+    """Every endpoint of the API, once. Subclasses decide how a :class:`Call` is run (`_run`)."""
+
+    def _run(self, call: Call[Any]) -> Any:
+        raise NotImplementedError
+
+    # -- events -------------------------------------------------------------------------------
+    def send_events(self, events: Iterable[Mapping[str, Any]]) -> IngestResult:
+        """POST /events with a batch; applied to the online state before the answer."""
+        return self._run(Call("POST", "/events", _typed(IngestResult), body={"events": [dict(e) for e in events]}))
+
+    def send_event(self, **event: Any) -> IngestResult:
+        """POST /events with one event: `send_event(user_id="u42", item_id="sku-1", type="view")`."""
+        return self._run(Call("POST", "/events", _typed(IngestResult), body=event))
+
+    # -- catalogue ----------------------------------------------------------------------------
+    def put_item(self, item_id: str, **fields: Any) -> dict[str, Any]:
+        return self._run(Call("PUT", f"/items/{_segment(item_id)}", _json, body=fields))
+
+    def put_items(self, items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        return self._run(Call("POST", "/items", _json, body={"items": [dict(i) for i in items]}))
+
+    def item(self, item_id: str) -> Item:
+        return self._run(Call("GET", f"/items/{_segment(item_id)}", _typed(Item)))
+
+    def similar(self, item_id: str, n: int = 10, **options: Any) -> Recommendations:
+        """Items similar to `item_id`; options: strategy, category, exclude, min_price, max_price."""
+        return self._run(Call("GET", f"/items/{_segment(item_id)}/similar", _typed(Recommendations), _params(n=n, **options)))
+
+    # -- users --------------------------------------------------------------------------------
+    def put_user(self, user_id: str, attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self._run(Call("PUT", f"/users/{_segment(user_id)}", _json, body={"attrs": dict(attrs or {})}))
+
+    def profile(self, user_id: str) -> Profile:
+        return self._run(Call("GET", f"/users/{_segment(user_id)}/profile", _typed(Profile)))
+
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        return self._run(Call("DELETE", f"/users/{_segment(user_id)}", _json))
+
+    # -- recommendations ----------------------------------------------------------------------
+    def recommend(self, user_id: str, n: int = 10, **options: Any) -> Recommendations:
+        """What `user_id` should see now; options: strategy, category, exclude_seen, exclude,
+        min_price, max_price, device, location."""
+        return self._run(Call("GET", f"/users/{_segment(user_id)}/recommendations", _typed(Recommendations),
+                              _params(n=n, **options)))
+
+    def recommend_session(self, session_id: str, n: int = 10, **options: Any) -> Recommendations:
+        return self._run(Call("GET", f"/sessions/{_segment(session_id)}/recommendations", _typed(Recommendations),
+                              _params(n=n, **options)))
+
+    # -- operations ---------------------------------------------------------------------------
+    def search(self, q: str, limit: int = 10, kind: Literal["all", "users", "items"] = "all") -> SearchResults:
+        """Users and items whose id (or item title) contains `q`, prefix matches first."""
+        return self._run(Call("GET", "/search", _typed(SearchResults), _params(q=q, limit=limit, kind=kind)))
+
+    def overview(self, window: int = 60, top: int = 10) -> dict[str, Any]:
+        """The dashboard's overview document (events/s, latency, trending, coverage, models...)."""
+        return self._run(Call("GET", "/dashboard/api/overview", _json, _params(window=window, top=top)))
+
+    def metrics(self) -> str:
+        """The Prometheus exposition text of GET /metrics."""
+        return self._run(Call("GET", "/metrics", _text))
+
+    # -- feedback and experiments -------------------------------------------------------------
+    def post_impression(self, recommendation_id: str, **fields: Any) -> dict[str, Any]:
+        """Record that a recommendation list was shown (items default to what was served)."""
+        return self._run(Call("POST", "/impressions", _json, body={"recommendation_id": recommendation_id, **fields}))
+
+    def put_experiment(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        return self._run(Call("PUT", f"/experiments/{_segment(name)}", _json, body=dict(config)))
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        """CTR, conversion, sample sizes and z-tests per variant."""
+        return self._run(Call("GET", f"/experiments/{_segment(name)}", _json))
+
+    def feedback(self) -> dict[str, Any]:
+        return self._run(Call("GET", "/feedback", _json))
+
+    def train(self, model: str) -> dict[str, Any]:
+        """Retrain a batch model in the background; it swaps in when done."""
+        return self._run(Call("POST", f"/models/{_segment(model)}/train", _json))
+
+    def stats(self) -> dict[str, Any]:
+        return self._run(Call("GET", "/stats", _json))
+
+    def models(self) -> dict[str, Any]:
+        return self._run(Call("GET", "/models", _json))
+
+    def health(self) -> dict[str, Any]:
+        return self._run(Call("GET", "/health", _json))
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"x-api-key": api_key} if api_key else {}
+
+
+class Client(_Endpoints):
     """Synchronous client. `Client("http://127.0.0.1:8000")`; use as a context manager to close it."""
 
     def __init__(self, base_url: str, timeout: float = 10.0, api_key: str | None = None, **kwargs: Any) -> None:
-        headers = {"x-api-key": api_key} if api_key else {}
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, **kwargs)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=_headers(api_key), **kwargs)
+
+    def _run(self, call: Call[T]) -> T:
+        return call.send_with(self._http)
 
     def close(self) -> None:
         self._http.close()
@@ -54,56 +214,23 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send_events(self, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-        return _check(self._http.post("/events", json={"events": list(events)}))
 
-    def send_event(self, **event: Any) -> dict[str, Any]:
-        return _check(self._http.post("/events", json=event))
+class AsyncClient(_Endpoints):
+    """Asyncio client with the same methods as :class:`Client`; each returns an awaitable.
 
-    def put_item(self, item_id: str, **fields: Any) -> dict[str, Any]:
-        return _check(self._http.put(f"/items/{item_id}", json=fields))
+    `async with AsyncClient(url) as api: answer = await api.recommend("u42")`."""
 
-    def put_items(self, items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-        return _check(self._http.post("/items", json={"items": list(items)}))
+    def __init__(self, base_url: str, timeout: float = 10.0, api_key: str | None = None, **kwargs: Any) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=_headers(api_key), **kwargs)
 
-    def item(self, item_id: str) -> dict[str, Any]:
-        return _check(self._http.get(f"/items/{item_id}"))
+    def _run(self, call: Call[T]) -> Any:  # a coroutine resolving to T
+        return call.send_async(self._http)
 
-    def put_user(self, user_id: str, attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return _check(self._http.put(f"/users/{user_id}", json={"attrs": dict(attrs or {})}))
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
-    def recommend(self, user_id: str, n: int = 10, **options: Any) -> dict[str, Any]:
-        return _check(self._http.get(f"/users/{user_id}/recommendations", params=_params(n=n, **options)))
+    async def __aenter__(self) -> AsyncClient:
+        return self
 
-    def recommend_session(self, session_id: str, n: int = 10, **options: Any) -> dict[str, Any]:
-        return _check(self._http.get(f"/sessions/{session_id}/recommendations", params=_params(n=n, **options)))
-
-    def similar(self, item_id: str, n: int = 10, **options: Any) -> dict[str, Any]:
-        return _check(self._http.get(f"/items/{item_id}/similar", params=_params(n=n, **options)))
-
-    def profile(self, user_id: str) -> dict[str, Any]:
-        return _check(self._http.get(f"/users/{user_id}/profile"))
-
-    def delete_user(self, user_id: str) -> dict[str, Any]:
-        return _check(self._http.delete(f"/users/{user_id}"))
-
-    def post_impression(self, recommendation_id: str, **fields: Any) -> dict[str, Any]:
-        return _check(self._http.post("/impressions", json={"recommendation_id": recommendation_id, **fields}))
-
-    def put_experiment(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
-        return _check(self._http.put(f"/experiments/{name}", json=dict(config)))
-
-    def experiment(self, name: str) -> dict[str, Any]:
-        return _check(self._http.get(f"/experiments/{name}"))
-
-    def feedback(self) -> dict[str, Any]:
-        return _check(self._http.get("/feedback"))
-
-    def stats(self) -> dict[str, Any]:
-        return _check(self._http.get("/stats"))
-
-    def models(self) -> dict[str, Any]:
-        return _check(self._http.get("/models"))
-
-    def health(self) -> dict[str, Any]:
-        return _check(self._http.get("/health"))
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

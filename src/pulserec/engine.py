@@ -10,10 +10,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -46,6 +46,12 @@ class IngestResult:
     accepted_mask: list[bool]
 
 
+class IngestListener(Protocol):
+    """Told about every ingested batch, after its new events are applied to the online state."""
+
+    def __call__(self, accepted_by_type: Mapping[str, int], duplicates: int, latest_ts: float | None) -> None: ...
+
+
 class Engine:
     def __init__(self, settings: Settings, store: SQLiteStore | None = None, progress: Callable[[int], None] | None = None) -> None:
         self.settings = settings
@@ -60,6 +66,8 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = None
         self.started_at = time.time()
+        #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
+        self.ingest_listeners: list[IngestListener] = []
         self._rebuild(progress)
         from pulserec.serving.training import install_saved  # noqa: PLC0415 - needs the engine built
 
@@ -152,6 +160,8 @@ class Engine:
         accepted = sum(s is not None for s in seqs)
         self.counters["events.accepted"] += accepted
         self.counters["events.duplicate"] += len(events) - accepted
+        fresh = [e for e, s in zip(events, seqs) if s is not None]
+        self._notify(Counter(e.type for e in fresh), len(events) - accepted, max((e.ts for e in fresh), default=None))
         return IngestResult(accepted, len(events) - accepted, [e.event_id for e in events], [s is not None for s in seqs])
 
     def _log_in(self, user_key: str, session_id: str) -> None:
@@ -197,7 +207,16 @@ class Engine:
             self.state.apply_frame(fresh)
         self.counters["events.accepted"] += len(fresh)
         self.counters["events.duplicate"] += len(part) - len(fresh)
+        latest = float(fresh["ts"].max()) if len(fresh) else None
+        self._notify(fresh["type"].value_counts().to_dict(), len(part) - len(fresh), latest)
         return accepted + len(fresh), duplicates + len(part) - len(fresh)
+
+    def _notify(self, accepted_by_type: Mapping[str, int], duplicates: int, latest_ts: float | None) -> None:
+        for listener in self.ingest_listeners:
+            try:
+                listener(accepted_by_type, duplicates, latest_ts)
+            except Exception:  # noqa: BLE001 - an observer must never fail an acknowledged write
+                log.exception("ingest listener %r failed", listener)
 
     def put_items(self, records: list[ItemRecord]) -> None:
         with self.lock:

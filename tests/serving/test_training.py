@@ -6,7 +6,7 @@ import pytest
 
 from pulserec.config import Settings
 from pulserec.engine import Engine
-from conftest import as_events
+from pulserec.ingest.synthetic import as_events
 from pulserec.events import Event
 from pulserec.serving.training import RetrainScheduler, train_and_install
 

@@ -21,7 +21,10 @@ def evaluate(
     report: Path | None = typer.Option(None, "--report", help="directory for report.md/report.html/PNGs"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="time split: share of events held out"),
 ) -> None:
-    """Fit each model on the training part of SPLIT and print ranking metrics on the test part."""
+    """Fit each model on the training part of SPLIT and print ranking metrics on the test part.
+
+    Example: pulserec evaluate --movielens ../shared/data/ml-latest-small --models als,item_knn,popular --report reports/eval
+    """
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]
     if unknown:

@@ -9,6 +9,7 @@ import sys
 import typer
 
 from pulserec.cli.common import console
+from pulserec.cli.examples import examples_epilog
 
 app = typer.Typer(
     name="pulserec",
@@ -29,6 +30,8 @@ for _name in COMMANDS:
             raise
         continue
     _module.register(app)
+
+app.info.epilog = examples_epilog(app)  # `pulserec --help` ends with every command's examples
 
 
 def main() -> None:

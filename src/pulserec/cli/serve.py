@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         retrain_every_events: Annotated[int, typer.Option(help="Retrain after this many new events (0: off).", min=0)] = 0,
         data_dir: DataDir = None,
     ) -> None:
-        """Serve the HTTP API (docs at /docs).
+        """Serve the HTTP API, the dashboard (/dashboard), metrics (/metrics) and docs (/docs).
 
         Examples:
           pulserec serve --port 8000 --data-dir ./shop-data
@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"background retrain of {', '.join(names)} every "
                           + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",
                                                      f"{retrain_every_events:,} events" if retrain_every_events else "") if x))
-        console.print(f"serving {engine.stats()['events_applied']:,} events on http://{host}:{port} (docs: /docs)")
+        base = f"http://{host}:{port}"
+        console.print(f"serving {engine.stats()['events_applied']:,} events on {base}\n"
+                      f"  dashboard: {base}/dashboard   docs: {base}/docs   metrics: {base}/metrics")
         try:
             uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)
         finally:
@@ -49,7 +51,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def stats(data_dir: DataDir = None) -> None:
-        """Print store and online-state statistics."""
+        """Print store and online-state statistics.
+
+        Example: pulserec stats --data-dir ./shop-data
+        """
         import json
 
         engine = open_engine(data_dir)

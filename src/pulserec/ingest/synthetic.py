@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pulserec.events import Event
 from pulserec.online.catalog import ItemRecord
 
 CATEGORIES = {
@@ -109,6 +110,17 @@ def generate(
         }
     )
     return SyntheticData(items=items, users=users, events=events)
+
+
+def as_events(frame: pd.DataFrame) -> list[Event]:
+    """Rows of a generated event frame as engine events (context: device and location)."""
+    return [
+        Event(r.event_id, r.user_id, r.item_id if isinstance(r.item_id, str) else None, r.type, float(r.ts),
+              value=None if r.value is None or r.value != r.value else float(r.value),
+              query=r.query if isinstance(r.query, str) else None,
+              context={"device": r.device, "location": r.location})
+        for r in frame.itertuples()
+    ]
 
 
 def items_frame(items: list[ItemRecord]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from pulserec.serving.metrics import note_answer
 from pulserec.serving.routes.deps import Count, SessionId, UserId, context_params, engine_of, filters
 from pulserec.experiments.service import Served
 from pulserec.serving.service import Filters
@@ -31,6 +32,7 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, n: int
             answer = engine.recommend_session(session_id or "", n, rules, chosen, context)
     except KeyError as exc:
         raise HTTPException(422, str(exc.args[0])) from None
+    note_answer(request, answer)
     rec_id = uuid.uuid4().hex
     engine.experiments.remember(rec_id, Served(
         user_id=engine.user_key(user_id) if user_id else None, session_id=session_id, strategy=answer.strategy,

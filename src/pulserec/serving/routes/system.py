@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 
 from pulserec import __version__
 from pulserec.models.registry import MODELS
+from pulserec.serving.insights import model_list
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["system"])
@@ -27,24 +28,15 @@ async def stats(request: Request) -> dict[str, Any]:
 
 @router.get("/models", summary="Strategies that can serve (?strategy=), with versions, training time and data watermark")
 async def models(request: Request) -> dict[str, Any]:
-    engine = engine_of(request)
-    out = []
-    for name, model in sorted(engine.service.strategies.items()):
-        inner = getattr(model, "model", model)
-        entry: dict[str, Any] = {"name": name, "kind": type(inner).__name__, "online": not hasattr(model, "meta"),
-                                 **getattr(model, "meta", {})}
-        importance = getattr(inner, "feature_importance", None)
-        if importance:
-            entry["feature_importance"] = importance
-        out.append(entry)
-    return {"default": "default", "models": out, "trainable": sorted(MODELS)}
+    return {"default": "default", "models": model_list(engine_of(request)), "trainable": sorted(MODELS)}
 
 
 def _in_background(target: Any, *args: Any) -> None:
     threading.Thread(target=target, args=args, name="pulserec-admin", daemon=True).start()
 
 
-@router.post("/models/{name}/train", status_code=202, summary="Retrain a batch model in the background; it swaps in when done")
+@router.post("/models/{name}/train", status_code=202, summary="Retrain a batch model in the background; it swaps in when done",
+             responses={404: {"description": "unknown model"}})
 async def train_model(name: ModelName, request: Request) -> dict[str, Any]:
     from pulserec.serving.training import train_and_install
 

@@ -1,0 +1,154 @@
+"""The dashboard in a real headless Chromium, against a real server seeded with the synthetic shop.
+
+Screenshots land in test-artifacts/ (gitignored). Skipped when playwright or chromium is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+CHROMIUM = os.environ.get("PULSEREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"chromium not found at {CHROMIUM}")
+
+
+class Tab:
+    """A browser page that records console errors, page errors and requests leaving 127.0.0.1."""
+
+    def __init__(self, page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.errors: list[str] = []
+        self.external: list[str] = []
+        page.on("console", lambda m: self.errors.append(f"{m.text} ({m.location.get('url')})") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        page.on("request", self._request)
+
+    def _request(self, request) -> None:
+        host = urlparse(request.url).hostname
+        if request.url.startswith(("http:", "https:")) and host != "127.0.0.1":
+            self.external.append(request.url)
+
+    def open(self, path: str, page_name: str) -> None:
+        self.page.goto(self.base_url + path)
+        self.page.wait_for_selector(f"#view[data-ready={page_name}]", timeout=10_000)
+
+    def count(self, selector: str) -> int:
+        return self.page.locator(selector).count()
+
+    def text(self, selector: str) -> str:
+        return self.page.locator(selector).inner_text()
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def assert_clean(self, expected_errors: tuple[str, ...] = ()) -> None:
+        """No console or page errors (but those containing one of `expected_errors`), no external request."""
+        unexpected = [e for e in self.errors if not any(x in e for x in expected_errors)]
+        assert not unexpected, unexpected
+        assert not self.external, f"requests outside 127.0.0.1: {self.external}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tab(browser, seeded) -> Iterator[Tab]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    yield Tab(context.new_page(), seeded.url)
+    context.close()
+
+
+def test_overview_renders_live_charts_from_the_seeded_store(tab, seeded):
+    tab.open("/dashboard", "overview")
+    overview = seeded.client.overview()
+    assert tab.count("#events-chart g.column") == 60  # one column per second of the window
+    # The seeding just happened; its second shows once complete (the still-filling second is left out).
+    tab.page.wait_for_selector("#events-chart rect.bar", timeout=5_000)
+    assert tab.count("#events-legend .legend-item") == len(overview["events_per_second"]["types"])
+    assert tab.count("#trending-chart rect.bar") == 10
+    assert tab.text("#trending-chart") .count("#") >= 1  # titles of the synthetic items
+    strategies = overview["latency_ms"]["by_strategy"]
+    assert set(strategies) == {"default", "item_knn"}
+    assert tab.count("#latency-chart rect.bar") == 3 * len(strategies)  # p50, p90, p99 each
+    assert tab.count("#coverage-chart circle.arc") == 1 and "%" in tab.text("#coverage-chart")
+    assert "no data yet" in tab.text("#engagement")
+    assert tab.count("#models tbody tr") == len(seeded.client.models()["models"])
+    assert "0.123" in tab.text("#models")  # the evaluation summary next to the report
+    assert tab.page.get_attribute("#report-link", "href") == "/reports/index.html"
+    assert tab.page.is_visible("#report-link")
+    assert tab.text("#kpi-events") == f"{len(seeded.shop.events):,}"
+    tab.screenshot("dashboard-overview.png")
+    tab.assert_clean()
+
+
+def test_user_page_shows_the_profile_next_to_recommendations(tab, seeded):
+    user = seeded.busiest_user()
+    profile = seeded.client.profile(user)
+    recommendations = seeded.client.recommend(user, n=10)
+    tab.open(f"/dashboard/users/{user}", "user")
+    assert tab.text("#user-id") == user
+    assert tab.count("#interests-card rect.bar") == len(profile.interests["categories"])
+    top_category = profile.interests["categories"][0]["name"]
+    assert top_category in tab.text("#interests-card")
+    assert tab.count("#segments .chip") == len(profile.segments)
+    assert tab.count("#recent-card li") == len(profile.recent_items)
+    assert tab.count("#rec-list li") == len(recommendations.items)
+    assert recommendations.items[0].reason in tab.text("#rec-list li:first-child")
+    tab.page.select_option("#strategy", "popular")
+    tab.page.wait_for_function("document.querySelector('#rec-list .rec-score')?.textContent.includes('popular')")
+    tab.screenshot("dashboard-user.png")
+    tab.assert_clean()
+
+
+def test_search_box_leads_to_user_and_item_pages(tab, seeded):
+    tab.open("/dashboard", "overview")
+    user = seeded.busiest_user()
+    tab.page.fill("#search-input", user)
+    tab.page.wait_for_selector("#search-results:not([hidden]) a.result")
+    tab.screenshot("dashboard-search.png")
+    tab.page.click(f"#search-results a[href='/dashboard/users/{user}']")
+    tab.page.wait_for_selector("#view[data-ready=user]")
+    assert tab.text("#user-id") == user
+
+    item = seeded.shop.items[0]
+    tab.page.fill("#search-input", item.title)
+    tab.page.wait_for_selector(f"#search-results a[href='/dashboard/items/{item.item_id}']")
+    tab.page.press("#search-input", "Enter")
+    tab.page.wait_for_selector("#view[data-ready=item]")
+    assert tab.text("#item-title") == item.title
+    assert tab.count("#similar-card li") > 0
+    tab.assert_clean()
+
+
+def test_unknown_user_is_a_friendly_empty_state(tab):
+    tab.open("/dashboard/users/nobody-at-all", "user")
+    assert "No such user" in tab.text("#view")
+    # The browser logs the API's 404 for the profile itself; nothing else may fail.
+    assert len(tab.errors) == 1
+    tab.assert_clean(expected_errors=("404", "/users/nobody-at-all/profile"))
+
+
+def test_swagger_ui_renders_offline(tab, seeded):
+    tab.page.goto(seeded.url + "/docs")
+    tab.page.wait_for_selector(".swagger-ui .opblock", timeout=15_000)
+    assert tab.count(".swagger-ui .opblock") >= 15
+    tab.assert_clean()
