@@ -25,7 +25,12 @@ def register(app: typer.Typer) -> None:
 
         from pulserec.serving.app import create_app
 
+        from pulserec.serving.auth import exposure_warning
+
         engine = open_engine(data_dir)
+        warning = exposure_warning(host, engine.settings)
+        if warning:
+            console.print(f"[yellow]warning:[/] {warning}")
         console.print(f"serving {engine.stats()['events_applied']:,} events on http://{host}:{port} (docs: /docs)")
         try:
             uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)

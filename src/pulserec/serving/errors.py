@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 def field_path(loc: Sequence[Any]) -> str:
@@ -49,3 +49,26 @@ async def on_request_validation(request: Request, exc: RequestValidationError) -
 
 async def on_pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:
     return validation_response(error_items(exc.errors()))
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer: a one-line `detail`, and per-field `errors` for invalid input."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+#: The error answers every route may give, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed request (e.g. invalid JSON)"},
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    403: {"model": ErrorBody, "description": "The API key may not do this (read-only key)"},
+    404: {"model": ErrorBody, "description": "Unknown user, item or session"},
+    413: {"model": ErrorBody, "description": "Body or batch over the configured limit"},
+    422: {"model": ErrorBody, "description": "Invalid input; `errors` names each bad field"},
+}
