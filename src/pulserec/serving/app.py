@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from pulserec import __version__
 from pulserec.engine import Engine
 from pulserec.serving.auth import add_cors, require_by_method
-from pulserec.serving.errors import ERROR_RESPONSES, on_pydantic_validation, on_request_validation
+from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.routes import events, items, recommendations, system, users
 
@@ -24,6 +24,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(405, on_method_not_allowed)
     for module in (events, items, users, recommendations):
         app.include_router(module.router, dependencies=[Depends(require_by_method)], responses=ERROR_RESPONSES)
     app.include_router(system.router, responses=ERROR_RESPONSES)  # access is set per route there
