@@ -89,14 +89,22 @@ class Engine:
             events = [e._replace(user_id=self.user_key(e.user_id)) if e.user_id else e for e in events]
         with self.lock:
             seqs = self.store.append_events([e.row() for e in events])
-            for event, seq in zip(events, seqs):
-                if seq is not None:
-                    self.state.apply(event, seq)
-                    self.counters[f"events.{event.type}"] += 1
+            self._apply_stored(events, seqs)
         accepted = sum(s is not None for s in seqs)
         self.counters["events.accepted"] += accepted
         self.counters["events.duplicate"] += len(events) - accepted
         return IngestResult(accepted, len(events) - accepted, [e.event_id for e in events], [s is not None for s in seqs])
+
+    def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> None:
+        """Apply the events the store just accepted (those given a `seq`), in order."""
+        for event, seq in zip(events, seqs):
+            if seq is not None:
+                self.state.apply(event, seq)
+                self.counters[f"events.{event.type}"] += 1
+
+    def _apply_stored_frame(self, fresh: pd.DataFrame) -> None:
+        """Apply a frame of events the store just accepted."""
+        self.state.apply_frame(fresh)
 
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
@@ -105,7 +113,7 @@ class Engine:
         with self.lock:
             stored = self.store.append_frame(frame)
             fresh = frame[stored.to_numpy()]
-            self.state.apply_frame(fresh)
+            self._apply_stored_frame(fresh)
         self.counters["events.accepted"] += len(fresh)
         self.counters["events.duplicate"] += len(frame) - len(fresh)
         return len(fresh), len(frame) - len(fresh)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pulserec.cli.common import DataDir, console, open_engine
+from pulserec.cli.common import DataDir, console, open_engine, settings_for
 
 
 def register(app: typer.Typer) -> None:
@@ -15,22 +15,31 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        workers: Annotated[int, typer.Option(help="Worker processes; each follows the shared SQLite log.",
+                                             min=1, max=64)] = 1,
         data_dir: DataDir = None,
     ) -> None:
         """Serve the HTTP API (docs at /docs).
 
-        Example: pulserec serve --port 8000 --data-dir ./shop-data
+        Example: pulserec serve --port 8000 --data-dir ./shop-data --workers 2
         """
         import uvicorn
 
         from pulserec.serving.app import create_app
-
         from pulserec.serving.auth import exposure_warning
 
-        engine = open_engine(data_dir)
-        warning = exposure_warning(host, engine.settings)
+        settings = settings_for(data_dir)
+        warning = exposure_warning(host, settings)
         if warning:
             console.print(f"[yellow]warning:[/] {warning}")
+        if workers > 1:
+            from pulserec.serving.workers import prepare_data_dir, run_workers
+
+            stored = prepare_data_dir(settings)
+            console.print(f"serving {stored:,} events with {workers} workers on http://{host}:{port} (docs: /docs)")
+            run_workers(settings, host, port, workers, log_level)
+            return
+        engine = open_engine(data_dir)
         console.print(f"serving {engine.stats()['events_applied']:,} events on http://{host}:{port} (docs: /docs)")
         try:
             uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)

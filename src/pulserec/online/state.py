@@ -107,6 +107,8 @@ class OnlineState:
         if events.empty:
             return
         events = events[events["item_id"].notna()]
+        if "seq" in events:  # events stored by another process but not applied here yet
+            events = events[events["seq"] <= self.last_seq]
         if events.empty:
             return
         weights = events["type"].map(self.weights).to_numpy(dtype=np.float64)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from pulserec import __version__
+from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.serving.auth import add_cors, require_by_method
 from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
@@ -30,4 +34,28 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(system.router, responses=ERROR_RESPONSES)  # access is set per route there
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     add_cors(app, engine.settings.cors_origins)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for worker processes (`uvicorn --factory pulserec.serving.app:app_from_env`).
+
+    Settings come from PULSEREC_* env vars (PULSEREC_DATA_DIR, PULSEREC_API_KEYS, ...). With
+    PULSEREC_FOLLOW_LOG=1, set by `pulserec serve --workers N`, the engine follows the log
+    shared by all workers; the engine closes when the worker shuts down."""
+    settings = Settings.load()
+    if settings.follow_log:
+        from pulserec.replica import ReplicaEngine
+
+        engine: Engine = ReplicaEngine(settings)
+    else:
+        engine = Engine(settings)
+    app = create_app(engine)
+
+    @asynccontextmanager
+    async def close_engine_on_shutdown(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.close()
+
+    app.router.lifespan_context = close_engine_on_shutdown
     return app
