@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -81,6 +82,10 @@ class ReplicaEngine(Engine):
         self.service = RecommendationService(self.state, self.settings)
         self._rebuild()
 
+    def stats(self) -> dict[str, Any]:
+        """The base statistics, plus which worker process answered (counters are per process)."""
+        return {**super().stats(), "worker_pid": os.getpid()}
+
     # -- writes: stored by the base class, applied from the log ---------------------------------
     def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> None:
         for event, seq in zip(events, seqs):
@@ -116,4 +121,4 @@ def _synced(method: F) -> F:
 
 
 for _name in READ_METHODS:
-    setattr(ReplicaEngine, _name, _synced(getattr(Engine, _name)))
+    setattr(ReplicaEngine, _name, _synced(getattr(ReplicaEngine, _name)))
