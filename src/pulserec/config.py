@@ -52,6 +52,14 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     # Privacy: store user ids as keyed hashes (HMAC-SHA256) instead of the raw id.
     pseudonymize_users: bool = False
+    # Access control (env: comma separated). No keys = open API (local development only).
+    # `api_keys` may read, write and administer; `read_keys` may only call the serving endpoints.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Browser origins allowed to call the API (CORS); empty = CORS off.
+    cors_origins: tuple[str, ...] = ()
+    # Several processes serve one data dir: each tails the shared SQLite log before answering.
+    follow_log: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -82,6 +90,9 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         values["data_dir"] = Path(values["data_dir"])
+        for name in _LIST_SETTINGS:
+            if name in values:
+                values[name] = _as_tuple(values[name])
         settings = cls(**values)
         settings.validate()
         return settings
@@ -97,10 +108,27 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
+        if self.read_keys and not self.api_keys:
+            raise ValueError("read_keys need api_keys too (otherwise nobody could write)")
+        for key in (*self.api_keys, *self.read_keys):
+            if len(key) < 16 or not key.isascii() or not key.isprintable():
+                raise ValueError("API keys must be at least 16 printable ASCII characters")
+
+
+#: Settings holding a list of strings (a comma-separated env var, a TOML array).
+_LIST_SETTINGS = ("api_keys", "read_keys", "cors_origins")
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    """'a, b' or ['a', 'b'] -> ('a', 'b'); blanks dropped."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(item).strip() for item in items if str(item).strip())
 
 
 def _coerce(raw: str, type_name: Any) -> Any:
     text = str(type_name)
+    if "tuple" in text:
+        return _as_tuple(raw)
     if "bool" in text:
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if "int" in text:

@@ -153,10 +153,7 @@ class Engine:
                 if event.user_id and event.session_id:
                     self._log_in(event.user_id, event.session_id)
             seqs = self.store.append_events([e.row() for e in events])
-            for event, seq in zip(events, seqs):
-                if seq is not None:
-                    self.state.apply(event, seq)
-                    self.counters[f"events.{event.type}"] += 1
+            self._apply_stored(events, seqs)
         accepted = sum(s is not None for s in seqs)
         self.counters["events.accepted"] += accepted
         self.counters["events.duplicate"] += len(events) - accepted
@@ -178,6 +175,17 @@ class Engine:
         self.state.absorb(user_key, session_key, user_events, claimed)
         self.counters["sessions.merged"] += 1
 
+    def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> None:
+        """Apply the events the store just accepted (those given a `seq`), in order."""
+        for event, seq in zip(events, seqs):
+            if seq is not None:
+                self.state.apply(event, seq)
+                self.counters[f"events.{event.type}"] += 1
+
+    def _apply_stored_frame(self, fresh: pd.DataFrame) -> None:
+        """Apply a frame of events the store just accepted."""
+        self.state.apply_frame(fresh)
+
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
         return self.ingest_frames([frame])
@@ -195,16 +203,16 @@ class Engine:
                     part = frame.iloc[start : start + chunk]
                     submitted = (part, writer.submit(self.store.append_frame, part))
                     if pending is not None:
-                        accepted, duplicates = self._apply_stored(*pending, accepted, duplicates)
+                        accepted, duplicates = self._apply_chunk(*pending, accepted, duplicates)
                     pending = submitted
             if pending is not None:
-                accepted, duplicates = self._apply_stored(*pending, accepted, duplicates)
+                accepted, duplicates = self._apply_chunk(*pending, accepted, duplicates)
         return accepted, duplicates
 
-    def _apply_stored(self, part: pd.DataFrame, stored: Future[pd.Series], accepted: int, duplicates: int) -> tuple[int, int]:
+    def _apply_chunk(self, part: pd.DataFrame, stored: Future[pd.Series], accepted: int, duplicates: int) -> tuple[int, int]:
         fresh = part[stored.result().to_numpy()]
         with self.lock:
-            self.state.apply_frame(fresh)
+            self._apply_stored_frame(fresh)
         self.counters["events.accepted"] += len(fresh)
         self.counters["events.duplicate"] += len(part) - len(fresh)
         latest = float(fresh["ts"].max()) if len(fresh) else None

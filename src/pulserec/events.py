@@ -69,3 +69,10 @@ def _none(value: Any) -> Any:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return value
+
+
+def event_from_row(row: tuple[Any, ...]) -> Event:
+    """A stored row (values in EVENT_COLUMNS order, context as JSON text) back into an event."""
+    event_id, user_id, item_id, type_, ts, value, session_id, query, ctx, rec_id = row
+    return Event(event_id, user_id, item_id, type_, float(ts), None if value is None else float(value),
+                 session_id, query, json.loads(ctx) if ctx else None, rec_id)

@@ -56,7 +56,7 @@ def test_overview_document_and_engagement_hook(client, server):
     assert doc["latency_ms"]["by_strategy"]["default"]["count"] == 1
     assert doc["coverage"]["answers"] == 1 and doc["coverage"]["catalogue_items"] == 4
     assert doc["engagement"] == {"available": False, "note": doc["engagement"]["note"], "rows": []}
-    assert "POST /impressions" in doc["engagement"]["note"]
+    assert "impressions" in doc["engagement"]["note"]
     assert doc["evaluation"] == {"report_url": None, "metrics": None}
 
     class Impressions:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pulserec.cli.common import DataDir, console, open_engine
+from pulserec.cli.common import DataDir, console, open_engine, settings_for
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         retrain: Annotated[str, typer.Option(help="Batch models to retrain in the background (comma-separated).")] = "als",
         retrain_interval: Annotated[float, typer.Option(help="Retrain every this many seconds (0: off).", min=0)] = 0.0,
         retrain_every_events: Annotated[int, typer.Option(help="Retrain after this many new events (0: off).", min=0)] = 0,
+        workers: Annotated[int, typer.Option(help="Worker processes; each follows the shared SQLite log.",
+                                             min=1, max=64)] = 1,
         data_dir: DataDir = None,
     ) -> None:
         """Serve the HTTP API, the dashboard (/dashboard), metrics (/metrics) and docs (/docs).
@@ -25,12 +27,25 @@ def register(app: typer.Typer) -> None:
         Examples:
           pulserec serve --port 8000 --data-dir ./shop-data
           pulserec serve --retrain als,content --retrain-every-events 50000
+          pulserec serve --port 8000 --data-dir ./shop-data --workers 2
         """
         import uvicorn
 
         from pulserec.serving.app import create_app
         from pulserec.serving.training import RetrainScheduler
+        from pulserec.serving.auth import exposure_warning
 
+        settings = settings_for(data_dir)
+        warning = exposure_warning(host, settings)
+        if warning:
+            console.print(f"[yellow]warning:[/] {warning}")
+        if workers > 1:
+            from pulserec.serving.workers import prepare_data_dir, run_workers
+
+            stored = prepare_data_dir(settings)
+            console.print(f"serving {stored:,} events with {workers} workers on http://{host}:{port} (docs: /docs)")
+            run_workers(settings, host, port, workers, log_level)
+            return
         engine = open_engine(data_dir)
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:

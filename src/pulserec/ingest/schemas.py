@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, field_validator, model_validator
 
 from pulserec.events import Event
 
@@ -16,6 +16,9 @@ MAX_ID = 128
 #: Ids are opaque printable strings: no control characters, no surrounding whitespace.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$", strip_whitespace=True)]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
+#: Models are strict (JSON types as documented: no "1.5" for a number, no 0 for a boolean);
+#: a datetime still parses from ISO-8601 text, since JSON has no datetime type.
+LaxDatetime = Annotated[datetime, Strict(False)]
 EARLIEST_TS = 0.0
 FUTURE_SLACK = 86_400.0
 MAX_CONTEXT_KEYS = 32
@@ -39,12 +42,23 @@ def epoch_seconds(value: float | datetime | None) -> float | None:
     return check_timestamp(float(value))
 
 
+def is_unicode(text: str) -> bool:
+    """False for strings that cannot be stored or sent as UTF-8 (lone surrogates from JSON escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _small_flat_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if len(value) > MAX_CONTEXT_KEYS:
         raise ValueError(f"{what} has more than {MAX_CONTEXT_KEYS} keys")
     for key, item in value.items():
+        if not is_unicode(key):
+            raise ValueError(f"{what} keys must be valid Unicode (no lone surrogates)")
         if len(key) > 64:
             raise ValueError(f"{what} key {key[:20]!r}... is longer than 64 characters")
         if isinstance(item, float) and not math.isfinite(item):
@@ -60,7 +74,7 @@ Scalar = str | int | float | bool | None
 class Context(BaseModel):
     """Where and how the event happened. Extra keys are kept (max 32, scalar values)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     device: ShortText | None = Field(None, examples=["mobile"])
     location: ShortText | None = Field(None, examples=["Berlin"])
 
@@ -79,6 +93,7 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
@@ -98,7 +113,7 @@ class EventIn(BaseModel):
     session_id: Id | None = None
     item_id: Id | None = None
     type: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    timestamp: float | datetime | None = Field(None, description="Unix seconds or ISO-8601; default: now.")
+    timestamp: float | LaxDatetime | None = Field(None, description="Unix seconds or ISO-8601; default: now.")
     value: float | None = Field(None, description="Rating, price paid or other numeric value.", ge=-1e9, le=1e9)
     query: Annotated[str, StringConstraints(max_length=512)] | None = None
     context: Context | None = None
@@ -141,7 +156,7 @@ class EventIn(BaseModel):
 
 
 class EventBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     events: list[EventIn]
 
 
@@ -150,6 +165,7 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"title": "Trail running shoe", "category": "shoes", "tags": ["running", "outdoor"], "price": 89.9}
@@ -162,7 +178,7 @@ class ItemIn(BaseModel):
     tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=MAX_TAGS)
     price: float | None = Field(None, ge=0, le=1e9)
     active: bool = True
-    created_at: float | datetime | None = None
+    created_at: float | LaxDatetime | None = None
     attrs: dict[str, Scalar] | None = None
 
     _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))
@@ -181,9 +197,9 @@ class ItemIn(BaseModel):
 
 
 class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"attrs": {"country": "DE", "plan": "pro"}}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"attrs": {"country": "DE", "plan": "pro"}}]})
     attrs: dict[str, Scalar] = Field(default_factory=dict)
-    created_at: float | datetime | None = None
+    created_at: float | LaxDatetime | None = None
 
     _attrs = field_validator("attrs")(classmethod(lambda cls, v: _small_flat_dict(v, "attrs")))
     _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))

@@ -118,6 +118,10 @@ class OnlineState:
             self.profiles.forget(owner)
         if events.empty:
             return
+        if "seq" in events:  # events stored by another process but not applied here yet
+            events = events[events["seq"] <= self.last_seq]
+            if events.empty:
+                return
         self.applied -= len(events)
         items, weights, ts = self._item_log(events)
         self.popularity.add_many(items, weights, ts, sign=-1.0)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from pulserec import __version__
+from pulserec.config import Settings
 from pulserec.engine import Engine
-from pulserec.serving.errors import on_pydantic_validation, on_request_validation
+from pulserec.serving.auth import add_cors, require_by_method
+from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
 from pulserec.serving.routes import events, feedback, items, recommendations, system, users
@@ -25,8 +30,35 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
-    for module in (events, items, users, recommendations, feedback, system):
-        app.include_router(module.router)
+    app.add_exception_handler(405, on_method_not_allowed)
+    for module in (events, items, users, recommendations, feedback):
+        app.include_router(module.router, dependencies=[Depends(require_by_method)], responses=ERROR_RESPONSES)
+    app.include_router(system.router, responses=ERROR_RESPONSES)  # access is set per route there
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
+    add_cors(app, engine.settings.cors_origins)
     add_operations(app, engine)  # last: its middleware wraps the others
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for worker processes (`uvicorn --factory pulserec.serving.app:app_from_env`).
+
+    Settings come from PULSEREC_* env vars (PULSEREC_DATA_DIR, PULSEREC_API_KEYS, ...). With
+    PULSEREC_FOLLOW_LOG=1, set by `pulserec serve --workers N`, the engine follows the log
+    shared by all workers; the engine closes when the worker shuts down."""
+    settings = Settings.load()
+    if settings.follow_log:
+        from pulserec.replica import ReplicaEngine
+
+        engine: Engine = ReplicaEngine(settings)
+    else:
+        engine = Engine(settings)
+    app = create_app(engine)
+
+    @asynccontextmanager
+    async def close_engine_on_shutdown(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.close()
+
+    app.router.lifespan_context = close_engine_on_shutdown
     return app

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.routing import Match
 
 
 def field_path(loc: Sequence[Any]) -> str:
@@ -49,3 +50,47 @@ async def on_request_validation(request: Request, exc: RequestValidationError) -
 
 async def on_pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:
     return validation_response(error_items(exc.errors()))
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer: a one-line `detail`, and per-field `errors` for invalid input."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+#: The error answers every route may give, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed request (e.g. invalid JSON)"},
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    403: {"model": ErrorBody, "description": "The API key may not do this (read-only key)"},
+    404: {"model": ErrorBody, "description": "Unknown user, item or session"},
+    413: {"model": ErrorBody, "description": "Body or batch over the configured limit"},
+    422: {"model": ErrorBody, "description": "Invalid input; `errors` names each bad field"},
+}
+
+
+async def on_method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 whose `Allow` header lists every method of the path (Starlette's lists one route's only)."""
+    allowed: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        methods = getattr(route, "methods", None)
+        if methods and route.matches(request.scope)[0] != Match.NONE:
+            allowed |= methods
+    return JSONResponse({"detail": f"method {request.method} not allowed here"}, status_code=405,
+                        headers={"Allow": ", ".join(sorted(allowed))})
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every endpoint route, looking inside included routers (which FastAPI may wrap)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None) or getattr(route, "router", None)
+        if inner is not None and hasattr(inner, "routes"):
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pulserec.engine import Engine
+from pulserec.serving.auth import require_by_method
 from pulserec.serving.docs import STATIC_URL, add_docs
+from pulserec.serving.errors import ERROR_RESPONSES
 from pulserec.serving.examples import add_response_examples
 from pulserec.serving.metrics import ServingMetrics
 from pulserec.serving.metrics_middleware import MetricsMiddleware, instrument_exception_handlers
@@ -20,10 +22,9 @@ def add_operations(app: FastAPI, engine: Engine) -> ServingMetrics:
     the exception handlers registered so far are instrumented to report their exception type."""
     metrics = ServingMetrics(engine)
     app.state.metrics = metrics
-    if not hasattr(app.state, "engagement"):
-        app.state.engagement = None  # an EngagementSource, once impressions are recorded
+    app.state.engagement = engine.feedback  # impressions and their clicks/conversions (POST /impressions)
     for module in (monitoring, dashboard, reports):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(require_by_method)], responses=ERROR_RESPONSES)
     app.mount(STATIC_URL, StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     add_docs(app)
     add_response_examples(app)

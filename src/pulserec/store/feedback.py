@@ -66,26 +66,37 @@ class FeedbackStore:
         with self.store._lock:
             return self.store._db.execute("DELETE FROM experiments WHERE name = ?", (name,)).rowcount == 1
 
-    def outcomes(self, group_by: str, experiment: str | None = None) -> list[dict[str, Any]]:
-        """Impressions, clicked and converted impressions per `strategy` or per experiment `variant`."""
-        if group_by not in ("strategy", "variant"):
-            raise ValueError("group_by must be strategy or variant")
+    def _counts(self, columns: tuple[str, ...], experiment: str | None = None) -> list[tuple[Any, ...]]:
+        """(*group, impressions, clicked, converted, users) per group of impression columns."""
+        if not set(columns) <= {"strategy", "variant"}:
+            raise ValueError("group by strategy and/or variant")
         clicks = ", ".join("?" * len(CLICK_TYPES))
         conversions = ", ".join("?" * len(CONVERSION_TYPES))
         where, params = ("WHERE i.experiment = ?", [experiment]) if experiment else ("", [])
+        group = ", ".join(f"i.{c}" for c in columns)
         sql = f"""
-            SELECT i.{group_by} AS grp, COUNT(*) AS impressions,
+            SELECT {group}, COUNT(*) AS impressions,
                    SUM(EXISTS (SELECT 1 FROM events e WHERE e.rec_id = i.rec_id AND e.type IN ({clicks}))) AS clicked,
                    SUM(EXISTS (SELECT 1 FROM events e WHERE e.rec_id = i.rec_id AND e.type IN ({conversions}))) AS converted,
                    COUNT(DISTINCT COALESCE(i.user_id, i.session_id)) AS users
-            FROM impressions i {where} GROUP BY i.{group_by} ORDER BY i.{group_by}
+            FROM impressions i {where} GROUP BY {group} ORDER BY {group}
         """
         with self.store._lock:
-            rows = self.store._db.execute(sql, [*CLICK_TYPES, *CONVERSION_TYPES, *params]).fetchall()
+            return self.store._db.execute(sql, [*CLICK_TYPES, *CONVERSION_TYPES, *params]).fetchall()
+
+    def outcomes(self, group_by: str, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Impressions, clicked and converted impressions per `strategy` or per experiment `variant`."""
         return [
             {"name": grp, "impressions": n, "clicked": int(c or 0), "converted": int(v or 0), "users": u,
              "ctr": (c or 0) / n if n else 0.0, "conversion_rate": (v or 0) / n if n else 0.0}
-            for grp, n, c, v, u in rows
+            for grp, n, c, v, u in self._counts((group_by,), experiment)
+        ]
+
+    def engagement_rows(self) -> list[dict[str, Any]]:
+        """Outcome counts per (strategy, A/B variant), for the dashboard."""
+        return [
+            {"strategy": strategy, "variant": variant, "impressions": n, "clicks": int(c or 0), "conversions": int(v or 0)}
+            for strategy, variant, n, c, v, _ in self._counts(("strategy", "variant"))
         ]
 
     def forget_user(self, user_id: str) -> None:

@@ -70,6 +70,20 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+#: `meta` keys counting changes that other processes must notice (see SQLiteStore.head).
+CATALOG_VERSION = "catalog_version"
+DELETION_VERSION = "deletion_version"
+
+
+def _bump_version(db: sqlite3.Connection, key: str) -> None:
+    """Count one more change of kind `key` (call inside the change's transaction)."""
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, '1') "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (key,),
+    )
+
+
 _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) "
     "ON CONFLICT(event_id) DO NOTHING"
@@ -138,6 +152,26 @@ class SQLiteStore:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
+    def head(self) -> tuple[int, int, int]:
+        """(last `seq`, catalogue version, deletion version), read as one consistent snapshot.
+
+        The versions count item upserts and user deletions: a process that keeps a copy of the
+        state compares them to notice changes made by other processes."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), "
+                f"(SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) FROM meta WHERE key = '{CATALOG_VERSION}'), "
+                f"(SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) FROM meta WHERE key = '{DELETION_VERSION}')"
+            ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def event_rows_after(self, seq: int, limit: int) -> list[tuple[Any, ...]]:
+        """Up to `limit` stored events after `seq`, as (seq, *EVENT_COLUMNS) tuples in `seq` order."""
+        with self._lock:
+            return self._db.execute(
+                f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            ).fetchall()
+
     def iter_events(self, after_seq: int = 0, chunk: int = 250_000) -> Iterator[pd.DataFrame]:
         """The event log in `seq` order, as frames of at most `chunk` rows."""
         cursor = after_seq
@@ -172,6 +206,8 @@ class SQLiteStore:
                 params=(session_id,),
             )
             db.execute("UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL", (user_id, session_id))
+            if not claimed.empty:  # events changed owner: replicas in other processes must rebuild
+                _bump_version(db, DELETION_VERSION)
         return claimed
 
     def delete_user(self, user_id: str) -> pd.DataFrame:
@@ -184,6 +220,7 @@ class SQLiteStore:
             )
             db.execute("DELETE FROM events WHERE user_id = ?", (user_id,))
             db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            _bump_version(db, DELETION_VERSION)
         return removed
 
     # -- items ------------------------------------------------------------------------------
@@ -211,6 +248,7 @@ class SQLiteStore:
                 "created_ts=COALESCE(items.created_ts, excluded.created_ts), attrs=excluded.attrs",
                 rows,
             )
+            _bump_version(db, CATALOG_VERSION)
 
     def load_items(self) -> list[ItemRecord]:
         with self._lock:

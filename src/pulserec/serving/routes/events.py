@@ -59,11 +59,15 @@ async def post_events(request: Request) -> Any:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
+    except RecursionError:
+        return JSONResponse({"detail": "malformed JSON: nested too deeply"}, status_code=400)
     prefix: tuple[Any, ...] = ()
     if isinstance(body, dict) and "events" in body:
         extra = set(body) - {"events"}
         if extra:
             return validation_response([{"field": k, "message": "unexpected field"} for k in sorted(extra)])
+        if not isinstance(body["events"], list):
+            return validation_response([{"field": "events", "message": "must be a list of events"}])
         body, prefix = body["events"], ("events",)
     try:
         if isinstance(body, list):

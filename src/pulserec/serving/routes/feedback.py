@@ -6,10 +6,10 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pulserec.experiments.assignment import ExperimentConfig
-from pulserec.ingest.schemas import Id, check_timestamp
+from pulserec.ingest.schemas import Id, epoch_seconds
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["feedback"])
@@ -26,8 +26,10 @@ class ImpressionIn(BaseModel):
     user_id: Id | None = None
     session_id: Id | None = None
     items: list[Id] | None = Field(None, min_length=1, max_length=500)
-    strategy: str | None = Field(None, max_length=64)
+    strategy: str | None = Field(None, min_length=1, max_length=64)
     timestamp: float | None = None
+
+    _timestamp = field_validator("timestamp")(classmethod(lambda cls, v: epoch_seconds(v)))
 
 
 @router.post("/impressions", summary="Record that a recommendation list was shown")
@@ -36,7 +38,7 @@ async def post_impression(impression: ImpressionIn, request: Request) -> dict[st
     served = engine.experiments.served(impression.recommendation_id)
     if served is None and (impression.strategy is None or impression.items is None):
         raise HTTPException(422, "unknown recommendation_id: give strategy and items explicitly")
-    ts = check_timestamp(impression.timestamp) if impression.timestamp is not None else time.time()
+    ts = impression.timestamp if impression.timestamp is not None else time.time()
     user = engine.user_key(impression.user_id) if impression.user_id else (served.user_id if served else None)
     recorded = engine.feedback.add_impression(
         impression.recommendation_id,

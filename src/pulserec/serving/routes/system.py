@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from pulserec import __version__
 from pulserec.models.registry import MODELS
+from pulserec.serving.auth import require_read, require_write
 from pulserec.serving.insights import model_list
 from pulserec.serving.routes.deps import engine_of
 
@@ -21,12 +22,14 @@ async def health() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/stats", summary="Counts of events, items, users and online state size")
+@router.get("/stats", summary="Counts of events, items, users and online state size (admin)",
+            dependencies=[Depends(require_write)])
 async def stats(request: Request) -> dict[str, Any]:
     return engine_of(request).stats()
 
 
-@router.get("/models", summary="Strategies that can serve (?strategy=), with versions, training time and data watermark")
+@router.get("/models", summary="Strategies that can serve (?strategy=), with versions, training time and data watermark",
+            dependencies=[Depends(require_read)])
 async def models(request: Request) -> dict[str, Any]:
     return {"default": "default", "models": model_list(engine_of(request)), "trainable": sorted(MODELS)}
 
@@ -36,7 +39,7 @@ def _in_background(target: Any, *args: Any) -> None:
 
 
 @router.post("/models/{name}/train", status_code=202, summary="Retrain a batch model in the background; it swaps in when done",
-             responses={404: {"description": "unknown model"}})
+             responses={404: {"description": "unknown model"}}, dependencies=[Depends(require_write)])
 async def train_model(name: ModelName, request: Request) -> dict[str, Any]:
     from pulserec.serving.training import train_and_install
 
@@ -46,7 +49,8 @@ async def train_model(name: ModelName, request: Request) -> dict[str, Any]:
     return {"model": name, "status": "training"}
 
 
-@router.post("/admin/rebuild", status_code=202, summary="Rebuild the online state from the log in the background")
+@router.post("/admin/rebuild", status_code=202, summary="Rebuild the online state from the log in the background",
+             dependencies=[Depends(require_write)])
 async def rebuild(request: Request) -> dict[str, Any]:
     _in_background(engine_of(request).rebuild_state)
     return {"status": "rebuilding"}
