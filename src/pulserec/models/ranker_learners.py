@@ -37,9 +37,9 @@ class Learner(Protocol):
 
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "min_data_in_leaf": 100,  # large leaves: item-level features must not memorise single items
     "min_data_per_group": 20,
     "cat_smooth": 5.0,
     "feature_fraction": 0.9,
