@@ -39,52 +39,63 @@ class Ranker:
         self.state = state
         self.model = model
         self.depth = depth or model.features.depth
-        self._last: tuple[Query, int, Recall, np.ndarray] | None = None
+        self._last: tuple[Query, int, Recall, np.ndarray, np.ndarray] | None = None
 
     # -- Recommender -----------------------------------------------------------------------
     def fit(self, data: Any, catalog: Any = None) -> Ranker:
         raise NotImplementedError("train the ranker from a log with pulserec.models.ranker_training.train_ranking_model")
 
     def candidates(self, query: Query, n_items: int) -> tuple[Recall, np.ndarray]:
-        """The recall set of `query` and its feature matrix (cached for the last query)."""
-        cached = self._last
-        if cached is not None and cached[0] is query and cached[1] == n_items:
-            return cached[2], cached[3]
-        found = recall(self.sources, query, n_items, self.depth, allowed_items(self.state, query, n_items))
-        matrix = self.model.features.transform(self.state, query, found)
-        self._last = (query, n_items, found, matrix)
+        """The recall set of `query` and its feature matrix."""
+        found, matrix, _ = self._ranked(query, n_items)
         return found, matrix
 
+    def _ranked(self, query: Query, n_items: int) -> tuple[Recall, np.ndarray, np.ndarray]:
+        """Recall set, feature matrix and learned margins, cached for the last query (explain
+        follows score for the same query object)."""
+        cached = self._last
+        if cached is not None and cached[0] is query and cached[1] == n_items:
+            return cached[2], cached[3], cached[4]
+        found = recall(self.sources, query, n_items, self.depth, allowed_items(self.state, query, n_items))
+        matrix = self.model.features.transform(self.state, query, found)
+        margins = self.model.predict(matrix) if len(found) else np.empty(0)
+        self._last = (query, n_items, found, matrix, margins)
+        return found, matrix, margins
+
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        found, matrix = self.candidates(query, n_items)
+        found, _, margins = self._ranked(query, n_items)
         if len(found) == 0:
             return None
         out = np.full(n_items, -np.inf)
-        out[found.items] = np.maximum(expit(self.model.predict(matrix)), _FLOOR)
+        out[found.items] = np.maximum(expit(margins), _FLOOR)
         return out
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         return None
 
+    def source_contributions(self, matrix: np.ndarray, margins: np.ndarray) -> np.ndarray:
+        """(n_rows, n_sources): how much each row's learned margin drops without that source's
+        features (ablation: score 0, rank beyond the recall depth). One batched prediction."""
+        features, n_sources = self.model.features, len(self.sources)
+        ablated = np.vstack([features.without_source(matrix, k, self.depth) for k in range(n_sources)])
+        without = self.model.predict(ablated).reshape(n_sources, len(matrix))
+        return (margins[None, :] - without).T
+
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         """Each item's reason comes from the source whose features added most to its score."""
-        found, matrix = self.candidates(query, query.n_items)
+        found, matrix, margins = self._ranked(query, query.n_items)
         items = np.asarray(items, dtype=np.int64)
         reasons: list[Reason | None] = [None] * len(items)
-        if len(found) == 0:
+        if len(found) == 0 or len(items) == 0:
             return reasons
         rows = np.minimum(np.searchsorted(found.items, items), len(found) - 1)
-        known = found.items[rows] == items
-        if not known.any():
+        known = np.flatnonzero(found.items[rows] == items)
+        if len(known) == 0:
             return reasons
-        contributions = self.model.learner.contributions(matrix[rows[known]])
-        columns = self.model.features.source_columns()
-        by_source = np.column_stack([contributions[:, cols].sum(axis=1) for cols in columns.values()])
-        winners = by_source.argmax(axis=1)
-        positions = np.flatnonzero(known)
-        for k, name in enumerate(columns):
-            chosen = positions[winners == k]
-            explain = getattr(self.sources[name], "explain", None)
+        winners = self.source_contributions(matrix[rows[known]], margins[rows[known]]).argmax(axis=1)
+        for k, model in enumerate(self.sources.values()):
+            chosen = known[winners == k]
+            explain = getattr(model, "explain", None)
             if len(chosen) == 0 or explain is None:
                 continue
             for pos, reason in zip(chosen, explain(query, items[chosen])):

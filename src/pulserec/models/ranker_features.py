@@ -196,9 +196,12 @@ class FeatureBuilder:
         n = len(self.names)
         return list(range(n - len(CATEGORICAL_FEATURES), n))
 
-    def source_columns(self) -> dict[str, list[int]]:
-        """Column positions of each source's features."""
-        return {s: [2 * k, 2 * k + 1] for k, s in enumerate(self.sources)}
+    def without_source(self, matrix: np.ndarray, source: int, depth: int) -> np.ndarray:
+        """A copy of `matrix` as if source number `source` had not recalled any candidate."""
+        out = matrix.copy()
+        out[:, 2 * source] = 0.0
+        out[:, 2 * source + 1] = float(depth)
+        return out
 
     # -- blocks ------------------------------------------------------------------------------
     def _category_code_table(self, catalog: Catalog) -> np.ndarray:

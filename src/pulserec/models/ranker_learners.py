@@ -1,8 +1,7 @@
 """The learned scoring function of the ranker: LightGBM (lambdarank) or a logistic fallback.
 
-Both learners expose the same small surface: ``fit(X, labels, groups)``, ``predict(X)``,
-``contributions(X)`` (per-feature additive contributions, used to explain a ranking) and
-``importance`` (per-feature gain). :class:`RankingModel` bundles a learner with the
+Both learners expose the same small surface: ``fit(X, labels, groups)``, ``predict(X)`` and
+``importance`` (per-feature gain, or summed |coefficient| for the logistic model). :class:`RankingModel` bundles a learner with the
 :class:`FeatureBuilder` it was trained with; that bundle is what is saved and loaded."""
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ class Learner(Protocol):
     def fit(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Learner: ...
 
     def predict(self, features: np.ndarray) -> np.ndarray: ...
-
-    def contributions(self, features: np.ndarray) -> np.ndarray: ...
 
     @property
     def importance(self) -> np.ndarray: ...
@@ -77,9 +74,6 @@ class LightGBMLearner:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self.booster.predict(features, num_threads=1)
-
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        return self.booster.predict(features, pred_contrib=True, num_threads=1)[:, :-1]
 
     @property
     def importance(self) -> np.ndarray:
@@ -146,12 +140,6 @@ class LogisticLearner:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self._design(features) @ self.coef + self.bias
-
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        terms = self._design(features) * self.coef
-        out = np.zeros((len(features), features.shape[1]))
-        np.add.at(out.T, self.owner, terms.T)
-        return out
 
     @property
     def importance(self) -> np.ndarray:
