@@ -16,7 +16,13 @@ from pulserec.config import Settings
 from pulserec.events import Event
 from pulserec.models.ranker import Ranker
 from pulserec.models.ranker_features import allowed_items, recall
-from pulserec.models.ranker_training import TrainingOptions, online_sources, prepare_log, train_ranking_model
+from pulserec.models.ranker_training import (
+    TrainingOptions,
+    label_impressions,
+    online_sources,
+    prepare_log,
+    train_ranking_model,
+)
 from pulserec.online.catalog import ItemRecord
 from pulserec.online.state import OnlineState
 from pulserec.serving.query import build_query
@@ -198,6 +204,50 @@ def test_train_ranker_installs_on_a_live_engine(engine, shop):
     ranker = train_ranker(engine, options=TrainingOptions(max_queries=300, rounds=50))
     assert engine.service.strategies["ranker"] is ranker
     assert ranker.meta["feature_importance"] and ranker.meta["queries"] > 100
-    answer = engine.recommend(str(shop.events["user_id"].iloc[-1]), 10, strategy="ranker", context={"device": "mobile"})
+    json.dumps(ranker.meta)  # GET /models serialises it
+    user = str(shop.events["user_id"].iloc[-1])
+    answer = engine.recommend(user, 10, strategy="ranker", context={"device": "mobile"})
     assert answer.strategy == "ranker" and len(answer.items) == 10
     assert any(r.source == "ranker" for r in answer.items)
+    engine.rebuild_state()  # the ranker follows the rebuilt state and its live sources
+    rebuilt = engine.service.strategies["ranker"]
+    assert rebuilt.state is engine.state and rebuilt.sources["item_knn"] is engine.service.item_knn
+    again = engine.recommend(user, 10, strategy="ranker", context={"device": "mobile"})
+    assert [r.item_id for r in again.items] == [r.item_id for r in answer.items]
+
+
+def test_auto_backend_falls_back_to_logistic_without_lightgbm(monkeypatch):
+    import pulserec.models.ranker_learners as learners
+
+    monkeypatch.setattr(learners, "lightgbm_available", lambda: False)
+    assert learners.make_learner("auto", [0]).kind == "logistic"
+
+
+def test_impression_labels_match_by_recommendation_or_by_time_window():
+    shown = pd.DataFrame({"recommendation_id": ["r1", "r1", "r1", "r2"], "user_id": ["a", "a", "a", "b"],
+                          "item_id": ["i1", "i2", "i3", "i1"], "ts": [100.0, 100.0, 100.0, 100.0]})
+    later = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "item_id": ["i1", "i2", "i2", "i1"],
+                          "ts": [150.0, 160.0, 170.0, 50.0], "type": ["click", "click", "purchase", "purchase"]})
+    assert label_impressions(shown, later, window=3600).tolist() == [1, 3, 0, 0]  # b bought i1 before it was shown
+    by_id = later.assign(recommendation_id=["r1", "r2", "r2", "r2"])
+    assert label_impressions(shown, by_id, window=3600).tolist() == [1, 0, 0, 3]
+
+
+def test_training_from_impressions(planted):
+    """Logged impressions: on each click, what was shown was the clicked item and four others."""
+    settings, items, log, _, _ = planted
+    rng = np.random.default_rng(5)
+    clicks = log[(log["type"] == "click")].iloc[len(log) // 4:]
+    rows = []
+    for k, event in enumerate(clicks.itertuples(index=False)):
+        others = rng.choice([r.item_id for r in items if r.item_id != event.item_id], 4, replace=False)
+        for item in (event.item_id, *others):
+            rows.append({"recommendation_id": f"rec{k}", "user_id": event.user_id, "item_id": item, "ts": event.ts - 1.0,
+                         "context": event.context})
+    impressions = pd.DataFrame(rows)
+    model = train_ranking_model(log, items, settings, impressions=impressions, labels=log,
+                                options=TrainingOptions(depth=50, max_queries=800, rounds=100))
+    assert model.stats["impression_queries"] == 800 and model.stats["queries"] > 800  # + sampled before the first
+    state = live_state(log, items, settings)
+    ranker = Ranker(online_sources(state), state, model)
+    assert x_over_y(ranker, state, "mobile") - x_over_y(ranker, state, "desktop") >= 0.5

@@ -102,6 +102,12 @@ class Ranker:
                 reasons[pos] = reason
         return reasons
 
+    def rebound_to_service(self, service: Any) -> Ranker:
+        """The same learned model over another service's state (after a state rebuild): each
+        source is resolved by name among that service's strategies, else kept as it is."""
+        sources = {name: service.strategies.get(name, model) for name, model in self.sources.items()}
+        return Ranker(sources, service.state, self.model, self.depth)
+
     # -- introspection and persistence -----------------------------------------------------
     @property
     def feature_importance(self) -> dict[str, float]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pulserec.models.base import Query, Recommender
+from pulserec.models.base import Query, Recommender, pad_scores
 from pulserec.models.blend import normalised
 from pulserec.online.catalog import Catalog
 from pulserec.online.history import Histories
@@ -110,7 +110,7 @@ def _source_views(
             dense_scores.append(np.zeros(n_items))
             tops.append(np.empty(0, dtype=np.int64))
             continue
-        raw = np.asarray(raw, dtype=np.float64)[:n_items]
+        raw = np.asarray(pad_scores(np.asarray(raw, dtype=np.float64), n_items), dtype=np.float64)
         eligible = np.flatnonzero(allowed & np.isfinite(raw) & (raw > 0))
         values = raw[eligible]
         if len(eligible) > depth:

@@ -6,7 +6,8 @@ catalogue, counters, co-occurrences, history and profile *as they were* when it 
 
 - impressions (what was shown, per recommendation id), labelled by the clicks, add-to-carts
   and purchases that followed them (graded: click 1, add_to_cart 2, purchase 3);
-- otherwise negative sampling: for sampled first-time (user, item) events, the query is the
+- where impressions are missing (no impressions given, or the part of the log before the first
+  one was recorded), negative sampling: for sampled first-time (user, item) events, the query is the
   user's history just before the event; the recall candidates are taken, the actual item is
   labelled 1 and `negatives` other candidates 0. Events whose item was not recalled are
   counted as recall misses and skipped (the ranker can only reorder what recall found).
@@ -120,6 +121,8 @@ def label_impressions(impressions: pd.DataFrame, labels: pd.DataFrame, window: f
     """Grade per impression row: the best LABEL_GAINS event on the same item that followed it
     (matched by recommendation_id where the labels carry one, else by user within `window`)."""
     shown = impressions.reset_index(drop=True).assign(row=lambda f: np.arange(len(f)))
+    if "recommendation_id" not in labels and "rec_id" in labels:  # stored events name it rec_id
+        labels = labels.rename(columns={"rec_id": "recommendation_id"})
     graded = labels.assign(gain=labels["type"].map(LABEL_GAINS)).dropna(subset=["gain"])
     if "recommendation_id" in graded and graded["recommendation_id"].notna().any():
         hits = shown.merge(graded[["recommendation_id", "item_id", "gain"]], on=["recommendation_id", "item_id"])
@@ -185,7 +188,7 @@ def build_training_set(log: pd.DataFrame, items: Sequence[ItemRecord], settings:
     if features is None:
         catalog_names = {r.category for r in items if r.category} | set(replay.state.catalog.categories.ids)
         features = FeatureBuilder.fit(list(sources), options.depth, catalog_names, [*contexts, *(p.context for p in points)])
-    blocks, labels, groups, misses = [], [], [], 0
+    blocks, labels, groups, misses, from_impressions = [], [], [], 0, 0
     for point in points:
         replay.advance(point.position)
         state, query = replay.state, replay.query(point)
@@ -199,6 +202,7 @@ def build_training_set(log: pd.DataFrame, items: Sequence[ItemRecord], settings:
                 continue
             found = describe(sources, query, n_items, options.depth, allowed, shown)
             grades = np.array([point.labels[k] for k in keep], dtype=np.int32)
+            from_impressions += 1
         else:  # negative sampling among the recall candidates
             found = recall(sources, query, n_items, options.depth, allowed)
             target = indices[0]
@@ -221,8 +225,9 @@ def build_training_set(log: pd.DataFrame, items: Sequence[ItemRecord], settings:
         np.array(groups, dtype=np.int64),
         misses,
     )
-    training.stats = {"queries": len(groups), "rows": int(training.groups.sum()), "recall_misses": misses,
-                      "recall_hit_rate": round(len(groups) / max(len(groups) + misses, 1), 4)}
+    sampled = len(groups) - from_impressions
+    training.stats = {"queries": len(groups), "impression_queries": from_impressions, "rows": int(training.groups.sum()),
+                      "recall_misses": misses, "recall_hit_rate": round(sampled / max(sampled + misses, 1), 4)}
     return features, training
 
 
@@ -239,15 +244,17 @@ def train_ranking_model(
 
     With `impressions` (recommendation_id, user_id, item_id, ts, context) and `labels` (events
     with user_id, item_id, ts, type, optionally recommendation_id), the shown lists are the
-    training queries; without them, negative sampling over the recall candidates."""
+    training queries, and the log before the first impression is used by negative sampling over
+    the recall candidates; without them, negative sampling throughout."""
     options = options or TrainingOptions()
     started = time.perf_counter()
     log = prepare_log(events)
     contexts = _contexts(log["context"] if "context" in log else None, len(log))
+    points = event_points(log, contexts, options, np.random.default_rng(options.seed))
     if impressions is not None and len(impressions):
-        points = impression_points(log, impressions, labels if labels is not None else log, options)
-    else:
-        points = event_points(log, contexts, options, np.random.default_rng(options.seed))
+        shown = impression_points(log, impressions, labels if labels is not None else log, options)
+        before_impressions = [p for p in points if p.position < shown[0].position] if shown else points
+        points = sorted(before_impressions + shown, key=lambda p: p.position)
     features, training = build_training_set(log, items, settings, sources_for, None, points, options, contexts)
     if training.groups.sum() == 0 or not (training.labels > 0).any():
         raise ValueError("no training queries with a positive label: the log is too short or recall never finds the item")

@@ -4,8 +4,9 @@ Sources backed by the online state (item-kNN, trending/popular, blends of them, 
 models) are rebuilt over the replayed state during training, so training features are those
 the engine would have computed at the time; other sources are used as they are now.
 
-A state rebuild (`Engine.rebuild_state`) replaces the service and drops the ranker: install
-the trained model again with :func:`install_ranker` (no retraining needed)."""
+A state rebuild (`Engine.rebuild_state`) carries the ranker over (`Ranker.rebound_to_service`:
+its sources are looked up by name in the new service). :func:`install_ranker` serves a saved
+model without retraining."""
 
 from __future__ import annotations
 
