@@ -28,7 +28,7 @@ import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.events import events_from_frame, owner_keys
-from pulserec.models.base import Recommender
+from pulserec.models.base import Query, Recommender
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Trending
 from pulserec.models.ranker_features import FeatureBuilder, allowed_items, describe, recall
@@ -170,7 +170,7 @@ class _Replay:
             self.state.apply(self.pending[self.cursor - self.start], int(self.seqs[self.cursor]))
             self.cursor += 1
 
-    def query(self, point: QueryPoint):
+    def query(self, point: QueryPoint) -> Query:
         state = self.state
         owner = state.owners.get(point.owner)
         return build_query(owner, state.histories.recent(owner), max_items=self.settings.query_len,
