@@ -125,6 +125,9 @@ class Engine:
                 for name, model in self.service.strategies.items():
                     if isinstance(model, AlignedModel):
                         service.register(model.rebound(fresh.catalog, fresh.owners), name)
+                for name, model in self.service.strategies.items():  # after the models they may build on
+                    if hasattr(model, "rebound_to_service"):
+                        service.register(model.rebound_to_service(service), name)
                 self.state, self.service = fresh, service
         finally:
             self._deleted_during_rebuild = None

@@ -37,6 +37,10 @@ class DecayedCounter:
         rate = self.rate
         return {k: v * math.exp(-max(now - t, 0.0) * rate) for k, (v, t) in self._values.items()}
 
+    def last_times(self) -> dict[str, float]:
+        """Per key, the time of its latest contribution (the clock its value is kept at)."""
+        return {k: t for k, (_, t) in self._values.items()}
+
     def top(self, now: float, n: int = 10) -> list[tuple[str, float]]:
         return sorted(self.at(now).items(), key=lambda kv: -kv[1])[:n]
 
