@@ -12,6 +12,9 @@ MODELS: dict[str, str] = {
     "item_knn": "pulserec.models.item_knn:ItemKNN",
     "trending": "pulserec.models.popularity:Trending",
     "popular": "pulserec.models.popularity:Popular",
+    # sequence models need the optional `seq` extra (torch)
+    "sasrec": "pulserec.models.sasrec:SASRec",
+    "gru4rec": "pulserec.models.gru4rec:GRU4Rec",
 }
 
 
