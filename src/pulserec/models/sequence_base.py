@@ -61,12 +61,12 @@ class SequenceConfig:
     event_features: bool = True  # add event-type and time-gap embeddings to the item embedding
     n_gap_buckets: int = 30
     loss: LossName = "sampled_softmax"
-    n_negatives: int = 256  # shared uniform negatives per batch (sampled_softmax and bpr)
-    lr: float = 1e-3
+    n_negatives: int = 1024  # shared uniform negatives per batch (sampled_softmax and bpr)
+    lr: float = 3e-3
     weight_decay: float = 0.0
-    batch_size: int = 128
+    batch_size: int = 64
     max_epochs: int = 50
-    patience: int | None = 5  # epochs without validation gain before stopping; None: no validation
+    patience: int | None = 10  # epochs without validation gain before stopping; None: no validation
     validate_unseen_only: bool = True  # rank the held-out item among items the user has not touched
     time_budget: float | None = None  # seconds of training after which fit stops
     seed: int = 0
