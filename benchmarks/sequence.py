@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -121,7 +122,8 @@ def score_all(model: Recommender, queries: Sequence[Query], n_items: int) -> np.
 
 
 def latency_ms(model: Recommender, queries: Sequence[Query], n_items: int, n_requests: int) -> dict[str, float]:
-    """p50/p99 of single score() calls, after a warm-up of 50."""
+    """p50/p99 of single score() calls, after a warm-up of 50, and the 1-minute load average
+    (other processes on a shared machine show up in the tail)."""
     cycle = itertools.cycle(queries)
     for _ in range(50):
         model.score(next(cycle), n_items)
@@ -131,7 +133,11 @@ def latency_ms(model: Recommender, queries: Sequence[Query], n_items: int, n_req
         started = time.perf_counter()
         model.score(query, n_items)
         times[i] = time.perf_counter() - started
-    return {"p50_ms": float(np.percentile(times, 50) * 1e3), "p99_ms": float(np.percentile(times, 99) * 1e3)}
+    return {
+        "p50_ms": float(np.percentile(times, 50) * 1e3),
+        "p99_ms": float(np.percentile(times, 99) * 1e3),
+        "load1": os.getloadavg()[0],
+    }
 
 
 # -- runs ----------------------------------------------------------------------------------------
@@ -232,15 +238,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 def table(results: Sequence[Result]) -> str:
     """Markdown table of the results."""
     lines = [
-        f"| model | HR@{K} | NDCG@{K} | val NDCG@{K} | epochs | train (s) | p50 (ms) | p99 (ms) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| model | HR@{K} | NDCG@{K} | val NDCG@{K} | epochs | train (s) | p50 (ms) | p99 (ms) | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         val = r.validation.get(f"ndcg@{K}")
         lines.append(
             f"| {r.model} | {r.test[f'hr@{K}']:.4f} | {r.test[f'ndcg@{K}']:.4f} | "
             f"{'' if val is None else f'{val:.4f}'} | {r.epochs or ''} | {r.train_s:.1f} | "
-            f"{r.latency.get('p50_ms', float('nan')):.2f} | {r.latency.get('p99_ms', float('nan')):.2f} |"
+            f"{r.latency.get('p50_ms', float('nan')):.2f} | {r.latency.get('p99_ms', float('nan')):.2f} | "
+            f"{r.latency.get('load1', float('nan')):.1f} |"
         )
     return "\n".join(lines)
 

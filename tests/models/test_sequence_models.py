@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pulserec.config import DEFAULT_EVENT_WEIGHTS  # noqa: E402
-from pulserec.models.base import Query, Reason  # noqa: E402
+from pulserec.models.base import Explainer, Query, Reason, Recommender  # noqa: E402
 from pulserec.models.gru4rec import GRU4Rec  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
 from pulserec.models.registry import model_class  # noqa: E402
@@ -146,8 +146,9 @@ def test_sampled_losses_train(data: Interactions, loss: str) -> None:
     assert model.history[-1].loss < model.history[0].loss
 
 
-def test_registry_names() -> None:
+def test_registry_names_and_protocol(model: SequenceRecommender) -> None:
     assert model_class("sasrec") is SASRec and model_class("gru4rec") is GRU4Rec
+    assert isinstance(model, Recommender) and isinstance(model, Explainer)
 
 
 def test_sequence_log_orders_by_time_and_windows_cover_every_target() -> None:
