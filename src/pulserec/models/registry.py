@@ -18,6 +18,9 @@ MODELS: dict[str, str] = {
     "bpr": "pulserec.models.bpr:BPR",
     "content": "pulserec.models.content:ContentTFIDF",
     "hybrid": "pulserec.models.hybrid:Hybrid",
+    # sequence models need the optional `seq` extra (torch)
+    "sasrec": "pulserec.models.sasrec:SASRec",
+    "gru4rec": "pulserec.models.gru4rec:GRU4Rec",
 }
 
 
