@@ -18,8 +18,9 @@ import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
+from pulserec.online import make_state
 from pulserec.online.catalog import ItemRecord
-from pulserec.online.state import OnlineState
+from pulserec.online.stream import make_publisher
 from pulserec.serving.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.store import SQLiteStore
 from pulserec.store.pseudonym import Pseudonymizer
@@ -48,7 +49,10 @@ class Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = store or SQLiteStore(settings.db_path, settings.sqlite_synchronous)
         self.lock = threading.RLock()
-        self.state = OnlineState(settings)
+        self.state = make_state(settings)
+        self.publisher = make_publisher(settings)
+        # With a shared state and a stream, `pulserec updater` applies what this process publishes.
+        self.applies_locally = not (self.publisher and self.state.shared)
         self.service = RecommendationService(self.state, settings)
         self.pseudonym = Pseudonymizer.for_data_dir(settings.data_dir) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
@@ -57,18 +61,14 @@ class Engine:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _rebuild(self, progress: Callable[[int], None] | None = None) -> None:
-        """Load the catalogue, then replay the whole event log into fresh online state."""
-        started = time.perf_counter()
-        for record in self.store.load_items():
-            self.state.catalog.upsert(record)
-        for frame in self.store.iter_events():
-            self.state.apply_frame(frame)
-            if progress:
-                progress(len(frame))
-        log.info("rebuilt online state from %d events in %.2fs", self.state.applied, time.perf_counter() - started)
+        """Bring the online state up to date with the log (a full replay for in-memory state)."""
+        self.state.restore(self.store, progress)
 
     def close(self) -> None:
         self.store.close()
+        self.state.close()
+        if self.publisher:
+            self.publisher.close()
 
     # -- ids --------------------------------------------------------------------------------
     def user_key(self, user_id: str) -> str:
@@ -89,14 +89,29 @@ class Engine:
             events = [e._replace(user_id=self.user_key(e.user_id)) if e.user_id else e for e in events]
         with self.lock:
             seqs = self.store.append_events([e.row() for e in events])
-            for event, seq in zip(events, seqs):
-                if seq is not None:
-                    self.state.apply(event, seq)
-                    self.counters[f"events.{event.type}"] += 1
+            fresh = [(event, seq) for event, seq in zip(events, seqs) if seq is not None]
+            self._apply_or_publish(fresh)
+            for event, _ in fresh:
+                self.counters[f"events.{event.type}"] += 1
         accepted = sum(s is not None for s in seqs)
         self.counters["events.accepted"] += accepted
         self.counters["events.duplicate"] += len(events) - accepted
         return IngestResult(accepted, len(events) - accepted, [e.event_id for e in events], [s is not None for s in seqs])
+
+    def _apply_or_publish(self, fresh: list[tuple[Event, int]]) -> None:
+        """Publish stored events to the stream (if any) and apply them here unless the updater will.
+
+        If publishing fails the events are applied here instead (applying is idempotent)."""
+        local = self.applies_locally
+        if self.publisher and fresh:
+            try:
+                self.publisher.publish(fresh)
+            except Exception:  # noqa: BLE001 - the events are stored; apply them here instead
+                log.exception("could not publish %d events to the stream; applying them in-process", len(fresh))
+                local = True
+        if local:
+            for event, seq in fresh:
+                self.state.apply(event, seq)
 
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
@@ -113,8 +128,7 @@ class Engine:
     def put_items(self, records: list[ItemRecord]) -> None:
         with self.lock:
             self.store.upsert_items(records)
-            for record in records:
-                self.state.catalog.upsert(record)
+            self.state.catalog.upsert_many(records)
         self.counters["items.upserted"] += len(records)
 
     def put_user(self, user_id: str, attrs: dict[str, Any], created_ts: float | None = None) -> None:
@@ -133,21 +147,23 @@ class Engine:
     # -- reads ------------------------------------------------------------------------------
     def recommend(self, user_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                   context: dict[str, Any] | None = None) -> Answer:
-        with self.lock:
-            return self.service.recommend(self.user_key(user_id), n, filters, strategy, context)
+        key = self.user_key(user_id)
+        with self.lock, self.state.reading(key):
+            return self.service.recommend(key, n, filters, strategy, context)
 
     def recommend_session(self, session_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                           context: dict[str, Any] | None = None) -> Answer:
-        with self.lock:
-            return self.service.recommend(SESSION_PREFIX + session_id, n, filters, strategy, context)
+        key = SESSION_PREFIX + session_id
+        with self.lock, self.state.reading(key):
+            return self.service.recommend(key, n, filters, strategy, context)
 
     def similar(self, item_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None) -> list[Recommended] | None:
-        with self.lock:
+        with self.lock, self.state.reading():
             return self.service.similar(item_id, n, filters, strategy)
 
     def profile(self, user_id: str) -> dict[str, Any] | None:
         key = self.user_key(user_id)
-        with self.lock:
+        with self.lock, self.state.reading(key):
             owner = self.state.owners.get(key)
             profile = self.state.profiles.get(owner) if owner is not None else None
             stored = self.store.get_user(key)
@@ -178,7 +194,7 @@ class Engine:
         return {"events": len(session), "items": [ids.id_of(t.item) for t in session], "started": session[0].ts}
 
     def item(self, item_id: str) -> dict[str, Any] | None:
-        with self.lock:
+        with self.lock, self.state.reading():
             idx = self.state.catalog.item_ids.get(item_id)
             if idx is None:
                 return None
@@ -199,7 +215,7 @@ class Engine:
             }
 
     def stats(self) -> dict[str, Any]:
-        with self.lock:
+        with self.lock, self.state.reading():
             state = self.state
             return {
                 "events_applied": state.applied,
