@@ -29,7 +29,8 @@ DEFAULT_GROUP = "pulserec-updater"
 
 
 def stream_key(settings: Settings) -> str:
-    return f"{settings.state_namespace}:events"
+    """`<namespace>.events`: outside the `<namespace>:*` keys that a state reset deletes."""
+    return f"{settings.state_namespace}.events"
 
 
 def encode_event(event: Event, seq: int) -> dict[str, str]:
