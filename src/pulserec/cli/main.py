@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 #: Command modules; each exposes register(app).
-COMMANDS = ("demo", "importing", "serve", "generate", "train", "evaluate")
+COMMANDS = ("demo", "importing", "serve", "generate", "train", "evaluate", "updater")
 
 for _name in COMMANDS:
     try:
