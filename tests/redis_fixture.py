@@ -5,59 +5,29 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+
+from pulserec.online.redis.local import LocalRedis
 
 _namespaces = itertools.count()
 
 
 class RedisServer:
-    def __init__(self, port: int, process: subprocess.Popen) -> None:
-        self.port = port
-        self.process = process
+    """The session's server; each test takes its own namespace (keys never collide)."""
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def __init__(self, local: LocalRedis) -> None:
+        self.local = local
+        self.url = local.url
 
     def namespace(self) -> str:
-        """A namespace no other test uses (tests share the server, never their keys)."""
         return f"test{next(_namespaces)}"
-
-
-def _start(tmp: Path) -> RedisServer:
-    from pulserec.serving.server import free_port
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return RedisServer(port, process)
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
-    server = _start(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.process.terminate()
-    server.process.wait(timeout=10)
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with LocalRedis(tmp_path_factory.mktemp("redis")) as local:
+        yield RedisServer(local)
