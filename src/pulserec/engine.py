@@ -110,8 +110,7 @@ class Engine:
                 log.exception("could not publish %d events to the stream; applying them in-process", len(fresh))
                 local = True
         if local:
-            for event, seq in fresh:
-                self.state.apply(event, seq)
+            self.state.apply_many(fresh)
 
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""

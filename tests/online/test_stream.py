@@ -64,11 +64,12 @@ class CrashingState:
     def __init__(self, state: RedisState, survive: int) -> None:
         self.state, self.left = state, survive
 
-    def apply(self, event: Event, seq: int = 0) -> bool:
-        if self.left == 0:
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        done = self.state.apply_many(batch[: self.left])
+        if len(batch) > self.left:
             raise RuntimeError("consumer crashed")
-        self.left -= 1
-        return self.state.apply(event, seq)
+        self.left -= len(batch)
+        return done
 
 
 def test_a_crashed_consumers_pending_messages_are_reclaimed_and_applied_once(settings):

@@ -92,6 +92,12 @@ class OnlineState:
         self.applied += 1
         self.last_seq = max(self.last_seq, seq)
 
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        """Apply (event, seq) pairs in order (the in-memory state never sees a duplicate)."""
+        for event, seq in batch:
+            self.apply(event, seq)
+        return [True] * len(batch)
+
     def apply_frame(self, frame: pd.DataFrame) -> None:
         """Apply stored events (a frame in arrival order) in bulk: vectorised where it counts."""
         if frame.empty:

@@ -65,7 +65,9 @@ def make_publisher(settings: Settings) -> EventPublisher | None:
 
 
 class Applier(Protocol):
-    def apply(self, event: Event, seq: int = 0) -> bool | None: ...
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        """Apply in order; False for events applied before (idempotent by event id)."""
+        ...
 
 
 @dataclass
@@ -111,15 +113,12 @@ class StreamUpdater:
 
     def _apply(self, messages: list[tuple[bytes, dict[bytes, bytes] | None]]) -> int:
         """Apply then acknowledge; returns how many messages were handled."""
-        ids = []
-        for message_id, fields in messages:
-            if fields:  # None: the entry was trimmed away while pending, nothing to apply
-                event, seq = decode_event(fields)
-                if self.state.apply(event, seq) is False:
-                    self.stats.duplicates += 1
-                else:
-                    self.stats.applied += 1
-            ids.append(message_id)
+        ids = [message_id for message_id, _ in messages]
+        # fields is None for an entry trimmed away while pending: nothing to apply
+        batch = [decode_event(fields) for _, fields in messages if fields]
+        results = self.state.apply_many(batch) if batch else []
+        self.stats.applied += sum(results)
+        self.stats.duplicates += len(results) - sum(results)
         if ids:
             self.client.xack(self.key, self.group, *ids)
         return len(ids)

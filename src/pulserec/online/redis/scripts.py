@@ -170,35 +170,23 @@ redis.call('HINCRBY', p .. 'meta', 'cooc_entries', (#ARGV[5] - tonumber(ARGV[4])
 return 1
 """
 
-#: The read snapshot of one request. ARGV: prefix, owner key ('' for none), query length,
-#: touch size, local catalogue version, local item count, want vectors (0/1).
-#: Returns {owner (-1), history, seen, row items, rows, new item ids, changed items,
-#: their records, their creation times, catalogue version, now, landmark, applied,
-#: cooc entries, trending, degree, epoch}.
+#: The small part of a request's snapshot (large strings are cheaper to GET outside Lua).
+#: ARGV: prefix, owner key ('' for none), local catalogue version, local item count.
+#: Returns {owner (-1), history, seen, new item ids, changed items, their records, their
+#: creation times, catalogue version, now, landmark, applied, cooc entries, epoch}.
 READ = """
 local p = ARGV[1]
-local qlen, size = tonumber(ARGV[3]), tonumber(ARGV[4])
-local owner, hist, seen, row_items, rows = -1, '', '', {}, {}
+local owner, hist, seen = -1, '', ''
 if ARGV[2] ~= '' then
   local idx = redis.call('HGET', p .. 'owners', ARGV[2])
   if idx then
     owner = tonumber(idx)
     hist = redis.call('GET', p .. 'hist:' .. idx) or ''
     seen = redis.call('GET', p .. 'seen:' .. idx) or ''
-    local taken = {}
-    for k = #hist / size - 1, 0, -1 do
-      if #row_items >= qlen then break end
-      local item = struct.unpack('<i4', hist, k * size + 1)
-      if not taken[item] then
-        taken[item] = true
-        row_items[#row_items + 1] = item
-        rows[#rows + 1] = redis.call('GET', p .. 'cooc:' .. item) or ''
-      end
-    end
   end
 end
-local new_ids = redis.call('LRANGE', p .. 'items:ids', tonumber(ARGV[6]), -1)
-local changed = redis.call('LRANGE', p .. 'catalog:log', tonumber(ARGV[5]), -1)
+local new_ids = redis.call('LRANGE', p .. 'items:ids', tonumber(ARGV[4]), -1)
+local changed = redis.call('LRANGE', p .. 'catalog:log', tonumber(ARGV[3]), -1)
 local version = redis.call('LLEN', p .. 'catalog:log')
 local records, created = {}, {}
 for start = 1, #changed, 500 do
@@ -209,14 +197,8 @@ for start = 1, #changed, 500 do
   for i = 1, #chunk do records[#records + 1] = r[i] or ''; created[#created + 1] = c[i] or '' end
 end
 local m = redis.call('HMGET', p .. 'meta', 'now', 'landmark', 'applied', 'cooc_entries')
-local trending, degree = '', ''
-if ARGV[7] == '1' then
-  trending = redis.call('GET', p .. 'vec:trending') or ''
-  degree = redis.call('GET', p .. 'vec:degree') or ''
-end
-return {owner, hist, seen, row_items, rows, new_ids, changed, records, created, version,
-        m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', trending, degree,
-        redis.call('GET', p .. 'epoch') or '0'}
+return {owner, hist, seen, new_ids, changed, records, created, version,
+        m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0'}
 """
 
 

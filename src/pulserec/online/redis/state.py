@@ -64,6 +64,14 @@ COMPACT_BYTES = 12 * 256
 INIT_WAIT_S = 600.0
 
 
+#: meta.last_seq = max(meta.last_seq, ARGV[1]).
+_RAISE_WATERMARK = """
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0') then
+  redis.call('HSET', KEYS[1], 'last_seq', ARGV[1])
+end
+"""
+
+
 class StateConflictError(StateBackendError):
     """A change kept conflicting with concurrent writers."""
 
@@ -153,7 +161,9 @@ class RedisState:
 
     def commit(self, plan: CommitPlan) -> str:
         """Run COMMIT; returns 'ok', 'dup' or 'conflict' (and compacts rows it reports)."""
-        reply = self.scripts.commit(args=plan.args(self.keys.prefix))
+        return self._committed(self.scripts.commit(args=plan.args(self.keys.prefix)))
+
+    def _committed(self, reply: list[Any]) -> str:
         status = reply[0].decode()
         if status == "ok" and reply[1]:
             self.cooc.compact(int(i) for i in reply[1])
@@ -161,30 +171,55 @@ class RedisState:
 
     def apply(self, event: Event, seq: int = 0) -> bool:
         """Apply one event; False if its id was applied before (a redelivery)."""
-        weight = self.weights[event.type]
+        return self.apply_many([(event, seq)])[0]
+
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        """Apply events in order, pipelining those of different owners: each wave takes the
+        next event of every owner and costs two round trips (PREPARE all, COMMIT all).
+
+        Returns, per event, False where its id had been applied before."""
+        results = [False] * len(batch)
+        pending = list(range(len(batch)))
+        for _ in range(len(batch) + MAX_ATTEMPTS):
+            if not pending:
+                return results
+            wave, later, owners = [], [], set()
+            for i in pending:
+                owner = batch[i][0].owner
+                (later if owner in owners else wave).append(i)
+                owners.add(owner)
+            pipe = self.client.pipeline(transaction=False)
+            for i in wave:
+                self.scripts.prepare(args=self._prepare_args(batch[i][0]), client=pipe)
+            plans = []
+            for i, reply in zip(wave, pipe.execute()):
+                if reply[0] != 1:  # 1: applied before
+                    plans.append((i, self._plan_event(*batch[i], reply)))
+            pipe = self.client.pipeline(transaction=False)
+            for _, plan in plans:
+                self.scripts.commit(args=plan.args(self.keys.prefix), client=pipe)
+            retry = []
+            for (i, _), reply in zip(plans, pipe.execute()):
+                status = self._committed(reply)
+                if status == "conflict":
+                    retry.append(i)
+                results[i] = status == "ok"
+            pending = sorted(retry + later)
+        raise StateConflictError(f"{len(pending)} events kept conflicting with concurrent writers")
+
+    def _prepare_args(self, event: Event) -> list[Any]:
         item_id = event.item_id or ""
         new_record = encode_record(ItemRecord(item_id=item_id)) if item_id else b""
-        for _ in range(MAX_ATTEMPTS):
-            reply = self.scripts.prepare(args=[
-                self.keys.prefix, event.event_id, event.owner, item_id, new_record, encode_float(event.ts),
-                self.cooc.window * TOUCH.itemsize,
-            ])
-            if reply[0] == 1:
-                return False
-            _, owner, item, version, tail, profile_blob, record_blob, landmark = reply
-            plan = self.new_plan()
-            plan.mark_applied([event.event_id])
-            plan.check_versions([owner], [version])
-            self._plan_event(plan, event, weight, owner, item, tail, profile_blob, record_blob, landmark)
-            plan.count(1, seq, event.ts)
-            status = self.commit(plan)
-            if status != "conflict":
-                return status == "ok"
-        raise StateConflictError(f"event {event.event_id!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
+        return [self.keys.prefix, event.event_id, event.owner, item_id, new_record, encode_float(event.ts),
+                self.cooc.window * TOUCH.itemsize]
 
-    def _plan_event(self, plan: CommitPlan, event: Event, weight: float, owner: int, item: int, tail: bytes,
-                    profile_blob: bytes | None, record_blob: bytes | None, landmark: bytes | None) -> None:
-        """The changes of one event, as `OnlineState.apply` makes them."""
+    def _plan_event(self, event: Event, seq: int, prepared: list[Any]) -> CommitPlan:
+        """The change one event makes, as `OnlineState.apply` makes it, from PREPARE's reply."""
+        _, owner, item, version, tail, profile_blob, record_blob, landmark = prepared
+        weight = self.weights[event.type]
+        plan = self.new_plan()
+        plan.mark_applied([event.event_id])
+        plan.check_versions([owner], [version])
         ts = event.ts
         category, tags = None, ()
         landmark_value = float(landmark) if landmark else None
@@ -203,6 +238,8 @@ class RedisState:
             profile = UserProfile(event.user_id or event.owner, self.settings.interest_halflife)
         profile.update(event.type, weight, ts, category, tags, event.context, event.query)
         plan.set_profile(owner, encode_profile(profile))
+        plan.count(1, seq, ts)
+        return plan
 
     def apply_frame(self, frame: pd.DataFrame) -> None:
         """Apply stored events (arrival order) in bulk; already-applied ones are skipped."""
@@ -282,6 +319,8 @@ class RedisState:
         """Apply stored events after the recorded watermark (a crash may have skipped them)."""
         for frame in store.iter_events(after_seq=self.last_seq):
             self.apply_frame(frame)
+            # Everything up to here is applied now (bulk imports carry no seq to record it).
+            self.client.eval(_RAISE_WATERMARK, 1, self.keys.meta, int(frame["seq"].max()))
             if progress:
                 progress(len(frame))
 
