@@ -12,6 +12,7 @@ from pulserec.engine import Engine
 from pulserec.ingest.movielens import ENV_VAR, movielens_path
 from pulserec.ingest.synthetic import as_events, generate
 from pulserec.serving.server import BackgroundServer
+from redis_fixture import redis_server  # noqa: F401 - session fixture: a real redis-server
 
 
 @pytest.fixture

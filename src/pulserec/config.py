@@ -60,6 +60,13 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # Several processes serve one data dir: each tails the shared SQLite log before answering.
     follow_log: bool = False
+    # Scale-out (issue 7): keep the online state in Redis ("redis://host:port/db") so several
+    # API processes share it; empty = the embedded in-memory state. Keys live under
+    # `state_namespace`. With `stream_url`, accepted events are also published to a Redis
+    # stream that `pulserec updater` applies to the shared state.
+    state_url: str = ""
+    state_namespace: str = "pulserec"
+    stream_url: str = ""
 
     @property
     def db_path(self) -> Path:
@@ -106,6 +113,10 @@ class Settings:
         for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        for name in ("state_url", "stream_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError(f"{name} must be a redis:// (or rediss://, unix://) URL, got {url!r}")
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         if self.read_keys and not self.api_keys:

@@ -20,8 +20,10 @@ import pandas as pd
 from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
+from pulserec.online import make_state
 from pulserec.online.catalog import ItemRecord
 from pulserec.online.state import OnlineState
+from pulserec.online.stream import make_publisher
 from pulserec.serving.aligned import AlignedModel
 from pulserec.serving.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.store import SQLiteStore
@@ -58,7 +60,10 @@ class Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = store or SQLiteStore(settings.db_path, settings.sqlite_synchronous)
         self.lock = threading.RLock()
-        self.state = OnlineState(settings)
+        self.state = make_state(settings)
+        self.publisher = make_publisher(settings)
+        # With a shared state and a stream, `pulserec updater` applies what this process publishes.
+        self.applies_locally = not (self.publisher and self.state.shared)
         self.service = RecommendationService(self.state, settings)
         self.feedback = FeedbackStore(self.store)
         self.experiments = Experiments(self.feedback)
@@ -75,18 +80,14 @@ class Engine:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _rebuild(self, progress: Callable[[int], None] | None = None) -> None:
-        """Load the catalogue, then replay the whole event log into fresh online state."""
-        started = time.perf_counter()
-        for record in self.store.load_items():
-            self.state.catalog.upsert(record)
-        for frame in self.store.iter_events():
-            self.state.apply_frame(frame)
-            if progress:
-                progress(len(frame))
-        log.info("rebuilt online state from %d events in %.2fs", self.state.applied, time.perf_counter() - started)
+        """Bring the online state up to date with the log (a full replay for in-memory state)."""
+        self.state.restore(self.store, progress)
 
     def close(self) -> None:
         self.store.close()
+        self.state.close()
+        if self.publisher:
+            self.publisher.close()
 
     def _fresh_state(self, upto_seq: int | None = None) -> OnlineState:
         state = OnlineState(self.settings)
@@ -107,6 +108,10 @@ class Engine:
         meanwhile are forgotten again, and batch models are carried over, so nothing accepted
         is lost and readers never see a half-built state."""
         started = time.perf_counter()
+        if getattr(self.state, "shared", False):  # a shared (Redis) state rebuilds in place
+            self.state.rebuild(self.store)
+            self.counters["state.rebuilds"] += 1
+            return {"events": self.state.applied, "reapplied_during_build": 0, "seconds": round(time.perf_counter() - started, 3)}
         with self.lock:
             watermark = self.store.max_seq()
             self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = []
@@ -166,6 +171,8 @@ class Engine:
 
     def _log_in(self, user_key: str, session_id: str) -> None:
         """Merge an anonymous session into the user on their first event that names both."""
+        if not hasattr(self.state, "absorb"):  # the shared Redis state keeps sessions apart (see docs)
+            return
         session_key = SESSION_PREFIX + session_id
         owner = self.state.owners.get(session_key)
         if owner is None or not self.state.histories.recent(owner) and self.state.profiles.get(owner) is None:
@@ -179,15 +186,29 @@ class Engine:
         self.counters["sessions.merged"] += 1
 
     def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> None:
-        """Apply the events the store just accepted (those given a `seq`), in order."""
-        for event, seq in zip(events, seqs):
-            if seq is not None:
-                self.state.apply(event, seq)
-                self.counters[f"events.{event.type}"] += 1
+        """Apply (or publish) the events the store just accepted (those given a `seq`), in order."""
+        fresh = [(event, seq) for event, seq in zip(events, seqs) if seq is not None]
+        self._apply_or_publish(fresh)
+        for event, _ in fresh:
+            self.counters[f"events.{event.type}"] += 1
 
     def _apply_stored_frame(self, fresh: pd.DataFrame) -> None:
         """Apply a frame of events the store just accepted."""
         self.state.apply_frame(fresh)
+
+    def _apply_or_publish(self, fresh: list[tuple[Event, int]]) -> None:
+        """Publish stored events to the stream (if any) and apply them here unless the updater will.
+
+        If publishing fails the events are applied here instead (applying is idempotent)."""
+        local = self.applies_locally
+        if self.publisher and fresh:
+            try:
+                self.publisher.publish(fresh)
+            except Exception:  # noqa: BLE001 - the events are stored; apply them here instead
+                log.exception("could not publish %d events to the stream; applying them in-process", len(fresh))
+                local = True
+        if local:
+            self.state.apply_many(fresh)
 
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
@@ -232,8 +253,7 @@ class Engine:
     def put_items(self, records: list[ItemRecord]) -> None:
         with self.lock:
             self.store.upsert_items(records)
-            for record in records:
-                self.state.catalog.upsert(record)
+            self.state.catalog.upsert_many(records)
         self.counters["items.upserted"] += len(records)
 
     def put_user(self, user_id: str, attrs: dict[str, Any], created_ts: float | None = None) -> None:
@@ -255,21 +275,23 @@ class Engine:
     # -- reads ------------------------------------------------------------------------------
     def recommend(self, user_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                   context: dict[str, Any] | None = None) -> Answer:
-        with self.lock:
-            return self.service.recommend(self.user_key(user_id), n, filters, strategy, context)
+        key = self.user_key(user_id)
+        with self.lock, self.state.reading(key):
+            return self.service.recommend(key, n, filters, strategy, context)
 
     def recommend_session(self, session_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                           context: dict[str, Any] | None = None) -> Answer:
-        with self.lock:
-            return self.service.recommend(SESSION_PREFIX + session_id, n, filters, strategy, context)
+        key = SESSION_PREFIX + session_id
+        with self.lock, self.state.reading(key):
+            return self.service.recommend(key, n, filters, strategy, context)
 
     def similar(self, item_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None) -> list[Recommended] | None:
-        with self.lock:
+        with self.lock, self.state.reading():
             return self.service.similar(item_id, n, filters, strategy)
 
     def profile(self, user_id: str) -> dict[str, Any] | None:
         key = self.user_key(user_id)
-        with self.lock:
+        with self.lock, self.state.reading(key):
             owner = self.state.owners.get(key)
             profile = self.state.profiles.get(owner) if owner is not None else None
             stored = self.store.get_user(key)
@@ -300,7 +322,7 @@ class Engine:
         return {"events": len(session), "items": [ids.id_of(t.item) for t in session], "started": session[0].ts}
 
     def item(self, item_id: str) -> dict[str, Any] | None:
-        with self.lock:
+        with self.lock, self.state.reading():
             idx = self.state.catalog.item_ids.get(item_id)
             if idx is None:
                 return None
@@ -321,7 +343,7 @@ class Engine:
             }
 
     def stats(self) -> dict[str, Any]:
-        with self.lock:
+        with self.lock, self.state.reading():
             state = self.state
             return {
                 "events_applied": state.applied,

@@ -15,6 +15,20 @@ from pulserec.serving.server import BackgroundServer
 NOW = time.time() - 3600
 
 
+@pytest.fixture(params=["memory", "redis"])
+def backend(request) -> dict[str, str]:
+    """Settings overrides selecting the state backend: every API test runs on both."""
+    if request.param == "memory":
+        return {}
+    server = request.getfixturevalue("redis_server")
+    return {"state_url": server.url, "state_namespace": server.namespace()}
+
+
+@pytest.fixture
+def settings(tmp_path, backend) -> Settings:
+    return Settings.load(tmp_path / "data", **backend)
+
+
 def seed(client: Client) -> None:
     items = [{"item_id": f"shoe-{i}", "title": f"Shoe {i}", "category": "shoes", "tags": ["run"], "price": 50.0 + i} for i in range(5)]
     items += [{"item_id": f"book-{i}", "title": f"Book {i}", "category": "books", "tags": ["read"], "price": 10.0 + i} for i in range(5)]
@@ -125,8 +139,8 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(server, engine, body, sta
     assert engine.store.event_count() == before
 
 
-def test_oversize_batches_and_bodies_are_refused(tmp_path):
-    engine = Engine(Settings.load(tmp_path, max_batch=10, max_body_bytes=4096))
+def test_oversize_batches_and_bodies_are_refused(tmp_path, backend):
+    engine = Engine(Settings.load(tmp_path, max_batch=10, max_body_bytes=4096, **backend))
     with BackgroundServer(engine) as server:
         batch = [{"user_id": "u", "item_id": "i", "type": "view"}] * 11
         assert httpx.post(f"{server.url}/events", json=batch).status_code == 413
@@ -165,8 +179,8 @@ def test_delete_user_removes_events_profile_and_influence(client, engine):
     assert client.item("book-4")["events"] == 4  # the four book fans remain
 
 
-def test_data_and_answers_survive_a_restart(tmp_path):
-    settings = Settings.load(tmp_path)
+def test_data_and_answers_survive_a_restart(tmp_path, backend):
+    settings = Settings.load(tmp_path, **backend)
     engine = Engine(settings)
     with BackgroundServer(engine) as server, Client(server.url) as client:
         seed(client)

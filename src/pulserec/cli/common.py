@@ -22,8 +22,20 @@ DataDir = Annotated[
 ]
 
 
-def settings_for(data_dir: Path | None) -> Settings:
-    return Settings.load(data_dir)
+StateUrl = Annotated[
+    str | None,
+    typer.Option("--state", envvar="PULSEREC_STATE_URL", show_default="in-memory",
+                 help="Keep the online state in Redis (redis://host:port/db) so several processes share it."),
+]
+StreamUrl = Annotated[
+    str | None,
+    typer.Option("--stream", envvar="PULSEREC_STREAM_URL", show_default="none",
+                 help="Publish accepted events to a Redis stream (redis://host:port/db) for `pulserec updater`."),
+]
+
+
+def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
+    return Settings.load(data_dir, **overrides)
 
 
 @contextmanager
@@ -36,9 +48,9 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
         yield progress
 
 
-def open_engine(data_dir: Path | None) -> Engine:
+def open_engine(data_dir: Path | None, **overrides: object) -> Engine:
     """Open the engine, showing a progress bar while the online state is rebuilt from the log."""
-    settings = settings_for(data_dir)
+    settings = settings_for(data_dir, **overrides)
     from pulserec.store import SQLiteStore
 
     store = SQLiteStore(settings.db_path, settings.sqlite_synchronous)

@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 #: Command modules; each exposes register(app).
-COMMANDS = ("demo", "importing", "serve", "generate", "train", "evaluate", "replay")
+COMMANDS = ("demo", "importing", "serve", "generate", "train", "evaluate", "replay", "updater")
 
 for _name in COMMANDS:
     try:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pulserec.cli.common import DataDir, console, open_engine, settings_for
+from pulserec.cli.common import DataDir, StateUrl, StreamUrl, console, open_engine, settings_for
 
 
 def register(app: typer.Typer) -> None:
@@ -18,35 +18,41 @@ def register(app: typer.Typer) -> None:
         retrain: Annotated[str, typer.Option(help="Batch models to retrain in the background (comma-separated).")] = "als",
         retrain_interval: Annotated[float, typer.Option(help="Retrain every this many seconds (0: off).", min=0)] = 0.0,
         retrain_every_events: Annotated[int, typer.Option(help="Retrain after this many new events (0: off).", min=0)] = 0,
-        workers: Annotated[int, typer.Option(help="Worker processes; each follows the shared SQLite log.",
-                                             min=1, max=64)] = 1,
+        workers: Annotated[int, typer.Option(help="Worker processes: they share a Redis state (--state) or "
+                                                  "each follows the shared SQLite log.", min=1, max=64)] = 1,
         data_dir: DataDir = None,
+        state: StateUrl = None,
+        stream: StreamUrl = None,
     ) -> None:
         """Serve the HTTP API, the dashboard (/dashboard), metrics (/metrics) and docs (/docs).
 
         Examples:
           pulserec serve --port 8000 --data-dir ./shop-data
           pulserec serve --retrain als,content --retrain-every-events 50000
-          pulserec serve --port 8000 --data-dir ./shop-data --workers 2
+          pulserec serve --workers 2 --data-dir ./shop-data
+          pulserec serve --workers 4 --state redis://127.0.0.1:6379/0
         """
         import uvicorn
 
         from pulserec.serving.app import create_app
-        from pulserec.serving.training import RetrainScheduler
         from pulserec.serving.auth import exposure_warning
+        from pulserec.serving.training import RetrainScheduler
 
-        settings = settings_for(data_dir)
+        settings = settings_for(data_dir, state_url=state, stream_url=stream)
         warning = exposure_warning(host, settings)
         if warning:
             console.print(f"[yellow]warning:[/] {warning}")
+        base = f"http://{host}:{port}"
         if workers > 1:
             from pulserec.serving.workers import prepare_data_dir, run_workers
 
+            if settings.state_url:  # load the shared state once; the workers then attach to it
+                open_engine(data_dir, state_url=state, stream_url=stream).close()
             stored = prepare_data_dir(settings)
-            console.print(f"serving {stored:,} events with {workers} workers on http://{host}:{port} (docs: /docs)")
+            console.print(f"serving {stored:,} events with {workers} workers on {base} (docs: /docs)")
             run_workers(settings, host, port, workers, log_level)
             return
-        engine = open_engine(data_dir)
+        engine = open_engine(data_dir, state_url=state, stream_url=stream)
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
             names = [n.strip() for n in retrain.split(",") if n.strip()]
@@ -54,7 +60,6 @@ def register(app: typer.Typer) -> None:
             console.print(f"background retrain of {', '.join(names)} every "
                           + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",
                                                      f"{retrain_every_events:,} events" if retrain_every_events else "") if x))
-        base = f"http://{host}:{port}"
         console.print(f"serving {engine.stats()['events_applied']:,} events on {base}\n"
                       f"  dashboard: {base}/dashboard   docs: {base}/docs   metrics: {base}/metrics")
         try:

@@ -71,6 +71,10 @@ class Catalog:
         self.created_ts[idx] = np.nan if record.created_ts is None else record.created_ts
         return idx
 
+    def upsert_many(self, records: list[ItemRecord]) -> None:
+        for record in records:
+            self.upsert(record)
+
     def record(self, idx: int) -> ItemRecord:
         return self._records[idx]
 

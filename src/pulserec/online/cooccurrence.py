@@ -23,9 +23,36 @@ from pulserec.online.history import Touch
 
 _EMPTY_I = np.empty(0, dtype=np.int32)
 _EMPTY_F = np.empty(0, dtype=np.float64)
+#: Accumulated weights smaller than this (left over by subtractions) are dropped on compaction.
+NEGLIGIBLE = 1e-9
 
 
-class CoOccurrence:
+class RowReader:
+    """Similarity reads shared by every co-occurrence store: subclasses provide `row(item)`
+    (raw weights, indices may repeat) and a `degree` array indexed by item."""
+
+    degree: np.ndarray
+
+    def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def similar_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine-normalised similarities of `item` to its co-occurring items."""
+        idx, vals = self.row(item)
+        if len(idx) == 0:
+            return idx, vals
+        degree = self.degree
+        return idx, vals / np.sqrt(degree[item] * degree[idx] + 1e-12)
+
+    def has_item(self, item: int) -> bool:
+        return item < len(self.degree) and self.degree[item] > 0
+
+    def dense_row(self, item: int, n_items: int) -> np.ndarray:
+        idx, sims = self.similar_row(item)
+        return np.bincount(idx, weights=sims, minlength=n_items)[:n_items]
+
+
+class CoOccurrence(RowReader):
     def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000) -> None:
         self.window = window
         self.gap_tau = gap_tau
@@ -47,16 +74,11 @@ class CoOccurrence:
         self._ensure(item + 1)
         delta = self.delta
         degree = self.degree
-        tau = self.gap_tau
         row = delta.get(item)
         if row is None:
             row = delta[item] = {}
         added = 0
-        for touch in previous:
-            other = touch.item
-            if other == item:
-                continue
-            w = math.sqrt(weight * touch.weight) * math.exp(-abs(ts - touch.ts) / tau)
+        for other, w in event_pairs(item, weight, ts, previous, self.gap_tau):
             if other in row:
                 row[other] += w
             else:
@@ -98,7 +120,7 @@ class CoOccurrence:
         if update.shape[0] < n:
             update = _resized(update, n)
         merged = (base + update).tocsr()
-        merged.data[np.abs(merged.data) < 1e-9] = 0.0
+        merged.data[np.abs(merged.data) < NEGLIGIBLE] = 0.0
         merged.eliminate_zeros()
         self.base = merged
 
@@ -130,24 +152,20 @@ class CoOccurrence:
             vals = np.concatenate([vals, np.fromiter(extra.values(), dtype=np.float64, count=len(extra))])
         return idx, vals
 
-    def similar_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine-normalised similarities of `item` to its co-occurring items."""
-        idx, vals = self.row(item)
-        if len(idx) == 0:
-            return idx, vals
-        degree = self.degree
-        return idx, vals / np.sqrt(degree[item] * degree[idx] + 1e-12)
-
-    def has_item(self, item: int) -> bool:
-        return item < len(self.degree) and self.degree[item] > 0
-
     @property
     def nnz(self) -> int:
         return self.base.nnz + self.delta_nnz
 
-    def dense_row(self, item: int, n_items: int) -> np.ndarray:
-        idx, sims = self.similar_row(item)
-        return np.bincount(idx, weights=sims, minlength=n_items)[:n_items]
+
+def event_pairs(item: int, weight: float, ts: float, previous: Iterable[Touch], gap_tau: float) -> list[tuple[int, float]]:
+    """The (other item, pair weight) pairs one new event forms with the owner's previous
+    touches (already cut to the window): `sqrt(w_a * w_b) * exp(-|t_a - t_b| / gap_tau)`."""
+    sqrt, exp = math.sqrt, math.exp
+    return [
+        (touch.item, sqrt(weight * touch.weight) * exp(-abs(ts - touch.ts) / gap_tau))
+        for touch in previous
+        if touch.item != item
+    ]
 
 
 def log_pairs(

@@ -33,11 +33,10 @@ class ForwardDecay:
             self.values = grown
 
     def _advance(self, ts: float) -> None:
-        if self.landmark is None:
-            self.landmark = ts
-        elif (ts - self.landmark) * self.rate > _MAX_EXPONENT:
-            self.values *= math.exp(-(ts - self.landmark) * self.rate)
-            self.landmark = ts
+        landmark = moved_landmark(self.landmark, ts, self.rate)
+        if self.landmark is not None and landmark != self.landmark:
+            self.values *= rescale_factor(self.landmark, landmark, self.rate)
+        self.landmark = landmark
         if ts > self.now:
             self.now = ts
 
@@ -51,8 +50,8 @@ class ForwardDecay:
             return
         self._advance(float(np.max(ts)))
         self.ensure(int(np.max(idx)) + 1)
-        factors = np.exp((np.asarray(ts, dtype=np.float64) - self.landmark) * self.rate)
-        self.values += sign * np.bincount(idx, weights=weights * factors, minlength=len(self.values))
+        contributions = forward_weights(weights, ts, self.landmark, self.rate)  # type: ignore[arg-type]
+        self.values += sign * np.bincount(idx, weights=contributions, minlength=len(self.values))
         if sign < 0:
             np.maximum(self.values, 0.0, out=self.values)
 
@@ -63,6 +62,24 @@ class ForwardDecay:
             return np.zeros(n, dtype=np.float64)
         at = self.now if at is None else at
         return self.values[:n] * math.exp(-(at - self.landmark) * self.rate)
+
+
+def moved_landmark(landmark: float | None, ts: float, rate: float) -> float:
+    """The landmark to use once time `ts` has been seen: `ts` itself when there is none yet or
+    when exponents relative to the current one would grow past `_MAX_EXPONENT`."""
+    if landmark is None or (ts - landmark) * rate > _MAX_EXPONENT:
+        return ts
+    return landmark
+
+
+def rescale_factor(old_landmark: float, new_landmark: float, rate: float) -> float:
+    """Multiply stored values by this when the landmark moves from `old` to `new`."""
+    return math.exp(-(new_landmark - old_landmark) * rate)
+
+
+def forward_weights(weights: np.ndarray, ts: np.ndarray, landmark: float, rate: float) -> np.ndarray:
+    """Stored contribution `w * exp(rate * (t - landmark))` of each (weight, time)."""
+    return np.asarray(weights, dtype=np.float64) * np.exp((np.asarray(ts, dtype=np.float64) - landmark) * rate)
 
 
 def decay_factor(age: float, halflife: float) -> float:

@@ -38,23 +38,15 @@ class Histories:
 
     def add_many(self, owners, items, weights, ts, types) -> None:
         """Bulk `add` for a log in arrival order: only each owner's last `max_len` touches are kept."""
-        if len(owners) == 0:
-            return
-        order = np.argsort(owners, kind="stable")
-        owners, items, weights, ts, types = owners[order], items[order], weights[order], ts[order], types[order]
-        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        ends = np.r_[starts[1:], len(owners)]
-        for start, end in zip(starts.tolist(), ends.tolist()):
-            owner = int(owners[start])
+        for owner, items_seen, tail in owner_tails(owners, items, weights, ts, types, self.max_len):
             recent = self._recent.get(owner)
             if recent is None:
                 recent = self._recent[owner] = deque(maxlen=self.max_len)
                 self._seen[owner] = set()
-            self._seen[owner].update(items[start:end].tolist())
-            tail = max(start, end - self.max_len)
+            self._seen[owner].update(items_seen.tolist())
             recent.extend(
                 Touch(i, w, t, k)
-                for i, w, t, k in zip(items[tail:end].tolist(), weights[tail:end].tolist(), ts[tail:end].tolist(), types[tail:end])
+                for i, w, t, k in zip(tail[0].tolist(), tail[1].tolist(), tail[2].tolist(), tail[3])
             )
 
     def recent(self, owner: int | None) -> deque[Touch]:
@@ -78,3 +70,17 @@ class Histories:
         self.forget(source)
         self._recent[target] = deque(touches, maxlen=self.max_len)
         self._seen[target] = seen
+
+
+def owner_tails(owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, types: np.ndarray, max_len: int):
+    """Group a log (arrival order) by owner: yields (owner, all items touched, (items, weights,
+    ts, types) of the owner's last `max_len` touches)."""
+    if len(owners) == 0:
+        return
+    order = np.argsort(owners, kind="stable")
+    owners, items, weights, ts, types = owners[order], items[order], weights[order], ts[order], types[order]
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    ends = np.r_[starts[1:], len(owners)]
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        tail = slice(max(start, end - max_len), end)
+        yield int(owners[start]), items[start:end], (items[tail], weights[tail], ts[tail], types[tail])

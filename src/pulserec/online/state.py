@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import islice
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,9 +22,17 @@ from pulserec.online.popularity import Popularity
 from pulserec.profiles import Profiles
 from pulserec.profiles.batch import apply_log
 
+if TYPE_CHECKING:
+    from pulserec.store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
 
 class OnlineState:
     """Catalogue, popularity, co-occurrence, histories and profiles, kept in step with the log."""
+
+    #: Whether other processes see this state (False: it lives in this process only).
+    shared = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -32,6 +45,25 @@ class OnlineState:
         self.profiles = Profiles(settings.interest_halflife)
         self.applied = 0
         self.last_seq = 0
+
+    def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
+        """Load the catalogue, then replay the whole event log (this state starts empty)."""
+        started = time.perf_counter()
+        for record in store.load_items():
+            self.catalog.upsert(record)
+        for frame in store.iter_events():
+            self.apply_frame(frame)
+            if progress:
+                progress(len(frame))
+        log.info("rebuilt online state from %d events in %.2fs", self.applied, time.perf_counter() - started)
+
+    def close(self) -> None:
+        """Release resources (nothing to release for the in-memory state)."""
+
+    @contextmanager
+    def reading(self, owner_key: str | None = None) -> Iterator[None]:
+        """Scope of one read request (a no-op here; a shared state takes one snapshot)."""
+        yield
 
     @property
     def now(self) -> float:
@@ -60,6 +92,12 @@ class OnlineState:
         self.applied += 1
         self.last_seq = max(self.last_seq, seq)
 
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        """Apply (event, seq) pairs in order (the in-memory state never sees a duplicate)."""
+        for event, seq in batch:
+            self.apply(event, seq)
+        return [True] * len(batch)
+
     def apply_frame(self, frame: pd.DataFrame) -> None:
         """Apply stored events (a frame in arrival order) in bulk: vectorised where it counts."""
         if frame.empty:
@@ -87,16 +125,7 @@ class OnlineState:
         types = frame["type"].to_numpy(dtype=object)
         has_item = items >= 0
         self.histories.add_many(owners[has_item], items[has_item], weights[has_item], ts[has_item], types[has_item])
-        records = self.catalog.records()
-        categories = [records[i].category if i >= 0 else None for i in items]
-        tags = [records[i].tags if i >= 0 else () for i in items]
-        users = frame["user_id"].to_numpy(dtype=object)
-        names = np.where(pd.notna(users) & (users != ""), users, owner_ids)
-        apply_log(
-            self.profiles, owners, names, types, weights, ts, categories, tags,
-            frame["context"].to_numpy(dtype=object) if "context" in frame else None,
-            frame["query"].to_numpy(dtype=object) if "query" in frame else None,
-        )
+        apply_profiles_log(self.profiles, frame, owners, owner_ids, items, weights, ts, self.catalog.records())
 
     def _item_log(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(items, weights, ts) of the item events in a stored-event frame, in its order."""
@@ -149,3 +178,18 @@ class OnlineState:
         weights = joint["type"].map(self.weights).to_numpy(dtype=np.float64)
         ts = joint["ts"].to_numpy(dtype=np.float64)
         self._replay_histories_and_profiles(joint, owners, np.full(len(joint), user_key, dtype=object), items, weights, ts)
+
+
+def apply_profiles_log(profiles: Profiles, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray,
+                       items: np.ndarray, weights: np.ndarray, ts: np.ndarray, records: list) -> None:
+    """Fold a frame of stored events into `profiles` (items: catalogue indices, -1 for none)."""
+    types = frame["type"].to_numpy(dtype=object)
+    categories = [records[i].category if i >= 0 else None for i in items]
+    tags = [records[i].tags if i >= 0 else () for i in items]
+    users = frame["user_id"].to_numpy(dtype=object)
+    names = np.where(pd.notna(users) & (users != ""), users, owner_ids)
+    apply_log(
+        profiles, owners, names, types, weights, ts, categories, tags,
+        frame["context"].to_numpy(dtype=object) if "context" in frame else None,
+        frame["query"].to_numpy(dtype=object) if "query" in frame else None,
+    )

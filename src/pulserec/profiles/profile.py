@@ -47,6 +47,13 @@ class DecayedCounter:
     def __len__(self) -> int:
         return len(self._values)
 
+    def to_state(self) -> dict[str, list[float]]:
+        """The raw (value, time) pairs, JSON-ready."""
+        return {k: [v, t] for k, (v, t) in self._values.items()}
+
+    def load_state(self, state: dict[str, list[float]]) -> None:
+        self._values = {k: (float(v), float(t)) for k, (v, t) in state.items()}
+
 
 @dataclass
 class UserProfile:
@@ -100,6 +107,41 @@ class UserProfile:
         self.weekdays[moment.weekday()] += 1
         if query:
             self.searches.append(query)
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild this profile exactly, as JSON-ready values."""
+        return {
+            "user_id": self.user_id,
+            "first_seen": _finite(self.first_seen),
+            "last_seen": _finite(self.last_seen),
+            "total_weight": self.total_weight,
+            "counts": dict(self.counts),
+            "devices": dict(self.devices),
+            "locations": dict(self.locations),
+            "hours": self.hours,
+            "weekdays": self.weekdays,
+            "searches": list(self.searches),
+            "categories": self.categories.to_state(),
+            "tags": self.tags.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], interest_halflife: float) -> UserProfile:
+        """Inverse of :meth:`to_state`."""
+        profile = cls(state["user_id"], interest_halflife)
+        first, last = state["first_seen"], state["last_seen"]
+        profile.first_seen = math.inf if first is None else first
+        profile.last_seen = -math.inf if last is None else last
+        profile.total_weight = state["total_weight"]
+        profile.counts.update(state["counts"])
+        profile.devices.update(state["devices"])
+        profile.locations.update(state["locations"])
+        profile.hours = list(state["hours"])
+        profile.weekdays = list(state["weekdays"])
+        profile.searches.extend(state["searches"])
+        profile.categories.load_state(state["categories"])
+        profile.tags.load_state(state["tags"])
+        return profile
 
     @property
     def event_count(self) -> int:
@@ -199,6 +241,9 @@ class Profiles:
         if profile is None:
             profile = self._profiles[owner] = UserProfile(user_id, self.interest_halflife)
         return profile
+
+    def put(self, owner: int, profile: UserProfile) -> None:
+        self._profiles[owner] = profile
 
     def forget(self, owner: int) -> None:
         self._profiles.pop(owner, None)

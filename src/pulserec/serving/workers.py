@@ -1,7 +1,9 @@
 """`pulserec serve --workers N`: several uvicorn worker processes over one data dir.
 
-Each worker builds its app with :func:`pulserec.serving.app.app_from_env` and follows the
-shared SQLite log (:mod:`pulserec.replica`), so every worker answers from the same, fresh state."""
+Each worker builds its app with :func:`pulserec.serving.app.app_from_env`. With a Redis state
+(`--state redis://...`) every worker reads and writes the shared state; with the embedded
+state each worker follows the shared SQLite log (:mod:`pulserec.replica`). Either way every
+worker answers from the same, fresh state."""
 
 from __future__ import annotations
 
@@ -29,8 +31,12 @@ def prepare_data_dir(settings: Settings) -> int:
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
-    """The env vars that make every worker load these settings and follow the shared log."""
-    return {"PULSEREC_DATA_DIR": str(settings.data_dir.resolve()), "PULSEREC_FOLLOW_LOG": "1"}
+    """The env vars that make every worker load these settings: with a shared Redis state every
+    worker attaches to it; with the embedded state every worker follows the shared SQLite log."""
+    env = {"PULSEREC_DATA_DIR": str(settings.data_dir.resolve()), "PULSEREC_STATE_URL": settings.state_url,
+           "PULSEREC_STATE_NAMESPACE": settings.state_namespace, "PULSEREC_STREAM_URL": settings.stream_url}
+    env["PULSEREC_FOLLOW_LOG"] = "0" if settings.state_url else "1"
+    return env
 
 
 def run_workers(settings: Settings, host: str, port: int, workers: int, log_level: str) -> None:

@@ -303,3 +303,9 @@ class SQLiteStore:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
+
+    def ensure_meta(self, key: str, default: str) -> str:
+        """The value of `key`, first setting it to `default` if absent (safe across processes)."""
+        with self._lock:
+            self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, default))
+            return str(self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])

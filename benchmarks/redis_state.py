@@ -1,0 +1,97 @@
+"""The Redis state (issue 7) next to the in-memory state, in one run, on MovieLens latest-small.
+
+    python benchmarks/redis_state.py [--movielens PATH] [--requests 2000] [--redis URL]
+
+Without --redis a throwaway local redis-server (no persistence) is started. Everything is
+in-process (no HTTP), so the figures are the engine's own cost plus, for Redis, the round trips."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import redis
+
+from _common import machine, percentiles_ms, print_table, time_each
+from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.events import Event
+from pulserec.ingest.movielens import read_movies, read_ratings
+from pulserec.online.redis.local import LocalRedis
+
+
+def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.load(tmp, **overrides)
+        engine = Engine(settings)
+        engine.put_items(movies)
+        start = time.perf_counter()
+        engine.ingest_frame(ratings)
+        out["bulk import (store + state), events/s"] = len(ratings) / (time.perf_counter() - start)
+
+        for label in ("first", "next"):  # Redis: the first start after an import checks its events once
+            start = time.perf_counter()
+            Engine(settings).close()
+            out[f"{label} process start after import (memory: replay; Redis: attach), s"] = time.perf_counter() - start
+
+        rng = np.random.default_rng(0)
+        picks = rng.choice(ratings["user_id"].unique(), requests)
+        for i in range(50):
+            engine.recommend(str(picks[i]), 10)
+        lat = time_each(lambda i: engine.recommend(str(picks[i]), 10), requests)
+        out["recommend p50 ms"], out["recommend p99 ms"] = percentiles_ms(lat)
+        items = ratings["item_id"].unique()
+        sim = time_each(lambda i: engine.similar(str(items[i % len(items)]), 10), requests)
+        out["similar p50 ms"], out["similar p99 ms"] = percentiles_ms(sim)
+
+        live = [Event(f"live-{i}", str(picks[i % requests]), str(items[rng.integers(len(items))]), "view",
+                      1_537_800_000.0 + i) for i in range(3 * updates)]
+        start = time.perf_counter()
+        for event in live[:updates]:
+            engine.state.apply(event)
+        out["online update (state only, one event per call), events/s"] = updates / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for k in range(updates, 2 * updates, 100):  # what `pulserec updater` does with a stream batch
+            engine.state.apply_many([(e, 0) for e in live[k : k + 100]])
+        out["online update (state only, batches of 100), events/s"] = updates / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for k in range(2 * updates, 3 * updates, 100):
+            engine.ingest(live[k : k + 100])
+        out["online ingest (store + state, batches of 100), events/s"] = updates / (time.perf_counter() - start)
+        if settings.state_url:
+            client = redis.Redis.from_url(settings.state_url)
+            out["Redis memory, MiB"] = client.info("memory")["used_memory"] / 2**20
+            client.close()
+        engine.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--movielens", default=None)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--updates", type=int, default=2000, help="events per online-update measurement")
+    parser.add_argument("--redis", default=None, help="an existing Redis (default: start a local one)")
+    args = parser.parse_args()
+    ratings = read_ratings(args.movielens)
+    movies = read_movies(args.movielens)
+    print(f"# Redis state benchmark: {len(ratings):,} MovieLens ratings, {len(movies):,} movies; {machine()}\n")
+    memory = bench(ratings, movies, args.requests, {}, args.updates)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = None if args.redis else LocalRedis(tmp)
+        url = args.redis or local.url  # type: ignore[union-attr]
+        try:
+            shared = bench(ratings, movies, args.requests, {"state_url": url, "state_namespace": "bench"}, args.updates)
+        finally:
+            if local:
+                local.stop()
+    rows = [[metric, value, shared.get(metric, "-")] for metric, value in memory.items()]
+    rows += [[metric, "-", value] for metric, value in shared.items() if metric not in memory]
+    print_table(["metric", "in-memory state", "Redis state"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Bulk apply of stored events (rebuilds, imports, catch-up) to the Redis state.
+
+Mirrors `OnlineState.apply_frame`: co-occurrence pairs are formed within the frame, and
+popularity, histories and profiles are folded in with the same vectorised functions. Events
+are committed in groups of whole owners (everything an event changes is per owner, except
+the commutative popularity and co-occurrence additions), each group atomically and checked
+against concurrent writers like a single event."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pulserec.events import owner_keys
+from pulserec.online.redis.codec import decode_profile, encode_profile
+from pulserec.online.state import apply_profiles_log
+from pulserec.profiles.profile import Profiles
+
+if TYPE_CHECKING:
+    from pulserec.online.redis.state import RedisState
+
+#: Events per atomic commit (bounds how long one script blocks Redis).
+GROUP_EVENTS = 5_000
+
+
+def applied_mask(state: RedisState, event_ids: np.ndarray) -> np.ndarray:
+    """True for ids already applied (SMISMEMBER, pipelined in chunks)."""
+    if len(event_ids) == 0:
+        return np.zeros(0, dtype=bool)
+    pipe = state.client.pipeline(transaction=False)
+    for start in range(0, len(event_ids), 10_000):
+        pipe.smismember(state.keys.applied, event_ids[start : start + 10_000].tolist())
+    return np.fromiter((bool(v) for chunk in pipe.execute() for v in chunk), dtype=bool, count=len(event_ids))
+
+
+def apply_frame(state: RedisState, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    frame = frame[~applied_mask(state, frame["event_id"].astype(str).to_numpy())]
+    if frame.empty:
+        return
+    frame = frame.reset_index(drop=True)
+    owner_ids = owner_keys(frame)
+    owners = state.owners.add_many(owner_ids)
+    has_item = frame["item_id"].notna().to_numpy()
+    ts = frame["ts"].to_numpy(dtype=np.float64)
+    items = np.full(len(frame), -1, dtype=np.int64)
+    if has_item.any():
+        first = frame.loc[has_item, ["item_id", "ts"]].drop_duplicates("item_id")
+        indices = state.catalog.intern_many(first["item_id"].tolist(), first["ts"].tolist())
+        lookup = dict(zip(first["item_id"].tolist(), indices.tolist()))
+        items[has_item] = [lookup[i] for i in frame.loc[has_item, "item_id"]]
+    records = state.catalog.records()  # the mirror, synced: categories and tags for profiles
+    for rows in _owner_groups(owners):
+        _commit_group(state, frame.iloc[rows].reset_index(drop=True), owners[rows], owner_ids[rows], items[rows], records)
+
+
+def _owner_groups(owners: np.ndarray) -> list[np.ndarray]:
+    """Row positions (arrival order kept) split into groups of whole owners of ~GROUP_EVENTS."""
+    codes, _ = pd.factorize(owners)
+    counts = np.bincount(codes)
+    group_of_owner = np.cumsum(counts) // GROUP_EVENTS
+    group = group_of_owner[codes]
+    return [np.flatnonzero(group == g) for g in np.unique(group)]
+
+
+def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray, items: np.ndarray,
+                  records: list) -> None:
+    from pulserec.online.redis.state import MAX_ATTEMPTS, StateConflictError
+
+    for _ in range(MAX_ATTEMPTS):
+        distinct = np.unique(owners)
+        pipe = state.client.pipeline(transaction=True)
+        pipe.hmget(state.keys.versions, distinct.tolist())
+        pipe.hmget(state.keys.profiles, distinct.tolist())
+        pipe.hget(state.keys.meta, "landmark")
+        versions, profile_blobs, landmark = pipe.execute()
+
+        plan = state.new_plan()
+        plan.mark_applied(frame["event_id"].astype(str).tolist())
+        plan.check_versions(distinct, [int(v or 0) for v in versions])
+        weights = frame["type"].map(state.weights).to_numpy(dtype=np.float64)
+        ts = frame["ts"].to_numpy(dtype=np.float64)
+        sel = items >= 0
+        state.popularity.plan_add(plan, float(landmark) if landmark else None, items[sel], weights[sel], ts[sel], float(ts.max()))
+        state.cooc.plan_log(plan, owners[sel], items[sel], weights[sel], ts[sel])
+        types = frame["type"].to_numpy(dtype=object)
+        state.histories.plan_log(plan, owners[sel], items[sel], weights[sel], ts[sel], types[sel])
+
+        profiles = Profiles(state.settings.interest_halflife)
+        for owner, blob in zip(distinct.tolist(), profile_blobs):
+            existing = decode_profile(blob, profiles.interest_halflife)
+            if existing is not None:
+                profiles.put(owner, existing)
+        apply_profiles_log(profiles, frame, owners, owner_ids, items, weights, ts, records)
+        for owner in distinct.tolist():
+            plan.set_profile(owner, encode_profile(profiles.get(owner)))  # type: ignore[arg-type]
+
+        plan.count(len(frame), int(frame["seq"].max()) if "seq" in frame else 0, float(ts.max()))
+        status = state.commit(plan)
+        if status == "ok":
+            return
+        if status == "dup":  # another process applied some of these meanwhile: drop them
+            keep = ~applied_mask(state, frame["event_id"].astype(str).to_numpy())
+            frame, owners, owner_ids, items = frame[keep].reset_index(drop=True), owners[keep], owner_ids[keep], items[keep]
+            if frame.empty:
+                return
+    raise StateConflictError(f"a bulk group of {len(frame)} events conflicted {MAX_ATTEMPTS} times with concurrent writers")

@@ -1,0 +1,66 @@
+"""Connecting to Redis (with one clear error when it is unreachable) and naming keys.
+
+Every key of one engine's state lives under `<namespace>:`; the Lua scripts receive that
+prefix and build the same names, so the layout below is the single description of it.
+Scripts touch keys they compute themselves, so this layout targets a standalone Redis (or a
+replicated primary), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import redis
+
+
+class StateBackendError(RuntimeError):
+    """The Redis state cannot be used (unreachable, or holding someone else's state)."""
+
+
+def connect(url: str, purpose: str = "state") -> redis.Redis:
+    """A client for `url`, checked with PING so a missing server fails now, in one line."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise StateBackendError(f"cannot use Redis {purpose} at {url}: {exc}") from exc
+    return client
+
+
+class Keys:
+    """Key names under one namespace. hist/seen/cooc/vec keys are per owner, item or vector."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.prefix = f"{namespace}:"
+        p = self.prefix
+        self.meta = p + "meta"  # hash: store_id, fingerprint, ready, applied, last_seq, now, landmark, cooc_entries
+        self.epoch = p + "epoch"  # int bumped by reset(): processes drop their id caches when it changes
+        self.owners = p + "owners"  # hash owner key -> index
+        self.owners_ids = p + "owners:ids"  # list index -> owner key
+        self.items = p + "items"  # hash item id -> index
+        self.items_ids = p + "items:ids"  # list index -> item id
+        self.records = p + "items:rec"  # hash index -> item record JSON (without created_ts)
+        self.created = p + "items:created"  # hash index -> creation time (exact float text)
+        self.catalog_log = p + "catalog:log"  # list of item indices, one per catalogue change
+        self.versions = p + "ver"  # hash owner index -> write version (optimistic concurrency)
+        self.profiles = p + "profiles"  # hash owner index -> profile JSON
+        self.applied = p + "applied"  # set of applied (or tombstoned) event ids
+        self.row_gen = p + "cooc:gen"  # hash item -> compactions so far (guards concurrent compaction)
+        self.row_clean = p + "cooc:clen"  # hash item -> leading bytes of the row that are compacted
+        self.init_lock = p + "init-lock"  # held by the one process loading an empty namespace
+        self.pattern = p + "*"  # every key of this namespace
+
+    def history(self, owner: int) -> str:
+        return f"{self.prefix}hist:{owner}"
+
+    def seen(self, owner: int) -> str:
+        return f"{self.prefix}seen:{owner}"
+
+    def row(self, item: int) -> str:
+        return f"{self.prefix}cooc:{item}"
+
+    def vector(self, name: str) -> str:
+        return f"{self.prefix}vec:{name}"
+
+
+#: Dense per-item float64 vectors, stored as binary strings under vec:<name>.
+VECTORS = ("total", "events", "trending", "degree")

@@ -1,0 +1,104 @@
+"""Item co-occurrence in Redis: append-only rows plus a degree vector, compacted in place.
+
+Row cooc:<item> is a string of (int32 other, float64 weight) entries. Events append their
+pairs (O(1) per pair, no read-modify-write); readers accumulate repeated entries with
+`np.bincount`, exactly like the in-memory base+delta rows. When a row's uncompacted tail
+outgrows its compacted head, COMMIT reports it and the writer folds it (sum per other item,
+drop ~zero weights) with COMPACT_ROW, which keeps entries appended meanwhile and refuses to
+run if another process compacted the row first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pulserec.online.cooccurrence import NEGLIGIBLE, RowReader, event_pairs, log_pairs
+from pulserec.online.history import Touch
+from pulserec.online.redis.codec import decode_pairs, encode_pairs
+
+if TYPE_CHECKING:
+    from pulserec.online.redis.plan import CommitPlan
+    from pulserec.online.redis.state import RedisState
+
+
+class RedisCoOccurrence(RowReader):
+    """The `CoOccurrence` read interface (similar_row, has_item, dense_row, nnz) over Redis."""
+
+    def __init__(self, state: RedisState, window: int, gap_tau: float) -> None:
+        self.state = state
+        self.window = window
+        self.gap_tau = gap_tau
+
+    # -- reads -------------------------------------------------------------------------------
+    @property
+    def degree(self) -> np.ndarray:  # type: ignore[override]
+        return self.state.view().degree  # type: ignore[return-value]
+
+    def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        view = self.state.view()
+        blob = view.rows.get(item)
+        if blob is None:
+            blob = view.rows[item] = self.state.client.get(self.state.keys.row(item)) or b""
+        return decode_pairs(blob)
+
+    @property
+    def nnz(self) -> int:
+        return self.state.view().cooc_entries
+
+    # -- writes ------------------------------------------------------------------------------
+    def plan_event(self, plan: CommitPlan, item: int, weight: float, ts: float, previous: Iterable[Touch]) -> None:
+        """Pairs of one new event with the owner's previous touches (most recent first)."""
+        pairs = event_pairs(item, weight, ts, previous, self.gap_tau)
+        if not pairs:
+            return
+        others = np.fromiter((o for o, _ in pairs), dtype=np.int64, count=len(pairs))
+        weights = np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs))
+        plan.append_row(item, others, weights)
+        for other, w in zip(others.tolist(), weights.tolist()):
+            plan.append_row(other, np.array([item]), np.array([w]))
+        # Same additions, in the same order, as CoOccurrence.add_event: item, other, item, other...
+        degree_items = np.empty(2 * len(pairs), dtype=np.int64)
+        degree_items[0::2], degree_items[1::2] = item, others
+        plan.add_to_vector("degree", degree_items, np.repeat(weights, 2))
+
+    def plan_log(self, plan: CommitPlan, owners: np.ndarray, items: np.ndarray, weights: np.ndarray,
+                 ts: np.ndarray, sign: float = 1.0) -> None:
+        """Pairs of a whole log (arrival order), aggregated per (row, column) as `add_log` does."""
+        rows, cols, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau)
+        if len(rows) == 0:
+            return
+        unique_rows, inverse = np.unique(rows, return_inverse=True)
+        plan.add_to_vector("degree", unique_rows, sign * np.bincount(inverse, weights=vals))
+        for row, cols_row, vals_row in _by_row(rows, cols, sign * vals):
+            plan.append_row(row, cols_row, vals_row)
+
+    def compact(self, items: Iterable[int]) -> None:
+        """Fold the rows of `items` (reported by COMMIT) into one entry per other item."""
+        client, keys = self.state.client, self.state.keys
+        for item in items:
+            pipe = client.pipeline(transaction=True)
+            pipe.get(keys.row(item))
+            pipe.hget(keys.row_gen, item)
+            blob, gen = pipe.execute()
+            others, weights = decode_pairs(blob)
+            unique, inverse = np.unique(others, return_inverse=True)
+            sums = np.bincount(inverse, weights=weights)
+            keep = np.abs(sums) >= NEGLIGIBLE
+            self.state.scripts.compact_row(args=[
+                keys.prefix, item, int(gen or 0), len(blob or b""), encode_pairs(unique[keep], sums[keep]),
+            ])
+
+
+def _by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray):
+    """(row, columns, summed values) per distinct row, duplicates summed like a CSR build."""
+    keys = rows.astype(np.int64) * (int(cols.max()) + 1) + cols
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sums = np.bincount(inverse, weights=vals)
+    width = int(cols.max()) + 1
+    urows, ucols = unique // width, unique % width
+    starts = np.flatnonzero(np.r_[True, urows[1:] != urows[:-1]])
+    ends = np.r_[starts[1:], len(urows)]
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        yield int(urows[start]), ucols[start:end], sums[start:end]

@@ -1,0 +1,89 @@
+"""A change to the Redis state, assembled in Python and applied by the COMMIT script at once.
+
+The script first checks every precondition (event ids not yet applied, owner versions and the
+trending landmark unchanged since they were read) and only then writes, so a change is all or
+nothing, and a concurrent writer makes it answer 'conflict' (the caller re-reads and retries)
+or 'dup' (the event was applied meanwhile)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from pulserec.online.redis.codec import encode_float, encode_pairs
+
+_SECTIONS = ("vectors", "rows", "history", "seen", "profiles")
+
+
+class CommitPlan:
+    """Preconditions and writes of one COMMIT call, encoded as a JSON header + binary blobs."""
+
+    def __init__(self, history_bytes: int, compact_bytes: int) -> None:
+        self.header: dict[str, Any] = {
+            "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [], "history": [], "seen": [],
+            "profiles": [], "forget": [], "applied": 0, "last_seq": 0, "now": "",
+            "history_bytes": history_bytes, "compact_bytes": compact_bytes,
+        }
+        self._ids: list[str] = []
+        self._done: list[str] = []
+        # Blobs per section, sent in the order the script reads them.
+        self._blobs: dict[str, list[bytes]] = {name: [] for name in _SECTIONS}
+
+    # -- preconditions -----------------------------------------------------------------------
+    def mark_applied(self, event_ids: Iterable[str]) -> None:
+        """These events must not be applied yet; the commit records them as applied."""
+        self._ids.extend(event_ids)
+
+    def require_applied(self, event_ids: Iterable[str]) -> None:
+        """These events must already be applied (subtracting them is then exact)."""
+        self._done.extend(event_ids)
+
+    def check_versions(self, owners: Iterable[int], versions: Iterable[int]) -> None:
+        """Owners whose history/profile were read at these versions (each is bumped)."""
+        self.header["versions"].extend([int(o), int(v)] for o, v in zip(owners, versions))
+
+    def move_landmark(self, old: float | None, new: float, factor: float) -> None:
+        """Trending deltas are relative to landmark `new`; stored values rescale by `factor`
+        if the landmark moves. Fails if another writer moved it after `old` was read."""
+        self.header["landmark"] = [encode_float(old), encode_float(new), encode_float(factor)]
+
+    # -- writes ------------------------------------------------------------------------------
+    def add_to_vector(self, name: str, items: np.ndarray, deltas: np.ndarray, clamp: bool = False) -> None:
+        """vec:<name>[item] += delta (then max(., 0) when `clamp`)."""
+        if len(items):
+            self.header["vectors"].append([name, int(clamp)])
+            self._blobs["vectors"].append(encode_pairs(items, deltas))
+
+    def append_row(self, item: int, others: np.ndarray, weights: np.ndarray) -> None:
+        self.header["rows"].append(int(item))
+        self._blobs["rows"].append(encode_pairs(others, weights))
+
+    def append_history(self, owner: int, touches: bytes) -> None:
+        self.header["history"].append(int(owner))
+        self._blobs["history"].append(touches)
+
+    def append_seen(self, owner: int, items: bytes) -> None:
+        self.header["seen"].append(int(owner))
+        self._blobs["seen"].append(items)
+
+    def set_profile(self, owner: int, profile: bytes) -> None:
+        self.header["profiles"].append(int(owner))
+        self._blobs["profiles"].append(profile)
+
+    def forget_owner(self, owner: int) -> None:
+        self.header["forget"].append(int(owner))
+
+    def count(self, applied: int, last_seq: int = 0, now: float | None = None) -> None:
+        """Event counter delta, the highest seq applied and the event-time clock."""
+        self.header["applied"] += int(applied)
+        self.header["last_seq"] = max(self.header["last_seq"], int(last_seq))
+        if now is not None:
+            self.header["now"] = encode_float(now)
+
+    def args(self, prefix: str) -> list[Any]:
+        self.header["fresh"], self.header["done"] = len(self._ids), len(self._done)
+        return [prefix, json.dumps(self.header, separators=(",", ":")), *self._ids, *self._done,
+                *(blob for name in _SECTIONS for blob in self._blobs[name])]

@@ -1,0 +1,214 @@
+"""The Lua scripts that make each state change atomic (see `connection.Keys` for the layout).
+
+Lua only checks, interns and adds: every formula (pair weights, forward decay, profiles) is
+computed in Python by the same functions the in-memory state uses, and arrives here as binary
+deltas. Floats travel as binary or as exact text, never as Lua numbers, which `tostring` would
+round to 14 digits. ARGV[1] is always the key prefix.
+"""
+
+from __future__ import annotations
+
+import redis
+
+#: intern(kind, id, record, created): index of `id` in owners/items, appending it if new.
+#: New items also get their record, creation time and a catalogue-log entry.
+_INTERN = """
+local p = ARGV[1]
+local function intern(kind, id, record, created)
+  local idx = redis.call('HGET', p .. kind, id)
+  if idx then return tonumber(idx) end
+  idx = redis.call('RPUSH', p .. kind .. ':ids', id) - 1
+  redis.call('HSET', p .. kind, id, idx)
+  if kind == 'items' then
+    redis.call('HSET', p .. 'items:rec', idx, record)
+    if created ~= '' then redis.call('HSET', p .. 'items:created', idx, created) end
+    redis.call('RPUSH', p .. 'catalog:log', idx)
+  end
+  return idx
+end
+"""
+
+#: ARGV: prefix, kind, n, ids[n], then for items records[n], created[n]. Returns indices.
+INTERN_MANY = _INTERN + """
+local kind, n = ARGV[2], tonumber(ARGV[3])
+local out = {}
+for i = 1, n do
+  if kind == 'items' then
+    out[i] = intern(kind, ARGV[3 + i], ARGV[3 + n + i], ARGV[3 + 2 * n + i])
+  else
+    out[i] = intern(kind, ARGV[3 + i])
+  end
+end
+return out
+"""
+
+#: ARGV: prefix, n, ids[n], records[n], created[n]. Writes catalogue records (upsert).
+UPSERT_ITEMS = _INTERN + """
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  local record, created = ARGV[2 + n + i], ARGV[2 + 2 * n + i]
+  local idx = intern('items', ARGV[2 + i], record, created)
+  redis.call('HSET', p .. 'items:rec', idx, record)
+  if created ~= '' then redis.call('HSET', p .. 'items:created', idx, created) end
+  redis.call('RPUSH', p .. 'catalog:log', idx)
+end
+return n
+"""
+
+#: First round trip of one event. ARGV: prefix, event_id, owner key, item id ('' if none),
+#: new-item record, created, history bytes to return. Returns {1} for an applied event id,
+#: else {0, owner, item (-1), owner version, history tail, profile, item record, landmark}.
+PREPARE = _INTERN + """
+if redis.call('SISMEMBER', p .. 'applied', ARGV[2]) == 1 then return {1} end
+local owner = intern('owners', ARGV[3])
+local item, record = -1, false
+if ARGV[4] ~= '' then
+  item = intern('items', ARGV[4], ARGV[5], ARGV[6])
+  record = redis.call('HGET', p .. 'items:rec', item)
+end
+local version = tonumber(redis.call('HGET', p .. 'ver', owner) or '0')
+local tail = redis.call('GETRANGE', p .. 'hist:' .. owner, -tonumber(ARGV[7]), -1)
+return {0, owner, item, version, tail, redis.call('HGET', p .. 'profiles', owner), record,
+        redis.call('HGET', p .. 'meta', 'landmark')}
+"""
+
+#: Apply one planned change atomically (see `plan.CommitPlan` for the header fields).
+#: Returns {'ok', items whose rows need compaction}, {'dup'} or {'conflict'}.
+COMMIT = """
+local p = ARGV[1]
+local h = cjson.decode(ARGV[2])
+local pos = 3
+local function blob() local b = ARGV[pos]; pos = pos + 1; return b end
+local applied, versions, meta = p .. 'applied', p .. 'ver', p .. 'meta'
+
+local fresh, done = {}, {}
+for i = 1, h.fresh do fresh[i] = blob() end
+for i = 1, h.done do done[i] = blob() end
+for _, id in ipairs(fresh) do
+  if redis.call('SISMEMBER', applied, id) == 1 then return {'dup'} end
+end
+for _, id in ipairs(done) do
+  if redis.call('SISMEMBER', applied, id) == 0 then return {'conflict'} end
+end
+for _, check in ipairs(h.versions) do
+  if tonumber(redis.call('HGET', versions, check[1]) or '0') ~= check[2] then return {'conflict'} end
+end
+if h.landmark and (redis.call('HGET', meta, 'landmark') or '') ~= h.landmark[1] then return {'conflict'} end
+
+for _, id in ipairs(fresh) do redis.call('SADD', applied, id) end
+for _, check in ipairs(h.versions) do redis.call('HINCRBY', versions, check[1], 1) end
+
+local function scale_vector(key, factor)
+  local data = redis.call('GET', key)
+  if not data then return end
+  local parts = {}
+  for i = 0, #data / 8 - 1 do parts[i + 1] = struct.pack('<d', struct.unpack('<d', data, i * 8 + 1) * factor) end
+  redis.call('SET', key, table.concat(parts))
+end
+local function add_to_vector(key, data, clamp)
+  for i = 0, #data / 12 - 1 do
+    local idx, delta = struct.unpack('<i4d', data, i * 12 + 1)
+    local cur = redis.call('GETRANGE', key, idx * 8, idx * 8 + 7)
+    local value = delta
+    if #cur == 8 then value = struct.unpack('<d', cur) + delta end
+    if clamp == 1 and value < 0 then value = 0 end
+    redis.call('SETRANGE', key, idx * 8, struct.pack('<d', value))
+  end
+end
+
+if h.landmark and h.landmark[1] ~= h.landmark[2] then
+  redis.call('HSET', meta, 'landmark', h.landmark[2])
+  if h.landmark[1] ~= '' then scale_vector(p .. 'vec:trending', tonumber(h.landmark[3])) end
+end
+for _, spec in ipairs(h.vectors) do add_to_vector(p .. 'vec:' .. spec[1], blob(), spec[2]) end
+
+local compact, entries = {}, 0
+for _, item in ipairs(h.rows) do
+  local data = blob()
+  local length = redis.call('APPEND', p .. 'cooc:' .. item, data)
+  entries = entries + #data / 12
+  local clean = tonumber(redis.call('HGET', p .. 'cooc:clen', item) or '0')
+  if length - clean > math.max(clean, h.compact_bytes) then table.insert(compact, item) end
+end
+if entries ~= 0 then redis.call('HINCRBY', meta, 'cooc_entries', entries) end
+
+for _, owner in ipairs(h.history) do
+  local key = p .. 'hist:' .. owner
+  local length = redis.call('APPEND', key, blob())
+  if length > h.history_bytes then
+    redis.call('SET', key, redis.call('GETRANGE', key, length - h.history_bytes, -1))
+  end
+end
+for _, owner in ipairs(h.seen) do redis.call('APPEND', p .. 'seen:' .. owner, blob()) end
+for _, owner in ipairs(h.profiles) do redis.call('HSET', p .. 'profiles', owner, blob()) end
+for _, owner in ipairs(h.forget) do
+  redis.call('DEL', p .. 'hist:' .. owner, p .. 'seen:' .. owner)
+  redis.call('HDEL', p .. 'profiles', owner)
+end
+
+if h.applied ~= 0 then redis.call('HINCRBY', meta, 'applied', h.applied) end
+if h.last_seq > tonumber(redis.call('HGET', meta, 'last_seq') or '0') then
+  redis.call('HSET', meta, 'last_seq', h.last_seq)
+end
+if h.now ~= '' then
+  local now = redis.call('HGET', meta, 'now')
+  if not now or tonumber(h.now) > tonumber(now) then redis.call('HSET', meta, 'now', h.now) end
+end
+return {'ok', compact}
+"""
+
+#: Replace the first `old length` bytes of a row by their compacted form, keeping whatever was
+#: appended since it was read. ARGV: prefix, item, generation read, old length, compacted.
+COMPACT_ROW = """
+local p, item = ARGV[1], ARGV[2]
+if tonumber(redis.call('HGET', p .. 'cooc:gen', item) or '0') ~= tonumber(ARGV[3]) then return 0 end
+local key = p .. 'cooc:' .. item
+redis.call('SET', key, ARGV[5] .. redis.call('GETRANGE', key, tonumber(ARGV[4]), -1))
+redis.call('HSET', p .. 'cooc:clen', item, #ARGV[5])
+redis.call('HINCRBY', p .. 'cooc:gen', item, 1)
+redis.call('HINCRBY', p .. 'meta', 'cooc_entries', (#ARGV[5] - tonumber(ARGV[4])) / 12)
+return 1
+"""
+
+#: The small part of a request's snapshot (large strings are cheaper to GET outside Lua).
+#: ARGV: prefix, owner key ('' for none), local catalogue version, local item count.
+#: Returns {owner (-1), history, seen, new item ids, changed items, their records, their
+#: creation times, catalogue version, now, landmark, applied, cooc entries, epoch}.
+READ = """
+local p = ARGV[1]
+local owner, hist, seen = -1, '', ''
+if ARGV[2] ~= '' then
+  local idx = redis.call('HGET', p .. 'owners', ARGV[2])
+  if idx then
+    owner = tonumber(idx)
+    hist = redis.call('GET', p .. 'hist:' .. idx) or ''
+    seen = redis.call('GET', p .. 'seen:' .. idx) or ''
+  end
+end
+local new_ids = redis.call('LRANGE', p .. 'items:ids', tonumber(ARGV[4]), -1)
+local changed = redis.call('LRANGE', p .. 'catalog:log', tonumber(ARGV[3]), -1)
+local version = redis.call('LLEN', p .. 'catalog:log')
+local records, created = {}, {}
+for start = 1, #changed, 500 do
+  local chunk = {}
+  for i = start, math.min(start + 499, #changed) do chunk[#chunk + 1] = changed[i] end
+  local r = redis.call('HMGET', p .. 'items:rec', unpack(chunk))
+  local c = redis.call('HMGET', p .. 'items:created', unpack(chunk))
+  for i = 1, #chunk do records[#records + 1] = r[i] or ''; created[#created + 1] = c[i] or '' end
+end
+local m = redis.call('HMGET', p .. 'meta', 'now', 'landmark', 'applied', 'cooc_entries')
+return {owner, hist, seen, new_ids, changed, records, created, version,
+        m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0'}
+"""
+
+
+class Scripts:
+    """The scripts registered on one client (redis-py reloads them after a SCRIPT FLUSH)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.intern_many = client.register_script(INTERN_MANY)
+        self.upsert_items = client.register_script(UPSERT_ITEMS)
+        self.prepare = client.register_script(PREPARE)
+        self.commit = client.register_script(COMMIT)
+        self.compact_row = client.register_script(COMPACT_ROW)
+        self.read = client.register_script(READ)

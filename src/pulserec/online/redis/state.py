@@ -1,0 +1,372 @@
+"""`RedisState`: the `OnlineState` interface with everything kept in Redis.
+
+Several processes (uvicorn workers, hosts, `pulserec updater`) can apply events to and serve
+from one namespace and see the same state. One event is two round trips: PREPARE interns the
+owner and item and reads what the change depends on (the owner's last `window` touches and
+profile, the item's record, the trending landmark); Python computes the change with the
+in-memory state's own functions; COMMIT applies it atomically if nothing it read has changed
+(else the event is retried) and records the event id, which makes applying idempotent.
+
+A recommendation reads one snapshot (one script call, see `snapshot`) inside `reading()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from pulserec.config import Settings
+from pulserec.events import Event
+from pulserec.online.redis import bulk
+from pulserec.online.redis.catalog import RedisCatalog
+from pulserec.online.redis.codec import (
+    TOUCH,
+    TypeCodes,
+    decode_profile,
+    decode_record,
+    encode_profile,
+    encode_record,
+    encode_seen,
+    encode_float,
+)
+from pulserec.online.redis.connection import Keys, StateBackendError, connect
+from pulserec.online.redis.cooccurrence import RedisCoOccurrence
+from pulserec.online.redis.counters import RedisPopularity
+from pulserec.online.redis.histories import RedisHistories
+from pulserec.online.redis.ids import RedisIdIndex
+from pulserec.online.redis.plan import CommitPlan
+from pulserec.online.redis.profiles import RedisProfiles
+from pulserec.online.redis.scripts import Scripts
+from pulserec.online.redis.snapshot import Snapshot, fetch_snapshot
+from pulserec.online.catalog import ItemRecord
+from pulserec.profiles.profile import UserProfile
+
+if TYPE_CHECKING:
+    from pulserec.store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+#: Give up on one change after this many optimistic-concurrency conflicts in a row.
+MAX_ATTEMPTS = 50
+#: Compact a row once its uncompacted tail is longer than its head and than this many bytes.
+COMPACT_BYTES = 12 * 256
+#: How long a process waits for another one to finish loading an empty namespace.
+INIT_WAIT_S = 600.0
+
+
+#: meta.last_seq = max(meta.last_seq, ARGV[1]).
+_RAISE_WATERMARK = """
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0') then
+  redis.call('HSET', KEYS[1], 'last_seq', ARGV[1])
+end
+"""
+
+
+class StateConflictError(StateBackendError):
+    """A change kept conflicting with concurrent writers."""
+
+
+class RedisState:
+    """Online state in Redis, shared by every process that uses the same URL and namespace."""
+
+    #: Other processes see this state.
+    shared = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.weights = dict(settings.event_weights)
+        self.client = connect(settings.state_url, "state")
+        self.keys = Keys(settings.state_namespace)
+        self.scripts = Scripts(self.client)
+        self.codes = TypeCodes(self.weights)
+        self.catalog = RedisCatalog(self)
+        self.owners = RedisIdIndex(self)
+        self.popularity = RedisPopularity(self, settings.trending_halflife)
+        self.cooc = RedisCoOccurrence(self, settings.cooc_window, settings.cooc_gap_tau)
+        self.histories = RedisHistories(self, settings.history_len)
+        self.profiles = RedisProfiles(self, settings.interest_halflife)
+        self._local = threading.local()
+        self._epoch: int | None = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- reads -------------------------------------------------------------------------------
+    def current_view(self) -> Snapshot | None:
+        """The snapshot of the read request in progress on this thread, if any."""
+        return getattr(self._local, "view", None)
+
+    def view(self) -> Snapshot:
+        """The current request's snapshot, or (outside `reading()`) a fresh one."""
+        return self.current_view() or self.snapshot(None)
+
+    def snapshot(self, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
+        return fetch_snapshot(self, owner_key, with_vectors)
+
+    @contextmanager
+    def reading(self, owner_key: str | None = None) -> Iterator[None]:
+        """Serve one request from one snapshot (nested scopes reuse the outer one)."""
+        if self.current_view() is not None:
+            yield
+            return
+        self._local.view = self.snapshot(owner_key)
+        try:
+            yield
+        finally:
+            self._local.view = None
+
+    def check_epoch(self, epoch: int) -> bool:
+        """Drop id caches and the catalogue mirror if the namespace was reset; True if so."""
+        if self._epoch is None or self._epoch == epoch:
+            self._epoch = epoch
+            return False
+        self._epoch = epoch
+        self.owners.clear_cache()
+        self.catalog.clear_cache()
+        return True
+
+    def _meta(self, field: str) -> bytes | None:
+        view = self.current_view()
+        if view is not None and field in ("now", "applied"):
+            return str(getattr(view, field)).encode()
+        return self.client.hget(self.keys.meta, field)
+
+    @property
+    def now(self) -> float:
+        """Event-time clock: the latest timestamp applied (-inf before any)."""
+        raw = self._meta("now")
+        return float(raw) if raw else float("-inf")
+
+    @property
+    def applied(self) -> int:
+        return int(self._meta("applied") or 0)
+
+    @property
+    def last_seq(self) -> int:
+        return int(self.client.hget(self.keys.meta, "last_seq") or 0)
+
+    # -- writes ------------------------------------------------------------------------------
+    def new_plan(self) -> CommitPlan:
+        return CommitPlan(self.settings.history_len * TOUCH.itemsize, COMPACT_BYTES)
+
+    def commit(self, plan: CommitPlan) -> str:
+        """Run COMMIT; returns 'ok', 'dup' or 'conflict' (and compacts rows it reports)."""
+        return self._committed(self.scripts.commit(args=plan.args(self.keys.prefix)))
+
+    def _committed(self, reply: list[Any]) -> str:
+        status = reply[0].decode()
+        if status == "ok" and reply[1]:
+            self.cooc.compact(int(i) for i in reply[1])
+        return status
+
+    def apply(self, event: Event, seq: int = 0) -> bool:
+        """Apply one event; False if its id was applied before (a redelivery)."""
+        return self.apply_many([(event, seq)])[0]
+
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        """Apply events in order, pipelining those of different owners: each wave takes the
+        next event of every owner and costs two round trips (PREPARE all, COMMIT all).
+
+        Returns, per event, False where its id had been applied before."""
+        results = [False] * len(batch)
+        pending = list(range(len(batch)))
+        for _ in range(len(batch) + MAX_ATTEMPTS):
+            if not pending:
+                return results
+            wave, later, owners = [], [], set()
+            for i in pending:
+                owner = batch[i][0].owner
+                (later if owner in owners else wave).append(i)
+                owners.add(owner)
+            pipe = self.client.pipeline(transaction=False)
+            for i in wave:
+                self.scripts.prepare(args=self._prepare_args(batch[i][0]), client=pipe)
+            plans = []
+            for i, reply in zip(wave, pipe.execute()):
+                if reply[0] != 1:  # 1: applied before
+                    plans.append((i, self._plan_event(*batch[i], reply)))
+            pipe = self.client.pipeline(transaction=False)
+            for _, plan in plans:
+                self.scripts.commit(args=plan.args(self.keys.prefix), client=pipe)
+            retry = []
+            for (i, _), reply in zip(plans, pipe.execute()):
+                status = self._committed(reply)
+                if status == "conflict":
+                    retry.append(i)
+                results[i] = status == "ok"
+            pending = sorted(retry + later)
+        raise StateConflictError(f"{len(pending)} events kept conflicting with concurrent writers")
+
+    def _prepare_args(self, event: Event) -> list[Any]:
+        item_id = event.item_id or ""
+        new_record = encode_record(ItemRecord(item_id=item_id)) if item_id else b""
+        return [self.keys.prefix, event.event_id, event.owner, item_id, new_record, encode_float(event.ts),
+                self.cooc.window * TOUCH.itemsize]
+
+    def _plan_event(self, event: Event, seq: int, prepared: list[Any]) -> CommitPlan:
+        """The change one event makes, as `OnlineState.apply` makes it, from PREPARE's reply."""
+        _, owner, item, version, tail, profile_blob, record_blob, landmark = prepared
+        weight = self.weights[event.type]
+        plan = self.new_plan()
+        plan.mark_applied([event.event_id])
+        plan.check_versions([owner], [version])
+        ts = event.ts
+        category, tags = None, ()
+        landmark_value = float(landmark) if landmark else None
+        if item >= 0:
+            record = decode_record(record_blob, None) if record_blob else ItemRecord(item_id=event.item_id or "")
+            category, tags = record.category, record.tags
+            self.popularity.plan_add(plan, landmark_value, np.array([item]), np.array([weight]), np.array([ts]), ts)
+            previous = reversed(self.codes.decode_touches(tail))
+            self.cooc.plan_event(plan, item, weight, ts, previous)
+            plan.append_history(owner, self.codes.encode_touches(np.array([item]), np.array([weight]), np.array([ts]), [event.type]))
+            plan.append_seen(owner, encode_seen([item]))
+        else:
+            self.popularity.plan_add(plan, landmark_value, np.empty(0, np.int64), np.empty(0), np.empty(0), ts)
+        profile = decode_profile(profile_blob, self.settings.interest_halflife)
+        if profile is None:
+            profile = UserProfile(event.user_id or event.owner, self.settings.interest_halflife)
+        profile.update(event.type, weight, ts, category, tags, event.context, event.query)
+        plan.set_profile(owner, encode_profile(profile))
+        plan.count(1, seq, ts)
+        return plan
+
+    def apply_frame(self, frame: pd.DataFrame) -> None:
+        """Apply stored events (arrival order) in bulk; already-applied ones are skipped."""
+        bulk.apply_frame(self, frame)
+
+    def forget(self, owner_key: str, events: pd.DataFrame) -> None:
+        """Remove every trace of one owner, given all of their stored events.
+
+        Events not applied yet (still in the stream) are recorded as applied so that a later
+        delivery cannot bring them back."""
+        ids = events["event_id"].astype(str).to_numpy() if not events.empty else np.empty(0, dtype=object)
+        for _ in range(MAX_ATTEMPTS):
+            owner = self.owners.get(owner_key)
+            done = bulk.applied_mask(self, ids)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hget(self.keys.meta, "landmark")
+            pipe.hget(self.keys.versions, -1 if owner is None else owner)
+            landmark, version = pipe.execute()
+            plan = self.new_plan()
+            plan.require_applied(ids[done].tolist())
+            plan.mark_applied(ids[~done].tolist())
+            if owner is not None:
+                plan.forget_owner(owner)
+                plan.check_versions([owner], [int(version or 0)])
+            gone = events[done & events["item_id"].notna().to_numpy()] if len(ids) else events
+            if len(gone):
+                weights = gone["type"].map(self.weights).to_numpy(dtype=np.float64)
+                ts = gone["ts"].to_numpy(dtype=np.float64)
+                mirror = self.catalog.item_ids
+                items = np.array([mirror.get(i) for i in gone["item_id"]], dtype=np.int64)
+                lm = float(landmark) if landmark else None
+                self.popularity.plan_add(plan, lm, items, weights, ts, float(ts.max()), sign=-1.0)
+                self.cooc.plan_log(plan, np.zeros(len(items), dtype=np.int64), items, weights, ts, sign=-1.0)
+            plan.count(-len(gone))
+            if self.commit(plan) == "ok":
+                return
+        raise StateConflictError(f"forgetting {owner_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """The settings the stored state depends on: a state built with others is unusable."""
+        s = self.settings
+        basis = [sorted(self.weights.items()), s.cooc_window, s.cooc_gap_tau, s.trending_halflife,
+                 s.interest_halflife, s.history_len]
+        return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
+
+    def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
+        """Attach to the store's state in Redis: load it from the log only if Redis has none.
+
+        If another process is loading it, wait; if Redis already holds it, only events stored
+        after its `last_seq` are applied (idempotently: a concurrent writer may apply them too)."""
+        store_id = store.ensure_meta("store_id", uuid.uuid4().hex)
+        deadline = time.monotonic() + INIT_WAIT_S
+        while True:
+            owner_store, fingerprint, ready = self.client.hmget(self.keys.meta, "store_id", "fingerprint", "ready")
+            if owner_store is not None and owner_store.decode() != store_id:
+                raise StateBackendError(
+                    f"Redis namespace {self.keys.namespace!r} at {self.settings.state_url} holds the state of another "
+                    f"store ({owner_store.decode()}, this one is {store_id}); use another state_namespace, or "
+                    "`pulserec rebuild-state` to replace it"
+                )
+            if fingerprint is not None and fingerprint.decode() != self.fingerprint():
+                raise StateBackendError(
+                    f"Redis namespace {self.keys.namespace!r} was built with different settings (event weights, window, "
+                    "half-lives or history length); run `pulserec rebuild-state` to rebuild it with these"
+                )
+            if ready:
+                self.catch_up(store, progress)
+                return
+            if self._load_if_first(store, store_id, progress):
+                return
+            if time.monotonic() > deadline:
+                raise StateBackendError(f"gave up waiting {INIT_WAIT_S:.0f}s for another process to load the Redis state")
+            time.sleep(0.1)
+
+    def catch_up(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
+        """Apply stored events after the recorded watermark (a crash may have skipped them)."""
+        for frame in store.iter_events(after_seq=self.last_seq):
+            self.apply_frame(frame)
+            # Everything up to here is applied now (bulk imports carry no seq to record it).
+            self.client.eval(_RAISE_WATERMARK, 1, self.keys.meta, int(frame["seq"].max()))
+            if progress:
+                progress(len(frame))
+
+    def rebuild(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
+        """Recovery: drop this namespace's state and replay the whole log into it."""
+        store_id = store.ensure_meta("store_id", uuid.uuid4().hex)
+        if not self._load_if_first(store, store_id, progress, force=True):
+            raise StateBackendError("another process is loading the Redis state; try again when it is done")
+
+    def _load_if_first(self, store: SQLiteStore, store_id: str, progress: Callable[[int], None] | None,
+                       force: bool = False) -> bool:
+        """Load the namespace from the log if this process wins the init lock."""
+        token = uuid.uuid4().hex
+        if not self.client.set(self.keys.init_lock, token, nx=True, ex=int(INIT_WAIT_S)):
+            return False
+        try:
+            if not force and self.client.hget(self.keys.meta, "ready"):
+                return True  # someone finished loading between our check and the lock
+            started = time.perf_counter()
+            self.reset()
+            self.client.hset(self.keys.meta, mapping={"store_id": store_id, "fingerprint": self.fingerprint()})
+            self.catalog.upsert_many(store.load_items())
+            for frame in store.iter_events():
+                self.apply_frame(frame)
+                if progress:
+                    progress(len(frame))
+            self.client.hset(self.keys.meta, "ready", 1)
+            log.info("loaded Redis state from %d events in %.2fs", self.applied, time.perf_counter() - started)
+            return True
+        finally:
+            if self.client.get(self.keys.init_lock) == token.encode():
+                self.client.delete(self.keys.init_lock)
+
+    def reset(self) -> None:
+        """Delete this namespace's state (not its epoch or init lock) and bump the epoch."""
+        keep = {self.keys.epoch.encode(), self.keys.init_lock.encode()}
+        batch: list[Any] = []
+        for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+            if key not in keep:
+                batch.append(key)
+            if len(batch) >= 1000:
+                self.client.unlink(*batch)
+                batch = []
+        if batch:
+            self.client.unlink(*batch)
+        self.client.incr(self.keys.epoch)
+        self.owners.clear_cache()
+        self.catalog.clear_cache()
+        self._epoch = None

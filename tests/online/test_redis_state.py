@@ -1,0 +1,219 @@
+"""The Redis state answers like the in-memory one, is shared by several engines, survives
+restarts without a replay, and fails clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.events import Event
+from pulserec.online.catalog import ItemRecord
+from pulserec.online.redis.connection import StateBackendError
+from pulserec.online.redis.state import RedisState
+from pulserec.serving.server import free_port
+from pulserec.store import SQLiteStore
+
+from test_state import answers, build, rounded, stored_frame
+
+NOW = time.time() - 3600
+SRC = str(Path(__file__).resolve().parents[2] / "src")  # this checkout's code, for subprocesses
+
+
+def redis_settings(redis_server, tmp_path=None, **overrides) -> Settings:
+    data = {"data_dir": tmp_path} if tmp_path is not None else {}
+    return Settings(state_url=redis_server.url, state_namespace=redis_server.namespace(), **data, **overrides)
+
+
+def event_of(r) -> Event:
+    return Event(r.event_id, r.user_id, r.item_id if isinstance(r.item_id, str) else None, r.type, r.ts,
+                 None, None, r.query if isinstance(r.query, str) else None, json.loads(r.context))
+
+
+def redis_state(redis_server, shop, frame, incremental: bool) -> RedisState:
+    state = RedisState(redis_settings(redis_server))
+    state.catalog.upsert_many(list(shop.items))
+    if incremental:  # pipelined waves of one event per owner, in chunks as the updater reads them
+        batch = [(event_of(r), r.seq) for r in frame.itertuples(index=False)]
+        for start in range(0, len(batch), 100):
+            assert all(state.apply_many(batch[start : start + 100]))
+    else:
+        state.apply_frame(frame)
+    return state
+
+
+def test_both_paths_answer_like_the_in_memory_state(shop, redis_server):
+    frame = stored_frame(shop).head(1500)
+    users = frame["user_id"].unique().tolist()[:25]
+    for incremental in (True, False):  # each against the same in-memory path (tie order of profile keys differs)
+        memory = build(shop, incremental, frame)
+        state = redis_state(redis_server, shop, frame, incremental)
+        assert answers(state, users) == answers(memory, users)
+        np.testing.assert_allclose(state.popularity.trending_scores(120), memory.popularity.trending_scores(120), rtol=1e-9)
+        np.testing.assert_allclose(state.popularity.all_time(120), memory.popularity.all_time(120), rtol=1e-12)
+        assert state.applied == memory.applied and state.now == memory.now
+        for user in users[:10]:
+            ours = state.profiles.get(state.owners.get(user)).to_dict(state.now)
+            theirs = memory.profiles.get(memory.owners.get(user)).to_dict(memory.now)
+            assert rounded(ours) == rounded(theirs)
+        state.close()
+
+
+def test_applying_is_idempotent_by_event_id(shop, redis_server):
+    frame = stored_frame(shop).head(50)
+    state = redis_state(redis_server, shop, frame, incremental=False)
+    before = answers(state, frame["user_id"].unique().tolist())
+    assert not any(state.apply(event_of(r), r.seq) for r in frame.head(5).itertuples(index=False))
+    state.apply_frame(frame)
+    assert state.applied == 50
+    assert answers(state, frame["user_id"].unique().tolist()) == before
+
+
+def test_forgetting_a_user_equals_never_having_seen_them(shop, redis_server):
+    frame = stored_frame(shop)
+    victim = frame["user_id"].value_counts().index[0]
+    full = redis_state(redis_server, shop, frame, incremental=False)
+    full.forget(victim, frame[frame["user_id"] == victim])
+    without = redis_state(redis_server, shop, frame[frame["user_id"] != victim], incremental=False)
+    users = [u for u in shop.users["user_id"].tolist()[:30] if u != victim]
+    assert answers(full, users) == answers(without, users)
+    assert full.profiles.get(full.owners.get(victim)) is None
+    np.testing.assert_allclose(full.popularity.all_time(120), without.popularity.all_time(120), atol=1e-9)
+
+
+def test_concurrent_writers_for_one_user_lose_nothing(redis_server):
+    settings = redis_settings(redis_server)
+    writers = [RedisState(settings), RedisState(settings)]
+
+    def send(state: RedisState, k: int) -> None:
+        for i in range(40):
+            state.apply(Event(f"w{k}-{i}", "shared-user", f"item-{i % 7}", "view", NOW + i))
+
+    threads = [threading.Thread(target=send, args=(w, k)) for k, w in enumerate(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state = writers[0]
+    profile = state.profiles.get(state.owners.get("shared-user"))
+    assert profile.event_count == 80 and state.applied == 80
+    assert int(state.popularity.events.sum()) == 80
+    assert len(state.histories.recent(state.owners.get("shared-user"))) == settings.history_len
+
+
+def test_row_compaction_keeps_weights_and_refuses_a_stale_read(redis_server, monkeypatch):
+    monkeypatch.setattr("pulserec.online.redis.state.COMPACT_BYTES", 12 * 8)
+    state = RedisState(redis_settings(redis_server))
+    for i in range(30):  # two items co-occur again and again: rows grow, COMMIT asks for compaction
+        state.apply(Event(f"e{i}", "u", "a" if i % 2 else "b", "view", NOW + i))
+    idx, vals = state.cooc.row(0)
+    assert len(np.unique(idx)) == 1 and len(idx) < 20  # compacted along the way
+    entries = 0
+    for i in range(1, 30):  # every pair of the 30 alternating views, weighted as in CoOccurrence
+        entries += sum(np.exp(-(i - j) / state.cooc.gap_tau) for j in range(max(0, i - 20), i) if (i - j) % 2)
+    assert vals.sum() == pytest.approx(entries, rel=1e-12)
+    gen = int(state.client.hget(state.keys.row_gen, 0) or 0)
+    assert state.scripts.compact_row(args=[state.keys.prefix, 0, gen + 1, 0, b""]) == 0  # stale generation
+
+
+def seed_engine(engine: Engine) -> None:
+    engine.put_items([ItemRecord(f"shoe-{i}", title=f"Shoe {i}", category="shoes", price=50.0 + i) for i in range(5)]
+                     + [ItemRecord(f"book-{i}", title=f"Book {i}", category="books", price=10.0 + i) for i in range(5)])
+    engine.ingest([Event(f"s{u}-{i}", f"fan-{u}", f"{'shoe' if u % 2 else 'book'}-{i}", "view", NOW + u * 100 + i)
+                   for u in range(8) for i in range(5)])
+
+
+def listing(answer) -> list[tuple[str, float, str]]:
+    return [(r.item_id, r.score, r.reason) for r in answer.items]
+
+
+def test_two_engines_on_one_redis_serve_identical_results(tmp_path, redis_server):
+    settings = redis_settings(redis_server, tmp_path)
+    first, second = Engine(settings), Engine(settings)  # two API processes: same store, same Redis
+    seed_engine(first)
+    first.ingest([Event("n1", "newbie", "shoe-0", "view", NOW + 5000), Event("n2", "newbie", "shoe-3", "click", NOW + 5001)])
+    for user in ("newbie", "fan-1", "fan-2", "nobody"):
+        assert listing(second.recommend(user, 5)) == listing(first.recommend(user, 5))
+    assert listing(second.recommend("newbie", 5))[0][2] == "because you clicked Shoe 3"
+    assert second.similar("shoe-0", 3) == first.similar("shoe-0", 3)
+    assert second.profile("newbie") == first.profile("newbie")
+    first.put_items([ItemRecord("shoe-1", active=False)])
+    assert "shoe-1" not in [r.item_id for r in second.recommend("newbie", 10).items]  # catalogue changes too
+    assert second.stats()["events_applied"] == first.stats()["events_applied"] == 42
+    first.close()
+    second.close()
+
+
+def test_restart_attaches_without_replaying_and_catches_up(tmp_path, redis_server, monkeypatch):
+    settings = redis_settings(redis_server, tmp_path)
+    engine = Engine(settings)
+    seed_engine(engine)
+    before = listing(engine.recommend("fan-1", 5))
+    engine.close()
+    # An event stored by a process that crashed before applying it: only it is applied on start.
+    store = SQLiteStore(settings.db_path)
+    store.append_events([Event("late", "fan-1", "book-0", "purchase", NOW + 9000).row()])
+    store.close()
+    replayed: list[int] = []
+    original = RedisState.apply_frame
+    monkeypatch.setattr(RedisState, "apply_frame", lambda self, frame: (replayed.append(len(frame)), original(self, frame)))
+    engine = Engine(settings)
+    assert replayed == [1]
+    assert engine.state.applied == 41
+    assert listing(engine.recommend("fan-1", 5)) != before
+    engine.close()
+
+
+def test_state_of_another_store_or_other_settings_is_refused_until_rebuilt(tmp_path, redis_server):
+    settings = redis_settings(redis_server, tmp_path / "a")
+    seed_engine(engine := Engine(settings))
+    engine.close()
+    other = Settings(**{**settings.__dict__, "data_dir": tmp_path / "b"})
+    with pytest.raises(StateBackendError, match="holds the state of another store"):
+        Engine(other)
+    with pytest.raises(StateBackendError, match="different settings"):
+        Engine(Settings(**{**settings.__dict__, "cooc_window": 5}))
+    # Recovery: rebuild the namespace from the log of store b (empty).
+    state = RedisState(other)
+    store = SQLiteStore(other.db_path)
+    state.rebuild(store)
+    assert state.applied == 0
+    store.close()
+    state.close()
+    Engine(other).close()
+
+
+def test_rebuild_reproduces_the_same_answers(tmp_path, redis_server):
+    settings = redis_settings(redis_server, tmp_path)
+    engine = Engine(settings)
+    seed_engine(engine)
+    before = [listing(engine.recommend(f"fan-{u}", 5)) for u in range(8)]
+    engine.state.rebuild(engine.store)
+    assert [listing(engine.recommend(f"fan-{u}", 5)) for u in range(8)] == before
+    engine.close()
+
+
+def test_redis_down_at_start_is_one_clear_error(tmp_path):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    with pytest.raises(StateBackendError, match=f"cannot use Redis state at {url}"):
+        Engine(Settings(data_dir=tmp_path, state_url=url))
+    env = {**os.environ, "PULSEREC_STATE_URL": url, "PYTHONPATH": SRC, "COLUMNS": "300"}
+    result = subprocess.run([sys.executable, "-m", "pulserec.cli.main", "stats", "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and "cannot use Redis state" in lines[0], result.stdout + result.stderr
+
+
+def test_bad_state_urls_are_rejected():
+    with pytest.raises(ValueError, match="state_url must be a redis://"):
+        Settings.load(None, state_url="http://localhost:6379")

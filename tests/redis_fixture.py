@@ -1,0 +1,33 @@
+"""A real redis-server for the tests: started once per session on a free 127.0.0.1 port,
+without persistence, in a temporary directory; tests are skipped if redis-server is missing."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from pulserec.online.redis.local import LocalRedis
+
+_namespaces = itertools.count()
+
+
+class RedisServer:
+    """The session's server; each test takes its own namespace (keys never collide)."""
+
+    def __init__(self, local: LocalRedis) -> None:
+        self.local = local
+        self.url = local.url
+
+    def namespace(self) -> str:
+        return f"test{next(_namespaces)}"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with LocalRedis(tmp_path_factory.mktemp("redis")) as local:
+        yield RedisServer(local)
