@@ -30,6 +30,16 @@ class ItemKNN(PickleMixin):
         return self
 
     def _contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item, weighted similarity, position of the history item) for every neighbour entry;
+        cached for the last query, since `score` and `explain` of one request both need it."""
+        cached = getattr(self, "_last", None)
+        if cached is not None and cached[0] is query:
+            return cached[1]
+        result = self._compute_contributions(query)
+        self._last = (query, result)
+        return result
+
+    def _compute_contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx_parts, val_parts, src_parts = [], [], []
         for pos, (item, weight) in enumerate(zip(query.items, query.weights)):
             idx, sims = self.cooc.similar_row(int(item))
@@ -48,15 +58,18 @@ class ItemKNN(PickleMixin):
         return np.bincount(idx, weights=vals, minlength=n_items)[:n_items]
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
+        """For each item, the history item that contributed most to its score."""
         idx, vals, src = self._contributions(query)
+        hit = np.isin(idx, items)
+        idx, vals, src = idx[hit], vals[hit], src[hit]
+        order = np.lexsort((-vals, idx))  # by item, strongest contribution first
+        idx, src = idx[order], src[order]
+        firsts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if len(idx) else np.empty(0, np.int64)
+        best = dict(zip(idx[firsts].tolist(), src[firsts].tolist()))
         reasons: list[Reason | None] = []
-        for item in items:
-            hit = idx == item
-            if not hit.any():
-                reasons.append(None)
-                continue
-            best = int(src[hit][np.argmax(vals[hit])])
-            reasons.append(Reason("history", item=int(query.items[best]), event_type=query.types[best]))
+        for item in items.tolist():
+            pos = best.get(item)
+            reasons.append(None if pos is None else Reason("history", item=int(query.items[pos]), event_type=query.types[pos]))
         return reasons
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:

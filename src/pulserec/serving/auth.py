@@ -30,7 +30,7 @@ _key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="An AP
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")
 
 
-def presented_key(
+async def presented_key(
     header_key: str | None = Security(_key_header),
     bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
 ) -> str | None:
@@ -79,17 +79,17 @@ def check_write(settings: Settings, key: str | None) -> None:
     raise _unauthorized("invalid API key")
 
 
-def require_read(request: Request, key: str | None = Depends(presented_key)) -> None:
+async def require_read(request: Request, key: str | None = Depends(presented_key)) -> None:
     """Dependency for read-only endpoints."""
     check_read(engine_of(request).settings, key)
 
 
-def require_write(request: Request, key: str | None = Depends(presented_key)) -> None:
+async def require_write(request: Request, key: str | None = Depends(presented_key)) -> None:
     """Dependency for endpoints that change data or expose operational details."""
     check_write(engine_of(request).settings, key)
 
 
-def require_by_method(request: Request, key: str | None = Depends(presented_key)) -> None:
+async def require_by_method(request: Request, key: str | None = Depends(presented_key)) -> None:
     """Router-wide dependency: GET/HEAD need read access, every other method write access."""
     settings = engine_of(request).settings
     if request.method in READ_METHODS:

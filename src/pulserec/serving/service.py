@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,8 @@ class Recommended:
     category: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"item_id": self.item_id, "score": self.score, "reason": self.reason, "source": self.source,
+                "title": self.title, "category": self.category}
 
 
 @dataclass

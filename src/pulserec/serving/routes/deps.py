@@ -18,11 +18,15 @@ SessionId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATT
 Count = Annotated[int, Query(ge=1, le=500, description="How many results (1-500).")]
 
 
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread
+# pool, a hand-off that costs more than the work they do.
+
+
 def engine_of(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def filters(
+async def filters(
     category: Annotated[str | None, Query(max_length=128, description="Only items of this category.")] = None,
     exclude_seen: Annotated[bool, Query(description="Leave out items the user already interacted with.")] = True,
     exclude: Annotated[str | None, Query(max_length=8192, description="Comma-separated item ids to leave out.")] = None,
@@ -35,7 +39,7 @@ def filters(
     return Filters(category=category, exclude_seen=exclude_seen, exclude=excluded, min_price=min_price, max_price=max_price)
 
 
-def context_params(
+async def context_params(
     device: Annotated[str | None, Query(max_length=64, description="Request context: device.")] = None,
     location: Annotated[str | None, Query(max_length=128, description="Request context: location.")] = None,
 ) -> dict[str, str]:
