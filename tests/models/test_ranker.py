@@ -115,6 +115,7 @@ def planted():
 
 
 def test_ranker_learns_the_planted_device_effect(planted):
+    pytest.importorskip("lightgbm")  # the logistic fallback has no feature interactions to learn it with
     _, _, _, state, ranker = planted
     on_mobile, on_desktop = x_over_y(ranker, state, "mobile"), x_over_y(ranker, state, "desktop")
     assert on_mobile >= 0.75 and on_desktop <= 0.35 and on_mobile - on_desktop >= 0.5, (on_mobile, on_desktop)
@@ -234,6 +235,7 @@ def test_impression_labels_match_by_recommendation_or_by_time_window():
 
 
 def test_training_from_impressions(planted):
+    pytest.importorskip("lightgbm")
     """Logged impressions: on each click, what was shown was the clicked item and four others."""
     settings, items, log, _, _ = planted
     rng = np.random.default_rng(5)

@@ -89,9 +89,20 @@ def _to_epoch(column: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().sum() >= column.notna().sum():
         return numeric.astype("float64")
-    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
+    text = column[numeric.isna() & column.notna()]  # only what is not already a number
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    except (ValueError, OverflowError):  # one out-of-range date: parse value by value
+        parsed = pd.Series([_one_datetime(v) for v in text], index=text.index, dtype="datetime64[ns, UTC]")
     seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    return numeric.where(numeric.notna(), seconds).astype("float64")
+    return numeric.where(numeric.notna(), seconds.reindex(numeric.index)).astype("float64")
+
+
+def _one_datetime(value: Any) -> pd.Timestamp:
+    try:
+        return pd.to_datetime(value, utc=True)
+    except (ValueError, OverflowError):
+        return pd.NaT
 
 
 def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: int = 0) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -101,7 +112,7 @@ def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: 
     col = lambda name: frame[name] if name in frame else pd.Series([None] * n, dtype=object)  # noqa: E731
     out = pd.DataFrame({name: col(name) for name in ("user_id", "item_id", "type", "session_id", "query", "rec_id")})
     for name in ("user_id", "item_id", "session_id", "rec_id"):
-        out[name] = out[name].where(out[name].notna(), None).map(lambda v: v if v is None else str(v).strip() or None)
+        out[name] = out[name].astype(object).map(_text_or_none)
     out["type"] = out["type"].astype(str).str.strip().str.lower()
     out["ts"] = _to_epoch(col("ts")) if "ts" in frame else time.time()
     out["value"] = pd.to_numeric(col("value"), errors="coerce")
@@ -166,13 +177,21 @@ def _context_json(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=frame.index, dtype=object)
 
 
+def _text_or_none(value: Any) -> str | None:
+    """Stripped text, or None for a missing value (None, NaN, pd.NA) or blank text."""
+    if value is None or value is pd.NA or _nan(value):
+        return None
+    return str(value).strip() or None
+
+
 def _nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
 def _content_ids(frame: pd.DataFrame) -> pd.Series:
-    key = (frame["user_id"].astype(str) + "\x1f" + frame["session_id"].astype(str) + "\x1f" + frame["item_id"].astype(str)
-           + "\x1f" + frame["type"] + "\x1f" + frame["ts"].astype(str))
+    """A stable id per row from its content (missing values as empty text, on any pandas)."""
+    parts = [frame[c].astype(object).where(frame[c].notna(), "").map(str) for c in ("user_id", "session_id", "item_id", "type", "ts")]
+    key = parts[0].str.cat(parts[1:], sep="\x1f")
     return key.map(lambda k: "h-" + hashlib.blake2b(k.encode(), digest_size=12).hexdigest())
 
 
