@@ -39,7 +39,7 @@ def apply_log(
         get(owner).counts[kind] += int(count)
 
     moments = pd.to_datetime(frame["ts"], unit="s", utc=True)
-    for column, values in (("hours", moments.dt.hour), ("weekdays", moments.dt.dayofweek)):
+    for column, values in (("hours", moments.dt.hour), ("weekdays", moments.dt.day_of_week)):
         for (owner, slot), count in frame.groupby([frame["owner"], values.to_numpy()]).size().items():
             getattr(get(owner), column)[int(slot)] += int(count)
 
