@@ -82,7 +82,16 @@ def _fold_decayed(profiles: Profiles, attr: str, owners: np.ndarray, keys: np.nd
     np.maximum.at(latest, inverse, ts)
     values = np.bincount(inverse, weights=weights * np.exp(-rate * (latest[inverse] - ts)), minlength=len(groups))
     get = profiles.get
-    key_names = uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)
-    for group, value, at in zip(groups.tolist(), values.tolist(), latest.tolist()):
-        owner, code = divmod(group, len(uniques))
-        getattr(get(owner), attr).add(key_names[code], value, at)
+    key_names = np.asarray(uniques, dtype=object)
+    owners_of, codes = np.divmod(groups, len(uniques))
+    starts = np.flatnonzero(np.r_[True, owners_of[1:] != owners_of[:-1]])
+    ends = np.r_[starts[1:], len(groups)]
+    for start, end in zip(starts.tolist(), ends.tolist()):  # one owner at a time
+        counter = getattr(get(int(owners_of[start])), attr)
+        names = key_names[codes[start:end]].tolist()
+        pairs = zip(values[start:end].tolist(), latest[start:end].tolist())
+        if not counter:  # a fresh counter (the bulk-import case): build its dict in one go
+            counter.assign(dict(zip(names, pairs)))
+        else:
+            for name, (value, at) in zip(names, pairs):
+                counter.add(name, value, at)

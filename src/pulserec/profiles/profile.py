@@ -33,6 +33,10 @@ class DecayedCounter:
         else:  # late event: decay it to the key's clock instead
             self._values[key] = (value + weight * math.exp(-(at - ts) * self.rate), at)
 
+    def assign(self, values: dict[str, tuple[float, float]]) -> None:
+        """Replace the contents with {key: (value, time of value)} (bulk building)."""
+        self._values = values
+
     def at(self, now: float) -> dict[str, float]:
         rate = self.rate
         return {k: v * math.exp(-max(now - t, 0.0) * rate) for k, (v, t) in self._values.items()}

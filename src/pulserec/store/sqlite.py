@@ -101,6 +101,7 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: bulk inserts touch many index pages
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -140,8 +141,11 @@ class SQLiteStore:
         """Bulk version of :meth:`append_events` for a frame with EVENT_COLUMNS.
 
         Returns a boolean Series (aligned with `frame`) marking the rows actually stored."""
-        rows = list(frame.loc[:, list(EVENT_COLUMNS)].itertuples(index=False, name=None))
-        seqs = self.append_events(rows)
+        columns = []
+        for name in EVENT_COLUMNS:  # column-wise: much faster than itertuples, missing values -> NULL
+            column = frame[name]
+            columns.append(column.astype(object).where(column.notna(), None).tolist())
+        seqs = self.append_events(list(zip(*columns)))
         return pd.Series([s is not None for s in seqs], index=frame.index, dtype=bool)
 
     def event_count(self) -> int:
