@@ -103,14 +103,15 @@ class CoOccurrence(RowReader):
 
         `owners` groups events by user (or session); only consecutive events of one owner pair.
         With sign=-1 it subtracts those pairs (the log must then be the owner's entire history)."""
-        rows, cols, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau)
-        if len(rows) == 0:
+        later, earlier, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, both_directions=False)
+        if len(later) == 0:
             return
         n = max(int(items.max()) + 1, self.base.shape[0])
         self._ensure(n)
-        self.degree[: len(self.degree)] += sign * np.bincount(rows, weights=vals, minlength=len(self.degree))
-        update = sp.csr_matrix((sign * vals, (rows, cols)), shape=(n, n), dtype=np.float64)
-        self._merge(update)
+        size = len(self.degree)
+        self.degree += sign * (np.bincount(later, weights=vals, minlength=size) + np.bincount(earlier, weights=vals, minlength=size))
+        half = sp.csr_matrix((sign * vals, (later, earlier)), shape=(n, n), dtype=np.float64)
+        self._merge(half + half.T)  # the pairs are symmetric: build one triangle, mirror it
 
     def _merge(self, update: sp.csr_matrix) -> None:
         n = max(update.shape[0], self.base.shape[0])
@@ -169,9 +170,11 @@ def event_pairs(item: int, weight: float, ts: float, previous: Iterable[Touch], 
 
 
 def log_pairs(
-    owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, window: int, gap_tau: float
+    owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, window: int, gap_tau: float,
+    both_directions: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (a, b, w) pairs (both directions) that `add_event` would create for this log."""
+    """All (a, b, w) pairs that `add_event` would create for this log: (later, earlier) item of
+    each pair, and also (earlier, later) when `both_directions`."""
     order = np.argsort(owners, kind="stable")
     owners, items = owners[order], items[order]
     weights, ts = weights[order].astype(np.float64), ts[order].astype(np.float64)
@@ -183,9 +186,9 @@ def log_pairs(
         same = same_owner & (items[k:] != items[:-k])
         a, b = items[k:][same], items[:-k][same]
         w = np.sqrt(weights[k:][same] * weights[:-k][same]) * np.exp(-np.abs(ts[k:][same] - ts[:-k][same]) / gap_tau)
-        rows += [a, b]
-        cols += [b, a]
-        vals += [w, w]
+        rows += [a, b] if both_directions else [a]
+        cols += [b, a] if both_directions else [b]
+        vals += [w, w] if both_directions else [w]
     if not rows:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
