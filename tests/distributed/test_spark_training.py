@@ -181,3 +181,12 @@ def test_store_source_stages_chunks_in_log_order(tmp_path) -> None:
     table = pq.read_table(stage_frames(frames, tmp_path / "staged")).to_pydict()
     assert table["seq"] == [0, 1, 2] and table["ts"] == [2.0, 1.0, 3.0]
     assert table["user_id"] == ["a", None, "7"] and table["session_id"] == [None, "s1", None]
+
+
+def test_a_csv_export_prepares_like_the_in_process_loader(spark, shop, tmp_path) -> None:
+    path = tmp_path / "events.csv"
+    shop.events.to_csv(path, index=False)
+    prepared = prepare(spark, read_events(spark, path), DEFAULT_EVENT_WEIGHTS)
+    local = Interactions.from_frame(shop.events.sort_values("ts", kind="stable"), DEFAULT_EVENT_WEIGHTS)
+    assert prepared.user_ids.ids == local.user_ids.ids and prepared.item_ids.ids == local.item_ids.ids
+    assert abs(prepared.user_items() - local.to_csr()).max() == 0

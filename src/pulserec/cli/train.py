@@ -39,6 +39,8 @@ def train(
                                             help="with --engine spark: local[N] or spark://host:7077 (default $PULSEREC_SPARK_MASTER or local[2])"),
     spark_conf: list[str] | None = typer.Option(None, "--spark-conf", help="with --engine spark: extra Spark setting key=value (repeatable)"),
     events: str | None = typer.Option(None, "--events", help="with --engine spark: an event export (.parquet/.csv file or directory; hdfs:// or s3a:// paths too)"),
+    staging_dir: Path | None = typer.Option(None, "--staging-dir",
+                                            help="with --engine spark and --data-dir/--movielens: write the log as Parquet here (shared storage on a cluster; default a local temp dir)"),
 ) -> None:
     """Train MODEL and save it (served as ?strategy=MODEL after the next `pulserec serve`).
 
@@ -49,8 +51,8 @@ def train(
     """
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
-    if engine == "local" and (events is not None or spark_master or spark_conf):
-        raise typer.BadParameter("--events, --spark-master and --spark-conf need --engine spark")
+    if engine == "local" and (events is not None or spark_master or spark_conf or staging_dir is not None):
+        raise typer.BadParameter("--events, --spark-master, --spark-conf and --staging-dir need --engine spark")
     if out is None:
         if movielens is not None or (events is not None and data_dir is None):
             raise typer.BadParameter("--out is required with --movielens or --events (without --data-dir)")
@@ -60,7 +62,7 @@ def train(
     if model not in MODELS:
         raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(sorted(MODELS))}")
     if engine == "spark":
-        return train_spark(model, out, data_dir, movielens, events, parse_params(param), spark_master, spark_conf)
+        return train_spark(model, out, data_dir, movielens, events, parse_params(param), spark_master, spark_conf, staging_dir)
     data, catalog, _ = load_training_data(data_dir, movielens)
     recommender = build_model(model, **parse_params(param))
     start = time.perf_counter()
@@ -72,7 +74,7 @@ def train(
 
 
 def train_spark(model: str, out: Path, data_dir: Path | None, movielens: Path | None, events: str | None,
-                params: dict[str, Any], master: str | None, conf: list[str] | None) -> None:
+                params: dict[str, Any], master: str | None, conf: list[str] | None, staging_dir: Path | None) -> None:
     """The --engine spark path (pyspark is imported only here)."""
     try:
         from pulserec.distributed.session import SparkConfig, parse_conf
@@ -85,7 +87,8 @@ def train_spark(model: str, out: Path, data_dir: Path | None, movielens: Path | 
         config = SparkConfig.from_env(master=master, conf=parse_conf(conf))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    result = train_with_spark(model, params, events=events, data_dir=data_dir, movielens=movielens, config=config)
+    result = train_with_spark(model, params, events=events, data_dir=data_dir, movielens=movielens, config=config,
+                              staging_dir=staging_dir)
     result.model.save(out)
     data = result.data
     typer.echo(f"{model} (spark {config.master}): {data.n_events} events, {data.n_users} users, {data.n_items} items, "

@@ -9,7 +9,9 @@ with numpy/scipy/pandas/pyarrow, not a pulserec install.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -110,7 +112,9 @@ def ship_package(spark: SparkSession) -> str:
     import pulserec
 
     root = Path(pulserec.__file__).resolve().parent
-    target = Path(tempfile.mkdtemp(prefix="pulserec-spark-")) / "pulserec.zip"
+    scratch = tempfile.mkdtemp(prefix="pulserec-spark-")
+    atexit.register(shutil.rmtree, scratch, True)
+    target = Path(scratch) / "pulserec.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(root.rglob("*.py")):
             if "__pycache__" not in path.parts:

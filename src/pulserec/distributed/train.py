@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,16 +53,22 @@ def train_with_spark(
     """Read the log (export, MovieLens or store), prepare it and train `name` on Spark.
 
     Uses `spark` if given, else starts a session from `config` (and leaves it running: a
-    SparkSession is per process and cheap to reuse)."""
+    SparkSession is per process and cheap to reuse). The store or MovieLens log is staged as
+    Parquet in `staging_dir` (kept; shared storage on a cluster) or in a temporary directory
+    removed after training (local mode only)."""
     if name not in SPARK_MODELS:
         raise ValueError(f"no Spark trainer for {name!r}; choose one of {', '.join(SPARK_MODELS)}")
     spark = spark or spark_session(config)
-    started = time.perf_counter()
-    frame, settings = load_events(spark, events=events, data_dir=data_dir, movielens=movielens, staging_dir=staging_dir)
-    data = prepare(spark, frame, settings.event_weights)
-    prepared = time.perf_counter()
-    try:
-        model = fit_on_spark(spark, name, data, params or {})
-    finally:
-        data.ratings.unpersist()
+    with contextlib.ExitStack() as stack:
+        if events is None and staging_dir is None:  # a local scratch copy of the log, removed afterwards
+            staging_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pulserec-events-"))
+        started = time.perf_counter()
+        frame, settings = load_events(spark, events=events, data_dir=data_dir, movielens=movielens,
+                                      staging_dir=staging_dir)
+        data = prepare(spark, frame, settings.event_weights)
+        prepared = time.perf_counter()
+        try:
+            model = fit_on_spark(spark, name, data, params or {})
+        finally:
+            data.ratings.unpersist()
     return SparkTrainResult(model, data, prepared - started, time.perf_counter() - prepared)
