@@ -17,6 +17,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from pulserec.ids import IdIndex
 from pulserec.models.base import PickleMixin, Query, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import last_timestamps, user_history
@@ -46,7 +47,9 @@ class FactorModel(PickleMixin):
         )
         return self.set_factors(*self._train(self.user_items))
 
-    def set_training_data(self, user_ids, item_ids, user_items: sp.csr_matrix, user_last_ts: np.ndarray) -> None:
+    def set_training_data(
+        self, user_ids: IdIndex, item_ids: IdIndex, user_items: sp.csr_matrix, user_last_ts: np.ndarray
+    ) -> None:
         """What the model keeps of its training log (id mappings, user x item weights, last event
         time per user). :meth:`fit` calls it; so do trainers that run elsewhere (Spark)."""
         self.user_ids = user_ids
