@@ -38,3 +38,31 @@ def test_fold_in_ignores_unknown_items(groups) -> None:
     np.testing.assert_allclose(
         model.fold_in(np.r_[a[:2], 10_000, -1], np.ones(4)), model.fold_in(a[:2], np.ones(2)), rtol=1e-5
     )
+
+
+def test_cholesky_solver_is_an_exact_alternating_least_squares(groups) -> None:
+    """Exact half-steps never increase the implicit-ALS objective, and end at least as low as CG."""
+    import scipy.sparse as sp
+
+    def objective(model: ALS) -> float:
+        p = (model.user_items > 0).astype(np.float64).toarray()
+        c = 1.0 + model.alpha * model.user_items.toarray()
+        pred = model.user_factors.astype(np.float64) @ model.item_factors.T
+        reg = model.regularization * ((model.user_factors**2).sum() + (model.item_factors**2).sum())
+        return float((c * (p - pred) ** 2).sum() + reg)
+
+    exact = [objective(ALS(factors=8, iterations=n, solver="cholesky").fit(groups)) for n in (1, 2, 5)]
+    assert exact[0] > exact[1] > exact[2]
+    assert exact[2] <= objective(ALS(factors=8, iterations=5, cg_steps=1).fit(groups)) + 1e-6
+    assert sp.issparse(ALS(factors=4, iterations=1, solver="cholesky").fit(groups).user_items)
+
+
+def test_fold_in_of_a_user_after_an_exact_user_step_is_that_users_vector(groups) -> None:
+    model = ALS(factors=8, iterations=3, solver="cholesky").fit(groups)
+    from pulserec.models.als import exact_step
+
+    extra = model.user_items.copy()
+    extra.data = model.confidence_extra(extra.data)
+    users = exact_step(model.item_factors, extra, model.regularization)
+    row = model.user_items[3]
+    np.testing.assert_allclose(model.fold_in(row.indices, row.data), users[3], rtol=1e-4, atol=1e-6)

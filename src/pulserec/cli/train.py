@@ -34,21 +34,35 @@ def train(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="engine data directory (SQLite store)"),
     movielens: Path | None = typer.Option(None, "--movielens", help="train on a MovieLens directory instead"),
     param: list[str] | None = typer.Option(None, "--param", "-p", help="model parameter key=value (repeatable)"),
+    engine: str = typer.Option("local", "--engine", help="local (in-process) or spark (als, item_knn_bm25)"),
+    spark_master: str | None = typer.Option(None, "--spark-master",
+                                            help="with --engine spark: local[N] or spark://host:7077 (default $PULSEREC_SPARK_MASTER or local[2])"),
+    spark_conf: list[str] | None = typer.Option(None, "--spark-conf", help="with --engine spark: extra Spark setting key=value (repeatable)"),
+    events: str | None = typer.Option(None, "--events", help="with --engine spark: an event export (.parquet/.csv file or directory; hdfs:// or s3a:// paths too)"),
+    staging_dir: Path | None = typer.Option(None, "--staging-dir",
+                                            help="with --engine spark and --data-dir/--movielens: write the log as Parquet here (shared storage on a cluster; default a local temp dir)"),
 ) -> None:
     """Train MODEL and save it (served as ?strategy=MODEL after the next `pulserec serve`).
 
     Examples:
       pulserec train --model als --data-dir shop-data
       pulserec train --model bpr --movielens ../shared/data/ml-latest-small --out bpr.pkl -p factors=128
+      pulserec train --engine spark --model als --events events.parquet --out als.pkl --spark-master spark://host:7077
     """
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("--engine must be local or spark")
+    if engine == "local" and (events is not None or spark_master or spark_conf or staging_dir is not None):
+        raise typer.BadParameter("--events, --spark-master, --spark-conf and --staging-dir need --engine spark")
     if out is None:
-        if movielens is not None:
-            raise typer.BadParameter("--out is required with --movielens")
+        if movielens is not None or (events is not None and data_dir is None):
+            raise typer.BadParameter("--out is required with --movielens or --events (without --data-dir)")
         from pulserec.config import Settings
 
         out = Settings.load(data_dir).data_dir / "models" / f"{model}.pkl"
     if model not in MODELS:
         raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(sorted(MODELS))}")
+    if engine == "spark":
+        return train_spark(model, out, data_dir, movielens, events, parse_params(param), spark_master, spark_conf, staging_dir)
     data, catalog, _ = load_training_data(data_dir, movielens)
     recommender = build_model(model, **parse_params(param))
     start = time.perf_counter()
@@ -57,6 +71,28 @@ def train(
     recommender.save(out)
     typer.echo(f"{model}: {len(data)} events, {data.n_users} users, {data.n_items} items, "
                f"trained in {seconds:.2f}s -> {out}")
+
+
+def train_spark(model: str, out: Path, data_dir: Path | None, movielens: Path | None, events: str | None,
+                params: dict[str, Any], master: str | None, conf: list[str] | None, staging_dir: Path | None) -> None:
+    """The --engine spark path (pyspark is imported only here)."""
+    try:
+        from pulserec.distributed.session import SparkConfig, parse_conf
+        from pulserec.distributed.train import SPARK_MODELS, train_with_spark
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise typer.BadParameter(f"--engine spark needs pyspark (pip install 'pulserec[spark]'): {exc}") from None
+    if model not in SPARK_MODELS:
+        raise typer.BadParameter(f"--engine spark trains {', '.join(SPARK_MODELS)}, not {model!r}")
+    try:
+        config = SparkConfig.from_env(master=master, conf=parse_conf(conf))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    result = train_with_spark(model, params, events=events, data_dir=data_dir, movielens=movielens, config=config,
+                              staging_dir=staging_dir)
+    result.model.save(out)
+    data = result.data
+    typer.echo(f"{model} (spark {config.master}): {data.n_events} events, {data.n_users} users, {data.n_items} items, "
+               f"prepared in {result.prepare_seconds:.2f}s, trained in {result.train_seconds:.2f}s -> {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,8 @@ Preference p_ui = 1 for every observed (user, item), confidence c_ui = 1 + alpha
 is the summed event weight. Each half-step solves all users' (or all items') normal equations
 at once with a few CG steps warm-started from the previous factors (Takács et al. 2011): the
 matrix-vector product (YtY + Y^T (C_u - 1) Y) p is one gather + one sparse product for all rows.
+``solver="cholesky"`` instead solves every row's system exactly (slower; the reference that the
+distributed trainer in :mod:`pulserec.distributed.als` reproduces).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.factors import FactorModel
+from pulserec.models.factors import FactorModel, regularised_gram, solve_implicit_rows
+
+SOLVERS = ("cg", "cholesky")
 
 
 class ALS(FactorModel):
@@ -29,22 +33,48 @@ class ALS(FactorModel):
         iterations: int = 15,
         cg_steps: int = 3,
         seed: int = 0,
+        solver: str = "cg",
     ) -> None:
         super().__init__(factors=factors, regularization=regularization, alpha=alpha, seed=seed)
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
         self.iterations = iterations
         self.cg_steps = cg_steps
+        self.solver = solver
+
+    def initial_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """The seeded random starting point (users first, then items, from one generator)."""
+        rng = np.random.default_rng(self.seed)
+        users = self._init_factors(n_users, rng)
+        return users, self._init_factors(n_items, rng)
+
+    def confidence_extra(self, weights: np.ndarray) -> np.ndarray:
+        """c - 1 = alpha * w, in float32 as the solvers see it."""
+        return (self.alpha * np.asarray(weights, dtype=np.float32)).astype(np.float32)
 
     def _train(self, user_items: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(self.seed)
         extra = user_items.copy()
-        extra.data = (self.alpha * extra.data).astype(np.float32)  # c - 1
+        extra.data = self.confidence_extra(extra.data)  # c - 1
         extra_t = extra.T.tocsr()
-        users = self._init_factors(user_items.shape[0], rng)
-        items = self._init_factors(user_items.shape[1], rng)
+        users, items = self.initial_factors(*user_items.shape)
         for _ in range(self.iterations):
-            users = conjugate_gradient_step(users, items, extra, self.regularization, self.cg_steps)
-            items = conjugate_gradient_step(items, users, extra_t, self.regularization, self.cg_steps)
+            if self.solver == "cholesky":
+                users = exact_step(items, extra, self.regularization)
+                items = exact_step(users, extra_t, self.regularization)
+            else:
+                users = conjugate_gradient_step(users, items, extra, self.regularization, self.cg_steps)
+                items = conjugate_gradient_step(items, users, extra_t, self.regularization, self.cg_steps)
         return users, items
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("solver", "cg")  # models pickled before the option existed
+        self.__dict__.update(state)
+
+
+def exact_step(y: np.ndarray, extra: sp.csr_matrix, reg: float) -> np.ndarray:
+    """Every row's normal equations solved exactly with `y` fixed (`extra` = CSR of c - 1)."""
+    extra.sort_indices()
+    return solve_implicit_rows(regularised_gram(y, reg), y, extra.indptr, extra.indices, extra.data)
 
 
 def conjugate_gradient_step(x: np.ndarray, y: np.ndarray, extra: sp.csr_matrix, reg: float, steps: int) -> np.ndarray:

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
+from pulserec.ids import IdIndex
 from pulserec.models.base import PickleMixin, Query, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import last_timestamps, user_history
@@ -40,11 +42,25 @@ class FactorModel(PickleMixin):
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, data: Interactions, catalog=None) -> FactorModel:
-        self.user_ids = data.user_ids
-        self.item_ids = data.item_ids
-        self.user_items = data.to_csr()
-        self.user_last_ts = last_timestamps(data.users, data.timestamps, data.n_users)
-        self.user_factors, self.item_factors = self._train(self.user_items)
+        self.set_training_data(
+            data.user_ids, data.item_ids, data.to_csr(), last_timestamps(data.users, data.timestamps, data.n_users)
+        )
+        return self.set_factors(*self._train(self.user_items))
+
+    def set_training_data(
+        self, user_ids: IdIndex, item_ids: IdIndex, user_items: sp.csr_matrix, user_last_ts: np.ndarray
+    ) -> None:
+        """What the model keeps of its training log (id mappings, user x item weights, last event
+        time per user). :meth:`fit` calls it; so do trainers that run elsewhere (Spark)."""
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self.user_items = user_items
+        self.user_last_ts = user_last_ts
+
+    def set_factors(self, user_factors: np.ndarray, item_factors: np.ndarray) -> FactorModel:
+        """Install trained factor matrices (float32). Returns self."""
+        self.user_factors = np.asarray(user_factors, dtype=np.float32)
+        self.item_factors = np.asarray(item_factors, dtype=np.float32)
         if len(self.item_bias) != self.item_factors.shape[0]:
             self.item_bias = np.zeros(self.item_factors.shape[0], dtype=np.float32)
         self._gram = None
@@ -74,11 +90,9 @@ class FactorModel(PickleMixin):
         known = (items >= 0) & (items < self.item_factors.shape[0])
         items, inverse = np.unique(items[known], return_inverse=True)
         weights = np.bincount(inverse, weights=weights[known], minlength=len(items))
-        y = self.item_factors[items].astype(np.float64)
-        confidence = 1.0 + self.alpha * weights
-        a = self.gram + (y.T * (confidence - 1.0)) @ y + self.regularization * np.eye(self.factors)
-        b = y.T @ confidence
-        return np.linalg.solve(a, b).astype(np.float32)
+        gram = self.gram + self.regularization * np.eye(self.factors)
+        extra = self.alpha * weights
+        return solve_implicit_rows(gram, self.item_factors, np.array([0, len(items)]), items, extra)[0]
 
     def user_vector(self, query: Query) -> np.ndarray | None:
         """The trained vector of a known user with nothing new; else a fold-in of what we know."""
@@ -116,3 +130,38 @@ class FactorModel(PickleMixin):
         norms[norms == 0] = 1.0
         sims = (self.item_factors @ self.item_factors[item]) / (norms * norms[item])
         return pad_scores(sims.astype(np.float32), n_items)
+
+
+def regularised_gram(y: np.ndarray, reg: float) -> np.ndarray:
+    """YtY + reg I in float64: the part of every row's normal equations shared by all rows."""
+    y = np.asarray(y, dtype=np.float64)
+    return y.T @ y + reg * np.eye(y.shape[1])
+
+
+def solve_implicit_rows(
+    gram: np.ndarray, y: np.ndarray, indptr: np.ndarray, indices: np.ndarray, extra: np.ndarray, chunk: int = 2048
+) -> np.ndarray:
+    """Exact solution of each row's implicit-ALS normal equations, in float32::
+
+        (gram + Y_r^T diag(extra_r) Y_r) x_r = Y_r^T (1 + extra_r),     extra = c - 1 = alpha * w
+
+    Rows are given CSR-style (`indptr`, `indices` into the rows of `y`, `extra` per entry);
+    `gram` is :func:`regularised_gram` of `y`. The systems are symmetric positive definite and
+    solved by batched Cholesky, `chunk` rows at a time. Fold-in, the in-process
+    ``ALS(solver="cholesky")`` and the Spark trainer all call this one function."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    indices = np.asarray(indices, dtype=np.int64)
+    extra = np.asarray(extra, dtype=np.float64)
+    n_rows, k = len(indptr) - 1, gram.shape[0]
+    out = np.empty((n_rows, k), dtype=np.float32)
+    for start in range(0, n_rows, chunk):
+        stop = min(start + chunk, n_rows)
+        a = np.broadcast_to(gram, (stop - start, k, k)).copy()
+        b = np.zeros((stop - start, k))
+        for r in range(start, stop):
+            lo, hi = indptr[r], indptr[r + 1]
+            y_r = np.asarray(y[indices[lo:hi]], dtype=np.float64)
+            a[r - start] += (y_r.T * extra[lo:hi]) @ y_r
+            b[r - start] = y_r.T @ (1.0 + extra[lo:hi])
+        out[start:stop] = scipy.linalg.solve(a, b[..., None], assume_a="pos")[..., 0]
+    return out
