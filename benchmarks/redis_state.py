@@ -14,7 +14,7 @@ import time
 import numpy as np
 import redis
 
-from _common import machine, percentiles_ms, print_table, time_each
+from _common import machine, print_table, serving_latency
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
@@ -37,15 +37,10 @@ def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: in
             Engine(settings).close()
             out[f"{label} process start after import (memory: replay; Redis: attach), s"] = time.perf_counter() - start
 
+        out.update(serving_latency(engine, ratings, requests))
         rng = np.random.default_rng(0)
         picks = rng.choice(ratings["user_id"].unique(), requests)
-        for i in range(50):
-            engine.recommend(str(picks[i]), 10)
-        lat = time_each(lambda i: engine.recommend(str(picks[i]), 10), requests)
-        out["recommend p50 ms"], out["recommend p99 ms"] = percentiles_ms(lat)
         items = ratings["item_id"].unique()
-        sim = time_each(lambda i: engine.similar(str(items[i % len(items)]), 10), requests)
-        out["similar p50 ms"], out["similar p99 ms"] = percentiles_ms(sim)
 
         live = [Event(f"live-{i}", str(picks[i % requests]), str(items[rng.integers(len(items))]), "view",
                       1_537_800_000.0 + i) for i in range(3 * updates)]

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from _common import machine, percentiles_ms, print_table, time_each
+from _common import machine, percentiles_ms, print_table, serving_latency, time_each
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
@@ -34,16 +34,10 @@ def bench_pulserec(ratings, movies, requests: int) -> dict[str, float]:
         Engine(Settings.load(tmp)).close()
         out["restart: rebuild state from log, s"] = time.perf_counter() - start
 
-        users = ratings["user_id"].unique()
+        out.update(serving_latency(engine, ratings, requests))
         rng = np.random.default_rng(0)
-        picks = rng.choice(users, requests)
-        for i in range(50):
-            engine.recommend(str(picks[i]), 10)
-        lat = time_each(lambda i: engine.recommend(str(picks[i]), 10), requests)
-        out["recommend p50 ms"], out["recommend p99 ms"] = percentiles_ms(lat)
+        picks = rng.choice(ratings["user_id"].unique(), requests)
         items = ratings["item_id"].unique()
-        sim = time_each(lambda i: engine.similar(str(items[i % len(items)]), 10), requests)
-        out["similar p50 ms"], out["similar p99 ms"] = percentiles_ms(sim)
 
         # Online updates: the per-event path that runs before an API acknowledgement.
         n = 20_000
