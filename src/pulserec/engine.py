@@ -11,10 +11,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from pulserec.config import Settings
@@ -27,6 +28,7 @@ from pulserec.online.stream import make_publisher
 from pulserec.serving.aligned import AlignedModel
 from pulserec.serving.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.store import SQLiteStore
+from pulserec.store.bulk_writer import BulkWriter
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.pseudonym import Pseudonymizer
 
@@ -214,18 +216,22 @@ class Engine:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
         return self.ingest_frames([frame])
 
-    def ingest_frames(self, frames: Iterable[pd.DataFrame], chunk: int = 25_000) -> tuple[int, int]:
-        """Bulk path over many frames, pipelined: while chunk k is written to SQLite (which releases
-        the GIL while it works), chunk k-1 is applied to the online state. Order is preserved."""
+    def ingest_frames(self, frames: Iterable[pd.DataFrame], chunk: int = 35_000, use_process: bool | None = None) -> tuple[int, int]:
+        """Bulk path over many frames, pipelined: while chunk k+1 is written to SQLite by a
+        writer process, chunk k is applied to the online state. Order is preserved; each chunk
+        is applied only once its write committed. The writer is a forked process only when
+        forking is safe (no other thread alive: no lock can be inherited held), else a thread."""
         accepted = duplicates = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulserec-store") as writer:
-            pending: tuple[pd.DataFrame, Future[pd.Series]] | None = None
+        if use_process is None:
+            use_process = self.applies_locally and threading.active_count() == 1
+        with BulkWriter(self.store, self.settings.sqlite_synchronous, use_process) as writer:
+            pending: tuple[pd.DataFrame, Future] | None = None
             for frame in frames:
                 if self.pseudonym:
                     frame = frame.assign(user_id=frame["user_id"].map(lambda u: self.user_key(u) if isinstance(u, str) else u))
                 for start in range(0, len(frame), chunk):
                     part = frame.iloc[start : start + chunk]
-                    submitted = (part, writer.submit(self.store.append_frame, part))
+                    submitted = (part, writer.submit(part))
                     if pending is not None:
                         accepted, duplicates = self._apply_chunk(*pending, accepted, duplicates)
                     pending = submitted
@@ -233,8 +239,8 @@ class Engine:
                 accepted, duplicates = self._apply_chunk(*pending, accepted, duplicates)
         return accepted, duplicates
 
-    def _apply_chunk(self, part: pd.DataFrame, stored: Future[pd.Series], accepted: int, duplicates: int) -> tuple[int, int]:
-        fresh = part[stored.result().to_numpy()]
+    def _apply_chunk(self, part: pd.DataFrame, stored: Future, accepted: int, duplicates: int) -> tuple[int, int]:
+        fresh = part[np.asarray(stored.result(), dtype=bool)]
         with self.lock:
             self._apply_stored_frame(fresh)
         self.counters["events.accepted"] += len(fresh)

@@ -71,3 +71,23 @@ def test_subtracting_an_owners_log_removes_exactly_their_pairs():
     full.add_log(owners[gone], items[gone], weights[gone], ts[gone], sign=-1.0)
     np.testing.assert_allclose(dense(full, 40), dense(expected, 40), atol=1e-9)
     np.testing.assert_allclose(full.degree[:40], expected.degree[:40], atol=1e-9)
+
+
+def test_a_log_applied_in_chunks_equals_the_whole_log():
+    """Pairs that straddle two bulk chunks are made once the second chunk arrives."""
+    from pulserec.config import Settings
+    from pulserec.online.state import OnlineState
+    import pandas as pd
+
+    owners, items, weights, ts = random_log(3, n=900)
+    frame = pd.DataFrame({"event_id": [f"e{i}" for i in range(len(items))], "user_id": [f"u{o}" for o in owners],
+                          "item_id": [f"i{i}" for i in items], "type": "view", "ts": ts, "value": None,
+                          "session_id": None, "query": None, "context": None, "rec_id": None})
+    whole, chunked = OnlineState(Settings(cooc_window=5)), OnlineState(Settings(cooc_window=5))
+    whole.apply_frame(frame)
+    for start in range(0, len(frame), 137):
+        chunked.apply_frame(frame.iloc[start:start + 137])
+    order = [whole.catalog.item_ids.get(f"i{i}") for i in range(40)]
+    remap = [chunked.catalog.item_ids.get(f"i{i}") for i in range(40)]
+    np.testing.assert_allclose(dense(chunked.cooc, 40)[np.ix_(remap, remap)], dense(whole.cooc, 40)[np.ix_(order, order)],
+                               rtol=1e-9, atol=1e-12)

@@ -68,6 +68,18 @@ def test_both_paths_answer_like_the_in_memory_state(shop, redis_server):
         state.close()
 
 
+def test_bulk_logs_applied_in_chunks_pair_across_the_chunk_boundary(shop, redis_server):
+    frame = stored_frame(shop).head(1500)
+    users = frame["user_id"].unique().tolist()[:25]
+    memory = build(shop, False, frame)
+    state = RedisState(redis_settings(redis_server))
+    state.catalog.upsert_many(list(shop.items))
+    for start in range(0, len(frame), 400):
+        state.apply_frame(frame.iloc[start:start + 400])
+    assert answers(state, users) == answers(memory, users)
+    state.close()
+
+
 def test_applying_is_idempotent_by_event_id(shop, redis_server):
     frame = stored_frame(shop).head(50)
     state = redis_state(redis_server, shop, frame, incremental=False)

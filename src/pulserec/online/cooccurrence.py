@@ -14,7 +14,7 @@ from their events and subtracted exactly (right to be forgotten).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -98,12 +98,15 @@ class CoOccurrence(RowReader):
         if self.delta_nnz > max(self.min_delta, self.base.nnz // 4):
             self.compact()
 
-    def add_log(self, owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, sign: float = 1.0) -> None:
+    def add_log(self, owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, sign: float = 1.0,
+                fresh: np.ndarray | None = None) -> None:
         """Vectorised equivalent of `add_event` over a whole log already in arrival order.
 
         `owners` groups events by user (or session); only consecutive events of one owner pair.
+        `fresh` marks the rows to add when the log starts with earlier context (see `log_pairs`).
         With sign=-1 it subtracts those pairs (the log must then be the owner's entire history)."""
-        later, earlier, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, both_directions=False)
+        later, earlier, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, both_directions=False,
+                                         fresh=fresh)
         if len(later) == 0:
             return
         n = max(int(items.max()) + 1, self.base.shape[0])
@@ -171,19 +174,26 @@ def event_pairs(item: int, weight: float, ts: float, previous: Iterable[Touch], 
 
 def log_pairs(
     owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, window: int, gap_tau: float,
-    both_directions: bool = True,
+    both_directions: bool = True, fresh: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (a, b, w) pairs that `add_event` would create for this log: (later, earlier) item of
-    each pair, and also (earlier, later) when `both_directions`."""
+    each pair, and also (earlier, later) when `both_directions`.
+
+    With `fresh` (a boolean per row), rows marked False are earlier context (an owner's touches
+    before this log, placed before their new rows): they pair with later fresh rows but their
+    own pairs, already counted, are not produced again."""
     order = np.argsort(owners, kind="stable")
     owners, items = owners[order], items[order]
     weights, ts = weights[order].astype(np.float64), ts[order].astype(np.float64)
+    later_fresh = fresh[order] if fresh is not None else None
     rows, cols, vals = [], [], []
     for k in range(1, min(window, len(items) - 1) + 1):
         same_owner = owners[k:] == owners[:-k]
         if not same_owner.any():
             break
         same = same_owner & (items[k:] != items[:-k])
+        if later_fresh is not None:
+            same &= later_fresh[k:]
         a, b = items[k:][same], items[:-k][same]
         w = np.sqrt(weights[k:][same] * weights[:-k][same]) * np.exp(-np.abs(ts[k:][same] - ts[:-k][same]) / gap_tau)
         rows += [a, b] if both_directions else [a]
@@ -192,6 +202,25 @@ def log_pairs(
     if not rows:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def with_context(
+    owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray,
+    recent: Callable[[int], Iterable[Touch]], window: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Prefix a bulk log with each owner's last `window` touches from before it, so that pairs
+    straddling two bulk logs are made; returns (owners, items, weights, ts, fresh) for `add_log`."""
+    context = [(owner, touch) for owner in np.unique(owners).tolist() for touch in list(recent(owner))[-window:]]
+    if not context:
+        return owners, items, weights, ts, None
+    n = len(context)
+    return (
+        np.concatenate([np.fromiter((o for o, _ in context), dtype=np.int64, count=n), owners]),
+        np.concatenate([np.fromiter((t.item for _, t in context), dtype=np.int64, count=n), items]),
+        np.concatenate([np.fromiter((t.weight for _, t in context), dtype=np.float64, count=n), weights]),
+        np.concatenate([np.fromiter((t.ts for _, t in context), dtype=np.float64, count=n), ts]),
+        np.r_[np.zeros(n, dtype=bool), np.ones(len(owners), dtype=bool)],
+    )
 
 
 def _resized(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:

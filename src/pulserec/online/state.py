@@ -16,7 +16,7 @@ from pulserec.config import Settings
 from pulserec.events import Event, owner_keys
 from pulserec.ids import IdIndex
 from pulserec.online.catalog import Catalog
-from pulserec.online.cooccurrence import CoOccurrence
+from pulserec.online.cooccurrence import CoOccurrence, with_context
 from pulserec.online.history import Histories, Touch
 from pulserec.online.popularity import Popularity
 from pulserec.profiles import Profiles
@@ -115,11 +115,17 @@ class OnlineState:
         self.popularity.add_many(items[sel], weights[sel], ts[sel])
         if not sel.all():
             self.popularity.trending._advance(float(ts.max()))
-        self.cooc.add_log(owners[sel], items[sel], weights[sel], ts[sel])
+        self._pairs_with_context(owners[sel], items[sel], weights[sel], ts[sel])
         self._replay_histories_and_profiles(frame, owners, owner_ids, items, weights, ts)
         self.applied += len(frame)
         if "seq" in frame:
             self.last_seq = max(self.last_seq, int(frame["seq"].max()))
+
+    def _pairs_with_context(self, owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray) -> None:
+        """Add a bulk log's pairs, including those with each owner's touches from earlier logs,
+        exactly as per-event updates would have made them."""
+        *log, fresh = with_context(owners, items, weights, ts, self.histories.recent, self.cooc.window)
+        self.cooc.add_log(*log, fresh=fresh)
 
     def _replay_histories_and_profiles(self, frame, owners, owner_ids, items, weights, ts) -> None:
         types = frame["type"].to_numpy(dtype=object)

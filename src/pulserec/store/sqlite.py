@@ -90,6 +90,15 @@ _INSERT_EVENT = (
 )
 
 
+def frame_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Rows in EVENT_COLUMNS order, built column-wise (much faster than itertuples); missing -> None."""
+    columns = []
+    for name in EVENT_COLUMNS:
+        column = frame[name]
+        columns.append(column.astype(object).where(column.notna(), None).tolist())
+    return list(zip(*columns))
+
+
 class SQLiteStore:
     """Thread-safe access to the SQLite file (one connection, serialised by a lock)."""
 
@@ -141,11 +150,7 @@ class SQLiteStore:
         """Bulk version of :meth:`append_events` for a frame with EVENT_COLUMNS.
 
         Returns a boolean Series (aligned with `frame`) marking the rows actually stored."""
-        columns = []
-        for name in EVENT_COLUMNS:  # column-wise: much faster than itertuples, missing values -> NULL
-            column = frame[name]
-            columns.append(column.astype(object).where(column.notna(), None).tolist())
-        seqs = self.append_events(list(zip(*columns)))
+        seqs = self.append_events(frame_rows(frame))
         return pd.Series([s is not None for s in seqs], index=frame.index, dtype=bool)
 
     def event_count(self) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pulserec.events import owner_keys
+from pulserec.online.cooccurrence import with_context
 from pulserec.online.redis.codec import decode_profile, encode_profile
 from pulserec.online.state import apply_profiles_log
 from pulserec.profiles.profile import Profiles
@@ -85,7 +86,8 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
         ts = frame["ts"].to_numpy(dtype=np.float64)
         sel = items >= 0
         state.popularity.plan_add(plan, float(landmark) if landmark else None, items[sel], weights[sel], ts[sel], float(ts.max()))
-        state.cooc.plan_log(plan, owners[sel], items[sel], weights[sel], ts[sel])
+        *log, fresh = with_context(owners[sel], items[sel], weights[sel], ts[sel], state.histories.recent, state.cooc.window)
+        state.cooc.plan_log(plan, *log, fresh=fresh)
         types = frame["type"].to_numpy(dtype=object)
         state.histories.plan_log(plan, owners[sel], items[sel], weights[sel], ts[sel], types[sel])
 

@@ -64,9 +64,10 @@ class RedisCoOccurrence(RowReader):
         plan.add_to_vector("degree", degree_items, np.repeat(weights, 2))
 
     def plan_log(self, plan: CommitPlan, owners: np.ndarray, items: np.ndarray, weights: np.ndarray,
-                 ts: np.ndarray, sign: float = 1.0) -> None:
-        """Pairs of a whole log (arrival order), aggregated per (row, column) as `add_log` does."""
-        rows, cols, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau)
+                 ts: np.ndarray, sign: float = 1.0, fresh: np.ndarray | None = None) -> None:
+        """Pairs of a whole log (arrival order), aggregated per (row, column) as `add_log` does;
+        `fresh` marks new rows after earlier context (see `log_pairs`)."""
+        rows, cols, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, fresh=fresh)
         if len(rows) == 0:
             return
         unique_rows, inverse = np.unique(rows, return_inverse=True)

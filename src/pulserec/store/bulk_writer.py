@@ -1,0 +1,56 @@
+"""Bulk writes in a separate process, so storing chunk k+1 overlaps applying chunk k.
+
+In one process the SQLite writer holds the GIL while it binds parameters, so a writer thread
+overlaps the online-state work only partly. A forked writer process owns its own connection to
+the same WAL database and runs truly in parallel; the parent only waits for each chunk's
+accepted mask (which events were new) before applying that chunk."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pulserec.store.sqlite import SQLiteStore, frame_rows
+
+_CHILD_STORE: SQLiteStore | None = None
+
+
+def _append_in_child(path: str, synchronous: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+    global _CHILD_STORE
+    if _CHILD_STORE is None or str(_CHILD_STORE.path) != path:
+        _CHILD_STORE = SQLiteStore(path, synchronous)
+    return [seq is not None for seq in _CHILD_STORE.append_events(rows)]
+
+
+class BulkWriter:
+    """Submits frames to the store in the background; `submit(frame)` returns a future of the
+    accepted mask. Uses a forked process when available, else a thread."""
+
+    def __init__(self, store: SQLiteStore, synchronous: str, use_process: bool = True) -> None:
+        self.store = store
+        self.path = str(Path(store.path))
+        self.synchronous = synchronous
+        self._executor: Executor
+        if use_process and "fork" in multiprocessing.get_all_start_methods():
+            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+            self.in_process = True
+        else:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulserec-store")
+            self.in_process = False
+
+    def submit(self, frame) -> Future:
+        rows = frame_rows(frame)
+        if self.in_process:
+            return self._executor.submit(_append_in_child, self.path, self.synchronous, rows)
+        return self._executor.submit(lambda: [seq is not None for seq in self.store.append_events(rows)])
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> BulkWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,33 @@
+"""The pipelined bulk path stores and applies the same events whichever writer it uses."""
+
+import pandas as pd
+import pytest
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+
+
+def as_frame(shop) -> pd.DataFrame:
+    ev = shop.events
+    return pd.DataFrame({"event_id": ev["event_id"], "user_id": ev["user_id"], "item_id": ev["item_id"], "type": ev["type"],
+                         "ts": ev["ts"], "value": ev["value"], "session_id": None, "query": ev["query"], "context": None,
+                         "rec_id": None})
+
+
+@pytest.mark.parametrize("use_process", [True, False])
+def test_process_and_thread_writers_agree_and_skip_duplicates(shop, tmp_path, use_process):
+    frame = as_frame(shop)
+    engine = Engine(Settings.load(tmp_path / str(use_process)))
+    engine.put_items(list(shop.items))
+    first = frame.iloc[:1000]
+    assert engine.ingest_frames([first], chunk=300, use_process=use_process) == (1000, 0)
+    accepted, duplicates = engine.ingest_frames([frame], chunk=700, use_process=use_process)  # overlaps the first 1000
+    assert (accepted, duplicates) == (len(frame) - 1000, 1000)
+    assert engine.store.event_count() == engine.state.applied == len(frame)
+    reference = Engine(Settings.load(tmp_path / f"ref-{use_process}"))
+    reference.put_items(list(shop.items))
+    reference.ingest_frames([frame], chunk=len(frame), use_process=False)
+    for user in shop.users["user_id"].head(20):
+        assert [r.item_id for r in engine.recommend(user, 10).items] == [r.item_id for r in reference.recommend(user, 10).items]
+    engine.close()
+    reference.close()
