@@ -36,6 +36,9 @@ class Settings:
     # each pair weighted by exp(-gap / cooc_gap_tau).
     cooc_window: int = 20
     cooc_gap_tau: float = 3 * DAY
+    # Scoring reads only each item's `cooc_top_k` strongest neighbours (0 = all). On MovieLens,
+    # 300 keeps HitRate within 1% and saves ~17% of scoring time; 100 saves ~28% but costs ~11%.
+    cooc_top_k: int = 0
     # Serving: how many recent events make up the user's query, and how fast older ones fade.
     history_len: int = 50
     query_len: int = 20

@@ -91,3 +91,21 @@ def test_a_log_applied_in_chunks_equals_the_whole_log():
     remap = [chunked.catalog.item_ids.get(f"i{i}") for i in range(40)]
     np.testing.assert_allclose(dense(chunked.cooc, 40)[np.ix_(remap, remap)], dense(whole.cooc, 40)[np.ix_(order, order)],
                                rtol=1e-9, atol=1e-12)
+
+
+def test_pruned_scoring_rows_keep_each_items_strongest_neighbours():
+    from pulserec.online.cooccurrence import prune_rows
+
+    log = random_log(4)
+    full = CoOccurrence(5, 86_400.0)
+    full.add_log(*log)
+    pruned = CoOccurrence(5, 86_400.0, top_k=3)
+    pruned.add_log(*log)
+    matrix = prune_rows(full.base, full.degree, 3)
+    assert np.diff(matrix.indptr).max() == 3
+    for item in range(40):
+        idx, sims = full.similar_row(item)
+        kept, kept_sims = pruned.similar_row(item)
+        assert len(kept) == min(3, len(idx))
+        assert np.allclose(np.sort(kept_sims)[::-1], np.sort(sims)[::-1][: len(kept)])
+        assert np.array_equal(np.sort(pruned.row(item)[0]), np.sort(full.row(item)[0]))  # storage stays exact

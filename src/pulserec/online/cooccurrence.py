@@ -36,9 +36,13 @@ class RowReader:
     def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def scoring_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """The row that scoring reads (the full row unless a backend prunes neighbours)."""
+        return self.row(item)
+
     def similar_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine-normalised similarities of `item` to its co-occurring items."""
-        idx, vals = self.row(item)
+        idx, vals = self.scoring_row(item)
         if len(idx) == 0:
             return idx, vals
         degree = self.degree
@@ -53,10 +57,12 @@ class RowReader:
 
 
 class CoOccurrence(RowReader):
-    def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000) -> None:
+    def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000, top_k: int = 0) -> None:
         self.window = window
         self.gap_tau = gap_tau
         self.min_delta = min_delta
+        self.top_k = top_k
+        self._pruned: sp.csr_matrix | None = None
         self.base = sp.csr_matrix((0, 0), dtype=np.float64)
         self.delta: dict[int, dict[int, float]] = {}
         self.delta_nnz = 0
@@ -127,6 +133,7 @@ class CoOccurrence(RowReader):
         merged.data[np.abs(merged.data) < NEGLIGIBLE] = 0.0
         merged.eliminate_zeros()
         self.base = merged
+        self._pruned = None
 
     def compact(self) -> None:
         """Fold the delta into the CSR base."""
@@ -144,7 +151,18 @@ class CoOccurrence(RowReader):
     # -- reads ------------------------------------------------------------------------------
     def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw co-occurrence weights of `item` with others (indices may repeat)."""
-        base = self.base
+        return self._row_of(self.base, item)
+
+    def scoring_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like `row`, but from the compacted part only each item's `top_k` strongest neighbours
+        (chosen at the last compaction; pairs added since are all kept)."""
+        if not self.top_k:
+            return self.row(item)
+        if self._pruned is None:
+            self._pruned = prune_rows(self.base, self.degree, self.top_k)
+        return self._row_of(self._pruned, item)
+
+    def _row_of(self, base: sp.csr_matrix, item: int) -> tuple[np.ndarray, np.ndarray]:
         if item < base.shape[0]:
             start, end = base.indptr[item], base.indptr[item + 1]
             idx, vals = base.indices[start:end], base.data[start:end]
@@ -221,6 +239,20 @@ def with_context(
         np.concatenate([np.fromiter((t.ts for _, t in context), dtype=np.float64, count=n), ts]),
         np.r_[np.zeros(n, dtype=bool), np.ones(len(owners), dtype=bool)],
     )
+
+
+def prune_rows(matrix: sp.csr_matrix, degree: np.ndarray, k: int) -> sp.csr_matrix:
+    """Each row's k entries of highest cosine similarity (raw weights kept), in CSR order."""
+    counts = np.diff(matrix.indptr)
+    if matrix.nnz == 0 or counts.max() <= k:
+        return matrix
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    sims = matrix.data / np.sqrt(degree[rows] * degree[matrix.indices] + 1e-12)
+    order = np.lexsort((-sims, rows))
+    rank = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
+    keep = np.sort(order[rank < k])
+    indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]
+    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 
 
 def _resized(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:

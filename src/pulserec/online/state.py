@@ -40,7 +40,7 @@ class OnlineState:
         self.catalog = Catalog()
         self.owners = IdIndex()
         self.popularity = Popularity(settings.trending_halflife)
-        self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau)
+        self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau, top_k=settings.cooc_top_k)
         self.histories = Histories(settings.history_len)
         self.profiles = Profiles(settings.interest_halflife)
         self.applied = 0
