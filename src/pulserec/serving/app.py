@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pulserec import __version__
 from pulserec.config import Settings
 from pulserec.engine import Engine
-from pulserec.serving.auth import add_cors, require_by_method
+from pulserec.serving.auth import add_cors, document_security, require_by_method
 from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
@@ -37,6 +37,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     add_cors(app, engine.settings.cors_origins)
     add_operations(app, engine)  # last: its middleware wraps the others
+    document_security(app)
     return app
 
 

@@ -15,9 +15,8 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from pulserec.config import Settings
 from pulserec.serving.routes.deps import engine_of
@@ -26,18 +25,25 @@ from pulserec.serving.routes.deps import engine_of
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_HEADER = "x-api-key"
 
-_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="An API key (when keys are configured).")
-_bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")
+#: How the keys are documented in the OpenAPI schema (see :func:`document_security`).
+SECURITY_SCHEMES = {
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": KEY_HEADER,
+                     "description": "An API key (when keys are configured)."},
+    "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "The same API key as a bearer token."},
+}
 
 
-async def presented_key(
-    header_key: str | None = Security(_key_header),
-    bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
-) -> str | None:
-    """The key the caller sent, from `x-api-key` or else `Authorization: Bearer`."""
-    if header_key:
-        return header_key
-    return bearer.credentials if bearer else None
+def presented_key(request: Request) -> str | None:
+    """The key the caller sent, from `x-api-key` or else `Authorization: Bearer`.
+
+    Read straight from the headers: the checks below run on every request, and FastAPI's
+    security-scheme dependencies cost more than the check itself."""
+    headers = request.headers
+    key = headers.get(KEY_HEADER)
+    if key:
+        return key
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
 def key_matches(presented: str, keys: Iterable[str]) -> bool:
@@ -79,23 +85,43 @@ def check_write(settings: Settings, key: str | None) -> None:
     raise _unauthorized("invalid API key")
 
 
-async def require_read(request: Request, key: str | None = Depends(presented_key)) -> None:
+async def require_read(request: Request) -> None:
     """Dependency for read-only endpoints."""
-    check_read(engine_of(request).settings, key)
+    check_read(engine_of(request).settings, presented_key(request))
 
 
-async def require_write(request: Request, key: str | None = Depends(presented_key)) -> None:
+async def require_write(request: Request) -> None:
     """Dependency for endpoints that change data or expose operational details."""
-    check_write(engine_of(request).settings, key)
+    check_write(engine_of(request).settings, presented_key(request))
 
 
-async def require_by_method(request: Request, key: str | None = Depends(presented_key)) -> None:
+async def require_by_method(request: Request) -> None:
     """Router-wide dependency: GET/HEAD need read access, every other method write access."""
     settings = engine_of(request).settings
     if request.method in READ_METHODS:
-        check_read(settings, key)
+        check_read(settings, presented_key(request))
     else:
-        check_write(settings, key)
+        check_write(settings, presented_key(request))
+
+
+def document_security(app: FastAPI, open_paths: Iterable[str] = ("/health",)) -> None:
+    """Declare the key schemes in the OpenAPI schema, on every operation but `open_paths`."""
+    build = app.openapi
+    open_paths = set(open_paths)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+            for path, operations in schema.get("paths", {}).items():
+                if path in open_paths:
+                    continue
+                for operation in operations.values():
+                    operation.setdefault("security", [{name: []} for name in SECURITY_SCHEMES])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def add_cors(app: FastAPI, origins: Iterable[str]) -> None:
