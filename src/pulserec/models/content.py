@@ -11,7 +11,7 @@ events (appended in catalogue order); `self.item_ids` holds it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -99,17 +99,25 @@ class ContentTFIDF(PickleMixin):
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         """"Similar to <the history item whose content is closest>"."""
-        history = np.asarray(query.items, dtype=np.int64)
-        known = np.flatnonzero((history >= 0) & (history < self.n_known))
-        targets = np.asarray(items, dtype=np.int64)
-        if len(known) == 0 or len(targets) == 0:
-            return [None] * len(targets)
-        inside = (targets >= 0) & (targets < self.n_known)
-        sims = as_dense(self.item_vectors[history[known]] @ self.item_vectors[np.where(inside, targets, 0)].T)
-        best = sims.argmax(axis=0)
-        return [
-            Reason("content", item=int(history[known[b]]),
-                   event_type=query.types[known[b]] if known[b] < len(query.types) else None)
-            if inside[c] and sims[b, c] > 0 else None
-            for c, b in enumerate(best)
-        ]
+        return nearest_history_reasons(query, items, self.n_known,
+                                       lambda h, t: as_dense(self.item_vectors[h] @ self.item_vectors[t].T))
+
+
+def nearest_history_reasons(query: Query, items: np.ndarray, n_known: int,
+                            similarity: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[Reason | None]:
+    """For each item, Reason("content") pointing at the most similar item of the query's history
+    (`similarity(history, targets)` gives the history x targets matrix of a content model)."""
+    history = np.asarray(query.items, dtype=np.int64)
+    known = np.flatnonzero((history >= 0) & (history < n_known))
+    targets = np.asarray(items, dtype=np.int64)
+    if len(known) == 0 or len(targets) == 0:
+        return [None] * len(targets)
+    inside = (targets >= 0) & (targets < n_known)
+    sims = similarity(history[known], np.where(inside, targets, 0))
+    best = sims.argmax(axis=0)
+    return [
+        Reason("content", item=int(history[known[b]]),
+               event_type=query.types[known[b]] if known[b] < len(query.types) else None)
+        if inside[c] and sims[b, c] > 0 else None
+        for c, b in enumerate(best)
+    ]

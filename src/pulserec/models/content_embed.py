@@ -15,7 +15,7 @@ import numpy as np
 
 from pulserec.ids import IdIndex
 from pulserec.models.base import PickleMixin, Query, Reason, pad_scores
-from pulserec.models.content import item_text
+from pulserec.models.content import item_text, nearest_history_reasons
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import queries_matrix
 from pulserec.online.catalog import Catalog, ItemRecord
@@ -79,13 +79,4 @@ class ContentEmbedding(PickleMixin):
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         """"Similar to <the history item whose embedding is closest>"."""
-        history = np.asarray(query.items, dtype=np.int64)
-        known = np.flatnonzero((history >= 0) & (history < self.n_known))
-        targets = np.asarray(items, dtype=np.int64)
-        if len(known) == 0 or len(targets) == 0:
-            return [None] * len(targets)
-        inside = (targets >= 0) & (targets < self.n_known)
-        sims = self.item_vectors[history[known]] @ self.item_vectors[np.where(inside, targets, 0)].T
-        best = sims.argmax(axis=0)
-        return [Reason("content", item=int(history[known[b]])) if inside[c] and sims[b, c] > 0 else None
-                for c, b in enumerate(best)]
+        return nearest_history_reasons(query, items, self.n_known, lambda h, t: self.item_vectors[h] @ self.item_vectors[t].T)
