@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--report", type=Path, default=Path("reports/accuracy"))
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    parser.add_argument("--extra", default="", help="more of our models to include, e.g. sasrec,gru4rec,content_embed "
+                                                    "(default hyper-parameters; they need the seq / embed extras)")
     args = parser.parse_args(argv)
 
     data = Interactions.from_frame(read_ratings(args.movielens), DEFAULT_EVENT_WEIGHTS)
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [name for name, cls in PEERS.items() if not available(cls.module)]
     if missing:
         print(f"peers not importable (skipped): {', '.join(missing)}")
-    names = [*OURS, *peers]
+    names = [*OURS, *[m for m in args.extra.split(",") if m], *peers]
     stored = json.loads(args.params.read_text()) if args.params.is_file() else {}
     sections, raw = [], {}
     for method in args.splits.split(","):
