@@ -56,6 +56,16 @@ class IngestListener(Protocol):
     def __call__(self, accepted_by_type: Mapping[str, int], duplicates: int, latest_ts: float | None) -> None: ...
 
 
+def _chunk_bounds(n: int, chunk: int, first: bool) -> list[tuple[int, int]]:
+    """Chunk boundaries; a small first chunk gets the write/apply pipeline going sooner."""
+    cuts = [0]
+    if first and n > chunk:
+        cuts.append(max(chunk // 8, 1))
+    while cuts[-1] < n:
+        cuts.append(min(cuts[-1] + chunk, n))
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 class Engine:
     def __init__(self, settings: Settings, store: SQLiteStore | None = None, progress: Callable[[int], None] | None = None) -> None:
         self.settings = settings
@@ -229,8 +239,8 @@ class Engine:
             for frame in frames:
                 if self.pseudonym:
                     frame = frame.assign(user_id=frame["user_id"].map(lambda u: self.user_key(u) if isinstance(u, str) else u))
-                for start in range(0, len(frame), chunk):
-                    part = frame.iloc[start : start + chunk]
+                for start, end in _chunk_bounds(len(frame), chunk, first=pending is None):
+                    part = frame.iloc[start:end]
                     submitted = (part, writer.submit(part))
                     if pending is not None:
                         accepted, duplicates = self._apply_chunk(*pending, accepted, duplicates)
