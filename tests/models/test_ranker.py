@@ -14,6 +14,7 @@ import pytest
 
 from pulserec.config import Settings
 from pulserec.events import Event
+from pulserec.models.base import Query
 from pulserec.models.ranker import Ranker
 from pulserec.models.ranker_features import allowed_items, recall
 from pulserec.models.ranker_training import (

@@ -46,7 +46,6 @@ def apply_frame(state: RedisState, frame: pd.DataFrame) -> None:
     owner_ids = owner_keys(frame)
     owners = state.owners.add_many(owner_ids)
     has_item = frame["item_id"].notna().to_numpy()
-    ts = frame["ts"].to_numpy(dtype=np.float64)
     items = np.full(len(frame), -1, dtype=np.int64)
     if has_item.any():
         first = frame.loc[has_item, ["item_id", "ts"]].drop_duplicates("item_id")
