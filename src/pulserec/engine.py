@@ -102,15 +102,9 @@ class Engine:
             self.publisher.close()
 
     def _fresh_state(self, upto_seq: int | None = None) -> OnlineState:
+        """A new in-memory state built from the log up to `upto_seq` (for `rebuild_state`)."""
         state = OnlineState(self.settings)
-        for record in self.store.load_items():
-            state.catalog.upsert(record)
-        for frame in self.store.iter_events():
-            if upto_seq is not None:
-                frame = frame[frame["seq"] <= upto_seq]
-            state.apply_frame(frame)
-            if upto_seq is not None and len(frame) and int(frame["seq"].iloc[-1]) >= upto_seq:
-                break
+        state.restore(self.store, upto_seq=upto_seq)
         return state
 
     def rebuild_state(self) -> dict[str, Any]:
@@ -273,8 +267,12 @@ class Engine:
         self.counters["items.upserted"] += len(records)
 
     def put_user(self, user_id: str, attrs: dict[str, Any], created_ts: float | None = None) -> None:
+        self.put_users([(user_id, attrs, created_ts)])
+
+    def put_users(self, users: list[tuple[str, dict[str, Any], float | None]]) -> None:
+        """Create or update many users in one transaction: (user_id, attrs, created_ts)."""
         with self.lock:
-            self.store.upsert_users([(self.user_key(user_id), attrs, created_ts)])
+            self.store.upsert_users([(self.user_key(uid), attrs, created) for uid, attrs, created in users])
 
     def delete_user(self, user_id: str) -> int:
         """Forget a user: their events, record, profile, history and share of all counts."""

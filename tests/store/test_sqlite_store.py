@@ -67,3 +67,10 @@ def test_items_and_users_round_trip(tmp_path):
     assert (item.title, item.tags, item.price) == ("B", ("x",), 4.0)
     assert again.get_user("u1") == {"attrs": {"plan": "pro"}, "created_ts": 5.0}
     assert again.get_user("nobody") is None
+
+
+def test_iter_events_stops_at_a_watermark(tmp_path):
+    store = SQLiteStore(tmp_path / "x.db")
+    store.append_events([ev(f"e{i}") for i in range(10)])
+    frames = list(store.iter_events(after_seq=2, chunk=3, upto_seq=7))
+    assert pd.concat(frames)["seq"].tolist() == [3, 4, 5, 6, 7]

@@ -46,12 +46,14 @@ class OnlineState:
         self.applied = 0
         self.last_seq = 0
 
-    def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
-        """Load the catalogue, then replay the whole event log (this state starts empty)."""
+    def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None,
+                upto_seq: int | None = None) -> None:
+        """Load the catalogue, then replay the event log up to `upto_seq` (default: all of it;
+        this state starts empty)."""
         started = time.perf_counter()
         for record in store.load_items():
             self.catalog.upsert(record)
-        for frame in store.iter_events():
+        for frame in store.iter_events(upto_seq=upto_seq):
             self.apply_frame(frame)
             if progress:
                 progress(len(frame))

@@ -38,7 +38,7 @@ def models_dir(engine: Engine) -> Path:
 def snapshot(engine: Engine) -> tuple[Interactions, int]:
     """The whole stored log as interactions, and the `seq` watermark it goes up to."""
     watermark = engine.store.max_seq()
-    frames = [f[f["seq"] <= watermark] for f in engine.store.iter_events()]
+    frames = list(engine.store.iter_events(upto_seq=watermark))
     frame = pd.concat(frames, ignore_index=True) if frames else None
     if frame is None or frame.empty:
         return Interactions.from_frame(pd.DataFrame(columns=["user_id", "item_id", "type", "ts"]), engine.settings.event_weights), watermark

@@ -181,15 +181,17 @@ class SQLiteStore:
                 f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
             ).fetchall()
 
-    def iter_events(self, after_seq: int = 0, chunk: int = 250_000) -> Iterator[pd.DataFrame]:
-        """The event log in `seq` order, as frames of at most `chunk` rows."""
+    def iter_events(self, after_seq: int = 0, chunk: int = 250_000, upto_seq: int | None = None) -> Iterator[pd.DataFrame]:
+        """The event log in `seq` order (after `after_seq`, up to `upto_seq` inclusive), as frames
+        of at most `chunk` rows."""
         cursor = after_seq
+        last = (1 << 62) if upto_seq is None else upto_seq
         while True:
             with self._lock:
                 frame = pd.read_sql_query(
-                    f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    f"SELECT seq, {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                     self._db,
-                    params=(cursor, chunk),
+                    params=(cursor, last, chunk),
                 )
             if frame.empty:
                 return
