@@ -9,9 +9,11 @@ the previous answer arrived. Mix: 40% recommendations, 20% similar items, 20% pr
 (reads), 20% event batches of 1-5 events (writes). Reported: req/s, p50/p99 latency, errors
 (non-2xx or transport errors), and server RSS (all processes) after warm-up and at the end.
 
-The generator speaks HTTP/1.1 over raw asyncio streams rather than httpx: on a 2-core machine
-the generator shares the cores with the server, and httpx spends several times the CPU per
-request that the raw client does, which would measure the client instead of the server.
+Two generators, same mix (`--client`):
+- `wrk` (Debian's `wrk` with a Lua script; the default where `wrk` is on PATH): written in C, it
+  takes a few percent of a core, so on a 2-core machine nearly both cores serve;
+- `python`: HTTP/1.1 over raw asyncio streams (not httpx, which spends several times the CPU per
+  request); it reports latency per request kind, but it takes most of a core of its own.
 Target (issue 7): >= 1,500 req/s on 2 cores, zero errors, RSS growth < 10% after warm-up."""
 
 from __future__ import annotations
@@ -104,7 +106,63 @@ async def drive(port: int, seconds: float, warmup: float, connections: int, user
                                           for k, v in latencies.items() if v}}
 
 
+WRK_SCRIPT = r"""
+local users = {%(users)s}
+local items = {%(items)s}
+local types = {"view", "click", "rating"}
+local random = math.random
+
+request = function()
+  local r = random()
+  if r < 0.4 then
+    return wrk.format("GET", "/users/" .. users[random(#users)] .. "/recommendations?n=10")
+  elseif r < 0.6 then
+    return wrk.format("GET", "/items/" .. items[random(#items)] .. "/similar?n=10")
+  elseif r < 0.8 then
+    return wrk.format("GET", "/users/" .. users[random(#users)] .. "/profile")
+  end
+  local events = {}
+  for k = 1, random(5) do
+    events[k] = string.format('{"user_id":"%%s","item_id":"%%s","type":"%%s"}',
+                              users[random(#users)], items[random(#items)], types[random(3)])
+  end
+  return wrk.format("POST", "/events", {["Content-Type"] = "application/json"},
+                    '{"events":[' .. table.concat(events, ",") .. ']}')
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\nRESULT {"requests":%%d,"duration_us":%%d,"non_2xx":%%d,"connect":%%d,"read":%%d,"write":%%d,"timeout":%%d,"p50_us":%%d,"p99_us":%%d}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_drive(port: int, seconds: float, warmup: float, connections: int, ids: Path) -> dict:
+    """Warm up, then measure, with `wrk` (one thread: the cores are for the server)."""
+    sample = json.loads(ids.read_text())
+    script = ids.with_suffix(".lua")
+    quoted = lambda values: ",".join(json.dumps(v) for v in values)  # noqa: E731 - JSON strings are Lua strings here
+    script.write_text(WRK_SCRIPT % {"users": quoted(sample["users"]), "items": quoted(sample["items"])})
+
+    def run(duration: float) -> dict:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+                              "-s", str(script), f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+        return json.loads(out.split("RESULT ", 1)[1])
+
+    if warmup > 0:
+        run(warmup)
+    r = run(seconds)
+    errors = {kind: r[kind] for kind in ("non_2xx", "connect", "read", "write", "timeout") if r[kind]}
+    return {"requests": r["requests"], "rps": r["requests"] / (r["duration_us"] / 1e6),
+            "p50_ms": r["p50_us"] / 1000.0, "p99_ms": r["p99_us"] / 1000.0, "errors": errors}
+
+
 def generator_main(args: argparse.Namespace) -> None:
+    if args.client == "wrk":
+        print(json.dumps(wrk_drive(args.port, args.seconds, args.warmup, args.connections, Path(args.ids))))
+        return
     try:
         import uvloop
 
@@ -135,7 +193,8 @@ def run_config(base: Path, work: Path, ids: Path, workers: int, args: argparse.N
     shutil.copytree(base, data_dir)
     with ServerProcess(data_dir, workers=workers, log_path=work / f"server-w{workers}.log") as server:
         command = [sys.executable, __file__, "--generate", "--port", str(server.port), "--ids", str(ids),
-                   "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--connections", str(args.connections)]
+                   "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--connections", str(args.connections),
+                   "--client", args.client]
         generator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         samples: list[tuple[float, int]] = []
 
@@ -165,6 +224,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
+                        help="load generator (default: wrk where it is installed)")
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
@@ -173,7 +234,7 @@ def main() -> None:
         generator_main(args)
         return
     source = movielens_path(args.movielens)
-    print(f"machine: {machine()}; {args.connections} connections, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured")
+    print(f"machine: {machine()}; client {args.client}, {args.connections} connections, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured")
     with tempfile.TemporaryDirectory(prefix="pulserec-load-") as tmp:
         work = Path(tmp)
         base, ids = work / "imported", work / "ids.json"

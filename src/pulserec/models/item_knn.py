@@ -40,16 +40,10 @@ class ItemKNN(PickleMixin):
         return result
 
     def _compute_contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        idx_parts, val_parts, src_parts = [], [], []
-        for pos, (item, weight) in enumerate(zip(query.items, query.weights)):
-            idx, sims = self.cooc.similar_row(int(item))
-            if len(idx):
-                idx_parts.append(idx)
-                val_parts.append(sims * weight)
-                src_parts.append(np.full(len(idx), pos, dtype=np.int32))
-        if not idx_parts:
+        idx, sims, src = self.cooc.similar_rows(query.items.tolist())
+        if len(idx) == 0:
             return np.empty(0, np.int64), np.empty(0), np.empty(0, np.int32)
-        return np.concatenate(idx_parts), np.concatenate(val_parts), np.concatenate(src_parts)
+        return idx, sims * np.asarray(query.weights, dtype=np.float64)[src], src
 
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
         idx, vals, _ = self._contributions(query)

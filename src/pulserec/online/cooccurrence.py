@@ -1,9 +1,10 @@
 """Item-to-item co-occurrence, updated per event, read as sparse rows in microseconds.
 
-Storage is a two-level LSM: a compacted CSR matrix plus a dict-of-dicts delta of recent pairs.
-Readers concatenate a base row with its delta row (duplicates are fine: every consumer
-accumulates with `np.bincount`). The delta is merged into the CSR once it outgrows a quarter
-of the base, so the amortised cost per pair stays O(1).
+Storage is a two-level LSM: a compacted CSR matrix plus a delta of recent pairs, kept per row
+in append-only NumPy buffers (:class:`DeltaRows`). Readers concatenate a base row with its delta
+row (duplicates are fine: every consumer accumulates with `np.bincount`), so a read costs two
+slices and a copy however many pairs arrived since the last compaction. The delta is merged into
+the CSR once it outgrows a quarter of the base, so the amortised cost per pair stays O(1).
 
 A pair is formed between an event and each of the same user's previous `window` events
 (excluding the same item), weighted `sqrt(w_a * w_b) * exp(-|t_a - t_b| / gap_tau)`. Because
@@ -48,12 +49,86 @@ class RowReader:
         degree = self.degree
         return idx, vals / np.sqrt(degree[item] * degree[idx] + 1e-12)
 
+    def similar_rows(self, items: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`similar_row` of several items at once, flattened: (neighbour, similarity, position of
+        the row's item in `items`); one normalisation pass instead of one per row."""
+        rows = [self.scoring_row(item) for item in items]
+        lengths = [len(idx) for idx, _ in rows]
+        if not any(lengths):
+            return _EMPTY_I, _EMPTY_F, np.empty(0, dtype=np.int32)
+        idx = np.concatenate([idx for idx, _ in rows])
+        vals = np.concatenate([vals for _, vals in rows])
+        src = np.repeat(np.arange(len(items), dtype=np.int32), lengths)
+        degree = self.degree
+        own = degree[np.asarray(items, dtype=np.int64)][src]
+        return idx, vals / np.sqrt(own * degree[idx] + 1e-12), src
+
     def has_item(self, item: int) -> bool:
         return item < len(self.degree) and self.degree[item] > 0
 
     def dense_row(self, item: int, n_items: int) -> np.ndarray:
         idx, sims = self.similar_row(item)
         return np.bincount(idx, weights=sims, minlength=n_items)[:n_items]
+
+
+class DeltaRows:
+    """Pairs added since the last compaction: per row, append-only buffers of (column, weight).
+
+    Entries are only ever appended (a repeated pair is a second entry), and an entry is written
+    before the row's length is raised, so a row read is a pair of views that stay valid."""
+
+    __slots__ = ("_rows", "nnz")
+
+    def __init__(self) -> None:
+        self._rows: dict[int, list] = {}  # row -> [columns, weights, length]
+        self.nnz = 0
+
+    def __bool__(self) -> bool:
+        return self.nnz > 0
+
+    def _room(self, row: int, extra: int) -> list:
+        entry = self._rows.get(row)
+        if entry is None:
+            size = max(8, extra)
+            entry = self._rows[row] = [np.empty(size, dtype=np.int32), np.empty(size, dtype=np.float64), 0]
+        elif entry[2] + extra > len(entry[0]):
+            size = max(2 * len(entry[0]), entry[2] + extra)
+            columns, weights = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.float64)
+            columns[: entry[2]], weights[: entry[2]] = entry[0][: entry[2]], entry[1][: entry[2]]
+            entry[0], entry[1] = columns, weights
+        return entry
+
+    def add(self, row: int, column: int, weight: float) -> None:
+        entry = self._room(row, 1)
+        n = entry[2]
+        entry[0][n] = column
+        entry[1][n] = weight
+        entry[2] = n + 1
+        self.nnz += 1
+
+    def extend(self, row: int, columns: list[int], weights: list[float]) -> None:
+        k = len(columns)
+        entry = self._room(row, k)
+        n = entry[2]
+        entry[0][n : n + k] = columns
+        entry[1][n : n + k] = weights
+        entry[2] = n + k
+        self.nnz += k
+
+    def get(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        entry = self._rows.get(row)
+        if entry is None:
+            return None
+        n = entry[2]
+        return entry[0][:n], entry[1][:n]
+
+    def coo(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every entry as (rows, columns, weights)."""
+        rows = list(self._rows)
+        lengths = [self._rows[r][2] for r in rows]
+        return (np.repeat(np.asarray(rows, dtype=np.int64), lengths),
+                np.concatenate([self._rows[r][0][: n] for r, n in zip(rows, lengths)]).astype(np.int64),
+                np.concatenate([self._rows[r][1][: n] for r, n in zip(rows, lengths)]))
 
 
 class CoOccurrence(RowReader):
@@ -64,8 +139,7 @@ class CoOccurrence(RowReader):
         self.top_k = top_k
         self._pruned: sp.csr_matrix | None = None
         self.base = sp.csr_matrix((0, 0), dtype=np.float64)
-        self.delta: dict[int, dict[int, float]] = {}
-        self.delta_nnz = 0
+        self.delta = DeltaRows()
         self.degree = np.zeros(0, dtype=np.float64)
 
     # -- writes -----------------------------------------------------------------------------
@@ -78,30 +152,18 @@ class CoOccurrence(RowReader):
     def add_event(self, item: int, weight: float, ts: float, previous: Iterable[Touch]) -> None:
         """Pair a new event with the user's previous events (at most `window` of them)."""
         self._ensure(item + 1)
-        delta = self.delta
-        degree = self.degree
-        row = delta.get(item)
-        if row is None:
-            row = delta[item] = {}
-        added = 0
-        for other, w in event_pairs(item, weight, ts, previous, self.gap_tau):
-            if other in row:
-                row[other] += w
-            else:
-                row[other] = w
-                added += 1
-            orow = delta.get(other)
-            if orow is None:
-                orow = delta[other] = {}
-            if item in orow:
-                orow[item] += w
-            else:
-                orow[item] = w
-                added += 1
+        pairs = event_pairs(item, weight, ts, previous, self.gap_tau)
+        if not pairs:
+            return
+        delta, degree = self.delta, self.degree
+        others = [other for other, _ in pairs]
+        weights = [w for _, w in pairs]
+        delta.extend(item, others, weights)
+        for other, w in pairs:  # degrees add up in the same order as RedisCoOccurrence.plan_event
+            delta.add(other, item, w)
             degree[item] += w
             degree[other] += w
-        self.delta_nnz += added
-        if self.delta_nnz > max(self.min_delta, self.base.nnz // 4):
+        if delta.nnz > max(self.min_delta, self.base.nnz // 4):
             self.compact()
 
     def add_log(self, owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, sign: float = 1.0,
@@ -139,13 +201,9 @@ class CoOccurrence(RowReader):
         """Fold the delta into the CSR base."""
         if not self.delta:
             return
-        lengths = [len(r) for r in self.delta.values()]
-        rows = np.repeat(np.fromiter(self.delta.keys(), dtype=np.int64, count=len(self.delta)), lengths)
-        cols = np.fromiter((c for r in self.delta.values() for c in r), dtype=np.int64, count=sum(lengths))
-        vals = np.fromiter((v for r in self.delta.values() for v in r.values()), dtype=np.float64, count=sum(lengths))
+        rows, cols, vals = self.delta.coo()
         n = max(int(rows.max()), int(cols.max())) + 1
-        self.delta = {}
-        self.delta_nnz = 0
+        self.delta = DeltaRows()
         self._merge(sp.csr_matrix((vals, (rows, cols)), shape=(n, n)))
 
     # -- reads ------------------------------------------------------------------------------
@@ -169,14 +227,14 @@ class CoOccurrence(RowReader):
         else:
             idx, vals = _EMPTY_I, _EMPTY_F
         extra = self.delta.get(item)
-        if extra:
-            idx = np.concatenate([idx, np.fromiter(extra.keys(), dtype=np.int32, count=len(extra))])
-            vals = np.concatenate([vals, np.fromiter(extra.values(), dtype=np.float64, count=len(extra))])
+        if extra is not None:
+            idx = np.concatenate([idx, extra[0]])
+            vals = np.concatenate([vals, extra[1]])
         return idx, vals
 
     @property
     def nnz(self) -> int:
-        return self.base.nnz + self.delta_nnz
+        return self.base.nnz + self.delta.nnz
 
 
 def event_pairs(item: int, weight: float, ts: float, previous: Iterable[Touch], gap_tau: float) -> list[tuple[int, float]]:
