@@ -13,6 +13,12 @@ from pulserec.models.base import Query, Reason, Recommender
 def normalised(scores: np.ndarray) -> np.ndarray:
     """Scale finite scores into [0, 1] along the last axis (one row per query for 2-D input):
     -inf/NaN become 0, a negative minimum is shifted to 0, then each row is divided by its max."""
+    if scores.ndim == 1 and scores.size:
+        low, high = scores.min(), scores.max()
+        if np.isfinite(low) and np.isfinite(high):  # min/max propagate NaN and show any inf: all finite
+            if low < 0:
+                scores, high = scores - low, high - low
+            return scores / high if high > 0 else np.zeros_like(scores)
     scores = np.where(np.isfinite(scores), scores, 0.0)
     if scores.size == 0:
         return scores

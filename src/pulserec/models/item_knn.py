@@ -54,7 +54,11 @@ class ItemKNN(PickleMixin):
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         """For each item, the history item that contributed most to its score."""
         idx, vals, src = self._contributions(query)
-        hit = np.isin(idx, items)
+        if len(idx) == 0 or len(items) == 0:
+            return [None] * len(items)
+        wanted = np.zeros(max(int(idx.max()), int(items.max())) + 1, dtype=bool)
+        wanted[items] = True
+        hit = wanted[idx]
         idx, vals, src = idx[hit], vals[hit], src[hit]
         order = np.lexsort((-vals, idx))  # by item, strongest contribution first
         idx, src = idx[order], src[order]

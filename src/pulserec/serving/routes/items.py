@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from pulserec.ingest.schemas import Id, ItemIn
 from pulserec.online.catalog import ItemRecord
-from pulserec.serving.routes.deps import Count, ItemId, engine_of, filters
-from pulserec.serving.service import Filters
+from pulserec.serving.routes.deps import ItemId, RankingParams, engine_of
 
 router = APIRouter(tags=["items"])
 
@@ -60,16 +59,10 @@ async def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
 
 
 @router.get("/items/{item_id}/similar", summary="Items similar to this one, with reasons")
-async def similar_items(
-    item_id: ItemId,
-    request: Request,
-    n: Count = 10,
-    strategy: Annotated[str | None, Query(max_length=64)] = None,
-    rules: Filters = Depends(filters),
-) -> dict[str, Any]:
+async def similar_items(item_id: ItemId, request: Request, params: Annotated[RankingParams, Query()]) -> dict[str, Any]:
     engine = engine_of(request)
     try:
-        items = engine.similar(item_id, n, Filters(**{**rules.__dict__, "exclude_seen": False}), strategy)
+        items = engine.similar(item_id, params.n, params.rules(exclude_seen=False), params.strategy)
     except KeyError as exc:
         raise HTTPException(422, str(exc.args[0])) from None
     if items is None:

@@ -6,23 +6,18 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from pulserec.serving.metrics import note_answer
-from pulserec.serving.routes.deps import Count, SessionId, UserId, context_params, engine_of, filters
+from pulserec.serving.routes.deps import RecommendationParams, SessionId, UserId, engine_of
 from pulserec.experiments.service import Served
-from pulserec.serving.service import Filters
 
 router = APIRouter(tags=["recommendations"])
-Strategy = Annotated[str | None, Query(max_length=64, description="Model to use (see GET /models); default: blend.")]
 
 
-Experiment = Annotated[str | None, Query(max_length=64, description="A/B experiment to assign this request to.")]
-
-
-def _serve(request: Request, user_id: str | None, session_id: str | None, n: int, rules: Filters,
-           strategy: str | None, experiment: str | None, context: dict[str, str]) -> dict[str, Any]:
+def _serve(request: Request, user_id: str | None, session_id: str | None, params: RecommendationParams) -> dict[str, Any]:
     engine = engine_of(request)
+    n, strategy, experiment, rules, context = params.n, params.strategy, params.experiment, params.rules(), params.context()
     try:
         assignment = engine.experiments.resolve(user_id or f"session:{session_id}", experiment, strategy)
         chosen = assignment.strategy if assignment else strategy
@@ -54,25 +49,13 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, n: int
 
 @router.get("/users/{user_id}/recommendations", summary="What this user should see now")
 async def user_recommendations(
-    user_id: UserId,
-    request: Request,
-    n: Count = 10,
-    strategy: Strategy = None,
-    rules: Filters = Depends(filters),
-    context: dict[str, str] = Depends(context_params),
-    experiment: Experiment = None,
+    user_id: UserId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
-    return _serve(request, user_id, None, n, rules, strategy, experiment, context)
+    return _serve(request, user_id, None, params)
 
 
 @router.get("/sessions/{session_id}/recommendations", summary="Recommendations for an anonymous session")
 async def session_recommendations(
-    session_id: SessionId,
-    request: Request,
-    n: Count = 10,
-    strategy: Strategy = None,
-    rules: Filters = Depends(filters),
-    context: dict[str, str] = Depends(context_params),
-    experiment: Experiment = None,
+    session_id: SessionId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
-    return _serve(request, None, session_id, n, rules, strategy, experiment, context)
+    return _serve(request, None, session_id, params)
