@@ -41,6 +41,10 @@ class RowReader:
         """The row that scoring reads (the full row unless a backend prunes neighbours)."""
         return self.row(item)
 
+    def scoring_parts(self, item: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`scoring_row` as pieces that, concatenated, are the row (saves a copy per row)."""
+        return [self.scoring_row(item)]
+
     def similar_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine-normalised similarities of `item` to its co-occurring items."""
         idx, vals = self.scoring_row(item)
@@ -52,12 +56,12 @@ class RowReader:
     def similar_rows(self, items: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`similar_row` of several items at once, flattened: (neighbour, similarity, position of
         the row's item in `items`); one normalisation pass instead of one per row."""
-        rows = [self.scoring_row(item) for item in items]
-        lengths = [len(idx) for idx, _ in rows]
+        parts = [self.scoring_parts(item) for item in items]
+        lengths = [sum(len(idx) for idx, _ in row) for row in parts]
         if not any(lengths):
             return _EMPTY_I, _EMPTY_F, np.empty(0, dtype=np.int32)
-        idx = np.concatenate([idx for idx, _ in rows])
-        vals = np.concatenate([vals for _, vals in rows])
+        idx = np.concatenate([idx for row in parts for idx, _ in row])
+        vals = np.concatenate([vals for row in parts for _, vals in row])
         src = np.repeat(np.arange(len(items), dtype=np.int32), lengths)
         degree = self.degree
         own = degree[np.asarray(items, dtype=np.int64)][src]
@@ -74,61 +78,78 @@ class RowReader:
 class DeltaRows:
     """Pairs added since the last compaction: per row, append-only buffers of (column, weight).
 
-    Entries are only ever appended (a repeated pair is a second entry), and an entry is written
-    before the row's length is raised, so a row read is a pair of views that stay valid."""
+    Writes append to plain lists (tens of nanoseconds per entry); the first read of a row after
+    writes moves its pending entries into the row's NumPy buffers, so each entry is converted
+    once and a read is then a pair of views. Entries are never changed in place (a repeated
+    pair is a second entry), so views handed out stay valid. Like the rest of the online state,
+    it relies on its owner to serialise writes and reads."""
 
     __slots__ = ("_rows", "nnz")
 
     def __init__(self) -> None:
-        self._rows: dict[int, list] = {}  # row -> [columns, weights, length]
+        # row -> [column buffer, weight buffer, length, pending columns, pending weights]
+        self._rows: dict[int, list] = {}
         self.nnz = 0
 
     def __bool__(self) -> bool:
         return self.nnz > 0
 
-    def _room(self, row: int, extra: int) -> list:
+    def _entry(self, row: int) -> list:
         entry = self._rows.get(row)
         if entry is None:
-            size = max(8, extra)
-            entry = self._rows[row] = [np.empty(size, dtype=np.int32), np.empty(size, dtype=np.float64), 0]
-        elif entry[2] + extra > len(entry[0]):
-            size = max(2 * len(entry[0]), entry[2] + extra)
-            columns, weights = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.float64)
-            columns[: entry[2]], weights[: entry[2]] = entry[0][: entry[2]], entry[1][: entry[2]]
-            entry[0], entry[1] = columns, weights
+            entry = self._rows[row] = [_EMPTY_I, _EMPTY_F, 0, [], []]
         return entry
 
-    def add(self, row: int, column: int, weight: float) -> None:
-        entry = self._room(row, 1)
-        n = entry[2]
-        entry[0][n] = column
-        entry[1][n] = weight
-        entry[2] = n + 1
-        self.nnz += 1
-
     def extend(self, row: int, columns: list[int], weights: list[float]) -> None:
-        k = len(columns)
-        entry = self._room(row, k)
+        """Append (columns[k], weights[k]) to one row."""
+        entry = self._entry(row)
+        entry[3].extend(columns)
+        entry[4].extend(weights)
+        self.nnz += len(columns)
+
+    def scatter(self, rows: list[int], column: int, weights: list[float]) -> None:
+        """Append (column, weights[k]) to row rows[k], for every k."""
+        table = self._rows
+        for row, weight in zip(rows, weights):
+            entry = table.get(row)
+            if entry is None:
+                entry = table[row] = [_EMPTY_I, _EMPTY_F, 0, [], []]
+            entry[3].append(column)
+            entry[4].append(weight)
+        self.nnz += len(rows)
+
+    @staticmethod
+    def _settle(entry: list) -> None:
+        """Move a row's pending entries into its buffers (grown by doubling)."""
+        pending = len(entry[3])
         n = entry[2]
-        entry[0][n : n + k] = columns
-        entry[1][n : n + k] = weights
-        entry[2] = n + k
-        self.nnz += k
+        if n + pending > len(entry[0]):
+            size = max(8, 2 * len(entry[0]), n + pending)
+            columns, weights = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.float64)
+            columns[:n], weights[:n] = entry[0][:n], entry[1][:n]
+            entry[0], entry[1] = columns, weights
+        entry[0][n : n + pending] = entry[3]
+        entry[1][n : n + pending] = entry[4]
+        entry[2] = n + pending
+        entry[3], entry[4] = [], []
 
     def get(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
         entry = self._rows.get(row)
         if entry is None:
             return None
+        if entry[3]:
+            self._settle(entry)
         n = entry[2]
         return entry[0][:n], entry[1][:n]
 
     def coo(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every entry as (rows, columns, weights)."""
         rows = list(self._rows)
-        lengths = [self._rows[r][2] for r in rows]
+        parts = [self.get(row) for row in rows]
+        lengths = [len(columns) for columns, _ in parts]  # type: ignore[misc]
         return (np.repeat(np.asarray(rows, dtype=np.int64), lengths),
-                np.concatenate([self._rows[r][0][: n] for r, n in zip(rows, lengths)]).astype(np.int64),
-                np.concatenate([self._rows[r][1][: n] for r, n in zip(rows, lengths)]))
+                np.concatenate([columns for columns, _ in parts]).astype(np.int64),  # type: ignore[misc]
+                np.concatenate([weights for _, weights in parts]))  # type: ignore[misc]
 
 
 class CoOccurrence(RowReader):
@@ -159,10 +180,9 @@ class CoOccurrence(RowReader):
         others = [other for other, _ in pairs]
         weights = [w for _, w in pairs]
         delta.extend(item, others, weights)
-        for other, w in pairs:  # degrees add up in the same order as RedisCoOccurrence.plan_event
-            delta.add(other, item, w)
-            degree[item] += w
-            degree[other] += w
+        delta.scatter(others, item, weights)
+        degree[item] += math.fsum(weights)
+        np.add.at(degree, others, weights)  # `others` may repeat (an item touched twice)
         if delta.nnz > max(self.min_delta, self.base.nnz // 4):
             self.compact()
 
@@ -209,28 +229,31 @@ class CoOccurrence(RowReader):
     # -- reads ------------------------------------------------------------------------------
     def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw co-occurrence weights of `item` with others (indices may repeat)."""
-        return self._row_of(self.base, item)
+        return _joined(self._parts_of(self.base, item))
 
     def scoring_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         """Like `row`, but from the compacted part only each item's `top_k` strongest neighbours
         (chosen at the last compaction; pairs added since are all kept)."""
+        return _joined(self.scoring_parts(item))
+
+    def scoring_parts(self, item: int) -> list[tuple[np.ndarray, np.ndarray]]:
         if not self.top_k:
-            return self.row(item)
+            return self._parts_of(self.base, item)
         if self._pruned is None:
             self._pruned = prune_rows(self.base, self.degree, self.top_k)
-        return self._row_of(self._pruned, item)
+        return self._parts_of(self._pruned, item)
 
-    def _row_of(self, base: sp.csr_matrix, item: int) -> tuple[np.ndarray, np.ndarray]:
+    def _parts_of(self, base: sp.csr_matrix, item: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The row of `item` in `base`, then its delta row if it has one (views, not copies)."""
         if item < base.shape[0]:
             start, end = base.indptr[item], base.indptr[item + 1]
-            idx, vals = base.indices[start:end], base.data[start:end]
+            parts = [(base.indices[start:end], base.data[start:end])]
         else:
-            idx, vals = _EMPTY_I, _EMPTY_F
+            parts = [(_EMPTY_I, _EMPTY_F)]
         extra = self.delta.get(item)
         if extra is not None:
-            idx = np.concatenate([idx, extra[0]])
-            vals = np.concatenate([vals, extra[1]])
-        return idx, vals
+            parts.append(extra)
+        return parts
 
     @property
     def nnz(self) -> int:
@@ -311,6 +334,12 @@ def prune_rows(matrix: sp.csr_matrix, degree: np.ndarray, k: int) -> sp.csr_matr
     keep = np.sort(order[rank < k])
     indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]
     return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([idx for idx, _ in parts]), np.concatenate([vals for _, vals in parts])
 
 
 def _resized(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:

@@ -58,7 +58,7 @@ class RedisCoOccurrence(RowReader):
         plan.append_row(item, others, weights)
         for other, w in zip(others.tolist(), weights.tolist()):
             plan.append_row(other, np.array([item]), np.array([w]))
-        # Same additions, in the same order, as CoOccurrence.add_event: item, other, item, other...
+        # The same additions as CoOccurrence.add_event: the item and each other item gain the pair weight.
         degree_items = np.empty(2 * len(pairs), dtype=np.int64)
         degree_items[0::2], degree_items[1::2] = item, others
         plan.add_to_vector("degree", degree_items, np.repeat(weights, 2))
