@@ -63,6 +63,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # Several processes serve one data dir: each tails the shared SQLite log before answering.
     follow_log: bool = False
+    # Every this many seconds a serving process installs models that appeared or changed under
+    # <data_dir>/models/ (trained by another worker, or by `pulserec train --engine spark`); 0 = off.
+    model_watch_interval: float = 5.0
     # Scale-out (issue 7): keep the online state in Redis ("redis://host:port/db") so several
     # API processes share it; empty = the embedded in-memory state. Keys live under
     # `state_namespace`. With `stream_url`, accepted events are also published to a Redis
@@ -122,6 +125,8 @@ class Settings:
                 raise ValueError(f"{name} must be a redis:// (or rediss://, unix://) URL, got {url!r}")
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
+        if not 0 <= self.model_watch_interval < float("inf"):
+            raise ValueError("model_watch_interval must be 0 (off) or a positive number of seconds")
         if self.read_keys and not self.api_keys:
             raise ValueError("read_keys need api_keys too (otherwise nobody could write)")
         for key in (*self.api_keys, *self.read_keys):

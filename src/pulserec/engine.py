@@ -86,7 +86,7 @@ class Engine:
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
         self._rebuild(progress)
-        from pulserec.serving.training import install_saved  # noqa: PLC0415 - needs the engine built
+        from pulserec.serving.saved_models import install_saved  # noqa: PLC0415 - needs the engine built
 
         install_saved(self)
 

@@ -82,7 +82,7 @@ def two_workers(tmp_path_factory):
 def test_concurrent_duplicates_across_worker_processes(two_workers):
     events = the_events()
     assert deliver_concurrently(two_workers.url, events) == EVENTS
-    clients = connection_per_worker(two_workers.url, 2)
+    clients = two_workers.connection_per_worker()
     try:
         check_counted_once(clients, events)
     finally:
@@ -90,24 +90,9 @@ def test_concurrent_duplicates_across_worker_processes(two_workers):
             client.close()
 
 
-def connection_per_worker(url: str, workers: int, attempts: int = 200) -> list[httpx.Client]:
-    """One keep-alive connection to each worker process (the kernel picks the worker per connection)."""
-    found: dict[int, httpx.Client] = {}
-    for _ in range(attempts):
-        client = httpx.Client(base_url=url, timeout=10)
-        pid = client.get("/stats").json()["worker_pid"]
-        if pid in found:
-            client.close()
-        else:
-            found[pid] = client
-        if len(found) == workers:
-            return list(found.values())
-    raise AssertionError(f"reached only {len(found)} of {workers} workers in {attempts} connections")
-
-
 def test_every_worker_reads_every_write_at_once(two_workers):
     """Write through one worker, read through each: item, events and deletion visible at once."""
-    readers = connection_per_worker(two_workers.url, 2)
+    readers = two_workers.connection_per_worker()
     try:
         for writer in readers:
             writer.put("/items/fresh-1", json={"title": f"Fresh {id(writer)}", "category": "new"}).raise_for_status()

@@ -16,6 +16,7 @@ from pulserec.serving.auth import add_cors, document_security, require_by_method
 from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
+from pulserec.serving.saved_models import ModelWatcher
 from pulserec.serving.routes import events, feedback, items, recommendations, system, users
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
@@ -24,9 +25,26 @@ Every accepted event updates popularity, item co-occurrence, the user's profile 
 before `POST /events` returns, so the very next request reflects it."""
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
+    """The API over `engine`. While it runs, a :class:`ModelWatcher` installs models saved by
+    other processes (setting `model_watch_interval`); with `close_engine` the engine is closed
+    when the app shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        interval = engine.settings.model_watch_interval
+        watcher = ModelWatcher(engine, interval).start() if interval > 0 else None
+        try:
+            yield
+        finally:
+            if watcher:
+                watcher.stop()
+            if close_engine:
+                engine.close()
+
     # docs_url=None: /docs is served from packaged assets by add_operations (works offline).
-    app = FastAPI(title="pulserec", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
+    app = FastAPI(title="pulserec", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.state.engine = engine
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
@@ -54,12 +72,4 @@ def app_from_env() -> FastAPI:
         engine: Engine = ReplicaEngine(settings)
     else:
         engine = Engine(settings)
-    app = create_app(engine)
-
-    @asynccontextmanager
-    async def close_engine_on_shutdown(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.close()
-
-    app.router.lifespan_context = close_engine_on_shutdown
-    return app
+    return create_app(engine, close_engine=True)

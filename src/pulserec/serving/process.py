@@ -80,6 +80,23 @@ class ServerProcess:
             return 0
         return sum(_rss(pid) for pid in _descendants(self.process.pid))
 
+    def connection_per_worker(self, attempts: int = 200) -> list[httpx.Client]:
+        """One keep-alive connection to each worker process (the kernel picks the worker per
+        connection, so new connections are opened until every worker's pid was seen)."""
+        found: dict[int, httpx.Client] = {}
+        for _ in range(attempts):
+            client = httpx.Client(base_url=self.url, timeout=10)
+            pid = client.get("/stats").json()["worker_pid"]
+            if pid in found:
+                client.close()
+            else:
+                found[pid] = client
+            if len(found) == self.workers:
+                return list(found.values())
+        for client in found.values():
+            client.close()
+        raise AssertionError(f"reached only {len(found)} of {self.workers} workers in {attempts} connections")
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

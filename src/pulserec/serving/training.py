@@ -8,11 +8,9 @@ factor models fold new events in from the user's live history at request time.""
 from __future__ import annotations
 
 import logging
-import pickle
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -21,6 +19,7 @@ from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
 from pulserec.models.registry import MODELS, build_model
 from pulserec.serving.aligned import AlignedModel
+from pulserec.serving.saved_models import models_dir, saved_meta
 
 if TYPE_CHECKING:
     from pulserec.engine import Engine
@@ -29,10 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Batch models the demo and `pulserec serve --retrain-*` build when their module is present.
 DEFAULT_BATCH_MODELS = ("als", "content")
-
-
-def models_dir(engine: Engine) -> Path:
-    return engine.settings.data_dir / "models"
 
 
 def snapshot(engine: Engine) -> tuple[Interactions, int]:
@@ -72,38 +67,13 @@ def train_and_install(engine: Engine, names: Iterable[str] = DEFAULT_BATCH_MODEL
                 "events": len(data), "users": data.n_users, "items": data.n_items}
         if save:
             target = models_dir(engine) / f"{name}.pkl"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.with_suffix(".meta").write_text(repr(meta))  # before the model: a watcher reads both
             model.save(target)
-            target.with_suffix(".meta").write_text(repr(meta))
+            meta = saved_meta(target)  # with the file's stamp: watchers in this process skip it
         install(engine, model, meta)
         engine.counters[f"models.{name}.trained"] += 1
         lines.append(f"{name}: trained on {len(data):,} interactions in {seconds:.2f}s")
-    return lines
-
-
-def install_saved(engine: Engine) -> list[str]:
-    """Serve the models saved under `<data_dir>/models/` (called when the engine starts)."""
-    lines = []
-    for path in sorted(models_dir(engine).glob("*.pkl")):
-        try:
-            with open(path, "rb") as fh:
-                model = pickle.load(fh)
-        except Exception as exc:  # noqa: BLE001 - a corrupt file must not stop serving
-            log.warning("cannot load model %s: %s", path, exc)
-            continue
-        if not hasattr(model, "item_ids") or not hasattr(model, "name"):
-            log.warning("%s is not a trained pulserec model; skipped", path)
-            continue
-        meta_file = path.with_suffix(".meta")
-        meta: dict[str, Any] = {"loaded_from": str(path)}
-        if meta_file.is_file():
-            import ast
-
-            try:
-                meta.update(ast.literal_eval(meta_file.read_text()))
-            except (ValueError, SyntaxError):
-                pass
-        install(engine, model, meta)
-        lines.append(f"{model.name}: loaded from {path}")
     return lines
 
 

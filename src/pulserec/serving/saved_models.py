@@ -1,0 +1,129 @@
+"""Models saved under `<data_dir>/models/`: served at start, and picked up while serving.
+
+Any process may write a model there: `POST /models/{name}/train` in one of several workers,
+the background retrain, or `pulserec train --engine spark` on another machine writing to a
+shared data dir. Files are written to a temporary name and renamed, so a reader never sees half
+a model. Each serving process polls the folder (:class:`ModelWatcher`) and installs a model whose
+file appeared or changed since it was installed; a removed file leaves the last version served."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import pickle
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pulserec.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def models_dir(engine: Engine) -> Path:
+    return engine.settings.data_dir / "models"
+
+
+def file_stamp(path: Path) -> str:
+    """Changes whenever the file is replaced or rewritten: inode, size and modification time."""
+    stat = os.stat(path)
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def saved_meta(path: Path) -> dict[str, Any]:
+    """What a serving process records of a model file it installs (see :func:`install_file`)."""
+    meta: dict[str, Any] = {"loaded_from": str(path), "file_stamp": file_stamp(path)}
+    meta_file = path.with_suffix(".meta")
+    if meta_file.is_file():
+        try:
+            meta.update(ast.literal_eval(meta_file.read_text()))
+        except (ValueError, SyntaxError):
+            pass
+    return meta
+
+
+def install_file(engine: Engine, path: Path) -> str | None:
+    """Load one saved model and serve it; returns a log line, or None if the file is unusable."""
+    from pulserec.serving.training import install  # noqa: PLC0415 - training imports this module
+
+    try:
+        meta = saved_meta(path)
+        with open(path, "rb") as fh:
+            model = pickle.load(fh)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or vanished file must not stop serving
+        log.warning("cannot load model %s: %s", path, exc)
+        return None
+    if not hasattr(model, "item_ids") or not hasattr(model, "name"):
+        log.warning("%s is not a trained pulserec model; skipped", path)
+        return None
+    install(engine, model, meta)
+    return f"{model.name}: loaded from {path}"
+
+
+def installed_stamps(engine: Engine) -> dict[str, str]:
+    """File -> stamp of every served model that was loaded from (or saved to) a file."""
+    with engine.lock:
+        metas = [getattr(model, "meta", None) or {} for model in engine.service.strategies.values()]
+    return {meta["loaded_from"]: meta.get("file_stamp", "") for meta in metas if "loaded_from" in meta}
+
+
+def install_changed(engine: Engine, failed: dict[str, str] | None = None) -> list[str]:
+    """Install every saved model whose file is new or changed since it was installed.
+
+    `failed` (file -> stamp) remembers unusable files, so each version of one is tried once."""
+    folder = models_dir(engine)
+    if not folder.is_dir():
+        return []
+    served = installed_stamps(engine)
+    lines = []
+    for path in sorted(folder.glob("*.pkl")):
+        try:
+            stamp = file_stamp(path)
+        except FileNotFoundError:  # replaced or removed between the listing and now
+            continue
+        if stamp in (served.get(str(path)), (failed or {}).get(str(path))):
+            continue
+        line = install_file(engine, path)
+        if line:
+            lines.append(line)
+        elif failed is not None:
+            failed[str(path)] = stamp
+    return lines
+
+
+def install_saved(engine: Engine) -> list[str]:
+    """Serve the models saved under `<data_dir>/models/` (called when the engine starts)."""
+    return install_changed(engine)
+
+
+class ModelWatcher:
+    """Polls `<data_dir>/models/` every `interval` seconds and installs new or changed models."""
+
+    def __init__(self, engine: Engine, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError("the watch interval must be positive")
+        self.engine = engine
+        self.interval = interval
+        self.installs = 0
+        self.failed: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pulserec-model-watch", daemon=True)
+
+    def start(self) -> ModelWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                for line in install_changed(self.engine, self.failed):
+                    self.installs += 1
+                    log.info("model watch: %s", line)
+            except Exception:  # noqa: BLE001 - keep watching; serving goes on with what it has
+                log.exception("model watch failed")
