@@ -12,9 +12,10 @@ import ast
 import logging
 import os
 import pickle
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pulserec.serving.background import PeriodicTask
 
 if TYPE_CHECKING:
     from pulserec.engine import Engine
@@ -98,32 +99,18 @@ def install_saved(engine: Engine) -> list[str]:
     return install_changed(engine)
 
 
-class ModelWatcher:
+class ModelWatcher(PeriodicTask):
     """Polls `<data_dir>/models/` every `interval` seconds and installs new or changed models."""
 
+    thread_name = "pulserec-model-watch"
+
     def __init__(self, engine: Engine, interval: float) -> None:
-        if interval <= 0:
-            raise ValueError("the watch interval must be positive")
+        super().__init__(interval)
         self.engine = engine
-        self.interval = interval
         self.installs = 0
         self.failed: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pulserec-model-watch", daemon=True)
 
-    def start(self) -> ModelWatcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                for line in install_changed(self.engine, self.failed):
-                    self.installs += 1
-                    log.info("model watch: %s", line)
-            except Exception:  # noqa: BLE001 - keep watching; serving goes on with what it has
-                log.exception("model watch failed")
+    def tick(self) -> None:
+        for line in install_changed(self.engine, self.failed):
+            self.installs += 1
+            log.info("model watch: %s", line)

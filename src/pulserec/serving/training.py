@@ -8,7 +8,6 @@ factor models fold new events in from the user's live history at request time.""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
 from pulserec.models.registry import MODELS, build_model
 from pulserec.serving.aligned import AlignedModel
+from pulserec.serving.background import PeriodicTask
 from pulserec.serving.saved_models import models_dir, saved_meta
 
 if TYPE_CHECKING:
@@ -77,47 +77,33 @@ def train_and_install(engine: Engine, names: Iterable[str] = DEFAULT_BATCH_MODEL
     return lines
 
 
-class RetrainScheduler:
+class RetrainScheduler(PeriodicTask):
     """Retrains batch models in a background thread every `interval` seconds and/or every
     `every_events` newly stored events; serving continues and each model swaps in atomically."""
+
+    thread_name = "pulserec-retrain"
 
     def __init__(self, engine: Engine, names: Iterable[str] = DEFAULT_BATCH_MODELS, interval: float = 0.0,
                  every_events: int = 0, poll: float = 1.0) -> None:
         if interval <= 0 and every_events <= 0:
             raise ValueError("give a retrain interval or an event count")
+        super().__init__(poll)
         self.engine = engine
         self.names = tuple(names)
         self.interval = interval
         self.every_events = every_events
-        self.poll = poll
         self.runs = 0
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pulserec-retrain", daemon=True)
+        self._last_time, self._last_count = time.monotonic(), engine.state.applied
 
-    def start(self) -> RetrainScheduler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _due(self, last_time: float, last_count: int) -> bool:
-        if self.interval > 0 and time.monotonic() - last_time >= self.interval:
+    def _due(self) -> bool:
+        if self.interval > 0 and time.monotonic() - self._last_time >= self.interval:
             return True
-        return self.every_events > 0 and self.engine.state.applied - last_count >= self.every_events
+        return self.every_events > 0 and self.engine.state.applied - self._last_count >= self.every_events
 
-    def _loop(self) -> None:
-        last_time, last_count = time.monotonic(), self.engine.state.applied
-        while not self._stop.wait(self.poll):
-            if not self._due(last_time, last_count):
-                continue
-            last_time, last_count = time.monotonic(), self.engine.state.applied
-            try:
-                for line in train_and_install(self.engine, self.names):
-                    log.info("retrain: %s", line)
-                self.runs += 1
-            except Exception as exc:  # noqa: BLE001 - keep serving with the previous models
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("background retrain failed")
+    def tick(self) -> None:
+        if not self._due():
+            return
+        self._last_time, self._last_count = time.monotonic(), self.engine.state.applied
+        for line in train_and_install(self.engine, self.names):
+            log.info("retrain: %s", line)
+        self.runs += 1
