@@ -15,6 +15,16 @@ from pulserec.serving.server import BackgroundServer
 from redis_fixture import redis_server  # noqa: F401 - session fixture: a real redis-server
 
 
+@pytest.fixture(params=["memory", "redis"])
+def backend(request) -> dict[str, str]:
+    """Settings overrides selecting the state backend, for tests that run on both (they override
+    `settings` with `Settings.load(..., **backend)`)."""
+    if request.param == "memory":
+        return {}
+    server = request.getfixturevalue("redis_server")
+    return {"state_url": server.url, "state_namespace": server.namespace()}
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.load(tmp_path / "data")

@@ -177,19 +177,34 @@ class Engine:
 
     def _log_in(self, user_key: str, session_id: str) -> None:
         """Merge an anonymous session into the user on their first event that names both."""
-        if not hasattr(self.state, "absorb"):  # the shared Redis state keeps sessions apart (see docs)
-            return
         session_key = SESSION_PREFIX + session_id
-        owner = self.state.owners.get(session_key)
-        if owner is None or not self.state.histories.recent(owner) and self.state.profiles.get(owner) is None:
-            return
+        if self.state.shared:  # it may lag the log (stream mode, other processes): the log decides
+            if not self.store.has_anonymous_events(session_id):
+                return
+        else:
+            owner = self.state.owners.get(session_key)
+            if owner is None or not self.state.histories.recent(owner) and self.state.profiles.get(owner) is None:
+                return
         claimed = self.store.claim_session(session_id, user_key)
         if claimed.empty:
             return
         user_events = self.store.user_events(user_key)
         user_events = user_events[~user_events["seq"].isin(claimed["seq"])]
-        self.state.absorb(user_key, session_key, user_events, claimed)
+        self.state.absorb(user_key, session_key, user_events, claimed, reload=self._merge_logs(user_key, session_id, claimed))
         self.counters["sessions.merged"] += 1
+
+    def _merge_logs(self, user_key: str, session_id: str, claimed: pd.DataFrame) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame]]:
+        """Re-reads (the user's other events, the session's claimed events) from the log for a
+        shared state's `absorb`, first claiming session events stored since (by other processes)."""
+        seqs = set(claimed["seq"].tolist())
+
+        def read() -> tuple[pd.DataFrame, pd.DataFrame]:
+            seqs.update(self.store.claim_session(session_id, user_key)["seq"].tolist())
+            events = self.store.user_events(user_key)
+            session = events["seq"].isin(seqs).to_numpy()
+            return events[~session], events[session]
+
+        return read
 
     def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> None:
         """Apply (or publish) the events the store just accepted (those given a `seq`), in order."""

@@ -15,15 +15,6 @@ from pulserec.serving.server import BackgroundServer
 NOW = time.time() - 3600
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backend(request) -> dict[str, str]:
-    """Settings overrides selecting the state backend: every API test runs on both."""
-    if request.param == "memory":
-        return {}
-    server = request.getfixturevalue("redis_server")
-    return {"state_url": server.url, "state_namespace": server.namespace()}
-
-
 @pytest.fixture
 def settings(tmp_path, backend) -> Settings:
     return Settings.load(tmp_path / "data", **backend)

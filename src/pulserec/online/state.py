@@ -164,9 +164,13 @@ class OnlineState:
         self.popularity.add_many(items, weights, ts, sign=-1.0)
         self._pairs(events, -1.0)
 
-    def absorb(self, user_key: str, session_key: str, user_events: pd.DataFrame, session_events: pd.DataFrame) -> None:
+    def absorb(self, user_key: str, session_key: str, user_events: pd.DataFrame, session_events: pd.DataFrame,
+               reload: Callable[[], tuple[pd.DataFrame, pd.DataFrame]] | None = None) -> None:
         """A session logged in: re-key its events to the user, leaving the state exactly as if they
-        had been the user's all along (pairs, history and profile recomputed from the joint log)."""
+        had been the user's all along (pairs, history and profile recomputed from the joint log).
+
+        `reload` (re-reading both logs) is for a shared state; this one changes only under the
+        engine's lock, so the logs given are those it has applied."""
         session = self.owners.get(session_key)
         if session is not None:
             self.histories.forget(session)

@@ -208,6 +208,13 @@ class SQLiteStore:
                 params=(user_id,),
             )
 
+    def has_anonymous_events(self, session_id: str) -> bool:
+        """Whether the session has events no user has claimed yet (a read, on an index)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT 1 FROM events WHERE session_id = ? AND user_id IS NULL LIMIT 1", (session_id,)
+            ).fetchone() is not None
+
     def claim_session(self, session_id: str, user_id: str) -> pd.DataFrame:
         """Give a session's anonymous events to `user_id` (login); returns the claimed events."""
         with self.transaction() as db:

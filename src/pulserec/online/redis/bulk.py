@@ -4,10 +4,12 @@ Mirrors `OnlineState.apply_frame`: co-occurrence pairs are formed within the fra
 popularity, histories and profiles are folded in with the same vectorised functions. Events
 are committed in groups of whole owners (everything an event changes is per owner, except
 the commutative popularity and co-occurrence additions), each group atomically and checked
-against concurrent writers like a single event."""
+against concurrent writers like a single event. `plan_log` also rebuilds a user from their
+joint log when a session logs in (`RedisState.absorb`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +22,8 @@ from pulserec.online.state import apply_profiles_log
 from pulserec.profiles.profile import Profiles
 
 if TYPE_CHECKING:
+    from pulserec.online.history import Touch
+    from pulserec.online.redis.plan import CommitPlan
     from pulserec.online.redis.state import RedisState
 
 #: Events per atomic commit (bounds how long one script blocks Redis).
@@ -45,6 +49,14 @@ def apply_frame(state: RedisState, frame: pd.DataFrame) -> None:
     frame = frame.reset_index(drop=True)
     owner_ids = owner_keys(frame)
     owners = state.owners.add_many(owner_ids)
+    items = intern_items(state, frame)
+    records = state.catalog.records()  # the mirror, synced: categories and tags for profiles
+    for rows in _owner_groups(owners):
+        _commit_group(state, frame.iloc[rows].reset_index(drop=True), owners[rows], owner_ids[rows], items[rows], records)
+
+
+def intern_items(state: RedisState, frame: pd.DataFrame) -> np.ndarray:
+    """Catalogue indices of a frame's items (-1 for none); new items are created at their first event."""
     has_item = frame["item_id"].notna().to_numpy()
     items = np.full(len(frame), -1, dtype=np.int64)
     if has_item.any():
@@ -52,9 +64,7 @@ def apply_frame(state: RedisState, frame: pd.DataFrame) -> None:
         indices = state.catalog.intern_many(first["item_id"].tolist(), first["ts"].tolist())
         lookup = dict(zip(first["item_id"].tolist(), indices.tolist()))
         items[has_item] = [lookup[i] for i in frame.loc[has_item, "item_id"]]
-    records = state.catalog.records()  # the mirror, synced: categories and tags for profiles
-    for rows in _owner_groups(owners):
-        _commit_group(state, frame.iloc[rows].reset_index(drop=True), owners[rows], owner_ids[rows], items[rows], records)
+    return items
 
 
 def _owner_groups(owners: np.ndarray) -> list[np.ndarray]:
@@ -81,25 +91,8 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
         plan = state.new_plan()
         plan.mark_applied(frame["event_id"].astype(str).tolist())
         plan.check_versions(distinct, [int(v or 0) for v in versions])
-        weights = frame["type"].map(state.weights).to_numpy(dtype=np.float64)
-        ts = frame["ts"].to_numpy(dtype=np.float64)
-        sel = items >= 0
-        state.popularity.plan_add(plan, float(landmark) if landmark else None, items[sel], weights[sel], ts[sel], float(ts.max()))
-        *log, fresh = with_context(owners[sel], items[sel], weights[sel], ts[sel], state.histories.recent, state.cooc.window)
-        state.cooc.plan_log(plan, *log, fresh=fresh)
-        types = frame["type"].to_numpy(dtype=object)
-        state.histories.plan_log(plan, owners[sel], items[sel], weights[sel], ts[sel], types[sel])
-
-        profiles = Profiles(state.settings.interest_halflife)
-        for owner, blob in zip(distinct.tolist(), profile_blobs):
-            existing = decode_profile(blob, profiles.interest_halflife)
-            if existing is not None:
-                profiles.put(owner, existing)
-        apply_profiles_log(profiles, frame, owners, owner_ids, items, weights, ts, records)
-        for owner in distinct.tolist():
-            plan.set_profile(owner, encode_profile(profiles.get(owner)))  # type: ignore[arg-type]
-
-        plan.count(len(frame), int(frame["seq"].max()) if "seq" in frame else 0, float(ts.max()))
+        plan_log(state, plan, frame, owners, owner_ids, items, records, float(landmark) if landmark else None,
+                 profile_blobs, state.histories.recent)
         status = state.commit(plan)
         if status == "ok":
             return
@@ -109,3 +102,35 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
             if frame.empty:
                 return
     raise StateConflictError(f"a bulk group of {len(frame)} events conflicted {MAX_ATTEMPTS} times with concurrent writers")
+
+
+def plan_log(state: RedisState, plan: CommitPlan, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray,
+             items: np.ndarray, records: list, landmark: float | None, profile_blobs: list[bytes | None],
+             recent: Callable[[int], Iterable[Touch]], new: np.ndarray | None = None) -> None:
+    """Plan what applying a log (arrival order) changes, as `OnlineState.apply_frame` does it:
+    co-occurrence pairs (also with each owner's touches before the log, from `recent`), histories
+    and seen items, and the profiles of `np.unique(owners)` (stored as `profile_blobs`, None for
+    none) with the log folded in. Popularity, the clock and the counters take only the `new`
+    events (default: all); the others are already counted."""
+    weights = frame["type"].map(state.weights).to_numpy(dtype=np.float64)
+    ts = frame["ts"].to_numpy(dtype=np.float64)
+    sel = items >= 0
+    new = np.ones(len(frame), dtype=bool) if new is None else new
+    if new.any():
+        counted = sel & new
+        state.popularity.plan_add(plan, landmark, items[counted], weights[counted], ts[counted], float(ts[new].max()))
+        plan.count(int(new.sum()), int(frame["seq"].to_numpy()[new].max()) if "seq" in frame else 0, float(ts[new].max()))
+    *log, fresh = with_context(owners[sel], items[sel], weights[sel], ts[sel], recent, state.cooc.window)
+    state.cooc.plan_log(plan, *log, fresh=fresh)
+    types = frame["type"].to_numpy(dtype=object)
+    state.histories.plan_log(plan, owners[sel], items[sel], weights[sel], ts[sel], types[sel])
+
+    profiles = Profiles(state.settings.interest_halflife)
+    distinct = np.unique(owners).tolist()
+    for owner, blob in zip(distinct, profile_blobs):
+        existing = decode_profile(blob, profiles.interest_halflife)
+        if existing is not None:
+            profiles.put(owner, existing)
+    apply_profiles_log(profiles, frame, owners, owner_ids, items, weights, ts, records)
+    for owner in distinct:
+        plan.set_profile(owner, encode_profile(profiles.get(owner)))  # type: ignore[arg-type]

@@ -74,6 +74,7 @@ class CommitPlan:
         self._blobs["profiles"].append(profile)
 
     def forget_owner(self, owner: int) -> None:
+        """Delete the owner's history, seen items and profile (before this plan's own writes to them)."""
         self.header["forget"].append(int(owner))
 
     def count(self, applied: int, last_seq: int = 0, now: float | None = None) -> None:

@@ -132,6 +132,11 @@ for _, item in ipairs(h.rows) do
 end
 if entries ~= 0 then redis.call('HINCRBY', meta, 'cooc_entries', entries) end
 
+-- Forgetting comes first, so that a change can also rebuild what it forgot (a session merge).
+for _, owner in ipairs(h.forget) do
+  redis.call('DEL', p .. 'hist:' .. owner, p .. 'seen:' .. owner)
+  redis.call('HDEL', p .. 'profiles', owner)
+end
 for _, owner in ipairs(h.history) do
   local key = p .. 'hist:' .. owner
   local length = redis.call('APPEND', key, blob())
@@ -141,10 +146,6 @@ for _, owner in ipairs(h.history) do
 end
 for _, owner in ipairs(h.seen) do redis.call('APPEND', p .. 'seen:' .. owner, blob()) end
 for _, owner in ipairs(h.profiles) do redis.call('HSET', p .. 'profiles', owner, blob()) end
-for _, owner in ipairs(h.forget) do
-  redis.call('DEL', p .. 'hist:' .. owner, p .. 'seen:' .. owner)
-  redis.call('HDEL', p .. 'profiles', owner)
-end
 
 if h.applied ~= 0 then redis.call('HINCRBY', meta, 'applied', h.applied) end
 if h.last_seq > tonumber(redis.call('HGET', meta, 'last_seq') or '0') then

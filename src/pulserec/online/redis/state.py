@@ -250,33 +250,89 @@ class RedisState:
 
         Events not applied yet (still in the stream) are recorded as applied so that a later
         delivery cannot bring them back."""
-        ids = events["event_id"].astype(str).to_numpy() if not events.empty else np.empty(0, dtype=object)
         for _ in range(MAX_ATTEMPTS):
             owner = self.owners.get(owner_key)
-            done = bulk.applied_mask(self, ids)
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hget(self.keys.meta, "landmark")
-            pipe.hget(self.keys.versions, -1 if owner is None else owner)
-            landmark, version = pipe.execute()
+            landmark, (version,) = self._pin([owner])
             plan = self.new_plan()
-            plan.require_applied(ids[done].tolist())
-            plan.mark_applied(ids[~done].tolist())
-            if owner is not None:
-                plan.forget_owner(owner)
-                plan.check_versions([owner], [int(version or 0)])
-            gone = events[done & events["item_id"].notna().to_numpy()] if len(ids) else events
-            if len(gone):
-                weights = gone["type"].map(self.weights).to_numpy(dtype=np.float64)
-                ts = gone["ts"].to_numpy(dtype=np.float64)
-                mirror = self.catalog.item_ids
-                items = np.array([mirror.get(i) for i in gone["item_id"]], dtype=np.int64)
-                lm = float(landmark) if landmark else None
-                self.popularity.plan_add(plan, lm, items, weights, ts, float(ts.max()), sign=-1.0)
-                self.cooc.plan_log(plan, np.zeros(len(items), dtype=np.int64), items, weights, ts, sign=-1.0)
-            plan.count(-len(gone))
+            done = self._plan_ids(plan, events)
+            items, weights, ts = self._plan_drop_owner(plan, owner, version, events[done])
+            if len(items):
+                self.popularity.plan_add(plan, landmark, items, weights, ts, float(ts.max()), sign=-1.0)
+            plan.count(-int(done.sum()))
             if self.commit(plan) == "ok":
                 return
         raise StateConflictError(f"forgetting {owner_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
+
+    def absorb(self, user_key: str, session_key: str, user_events: pd.DataFrame, session_events: pd.DataFrame,
+               reload: Callable[[], tuple[pd.DataFrame, pd.DataFrame]] | None = None) -> None:
+        """A session logged in: re-key its events to the user, leaving the state exactly as if they
+        had been the user's all along (as `OnlineState.absorb` does), in one atomic COMMIT.
+
+        Both owners' co-occurrence pairs are subtracted and the joint log's (`seq` order) added;
+        the session's history, seen items and profile are deleted and the user's rebuilt from the
+        joint log. Events of either log not applied yet (still in the stream, or stored by another
+        process that has not applied them) are applied by this change, under the user, and
+        recorded as applied, so that their later delivery is a duplicate. Popularity is unchanged
+        for the others (the same events, counted once).
+
+        Other processes may apply events of either owner meanwhile. The owners' versions are read
+        first and checked by COMMIT; `reload` (which must return the current `(user_events,
+        session_events)` from the log, claiming session events stored since) is called after that
+        read, so any event applied before it is in the logs and any applied after it makes the
+        COMMIT conflict and the merge start over. Without `reload` the logs given must be complete."""
+        for _ in range(MAX_ATTEMPTS):
+            session, user = self.owners.get(session_key), self.owners.add(user_key)
+            landmark, (session_version, user_version) = self._pin([session, user])
+            if reload is not None:
+                user_events, session_events = reload()
+            plan = self.new_plan()
+            session_done, user_done = self._plan_ids(plan, session_events), self._plan_ids(plan, user_events)
+            self._plan_drop_owner(plan, session, session_version, session_events[session_done])
+            self._plan_drop_owner(plan, user, user_version, user_events[user_done])
+            joint = pd.concat([user_events.assign(_new=~user_done), session_events.assign(_new=~session_done)],
+                              ignore_index=True).sort_values("seq", kind="stable", ignore_index=True)
+            if len(joint):
+                joint = joint.assign(user_id=user_key)
+                bulk.plan_log(self, plan, joint, np.full(len(joint), user, dtype=np.int64),
+                              np.full(len(joint), user_key, dtype=object), bulk.intern_items(self, joint),
+                              self.catalog.records(), landmark, [None], lambda _owner: (), new=joint["_new"].to_numpy(bool))
+            if self.commit(plan) == "ok":
+                return
+        raise StateConflictError(f"merging a session into {user_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
+
+    def _pin(self, owners: list[int | None]) -> tuple[float | None, list[int]]:
+        """The trending landmark and these owners' versions (0 for None), read at one instant."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hget(self.keys.meta, "landmark")
+        pipe.hmget(self.keys.versions, [-1 if owner is None else owner for owner in owners])
+        landmark, versions = pipe.execute()
+        return (float(landmark) if landmark else None), [int(v or 0) for v in versions]
+
+    def _plan_ids(self, plan: CommitPlan, events: pd.DataFrame) -> np.ndarray:
+        """Keep applied ids consistent: those applied must still be at COMMIT, the others are
+        recorded as applied by it. Returns the mask of the applied ones."""
+        ids = events["event_id"].astype(str).to_numpy() if len(events) else np.empty(0, dtype=object)
+        done = bulk.applied_mask(self, ids)
+        plan.require_applied(ids[done].tolist())
+        plan.mark_applied(ids[~done].tolist())
+        return done
+
+    def _plan_drop_owner(self, plan: CommitPlan, owner: int | None, version: int,
+                         applied: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forget the owner's history, seen items and profile (read at `version`), and subtract the
+        co-occurrence pairs of their `applied` events (all of them, in `seq` order). Returns those
+        events' (items, weights, ts)."""
+        if owner is not None:
+            plan.forget_owner(owner)
+            plan.check_versions([owner], [version])
+        applied = applied[applied["item_id"].notna()]
+        weights = applied["type"].map(self.weights).to_numpy(dtype=np.float64)
+        ts = applied["ts"].to_numpy(dtype=np.float64)
+        mirror = self.catalog.item_ids
+        items = np.array([mirror.get(i) for i in applied["item_id"]], dtype=np.int64)
+        if len(items):
+            self.cooc.plan_log(plan, np.zeros(len(items), dtype=np.int64), items, weights, ts, sign=-1.0)
+        return items, weights, ts
 
     # -- lifecycle ---------------------------------------------------------------------------
     def fingerprint(self) -> str:
