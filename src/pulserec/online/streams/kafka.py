@@ -109,7 +109,9 @@ class KafkaPublisher:
             raise PublishError(f"{missing} of {deliveries.sent} events not acknowledged by {self.url.url}: {reason}")
 
     def close(self) -> None:
-        self.producer.flush(self.timeout_s)
+        """Drop what failed publishes left queued: the engine applied those events itself."""
+        self.producer.purge()
+        self.producer.flush(0)
 
 
 class KafkaUpdater(Updater):
