@@ -1,4 +1,5 @@
-"""Shared fixtures: real SQLite files in tmp dirs, a real uvicorn server on 127.0.0.1."""
+"""Shared fixtures: real SQLite files in tmp dirs, a real uvicorn server on 127.0.0.1, real
+redis-server and Kafka (Tansu) brokers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pulserec.engine import Engine
 from pulserec.ingest.movielens import ENV_VAR, movielens_path
 from pulserec.ingest.synthetic import as_events, generate
 from pulserec.serving.server import BackgroundServer
-from redis_fixture import redis_server  # noqa: F401 - session fixture: a real redis-server
+
+#: Session fixtures: `redis_server` (a real redis-server), `kafka_broker` (a real Kafka broker).
+pytest_plugins = ("redis_fixture", "kafka_fixture")
 
 
 @pytest.fixture(params=["memory", "redis"])

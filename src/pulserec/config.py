@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pulserec.online.streams.urls import REDIS_SCHEMES, check_stream_url
+
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
     "click": 2.0,
@@ -68,8 +70,9 @@ class Settings:
     model_watch_interval: float = 5.0
     # Scale-out (issue 7): keep the online state in Redis ("redis://host:port/db") so several
     # API processes share it; empty = the embedded in-memory state. Keys live under
-    # `state_namespace`. With `stream_url`, accepted events are also published to a Redis
-    # stream that `pulserec updater` applies to the shared state.
+    # `state_namespace`. With `stream_url`, accepted events are also published to a stream
+    # (a Redis stream, or a Kafka topic for "kafka://host:port") that `pulserec updater`
+    # applies to the shared state.
     state_url: str = ""
     state_namespace: str = "pulserec"
     stream_url: str = ""
@@ -119,10 +122,10 @@ class Settings:
         for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("state_url", "stream_url"):
-            url = getattr(self, name)
-            if url and not url.startswith(("redis://", "rediss://", "unix://")):
-                raise ValueError(f"{name} must be a redis:// (or rediss://, unix://) URL, got {url!r}")
+        if self.state_url and not self.state_url.startswith(REDIS_SCHEMES):
+            raise ValueError(f"state_url must be a redis:// (or rediss://, unix://) URL, got {self.state_url!r}")
+        if self.stream_url:
+            check_stream_url(self.stream_url)
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         if not 0 <= self.model_watch_interval < float("inf"):

@@ -24,7 +24,7 @@ from pulserec.experiments.service import Experiments
 from pulserec.online import make_state
 from pulserec.online.catalog import ItemRecord
 from pulserec.online.state import OnlineState
-from pulserec.online.stream import make_publisher
+from pulserec.online.streams import make_publisher
 from pulserec.serving.aligned import AlignedModel
 from pulserec.serving.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.store import SQLiteStore

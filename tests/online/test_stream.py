@@ -14,13 +14,12 @@ import redis
 
 from pulserec.config import Settings
 from pulserec.engine import Engine
-from pulserec.events import Event
 from pulserec.online.redis.connection import StateBackendError
 from pulserec.online.redis.state import RedisState
 from pulserec.online.stream import StreamUpdater, stream_key
 from pulserec.serving.server import free_port
+from stream_helpers import CrashingState, counts, events
 
-NOW = time.time() - 3600
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -30,19 +29,9 @@ def settings(tmp_path, redis_server) -> Settings:
                     state_namespace=redis_server.namespace())
 
 
-def events(n: int, user: str = "u") -> list[Event]:
-    return [Event(f"{user}-{i}", user, f"item-{i % 4}", "view", NOW + i) for i in range(n)]
-
-
 def updater(settings: Settings, state, consumer: str, min_idle_ms: int = 0) -> StreamUpdater:
     return StreamUpdater(state, settings.stream_url, stream_key(settings), consumer=consumer, min_idle_ms=min_idle_ms,
                          block_ms=0)
-
-
-def counts(state: RedisState, user: str = "u") -> tuple[int, int, int]:
-    owner = state.owners.get(user)
-    profile = state.profiles.get(owner) if owner is not None else None
-    return state.applied, int(state.popularity.events.sum()), profile.event_count if profile else 0
 
 
 def test_the_updater_applies_what_the_api_publishes(settings):
@@ -56,20 +45,6 @@ def test_the_updater_applies_what_the_api_publishes(settings):
     assert not engine.recommend("u", 3).cold_start
     assert worker.client.xpending(worker.key, worker.group)["pending"] == 0
     engine.close()
-
-
-class CrashingState:
-    """Applies `survive` events, then dies (before any XACK of the batch)."""
-
-    def __init__(self, state: RedisState, survive: int) -> None:
-        self.state, self.left = state, survive
-
-    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
-        done = self.state.apply_many(batch[: self.left])
-        if len(batch) > self.left:
-            raise RuntimeError("consumer crashed")
-        self.left -= len(batch)
-        return done
 
 
 def test_a_crashed_consumers_pending_messages_are_reclaimed_and_applied_once(settings):

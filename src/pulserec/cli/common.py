@@ -30,7 +30,8 @@ StateUrl = Annotated[
 StreamUrl = Annotated[
     str | None,
     typer.Option("--stream", envvar="PULSEREC_STREAM_URL", show_default="none",
-                 help="Publish accepted events to a Redis stream (redis://host:port/db) for `pulserec updater`."),
+                 help="Publish accepted events to a stream for `pulserec updater`: Redis Streams (redis://host:port/db) "
+                      "or Kafka (kafka://host:port[,host:port][?topic=NAME&partitions=N])."),
 ]
 
 

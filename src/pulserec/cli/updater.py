@@ -13,39 +13,53 @@ import typer
 from pulserec.cli.common import DataDir, StateUrl, StreamUrl, console, progress_bar, settings_for
 
 
+def _check_name(value: str | None) -> str | None:
+    """Group and consumer names: 1-200 printable ASCII characters, no spaces."""
+    if value is not None and not (0 < len(value) <= 200 and value.isascii() and value.isprintable() and " " not in value):
+        raise typer.BadParameter("--group and --consumer take 1-200 printable ASCII characters without spaces")
+    return value
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def updater(
         state: StateUrl = None,
         stream: StreamUrl = None,
-        group: Annotated[str, typer.Option(help="Consumer group (all updaters of one state share it).")] = "pulserec-updater",
-        consumer: Annotated[str | None, typer.Option(help="This consumer's name (default: host-pid).")] = None,
-        min_idle_ms: Annotated[int, typer.Option(help="Reclaim messages another consumer left unacknowledged this long.",
-                                                 min=0)] = 30_000,
-        batch: Annotated[int, typer.Option(help="Messages read per round.", min=1)] = 500,
+        group: Annotated[str, typer.Option(help="Consumer group (all updaters of one state share it).",
+                                           callback=_check_name)] = "pulserec-updater",
+        consumer: Annotated[str | None, typer.Option(help="This consumer's name (default: host-pid).",
+                                                     callback=_check_name)] = None,
+        min_idle_ms: Annotated[int, typer.Option(help="Redis: reclaim messages another consumer left unacknowledged "
+                                                      "this long.", min=0)] = 30_000,
+        session_timeout_ms: Annotated[int, typer.Option(help="Kafka: a member silent this long is dropped and its "
+                                                             "partitions go to the others.", min=1000, max=3_600_000)] = 10_000,
+        batch: Annotated[int, typer.Option(help="Messages read per round.", min=1, max=100_000)] = 500,
         data_dir: DataDir = None,
     ) -> None:
-        """Apply events published to the Redis stream to the shared Redis state, until stopped.
+        """Apply the event stream (Redis Streams or Kafka) to the shared Redis state, until stopped.
 
-        Example: pulserec updater --state redis://127.0.0.1:6379/0 --stream redis://127.0.0.1:6379/0
+        Examples:
+          pulserec updater --state redis://127.0.0.1:6379/0 --stream redis://127.0.0.1:6379/0
+          pulserec updater --state redis://127.0.0.1:6379/0 --stream kafka://127.0.0.1:9092
         """
         from pulserec.online.redis.state import RedisState
-        from pulserec.online.stream import StreamUpdater, stream_key
+        from pulserec.online.streams import make_updater
 
         settings = settings_for(data_dir, state_url=state, stream_url=stream)
         if not settings.state_url or not settings.stream_url:
-            raise typer.BadParameter("the updater needs both --state and --stream (redis:// URLs)")
+            raise typer.BadParameter("the updater needs both --state (redis://) and --stream (redis:// or kafka://)")
         name = consumer or f"{socket.gethostname()}-{os.getpid()}"
-        worker = StreamUpdater(RedisState(settings), settings.stream_url, stream_key(settings), group, name,
-                               min_idle_ms=min_idle_ms, batch=batch)
+        worker = make_updater(settings, RedisState(settings), group, name, batch=batch, min_idle_ms=min_idle_ms,
+                              session_timeout_ms=session_timeout_ms)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        console.print(f"updater {name} consuming {stream_key(settings)} (group {group}); Ctrl-C to stop")
-        worker.run(stop)
-        stats = worker.stats
-        console.print(f"stopped: {stats.applied:,} applied, {stats.duplicates:,} duplicates, {stats.reclaimed:,} reclaimed")
-        worker.close()
+        console.print(f"updater {name} consuming {worker.description} (group {group}); Ctrl-C to stop")
+        try:
+            worker.run(stop)
+        finally:
+            worker.close()
+        console.print(f"stopped: {worker.stats.summary()}")
 
     @app.command("rebuild-state")
     def rebuild_state(state: StateUrl = None, data_dir: DataDir = None) -> None:

@@ -1,0 +1,107 @@
+"""The event stream on Redis Streams: API processes publish, `pulserec updater` applies.
+
+Publishing happens after the event is durably stored (so the stream carries only accepted,
+deduplicated events with their `seq`). The updater reads with a consumer group, applies each
+event to the shared state and then XACKs it, so delivery is at-least-once; applying is
+idempotent by event id (see `pulserec.online.streams.updater`), so a redelivered event changes
+nothing. Messages a crashed consumer had read but not acknowledged stay pending and are taken
+over with XAUTOCLAIM once idle for `min_idle_ms`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from pulserec.events import Event
+from pulserec.online.redis.connection import connect
+from pulserec.online.streams.codec import decode_event, encode_event
+from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
+
+
+class EventPublisher:
+    """Appends stored events to the stream (one pipelined round trip per batch)."""
+
+    def __init__(self, url: str, key: str, maxlen: int | None = None) -> None:
+        self.client = connect(url, "stream")
+        self.key = key
+        self.maxlen = maxlen
+
+    def publish(self, events: Iterable[tuple[Event, int]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for event, seq in events:
+            pipe.xadd(self.key, encode_event(event, seq), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class StreamUpdater(Updater):
+    """One consumer of the group: reclaims stale pending messages, then reads new ones."""
+
+    retry_on = (redis.ConnectionError,)
+
+    def __init__(
+        self,
+        state: Applier,
+        url: str,
+        key: str,
+        group: str = DEFAULT_GROUP,
+        consumer: str = "updater-1",
+        min_idle_ms: int = 30_000,
+        batch: int = 500,
+        block_ms: int = 1000,
+    ) -> None:
+        super().__init__(state, group, batch, block_ms)
+        self.client = connect(url, "stream")
+        self.key = key
+        self.consumer = consumer
+        self.min_idle_ms = min_idle_ms
+        self.description = f"Redis stream {key}"
+        self._claim_cursor = "0-0"
+        self.ensure_group()
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (from the start of the stream) unless it exists."""
+        try:
+            self.client.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _apply(self, messages: list[tuple[bytes, dict[bytes, bytes] | None]]) -> int:
+        """Apply then acknowledge; returns how many messages were handled."""
+        ids = [message_id for message_id, _ in messages]
+        # fields is None for an entry trimmed away while pending: nothing to apply
+        self.apply(((message_id.decode(), fields) for message_id, fields in messages if fields), decode_event)
+        if ids:
+            self.client.xack(self.key, self.group, *ids)
+        return len(ids)
+
+    def reclaim(self) -> int:
+        """Take over and apply messages other consumers left pending for `min_idle_ms`."""
+        handled = 0
+        while True:
+            cursor, messages, *_ = self.client.xautoclaim(
+                self.key, self.group, self.consumer, self.min_idle_ms, start_id=self._claim_cursor, count=self.batch
+            )
+            self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else cursor
+            handled += self._apply(messages)
+            self.stats.reclaimed += len(messages)
+            if self._claim_cursor == "0-0":
+                return handled
+
+    def read_new(self, block_ms: int | None = None) -> int:
+        """Read and apply the next batch of never-delivered messages (waits up to block_ms)."""
+        block = self.block_ms if block_ms is None else block_ms
+        answer = self.client.xreadgroup(self.group, self.consumer, {self.key: ">"}, count=self.batch, block=block or None)
+        return sum(self._apply(messages) for _, messages in answer or [])
+
+    def step(self, block_ms: int | None = None) -> int:
+        """One round: reclaim, then read new messages. Returns messages handled."""
+        return self.reclaim() + self.read_new(block_ms)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,98 @@
+"""What every stream updater shares: apply a delivered batch idempotently, count, keep going.
+
+An updater is one member of a consumer group. Each backend reads a batch, hands it to
+`Updater.apply` and only then acknowledges it (XACK on Redis, an offset commit on Kafka), so
+delivery is at-least-once; the state applies by event id (recording applied ids in the same
+atomic step as the change), so a redelivered event changes nothing and every event counts
+exactly once in effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from pulserec.events import Event
+from pulserec.online.streams.codec import MalformedMessage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "pulserec-updater"
+
+Encoded = TypeVar("Encoded")
+
+
+class Applier(Protocol):
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        """Apply in order; False for events applied before (idempotent by event id)."""
+        ...
+
+
+@dataclass
+class UpdaterStats:
+    applied: int = 0
+    duplicates: int = 0
+    reclaimed: int = 0  # Redis: taken over from a consumer that stopped acknowledging
+    malformed: int = 0  # skipped: not an encoded event
+
+    def summary(self) -> str:
+        text = f"{self.applied:,} applied, {self.duplicates:,} duplicates, {self.reclaimed:,} reclaimed"
+        return text + (f", {self.malformed:,} malformed skipped" if self.malformed else "")
+
+
+class Updater(ABC):
+    """Applies a stream to a shared state; subclasses read and acknowledge (see module doc)."""
+
+    #: Errors after which `run` pauses and tries again instead of stopping.
+    retry_on: tuple[type[BaseException], ...] = ()
+    #: What is consumed, for people ("Redis stream pulserec.events").
+    description = "the event stream"
+
+    def __init__(self, state: Applier, group: str, batch: int, block_ms: int) -> None:
+        self.state = state
+        self.group = group
+        self.batch = batch  # messages read per round
+        self.block_ms = block_ms  # how long a round waits for messages
+        self.stats = UpdaterStats()
+
+    def apply(self, messages: Iterable[tuple[str, Encoded]], decode: Callable[[Encoded], tuple[Event, int]]) -> None:
+        """Decode (message id, payload) pairs, skipping malformed ones, and apply them in order."""
+        batch = []
+        for message_id, payload in messages:
+            try:
+                batch.append(decode(payload))
+            except MalformedMessage as exc:
+                log.error("skipping malformed stream message %s: %s", message_id, exc)
+                self.stats.malformed += 1
+        results = self.state.apply_many(batch) if batch else []
+        self.stats.applied += sum(results)
+        self.stats.duplicates += len(results) - sum(results)
+
+    @abstractmethod
+    def step(self, block_ms: int | None = None) -> int:
+        """Read, apply and acknowledge one batch (waiting up to block_ms); returns messages handled."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection (without acknowledging anything more)."""
+
+    def retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.retry_on)
+
+    def run(self, stop: threading.Event, on_step: Callable[[int], None] | None = None) -> None:
+        """Consume until `stop` is set; a broken connection is retried after a pause."""
+        while not stop.is_set():
+            try:
+                handled = self.step()
+            except Exception as exc:
+                if not self.retryable(exc):
+                    raise
+                log.warning("stream connection failed (%s); retrying", exc)
+                stop.wait(1.0)
+                continue
+            if on_step:
+                on_step(handled)
