@@ -239,10 +239,12 @@ class Engine:
         """Bulk path over many frames, pipelined: while chunk k+1 is written to SQLite by a
         writer process, chunk k is applied to the online state. Order is preserved; each chunk
         is applied only once its write committed. The writer is a forked process only when
-        forking is safe (no other thread alive: no lock can be inherited held), else a thread."""
+        forking is safe (no other thread alive, not even a stream client's: no lock can be
+        inherited held), else a thread."""
         accepted = duplicates = 0
         if use_process is None:
-            use_process = self.applies_locally and threading.active_count() == 1
+            # A stream client (librdkafka) runs native threads that threading cannot see.
+            use_process = self.applies_locally and self.publisher is None and threading.active_count() == 1
         with BulkWriter(self.store, self.settings.sqlite_synchronous, use_process) as writer:
             pending: tuple[pd.DataFrame, Future] | None = None
             for frame in frames:
