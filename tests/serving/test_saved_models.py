@@ -98,3 +98,18 @@ def test_model_watch_interval_is_validated(tmp_path):
         Settings.load(tmp_path, model_watch_interval=-1)
     with pytest.raises(ValueError, match="positive"):
         ModelWatcher(None, 0)  # type: ignore[arg-type]
+
+
+def test_concurrent_saves_of_one_model_do_not_collide(tmp_path):
+    """Two trainings of one model finishing together each rename their own temporary file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pulserec.models.item_knn import ItemKNN
+
+    target = tmp_path / "models" / "item_knn.pkl"
+    model = ItemKNN()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: model.save(target), range(40)))
+    assert isinstance(ItemKNN.load(target), ItemKNN)
+    assert [p.name for p in target.parent.iterdir()] == ["item_knn.pkl"]  # no temporary file left
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -7,10 +7,13 @@ keep models composable (blending is vector arithmetic) and vectorised.
 
 from __future__ import annotations
 
+import os
 import pickle
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -97,16 +100,28 @@ def pad_scores(scores: np.ndarray, n_items: int) -> np.ndarray:
     return out
 
 
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a file through a temporary file of this writer's own, then rename it into place:
+    readers never see half a file, and concurrent saves of one model (two trainings) do not
+    trip over each other."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the model from serving processes of other users
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class PickleMixin:
     """save/load for models whose state is plain arrays and dicts."""
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
+        write_atomically(path, lambda fh: pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL))
 
     @classmethod
     def load(cls, path: str | Path) -> Any:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import Query, Reason, pad_scores
+from pulserec.models.base import Query, Reason, pad_scores, write_atomically
 from pulserec.models.interactions import Interactions
 from pulserec.models.sequence_data import (
     PAD,
@@ -342,9 +342,7 @@ class SequenceRecommender(ABC):
             "known": torch.from_numpy(self.known.copy()),
             "event_types": list(self.vocab.types),  # type: ignore[union-attr]
         }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        write_atomically(path, lambda fh: torch.save(payload, fh))
 
     @classmethod
     def load(cls, path: str | Path) -> SequenceRecommender:
