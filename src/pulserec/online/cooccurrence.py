@@ -24,6 +24,8 @@ from pulserec.online.history import Touch
 
 _EMPTY_I = np.empty(0, dtype=np.int32)
 _EMPTY_F = np.empty(0, dtype=np.float64)
+#: A delta row's pending (Python list) entries are moved into its NumPy buffers at this count.
+SETTLE_AT = 64
 #: Accumulated weights smaller than this (left over by subtractions) are dropped on compaction.
 NEGLIGIBLE = 1e-9
 
@@ -79,7 +81,8 @@ class DeltaRows:
     """Pairs added since the last compaction: per row, append-only buffers of (column, weight).
 
     Writes append to plain lists (tens of nanoseconds per entry); the first read of a row after
-    writes moves its pending entries into the row's NumPy buffers, so each entry is converted
+    writes, or its `SETTLE_AT`-th pending entry, moves its pending entries into the row's NumPy
+    buffers (12 bytes an entry instead of ~70 as Python objects), so each entry is converted
     once and a read is then a pair of views. Entries are never changed in place (a repeated
     pair is a second entry), so views handed out stay valid. Like the rest of the online state,
     it relies on its owner to serialise writes and reads."""
@@ -106,6 +109,8 @@ class DeltaRows:
         entry[3].extend(columns)
         entry[4].extend(weights)
         self.nnz += len(columns)
+        if len(entry[3]) >= SETTLE_AT:
+            self._settle(entry)
 
     def scatter(self, rows: list[int], column: int, weights: list[float]) -> None:
         """Append (column, weights[k]) to row rows[k], for every k."""
@@ -116,6 +121,8 @@ class DeltaRows:
                 entry = table[row] = [_EMPTY_I, _EMPTY_F, 0, [], []]
             entry[3].append(column)
             entry[4].append(weight)
+            if len(entry[3]) >= SETTLE_AT:
+                self._settle(entry)
         self.nnz += len(rows)
 
     @staticmethod
