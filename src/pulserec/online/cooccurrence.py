@@ -189,7 +189,7 @@ class CoOccurrence(RowReader):
         delta.extend(item, others, weights)
         delta.scatter(others, item, weights)
         degree[item] += math.fsum(weights)
-        np.add.at(degree, others, weights)  # `others` may repeat (an item touched twice)
+        np.add.at(degree, np.array(others), np.array(weights))  # `others` may repeat (an item touched twice)
         if delta.nnz > max(self.min_delta, self.base.nnz // 4):
             self.compact()
 
