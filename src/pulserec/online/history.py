@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
-class Touch:
-    """One item event in a user's history."""
+class Touch(NamedTuple):
+    """One item event in a user's history (a named tuple: built ~5x faster than a frozen
+    dataclass, which counts when a bulk import or restart builds every history)."""
 
     item: int
     weight: float

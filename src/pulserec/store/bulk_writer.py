@@ -10,18 +10,21 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+
+import pandas as pd
 
 from pulserec.store.sqlite import SQLiteStore, frame_rows
 
 _CHILD_STORE: SQLiteStore | None = None
 
 
-def _append_in_child(path: str, synchronous: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+def _append_in_child(path: str, synchronous: str, frame: pd.DataFrame) -> list[bool]:
+    """In the writer process: the frame arrives pickled column by column (cheap), and the
+    row tuples SQLite binds are built here, off the parent's critical path."""
     global _CHILD_STORE
     if _CHILD_STORE is None or str(_CHILD_STORE.path) != path:
         _CHILD_STORE = SQLiteStore(path, synchronous)
-    return [seq is not None for seq in _CHILD_STORE.append_events(rows)]
+    return [seq is not None for seq in _CHILD_STORE.append_events(frame_rows(frame))]
 
 
 class BulkWriter:
@@ -40,11 +43,10 @@ class BulkWriter:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulserec-store")
             self.in_process = False
 
-    def submit(self, frame) -> Future:
-        rows = frame_rows(frame)
+    def submit(self, frame: pd.DataFrame) -> Future:
         if self.in_process:
-            return self._executor.submit(_append_in_child, self.path, self.synchronous, rows)
-        return self._executor.submit(lambda: [seq is not None for seq in self.store.append_events(rows)])
+            return self._executor.submit(_append_in_child, self.path, self.synchronous, frame)
+        return self._executor.submit(lambda: [seq is not None for seq in self.store.append_events(frame_rows(frame))])
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

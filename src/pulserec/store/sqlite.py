@@ -95,7 +95,12 @@ def frame_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     columns = []
     for name in EVENT_COLUMNS:
         column = frame[name]
-        columns.append(column.astype(object).where(column.notna(), None).tolist())
+        if column.dtype.kind == "f" and not column.isna().any():
+            columns.append(column.to_numpy().tolist())
+        elif column.dtype.kind == "f":
+            columns.append(column.astype(object).where(column.notna(), None).tolist())
+        else:
+            columns.append(column.to_numpy(dtype=object, na_value=None).tolist())
     return list(zip(*columns))
 
 
