@@ -86,9 +86,9 @@ class Engine:
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
         self._rebuild(progress)
-        from pulserec.serving.saved_models import install_saved  # noqa: PLC0415 - needs the engine built
+        from pulserec.serving.saved_models import install_changed  # noqa: PLC0415 - needs the engine built
 
-        install_saved(self)
+        install_changed(self)  # serve the models saved under <data_dir>/models/
 
     # -- lifecycle --------------------------------------------------------------------------
     def _rebuild(self, progress: Callable[[int], None] | None = None) -> None:

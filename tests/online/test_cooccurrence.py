@@ -109,3 +109,18 @@ def test_pruned_scoring_rows_keep_each_items_strongest_neighbours():
         assert len(kept) == min(3, len(idx))
         assert np.allclose(np.sort(kept_sims)[::-1], np.sort(sims)[::-1][: len(kept)])
         assert np.array_equal(np.sort(pruned.row(item)[0]), np.sort(full.row(item)[0]))  # storage stays exact
+
+
+def test_similar_rows_of_a_history_with_items_that_have_no_pairs_yet():
+    """A history may hold items the co-occurrence has never sized for (no pair yet): they add no
+    rows, and the other items' rows are read and normalised as one at a time would."""
+    cooc = CoOccurrence(window=20, gap_tau=1e5)
+    cooc.add_event(1, 1.0, 10.0, [Touch(2, 1.0, 5.0, "view")])
+    unseen = len(cooc.degree) + 100
+    idx, sims, src = cooc.similar_rows([1, unseen, 2])
+    assert idx.tolist() == [2, 1] and src.tolist() == [0, 2]
+    for position, item in ((0, 1), (2, 2)):  # cosine: raw weight / sqrt(degree x degree)
+        raw_idx, raw = cooc.row(item)
+        assert raw_idx.tolist() == idx[src == position].tolist()
+        np.testing.assert_allclose(sims[src == position], raw / np.sqrt(cooc.degree[item] * cooc.degree[raw_idx]))
+    assert len(cooc.similar_row(unseen)[0]) == 0

@@ -41,8 +41,6 @@ class ItemKNN(PickleMixin):
 
     def _compute_contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx, sims, src = self.cooc.similar_rows(query.items.tolist())
-        if len(idx) == 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty(0, np.int32)
         return idx, sims * np.asarray(query.weights, dtype=np.float64)[src], src
 
     def score(self, query: Query, n_items: int) -> np.ndarray | None:

@@ -49,11 +49,8 @@ class RowReader:
 
     def similar_row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine-normalised similarities of `item` to its co-occurring items."""
-        idx, vals = self.scoring_row(item)
-        if len(idx) == 0:
-            return idx, vals
-        degree = self.degree
-        return idx, vals / np.sqrt(degree[item] * degree[idx] + 1e-12)
+        idx, sims, _ = self.similar_rows([item])
+        return idx, sims
 
     def similar_rows(self, items: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`similar_row` of several items at once, flattened: (neighbour, similarity, position of
@@ -66,7 +63,7 @@ class RowReader:
         vals = np.concatenate([vals for row in parts for _, vals in row])
         src = np.repeat(np.arange(len(items), dtype=np.int32), lengths)
         degree = self.degree
-        own = degree[np.asarray(items, dtype=np.int64)][src]
+        own = degree[np.repeat(np.asarray(items, dtype=np.int64), lengths)]  # only items that have a row
         return idx, vals / np.sqrt(own * degree[idx] + 1e-12), src
 
     def has_item(self, item: int) -> bool:
@@ -116,9 +113,7 @@ class DeltaRows:
         """Append (column, weights[k]) to row rows[k], for every k."""
         table = self._rows
         for row, weight in zip(rows, weights):
-            entry = table.get(row)
-            if entry is None:
-                entry = table[row] = [_EMPTY_I, _EMPTY_F, 0, [], []]
+            entry = table.get(row) or self._entry(row)  # the lookup inline: this loop is per pair
             entry[3].append(column)
             entry[4].append(weight)
             if len(entry[3]) >= SETTLE_AT:

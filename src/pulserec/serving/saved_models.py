@@ -33,9 +33,14 @@ def file_stamp(path: Path) -> str:
     return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def file_meta(path: Path) -> dict[str, Any]:
+    """What a serving process records of the file a model it serves was loaded from (or saved to)."""
+    return {"loaded_from": str(path), "file_stamp": file_stamp(path)}
+
+
 def saved_meta(path: Path) -> dict[str, Any]:
-    """What a serving process records of a model file it installs (see :func:`install_file`)."""
-    meta: dict[str, Any] = {"loaded_from": str(path), "file_stamp": file_stamp(path)}
+    """A saved model's metadata: its `.meta` file, if any, and :func:`file_meta`."""
+    meta = file_meta(path)
     meta_file = path.with_suffix(".meta")
     if meta_file.is_file():
         try:
@@ -92,11 +97,6 @@ def install_changed(engine: Engine, failed: dict[str, str] | None = None) -> lis
         elif failed is not None:
             failed[str(path)] = stamp
     return lines
-
-
-def install_saved(engine: Engine) -> list[str]:
-    """Serve the models saved under `<data_dir>/models/` (called when the engine starts)."""
-    return install_changed(engine)
 
 
 class ModelWatcher(PeriodicTask):

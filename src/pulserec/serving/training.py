@@ -19,7 +19,7 @@ from pulserec.models.interactions import Interactions
 from pulserec.models.registry import MODELS, build_model
 from pulserec.serving.aligned import AlignedModel
 from pulserec.serving.background import PeriodicTask
-from pulserec.serving.saved_models import models_dir, saved_meta
+from pulserec.serving.saved_models import file_meta, models_dir
 
 if TYPE_CHECKING:
     from pulserec.engine import Engine
@@ -70,7 +70,7 @@ def train_and_install(engine: Engine, names: Iterable[str] = DEFAULT_BATCH_MODEL
             target.parent.mkdir(parents=True, exist_ok=True)
             target.with_suffix(".meta").write_text(repr(meta))  # before the model: a watcher reads both
             model.save(target)
-            meta = saved_meta(target)  # with the file's stamp: watchers in this process skip it
+            meta = {**meta, **file_meta(target)}  # with the file's stamp: watchers in this process skip it
         install(engine, model, meta)
         engine.counters[f"models.{name}.trained"] += 1
         lines.append(f"{name}: trained on {len(data):,} interactions in {seconds:.2f}s")
