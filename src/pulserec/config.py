@@ -57,10 +57,16 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     # Privacy: store user ids as keyed hashes (HMAC-SHA256) instead of the raw id.
     pseudonymize_users: bool = False
+    # The pseudonym key's file, outside the data dir (created if missing); the env var
+    # PULSEREC_PSEUDONYM_KEY, when set, is used instead. See store/pseudonym.py and docs/security.md.
+    pseudonym_key_file: str = ""
     # Access control (env: comma separated). No keys = open API (local development only).
     # `api_keys` may read, write and administer; `read_keys` may only call the serving endpoints.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     read_keys: tuple[str, ...] = field(default=(), repr=False)
+    # GET /metrics without a key even when keys are configured (for a Prometheus scraper that
+    # cannot send one). Off by default: metrics name strategies, experiments and traffic.
+    public_metrics: bool = False
     # Browser origins allowed to call the API (CORS); empty = CORS off.
     cors_origins: tuple[str, ...] = ()
     # Several processes serve one data dir: each tails the shared SQLite log before answering.

@@ -79,7 +79,7 @@ class Engine:
         self.service = RecommendationService(self.state, settings)
         self.feedback = FeedbackStore(self.store)
         self.experiments = Experiments(self.feedback)
-        self.pseudonym = Pseudonymizer.for_data_dir(settings.data_dir) if settings.pseudonymize_users else None
+        self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
         self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = None
         self.started_at = time.time()
@@ -150,6 +150,16 @@ class Engine:
         """The id under which a user is stored (a pseudonym when pseudonymisation is on)."""
         return self.pseudonym(user_id) if self.pseudonym else user_id
 
+    def session_key(self, session_id: str) -> str:
+        """The id under which a session is stored (a pseudonym when pseudonymisation is on):
+        a session id is as personal as a user id (a cookie that follows one browser)."""
+        return self.pseudonym.session(session_id) if self.pseudonym else session_id
+
+    def _pseudonymous(self, event: Event) -> Event:
+        user, session = event.user_id, event.session_id
+        return event._replace(user_id=self.user_key(user) if user else user,
+                              session_id=self.session_key(session) if session else session)
+
     # -- writes -----------------------------------------------------------------------------
     def check_types(self, events: Iterable[Event]) -> None:
         weights = self.settings.event_weights
@@ -161,7 +171,7 @@ class Engine:
         """Store and apply a batch atomically (all stored, or none); duplicates are skipped."""
         self.check_types(events)
         if self.pseudonym:
-            events = [e._replace(user_id=self.user_key(e.user_id)) if e.user_id else e for e in events]
+            events = [self._pseudonymous(e) for e in events]
         with self.lock:
             for event in events:
                 if event.user_id and event.session_id:
@@ -249,7 +259,9 @@ class Engine:
             pending: tuple[pd.DataFrame, Future] | None = None
             for frame in frames:
                 if self.pseudonym:
-                    frame = frame.assign(user_id=frame["user_id"].map(lambda u: self.user_key(u) if isinstance(u, str) else u))
+                    frame = frame.assign(user_id=frame["user_id"].map(lambda u: self.user_key(u) if isinstance(u, str) else u),
+                                         session_id=frame["session_id"].map(
+                                             lambda s: self.session_key(s) if isinstance(s, str) else s))
                 for start, end in _chunk_bounds(len(frame), chunk, first=pending is None):
                     part = frame.iloc[start:end]
                     submitted = (part, writer.submit(part))
@@ -312,7 +324,7 @@ class Engine:
 
     def recommend_session(self, session_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                           context: dict[str, Any] | None = None) -> Answer:
-        key = SESSION_PREFIX + session_id
+        key = SESSION_PREFIX + self.session_key(session_id)
         with self.lock, self.state.reading(key):
             return self.service.recommend(key, n, filters, strategy, context)
 

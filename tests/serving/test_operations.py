@@ -38,7 +38,7 @@ def test_rank_matches_is_bounded_and_case_insensitive():
 
 
 def test_search_with_pseudonymised_users_needs_the_exact_id(tmp_path):
-    engine = Engine(Settings.load(tmp_path, pseudonymize_users=True))
+    engine = Engine(Settings.load(tmp_path / "data", pseudonymize_users=True, pseudonym_key_file=str(tmp_path / "key")))
     with BackgroundServer(engine) as server:
         httpx.post(f"{server.url}/events", json={"user_id": "alice", "item_id": "i", "type": "view"})
         assert httpx.get(f"{server.url}/search", params={"q": "ali"}).json()["users"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from pulserec import __version__
 from pulserec.config import Settings
 from pulserec.engine import Engine
+from pulserec.serving.access_log import ACCESS_LOGGER, redact_access_log
 from pulserec.serving.auth import add_cors, document_security, require_by_method
 from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
@@ -27,16 +29,20 @@ before `POST /events` returns, so the very next request reflects it."""
 
 def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     """The API over `engine`. While it runs, a :class:`ModelWatcher` installs models saved by
-    other processes (setting `model_watch_interval`); with `close_engine` the engine is closed
-    when the app shuts down."""
+    other processes (setting `model_watch_interval`) and, with pseudonymised ids, the access log
+    shows pseudonyms only; with `close_engine` the engine is closed when the app shuts down."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         interval = engine.settings.model_watch_interval
         watcher = ModelWatcher(engine, interval).start() if interval > 0 else None
+        # Installed here, in the serving process, after uvicorn configured its loggers.
+        redact = redact_access_log(engine.pseudonym) if engine.pseudonym else None
         try:
             yield
         finally:
+            if redact:
+                logging.getLogger(ACCESS_LOGGER).removeFilter(redact)
             if watcher:
                 watcher.stop()
             if close_engine:

@@ -20,8 +20,9 @@ class ServerProcess:
     """`python -m pulserec.cli.main serve` in its own process group, on 127.0.0.1."""
 
     def __init__(self, data_dir: Path, workers: int = 1, port: int | None = None,
-                 env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, log_path: Path | None = None, log_level: str = "warning") -> None:
         self.data_dir = Path(data_dir)
+        self.log_level = log_level
         self.workers = workers
         self.port = port or free_port()
         self.env = {**os.environ, "PYTHONPATH": f"{SRC_DIR}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -36,7 +37,7 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start the server and wait until /health answers (raises with the log tail if it does not)."""
         command = [sys.executable, "-m", "pulserec.cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-level", "warning"]
+                   "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-level", self.log_level]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,

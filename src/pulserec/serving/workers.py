@@ -29,7 +29,7 @@ def prepare_data_dir(settings: Settings) -> int:
     finally:
         store.close()
     if settings.pseudonymize_users:
-        Pseudonymizer.for_data_dir(settings.data_dir)
+        Pseudonymizer.from_settings(settings)  # fails here, once, when no key is configured
     return count
 
 

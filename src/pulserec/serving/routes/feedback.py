@@ -43,7 +43,7 @@ async def post_impression(impression: ImpressionIn, request: Request) -> dict[st
     recorded = engine.feedback.add_impression(
         impression.recommendation_id,
         user,
-        impression.session_id or (served.session_id if served else None),
+        engine.session_key(impression.session_id) if impression.session_id else (served.session_id if served else None),
         impression.strategy or served.strategy,  # type: ignore[union-attr]
         served.experiment if served else None,
         served.variant if served else None,

@@ -30,7 +30,8 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, params
     note_answer(request, answer)
     rec_id = uuid.uuid4().hex
     engine.experiments.remember(rec_id, Served(
-        user_id=engine.user_key(user_id) if user_id else None, session_id=session_id, strategy=answer.strategy,
+        user_id=engine.user_key(user_id) if user_id else None, session_id=engine.session_key(session_id) if session_id else None,
+        strategy=answer.strategy,
         experiment=assignment.experiment if assignment else None, variant=assignment.variant if assignment else None,
         items=tuple(r.item_id for r in answer.items)))
     subject = {"user_id": user_id} if user_id is not None else {"session_id": session_id}
