@@ -14,6 +14,8 @@ ZOO = {
     "bpr": {"factors": 2, "epochs": 100, "batch_size": 32, "regularization": 0.05},
     "user_knn": {"k": 5},
     "item_knn_bm25": {"k": 10},
+    "ease": {"regularization": 1.0},
+    "rp3beta": {"k": 10},
 }
 
 

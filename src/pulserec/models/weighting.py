@@ -147,6 +147,22 @@ def user_history(query: Query, user_items: sp.csr_matrix, user_last_ts: np.ndarr
     )
 
 
+def history_matrix(queries: Sequence[Query], user_items: sp.csr_matrix, user_last_ts: np.ndarray, n: int) -> sp.csr_matrix:
+    """(len(queries) x n) summed weights of each query's :func:`user_history` (the training row
+    of a known user plus its newer events, or an unknown user's items); items >= n are dropped."""
+    rows, cols, vals = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+    for r, query in enumerate(queries):
+        items, weights, _ = user_history(query, user_items, user_last_ts)
+        known = (items >= 0) & (items < n)
+        rows.append(np.full(int(known.sum()), r))
+        cols.append(items[known])
+        vals.append(weights[known])
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(len(queries), n), dtype=np.float32)
+    matrix.sum_duplicates()
+    return matrix
+
+
 def last_timestamps(users: np.ndarray, timestamps: np.ndarray, n_users: int) -> np.ndarray:
     """Per user, the time of their latest event (-inf for users without one)."""
     last = np.full(n_users, -np.inf)

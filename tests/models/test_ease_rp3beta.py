@@ -1,0 +1,142 @@
+"""EASE and RP3beta against their reference formulas on small data, and as served models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import group_items
+
+from pulserec.config import DEFAULT_EVENT_WEIGHTS
+from pulserec.models.base import Query
+from pulserec.models.ease import EASE
+from pulserec.models.interactions import Interactions
+from pulserec.models.rp3beta import RP3beta
+
+
+def random_log(n_users: int = 40, n_items: int = 25, per_user: int = 6, seed: int = 1) -> Interactions:
+    rng = np.random.default_rng(seed)
+    popular = rng.dirichlet(np.ones(n_items) * 0.5)
+    rows = [
+        {"user_id": f"u{u}", "item_id": f"i{i}", "type": "click", "ts": float(u * 100 + k)}
+        for u in range(n_users)
+        for k, i in enumerate(rng.choice(n_items, size=per_user, replace=False, p=popular))
+    ]
+    return Interactions.from_frame(pd.DataFrame(rows), DEFAULT_EVENT_WEIGHTS)
+
+
+def binary_matrix(data: Interactions) -> np.ndarray:
+    return (data.to_csr().toarray() > 0).astype(np.float64)
+
+
+def reference_ease(x: np.ndarray, lam: float) -> np.ndarray:
+    p = np.linalg.inv(x.T @ x + lam * np.eye(x.shape[1]))
+    b = np.eye(x.shape[1]) - p @ np.diag(1.0 / np.diag(p))
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+def all_user_scores(model, data: Interactions) -> np.ndarray:
+    queries = [Query(user=u, n_items=data.n_items) for u in range(data.n_users)]
+    return model.score_many(queries, data.n_items)
+
+
+def test_ease_dense_matches_reference_formula() -> None:
+    data = random_log()
+    x = binary_matrix(data)
+    model = EASE(regularization=5.0, variant="dense").fit(data)
+    assert model.fitted_variant == "dense"
+    np.testing.assert_allclose(model.weights, reference_ease(x, 5.0), atol=1e-5)
+    np.testing.assert_allclose(all_user_scores(model, data), x @ reference_ease(x, 5.0), atol=1e-4)
+
+
+def test_ease_low_rank_at_full_rank_equals_dense() -> None:
+    """With the rank equal to the Gram matrix's, the low-rank path is exact."""
+    data = random_log(n_users=60, n_items=20)
+    x = binary_matrix(data)
+    model = EASE(regularization=5.0, variant="low_rank", rank=19).fit(data)
+    assert model.fitted_variant == "low_rank" and model.weights.size == 0
+    rank = np.linalg.matrix_rank(x)
+    assert rank <= 19  # so the truncated SVD keeps every non-zero singular value
+    np.testing.assert_allclose(all_user_scores(model, data), x @ reference_ease(x, 5.0), atol=1e-3)
+
+
+def test_ease_low_rank_truncated_keeps_the_ranking_close() -> None:
+    data = random_log(n_users=80, n_items=30, seed=3)
+    x = binary_matrix(data)
+    exact = x @ reference_ease(x, 20.0)
+    approx = all_user_scores(EASE(regularization=20.0, variant="low_rank", rank=12).fit(data), data)
+    corr = [np.corrcoef(exact[u], approx[u])[0, 1] for u in range(data.n_users)]
+    assert np.median(corr) > 0.9
+
+
+def test_ease_auto_switches_to_low_rank_past_dense_max_items() -> None:
+    data = random_log(n_items=25)
+    assert EASE(dense_max_items=30).fit(data).fitted_variant == "dense"
+    assert EASE(dense_max_items=10, rank=8).fit(data).fitted_variant == "low_rank"
+
+
+def reference_rp3beta(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """Dense RP3beta without pruning: (P_iu^a P_ui^a) / pop^beta, zero diagonal, l1 rows."""
+    pop = x.sum(axis=0)
+    p_ui = (x / np.maximum(x.sum(axis=1, keepdims=True), 1)) ** alpha
+    p_iu = (x.T / np.maximum(pop[:, None], 1)) ** alpha
+    w = (p_iu @ p_ui) * np.where(pop > 0, np.maximum(pop, 1) ** -beta, 0.0)[None, :]
+    np.fill_diagonal(w, 0.0)
+    return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 0.5), (0.7, 0.3), (1.2, 0.0)])
+def test_rp3beta_matches_reference_formula(alpha: float, beta: float) -> None:
+    data = random_log()
+    x = binary_matrix(data)
+    model = RP3beta(alpha=alpha, beta=beta, k=data.n_items, block=7).fit(data)  # blocks cut across rows
+    np.testing.assert_allclose(model.similarity.toarray(), reference_rp3beta(x, alpha, beta), atol=1e-6)
+    np.testing.assert_allclose(all_user_scores(model, data), x @ reference_rp3beta(x, alpha, beta), atol=1e-5)
+
+
+def test_rp3beta_keeps_k_neighbours() -> None:
+    data = random_log()
+    model = RP3beta(k=3).fit(data)
+    assert model.similarity.getnnz(axis=1).max() <= 3
+    assert model.similarity.diagonal().max() == 0.0
+
+
+@pytest.mark.parametrize("model", [EASE(regularization=1.0), RP3beta()], ids=["ease", "rp3beta"])
+def test_groups_and_unknown_users(model, groups) -> None:
+    model.fit(groups)
+    a_items, b_items = group_items(groups, "a"), group_items(groups, "b")
+    user = groups.user_ids.get("au0")
+    seen = groups.items[groups.users == user]
+    scores = model.score(Query(user=user, n_items=groups.n_items), groups.n_items).copy()
+    scores[seen] = -np.inf
+    assert set(np.argsort(-scores)[:2].tolist()) <= set(a_items.tolist())
+    query = Query(items=b_items[:3], weights=np.ones(3), n_items=groups.n_items)
+    scores = model.score(query, groups.n_items).copy()
+    scores[b_items[:3]] = -np.inf
+    assert set(np.argsort(-scores)[:3].tolist()) <= set(b_items.tolist())
+    assert model.score(Query(), groups.n_items) is None
+    similar = model.similar(int(a_items[0]), groups.n_items)
+    assert similar is not None and int(np.argmax(similar)) in set(a_items.tolist())
+
+
+def test_fresh_events_of_a_known_user_count() -> None:
+    """A known user's events newer than training join their training row."""
+    data = random_log()
+    model = EASE(regularization=5.0).fit(data)
+    user = 0
+    last = data.timestamps[data.users == user].max()
+    new_item = int(np.setdiff1d(np.arange(data.n_items), data.items[data.users == user])[0])
+    plain = model.score(Query(user=user, n_items=data.n_items), data.n_items)
+    fresh = model.score(Query(user=user, items=np.array([new_item]), weights=np.ones(1), timestamps=np.array([last + 1.0]),
+                              n_items=data.n_items), data.n_items)
+    np.testing.assert_allclose(fresh - plain, model.weights[new_item], atol=1e-5)
+
+
+@pytest.mark.parametrize(("cls", "params"), [
+    (EASE, {"variant": "sparse"}), (EASE, {"regularization": 0.0}),
+    (RP3beta, {"k": 0}), (RP3beta, {"alpha": 0.0}), (RP3beta, {"beta": -1.0}),
+])
+def test_rejects_bad_parameters(cls, params) -> None:
+    with pytest.raises(ValueError):
+        cls(**params)
