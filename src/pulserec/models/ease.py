@@ -26,7 +26,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from pulserec.models.base import PickleMixin, Query, pad_scores
+from pulserec.models.base import BatchScorer, PickleMixin, Query, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import as_dense, history_matrix, last_timestamps
 
@@ -55,7 +55,7 @@ def low_rank_factors(x: sp.csr_matrix, rank: int, regularization: float, seed: i
     return v.astype(np.float32), shrink.astype(np.float32), diag.reshape(n_items).astype(np.float32)
 
 
-class EASE(PickleMixin):
+class EASE(BatchScorer, PickleMixin):
     name: ClassVar[str] = "ease"
 
     def __init__(self, regularization: float = 300.0, binary: bool = True, variant: str = "auto",
@@ -123,9 +123,6 @@ class EASE(PickleMixin):
             scores[ok, :n] = self._times_b(x[ok])[:, :n]
         return scores
 
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        scores = self.score_many([query], n_items)[0]
-        return None if np.isneginf(scores).all() else scores
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         """Row `item` of B: how strongly having `item` predicts every other item."""

@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.base import PickleMixin, Query, pad_scores
+from pulserec.models.base import BatchScorer, PickleMixin, Query, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import as_dense, history_matrix, last_timestamps, top_k_dense_rows
 
@@ -48,7 +48,7 @@ def transition_matrices(x: sp.csr_matrix, alpha: float, binary: bool) -> tuple[s
     return p_iu, p_ui, popularity
 
 
-class RP3beta(PickleMixin):
+class RP3beta(BatchScorer, PickleMixin):
     name: ClassVar[str] = "rp3beta"
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, k: int = 100, normalize: bool = True,
@@ -102,9 +102,6 @@ class RP3beta(PickleMixin):
             scores[ok, :n] = as_dense(x[ok] @ self.similarity)[:, :n]
         return scores
 
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        scores = self.score_many([query], n_items)[0]
-        return None if np.isneginf(scores).all() else scores
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         if not 0 <= item < self.n_known or self.similarity[item].nnz == 0:

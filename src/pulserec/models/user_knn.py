@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.base import PickleMixin, Query, pad_scores
+from pulserec.models.base import BatchScorer, PickleMixin, Query, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import (
     RowWeighting,
@@ -25,7 +25,7 @@ from pulserec.models.weighting import (
 )
 
 
-class UserKNN(PickleMixin):
+class UserKNN(BatchScorer, PickleMixin):
     name: ClassVar[str] = "user_knn"
 
     def __init__(self, k: int = 50, weighting: str = "bm25", k1: float = 1.2, b: float = 0.75) -> None:
@@ -71,9 +71,6 @@ class UserKNN(PickleMixin):
         scores[ok, :n] = as_dense(neighbours @ self.user_items)[ok, :n]
         return scores
 
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        scores = self.score_many([query], n_items)[0]
-        return None if np.isneginf(scores).all() else scores
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         """Items co-liked by the same users (cosine over the weighted user vectors)."""
