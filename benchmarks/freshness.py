@@ -23,7 +23,7 @@ from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.ingest.movielens import read_movies, read_ratings
 from pulserec.serving.server import BackgroundServer
-from pulserec.serving.training import train_and_install
+from pulserec.recommend.training import train_and_install
 
 
 def measure_freshness(engine: Engine, items: list[str], titles: dict[str, str], trials: int,

@@ -27,7 +27,7 @@ from pulserec.ingest.synthetic import generate
 from pulserec.models.ranker import Ranker
 from pulserec.models.ranker_training import TrainingOptions, prepare_log, train_ranking_model
 from pulserec.online.state import OnlineState
-from pulserec.serving.service import DEFAULT_STRATEGY, Filters, RecommendationService
+from pulserec.recommend.service import DEFAULT_STRATEGY, Filters, RecommendationService
 
 K = 10
 ARMS = {"default blend": (DEFAULT_STRATEGY, True), "ranker": ("ranker", True), "ranker, no context": ("ranker", False)}

@@ -8,8 +8,10 @@ in-process (no HTTP), so the figures are the engine's own cost plus, for Redis, 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import redis
@@ -19,7 +21,9 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.ingest.movielens import read_movies, read_ratings
-from pulserec.online.redis.local import LocalRedis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the throwaway redis-server is a test helper
+from local_redis import LocalRedis  # noqa: E402
 
 
 def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: int) -> dict[str, float]:

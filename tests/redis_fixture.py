@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pulserec.online.redis.local import LocalRedis
+from local_redis import LocalRedis
 
 _namespaces = itertools.count()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pulserec.online.streams.urls import REDIS_SCHEMES, check_stream_url
+from pulserec.urls import REDIS_SCHEMES, check_stream_url
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,

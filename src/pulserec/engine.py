@@ -22,11 +22,11 @@ from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
 from pulserec.online import make_state
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
 from pulserec.online.streams import make_publisher
-from pulserec.serving.aligned import AlignedModel
-from pulserec.serving.service import Answer, Filters, Recommended, RecommendationService
+from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.store import SQLiteStore
 from pulserec.store.bulk_writer import BulkWriter
 from pulserec.store.feedback import FeedbackStore
@@ -86,7 +86,7 @@ class Engine:
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
         self._rebuild(progress)
-        from pulserec.serving.saved_models import install_changed  # noqa: PLC0415 - needs the engine built
+        from pulserec.recommend.saved_models import install_changed  # noqa: PLC0415 - needs the engine built
 
         install_changed(self)  # serve the models saved under <data_dir>/models/
 

@@ -26,9 +26,9 @@ import pandas as pd
 
 from pulserec.engine import Engine
 from pulserec.events import Event, event_from_row
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
-from pulserec.serving.service import RecommendationService
+from pulserec.recommend.service import RecommendationService
 
 log = logging.getLogger(__name__)
 

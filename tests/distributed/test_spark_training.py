@@ -29,7 +29,7 @@ from pulserec.ingest.synthetic import as_events, generate  # noqa: E402
 from pulserec.models.als import ALS  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
 from pulserec.models.item_knn_bm25 import ItemKNNBM25  # noqa: E402
-from pulserec.serving.training import install  # noqa: E402
+from pulserec.recommend.training import install  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),

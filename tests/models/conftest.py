@@ -11,7 +11,8 @@ import pytest
 
 from pulserec.config import DEFAULT_EVENT_WEIGHTS
 from pulserec.models.interactions import Interactions
-from pulserec.online.catalog import Catalog, ItemRecord
+from pulserec.online.catalog import Catalog
+from pulserec.records import ItemRecord
 
 GROUP_SIZE = 6
 

@@ -10,7 +10,8 @@ from pulserec.ids import IdIndex  # noqa: E402
 from pulserec.models.base import Query  # noqa: E402
 from pulserec.models.content_embed import ContentEmbedding  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
-from pulserec.online.catalog import Catalog, ItemRecord  # noqa: E402
+from pulserec.online.catalog import Catalog  # noqa: E402
+from pulserec.records import ItemRecord  # noqa: E402
 
 TITLES = {
     "dog-food": "Dry food for adult dogs, chicken",

@@ -24,9 +24,9 @@ from pulserec.models.ranker_training import (
     prepare_log,
     train_ranking_model,
 )
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
-from pulserec.serving.query import build_query
+from pulserec.models.query import build_query
 from pulserec.store.sqlite import EVENT_COLUMNS
 
 ITEMS_PER_CATEGORY = 15
@@ -198,7 +198,7 @@ def test_logistic_fallback_trains_and_scores(planted):
 
 def test_train_ranker_installs_on_a_live_engine(engine, shop):
     from pulserec.ingest.importer import normalise_events
-    from pulserec.serving.ranker_install import train_ranker
+    from pulserec.recommend.ranker_install import train_ranker
 
     engine.put_items(shop.items)
     events, _ = normalise_events(shop.events, engine.settings.event_weights)

@@ -10,7 +10,7 @@ from pulserec.config import Settings
 from pulserec.events import Event
 from pulserec.online.redis.state import RedisState
 from pulserec.online.streams.kafka import KafkaUpdater
-from pulserec.online.streams.urls import KafkaUrl
+from pulserec.urls import KafkaUrl
 
 
 class StallingState:

@@ -27,7 +27,7 @@ from pulserec.events import Event  # noqa: E402
 from pulserec.online.redis.state import RedisState  # noqa: E402
 from pulserec.online.streams.codec import decode_message  # noqa: E402
 from pulserec.online.streams.kafka import KafkaPublisher, KafkaStreamError, KafkaUpdater  # noqa: E402
-from pulserec.online.streams.urls import KafkaUrl  # noqa: E402
+from pulserec.urls import KafkaUrl  # noqa: E402
 from pulserec.serving.server import BackgroundServer, free_port  # noqa: E402
 from stream_helpers import NOW, CrashingState, counts, events  # noqa: E402
 

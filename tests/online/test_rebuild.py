@@ -3,7 +3,7 @@
 import threading
 
 from pulserec.events import Event
-from pulserec.serving.service import Filters
+from pulserec.recommend.service import Filters
 
 
 

@@ -17,7 +17,7 @@ import pytest
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.online.redis.connection import StateBackendError
 from pulserec.online.redis.state import RedisState
 from pulserec.serving.server import free_port

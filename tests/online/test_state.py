@@ -7,7 +7,7 @@ import pandas as pd
 from pulserec.config import Settings
 from pulserec.events import Event
 from pulserec.online.state import OnlineState
-from pulserec.serving.service import RecommendationService
+from pulserec.recommend.service import RecommendationService
 
 
 def stored_frame(shop) -> pd.DataFrame:

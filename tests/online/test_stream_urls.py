@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pulserec.config import Settings
-from pulserec.online.streams.urls import KafkaUrl
+from pulserec.urls import KafkaUrl
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

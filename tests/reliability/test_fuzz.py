@@ -32,7 +32,7 @@ EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance]
 
 def _seeded_app(root: Path):
     engine = Engine(Settings.load(root, api_keys=(API_KEY,), read_keys=(READ_KEY,)))
-    from pulserec.online.catalog import ItemRecord
+    from pulserec.records import ItemRecord
     from pulserec.ingest.schemas import EventIn
 
     engine.put_items([ItemRecord(item_id=f"i{k}", title=f"Item {k}", category="c", price=float(k)) for k in range(20)])

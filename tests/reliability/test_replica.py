@@ -12,7 +12,7 @@ import pytest
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.replica import BULK_BACKLOG, ReplicaEngine
 
 USERS = [f"u{k}" for k in range(6)]

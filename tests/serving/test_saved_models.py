@@ -9,8 +9,8 @@ import pytest
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.serving.process import ServerProcess
-from pulserec.serving.saved_models import ModelWatcher, install_changed, models_dir
-from pulserec.serving.training import train_and_install
+from pulserec.recommend.saved_models import ModelWatcher, install_changed, models_dir
+from pulserec.recommend.training import train_and_install
 
 
 def other_process(engine: Engine) -> Engine:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pulserec.serving.service import top_n
+from pulserec.recommend.service import top_n
 
 
 def reference(scores: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.ingest.synthetic import as_events
 from pulserec.events import Event
-from pulserec.serving.training import RetrainScheduler, train_and_install
+from pulserec.recommend.training import RetrainScheduler, train_and_install
 
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pulserec.events import Event
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
 
 

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         from pulserec.serving.app import create_app
         from pulserec.serving.auth import exposure_warning
-        from pulserec.serving.training import RetrainScheduler
+        from pulserec.recommend.training import RetrainScheduler
 
         settings = settings_for(data_dir, state_url=state, stream_url=stream)
         warning = exposure_warning(host, settings)

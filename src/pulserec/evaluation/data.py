@@ -11,7 +11,8 @@ import pandas as pd
 from pulserec.config import Settings
 from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
-from pulserec.online.catalog import Catalog, ItemRecord
+from pulserec.online.catalog import Catalog
+from pulserec.records import ItemRecord
 
 
 def catalog_of(records: list[ItemRecord]) -> Catalog:

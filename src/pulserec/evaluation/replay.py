@@ -25,10 +25,10 @@ from pulserec.events import Event
 from pulserec.models.blend import Blend
 from pulserec.models.interactions import Interactions
 from pulserec.models.registry import MODELS, build_model
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
-from pulserec.serving.aligned import AlignedModel
-from pulserec.serving.service import DEFAULT_STRATEGY, Filters, RecommendationService
+from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.service import DEFAULT_STRATEGY, Filters, RecommendationService
 
 MODES = ("static", "online", "online+retrain")
 

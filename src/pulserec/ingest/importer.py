@@ -21,7 +21,7 @@ import pandas as pd
 
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import FUTURE_SLACK, MAX_ID
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.store import EVENT_COLUMNS
 
 ALIASES = {

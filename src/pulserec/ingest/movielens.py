@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 
 ENV_VAR = "PULSEREC_MOVIELENS"
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "ml-latest-small"

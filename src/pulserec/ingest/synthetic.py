@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pulserec.events import Event
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 
 CATEGORIES = {
     "shoes": (["running", "trail", "leather", "canvas", "hiking"], ["shoe", "sneaker", "boot", "sandal"]),

@@ -21,7 +21,8 @@ from pulserec.ids import IdIndex
 from pulserec.models.base import BatchScorer, PickleMixin, Query, Reason, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import RowWeighting, as_dense, l2_normalise_rows, queries_matrix
-from pulserec.online.catalog import Catalog, ItemRecord
+from pulserec.online.catalog import Catalog
+from pulserec.records import ItemRecord
 
 TOKEN = re.compile(r"[a-z0-9]+")
 

@@ -18,7 +18,8 @@ from pulserec.models.base import BatchScorer, PickleMixin, Query, Reason, pad_sc
 from pulserec.models.content import item_text, nearest_history_reasons
 from pulserec.models.interactions import Interactions
 from pulserec.models.weighting import queries_matrix
-from pulserec.online.catalog import Catalog, ItemRecord
+from pulserec.online.catalog import Catalog
+from pulserec.records import ItemRecord
 
 
 def load_encoder():  # pragma: no cover - exercised when the optional package is installed

@@ -33,9 +33,9 @@ from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Trending
 from pulserec.models.ranker_features import FeatureBuilder, allowed_items, describe, recall
 from pulserec.models.ranker_learners import RankingModel, make_learner
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
-from pulserec.serving.query import build_query
+from pulserec.models.query import build_query
 
 #: Relevance grade of the events that follow an impression.
 LABEL_GAINS: dict[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pulserec.ids import IdIndex
-
-
-@dataclass
-class ItemRecord:
-    item_id: str
-    title: str | None = None
-    description: str | None = None
-    category: str | None = None
-    tags: tuple[str, ...] = ()
-    price: float | None = None
-    active: bool = True
-    created_ts: float | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
+from pulserec.records import ItemRecord
 
 
 class Catalog:

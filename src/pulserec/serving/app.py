@@ -18,7 +18,7 @@ from pulserec.serving.auth import add_cors, document_security, require_by_method
 from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
-from pulserec.serving.saved_models import ModelWatcher
+from pulserec.recommend.saved_models import ModelWatcher
 from pulserec.serving.routes import events, feedback, items, recommendations, system, users
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pulserec.engine import Engine
-from pulserec.serving.service import top_n
+from pulserec.recommend.service import top_n
 
 log = logging.getLogger(__name__)
 

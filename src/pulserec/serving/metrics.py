@@ -20,7 +20,7 @@ from starlette.requests import Request
 from pulserec.engine import Engine
 from pulserec.serving.insights import model_age_s, model_list
 from pulserec.serving.live import EventRate, RecentAnswers
-from pulserec.serving.service import Answer
+from pulserec.recommend.service import Answer
 
 #: perf_counter() at which the current HTTP request was received (set by the middleware).
 REQUEST_RECEIVED: contextvars.ContextVar[float | None] = contextvars.ContextVar("pulserec_request_received", default=None)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 
 EVENT_COLUMNS = (
     "event_id",

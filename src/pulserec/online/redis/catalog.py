@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pulserec.online.catalog import Catalog, ItemRecord
+from pulserec.online.catalog import Catalog
+from pulserec.records import ItemRecord
 from pulserec.online.redis.codec import decode_record, encode_float, encode_record
 
 if TYPE_CHECKING:

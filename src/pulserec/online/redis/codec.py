@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.online.history import Touch
 from pulserec.profiles.profile import UserProfile
 

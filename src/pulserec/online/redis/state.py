@@ -48,7 +48,7 @@ from pulserec.online.redis.plan import CommitPlan
 from pulserec.online.redis.profiles import RedisProfiles
 from pulserec.online.redis.scripts import Scripts
 from pulserec.online.redis.snapshot import Snapshot, fetch_snapshot
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.profiles.profile import UserProfile
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
-from pulserec.online.streams.urls import KafkaUrl, is_kafka_url, stream_key
+from pulserec.urls import KafkaUrl, is_kafka_url, stream_key
 
 if TYPE_CHECKING:
     from pulserec.config import Settings

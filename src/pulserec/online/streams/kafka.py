@@ -25,7 +25,7 @@ from typing import Any
 from pulserec.events import Event
 from pulserec.online.streams.codec import decode_message, encode_message
 from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
-from pulserec.online.streams.urls import KafkaUrl
+from pulserec.urls import KafkaUrl
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import MAX_ID
-from pulserec.serving.service import Filters
+from pulserec.recommend.service import Filters
 
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from pulserec.ingest.schemas import Id, ItemIn
-from pulserec.online.catalog import ItemRecord
+from pulserec.records import ItemRecord
 from pulserec.serving.routes.deps import ItemId, RankingParams, engine_of
 
 router = APIRouter(tags=["items"])

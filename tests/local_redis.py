@@ -1,4 +1,4 @@
-"""A throwaway local redis-server (no persistence) for tests, benchmarks and demos."""
+"""A throwaway local redis-server (no persistence) for tests and benchmarks (not part of the package)."""
 
 from __future__ import annotations
 

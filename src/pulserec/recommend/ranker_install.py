@@ -23,8 +23,8 @@ from pulserec.models.ranker import Ranker
 from pulserec.models.ranker_learners import RankingModel
 from pulserec.models.ranker_training import TrainingOptions, train_ranking_model
 from pulserec.online.state import OnlineState
-from pulserec.serving.aligned import AlignedModel
-from pulserec.serving.service import RecommendationService
+from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.service import RecommendationService
 
 
 def default_sources(service: RecommendationService) -> dict[str, Recommender]:

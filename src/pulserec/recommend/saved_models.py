@@ -15,7 +15,7 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pulserec.serving.background import PeriodicTask
+from pulserec.recommend.background import PeriodicTask
 
 if TYPE_CHECKING:
     from pulserec.engine import Engine
@@ -52,7 +52,7 @@ def saved_meta(path: Path) -> dict[str, Any]:
 
 def install_file(engine: Engine, path: Path) -> str | None:
     """Load one saved model and serve it; returns a log line, or None if the file is unusable."""
-    from pulserec.serving.training import install  # noqa: PLC0415 - training imports this module
+    from pulserec.recommend.training import install  # noqa: PLC0415 - training imports this module
 
     try:
         meta = saved_meta(path)

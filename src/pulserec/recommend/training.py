@@ -17,9 +17,9 @@ import pandas as pd
 from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
 from pulserec.models.registry import MODELS, build_model
-from pulserec.serving.aligned import AlignedModel
-from pulserec.serving.background import PeriodicTask
-from pulserec.serving.saved_models import file_meta, models_dir
+from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.background import PeriodicTask
+from pulserec.recommend.saved_models import file_meta, models_dir
 
 if TYPE_CHECKING:
     from pulserec.engine import Engine

@@ -3,7 +3,8 @@
 `redis://`, `rediss://` and `unix://` URLs select Redis Streams; `kafka://host:port[,host:port]`
 selects Kafka, optionally with `?topic=NAME` (default: the stream key below) and
 `?partitions=N` (used when the topic is created; default 1). Everything here is plain
-parsing, so configuration can be validated without a Kafka client library installed.
+parsing, so configuration can be validated without a Kafka client library installed; it sits
+on the bottom floor beside `config.py`, which validates its URLs with it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs
-
-if TYPE_CHECKING:
-    from pulserec.config import Settings
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 KAFKA_SCHEME = "kafka://"
@@ -27,7 +25,14 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _KAFKA_FORM = "kafka://host:port[,host:port...][?topic=NAME&partitions=N]"
 
 
-def stream_key(settings: Settings) -> str:
+class Namespaced(Protocol):
+    """What the stream's name depends on (`Settings` has it); a Protocol so that this module
+    does not import `config`, which imports this one."""
+
+    state_namespace: str
+
+
+def stream_key(settings: Namespaced) -> str:
     """`<namespace>.events`: outside the `<namespace>:*` keys that a state reset deletes; also
     the default Kafka topic."""
     return f"{settings.state_namespace}.events"
@@ -86,7 +91,7 @@ class KafkaUrl:
         partitions = _partitions(options.get("partitions", "1"), url)
         return cls(url, ",".join(hosts), topic, partitions)
 
-    def topic_for(self, settings: Settings) -> str:
+    def topic_for(self, settings: Namespaced) -> str:
         """The topic to use: `?topic=` if given, else the stream key of the namespace."""
         return self.topic or check_topic(stream_key(settings))
 

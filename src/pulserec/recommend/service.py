@@ -13,8 +13,8 @@ from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Popular, Trending
 from pulserec.online.state import OnlineState
-from pulserec.serving.query import build_query
-from pulserec.serving.reasons import render
+from pulserec.models.query import build_query
+from pulserec.recommend.reasons import render
 
 DEFAULT_STRATEGY = "default"
 
