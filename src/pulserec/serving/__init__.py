@@ -1,1 +1,1 @@
-"""Serving: recommendations, similar items and profiles over HTTP (FastAPI)."""
+"""Serving: HTTP only (FastAPI app, routes, middleware, metrics, dashboard, docs) over the engine."""
