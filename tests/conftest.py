@@ -14,8 +14,9 @@ from pulserec.ingest.movielens import ENV_VAR, movielens_path
 from pulserec.ingest.synthetic import as_events, generate
 from pulserec.serving.server import BackgroundServer
 
-#: Session fixtures: `redis_server` (a real redis-server), `kafka_broker` (a real Kafka broker).
-pytest_plugins = ("redis_fixture", "kafka_fixture")
+#: Session fixtures: `redis_server` (a real redis-server), `kafka_broker` (a real Kafka broker);
+#: `no_skips`: under CI=true a skipped test (a missing real component) fails the run.
+pytest_plugins = ("redis_fixture", "kafka_fixture", "no_skips", "pytester")
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -8,9 +8,9 @@ import sys
 from pulserec.ingest.synthetic import generate, write
 
 
-def run(*args, cwd=None, check=True):
+def run(*args, cwd=None, check=True, **env):
     result = subprocess.run([sys.executable, "-m", "pulserec.cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                            env={**os.environ, "COLUMNS": "120"}, timeout=300)
+                            env={**os.environ, "COLUMNS": "120", **env}, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(result.stdout + result.stderr)
     return result
@@ -22,8 +22,15 @@ def test_help_lists_every_command():
         assert command in out
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    out = run("demo", "--data-dir", str(tmp_path / "demo"), "--events", "3000").stdout
+def test_demo_runs_end_to_end_in_a_temporary_directory_it_names(tmp_path):
+    cwd, temp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    temp.mkdir()
+    out = run("demo", "--events", "3000", cwd=cwd, TMPDIR=str(temp)).stdout
+    assert list(cwd.iterdir()) == []  # nothing left in the current directory
+    (made,) = temp.iterdir()
+    assert made.name.startswith("pulserec-demo-") and (made / "pulserec.db").is_file()
+    assert f"demo data directory: {made.resolve()}" in out
     assert "replayed" in out and "events/s" in out
     assert "(new)" in out  # some list visibly changed after a live event
     assert "because you" in out and "trending" in out

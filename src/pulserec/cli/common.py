@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pulserec.config import Settings
 from pulserec.engine import Engine
 
-console = Console()
+#: Output that is not a terminal (a pipe, a log, CI) is never wrapped: Rich would wrap it at 80
+#: columns and split URLs and paths. Lines print whole (soft wrap); rules and tables get this width.
+IS_TERMINAL = sys.stdout.isatty()
+PLAIN_WIDTH = 160
+#: Width for click's help when not a terminal: wide enough that no help line wraps.
+UNWRAPPED = 10_000
+
+console = Console(soft_wrap=not IS_TERMINAL, width=None if IS_TERMINAL else PLAIN_WIDTH)
+
+
+def help_settings() -> dict[str, int]:
+    """click context settings for `--help`: the terminal's width (up to 120) in a terminal, no wrapping elsewhere."""
+    if IS_TERMINAL:
+        return {"max_content_width": 120}
+    return {"terminal_width": UNWRAPPED, "max_content_width": UNWRAPPED}
 
 DataDir = Annotated[
     Path | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,14 @@ from rich.table import Table
 
 from pulserec.cli.common import console, progress_bar
 
-DEMO_DIR = Path("pulserec-demo")
+
+
+def demo_dir(data_dir: Path | None) -> Path:
+    """The named directory, or a new temporary one: the demo never litters the current directory."""
+    if data_dir is None:
+        return Path(tempfile.mkdtemp(prefix="pulserec-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir
 
 
 def _fresh(data_dir: Path) -> None:
@@ -51,7 +59,8 @@ def _show(title: str, answer: dict[str, Any], before: list[str] | None = None) -
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        data_dir: Annotated[Path, typer.Option("--data-dir", "-d", help="Where the demo store lives.")] = DEMO_DIR,
+        data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", show_default="a new temporary directory",
+                                                      help="Where the demo's store, models and sample files go.")] = None,
         events: Annotated[int, typer.Option(help="Size of the generated event stream.", min=1000, max=5_000_000)] = 20_000,
         live_share: Annotated[float, typer.Option(help="Share of the stream replayed live over HTTP.", min=0.01, max=0.9)] = 0.05,
         seed: Annotated[int, typer.Option(help="Random seed of the synthetic shop.")] = 7,
@@ -72,8 +81,9 @@ def register(app: typer.Typer) -> None:
         from pulserec.ingest.synthetic import generate, write
         from pulserec.serving.server import BackgroundServer
 
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = demo_dir(data_dir)
         _fresh(data_dir)
+        console.print(f"demo data directory: {data_dir.resolve()}")
         console.rule("[bold]1. generate a synthetic shop")
         data = generate(n_users=max(50, events // 60), n_items=max(100, events // 50), n_events=events, seed=seed,
                         end_ts=time.time() - 600)
@@ -179,6 +189,8 @@ def register(app: typer.Typer) -> None:
                 pass
         server.stop()
         engine.close()
+        console.print(f"the demo's store, models and sample files are in {data_dir.resolve()} "
+                      f"(`pulserec serve --data-dir {data_dir.resolve()}` serves them again)")
 
 
 def _ab_test(client, data, visits: int, seed: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import typer
-from rich.markup import escape
 
 #: A command line quoted in a docstring: "pulserec <command> ..." (after "Example:" or on its own line).
 _EXAMPLE = re.compile(r"(?:^|Example:\s*|Examples:\s*)\s*(pulserec\s+[a-z][\w-]*(?:\s+[^\n]*)?)$", re.MULTILINE)
@@ -24,9 +23,10 @@ def command_examples(app: typer.Typer) -> list[str]:
 
 
 def examples_epilog(app: typer.Typer) -> str:
-    """Rich-markup epilog: every command's examples, one per line."""
+    """Plain-text epilog: every command's examples, one per line (click keeps a paragraph that starts
+    with \\b as it is instead of re-flowing it)."""
     examples = command_examples(app)
     if not examples:
         return ""
-    body = "\n".join(f"  [cyan]{escape(line)}[/]" for line in examples)
-    return f"[bold]Examples[/] (more with `pulserec COMMAND --help`):\n\n{body}"
+    body = "\n".join(f"  {line}" for line in examples)
+    return f"Examples (more with `pulserec COMMAND --help`):\n\n\b\n{body}"

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from pulserec.cli.common import console
+from pulserec.cli.common import console, help_settings
 from pulserec.cli.examples import examples_epilog
 
 app = typer.Typer(
@@ -17,6 +17,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help: flags show as flags (typer's rich panels print `--help <bool>`), and
+    # help_settings() keeps lines whole when the output is not a terminal.
+    rich_markup_mode=None,
+    context_settings=help_settings(),
 )
 
 #: Command modules; each exposes register(app).
