@@ -90,9 +90,10 @@ def test_health_and_docs_stay_open(keyed):
     assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
 
 
-def test_only_write_keys_leaves_reads_open(tmp_path):
+def test_only_write_keys_leaves_catalogue_reads_open_but_not_personal_ones(tmp_path):
     client = make_client(tmp_path, api_keys=(WRITE_KEY,))
-    assert client.get("/users/u1/recommendations").status_code == 200
+    assert client.get("/items/i1/similar").status_code == 200
+    assert client.get("/users/u1/recommendations").status_code == 401  # tests/privacy/test_personal_routes.py
     assert client.post("/events", json=EVENT).status_code == 401
 
 

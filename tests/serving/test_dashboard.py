@@ -154,3 +154,53 @@ def test_swagger_ui_renders_offline(tab, seeded):
     tab.page.wait_for_selector(".swagger-ui .opblock", timeout=15_000)
     assert tab.count(".swagger-ui .opblock") >= 15
     tab.assert_clean()
+
+
+# -- sign-in: a server with keys (issue 13.9) ------------------------------------------------
+
+WRITE_KEY = "dashboard-write-key-0123456789"
+READ_KEY = "dashboard-read-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory, shop) -> Iterator[str]:
+    from pulserec.client import Client
+    from pulserec.config import Settings
+    from pulserec.engine import Engine
+    from pulserec.serving.server import BackgroundServer
+
+    engine = Engine(Settings.load(tmp_path_factory.mktemp("keyed"), api_keys=(WRITE_KEY,), read_keys=(READ_KEY,)))
+    with BackgroundServer(engine) as server, Client(server.url, api_key=WRITE_KEY) as client:
+        client.send_events([{"user_id": "u-keyed", "item_id": f"i{k}", "type": "view"} for k in range(3)])
+        yield server.url
+    engine.close()
+
+
+def test_dashboard_signs_in_with_a_key_kept_for_the_tab_only(browser, keyed):
+    context = browser.new_context()
+    tab = Tab(context.new_page(), keyed)
+    tab.page.goto(keyed + "/dashboard")
+    tab.page.wait_for_selector("#login", timeout=10_000)
+    assert "needs an API key" in tab.text("#login-message")
+    tab.page.fill("#login-key", "not-the-key-0123456789abcdef")
+    tab.page.click("#login button")
+    tab.page.wait_for_function("document.querySelector('#login-message')?.textContent.includes('refused')")
+    tab.page.fill("#login-key", READ_KEY)
+    tab.page.click("#login button")
+    tab.page.wait_for_selector("#view[data-ready=overview]", timeout=10_000)
+    tab.page.wait_for_function("document.querySelector('#kpi-events')?.textContent === '3'")
+    assert tab.count("#login") == 0
+    tab.screenshot("dashboard-signed-in.png")
+    tab.page.goto(keyed + "/dashboard/users/u-keyed")  # a full load: the key stays in this tab's session
+    tab.page.wait_for_selector("#view[data-ready=user]", timeout=10_000)
+    assert tab.text("#user-id") == "u-keyed" and tab.count("#login") == 0
+    assert tab.page.evaluate("sessionStorage.getItem('pulserec.api_key')") == READ_KEY
+    assert tab.page.context.cookies() == []  # nothing a cross-site request could carry
+    tab.page.click("#logout")
+    tab.page.wait_for_selector("#login", timeout=10_000)
+    tab.assert_clean(expected_errors=("401",))
+    other = Tab(browser.new_context().new_page(), keyed)  # another session starts signed out
+    other.page.goto(keyed + "/dashboard")
+    other.page.wait_for_selector("#login", timeout=10_000)
+    other.page.context.close()
+    context.close()

@@ -14,7 +14,7 @@ from pulserec import __version__
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.serving.access_log import ACCESS_LOGGER, redact_access_log
-from pulserec.serving.auth import add_cors, document_security, require_by_method
+from pulserec.serving.auth import add_cors, document_security, public_paths, require_access
 from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
@@ -55,13 +55,14 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
     app.add_exception_handler(405, on_method_not_allowed)
-    for module in (events, items, users, recommendations, feedback):
-        app.include_router(module.router, dependencies=[Depends(require_by_method)], responses=ERROR_RESPONSES)
-    app.include_router(system.router, responses=ERROR_RESPONSES)  # access is set per route there
+    # One access dependency on every router: the route's class (public, catalogue, personal,
+    # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
+    for module in (events, items, users, recommendations, feedback, system):
+        app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     add_cors(app, engine.settings.cors_origins)
     add_operations(app, engine)  # last: its middleware wraps the others
-    document_security(app)
+    document_security(app, public_paths(engine.settings))
     return app
 
 

@@ -1,19 +1,29 @@
-"""Who may call the API: API keys checked by FastAPI dependencies, and opt-in CORS.
+"""Who may call the API: API keys checked by one FastAPI dependency, and opt-in CORS.
 
 Keys come from the settings (`api_keys`, `read_keys`; env `PULSEREC_API_KEYS`, `PULSEREC_READ_KEYS`,
 comma separated) and are presented as `x-api-key: KEY` or `Authorization: Bearer KEY`.
 
-* `api_keys` configured: writes and admin endpoints need one of them.
-* `read_keys` configured too: serving endpoints need a read key or an api key.
-* nothing configured: the API is open (local development); `pulserec serve` warns when it
-  binds a non-loopback interface that way.
+Every route is in one of four classes (:func:`access_of`; the table is in docs/security.md):
+
+* public: liveness (`/health`), the docs, the dashboard's HTML shell (it holds no data; the
+  data it fetches is personal), and `/metrics` with `public_metrics = true`.
+* catalogue reads (items, similar items, models, evaluation reports): open unless `read_keys`
+  are configured; then a read or api key.
+* personal reads: everything else that a GET reaches (profiles, recommendations, search,
+  feedback, experiments, dashboard data, metrics) reveals something about a person, so it
+  needs a read or api key as soon as *any* key is configured. A new GET route is personal
+  unless it is added to a lighter class here.
+* writes and admin (every other method, and `/stats`): an api key once `api_keys` exist.
+
+Nothing configured: the API is open (local development); `pulserec serve` warns when it
+binds a non-loopback interface that way.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -85,23 +95,61 @@ def check_write(settings: Settings, key: str | None) -> None:
     raise _unauthorized("invalid API key")
 
 
+def check_personal(settings: Settings, key: str | None) -> None:
+    """Reads that reveal a person: open only while no key at all is configured."""
+    if not settings.api_keys:  # read_keys cannot exist without api_keys (Settings.validate)
+        return
+    if key is None:
+        raise _unauthorized(f"missing API key: this route reveals personal data; send {KEY_HEADER} or Authorization: Bearer")
+    if not key_matches(key, (*settings.read_keys, *settings.api_keys)):
+        raise _unauthorized("invalid API key")
+
+
+def _open(settings: Settings, key: str | None) -> None:
+    """Public routes."""
+
+
+#: Route templates (as declared, e.g. `/reports/{path:path}`) by access class; see the module.
+PUBLIC_PATHS = frozenset({"/health", "/dashboard", "/dashboard/users/{user_id}", "/dashboard/items/{item_id}"})
+CATALOGUE_PATHS = frozenset({"/items/{item_id}", "/items/{item_id}/similar", "/models", "/reports/{path:path}"})
+ADMIN_READ_PATHS = frozenset({"/stats"})
+METRICS_PATH = "/metrics"
+
+Check = Callable[[Settings, "str | None"], None]
+
+
+def access_of(method: str, path: str, settings: Settings) -> Check:
+    """The check that a request for the route template `path` must pass (see the module)."""
+    if method not in READ_METHODS or path in ADMIN_READ_PATHS:
+        return check_write
+    if path in PUBLIC_PATHS or (path == METRICS_PATH and settings.public_metrics):
+        return _open
+    if path in CATALOGUE_PATHS:
+        return check_read
+    return check_personal
+
+
 async def require_read(request: Request) -> None:
-    """Dependency for read-only endpoints."""
+    """Per-route marker for catalogue reads (`require_access` on the router applies the same check)."""
     check_read(engine_of(request).settings, presented_key(request))
 
 
 async def require_write(request: Request) -> None:
-    """Dependency for endpoints that change data or expose operational details."""
+    """Per-route marker for admin endpoints, whatever their method (also checked by `require_access`)."""
     check_write(engine_of(request).settings, presented_key(request))
 
 
-async def require_by_method(request: Request) -> None:
-    """Router-wide dependency: GET/HEAD need read access, every other method write access."""
+async def require_access(request: Request) -> None:
+    """The one access dependency, on every router: the route's class decides (see the module)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
     settings = engine_of(request).settings
-    if request.method in READ_METHODS:
-        check_read(settings, presented_key(request))
-    else:
-        check_write(settings, presented_key(request))
+    access_of(request.method, path, settings)(settings, presented_key(request))
+
+
+def public_paths(settings: Settings) -> set[str]:
+    """The documented paths that need no key under `settings`."""
+    return {"/health", *((METRICS_PATH,) if settings.public_metrics else ())}
 
 
 def document_security(app: FastAPI, open_paths: Iterable[str] = ("/health",)) -> None:
@@ -149,8 +197,12 @@ def is_loopback(host: str) -> bool:
 
 
 def exposure_warning(host: str, settings: Settings) -> str | None:
-    """A warning when the API would be reachable from other machines without any API key."""
+    """A warning when the API would be reachable from other machines without read protection.
+
+    Any configured key protects the personal reads (see the module), so the warning is for
+    no keys at all: then anyone who can reach the address reads profiles and histories too."""
     if settings.api_keys or is_loopback(host):
         return None
-    return (f"serving on {host} without API keys: anyone who can reach this address can write and delete data. "
+    return (f"serving on {host} without API keys: anyone who can reach this address can read every user's profile, "
+            "history and recommendations, and write and delete data. "
             "Set PULSEREC_API_KEYS (and PULSEREC_READ_KEYS) or bind 127.0.0.1.")

@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pulserec.engine import Engine
-from pulserec.serving.auth import require_by_method
+from pulserec.serving.auth import require_access
 from pulserec.serving.docs import STATIC_URL, add_docs
 from pulserec.serving.errors import ERROR_RESPONSES
 from pulserec.serving.examples import add_response_examples
@@ -24,7 +24,7 @@ def add_operations(app: FastAPI, engine: Engine) -> ServingMetrics:
     app.state.metrics = metrics
     app.state.engagement = engine.feedback  # impressions and their clicks/conversions (POST /impressions)
     for module in (monitoring, dashboard, reports):
-        app.include_router(module.router, dependencies=[Depends(require_by_method)], responses=ERROR_RESPONSES)
+        app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
     app.mount(STATIC_URL, StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     add_docs(app)
     add_response_examples(app)

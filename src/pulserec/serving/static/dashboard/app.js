@@ -30,11 +30,59 @@ class ApiError extends Error {
   }
 }
 
+// -- sign-in -------------------------------------------------------------------------------
+// Once the server has keys, the dashboard's data (profiles, search, overview) needs one. The
+// key is kept in sessionStorage: this tab only, gone when it closes, never in a cookie that
+// other sites could make the browser send. A 401 from any call opens the sign-in form.
+
+const KEY_STORE = "pulserec.api_key";
+let signIn = null;
+
+function storedKey() {
+  try { return sessionStorage.getItem(KEY_STORE); } catch { return null; }
+}
+
+function showSignIn(message) {
+  if (signIn) { signIn.querySelector("#login-message").textContent = message; return; }
+  const input = h("input", { id: "login-key", type: "password", required: true, autocomplete: "current-password",
+    placeholder: "API key", "aria-label": "API key" });
+  const form = h("form", { id: "login", class: "login card" },
+    h("h2", {}, "Sign in"), h("p", { id: "login-message", class: "muted" }, message), input,
+    h("button", { type: "submit" }, "Sign in"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    try { sessionStorage.setItem(KEY_STORE, input.value.trim()); } catch { /* storage off: nothing to keep */ }
+    signIn.remove();
+    signIn = null;
+    showSignOut();
+    route();
+    showReportLink();
+  });
+  signIn = h("div", { class: "login-overlay", role: "dialog", "aria-modal": "true" }, form);
+  document.body.append(signIn);
+  input.focus();
+}
+
+function showSignOut() {
+  const nav = document.querySelector(".nav");
+  if (!nav || !storedKey() || document.getElementById("logout")) return;
+  nav.append(h("a", { id: "logout", href: "#", onclick: (e) => {
+    e.preventDefault();
+    sessionStorage.removeItem(KEY_STORE);
+    e.target.remove();
+    route();
+  } }, "Sign out"));
+}
+
 async function api(path) {
-  const response = await fetch(path, { headers: { accept: "application/json" } });
+  const headers = { accept: "application/json" };
+  const key = storedKey();
+  if (key) headers["x-api-key"] = key;
+  const response = await fetch(path, { headers });
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
+    if (response.status === 401) showSignIn(key ? `The key was refused: ${detail}` : "This server needs an API key (a read key is enough).");
     throw new ApiError(response.status, detail);
   }
   return response.json();
@@ -393,5 +441,6 @@ document.addEventListener("click", (e) => {
 });
 window.addEventListener("popstate", route);
 setupSearch();
+showSignOut();
 route();
 showReportLink();
