@@ -23,7 +23,6 @@ from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.ingest.movielens import read_movies, read_ratings
 from pulserec.serving.server import BackgroundServer
-from pulserec.recommend.training import train_and_install
 
 
 def measure_freshness(engine: Engine, items: list[str], titles: dict[str, str], trials: int,
@@ -82,7 +81,7 @@ def main() -> None:
         titles = {m.item_id: m.title for m in movies}
         gaps, polls = measure_freshness(engine, popular, titles, args.trials)
         p50, p99 = percentiles_ms(gaps)
-        train_and_install(engine, ["als"], save=False)
+        engine.train(["als"], save=False)
         als_gaps, als_polls = measure_freshness(engine, popular, titles, args.trials, strategy="als")
         als_p50, als_p99 = percentiles_ms(als_gaps)
         rate = measure_updates(engine, ratings["user_id"].unique(), popular, 20_000)

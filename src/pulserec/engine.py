@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,16 +21,23 @@ import pandas as pd
 from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
+from pulserec.models.base import Recommender
 from pulserec.online import make_state
-from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.saved_models import install_changed, installed_stamps, models_dir
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
+from pulserec.recommend.training import DEFAULT_BATCH_MODELS, train_and_install
+from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
 from pulserec.store.bulk_writer import BulkWriter
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.pseudonym import Pseudonymizer
+
+if TYPE_CHECKING:
+    from pulserec.models.ranker import Ranker
+    from pulserec.models.ranker_training import TrainingOptions
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +93,7 @@ class Engine:
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
         self._rebuild(progress)
-        from pulserec.recommend.saved_models import install_changed  # noqa: PLC0415 - needs the engine built
-
-        install_changed(self)  # serve the models saved under <data_dir>/models/
+        self.install_saved()  # serve the models saved under <data_dir>/models/
 
     # -- lifecycle --------------------------------------------------------------------------
     def _rebuild(self, progress: Callable[[int], None] | None = None) -> None:
@@ -111,7 +116,7 @@ class Engine:
         """Rebuild the online state from the log while serving goes on, then swap it in atomically.
 
         Events stored while the new state was being built are re-applied on top, users deleted
-        meanwhile are forgotten again, and batch models are carried over, so nothing accepted
+        meanwhile are forgotten again, and every served model is carried over, so nothing accepted
         is lost and readers never see a half-built state."""
         started = time.perf_counter()
         if getattr(self.state, "shared", False):  # a shared (Redis) state rebuilds in place
@@ -132,18 +137,51 @@ class Engine:
                     late += len(frame)
                 for key, removed in self._deleted_during_rebuild or []:
                     fresh.forget(key, removed)
-                service = RecommendationService(fresh, self.settings)
-                for name, model in self.service.strategies.items():
-                    if isinstance(model, AlignedModel):
-                        service.register(model.rebound(fresh.catalog, fresh.owners), name)
-                for name, model in self.service.strategies.items():  # after the models they may build on
-                    if hasattr(model, "rebound_to_service"):
-                        service.register(model.rebound_to_service(service), name)
-                self.state, self.service = fresh, service
+                self.state, self.service = fresh, self.service.rebound(fresh)
         finally:
             self._deleted_during_rebuild = None
         self.counters["state.rebuilds"] += 1
         return {"events": fresh.applied, "reapplied_during_build": late, "seconds": round(time.perf_counter() - started, 3)}
+
+    # -- models -----------------------------------------------------------------------------
+    def install_model(self, model: Recommender, meta: dict[str, Any]) -> AlignedModel:
+        """Serve a trained batch model (the next version of its name) over the current state."""
+        with self.lock:
+            return self.service.models.install(model, meta)
+
+    def train(self, names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True) -> list[str]:
+        """Fit the named batch models on a snapshot of the log (serving goes on), save them under
+        `<data_dir>/models/` and serve them; returns log lines."""
+        def install(model: Recommender, meta: dict[str, Any]) -> None:
+            self.install_model(model, meta)
+            self.counters[f"models.{model.name}.trained"] += 1
+
+        with self.lock:
+            catalog = self.state.catalog
+        return train_and_install(self.store, self.settings, catalog, install, names, save)
+
+    def install_saved(self, failed: dict[str, str] | None = None) -> list[str]:
+        """Serve every model saved under `<data_dir>/models/` that is new or changed since it was
+        installed (`failed`: file -> stamp of files already found unusable)."""
+        with self.lock:
+            served = installed_stamps(getattr(m, "meta", None) or {} for m in self.service.strategies.values())
+        return install_changed(models_dir(self.settings.data_dir), served, self.install_model, failed)
+
+    def train_ranker(self, sources: Mapping[str, Recommender] | None = None, options: TrainingOptions | None = None,
+                     impressions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None) -> Ranker:
+        """Train the ranker on the stored log (serving goes on meanwhile) and serve it."""
+        # Imported here: the learners load LightGBM (0.7 s), which only ranker training needs.
+        from pulserec.recommend.ranker_install import default_sources, install_ranker, train_ranker  # noqa: PLC0415
+
+        with self.lock:
+            models = self.service.models
+            chosen = dict(sources) if sources is not None else default_sources(models)
+            items = self.store.load_items()
+        frames = list(self.store.iter_events())
+        events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        model = train_ranker(events, items, self.settings, models, chosen, options, impressions, labels)
+        with self.lock:
+            return install_ranker(self.service.models, model, chosen, trained_over=models)
 
     # -- ids --------------------------------------------------------------------------------
     def user_key(self, user_id: str) -> str:

@@ -26,9 +26,8 @@ import pandas as pd
 
 from pulserec.engine import Engine
 from pulserec.events import Event, event_from_row
-from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
-from pulserec.recommend.service import RecommendationService
+from pulserec.records import ItemRecord
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +73,11 @@ class ReplicaEngine(Engine):
             self.state.apply(event_from_row(row[1:]), row[0])
 
     def _reset(self) -> None:
-        """Fresh state rebuilt from the log (after a deletion, possibly by another process).
-
-        Strategies registered on the service after start-up (trained models) are not kept."""
+        """Fresh state rebuilt from the log (after a deletion, possibly by another process), serving
+        the same models (trained ones included) re-bound to it."""
         log.info("rebuilding online state after a deletion")
         self.state = OnlineState(self.settings)
-        self.service = RecommendationService(self.state, self.settings)
+        self.service = self.service.rebound(self.state)
         self._rebuild()
 
     def stats(self) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from pulserec.ingest.synthetic import as_events, generate  # noqa: E402
 from pulserec.models.als import ALS  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
 from pulserec.models.item_knn_bm25 import ItemKNNBM25  # noqa: E402
-from pulserec.recommend.training import install  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
@@ -129,7 +128,7 @@ def test_spark_trained_model_saves_loads_and_serves(spark, tmp_path, shop) -> No
         path = engine.settings.data_dir / "models" / "als.pkl"
         result.model.save(path)
         loaded = ALS.load(path)
-        install(engine, loaded, {"engine": "spark"})
+        engine.install_model(loaded, {"engine": "spark"})
         user = shop.events["user_id"].iloc[0]
         answer = engine.recommend(user, 10, strategy="als")
         assert answer.strategy == "als" and len(answer.items) == 10 and not answer.cold_start
@@ -137,7 +136,7 @@ def test_spark_trained_model_saves_loads_and_serves(spark, tmp_path, shop) -> No
         from pulserec.evaluation.data import load_training_data
 
         data, _, _ = load_training_data(engine.settings.data_dir)
-        install(engine, ALS(**ALS_PARAMS, solver="cholesky").fit(data), {"engine": "local"})
+        engine.install_model(ALS(**ALS_PARAMS, solver="cholesky").fit(data), {"engine": "local"})
         assert [r.item_id for r in engine.recommend(user, 10, strategy="als").items] == [r.item_id for r in answer.items]
     finally:
         engine.close()

@@ -24,9 +24,9 @@ from pulserec.models.ranker_training import (
     prepare_log,
     train_ranking_model,
 )
-from pulserec.records import ItemRecord
-from pulserec.online.state import OnlineState
 from pulserec.models.query import build_query
+from pulserec.online.state import OnlineState
+from pulserec.records import ItemRecord
 from pulserec.store.sqlite import EVENT_COLUMNS
 
 ITEMS_PER_CATEGORY = 15
@@ -198,12 +198,11 @@ def test_logistic_fallback_trains_and_scores(planted):
 
 def test_train_ranker_installs_on_a_live_engine(engine, shop):
     from pulserec.ingest.importer import normalise_events
-    from pulserec.recommend.ranker_install import train_ranker
 
     engine.put_items(shop.items)
     events, _ = normalise_events(shop.events, engine.settings.event_weights)
     engine.ingest_frame(events)
-    ranker = train_ranker(engine, options=TrainingOptions(max_queries=300, rounds=50))
+    ranker = engine.train_ranker(options=TrainingOptions(max_queries=300, rounds=50))
     assert engine.service.strategies["ranker"] is ranker
     assert ranker.meta["feature_importance"] and ranker.meta["queries"] > 100
     json.dumps(ranker.meta)  # GET /models serialises it

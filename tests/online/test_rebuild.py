@@ -62,3 +62,35 @@ def test_readers_never_see_a_half_built_state(engine, shop, fill):
     for t in threads:
         t.join()
     assert not errors and sizes and set(sizes) == {10}
+
+
+def test_a_rebuild_carries_every_served_model_over_once(engine, fill):
+    """Trained models, blends of them and models of other kinds all follow the new state; a
+    blend's part is the very model served under that name (re-bound once)."""
+    from pulserec.models.blend import Blend
+
+    fill(engine, upto=2000)
+    engine.train(["als"], save=False)
+    als = engine.service.strategies["als"]
+    engine.service.register(Blend([(als, 1.0), (engine.service.item_knn, 0.5)], name="mix"))
+    engine.rebuild_state()
+    served = engine.service.strategies
+    assert served["als"] is not als and served["als"].catalog is engine.state.catalog
+    assert served["als"].meta["version"] == 1
+    assert [part for part, _ in served["mix"].components] == [served["als"], served["item_knn"]]
+    assert served["default"].components[0][0] is engine.service.item_knn
+
+
+def test_a_replica_keeps_its_trained_models_after_a_deletion(tmp_path, shop):
+    from pulserec.config import Settings
+    from pulserec.replica import ReplicaEngine
+
+    engine = ReplicaEngine(Settings.load(tmp_path, follow_log=True))
+    try:
+        engine.ingest([Event(f"e{k}", f"u{k % 7}", shop.items[k % 30].item_id, "click", 1.7e9 + k) for k in range(300)])
+        engine.train(["als"], save=False)
+        engine.delete_user("u1")  # the replica resets its state
+        assert engine.service.strategies["als"].catalog is engine.state.catalog
+        assert engine.recommend("u2", 5, strategy="als").strategy == "als"
+    finally:
+        engine.close()

@@ -8,9 +8,8 @@ import pytest
 
 from pulserec.config import Settings
 from pulserec.engine import Engine
+from pulserec.recommend.saved_models import ModelWatcher, models_dir
 from pulserec.serving.process import ServerProcess
-from pulserec.recommend.saved_models import ModelWatcher, install_changed, models_dir
-from pulserec.recommend.training import train_and_install
 
 
 def other_process(engine: Engine) -> Engine:
@@ -23,13 +22,13 @@ def test_a_model_saved_elsewhere_is_installed_once_per_change(engine, fill):
     trainer = other_process(engine)
     try:
         assert "als" not in engine.service.strategies
-        train_and_install(trainer, ["als"])
-        assert install_changed(engine) == [f"als: loaded from {models_dir(engine) / 'als.pkl'}"]
+        trainer.train(["als"])
+        assert engine.install_saved() == [f"als: loaded from {models_dir(engine.settings.data_dir) / 'als.pkl'}"]
         assert engine.recommend("u0003", 5, strategy="als").strategy == "als"
         assert engine.service.strategies["als"].meta["version"] == 1
-        assert install_changed(engine) == []  # unchanged file: nothing to do
-        train_and_install(trainer, ["als"])  # retrained: a new file
-        assert len(install_changed(engine)) == 1
+        assert engine.install_saved() == []  # unchanged file: nothing to do
+        trainer.train(["als"])  # retrained: a new file
+        assert len(engine.install_saved()) == 1
         assert engine.service.strategies["als"].meta["version"] == 2
     finally:
         trainer.close()
@@ -37,28 +36,28 @@ def test_a_model_saved_elsewhere_is_installed_once_per_change(engine, fill):
 
 def test_a_model_this_process_saved_is_not_installed_again(engine, fill):
     fill(engine)
-    train_and_install(engine, ["als"])
-    assert install_changed(engine) == []
+    engine.train(["als"])
+    assert engine.install_saved() == []
     assert engine.service.strategies["als"].meta["version"] == 1
 
 
 def test_unusable_files_are_skipped(engine, fill):
     fill(engine)
-    folder = models_dir(engine)
+    folder = models_dir(engine.settings.data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "broken.pkl").write_bytes(b"not a pickle")
     failed: dict[str, str] = {}
-    assert install_changed(engine, failed) == []
+    assert engine.install_saved(failed) == []
     assert list(failed) == [str(folder / "broken.pkl")]  # remembered: not retried until it changes
     assert engine.recommend("u0003", 5).items  # still serving
 
 
 def test_the_watcher_thread_installs_within_its_interval(engine, fill):
     fill(engine)
-    watcher = ModelWatcher(engine, interval=0.05).start()
+    watcher = ModelWatcher(engine.install_saved, interval=0.05).start()
     trainer = other_process(engine)
     try:
-        train_and_install(trainer, ["als"])
+        trainer.train(["als"])
         deadline = time.monotonic() + 10
         while "als" not in engine.service.strategies and time.monotonic() < deadline:
             time.sleep(0.02)

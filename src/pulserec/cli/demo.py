@@ -234,8 +234,6 @@ def _build_models(engine) -> list[str]:
     stats = engine.stats()
     lines = [f"online item-kNN: {stats['cooccurrence_nnz']:,} co-occurrence pairs over {stats['items']} items",
              f"profiles: {stats['users']} users; trending/popular counters over {stats['events_applied']:,} events"]
-    from pulserec.recommend.training import train_and_install  # noqa: PLC0415
-
-    lines += train_and_install(engine)
+    lines += engine.train()
     lines.append(f"strategies: {', '.join(sorted(engine.service.strategies))}")
     return lines

@@ -10,7 +10,7 @@ through a logistic), everything outside the recall set gets -inf."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -102,11 +102,10 @@ class Ranker:
                 reasons[pos] = reason
         return reasons
 
-    def rebound_to_service(self, service: Any) -> Ranker:
-        """The same learned model over another service's state (after a state rebuild): each
-        source is resolved by name among that service's strategies, else kept as it is."""
-        sources = {name: service.strategies.get(name, model) for name, model in self.sources.items()}
-        return Ranker(sources, service.state, self.model, self.depth)
+    def rebound(self, rebind: Callable[[Recommender], Recommender], state: FeatureContext) -> Ranker:
+        """The same learned model over another state (after a state rebuild), each source mapped
+        by `rebind` (the model set re-binds each source once, so it stays the served model)."""
+        return Ranker({name: rebind(model) for name, model in self.sources.items()}, state, self.model, self.depth)
 
     # -- introspection and persistence -----------------------------------------------------
     @property

@@ -12,19 +12,20 @@ import ast
 import logging
 import os
 import pickle
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pulserec.recommend.background import PeriodicTask
 
-if TYPE_CHECKING:
-    from pulserec.engine import Engine
-
 log = logging.getLogger(__name__)
 
+#: Serves a loaded model with its metadata (`Engine.install_model`: under the engine's lock).
+Install = Callable[[Any, dict[str, Any]], object]
 
-def models_dir(engine: Engine) -> Path:
-    return engine.settings.data_dir / "models"
+
+def models_dir(data_dir: Path) -> Path:
+    return data_dir / "models"
 
 
 def file_stamp(path: Path) -> str:
@@ -50,10 +51,8 @@ def saved_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def install_file(engine: Engine, path: Path) -> str | None:
-    """Load one saved model and serve it; returns a log line, or None if the file is unusable."""
-    from pulserec.recommend.training import install  # noqa: PLC0415 - training imports this module
-
+def install_file(path: Path, install: Install) -> str | None:
+    """Load one saved model and `install` it; returns a log line, or None if the file is unusable."""
     try:
         meta = saved_meta(path)
         with open(path, "rb") as fh:
@@ -64,25 +63,23 @@ def install_file(engine: Engine, path: Path) -> str | None:
     if not hasattr(model, "item_ids") or not hasattr(model, "name"):
         log.warning("%s is not a trained pulserec model; skipped", path)
         return None
-    install(engine, model, meta)
+    install(model, meta)
     return f"{model.name}: loaded from {path}"
 
 
-def installed_stamps(engine: Engine) -> dict[str, str]:
-    """File -> stamp of every served model that was loaded from (or saved to) a file."""
-    with engine.lock:
-        metas = [getattr(model, "meta", None) or {} for model in engine.service.strategies.values()]
+def installed_stamps(metas: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """File -> stamp of every served model (given by their metadata) loaded from (or saved to) a file."""
     return {meta["loaded_from"]: meta.get("file_stamp", "") for meta in metas if "loaded_from" in meta}
 
 
-def install_changed(engine: Engine, failed: dict[str, str] | None = None) -> list[str]:
-    """Install every saved model whose file is new or changed since it was installed.
+def install_changed(folder: Path, served: Mapping[str, str], install: Install,
+                    failed: dict[str, str] | None = None) -> list[str]:
+    """Install every model saved in `folder` whose file is new or changed since it was installed
+    (`served`: file -> stamp, :func:`installed_stamps`).
 
     `failed` (file -> stamp) remembers unusable files, so each version of one is tried once."""
-    folder = models_dir(engine)
     if not folder.is_dir():
         return []
-    served = installed_stamps(engine)
     lines = []
     for path in sorted(folder.glob("*.pkl")):
         try:
@@ -91,7 +88,7 @@ def install_changed(engine: Engine, failed: dict[str, str] | None = None) -> lis
             continue
         if stamp in (served.get(str(path)), (failed or {}).get(str(path))):
             continue
-        line = install_file(engine, path)
+        line = install_file(path, install)
         if line:
             lines.append(line)
         elif failed is not None:
@@ -100,17 +97,18 @@ def install_changed(engine: Engine, failed: dict[str, str] | None = None) -> lis
 
 
 class ModelWatcher(PeriodicTask):
-    """Polls `<data_dir>/models/` every `interval` seconds and installs new or changed models."""
+    """Calls `install_saved(failed)` (`Engine.install_saved`: :func:`install_changed` over the
+    engine's models folder) every `interval` seconds."""
 
     thread_name = "pulserec-model-watch"
 
-    def __init__(self, engine: Engine, interval: float) -> None:
+    def __init__(self, install_saved: Callable[[dict[str, str]], list[str]], interval: float) -> None:
         super().__init__(interval)
-        self.engine = engine
+        self.install_saved = install_saved
         self.installs = 0
         self.failed: dict[str, str] = {}
 
     def tick(self) -> None:
-        for line in install_changed(self.engine, self.failed):
+        for line in self.install_saved(self.failed):
             self.installs += 1
             log.info("model watch: %s", line)

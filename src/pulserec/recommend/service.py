@@ -9,14 +9,13 @@ import numpy as np
 
 from pulserec.config import Settings
 from pulserec.models.base import Query, Reason, Recommender
-from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
-from pulserec.models.popularity import Popular, Trending
-from pulserec.online.state import OnlineState
 from pulserec.models.query import build_query
+from pulserec.online.state import OnlineState
+from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.reasons import render
 
-DEFAULT_STRATEGY = "default"
+__all__ = ["DEFAULT_STRATEGY", "Answer", "Filters", "RecommendationService", "Recommended", "top_n"]
 
 
 @dataclass(frozen=True)
@@ -55,30 +54,32 @@ class Answer:
 
 
 class RecommendationService:
-    """Holds the named strategies and turns dense model scores into filtered, explained lists."""
+    """Turns dense model scores into filtered, explained lists; the models are its `ModelSet`."""
 
-    def __init__(self, state: OnlineState, settings: Settings) -> None:
+    def __init__(self, state: OnlineState, settings: Settings, models: ModelSet | None = None) -> None:
         self.state = state
         self.settings = settings
-        self.item_knn = ItemKNN(state.cooc)
-        self.trending = Trending(state.popularity)
-        self.trending.catalog = state.catalog
-        self.popular = Popular(state.popularity)
-        self.popular.catalog = state.catalog
-        self.strategies: dict[str, Recommender] = {}
-        for model in (self.item_knn, self.trending, self.popular):
-            self.register(model)
-        self.register(Blend([(self.item_knn, 1.0), (self.trending, settings.trending_blend)], name=DEFAULT_STRATEGY))
+        self.models = models if models is not None else ModelSet(state, settings)
+        self.trending = self.models.trending  # the backfill of short lists
+
+    def rebound(self, state: OnlineState) -> RecommendationService:
+        """The same service over another state, serving the same models re-bound to it."""
+        return RecommendationService(state, self.settings, self.models.rebound(state))
+
+    # The model set's names, for the callers that reach it through the service.
+    @property
+    def strategies(self) -> dict[str, Recommender]:
+        return self.models.strategies
+
+    @property
+    def item_knn(self) -> ItemKNN:
+        return self.models.item_knn
 
     def register(self, model: Recommender, name: str | None = None) -> None:
-        self.strategies[name or model.name] = model
+        self.models.register(model, name)
 
     def strategy(self, name: str | None) -> tuple[str, Recommender]:
-        name = name or DEFAULT_STRATEGY
-        try:
-            return name, self.strategies[name]
-        except KeyError:
-            raise KeyError(f"unknown strategy {name!r}; available: {', '.join(sorted(self.strategies))}") from None
+        return self.models.get(name)
 
     # -- queries ----------------------------------------------------------------------------
     def query_for(self, owner_key: str | None, context: dict[str, Any] | None = None) -> Query:

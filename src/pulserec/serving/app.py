@@ -13,12 +13,12 @@ from pydantic import ValidationError
 from pulserec import __version__
 from pulserec.config import Settings
 from pulserec.engine import Engine
+from pulserec.recommend.saved_models import ModelWatcher
 from pulserec.serving.access_log import ACCESS_LOGGER, redact_access_log
 from pulserec.serving.auth import add_cors, document_security, public_paths, require_access
 from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
-from pulserec.recommend.saved_models import ModelWatcher
 from pulserec.serving.routes import events, feedback, items, recommendations, system, users
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
@@ -35,7 +35,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         interval = engine.settings.model_watch_interval
-        watcher = ModelWatcher(engine, interval).start() if interval > 0 else None
+        watcher = ModelWatcher(engine.install_saved, interval).start() if interval > 0 else None
         # Installed here, in the serving process, after uvicorn configured its loggers.
         redact = redact_access_log(engine.pseudonym) if engine.pseudonym else None
         try:

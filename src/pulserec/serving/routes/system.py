@@ -41,11 +41,10 @@ def _in_background(target: Any, *args: Any) -> None:
 @router.post("/models/{name}/train", status_code=202, summary="Retrain a batch model in the background; it swaps in when done",
              responses={404: {"description": "unknown model"}}, dependencies=[Depends(require_write)])
 async def train_model(name: ModelName, request: Request) -> dict[str, Any]:
-    from pulserec.recommend.training import train_and_install
-
     if name not in MODELS:
         raise HTTPException(404, f"unknown model {name!r}; trainable: {', '.join(sorted(MODELS))}")
-    _in_background(train_and_install, engine_of(request), [name])
+    engine = engine_of(request)
+    _in_background(engine.train, [name])
     return {"model": name, "status": "training"}
 
 

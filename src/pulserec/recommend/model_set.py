@@ -1,0 +1,116 @@
+"""The models served over one online state, by name, and the one place that installs, versions
+and re-binds them.
+
+Three kinds of model are served: the live built-ins (item-kNN, trending, popular and the default
+blend of the first two) that read the state's structures directly; trained batch models, served
+through an :class:`AlignedModel` that maps the state's ids to the model's; and models built on
+other models (blends, the ranker). When the online state is replaced (a rebuild, a replica's
+reset after a deletion) :meth:`ModelSet.rebound` carries every one of them over to the new
+state, each model mapped once, so a ranker's source is the very model served under its name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from pulserec.config import Settings
+from pulserec.models.base import Recommender
+from pulserec.models.blend import Blend
+from pulserec.models.item_knn import ItemKNN
+from pulserec.models.popularity import Popular, Trending
+from pulserec.online.state import OnlineState
+from pulserec.recommend.aligned import AlignedModel
+
+DEFAULT_STRATEGY = "default"
+
+
+@runtime_checkable
+class Rebindable(Protocol):
+    """A model built on other models and on the state (the ranker): it re-binds itself, given how
+    each of its parts re-binds."""
+
+    def rebound(self, rebind: Callable[[Recommender], Recommender], state: Any) -> Recommender: ...
+
+
+class ModelSet:
+    """Named models over `state`; `register` adds one, `install` serves a trained one."""
+
+    def __init__(self, state: OnlineState, settings: Settings) -> None:
+        self.state = state
+        self.settings = settings
+        self.item_knn = ItemKNN(state.cooc)
+        self.trending = Trending(state.popularity)
+        self.trending.catalog = state.catalog
+        self.popular = Popular(state.popularity)
+        self.popular.catalog = state.catalog
+        self.default = Blend([(self.item_knn, 1.0), (self.trending, settings.trending_blend)], name=DEFAULT_STRATEGY)
+        self.strategies: dict[str, Recommender] = {}
+        for model in (self.item_knn, self.trending, self.popular, self.default):
+            self.register(model)
+
+    def register(self, model: Recommender, name: str | None = None) -> None:
+        self.strategies[name or model.name] = model
+
+    def get(self, name: str | None) -> tuple[str, Recommender]:
+        """(name, model) of strategy `name` (the default when None); KeyError naming the known ones."""
+        name = name or DEFAULT_STRATEGY
+        try:
+            return name, self.strategies[name]
+        except KeyError:
+            raise KeyError(f"unknown strategy {name!r}; available: {', '.join(sorted(self.strategies))}") from None
+
+    def install(self, model: Recommender, meta: Mapping[str, Any]) -> AlignedModel:
+        """Serve a trained batch model under its name, aligned to this state, as the next version
+        of that name (1 for the first)."""
+        previous = self.strategies.get(model.name)
+        version = (getattr(previous, "meta", None) or {}).get("version", 0) + 1
+        aligned = AlignedModel(model, self.state.catalog, self.state.owners, {**meta, "version": version})
+        self.register(aligned)
+        return aligned
+
+    def rebound(self, state: OnlineState) -> ModelSet:
+        """A model set over `state` serving every model this one serves, each re-bound to it."""
+        new = ModelSet(state, self.settings)
+        rebind = self.rebinder(new)
+        for name, model in self.strategies.items():
+            new.strategies[name] = rebind(model)
+        return new
+
+    def rebinder(self, new: ModelSet) -> Callable[[Recommender], Recommender]:
+        """Maps a model of this set (or built on its parts) to the same model over `new`'s state;
+        models that do not read the state are kept as they are. Each model is mapped once."""
+        done: dict[int, Recommender] = {
+            id(self.item_knn): new.item_knn, id(self.trending): new.trending,
+            id(self.popular): new.popular, id(self.default): new.default,
+        }
+
+        def rebind(model: Recommender) -> Recommender:
+            if id(model) not in done:
+                done[id(model)] = _rebound(model, rebind, self.state, new.state)
+            return done[id(model)]
+
+        return rebind
+
+    def rebound_sources(self, sources: Mapping[str, Recommender], state: OnlineState) -> dict[str, Recommender]:
+        """`sources` (models of this set, or built on them) re-bound to `state` (the ranker's
+        training replays the log into states of its own)."""
+        rebind = self.rebinder(ModelSet(state, self.settings))
+        return {name: rebind(model) for name, model in sources.items()}
+
+
+def _rebound(model: Recommender, rebind: Callable[[Recommender], Recommender], old: OnlineState,
+             state: OnlineState) -> Recommender:
+    """One model over `state` instead of `old` (its parts mapped through `rebind`)."""
+    if isinstance(model, ItemKNN) and model.cooc is old.cooc:  # a live view built outside the set
+        return ItemKNN(state.cooc)
+    if isinstance(model, Trending) and model.popularity is old.popularity:  # also Popular
+        view = type(model)(state.popularity)
+        view.catalog = state.catalog
+        return view
+    if isinstance(model, AlignedModel):
+        return model.rebound(state.catalog, state.owners)
+    if isinstance(model, Blend):
+        return Blend([(rebind(part), weight) for part, weight in model.components], name=model.name)
+    if isinstance(model, Rebindable):
+        return model.rebound(rebind, state)
+    return model
