@@ -82,6 +82,14 @@ class Settings:
     state_url: str = ""
     state_namespace: str = "pulserec"
     stream_url: str = ""
+    # Redis state: a command that gets no answer in this many seconds fails (the request answers
+    # 503, the event stays stored and is applied later), so a stalled Redis cannot hang requests.
+    state_timeout_s: float = 2.0
+    # Every this many seconds each API process checks the Redis state (reachable, not lost) and
+    # applies stored events that no process applied (a crash or an outage between store and apply).
+    state_sync_interval_s: float = 1.0
+    # With a stream, events younger than this are left to the updaters by that check.
+    stream_grace_s: float = 10.0
 
     @property
     def db_path(self) -> Path:
@@ -132,6 +140,9 @@ class Settings:
             raise ValueError(f"state_url must be a redis:// (or rediss://, unix://) URL, got {self.state_url!r}")
         if self.stream_url:
             check_stream_url(self.stream_url)
+        for name in ("state_timeout_s", "state_sync_interval_s", "stream_grace_s"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be a positive number of seconds")
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         if not 0 <= self.model_watch_interval < float("inf"):

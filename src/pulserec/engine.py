@@ -23,6 +23,7 @@ from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
 from pulserec.models.base import Recommender
 from pulserec.online import make_state
+from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.state import OnlineState
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.aligned import AlignedModel
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What a shared (Redis) state raises when it cannot answer now (down, stalled, resyncing).
+STATE_UNAVAILABLE: tuple[type[BaseException], ...] = (StateUnavailable, *TRANSIENT)
+
 
 class UnknownEventType(ValueError):
     def __init__(self, index: int | None, event_type: str, known: Iterable[str]) -> None:
@@ -55,6 +59,18 @@ class IngestResult:
     duplicates: int
     event_ids: list[str]
     accepted_mask: list[bool]
+
+
+class StoredNotApplied(RuntimeError):
+    """The events are durably stored but the shared state could not take them now. They are
+    applied later, in order, by whichever process next syncs the state with the log (within
+    `state_sync_interval_s` of the state coming back); a retry with the same event ids answers
+    `duplicates` and changes nothing."""
+
+    def __init__(self, result: IngestResult, cause: BaseException, retry_after_s: int = 2) -> None:
+        super().__init__(f"stored {result.accepted} events but the online state is unavailable: {cause}")
+        self.result = result
+        self.retry_after_s = retry_after_s
 
 
 class IngestListener(Protocol):
@@ -93,6 +109,7 @@ class Engine:
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
         self._rebuild(progress)
+        self.supervisor = self._supervise()
         self.install_saved()  # serve the models saved under <data_dir>/models/
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -100,7 +117,31 @@ class Engine:
         """Bring the online state up to date with the log (a full replay for in-memory state)."""
         self.state.restore(self.store, progress)
 
+    def _supervise(self) -> Any:
+        """A shared state gets a background check that repairs it from the log (see supervisor)."""
+        if not self.state.shared:
+            return None
+        from pulserec.online.redis.supervisor import StateSupervisor
+
+        grace = self.settings.stream_grace_s if self.publisher else None
+        return StateSupervisor(self.state, self.store, self.settings.state_sync_interval_s, grace).start()
+
+    def readiness(self) -> dict[str, Any]:
+        """Whether this process can serve: {"status": "ok" | "degraded", "checks": {name: {...}}}.
+        Each check says `ok` and, when it is not, why."""
+        checks: dict[str, dict[str, Any]] = {}
+        if self.supervisor is not None:
+            health = self.supervisor.health()
+            checks["state"] = {"ok": health.ok, "backend": "redis", "status": health.status, "detail": health.detail,
+                               "since": health.since}
+        else:
+            checks["state"] = {"ok": True, "backend": "memory", "status": "ok"}
+        ok = all(check["ok"] for check in checks.values())
+        return {"status": "ok" if ok else "degraded", "checks": checks}
+
     def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         self.store.close()
         self.state.close()
         if self.publisher:
@@ -215,13 +256,17 @@ class Engine:
                 if event.user_id and event.session_id:
                     self._log_in(event.user_id, event.session_id)
             seqs = self.store.append_events([e.row() for e in events])
-            self._apply_stored(events, seqs)
+            failure = self._apply_stored(events, seqs)
         accepted = sum(s is not None for s in seqs)
         self.counters["events.accepted"] += accepted
         self.counters["events.duplicate"] += len(events) - accepted
+        result = IngestResult(accepted, len(events) - accepted, [e.event_id for e in events], [s is not None for s in seqs])
+        if failure is not None:
+            self.counters["events.stored_not_applied"] += accepted
+            raise StoredNotApplied(result, failure)
         fresh = [e for e, s in zip(events, seqs) if s is not None]
         self._notify(Counter(e.type for e in fresh), len(events) - accepted, max((e.ts for e in fresh), default=None))
-        return IngestResult(accepted, len(events) - accepted, [e.event_id for e in events], [s is not None for s in seqs])
+        return result
 
     def _log_in(self, user_key: str, session_id: str) -> None:
         """Merge an anonymous session into the user on their first event that names both."""
@@ -254,12 +299,21 @@ class Engine:
 
         return read
 
-    def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> None:
-        """Apply (or publish) the events the store just accepted (those given a `seq`), in order."""
+    def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> BaseException | None:
+        """Apply (or publish) the events the store just accepted (those given a `seq`), in order.
+        Returns the error if the shared state could not take them (they stay stored)."""
         fresh = [(event, seq) for event, seq in zip(events, seqs) if seq is not None]
-        self._apply_or_publish(fresh)
+        try:
+            self._apply_or_publish(fresh)
+        except STATE_UNAVAILABLE as exc:
+            log.warning("stored %d events the online state could not take now (%s); they are applied later",
+                        len(fresh), exc)
+            if self.supervisor is not None:
+                self.supervisor.note_failure(exc)
+            return exc
         for event, _ in fresh:
             self.counters[f"events.{event.type}"] += 1
+        return None
 
     def _apply_stored_frame(self, fresh: pd.DataFrame) -> None:
         """Apply a frame of events the store just accepted."""
@@ -277,7 +331,7 @@ class Engine:
                 log.exception("could not publish %d events to the stream; applying them in-process", len(fresh))
                 local = True
         if local:
-            self.state.apply_many(fresh)
+            self.state.apply_stored(fresh, self.store)
 
     def ingest_frame(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
@@ -348,6 +402,8 @@ class Engine:
             removed = self.store.delete_user(key)
             self.feedback.forget_user(key)
             self.state.forget(key, removed)
+            if self.state.shared and len(removed):  # the log's newest seqs may be reused (see sync)
+                self.state.truncated(self.store.max_seq())
             if self._deleted_during_rebuild is not None:
                 self._deleted_during_rebuild.append((key, removed))
         self.counters["users.deleted"] += 1

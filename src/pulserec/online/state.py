@@ -100,6 +100,11 @@ class OnlineState:
             self.apply(event, seq)
         return [True] * len(batch)
 
+    def apply_stored(self, fresh: list[tuple[Event, int]], store: object = None) -> None:
+        """Apply events the store just accepted (the in-memory state cannot miss one: a process
+        that dies loses it together with its state, and a restart replays the log)."""
+        self.apply_many(fresh)
+
     def apply_frame(self, frame: pd.DataFrame) -> None:
         """Apply stored events (a frame in arrival order) in bulk: vectorised where it counts."""
         if frame.empty:

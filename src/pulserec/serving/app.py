@@ -12,11 +12,18 @@ from pydantic import ValidationError
 
 from pulserec import __version__
 from pulserec.config import Settings
-from pulserec.engine import Engine
+from pulserec.engine import STATE_UNAVAILABLE, Engine, StoredNotApplied
 from pulserec.recommend.saved_models import ModelWatcher
 from pulserec.serving.access_log import ACCESS_LOGGER, redact_access_log
 from pulserec.serving.auth import add_cors, document_security, public_paths, require_access
-from pulserec.serving.errors import ERROR_RESPONSES, on_method_not_allowed, on_pydantic_validation, on_request_validation
+from pulserec.serving.errors import (
+    ERROR_RESPONSES,
+    on_method_not_allowed,
+    on_pydantic_validation,
+    on_request_validation,
+    on_state_unavailable,
+    on_stored_not_applied,
+)
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
 from pulserec.serving.routes import events, feedback, items, recommendations, system, users
@@ -55,6 +62,9 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
     app.add_exception_handler(405, on_method_not_allowed)
+    app.add_exception_handler(StoredNotApplied, on_stored_not_applied)
+    for unavailable in STATE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, on_state_unavailable)
     # One access dependency on every router: the route's class (public, catalogue, personal,
     # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
     for module in (events, items, users, recommendations, feedback, system):

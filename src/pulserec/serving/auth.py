@@ -110,7 +110,7 @@ def _open(settings: Settings, key: str | None) -> None:
 
 
 #: Route templates (as declared, e.g. `/reports/{path:path}`) by access class; see the module.
-PUBLIC_PATHS = frozenset({"/health", "/dashboard", "/dashboard/users/{user_id}", "/dashboard/items/{item_id}"})
+PUBLIC_PATHS = frozenset({"/health", "/health/ready", "/dashboard", "/dashboard/users/{user_id}", "/dashboard/items/{item_id}"})
 CATALOGUE_PATHS = frozenset({"/items/{item_id}", "/items/{item_id}/similar", "/models", "/reports/{path:path}"})
 ADMIN_READ_PATHS = frozenset({"/stats"})
 METRICS_PATH = "/metrics"
@@ -149,7 +149,7 @@ async def require_access(request: Request) -> None:
 
 def public_paths(settings: Settings) -> set[str]:
     """The documented paths that need no key under `settings`."""
-    return {"/health", *((METRICS_PATH,) if settings.public_metrics else ())}
+    return {"/health", "/health/ready", *((METRICS_PATH,) if settings.public_metrics else ())}
 
 
 def document_security(app: FastAPI, open_paths: Iterable[str] = ("/health",)) -> None:

@@ -72,7 +72,39 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown user, item or session"},
     413: {"model": ErrorBody, "description": "Body or batch over the configured limit"},
     422: {"model": ErrorBody, "description": "Invalid input; `errors` names each bad field"},
+    503: {"model": ErrorBody, "description": "A dependency (the shared Redis state) is unavailable; retry after "
+                                             "`Retry-After` seconds. For POST /events, `stored` says whether the "
+                                             "events were stored (then they are applied later, and a retry with the "
+                                             "same event ids answers `duplicates`)"},
 }
+
+
+def unavailable(detail: str, retry_after_s: int, **extra: Any) -> JSONResponse:
+    """503 with Retry-After: the request was right, a dependency cannot serve it now."""
+    return JSONResponse({"detail": detail, "retry_after_s": retry_after_s, **extra}, status_code=503,
+                        headers={"Retry-After": str(retry_after_s)})
+
+
+async def on_state_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The online state is unreachable, stalled or being rebuilt (nothing was written)."""
+    retry = int(getattr(exc, "retry_after_s", 2))
+    _note_failure(request, exc)
+    return unavailable(f"online state unavailable: {type(exc).__name__}: {exc}", retry)
+
+
+async def on_stored_not_applied(request: Request, exc: Exception) -> JSONResponse:
+    """POST /events stored the events but the online state could not take them now."""
+    result = exc.result  # type: ignore[attr-defined]
+    return unavailable(f"{exc}; the stored events are applied when the state is back (a retry with the same "
+                       "event ids answers them as duplicates)", int(exc.retry_after_s),  # type: ignore[attr-defined]
+                       stored=True, applied=False, accepted=result.accepted, duplicates=result.duplicates,
+                       event_ids=result.event_ids)
+
+
+def _note_failure(request: Request, exc: Exception) -> None:
+    supervisor = getattr(request.app.state.engine, "supervisor", None)
+    if supervisor is not None and not isinstance(exc, RuntimeError):  # a Redis error, not "resyncing"
+        supervisor.note_failure(exc)
 
 
 async def on_method_not_allowed(request: Request, exc: Exception) -> JSONResponse:

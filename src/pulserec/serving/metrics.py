@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 
-from pulserec.engine import Engine
+from pulserec.engine import STATE_UNAVAILABLE, Engine
 from pulserec.serving.insights import model_age_s, model_list
 from pulserec.serving.live import EventRate, RecentAnswers
 from pulserec.recommend.service import Answer
@@ -105,7 +105,14 @@ class EngineCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.engine.stats()
+        yield from _state_health(self.engine)
+        try:
+            stats = self.engine.stats()
+        except STATE_UNAVAILABLE:  # the shared state cannot answer: the health gauges say so
+            return
+        yield GaugeMetricFamily("pulserec_state_unapplied_events",
+                                "Events stored but not (yet) applied to the online state (stored minus applied).",
+                                value=float(max(0, stats["events_stored"] - stats["events_applied"])))
         for name, key, doc in (
             ("pulserec_state_items", "items", "Items in the catalogue (including items first seen in events)."),
             ("pulserec_state_users", "users", "Users and sessions with a profile."),
@@ -120,6 +127,16 @@ class EngineCollector(Collector):
                                     "Wall clock minus the newest event timestamp applied (how stale the event-time clock is).",
                                     value=max(0.0, time.time() - float(stats["event_time"])))
         yield from _model_metrics(model_list(self.engine))
+
+
+def _state_health(engine: Engine) -> Iterator[Metric]:
+    check = engine.readiness()["checks"]["state"]
+    yield GaugeMetricFamily("pulserec_state_backend_up",
+                            "1 while the online state backend answers (always 1 for the in-memory state).",
+                            value=0.0 if check["status"] == "unreachable" else 1.0)
+    yield GaugeMetricFamily("pulserec_state_ready",
+                            "1 while the online state can serve; 0 while unreachable or being rebuilt from the log.",
+                            value=1.0 if check["ok"] else 0.0)
 
 
 def _model_metrics(models: list[dict[str, Any]]) -> Iterator[Metric]:

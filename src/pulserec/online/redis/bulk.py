@@ -18,6 +18,7 @@ import pandas as pd
 from pulserec.events import owner_keys
 from pulserec.online.cooccurrence import with_context
 from pulserec.online.redis.codec import decode_profile, encode_profile
+from pulserec.online.redis.connection import StateUnavailable
 from pulserec.online.state import apply_profiles_log
 from pulserec.profiles.profile import Profiles
 
@@ -96,6 +97,8 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
         status = state.commit(plan)
         if status == "ok":
             return
+        if status == "lost":  # reloaded by another process: these indices are stale, start over
+            raise StateUnavailable("the Redis state was reloaded from the log meanwhile; apply again")
         if status == "dup":  # another process applied some of these meanwhile: drop them
             keep = ~applied_mask(state, frame["event_id"].astype(str).to_numpy())
             frame, owners, owner_ids, items = frame[keep].reset_index(drop=True), owners[keep], owner_ids[keep], items[keep]

@@ -21,9 +21,9 @@ _SECTIONS = ("vectors", "rows", "history", "seen", "profiles")
 class CommitPlan:
     """Preconditions and writes of one COMMIT call, encoded as a JSON header + binary blobs."""
 
-    def __init__(self, history_bytes: int, compact_bytes: int) -> None:
+    def __init__(self, history_bytes: int, compact_bytes: int, state_id: str = "") -> None:
         self.header: dict[str, Any] = {
-            "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [], "history": [], "seen": [],
+            "state_id": state_id, "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [], "history": [], "seen": [],
             "profiles": [], "forget": [], "applied": 0, "last_seq": 0, "now": "",
             "history_bytes": history_bytes, "compact_bytes": compact_bytes,
         }

@@ -73,13 +73,17 @@ return {0, owner, item, version, tail, redis.call('HGET', p .. 'profiles', owner
 """
 
 #: Apply one planned change atomically (see `plan.CommitPlan` for the header fields).
-#: Returns {'ok', items whose rows need compaction}, {'dup'} or {'conflict'}.
+#: Returns {'ok', items whose rows need compaction}, {'dup'}, {'conflict'}, or {'lost'} when the
+#: namespace is not the state this process attached to (`meta.state_id`, see `RedisState.attach`).
 COMMIT = """
 local p = ARGV[1]
 local h = cjson.decode(ARGV[2])
 local pos = 3
 local function blob() local b = ARGV[pos]; pos = pos + 1; return b end
 local applied, versions, meta = p .. 'applied', p .. 'ver', p .. 'meta'
+
+-- A state lost (Redis restarted empty) or reloaded since this process attached: write nothing.
+if (redis.call('HGET', meta, 'state_id') or '') ~= h.state_id then return {'lost'} end
 
 local fresh, done = {}, {}
 for i = 1, h.fresh do fresh[i] = blob() end
@@ -174,7 +178,7 @@ return 1
 #: The small part of a request's snapshot (large strings are cheaper to GET outside Lua).
 #: ARGV: prefix, owner key ('' for none), local catalogue version, local item count.
 #: Returns {owner (-1), history, seen, new item ids, changed items, their records, their
-#: creation times, catalogue version, now, landmark, applied, cooc entries, epoch}.
+#: creation times, catalogue version, now, landmark, applied, cooc entries, epoch, state id, ready}.
 READ = """
 local p = ARGV[1]
 local owner, hist, seen = -1, '', ''
@@ -197,9 +201,10 @@ for start = 1, #changed, 500 do
   local c = redis.call('HMGET', p .. 'items:created', unpack(chunk))
   for i = 1, #chunk do records[#records + 1] = r[i] or ''; created[#created + 1] = c[i] or '' end
 end
-local m = redis.call('HMGET', p .. 'meta', 'now', 'landmark', 'applied', 'cooc_entries')
+local m = redis.call('HMGET', p .. 'meta', 'now', 'landmark', 'applied', 'cooc_entries', 'state_id', 'ready')
 return {owner, hist, seen, new_ids, changed, records, created, version,
-        m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0'}
+        m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0',
+        m[5] or '', m[6] or ''}
 """
 
 

@@ -50,7 +50,8 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
             pipe.get(keys.vector("degree"))
         reply, *vectors = pipe.execute()
         (owner, hist, seen, new_ids, changed, records, created, version,
-         now, landmark, applied, cooc_entries, epoch) = reply
+         now, landmark, applied, cooc_entries, epoch, state_id, ready) = reply
+        state.check_identity(state_id.decode(), bool(ready))  # raises StateUnavailable if lost
         if state.check_epoch(int(epoch)):  # the namespace was reset: the mirror was dropped, read again
             continue
         catalog.absorb(new_ids, changed, records, created, int(version))

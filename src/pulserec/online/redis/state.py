@@ -27,7 +27,7 @@ import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.events import Event
-from pulserec.online.redis import bulk
+from pulserec.online.redis import bulk, sync
 from pulserec.online.redis.catalog import RedisCatalog
 from pulserec.online.redis.codec import (
     TOUCH,
@@ -39,7 +39,7 @@ from pulserec.online.redis.codec import (
     encode_seen,
     encode_float,
 )
-from pulserec.online.redis.connection import Keys, StateBackendError, connect
+from pulserec.online.redis.connection import Keys, StateBackendError, StateUnavailable, connect
 from pulserec.online.redis.cooccurrence import RedisCoOccurrence
 from pulserec.online.redis.counters import RedisPopularity
 from pulserec.online.redis.histories import RedisHistories
@@ -62,14 +62,9 @@ MAX_ATTEMPTS = 50
 COMPACT_BYTES = 12 * 256
 #: How long a process waits for another one to finish loading an empty namespace.
 INIT_WAIT_S = 600.0
+#: The init lock expires this long after the loader last renewed it (a killed loader frees it).
+INIT_LOCK_S = 30
 
-
-#: meta.last_seq = max(meta.last_seq, ARGV[1]).
-_RAISE_WATERMARK = """
-if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'last_seq') or '0') then
-  redis.call('HSET', KEYS[1], 'last_seq', ARGV[1])
-end
-"""
 
 
 class StateConflictError(StateBackendError):
@@ -85,7 +80,7 @@ class RedisState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.weights = dict(settings.event_weights)
-        self.client = connect(settings.state_url, "state")
+        self.client = connect(settings.state_url, "state", settings.state_timeout_s)
         self.keys = Keys(settings.state_namespace)
         self.scripts = Scripts(self.client)
         self.codes = TypeCodes(self.weights)
@@ -97,6 +92,11 @@ class RedisState:
         self.profiles = RedisProfiles(self, settings.interest_halflife)
         self._local = threading.local()
         self._epoch: int | None = None
+        #: The `meta.state_id` of the namespace this process attached to ('' before it did). A
+        #: namespace without it (Redis restarted empty) or with another one (reloaded by another
+        #: process) is not the state this process knows: COMMIT refuses to write to it.
+        self.state_id = ""
+        self._loading = False  # this process is loading the namespace (it reads it meanwhile)
 
     def close(self) -> None:
         self.client.close()
@@ -125,6 +125,22 @@ class RedisState:
         finally:
             self._local.view = None
 
+    def check_identity(self, state_id: str, ready: bool) -> None:
+        """Adopt a namespace another process reloaded; StateUnavailable if it is lost or loading.
+        (A state never attached, as in tests, uses a namespace nobody loaded as it is.)"""
+        if state_id == self.state_id and (ready or not state_id or self._loading):
+            return
+        if state_id and ready:  # reloaded from the log by another process: the same data, anew
+            log.warning("Redis state %s was reloaded (state id %s -> %s)", self.keys.namespace, self.state_id, state_id)
+            self.state_id = state_id
+            self.owners.clear_cache()  # indices were given anew
+            self.catalog.clear_cache()
+            return
+        if not state_id:
+            raise StateUnavailable(f"the Redis state at {self.settings.state_url} ({self.keys.namespace}) is lost "
+                                   "(Redis restarted without it); it is being rebuilt from the event log")
+        raise StateUnavailable(f"the Redis state ({self.keys.namespace}) is being rebuilt from the event log")
+
     def check_epoch(self, epoch: int) -> bool:
         """Drop id caches and the catalogue mirror if the namespace was reset; True if so."""
         if self._epoch is None or self._epoch == epoch:
@@ -152,12 +168,13 @@ class RedisState:
         return int(self._meta("applied") or 0)
 
     @property
-    def last_seq(self) -> int:
-        return int(self.client.hget(self.keys.meta, "last_seq") or 0)
+    def synced_seq(self) -> int:
+        """Every stored event with a seq up to this one is applied (see `sync`)."""
+        return sync.watermark(self)[0]
 
     # -- writes ------------------------------------------------------------------------------
     def new_plan(self) -> CommitPlan:
-        return CommitPlan(self.settings.history_len * TOUCH.itemsize, COMPACT_BYTES)
+        return CommitPlan(self.settings.history_len * TOUCH.itemsize, COMPACT_BYTES, self.state_id)
 
     def commit(self, plan: CommitPlan) -> str:
         """Run COMMIT; returns 'ok', 'dup' or 'conflict' (and compacts rows it reports)."""
@@ -165,9 +182,33 @@ class RedisState:
 
     def _committed(self, reply: list[Any]) -> str:
         status = reply[0].decode()
+        if status == "lost":  # raises unless another process reloaded it (then plan again)
+            self.check_identity(*self.identity())
         if status == "ok" and reply[1]:
             self.cooc.compact(int(i) for i in reply[1])
         return status
+
+    def identity(self) -> tuple[str, bool]:
+        """The namespace's (state id, ready) as Redis has them now."""
+        state_id, ready = self.client.hmget(self.keys.meta, "state_id", "ready")
+        return (state_id or b"").decode(), bool(ready)
+
+    def apply_stored(self, fresh: list[tuple[Event, int]], store: SQLiteStore) -> None:
+        """Apply events the store just accepted (consecutive seqs, one transaction). If every
+        event stored before them is applied, apply them here; otherwise apply the log from the
+        watermark on (theirs included), so that no earlier event is skipped or overtaken."""
+        if not fresh:
+            return
+        synced, gen = sync.watermark(self)
+        if synced >= fresh[0][1] - 1:
+            self.apply_many(fresh)
+            sync.raise_watermark(self, fresh[-1][1], gen)
+        else:
+            sync.sync(self, store, upto_seq=fresh[-1][1])
+
+    def truncated(self, max_seq: int) -> None:
+        """The log's newest events were deleted; its highest seq is now `max_seq` (see `sync`)."""
+        sync.truncated(self, max_seq)
 
     def apply(self, event: Event, seq: int = 0) -> bool:
         """Apply one event; False if its id was applied before (a redelivery)."""
@@ -201,7 +242,7 @@ class RedisState:
             retry = []
             for (i, _), reply in zip(plans, pipe.execute()):
                 status = self._committed(reply)
-                if status == "conflict":
+                if status in ("conflict", "lost"):
                     retry.append(i)
                 results[i] = status == "ok"
             pending = sorted(retry + later)
@@ -346,7 +387,7 @@ class RedisState:
         """Attach to the store's state in Redis: load it from the log only if Redis has none.
 
         If another process is loading it, wait; if Redis already holds it, only events stored
-        after its `last_seq` are applied (idempotently: a concurrent writer may apply them too)."""
+        after its watermark `synced_seq` that are not applied yet are applied (see `sync`)."""
         store_id = store.ensure_meta("store_id", uuid.uuid4().hex)
         deadline = time.monotonic() + INIT_WAIT_S
         while True:
@@ -363,6 +404,7 @@ class RedisState:
                     "half-lives or history length); run `pulserec rebuild-state` to rebuild it with these"
                 )
             if ready:
+                self.state_id = self.identity()[0]
                 self.catch_up(store, progress)
                 return
             if self._load_if_first(store, store_id, progress):
@@ -371,14 +413,10 @@ class RedisState:
                 raise StateBackendError(f"gave up waiting {INIT_WAIT_S:.0f}s for another process to load the Redis state")
             time.sleep(0.1)
 
-    def catch_up(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
-        """Apply stored events after the recorded watermark (a crash may have skipped them)."""
-        for frame in store.iter_events(after_seq=self.last_seq):
-            self.apply_frame(frame)
-            # Everything up to here is applied now (bulk imports carry no seq to record it).
-            self.client.eval(_RAISE_WATERMARK, 1, self.keys.meta, int(frame["seq"].max()))
-            if progress:
-                progress(len(frame))
+    def catch_up(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> int:
+        """Apply the stored events no process applied (a crash or an outage left them); returns
+        how many events after the watermark were read."""
+        return sync.sync(self, store, progress=progress)
 
     def rebuild(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
         """Recovery: drop this namespace's state and replay the whole log into it."""
@@ -386,27 +424,39 @@ class RedisState:
         if not self._load_if_first(store, store_id, progress, force=True):
             raise StateBackendError("another process is loading the Redis state; try again when it is done")
 
+    def recover(self, store: SQLiteStore) -> bool:
+        """The namespace is lost or half-loaded: replay the log into it, unless another process
+        already is (False)."""
+        return self._load_if_first(store, store.ensure_meta("store_id", uuid.uuid4().hex), None)
+
     def _load_if_first(self, store: SQLiteStore, store_id: str, progress: Callable[[int], None] | None,
                        force: bool = False) -> bool:
         """Load the namespace from the log if this process wins the init lock."""
         token = uuid.uuid4().hex
-        if not self.client.set(self.keys.init_lock, token, nx=True, ex=int(INIT_WAIT_S)):
+        if not self.client.set(self.keys.init_lock, token, nx=True, ex=INIT_LOCK_S):
             return False
+
+        def loaded(n: int) -> None:
+            self.client.expire(self.keys.init_lock, INIT_LOCK_S)  # still loading
+            if progress:
+                progress(n)
+
         try:
             if not force and self.client.hget(self.keys.meta, "ready"):
                 return True  # someone finished loading between our check and the lock
             started = time.perf_counter()
+            self._loading = True
             self.reset()
-            self.client.hset(self.keys.meta, mapping={"store_id": store_id, "fingerprint": self.fingerprint()})
+            self.state_id = uuid.uuid4().hex
+            self.client.hset(self.keys.meta, mapping={"store_id": store_id, "fingerprint": self.fingerprint(),
+                                                      "state_id": self.state_id})
             self.catalog.upsert_many(store.load_items())
-            for frame in store.iter_events():
-                self.apply_frame(frame)
-                if progress:
-                    progress(len(frame))
+            sync.sync(self, store, progress=loaded)
             self.client.hset(self.keys.meta, "ready", 1)
             log.info("loaded Redis state from %d events in %.2fs", self.applied, time.perf_counter() - started)
             return True
         finally:
+            self._loading = False
             if self.client.get(self.keys.init_lock) == token.encode():
                 self.client.delete(self.keys.init_lock)
 

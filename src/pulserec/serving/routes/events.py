@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -84,7 +85,8 @@ async def post_events(request: Request) -> Any:
     now = time.time()
     events = [e.to_event(now) for e in parsed]
     try:
-        result = engine.ingest(events)
+        # In the thread pool: a stalled state backend (up to its timeout) must not block the loop.
+        result = await run_in_threadpool(engine.ingest, events)
     except UnknownEventType as exc:
         where = f"{'events' if isinstance(body, list) else ''}[{exc.index}].type" if isinstance(body, list) else "type"
         return validation_response([{"field": where, "message": str(exc)}])

@@ -6,6 +6,7 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
 
 from pulserec import __version__
 from pulserec.models.registry import MODELS
@@ -20,6 +21,15 @@ ModelName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$
 @router.get("/health", summary="Liveness")
 async def health() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
+
+
+@router.get("/health/ready", summary="Readiness: 200 when every dependency can serve, else 503 'degraded'",
+            responses={503: {"description": "degraded: `checks` names what cannot serve and why"}})
+def ready(request: Request) -> JSONResponse:
+    """For load balancers: `degraded` (503) while the shared state is unreachable or being rebuilt
+    from the log. `GET /health` stays the liveness check (200 while the process runs)."""
+    answer = engine_of(request).readiness()
+    return JSONResponse(answer, status_code=200 if answer["status"] == "ok" else 503)
 
 
 @router.get("/stats", summary="Counts of events, items, users and online state size (admin)",
