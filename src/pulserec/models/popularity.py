@@ -6,10 +6,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from pulserec.decay import LN2
 from pulserec.models.base import PickleMixin, Query, Reason
 from pulserec.models.interactions import Interactions
 from pulserec.online.catalog import Catalog
-from pulserec.online.decay import LN2
 from pulserec.online.popularity import Popularity
 
 

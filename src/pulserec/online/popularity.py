@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pulserec.online.decay import ForwardDecay
+from pulserec.decay import ForwardDecay
 
 
 class Popularity:

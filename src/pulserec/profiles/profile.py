@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pulserec.online.decay import LN2
+from pulserec.decay import LN2
 
 DAY = 86_400.0
 

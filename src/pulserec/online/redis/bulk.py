@@ -18,7 +18,7 @@ import pandas as pd
 from pulserec.events import owner_keys
 from pulserec.online.cooccurrence import with_context
 from pulserec.online.redis.codec import decode_profile, encode_profile
-from pulserec.online.redis.connection import StateUnavailable
+from pulserec.online.redis.connection import MAX_ATTEMPTS, StateConflictError, StateUnavailable
 from pulserec.online.state import apply_profiles_log
 from pulserec.profiles.profile import Profiles
 
@@ -79,7 +79,6 @@ def _owner_groups(owners: np.ndarray) -> list[np.ndarray]:
 
 def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray, items: np.ndarray,
                   records: list) -> None:
-    from pulserec.online.redis.state import MAX_ATTEMPTS, StateConflictError
 
     for _ in range(MAX_ATTEMPTS):
         distinct = np.unique(owners)

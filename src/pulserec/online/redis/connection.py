@@ -17,6 +17,14 @@ class StateBackendError(RuntimeError):
     """The Redis state cannot be used (unreachable, or holding someone else's state)."""
 
 
+class StateConflictError(StateBackendError):
+    """A change kept conflicting with concurrent writers."""
+
+
+#: Give up on one change after this many optimistic-concurrency conflicts in a row.
+MAX_ATTEMPTS = 50
+
+
 class StateUnavailable(StateBackendError):
     """The Redis state cannot answer right now (unreachable, stalled, or lost and being rebuilt
     from the log); the request may be retried. Stored events are applied once it is back."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pulserec.online.decay import LN2, ForwardDecay, forward_weights, moved_landmark, rescale_factor
+from pulserec.decay import LN2, ForwardDecay, forward_weights, moved_landmark, rescale_factor
 from pulserec.online.redis.codec import decode_vector
 
 if TYPE_CHECKING:

@@ -39,7 +39,14 @@ from pulserec.online.redis.codec import (
     encode_seen,
     encode_float,
 )
-from pulserec.online.redis.connection import Keys, StateBackendError, StateUnavailable, connect
+from pulserec.online.redis.connection import (
+    MAX_ATTEMPTS,
+    Keys,
+    StateBackendError,
+    StateConflictError,
+    StateUnavailable,
+    connect,
+)
 from pulserec.online.redis.cooccurrence import RedisCoOccurrence
 from pulserec.online.redis.counters import RedisPopularity
 from pulserec.online.redis.histories import RedisHistories
@@ -48,16 +55,14 @@ from pulserec.online.redis.plan import CommitPlan
 from pulserec.online.redis.profiles import RedisProfiles
 from pulserec.online.redis.scripts import Scripts
 from pulserec.online.redis.snapshot import Snapshot, fetch_snapshot
-from pulserec.records import ItemRecord
 from pulserec.profiles.profile import UserProfile
+from pulserec.records import ItemRecord
 
 if TYPE_CHECKING:
     from pulserec.store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
-#: Give up on one change after this many optimistic-concurrency conflicts in a row.
-MAX_ATTEMPTS = 50
 #: Compact a row once its uncompacted tail is longer than its head and than this many bytes.
 COMPACT_BYTES = 12 * 256
 #: How long a process waits for another one to finish loading an empty namespace.
@@ -65,10 +70,6 @@ INIT_WAIT_S = 600.0
 #: The init lock expires this long after the loader last renewed it (a killed loader frees it).
 INIT_LOCK_S = 30
 
-
-
-class StateConflictError(StateBackendError):
-    """A change kept conflicting with concurrent writers."""
 
 
 class RedisState:

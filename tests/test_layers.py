@@ -1,0 +1,181 @@
+"""The layer rule, checked on the source: a module imports from its own floor or below, and no
+modules import each other in a circle (docs/architecture.md draws the floors).
+
+Imports are read with `ast`, not by importing, so a lazy import inside a function counts as much
+as one at the top. For the floors every import counts, also those only for type checking (a type
+from a floor above is still a dependency on it); a circle counts only imports that run (a
+component may name the type of the object that owns it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+#: Bottom floor first. A module's floor is that of the longest name here that it starts with.
+#: The offline metrics (split, metrics, evaluate) sit with the models, which tune on validation
+#: splits with them; the rest of evaluation replays the service and is above the engine.
+LAYERS: list[tuple[str, ...]] = [
+    ("pulserec", "pulserec.events", "pulserec.records", "pulserec.ids", "pulserec.urls", "pulserec.config",
+     "pulserec.decay"),
+    ("pulserec.store",),
+    ("pulserec.profiles",),
+    ("pulserec.online",),
+    ("pulserec.models", "pulserec.evaluation.split", "pulserec.evaluation.metrics", "pulserec.evaluation.evaluate"),
+    ("pulserec.recommend", "pulserec.experiments"),
+    ("pulserec.engine",),
+    ("pulserec.replica", "pulserec.ingest"),
+    ("pulserec.evaluation", "pulserec.distributed"),
+    ("pulserec.serving", "pulserec.client", "pulserec.client_results"),
+    ("pulserec.cli",),
+]
+
+
+def module_name(path: Path, src: Path) -> str:
+    parts = path.relative_to(src).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports_of(path: Path, module: str, known: set[str]) -> list[tuple[str, bool]]:
+    """(imported module, runs at import or call time) for every import in the file; `from a import
+    b` names `a.b` where that is a module."""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, runs: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for part in child.body:
+                    visit_one(part, False)
+                for part in child.orelse:
+                    visit_one(part, runs)
+            else:
+                visit_one(child, runs)
+
+    def visit_one(node: ast.AST, runs: bool) -> None:
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, runs) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+            found.append((base, runs))
+            found.extend((f"{base}.{alias.name}", runs) for alias in node.names if f"{base}.{alias.name}" in known)
+        else:
+            visit(node, runs)
+
+    visit(ast.parse(path.read_text(), str(path)), True)
+    return [(name, runs) for name, runs in found if name in known and name != module]
+
+
+def import_graph(src: Path, package: str) -> dict[str, list[tuple[str, bool]]]:
+    files = {module_name(p, src): p for p in sorted((src / package).rglob("*.py"))}
+    known = set(files)
+    return {module: imports_of(path, module, known) for module, path in files.items()}
+
+
+def floor_of(module: str, layers: list[tuple[str, ...]]) -> int | None:
+    best: tuple[int, int] | None = None  # (length of the matching name, floor)
+    for floor, names in enumerate(layers):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and (best is None or len(name) > best[0]):
+                best = (len(name), floor)
+    return best[1] if best else None
+
+
+def upward_imports(graph: dict[str, list[tuple[str, bool]]], layers: list[tuple[str, ...]]) -> list[str]:
+    problems = [f"{m} has no floor in LAYERS" for m in graph if floor_of(m, layers) is None]
+    for module, imports in graph.items():
+        floor = floor_of(module, layers)
+        for target, _ in imports:
+            above = floor_of(target, layers)
+            if floor is not None and above is not None and above > floor:
+                problems.append(f"{module} (floor {floor}) imports {target} (floor {above})")
+    return problems
+
+
+def circles(graph: dict[str, list[tuple[str, bool]]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module over the imports that run (Tarjan)."""
+    edges = {m: sorted({t for t, runs in imports if runs}) for m, imports in graph.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in edges:
+        if v not in index:
+            connect(v)
+    return found
+
+
+def test_every_import_points_down():
+    assert upward_imports(import_graph(SRC, "pulserec"), LAYERS) == []
+
+
+def test_no_import_circles():
+    assert circles(import_graph(SRC, "pulserec")) == []
+
+
+def test_nothing_but_the_cli_and_serving_imports_serving():
+    graph = import_graph(SRC, "pulserec")
+    outside = [(m, t) for m, imports in graph.items() for t, _ in imports
+               if t.startswith("pulserec.serving") and not m.startswith(("pulserec.serving", "pulserec.cli"))]
+    assert outside == []
+
+
+# -- the checks themselves catch what they are for: a tiny package written to tmp_path --------
+def _package(tmp_path: Path, files: dict[str, str]) -> dict[str, list[tuple[str, bool]]]:
+    for name, text in files.items():
+        path = tmp_path / "pkg" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return import_graph(tmp_path, "pkg")
+
+
+TOY_LAYERS = [("pkg", "pkg.low"), ("pkg.high",)]
+
+
+@pytest.mark.parametrize("files, upward, circle", [
+    ({"__init__.py": "", "low.py": "", "high.py": "from pkg import low\n"}, [], []),
+    ({"__init__.py": "", "low.py": "def f():\n    from pkg.high import g\n", "high.py": ""},
+     ["pkg.low (floor 0) imports pkg.high (floor 1)"], []),
+    ({"__init__.py": "", "low.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import high\n",
+      "high.py": "from pkg import low\n"}, ["pkg.low (floor 0) imports pkg.high (floor 1)"], []),
+    ({"__init__.py": "", "low.py": "from . import other\n", "other.py": "from pkg.low import x\n", "high.py": ""},
+     [], [["pkg.low", "pkg.other"]]),
+])
+def test_the_checks_find_upward_imports_and_circles(tmp_path, files, upward, circle):
+    graph = _package(tmp_path, files)
+    assert upward_imports(graph, TOY_LAYERS) == upward
+    assert circles(graph) == circle
