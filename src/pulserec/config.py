@@ -53,6 +53,9 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_id_len: int = 128
     max_n: int = 500
+    # Background jobs (trainings, rebuilds of the online state) running at once; each holds a copy
+    # of the log (an ALS fit on MovieLens ~0.3 GiB), so a burst of train calls is refused past this.
+    max_jobs: int = 2
     # Durability: "NORMAL" survives a process crash (WAL); "FULL" also survives power loss.
     sqlite_synchronous: str = "NORMAL"
     # Privacy: store user ids as keyed hashes (HMAC-SHA256) instead of the raw id.

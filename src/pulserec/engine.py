@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +27,7 @@ from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.state import OnlineState
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.jobs import Job, JobRefused, JobRegistry, Report, replay_progress
 from pulserec.recommend.saved_models import install_changed, installed_stamps, models_dir
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.recommend.training import DEFAULT_BATCH_MODELS, train_and_install
@@ -104,6 +105,7 @@ class Engine:
         self.experiments = Experiments(self.feedback)
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
+        self.jobs = JobRegistry(settings.max_jobs)
         self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = None
         self.started_at = time.time()
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
@@ -140,6 +142,7 @@ class Engine:
         return {"status": "ok" if ok else "degraded", "checks": checks}
 
     def close(self) -> None:
+        self.jobs.close()  # no training or rebuild outlives the store it reads
         if self.supervisor is not None:
             self.supervisor.stop()
         self.store.close()
@@ -147,13 +150,31 @@ class Engine:
         if self.publisher:
             self.publisher.close()
 
-    def _fresh_state(self, upto_seq: int | None = None) -> OnlineState:
+    def _fresh_state(self, upto_seq: int | None = None, report: Report | None = None) -> OnlineState:
         """A new in-memory state built from the log up to `upto_seq` (for `rebuild_state`)."""
         state = OnlineState(self.settings)
-        state.restore(self.store, upto_seq=upto_seq)
+        state.restore(self.store, upto_seq=upto_seq, progress=replay_progress(report, self.store.event_count()))
         return state
 
-    def rebuild_state(self) -> dict[str, Any]:
+    # -- background jobs (one per target, settings.max_jobs at once; see recommend/jobs.py) ---
+    def start_training(self, name: str) -> Job:
+        """Retrain model `name` in the background; raises jobs.Busy or jobs.TooManyJobs."""
+        return self.jobs.start("train", (name,), lambda report: self.train([name], progress=report))
+
+    def train_in_turn(self, names: Sequence[str]) -> list[str]:
+        """Train as a job in the calling thread (the retrain scheduler's), never beside a training of
+        the same models and within max_jobs; returns log lines (a refused or failed turn is one)."""
+        try:
+            job = self.jobs.run("train", tuple(names), lambda report: self.train(names, progress=report))
+        except JobRefused as refused:
+            return [f"postponed: {refused}"]
+        return job.result if job.state == "succeeded" else [f"failed: {job.error}"]
+
+    def start_rebuild(self) -> Job:
+        """Rebuild the online state in the background; raises jobs.Busy or jobs.TooManyJobs."""
+        return self.jobs.start("rebuild", ("online-state",), lambda report: self.rebuild_state(report))
+
+    def rebuild_state(self, report: Report | None = None) -> dict[str, Any]:
         """Rebuild the online state from the log while serving goes on, then swap it in atomically.
 
         Events stored while the new state was being built are re-applied on top, users deleted
@@ -168,7 +189,7 @@ class Engine:
             watermark = self.store.max_seq()
             self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = []
         try:
-            fresh = self._fresh_state(watermark)
+            fresh = self._fresh_state(watermark, report)
             with self.lock:
                 for record in self.store.load_items():  # catalogue changes made meanwhile
                     fresh.catalog.upsert(record)
@@ -190,16 +211,17 @@ class Engine:
         with self.lock:
             return self.service.models.install(model, meta)
 
-    def train(self, names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True) -> list[str]:
+    def train(self, names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True,
+              progress: Report | None = None) -> list[str]:
         """Fit the named batch models on a snapshot of the log (serving goes on), save them under
-        `<data_dir>/models/` and serve them; returns log lines."""
+        `<data_dir>/models/` and serve them; returns log lines. `progress`: a job's report."""
         def install(model: Recommender, meta: dict[str, Any]) -> None:
             self.install_model(model, meta)
             self.counters[f"models.{model.name}.trained"] += 1
 
         with self.lock:
             catalog = self.state.catalog
-        return train_and_install(self.store, self.settings, catalog, install, names, save)
+        return train_and_install(self.store, self.settings, catalog, install, names, save, progress)
 
     def install_saved(self, failed: dict[str, str] | None = None) -> list[str]:
         """Serve every model saved under `<data_dir>/models/` that is new or changed since it was

@@ -7,7 +7,6 @@ Bounded: at most MAX_EXAMPLES generated cases per operation, no example database
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,16 +42,15 @@ def _seeded_app(root: Path):
 #: The app is built at collection time (schemathesis parametrizes from a schema object; its
 #: fixture-based loader does not work with pytest 9); the data dir lives until the interpreter exits.
 _DATA_DIR = tempfile.TemporaryDirectory(prefix="pulserec-fuzz-")
-schema = schemathesis.openapi.from_asgi("/openapi.json", _seeded_app(Path(_DATA_DIR.name)))
+_APP = _seeded_app(Path(_DATA_DIR.name))
+schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _background_jobs_finish():
-    """Trainings the fuzzer started (POST /models/{name}/train) finish before the data dir goes."""
+    """Jobs the fuzzer started (POST /models/{name}/train, /admin/rebuild) finish before the data dir goes."""
     yield
-    for thread in threading.enumerate():
-        if thread.name == "pulserec-admin":
-            thread.join(timeout=120)
+    _APP.state.engine.jobs.close(wait_s=120)
 
 
 @schema.parametrize()

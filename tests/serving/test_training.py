@@ -39,7 +39,7 @@ def test_a_new_user_gets_personal_factor_results_after_three_events(engine, shop
 
 def test_background_retrain_swaps_in_without_losing_events(engine, shop, fill):
     fill(engine, upto=1500)
-    scheduler = RetrainScheduler(engine.train, lambda: engine.state.applied, ["als"], every_events=100, poll=0.05).start()
+    scheduler = RetrainScheduler(engine.train_in_turn, lambda: engine.state.applied, ["als"], every_events=100, poll=0.05).start()
     try:
         rest = shop.events.iloc[1500:]
         for start in range(0, len(rest), 100):

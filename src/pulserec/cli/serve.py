@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
             names = [n.strip() for n in retrain.split(",") if n.strip()]
-            scheduler = RetrainScheduler(engine.train, lambda: engine.state.applied, names, retrain_interval,
+            scheduler = RetrainScheduler(engine.train_in_turn, lambda: engine.state.applied, names, retrain_interval,
                                          retrain_every_events).start()
             console.print(f"background retrain of {', '.join(names)} every "
                           + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",

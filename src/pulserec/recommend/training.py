@@ -19,6 +19,7 @@ from pulserec.models.interactions import Interactions
 from pulserec.models.registry import MODELS, build_model
 from pulserec.online.catalog import Catalog
 from pulserec.recommend.background import PeriodicTask
+from pulserec.recommend.jobs import Report
 from pulserec.recommend.saved_models import Install, file_meta, models_dir
 from pulserec.store import SQLiteStore
 
@@ -40,18 +41,25 @@ def snapshot(store: SQLiteStore, weights: Mapping[str, float]) -> tuple[Interact
 
 
 def train_and_install(store: SQLiteStore, settings: Settings, catalog: Catalog, install: Install,
-                      names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True) -> list[str]:
+                      names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True,
+                      progress: Report | None = None) -> list[str]:
     """Fit each named model on a snapshot of `store`'s log, save it under the data dir's models
     folder (if `save`) and `install` it. `catalog` is the live one (content models read it).
-    Returns log lines."""
+    Returns log lines.
+
+    `progress` (a job's report) hears of each step: reading the log, then fitting each model; a fit
+    itself reports nothing, so a job's progress moves per model, not within one."""
     names = [n for n in names if n in MODELS]
     if not names:
         return []
+    report = progress or (lambda fraction, note: None)
+    report(0.0, "reading the log")
     data, watermark = snapshot(store, settings.event_weights)
     if len(data) == 0:
         return [f"{n}: no events to train on yet" for n in names]
     lines = []
-    for name in names:
+    for done, name in enumerate(names):
+        report(0.1 + 0.9 * done / len(names), f"fitting {name} on {len(data):,} interactions")
         started = time.perf_counter()
         model = build_model(name).fit(data, catalog)
         seconds = time.perf_counter() - started

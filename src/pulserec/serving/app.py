@@ -26,7 +26,7 @@ from pulserec.serving.errors import (
 )
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
-from pulserec.serving.routes import events, feedback, items, recommendations, system, users
+from pulserec.serving.routes import events, feedback, items, jobs, recommendations, system, users
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
 
@@ -67,7 +67,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
         app.add_exception_handler(unavailable, on_state_unavailable)
     # One access dependency on every router: the route's class (public, catalogue, personal,
     # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
-    for module in (events, items, users, recommendations, feedback, system):
+    for module in (events, items, users, recommendations, feedback, system, jobs):
         app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     add_cors(app, engine.settings.cors_origins)

@@ -111,7 +111,8 @@ def _open(settings: Settings, key: str | None) -> None:
 
 #: Route templates (as declared, e.g. `/reports/{path:path}`) by access class; see the module.
 PUBLIC_PATHS = frozenset({"/health", "/health/ready", "/dashboard", "/dashboard/users/{user_id}", "/dashboard/items/{item_id}"})
-CATALOGUE_PATHS = frozenset({"/items/{item_id}", "/items/{item_id}/similar", "/models", "/reports/{path:path}"})
+CATALOGUE_PATHS = frozenset({"/items/{item_id}", "/items/{item_id}/similar", "/models", "/reports/{path:path}",
+                             "/jobs", "/jobs/{job_id}"})  # jobs: model names, timings, results; no person
 ADMIN_READ_PATHS = frozenset({"/stats"})
 METRICS_PATH = "/metrics"
 

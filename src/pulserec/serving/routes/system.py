@@ -1,11 +1,10 @@
-"""GET /health, GET /stats, GET /models, and the admin actions that retrain or rebuild."""
+"""GET /health, GET /health/ready, GET /stats, GET /models (trainings and rebuilds are jobs: routes/jobs.py)."""
 
 from __future__ import annotations
 
-import threading
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from pulserec import __version__
@@ -15,7 +14,6 @@ from pulserec.serving.insights import model_list
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["system"])
-ModelName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$", examples=["als"])]
 
 
 @router.get("/health", summary="Liveness")
@@ -42,24 +40,3 @@ async def stats(request: Request) -> dict[str, Any]:
             dependencies=[Depends(require_read)])
 async def models(request: Request) -> dict[str, Any]:
     return {"default": "default", "models": model_list(engine_of(request)), "trainable": sorted(MODELS)}
-
-
-def _in_background(target: Any, *args: Any) -> None:
-    threading.Thread(target=target, args=args, name="pulserec-admin", daemon=True).start()
-
-
-@router.post("/models/{name}/train", status_code=202, summary="Retrain a batch model in the background; it swaps in when done",
-             responses={404: {"description": "unknown model"}}, dependencies=[Depends(require_write)])
-async def train_model(name: ModelName, request: Request) -> dict[str, Any]:
-    if name not in MODELS:
-        raise HTTPException(404, f"unknown model {name!r}; trainable: {', '.join(sorted(MODELS))}")
-    engine = engine_of(request)
-    _in_background(engine.train, [name])
-    return {"model": name, "status": "training"}
-
-
-@router.post("/admin/rebuild", status_code=202, summary="Rebuild the online state from the log in the background",
-             dependencies=[Depends(require_write)])
-async def rebuild(request: Request) -> dict[str, Any]:
-    _in_background(engine_of(request).rebuild_state)
-    return {"status": "rebuilding"}
