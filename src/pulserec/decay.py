@@ -32,7 +32,8 @@ class ForwardDecay:
             grown[: len(self.values)] = self.values
             self.values = grown
 
-    def _advance(self, ts: float) -> None:
+    def advance(self, ts: float) -> None:
+        """Move the clock to `ts` (if later), rescaling once when the landmark moves."""
         landmark = moved_landmark(self.landmark, ts, self.rate)
         if self.landmark is not None and landmark != self.landmark:
             self.values *= rescale_factor(self.landmark, landmark, self.rate)
@@ -41,14 +42,14 @@ class ForwardDecay:
             self.now = ts
 
     def add(self, idx: int, weight: float, ts: float) -> None:
-        self._advance(ts)
+        self.advance(ts)
         self.ensure(idx + 1)
         self.values[idx] += weight * math.exp((ts - self.landmark) * self.rate)  # type: ignore[operator]
 
     def add_many(self, idx: np.ndarray, weights: np.ndarray, ts: np.ndarray, sign: float = 1.0) -> None:
         if len(idx) == 0:
             return
-        self._advance(float(np.max(ts)))
+        self.advance(float(np.max(ts)))
         self.ensure(int(np.max(idx)) + 1)
         contributions = forward_weights(weights, ts, self.landmark, self.rate)  # type: ignore[arg-type]
         self.values += sign * np.bincount(idx, weights=contributions, minlength=len(self.values))

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
 from pulserec.models.base import Recommender
 from pulserec.online import make_state
+from pulserec.online.base import SharedState, State
 from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.state import OnlineState
 from pulserec.online.streams import make_publisher
@@ -96,7 +97,7 @@ class Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = store or SQLiteStore(settings.db_path, settings.sqlite_synchronous)
         self.lock = threading.RLock()
-        self.state = make_state(settings)
+        self.state: State = make_state(settings)
         self.publisher = make_publisher(settings)
         # With a shared state and a stream, `pulserec updater` applies what this process publishes.
         self.applies_locally = not (self.publisher and self.state.shared)
@@ -153,7 +154,7 @@ class Engine:
     def _fresh_state(self, upto_seq: int | None = None, report: Report | None = None) -> OnlineState:
         """A new in-memory state built from the log up to `upto_seq` (for `rebuild_state`)."""
         state = OnlineState(self.settings)
-        state.restore(self.store, upto_seq=upto_seq, progress=replay_progress(report, self.store.event_count()))
+        state.load(self.store, upto_seq=upto_seq, progress=replay_progress(report, self.store.event_count()))
         return state
 
     # -- background jobs (one per target, settings.max_jobs at once; see recommend/jobs.py) ---
@@ -181,8 +182,8 @@ class Engine:
         meanwhile are forgotten again, and every served model is carried over, so nothing accepted
         is lost and readers never see a half-built state."""
         started = time.perf_counter()
-        if getattr(self.state, "shared", False):  # a shared (Redis) state rebuilds in place
-            self.state.rebuild(self.store)
+        if self.state.shared:  # a shared (Redis) state rebuilds in place
+            cast(SharedState, self.state).rebuild(self.store)
             self.counters["state.rebuilds"] += 1
             return {"events": self.state.applied, "reapplied_during_build": 0, "seconds": round(time.perf_counter() - started, 3)}
         with self.lock:

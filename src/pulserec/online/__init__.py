@@ -6,11 +6,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pulserec.config import Settings
-    from pulserec.online.redis.state import RedisState
-    from pulserec.online.state import OnlineState
+    from pulserec.online.base import State
 
 
-def make_state(settings: Settings) -> OnlineState | RedisState:
+def make_state(settings: Settings) -> State:
     """The state `settings` ask for: Redis-backed when `state_url` is set, else in-memory."""
     if settings.state_url:
         from pulserec.online.redis.state import RedisState

@@ -39,6 +39,10 @@ class Popularity:
             np.maximum(self.total, 0.0, out=self.total)
             np.maximum(self.events, 0, out=self.events)
 
+    def advance(self, ts: float) -> None:
+        """The clock moves with an event that touches no item (a search, a page view)."""
+        self.trending.advance(ts)
+
     def all_time(self, n: int) -> np.ndarray:
         self._ensure(n)
         return self.total[:n]

@@ -46,10 +46,12 @@ class OnlineState:
         self.applied = 0
         self.last_seq = 0
 
-    def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None,
-                upto_seq: int | None = None) -> None:
-        """Load the catalogue, then replay the event log up to `upto_seq` (default: all of it;
-        this state starts empty)."""
+    def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
+        """Load the catalogue, then replay the whole event log (this state starts empty)."""
+        self.load(store, progress)
+
+    def load(self, store: SQLiteStore, progress: Callable[[int], None] | None = None, upto_seq: int | None = None) -> None:
+        """Load the catalogue, then replay the event log up to `upto_seq` (a rebuild's watermark)."""
         started = time.perf_counter()
         for record in store.load_items():
             self.catalog.upsert(record)
@@ -72,8 +74,9 @@ class OnlineState:
         """Event-time clock: the latest timestamp applied."""
         return self.popularity.now
 
-    def apply(self, event: Event, seq: int = 0) -> None:
-        """Apply one event (the incremental path; O(window + tags))."""
+    def apply(self, event: Event, seq: int = 0) -> bool:
+        """Apply one event (the incremental path; O(window + tags)). Always True: the in-memory
+        state never sees an event twice (the store deduplicates before it)."""
         weight = self.weights[event.type]
         owner_key = event.owner
         owner = self.owners.add(owner_key)
@@ -87,12 +90,13 @@ class OnlineState:
             self.cooc.add_event(item, weight, event.ts, islice(reversed(recent), self.cooc.window))
             self.histories.add(owner, Touch(item, weight, event.ts, event.type))
         else:
-            self.popularity.trending._advance(event.ts)
+            self.popularity.advance(event.ts)
         self.profiles.get_or_create(owner, event.user_id or owner_key).update(
             event.type, weight, event.ts, category, tags, event.context, event.query
         )
         self.applied += 1
         self.last_seq = max(self.last_seq, seq)
+        return True
 
     def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
         """Apply (event, seq) pairs in order (the in-memory state never sees a duplicate)."""
@@ -100,7 +104,7 @@ class OnlineState:
             self.apply(event, seq)
         return [True] * len(batch)
 
-    def apply_stored(self, fresh: list[tuple[Event, int]], store: object = None) -> None:
+    def apply_stored(self, fresh: list[tuple[Event, int]], store: SQLiteStore) -> None:
         """Apply events the store just accepted (the in-memory state cannot miss one: a process
         that dies loses it together with its state, and a restart replays the log)."""
         self.apply_many(fresh)
@@ -121,7 +125,7 @@ class OnlineState:
         sel = has_item
         self.popularity.add_many(items[sel], weights[sel], ts[sel])
         if not sel.all():
-            self.popularity.trending._advance(float(ts.max()))
+            self.popularity.advance(float(ts.max()))
         self._pairs_with_context(owners[sel], items[sel], weights[sel], ts[sel])
         self._replay_histories_and_profiles(frame, owners, owner_ids, items, weights, ts)
         self.applied += len(frame)

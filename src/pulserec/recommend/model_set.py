@@ -18,7 +18,7 @@ from pulserec.models.base import Recommender
 from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Popular, Trending
-from pulserec.online.state import OnlineState
+from pulserec.online.base import State
 from pulserec.recommend.aligned import AlignedModel
 
 DEFAULT_STRATEGY = "default"
@@ -35,7 +35,7 @@ class Rebindable(Protocol):
 class ModelSet:
     """Named models over `state`; `register` adds one, `install` serves a trained one."""
 
-    def __init__(self, state: OnlineState, settings: Settings) -> None:
+    def __init__(self, state: State, settings: Settings) -> None:
         self.state = state
         self.settings = settings
         self.item_knn = ItemKNN(state.cooc)
@@ -68,7 +68,7 @@ class ModelSet:
         self.register(aligned)
         return aligned
 
-    def rebound(self, state: OnlineState) -> ModelSet:
+    def rebound(self, state: State) -> ModelSet:
         """A model set over `state` serving every model this one serves, each re-bound to it."""
         new = ModelSet(state, self.settings)
         rebind = self.rebinder(new)
@@ -91,15 +91,15 @@ class ModelSet:
 
         return rebind
 
-    def rebound_sources(self, sources: Mapping[str, Recommender], state: OnlineState) -> dict[str, Recommender]:
+    def rebound_sources(self, sources: Mapping[str, Recommender], state: State) -> dict[str, Recommender]:
         """`sources` (models of this set, or built on them) re-bound to `state` (the ranker's
         training replays the log into states of its own)."""
         rebind = self.rebinder(ModelSet(state, self.settings))
         return {name: rebind(model) for name, model in sources.items()}
 
 
-def _rebound(model: Recommender, rebind: Callable[[Recommender], Recommender], old: OnlineState,
-             state: OnlineState) -> Recommender:
+def _rebound(model: Recommender, rebind: Callable[[Recommender], Recommender], old: State,
+             state: State) -> Recommender:
     """One model over `state` instead of `old` (its parts mapped through `rebind`)."""
     if isinstance(model, ItemKNN) and model.cooc is old.cooc:  # a live view built outside the set
         return ItemKNN(state.cooc)

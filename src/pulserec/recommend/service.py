@@ -11,7 +11,7 @@ from pulserec.config import Settings
 from pulserec.models.base import Query, Reason, Recommender
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import build_query
-from pulserec.online.state import OnlineState
+from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.reasons import render
 
@@ -56,13 +56,13 @@ class Answer:
 class RecommendationService:
     """Turns dense model scores into filtered, explained lists; the models are its `ModelSet`."""
 
-    def __init__(self, state: OnlineState, settings: Settings, models: ModelSet | None = None) -> None:
+    def __init__(self, state: State, settings: Settings, models: ModelSet | None = None) -> None:
         self.state = state
         self.settings = settings
         self.models = models if models is not None else ModelSet(state, settings)
         self.trending = self.models.trending  # the backfill of short lists
 
-    def rebound(self, state: OnlineState) -> RecommendationService:
+    def rebound(self, state: State) -> RecommendationService:
         """The same service over another state, serving the same models re-bound to it."""
         return RecommendationService(state, self.settings, self.models.rebound(state))
 
