@@ -107,7 +107,9 @@ class Engine:
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
         self.jobs = JobRegistry(settings.max_jobs)
-        self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = None
+        #: Users deleted while a rebuild runs: one list per running rebuild, so that no rebuild
+        #: resets another's (the defect of issue 13.6); the job registry runs one rebuild at a time.
+        self._rebuild_deletions: list[list[tuple[str, pd.DataFrame]]] = []
         self.started_at = time.time()
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
@@ -151,10 +153,10 @@ class Engine:
         if self.publisher:
             self.publisher.close()
 
-    def _fresh_state(self, upto_seq: int | None = None, report: Report | None = None) -> OnlineState:
-        """A new in-memory state built from the log up to `upto_seq` (for `rebuild_state`)."""
+    def _fresh_state(self, source: SQLiteStore, upto_seq: int, report: Report | None = None) -> OnlineState:
+        """A new in-memory state built from `source` (a snapshot of the log) up to `upto_seq`."""
         state = OnlineState(self.settings)
-        state.load(self.store, upto_seq=upto_seq, progress=replay_progress(report, self.store.event_count()))
+        state.load(source, upto_seq=upto_seq, progress=replay_progress(report, source.event_count()))
         return state
 
     # -- background jobs (one per target, settings.max_jobs at once; see recommend/jobs.py) ---
@@ -178,31 +180,40 @@ class Engine:
     def rebuild_state(self, report: Report | None = None) -> dict[str, Any]:
         """Rebuild the online state from the log while serving goes on, then swap it in atomically.
 
-        Events stored while the new state was being built are re-applied on top, users deleted
-        meanwhile are forgotten again, and every served model is carried over, so nothing accepted
-        is lost and readers never see a half-built state."""
+        It replays a snapshot of the log (one read transaction) opened under the engine lock, so
+        every user deletion is either before it (not in the snapshot) or after it and recorded in
+        this rebuild's own deletion list: those users' snapshot events are forgotten from the new
+        state before the events stored meanwhile are applied (a user who came back after the
+        deletion keeps the new events). Every served model is carried over, so nothing accepted
+        is lost, nothing deleted returns, and readers never see a half-built state."""
         started = time.perf_counter()
-        if self.state.shared:  # a shared (Redis) state rebuilds in place
+        if self.state.shared:  # a shared (Redis) state rebuilds in place; its forget is per event
             cast(SharedState, self.state).rebuild(self.store)
             self.counters["state.rebuilds"] += 1
             return {"events": self.state.applied, "reapplied_during_build": 0, "seconds": round(time.perf_counter() - started, 3)}
-        with self.lock:
-            watermark = self.store.max_seq()
-            self._deleted_during_rebuild: list[tuple[str, pd.DataFrame]] | None = []
+        deleted: list[tuple[str, pd.DataFrame]] = []
+        with self.lock:  # the snapshot's read transaction starts here, between two deletions
+            snapshot = self.store.snapshot()
+            watermark = snapshot.max_seq()
+            self._rebuild_deletions.append(deleted)
         try:
-            fresh = self._fresh_state(watermark, report)
+            try:
+                fresh = self._fresh_state(snapshot, watermark, report)
+            finally:
+                snapshot.close()
             with self.lock:
+                for key, removed in deleted:
+                    fresh.forget(key, removed[removed["seq"] <= watermark])
                 for record in self.store.load_items():  # catalogue changes made meanwhile
                     fresh.catalog.upsert(record)
                 late = 0
                 for frame in self.store.iter_events(after_seq=watermark):
                     fresh.apply_frame(frame)
                     late += len(frame)
-                for key, removed in self._deleted_during_rebuild or []:
-                    fresh.forget(key, removed)
                 self.state, self.service = fresh, self.service.rebound(fresh)
         finally:
-            self._deleted_during_rebuild = None
+            with self.lock:
+                self._rebuild_deletions = [d for d in self._rebuild_deletions if d is not deleted]
         self.counters["state.rebuilds"] += 1
         return {"events": fresh.applied, "reapplied_during_build": late, "seconds": round(time.perf_counter() - started, 3)}
 
@@ -427,8 +438,8 @@ class Engine:
             self.state.forget(key, removed)
             if self.state.shared and len(removed):  # the log's newest seqs may be reused (see sync)
                 self.state.truncated(self.store.max_seq())
-            if self._deleted_during_rebuild is not None:
-                self._deleted_during_rebuild.append((key, removed))
+            for deleted in self._rebuild_deletions:
+                deleted.append((key, removed))
         self.counters["users.deleted"] += 1
         return len(removed)
 

@@ -205,6 +205,19 @@ class SQLiteStore:
             if len(frame) < chunk:
                 return
 
+    def snapshot(self) -> SQLiteStore:
+        """A read-only view of the store as it is now, for long reads (rebuilding the online state):
+        its own connection holding one read transaction, so events stored and users deleted
+        afterwards are invisible to it. WAL readers never block writers (a checkpoint cannot
+        pass the view until it closes). Call `close()` on it."""
+        view = SQLiteStore.__new__(SQLiteStore)
+        view.path, view._lock = self.path, threading.RLock()
+        view._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                   isolation_level=None, timeout=30.0)
+        view._db.execute("BEGIN")
+        view.max_seq()  # the first read takes the snapshot
+        return view
+
     def user_events(self, user_id: str) -> pd.DataFrame:
         with self._lock:
             return pd.read_sql_query(
