@@ -18,6 +18,7 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.records import ItemRecord
+from pulserec.online.redis import bulk
 from pulserec.online.redis.connection import StateBackendError
 from pulserec.online.redis.state import RedisState
 from pulserec.serving.server import free_port
@@ -176,8 +177,8 @@ def test_restart_attaches_without_replaying_and_catches_up(tmp_path, redis_serve
     store.append_events([Event("late", "fan-1", "book-0", "purchase", NOW + 9000).row()])
     store.close()
     replayed: list[int] = []
-    original = RedisState.apply_frame
-    monkeypatch.setattr(RedisState, "apply_frame", lambda self, frame: (replayed.append(len(frame)), original(self, frame)))
+    original = bulk.apply_frame
+    monkeypatch.setattr(bulk, "apply_frame", lambda state, frame, **kw: (replayed.append(len(frame)), original(state, frame, **kw))[1])
     engine = Engine(settings)
     assert replayed == [1]
     assert engine.state.applied == 41

@@ -40,7 +40,10 @@ def apply_log(
 
     moments = pd.to_datetime(frame["ts"], unit="s", utc=True)
     for column, values in (("hours", moments.dt.hour), ("weekdays", moments.dt.day_of_week)):
-        for (owner, slot), count in frame.groupby([frame["owner"], values.to_numpy()]).size().items():
+        # A Series, not an array: pandas first looks an array key up as a column name, and
+        # formats the whole array for the KeyError it catches (~10 ms per call at 500 rows).
+        slots = pd.Series(values.to_numpy(), index=frame.index, name="slot")
+        for (owner, slot), count in frame.groupby([frame["owner"], slots]).size().items():
             getattr(get(owner), column)[int(slot)] += int(count)
 
     cat = pd.Series(categories, dtype=object)

@@ -9,18 +9,20 @@ joint log when a session logs in (`RedisState.absorb`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from pulserec.events import owner_keys
+from pulserec.events import Event, owner_keys
 from pulserec.online.cooccurrence import with_context
-from pulserec.online.redis.codec import decode_profile, encode_profile
+from pulserec.online.redis.codec import TOUCH, decode_profile, encode_profile
 from pulserec.online.redis.connection import MAX_ATTEMPTS, StateConflictError, StateUnavailable
 from pulserec.online.state import apply_profiles_log
 from pulserec.profiles.profile import Profiles
+from pulserec.store.sqlite import EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from pulserec.online.history import Touch
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
 
 #: Events per atomic commit (bounds how long one script blocks Redis).
 GROUP_EVENTS = 5_000
+#: Up to this many events, profiles are folded one event at a time (`UserProfile.update`, ~10 us
+#: an event, exactly the incremental path); the vectorised `apply_profiles_log` costs ~65 ms of
+#: pandas overhead per call, which only pays off on large frames (imports, rebuilds), not on an
+#: updater's batches of 500 or a sync of a few events.
+PER_EVENT_PROFILES = 5_000
 
 
 def applied_mask(state: RedisState, event_ids: np.ndarray) -> np.ndarray:
@@ -41,29 +48,50 @@ def applied_mask(state: RedisState, event_ids: np.ndarray) -> np.ndarray:
     return np.fromiter((bool(v) for chunk in pipe.execute() for v in chunk), dtype=bool, count=len(event_ids))
 
 
-def apply_frame(state: RedisState, frame: pd.DataFrame) -> None:
+def events_frame(batch: list[tuple[Event, int]]) -> pd.DataFrame:
+    """(event, seq) pairs as a stored-event frame (seq + EVENT_COLUMNS, context as JSON text)."""
+    frame = pd.DataFrame([event.row() for event, _ in batch], columns=list(EVENT_COLUMNS))
+    frame.insert(0, "seq", np.fromiter((seq for _, seq in batch), dtype=np.int64, count=len(batch)))
+    return frame
+
+
+def apply_frame(state: RedisState, frame: pd.DataFrame, per_event: bool = False) -> np.ndarray:
+    """Apply the frame's events not applied yet; returns the mask of those this call applied
+    (False for ids applied before, by anyone, and for repeats of an id within the frame).
+    `per_event` folds profiles event by event (see `PER_EVENT_PROFILES`)."""
+    applied = np.zeros(len(frame), dtype=bool)
     if frame.empty:
-        return
-    frame = frame[~applied_mask(state, frame["event_id"].astype(str).to_numpy())]
-    if frame.empty:
-        return
-    frame = frame.reset_index(drop=True)
+        return applied
+    ids = frame["event_id"].astype(str).to_numpy()
+    todo = ~applied_mask(state, ids) & ~pd.Series(ids).duplicated().to_numpy()
+    if not todo.any():
+        return applied
+    positions = np.flatnonzero(todo)
+    frame = frame.iloc[positions].reset_index(drop=True)
     owner_ids = owner_keys(frame)
     owners = state.owners.add_many(owner_ids)
     items = intern_items(state, frame)
     records = state.catalog.records()  # the mirror, synced: categories and tags for profiles
     for rows in _owner_groups(owners):
-        _commit_group(state, frame.iloc[rows].reset_index(drop=True), owners[rows], owner_ids[rows], items[rows], records)
+        done = _commit_group(state, frame.iloc[rows].reset_index(drop=True), owners[rows], owner_ids[rows], items[rows],
+                             records, per_event)
+        applied[positions[rows[done]]] = True
+    return applied
 
 
 def intern_items(state: RedisState, frame: pd.DataFrame) -> np.ndarray:
-    """Catalogue indices of a frame's items (-1 for none); new items are created at their first event."""
+    """Catalogue indices of a frame's items (-1 for none); new items are created at their first
+    event. Items the local mirror knows are looked up there (ids never change within an epoch)."""
     has_item = frame["item_id"].notna().to_numpy()
     items = np.full(len(frame), -1, dtype=np.int64)
     if has_item.any():
         first = frame.loc[has_item, ["item_id", "ts"]].drop_duplicates("item_id")
-        indices = state.catalog.intern_many(first["item_id"].tolist(), first["ts"].tolist())
-        lookup = dict(zip(first["item_id"].tolist(), indices.tolist()))
+        known = state.catalog.item_ids  # synced with Redis by this read
+        lookup = {i: known.get(i) for i in first["item_id"].tolist()}
+        unknown = first[[lookup[i] is None for i in first["item_id"].tolist()]]
+        if len(unknown):
+            indices = state.catalog.intern_many(unknown["item_id"].tolist(), unknown["ts"].tolist())
+            lookup.update(zip(unknown["item_id"].tolist(), indices.tolist()))
         items[has_item] = [lookup[i] for i in frame.loc[has_item, "item_id"]]
     return items
 
@@ -78,37 +106,47 @@ def _owner_groups(owners: np.ndarray) -> list[np.ndarray]:
 
 
 def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray, items: np.ndarray,
-                  records: list) -> None:
+                  records: list, per_event: bool) -> np.ndarray:
+    """Commit one group atomically; returns the mask of its rows this commit applied."""
 
+    applied = np.ones(len(frame), dtype=bool)
+    rows = np.arange(len(frame))
+    context_bytes = state.cooc.window * TOUCH.itemsize
     for _ in range(MAX_ATTEMPTS):
         distinct = np.unique(owners)
+        # One MULTI: what the group's change depends on, read at one instant (checked by COMMIT).
         pipe = state.client.pipeline(transaction=True)
         pipe.hmget(state.keys.versions, distinct.tolist())
         pipe.hmget(state.keys.profiles, distinct.tolist())
         pipe.hget(state.keys.meta, "landmark")
-        versions, profile_blobs, landmark = pipe.execute()
+        for owner in distinct.tolist():
+            pipe.getrange(state.keys.history(owner), -context_bytes, -1)
+        versions, profile_blobs, landmark, *tails = pipe.execute()
+        context = dict(zip(distinct.tolist(), tails))
 
         plan = state.new_plan()
         plan.mark_applied(frame["event_id"].astype(str).tolist())
         plan.check_versions(distinct, [int(v or 0) for v in versions])
         plan_log(state, plan, frame, owners, owner_ids, items, records, float(landmark) if landmark else None,
-                 profile_blobs, state.histories.recent)
+                 profile_blobs, lambda owner: state.codes.decode_touches(context.get(owner)), per_event=per_event)
         status = state.commit(plan)
         if status == "ok":
-            return
+            return applied
         if status == "lost":  # reloaded by another process: these indices are stale, start over
             raise StateUnavailable("the Redis state was reloaded from the log meanwhile; apply again")
         if status == "dup":  # another process applied some of these meanwhile: drop them
             keep = ~applied_mask(state, frame["event_id"].astype(str).to_numpy())
+            applied[rows[~keep]] = False
+            rows = rows[keep]
             frame, owners, owner_ids, items = frame[keep].reset_index(drop=True), owners[keep], owner_ids[keep], items[keep]
             if frame.empty:
-                return
+                return applied
     raise StateConflictError(f"a bulk group of {len(frame)} events conflicted {MAX_ATTEMPTS} times with concurrent writers")
 
 
 def plan_log(state: RedisState, plan: CommitPlan, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray,
              items: np.ndarray, records: list, landmark: float | None, profile_blobs: list[bytes | None],
-             recent: Callable[[int], Iterable[Touch]], new: np.ndarray | None = None) -> None:
+             recent: Callable[[int], Iterable[Touch]], new: np.ndarray | None = None, per_event: bool = False) -> None:
     """Plan what applying a log (arrival order) changes, as `OnlineState.apply_frame` does it:
     co-occurrence pairs (also with each owner's touches before the log, from `recent`), histories
     and seen items, and the profiles of `np.unique(owners)` (stored as `profile_blobs`, None for
@@ -133,6 +171,28 @@ def plan_log(state: RedisState, plan: CommitPlan, frame: pd.DataFrame, owners: n
         existing = decode_profile(blob, profiles.interest_halflife)
         if existing is not None:
             profiles.put(owner, existing)
-    apply_profiles_log(profiles, frame, owners, owner_ids, items, weights, ts, records)
+    if per_event:
+        _fold_each(profiles, frame, owners, owner_ids, items, weights, ts, records)
+    else:
+        apply_profiles_log(profiles, frame, owners, owner_ids, items, weights, ts, records)
     for owner in distinct:
         plan.set_profile(owner, encode_profile(profiles.get(owner)))  # type: ignore[arg-type]
+
+
+def _fold_each(profiles: Profiles, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray, items: np.ndarray,
+               weights: np.ndarray, ts: np.ndarray, records: list) -> None:
+    """`apply_profiles_log`, event by event with the incremental path's own `update`."""
+    users = frame["user_id"].to_numpy(dtype=object)
+    contexts = frame["context"].to_numpy(dtype=object) if "context" in frame else [None] * len(frame)
+    queries = frame["query"].to_numpy(dtype=object) if "query" in frame else [None] * len(frame)
+    for i, (owner, kind, item) in enumerate(zip(owners.tolist(), frame["type"].tolist(), items.tolist())):
+        user = users[i]
+        profile = profiles.get_or_create(owner, user if isinstance(user, str) and user else owner_ids[i])
+        record = records[item] if item >= 0 else None
+        context = contexts[i]
+        if isinstance(context, str):
+            context = json.loads(context) if context else None
+        query = queries[i]
+        profile.update(kind, float(weights[i]), float(ts[i]), record.category if record else None,
+                       record.tags if record else (), context if isinstance(context, dict) else None,
+                       query if isinstance(query, str) and query else None)

@@ -76,20 +76,27 @@ class RedisCoOccurrence(RowReader):
             plan.append_row(row, cols_row, vals_row)
 
     def compact(self, items: Iterable[int]) -> None:
-        """Fold the rows of `items` (reported by COMMIT) into one entry per other item."""
+        """Fold the rows of `items` (reported by COMMIT) into one entry per other item, in two
+        pipelined round trips for all of them (read every row, then compact every row)."""
+        items = list(items)
+        if not items:
+            return
         client, keys = self.state.client, self.state.keys
+        pipe = client.pipeline(transaction=True)
         for item in items:
-            pipe = client.pipeline(transaction=True)
             pipe.get(keys.row(item))
-            pipe.hget(keys.row_gen, item)
-            blob, gen = pipe.execute()
+        pipe.hmget(keys.row_gen, items)
+        *blobs, gens = pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        for item, blob, gen in zip(items, blobs, gens):
             others, weights = decode_pairs(blob)
             unique, inverse = np.unique(others, return_inverse=True)
             sums = np.bincount(inverse, weights=weights)
             keep = np.abs(sums) >= NEGLIGIBLE
             self.state.scripts.compact_row(args=[
                 keys.prefix, item, int(gen or 0), len(blob or b""), encode_pairs(unique[keep], sums[keep]),
-            ])
+            ], client=pipe)
+        pipe.execute()
 
 
 def _by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray):

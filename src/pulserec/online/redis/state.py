@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 
 #: Compact a row once its uncompacted tail is longer than its head and than this many bytes.
 COMPACT_BYTES = 12 * 256
+#: Batches of at least this many events are applied in bulk (fewer round trips and Lua calls,
+#: vectorised planning); below it the per-event waves answer sooner.
+BULK_MIN = 16
 #: How long a process waits for another one to finish loading an empty namespace.
 INIT_WAIT_S = 600.0
 #: The init lock expires this long after the loader last renewed it (a killed loader frees it).
@@ -132,7 +135,8 @@ class RedisState:
         if state_id == self.state_id and (ready or not state_id or self._loading):
             return
         if state_id and ready:  # reloaded from the log by another process: the same data, anew
-            log.warning("Redis state %s was reloaded (state id %s -> %s)", self.keys.namespace, self.state_id, state_id)
+            if self.state_id:  # not the first read of a process that has not attached yet
+                log.warning("Redis state %s was reloaded (state id %s -> %s)", self.keys.namespace, self.state_id, state_id)
             self.state_id = state_id
             self.owners.clear_cache()  # indices were given anew
             self.catalog.clear_cache()
@@ -216,10 +220,13 @@ class RedisState:
         return self.apply_many([(event, seq)])[0]
 
     def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
-        """Apply events in order, pipelining those of different owners: each wave takes the
-        next event of every owner and costs two round trips (PREPARE all, COMMIT all).
+        """Apply events in order; returns, per event, False where its id had been applied before.
 
-        Returns, per event, False where its id had been applied before."""
+        A batch of `BULK_MIN` events or more (an updater's read) goes through the bulk path: a
+        few round trips and one COMMIT per group of owners, whatever its size. A smaller one
+        (an API write) pipelines waves of one event per owner: two round trips per wave."""
+        if len(batch) >= BULK_MIN:
+            return bulk.apply_frame(self, bulk.events_frame(batch), per_event=True).tolist()
         results = [False] * len(batch)
         pending = list(range(len(batch)))
         for _ in range(len(batch) + MAX_ATTEMPTS):
@@ -444,6 +451,7 @@ class RedisState:
 
         try:
             if not force and self.client.hget(self.keys.meta, "ready"):
+                self.state_id = self.identity()[0]
                 return True  # someone finished loading between our check and the lock
             started = time.perf_counter()
             self._loading = True

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pulserec.online.redis import bulk
+
 if TYPE_CHECKING:
     from pulserec.online.redis.state import RedisState
     from pulserec.store import SQLiteStore
@@ -67,7 +69,8 @@ def sync(state: RedisState, store: SQLiteStore, upto_seq: int | None = None,
     start, gen = watermark(state)
     read = 0
     for frame in store.iter_events(after_seq=start, upto_seq=upto_seq, chunk=20_000):
-        state.apply_frame(frame)  # skips the applied ones (one SMISMEMBER per 10k ids)
+        # Skips the applied ones (one SMISMEMBER per 10k ids); small frames fold profiles per event.
+        bulk.apply_frame(state, frame, per_event=len(frame) <= bulk.PER_EVENT_PROFILES)
         raise_watermark(state, int(frame["seq"].iloc[-1]), gen)
         read += len(frame)
         if progress:

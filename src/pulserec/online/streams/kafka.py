@@ -161,7 +161,9 @@ class KafkaUpdater(Updater):
         self.uncommitted = {key: offset for key, offset in self.uncommitted.items() if key in failed}
 
     def retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, KafkaException) and not exc.args[0].fatal()
+        if isinstance(exc, KafkaException):
+            return not exc.args[0].fatal()
+        return super().retryable(exc)
 
     def close(self) -> None:
         self.consumer.close()  # leaves the group; the revocation commits what was applied

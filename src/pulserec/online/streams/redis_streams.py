@@ -41,7 +41,7 @@ class EventPublisher:
 class StreamUpdater(Updater):
     """One consumer of the group: reclaims stale pending messages, then reads new ones."""
 
-    retry_on = (redis.ConnectionError,)
+    retry_on = (redis.ConnectionError, redis.TimeoutError)
 
     def __init__(
         self,
@@ -100,8 +100,17 @@ class StreamUpdater(Updater):
         return sum(self._apply(messages) for _, messages in answer or [])
 
     def step(self, block_ms: int | None = None) -> int:
-        """One round: reclaim, then read new messages. Returns messages handled."""
-        return self.reclaim() + self.read_new(block_ms)
+        """One round: reclaim, then read new messages. Returns messages handled. A stream Redis
+        that restarted empty has lost the group: it is made again (what the stream lost, the
+        API processes apply from the log; see `pulserec.online.redis.sync`)."""
+        try:
+            return self.reclaim() + self.read_new(block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()
+            self._claim_cursor = "0-0"
+            return 0
 
     def close(self) -> None:
         self.client.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from pulserec.events import Event
+from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.streams.codec import MalformedMessage
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ class Updater(ABC):
         """Release the connection (without acknowledging anything more)."""
 
     def retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, self.retry_on)
+        """The stream's own transient errors, and the shared state's: Redis down or stalled
+        past its timeout, or lost and being rebuilt from the log by an API process. Nothing of
+        the failed batch was acknowledged, so it is delivered again."""
+        return isinstance(exc, (*self.retry_on, *TRANSIENT, StateUnavailable))
 
     def run(self, stop: threading.Event, on_step: Callable[[int], None] | None = None) -> None:
         """Consume until `stop` is set; a broken connection is retried after a pause."""
