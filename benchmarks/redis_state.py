@@ -24,6 +24,7 @@ from pulserec.ingest.movielens import read_movies, read_ratings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the throwaway redis-server is a test helper
 from local_redis import LocalRedis  # noqa: E402
+from redis_updaters import HEADERS, scaling  # noqa: E402
 
 
 def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: int) -> dict[str, float]:
@@ -74,10 +75,27 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--updates", type=int, default=2000, help="events per online-update measurement")
     parser.add_argument("--redis", default=None, help="an existing Redis (default: start a local one)")
+    parser.add_argument("--updaters", default="", help="e.g. 1,2,4: also measure that many updater processes on "
+                                                       "owner-sharded Redis streams (redis_updaters.py)")
+    parser.add_argument("--stream-events", type=int, default=50_000, help="events the updaters apply per count")
+    parser.add_argument("--only-updaters", action="store_true", help="skip the state comparison")
     args = parser.parse_args()
     ratings = read_ratings(args.movielens)
     movies = read_movies(args.movielens)
     print(f"# Redis state benchmark: {len(ratings):,} MovieLens ratings, {len(movies):,} movies; {machine()}\n")
+    if args.updaters:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = None if args.redis else LocalRedis(tmp)
+            try:
+                counts = [int(n) for n in args.updaters.split(",")]
+                rows = scaling(args.redis or local.url, ratings, movies, counts, args.stream_events)  # type: ignore[union-attr]
+            finally:
+                if local:
+                    local.stop()
+        print(f"## {args.stream_events:,} events through owner-sharded Redis streams\n")
+        print_table(HEADERS, rows)
+        if args.only_updaters:
+            return
     memory = bench(ratings, movies, args.requests, {}, args.updates)
     with tempfile.TemporaryDirectory() as tmp:
         local = None if args.redis else LocalRedis(tmp)

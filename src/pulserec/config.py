@@ -85,6 +85,10 @@ class Settings:
     state_url: str = ""
     state_namespace: str = "pulserec"
     stream_url: str = ""
+    # Redis Streams only: split the stream into this many streams by owner (`<namespace>.events.<k>`,
+    # k = crc32(owner) % shards), each applied by its own `pulserec updater --shard k`: updaters
+    # then scale out without ever applying one owner's events out of order. (Kafka: ?partitions=N.)
+    stream_shards: int = 1
     # Redis state: a command that gets no answer in this many seconds fails (the request answers
     # 503, the event stays stored and is applied later), so a stalled Redis cannot hang requests.
     state_timeout_s: float = 2.0
@@ -143,6 +147,8 @@ class Settings:
             raise ValueError(f"state_url must be a redis:// (or rediss://, unix://) URL, got {self.state_url!r}")
         if self.stream_url:
             check_stream_url(self.stream_url)
+        if not 1 <= self.stream_shards <= 1024:
+            raise ValueError("stream_shards must be between 1 and 1024")
         for name in ("state_timeout_s", "state_sync_interval_s", "stream_grace_s"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds")

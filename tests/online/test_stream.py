@@ -16,7 +16,9 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.online.redis.connection import StateBackendError
 from pulserec.online.redis.state import RedisState
-from pulserec.online.stream import StreamUpdater, stream_key
+from pulserec.online.stream import StreamUpdater, decode_event, stream_key
+from pulserec.online.streams import make_updater
+from pulserec.online.streams.redis_streams import shard_of
 from pulserec.serving.server import free_port
 from stream_helpers import CrashingState, counts, events
 
@@ -126,4 +128,20 @@ def test_updater_command_applies_until_stopped(settings):
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=30)
     assert process.returncode == 0 and "stopped: 5 applied" in out
+    engine.close()
+
+
+def test_owner_sharded_streams_each_applied_by_its_own_updater(settings):
+    sharded = Settings(**{**settings.__dict__, "stream_shards": 2})
+    engine = Engine(sharded)
+    workers = [make_updater(sharded, RedisState(sharded), consumer=f"s{k}", shard=k) for k in (0, 1)]
+    engine.ingest(events(40, users=6))
+    handled = [worker.step(block_ms=0) for worker in workers]
+    assert sum(handled) == 40 and all(handled)  # both shards carry events
+    for k, worker in enumerate(workers):  # one owner's events all in one shard
+        owners = {decode_event(fields)[0].owner for _, fields in worker.client.xrange(worker.key)}
+        assert all(shard_of(owner, 2) == k for owner in owners)
+    assert engine.state.applied == 40
+    with pytest.raises(ValueError, match="shard 2 does not exist"):
+        make_updater(sharded, engine.state, shard=2)
     engine.close()

@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         session_timeout_ms: Annotated[int, typer.Option(help="Kafka: a member silent this long is dropped and its "
                                                              "partitions go to the others.", min=1000, max=3_600_000)] = 10_000,
         batch: Annotated[int, typer.Option(help="Messages read per round.", min=1, max=100_000)] = 500,
+        shard: Annotated[int, typer.Option(help="Redis Streams with stream_shards = N: the shard (0..N-1) this "
+                                                "updater applies.", min=0)] = 0,
         data_dir: DataDir = None,
     ) -> None:
         """Apply the event stream (Redis Streams or Kafka) to the shared Redis state, until stopped.
@@ -49,8 +51,11 @@ def register(app: typer.Typer) -> None:
         if not settings.state_url or not settings.stream_url:
             raise typer.BadParameter("the updater needs both --state (redis://) and --stream (redis:// or kafka://)")
         name = consumer or f"{socket.gethostname()}-{os.getpid()}"
-        worker = make_updater(settings, RedisState(settings), group, name, batch=batch, min_idle_ms=min_idle_ms,
-                              session_timeout_ms=session_timeout_ms)
+        try:
+            worker = make_updater(settings, RedisState(settings), group, name, batch=batch, min_idle_ms=min_idle_ms,
+                                  session_timeout_ms=session_timeout_ms, shard=shard)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

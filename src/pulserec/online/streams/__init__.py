@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from pulserec.online.streams.redis_streams import shard_key
 from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
 from pulserec.urls import KafkaUrl, is_kafka_url, stream_key
 
@@ -39,14 +40,14 @@ def make_publisher(settings: Settings) -> Publisher | None:
         return KafkaPublisher(url, url.topic_for(settings))
     from pulserec.online.streams.redis_streams import EventPublisher
 
-    return EventPublisher(settings.stream_url, stream_key(settings))
+    return EventPublisher(settings.stream_url, stream_key(settings), shards=settings.stream_shards)
 
 
 def make_updater(settings: Settings, state: Applier, group: str = DEFAULT_GROUP, consumer: str = "updater-1", *,
-                 batch: int = 500, min_idle_ms: int = 30_000, session_timeout_ms: int = 10_000) -> Updater:
+                 batch: int = 500, min_idle_ms: int = 30_000, session_timeout_ms: int = 10_000, shard: int = 0) -> Updater:
     """The updater for the backend `stream_url` selects. `min_idle_ms` is for Redis (reclaim what
     a silent consumer left pending), `session_timeout_ms` for Kafka (reassign a silent member's
-    partitions)."""
+    partitions); `shard` picks one of `stream_shards` Redis streams."""
     if is_kafka_url(settings.stream_url):
         from pulserec.online.streams.kafka import KafkaUpdater
 
@@ -55,5 +56,7 @@ def make_updater(settings: Settings, state: Applier, group: str = DEFAULT_GROUP,
                             session_timeout_ms=session_timeout_ms)
     from pulserec.online.streams.redis_streams import StreamUpdater
 
-    return StreamUpdater(state, settings.stream_url, stream_key(settings), group, consumer, min_idle_ms=min_idle_ms,
-                         batch=batch)
+    if not 0 <= shard < settings.stream_shards:
+        raise ValueError(f"shard {shard} does not exist: stream_shards is {settings.stream_shards}")
+    return StreamUpdater(state, settings.stream_url, shard_key(stream_key(settings), shard, settings.stream_shards),
+                         group, consumer, min_idle_ms=min_idle_ms, batch=batch)

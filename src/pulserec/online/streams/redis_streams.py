@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import zlib
+
 import redis
 
 from pulserec.events import Event
@@ -20,18 +22,31 @@ from pulserec.online.streams.codec import decode_event, encode_event
 from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
 
 
-class EventPublisher:
-    """Appends stored events to the stream (one pipelined round trip per batch)."""
+def shard_key(key: str, shard: int, shards: int) -> str:
+    """The stream of one shard: `key` itself when there is one shard, else `key.<shard>`."""
+    return key if shards == 1 else f"{key}.{shard}"
 
-    def __init__(self, url: str, key: str, maxlen: int | None = None) -> None:
+
+def shard_of(owner: str, shards: int) -> int:
+    """Which shard carries an owner's events: crc32, the same in every process (unlike hash())."""
+    return zlib.crc32(owner.encode("utf-8", "surrogatepass")) % shards if shards > 1 else 0
+
+
+class EventPublisher:
+    """Appends stored events to the stream, or to the owner's shard of it (one pipelined round
+    trip per batch). One owner's events always go to one shard, in order."""
+
+    def __init__(self, url: str, key: str, maxlen: int | None = None, shards: int = 1) -> None:
         self.client = connect(url, "stream")
         self.key = key
         self.maxlen = maxlen
+        self.shards = shards
 
     def publish(self, events: Iterable[tuple[Event, int]]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for event, seq in events:
-            pipe.xadd(self.key, encode_event(event, seq), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            key = shard_key(self.key, shard_of(event.owner, self.shards), self.shards)
+            pipe.xadd(key, encode_event(event, seq), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.execute()
 
     def close(self) -> None:
