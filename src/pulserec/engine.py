@@ -36,6 +36,7 @@ from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
 from pulserec.store.bulk_writer import BulkWriter
 from pulserec.store.feedback import FeedbackStore
+from pulserec.store.history import History
 from pulserec.store.pseudonym import Pseudonymizer
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class Engine:
         self.applies_locally = not (self.publisher and self.state.shared)
         self.service = RecommendationService(self.state, settings)
         self.feedback = FeedbackStore(self.store)
+        self.history = History(self.store)  # the dashboard's history and lists (after feedback: it indexes impressions)
         self.experiments = Experiments(self.feedback)
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
@@ -146,6 +148,7 @@ class Engine:
 
     def close(self) -> None:
         self.jobs.close()  # no training or rebuild outlives the store it reads
+        self.history.close()
         if self.supervisor is not None:
             self.supervisor.stop()
         self.store.close()

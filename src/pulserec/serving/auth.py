@@ -109,11 +109,22 @@ def _open(settings: Settings, key: str | None) -> None:
     """Public routes."""
 
 
+def key_role(settings: Settings, key: str | None) -> str:
+    """What `key` may do: "admin" (writes, retrain), "read", or "none"; with no keys configured
+    everyone is "admin" (the API is open)."""
+    if not settings.api_keys or (key is not None and key_matches(key, settings.api_keys)):
+        return "admin"
+    if key is not None and key_matches(key, settings.read_keys):
+        return "read"
+    return "none"
+
+
 #: Route templates (as declared, e.g. `/reports/{path:path}`) by access class; see the module.
-PUBLIC_PATHS = frozenset({"/health", "/health/ready", "/dashboard", "/dashboard/users/{user_id}", "/dashboard/items/{item_id}"})
+PUBLIC_PATHS = frozenset({"/health", "/health/ready", "/dashboard", "/dashboard/users/{user_id}", "/dashboard/items/{item_id}",
+                          "/dashboard/{page}", "/dashboard/api/session"})  # session: what the presented key may do
 CATALOGUE_PATHS = frozenset({"/items/{item_id}", "/items/{item_id}/similar", "/models", "/reports/{path:path}",
                              "/jobs", "/jobs/{job_id}"})  # jobs: model names, timings, results; no person
-ADMIN_READ_PATHS = frozenset({"/stats"})
+ADMIN_READ_PATHS = frozenset({"/stats", "/dashboard/api/config"})
 METRICS_PATH = "/metrics"
 
 Check = Callable[[Settings, "str | None"], None]
@@ -150,7 +161,7 @@ async def require_access(request: Request) -> None:
 
 def public_paths(settings: Settings) -> set[str]:
     """The documented paths that need no key under `settings`."""
-    return {"/health", "/health/ready", *((METRICS_PATH,) if settings.public_metrics else ())}
+    return {"/health", "/health/ready", "/dashboard/api/session", *((METRICS_PATH,) if settings.public_metrics else ())}
 
 
 def document_security(app: FastAPI, open_paths: Iterable[str] = ("/health",)) -> None:

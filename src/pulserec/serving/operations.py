@@ -12,7 +12,7 @@ from pulserec.serving.errors import ERROR_RESPONSES
 from pulserec.serving.examples import add_response_examples
 from pulserec.serving.metrics import ServingMetrics
 from pulserec.serving.metrics_middleware import MetricsMiddleware, instrument_exception_handlers
-from pulserec.serving.routes import dashboard, monitoring, reports
+from pulserec.serving.routes import dashboard, dashboard_api, monitoring, reports
 
 
 def add_operations(app: FastAPI, engine: Engine) -> ServingMetrics:
@@ -23,7 +23,7 @@ def add_operations(app: FastAPI, engine: Engine) -> ServingMetrics:
     metrics = ServingMetrics(engine)
     app.state.metrics = metrics
     app.state.engagement = engine.feedback  # impressions and their clicks/conversions (POST /impressions)
-    for module in (monitoring, dashboard, reports):
+    for module in (monitoring, dashboard, dashboard_api, reports):
         app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
     app.mount(STATIC_URL, StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     add_docs(app)

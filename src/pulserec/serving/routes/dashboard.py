@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -42,6 +42,15 @@ def _page() -> FileResponse:
 
 @router.get("/dashboard", include_in_schema=False)
 async def dashboard() -> FileResponse:
+    return _page()
+
+
+#: Pages of the single-page app besides the overview and the user and item pages.
+Page = Literal["history", "users", "items", "tasks", "config"]
+
+
+@router.get("/dashboard/{page}", include_in_schema=False)
+async def dashboard_page(page: Page) -> FileResponse:
     return _page()
 
 
