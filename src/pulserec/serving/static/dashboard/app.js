@@ -2,143 +2,13 @@
 // Routes: /dashboard (overview), /dashboard/users/{id}, /dashboard/items/{id}.
 
 import { colour, donut, formatNumber, groupedBars, horizontalBars, stackedColumns } from "./charts.js";
+import {
+  QUANTILE_COLOURS, ago, api, card, chip, duration, empty, enc, fill, h, itemHref, legend, ready, showSignOut, userHref, view,
+  whenKeyChanges,
+} from "./ui.js";
 
 const REFRESH_MS = 2000;
-const view = document.getElementById("view");
 let stopPage = () => {};
-
-// -- helpers -------------------------------------------------------------------------------
-
-/** A DOM element; strings become text nodes (never HTML), so ids and titles are always escaped. */
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child !== null && child !== undefined && child !== false) node.append(child);
-  }
-  return node;
-}
-
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(`HTTP ${status}: ${detail}`);
-    this.status = status;
-  }
-}
-
-// -- sign-in -------------------------------------------------------------------------------
-// Once the server has keys, the dashboard's data (profiles, search, overview) needs one. The
-// key is kept in sessionStorage: this tab only, gone when it closes, never in a cookie that
-// other sites could make the browser send. A 401 from any call opens the sign-in form.
-
-const KEY_STORE = "pulserec.api_key";
-let signIn = null;
-
-function storedKey() {
-  try { return sessionStorage.getItem(KEY_STORE); } catch { return null; }
-}
-
-function showSignIn(message) {
-  if (signIn) { signIn.querySelector("#login-message").textContent = message; return; }
-  const input = h("input", { id: "login-key", type: "password", required: true, autocomplete: "current-password",
-    placeholder: "API key", "aria-label": "API key" });
-  const form = h("form", { id: "login", class: "login card" },
-    h("h2", {}, "Sign in"), h("p", { id: "login-message", class: "muted" }, message), input,
-    h("button", { type: "submit" }, "Sign in"));
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    try { sessionStorage.setItem(KEY_STORE, input.value.trim()); } catch { /* storage off: nothing to keep */ }
-    signIn.remove();
-    signIn = null;
-    showSignOut();
-    route();
-    showReportLink();
-  });
-  signIn = h("div", { class: "login-overlay", role: "dialog", "aria-modal": "true" }, form);
-  document.body.append(signIn);
-  input.focus();
-}
-
-function showSignOut() {
-  const nav = document.querySelector(".nav");
-  if (!nav || !storedKey() || document.getElementById("logout")) return;
-  nav.append(h("a", { id: "logout", href: "#", onclick: (e) => {
-    e.preventDefault();
-    sessionStorage.removeItem(KEY_STORE);
-    e.target.remove();
-    route();
-  } }, "Sign out"));
-}
-
-async function api(path) {
-  const headers = { accept: "application/json" };
-  const key = storedKey();
-  if (key) headers["x-api-key"] = key;
-  const response = await fetch(path, { headers });
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
-    if (response.status === 401) showSignIn(key ? `The key was refused: ${detail}` : "This server needs an API key (a read key is enough).");
-    throw new ApiError(response.status, detail);
-  }
-  return response.json();
-}
-
-const enc = encodeURIComponent;
-const userHref = (id) => `/dashboard/users/${enc(id)}`;
-const itemHref = (id) => `/dashboard/items/${enc(id)}`;
-
-function ago(ts) {
-  if (ts === null || ts === undefined) return "–";
-  const seconds = Date.now() / 1000 - ts;
-  if (seconds < 0) return "just now";
-  for (const [size, unit] of [[86400 * 365, "y"], [86400, "d"], [3600, "h"], [60, "min"]]) {
-    if (seconds >= size) return `${Math.floor(seconds / size)} ${unit} ago`;
-  }
-  return `${Math.floor(seconds)} s ago`;
-}
-
-function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 90) return `${Math.round(seconds)} s`;
-  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86400).toFixed(1)} d`;
-}
-
-function card(title, { id, wide = false, subtitle } = {}, ...body) {
-  return h("section", { class: `card${wide ? " wide" : ""}`, id },
-    h("header", { class: "card-head" }, h("h2", {}, title), subtitle ? h("span", { class: "muted" }, subtitle) : null),
-    h("div", { class: "card-body" }, ...body));
-}
-
-function empty(text) {
-  return h("div", { class: "empty" }, text);
-}
-
-function fill(container, ...children) {
-  container.replaceChildren(...children.flat(Infinity).filter(Boolean));
-}
-
-function legend(names, colors = {}) {
-  return h("div", { class: "legend" }, names.map((name) =>
-    h("span", { class: "legend-item" }, h("i", { style: `background:${colors[name] || colour(name)}` }), name)));
-}
-
-const QUANTILE_COLOURS = { p50: "#34c3a0", p90: "#5b8def", p99: "#ef5d7a" };
-
-/** Mark the current page as rendered (tests and screenshots wait for this). */
-function ready() {
-  view.dataset.ready = view.dataset.page;
-}
-
-function chip(text, kind = "") {
-  return h("span", { class: `chip ${kind}` }, text);
-}
 
 // -- overview ------------------------------------------------------------------------------
 
@@ -441,6 +311,7 @@ document.addEventListener("click", (e) => {
 });
 window.addEventListener("popstate", route);
 setupSearch();
+whenKeyChanges(() => { route(); showReportLink(); });
 showSignOut();
 route();
 showReportLink();
