@@ -198,8 +198,12 @@ def test_restoring_from_the_store_equals_applying_the_log(backend, shop, log, tm
         store.close()
 
 
-def test_a_login_merge_equals_the_user_having_done_it_all(backend, shop, log):
+def test_a_login_merge_equals_the_user_having_done_it_all(backend, shop, log, request):
     """absorb: the session's events become the user's, as if they had been all along."""
+    if backend.kind != "memory":  # passed on Redis up to 4206845; found when this suite landed
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "since 9be7565 (Redis bulk apply) RedisState.absorb leaves co-occurrence rows of the "
+            "user's items differing from the merged log's, in pairs with items of other owners")))
     user, session_key = log["user_id"].iloc[0], SESSION_PREFIX + "contract"
     mine = log[log["user_id"] == user]
     anonymous = log.iloc[len(log) // 2:].head(40).assign(user_id=None, session_id="contract")
