@@ -36,6 +36,10 @@ except ImportError as exc:  # the optional extra is not installed
 log = logging.getLogger(__name__)
 
 
+#: Longest a consumer's fetch waits for new messages (see KafkaUpdater), in milliseconds.
+FETCH_WAIT_MS = 50
+
+
 class KafkaStreamError(RuntimeError):
     """The Kafka stream cannot be used (no broker answers, or the topic cannot be created)."""
 
@@ -133,13 +137,23 @@ class KafkaUpdater(Updater):
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": session_timeout_ms, "heartbeat.interval.ms": max(100, session_timeout_ms // 5),
             "max.poll.interval.ms": max(60_000, session_timeout_ms),
+            # A fetch waits at most this long for data (librdkafka's default is 500 ms). Apache
+            # Kafka answers as soon as there is a byte, Tansu only at the deadline: ~250 ms of
+            # freshness lost per event at the default. 20 fetches a second when idle is cheap.
+            "fetch.wait.max.ms": FETCH_WAIT_MS,
         })
         self.consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
 
     def step(self, block_ms: int | None = None) -> int:
         """Poll a batch (waiting up to block_ms), apply it, commit it. Returns messages handled."""
         block = self.block_ms if block_ms is None else block_ms
-        records = [message for message in self.consumer.consume(self.batch, timeout=block / 1000) if _usable(message)]
+        # consume(n, timeout) waits for n messages or the timeout; wait for the first one only and
+        # take what else is there at once, or one event would wait up to block_ms (freshness).
+        polled = []
+        first = self.consumer.poll(block / 1000)
+        if first is not None:
+            polled = [first, *(self.consumer.consume(self.batch - 1, timeout=0) if self.batch > 1 else [])]
+        records = [message for message in polled if _usable(message)]
         self.apply(((_message_id(message), message.value()) for message in records), decode_message)
         for message in records:
             self.uncommitted[(message.topic(), message.partition())] = message.offset() + 1
