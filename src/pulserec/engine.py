@@ -21,7 +21,7 @@ import pandas as pd
 from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
-from pulserec.models.base import Recommender
+from pulserec.models.base import Recommender, meta_of
 from pulserec.online import make_state
 from pulserec.online.base import SharedState, State
 from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
@@ -242,7 +242,7 @@ class Engine:
         """Serve every model saved under `<data_dir>/models/` that is new or changed since it was
         installed (`failed`: file -> stamp of files already found unusable)."""
         with self.lock:
-            served = installed_stamps(getattr(m, "meta", None) or {} for m in self.service.strategies.values())
+            served = installed_stamps(meta_of(m) for m in self.service.strategies.values())
         return install_changed(models_dir(self.settings.data_dir), served, self.install_model, failed)
 
     def train_ranker(self, sources: Mapping[str, Recommender] | None = None, options: TrainingOptions | None = None,

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from pulserec.evaluation.metrics import KS, coverage, item_popularity, novelty, ranking_metrics, relevance_matrix
 from pulserec.evaluation.split import Split
-from pulserec.models.base import Query, Recommender
+from pulserec.models.base import Query, Recommender, ScoresMany
 from pulserec.models.interactions import Interactions
 from pulserec.online.catalog import Catalog
 
@@ -63,7 +63,7 @@ class Histories:
 
 def score_queries(model: Recommender, queries: Sequence[Query], n_items: int) -> np.ndarray:
     """(len(queries) x n_items) float32 scores; -inf rows where the model cannot score."""
-    batch: Callable[[Sequence[Query], int], np.ndarray] | None = getattr(model, "score_many", None)
+    batch: Callable[[Sequence[Query], int], np.ndarray] | None = model.score_many if isinstance(model, ScoresMany) else None
     if batch is not None:
         return np.asarray(batch(queries, n_items), dtype=np.float32)
     out = np.full((len(queries), n_items), -np.inf, dtype=np.float32)

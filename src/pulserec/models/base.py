@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol, runtime_checkable
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol, runtime_che
 import numpy as np
 
 if TYPE_CHECKING:
+    from pulserec.ids import IdIndex
     from pulserec.models.interactions import Interactions
     from pulserec.online.catalog import Catalog
 
@@ -84,11 +85,88 @@ class Explainer(Protocol):
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]: ...
 
 
-@runtime_checkable
-class OnlineRecommender(Recommender, Protocol):
-    """A model whose state follows each event without a retrain."""
+@dataclass(frozen=True)
+class Scored:
+    """One request's scores and how to explain them, held by the caller for that request.
 
-    def update(self, user: int, item: int, weight: float, ts: float) -> None: ...
+    A model keeps nothing of a request (no cache keyed on the query object), so an explanation
+    never depends on which query was scored last; models whose explanation reuses work done for
+    the scores (item-kNN's contributions, a blend's parts, the ranker's features) hand that work
+    over here, in `explain`'s closure."""
+
+    scores: np.ndarray | None
+    explain: Callable[[np.ndarray], list[Reason | None]]
+
+
+@runtime_checkable
+class ScoresExplained(Protocol):
+    """Optional: models that score and explain one request in one pass (see :class:`Scored`)."""
+
+    def score_explained(self, query: Query, n_items: int) -> Scored: ...
+
+
+def _unexplained(items: np.ndarray) -> list[Reason | None]:
+    return [None] * len(items)
+
+
+def scored(model: Recommender, query: Query, n_items: int) -> Scored:
+    """`model`'s scores for `query`, with their explanation (none for a model that gives none)."""
+    if isinstance(model, ScoresExplained):
+        return model.score_explained(query, n_items)
+    scores = model.score(query, n_items)
+    if isinstance(model, Explainer):
+        return Scored(scores, lambda items: model.explain(query, items))
+    return Scored(scores, _unexplained)
+
+
+def explanation(model: object, query: Query, items: np.ndarray) -> list[Reason | None]:
+    """`model.explain(query, items)` for an :class:`Explainer`, else no reasons."""
+    return model.explain(query, items) if isinstance(model, Explainer) else _unexplained(items)
+
+
+@runtime_checkable
+class ScoresMany(Protocol):
+    """Optional: models that score a batch of queries at once (one matrix product instead of one
+    per query); evaluation uses it. Rows: queries; -inf where a query cannot be scored."""
+
+    def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TrainedIds(Protocol):
+    """Batch-trained models: the item ids they were fitted with (index i is `item_ids.id_of(i)`),
+    so that serving can map live indices to theirs (`recommend/aligned.py`)."""
+
+    name: ClassVar[str]
+    item_ids: IdIndex
+
+
+@runtime_checkable
+class TrainedUserIds(Protocol):
+    """Optional, with :class:`TrainedIds`: models with a vector per trained user."""
+
+    user_ids: IdIndex
+
+
+@runtime_checkable
+class Described(Protocol):
+    """Optional: what `GET /models` shows of a served model (version, training time, ...)."""
+
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class FeatureImportances(Protocol):
+    """Optional: learned models that weigh named features (the ranker)."""
+
+    @property
+    def feature_importance(self) -> Mapping[str, float]: ...
+
+
+def meta_of(model: object) -> Mapping[str, Any]:
+    """A served model's metadata (empty for a model that has none)."""
+    return (model.meta or {}) if isinstance(model, Described) else {}
 
 
 class BatchScorer:

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pulserec.models.base import Query, Reason, Recommender
+from pulserec.models.base import Query, Reason, Recommender, Scored, scored
 
 
 def normalised(scores: np.ndarray) -> np.ndarray:
@@ -40,23 +40,24 @@ class Blend:
     def fit(self, data, catalog=None) -> Blend:  # components are fitted on their own
         return self
 
-    def _parts(self, query: Query, n_items: int) -> list[tuple[Recommender, np.ndarray]]:
-        cached = getattr(self, "_last", None)
-        if cached is not None and cached[0] is query and cached[1] == n_items:
-            return cached[2]
+    def _parts(self, query: Query, n_items: int) -> list[tuple[Scored, np.ndarray]]:
+        """Each scoring component's request result and its weighted, normalised scores."""
         parts = []
         for model, weight in self.components:
-            scores = model.score(query, n_items)
-            if scores is not None and weight > 0:
-                parts.append((model, weight * normalised(scores)))
-        self._last = (query, n_items, parts)
+            if weight <= 0:
+                continue
+            result = scored(model, query, n_items)
+            if result.scores is not None:
+                parts.append((result, weight * normalised(result.scores)))
         return parts
 
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+    def score_explained(self, query: Query, n_items: int) -> Scored:
         parts = self._parts(query, n_items)
-        if not parts:
-            return None
-        return np.sum([p for _, p in parts], axis=0)
+        total = np.sum([p for _, p in parts], axis=0) if parts else None
+        return Scored(total, lambda items: _explained_by_winner(parts, items))
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        return self.score_explained(query, n_items).scores
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         sims = [(m.similar(item, n_items), w) for m, w in self.components]
@@ -66,16 +67,18 @@ class Blend:
         return np.sum([w * normalised(s) for s, w in sims], axis=0)
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
-        parts = self._parts(query, query.n_items)
-        if not parts:
-            return [None] * len(items)
-        stacked = np.stack([p[items] for _, p in parts])
-        winners = stacked.argmax(axis=0)
-        reasons: list[Reason | None] = [None] * len(items)
-        for k, (model, _) in enumerate(parts):
-            chosen = np.flatnonzero(winners == k)
-            if len(chosen) == 0 or not hasattr(model, "explain"):
-                continue
-            for pos, reason in zip(chosen, model.explain(query, items[chosen])):
+        return self.score_explained(query, query.n_items).explain(items)
+
+
+def _explained_by_winner(parts: list[tuple[Scored, np.ndarray]], items: np.ndarray) -> list[Reason | None]:
+    """Each item's reason is that of the component that added most to its blended score."""
+    if not parts or len(items) == 0:
+        return [None] * len(items)
+    winners = np.stack([p[items] for _, p in parts]).argmax(axis=0)
+    reasons: list[Reason | None] = [None] * len(items)
+    for k, (result, _) in enumerate(parts):
+        chosen = np.flatnonzero(winners == k)
+        if len(chosen):
+            for pos, reason in zip(chosen, result.explain(items[chosen])):
                 reasons[pos] = reason
-        return reasons
+    return reasons

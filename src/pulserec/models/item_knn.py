@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pulserec.models.base import PickleMixin, Query, Reason
+from pulserec.models.base import PickleMixin, Query, Reason, Scored
 from pulserec.models.interactions import Interactions
 from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence
@@ -30,45 +30,47 @@ class ItemKNN(PickleMixin):
         return self
 
     def _contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(item, weighted similarity, position of the history item) for every neighbour entry;
-        cached for the last query, since `score` and `explain` of one request both need it."""
-        cached = getattr(self, "_last", None)
-        if cached is not None and cached[0] is query:
-            return cached[1]
-        result = self._compute_contributions(query)
-        self._last = (query, result)
-        return result
-
-    def _compute_contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item, weighted similarity, position of the history item) for every neighbour entry:
+        what both the scores and the explanation of a request are made of."""
         idx, sims, src = self.cooc.similar_rows(query.items.tolist())
         return idx, sims * np.asarray(query.weights, dtype=np.float64)[src], src
 
+    def score_explained(self, query: Query, n_items: int) -> Scored:
+        """Scores and explanation from one pass over the neighbour rows."""
+        contributions = self._contributions(query)
+        idx, vals, _ = contributions
+        scores = np.bincount(idx, weights=vals, minlength=n_items)[:n_items] if len(idx) else None
+        return Scored(scores, lambda items: _strongest_sources(query, contributions, items))
+
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        idx, vals, _ = self._contributions(query)
-        if len(idx) == 0:
-            return None
-        return np.bincount(idx, weights=vals, minlength=n_items)[:n_items]
+        return self.score_explained(query, n_items).scores
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         """For each item, the history item that contributed most to its score."""
-        idx, vals, src = self._contributions(query)
-        if len(idx) == 0 or len(items) == 0:
-            return [None] * len(items)
-        wanted = np.zeros(max(int(idx.max()), int(items.max())) + 1, dtype=bool)
-        wanted[items] = True
-        hit = wanted[idx]
-        idx, vals, src = idx[hit], vals[hit], src[hit]
-        order = np.lexsort((-vals, idx))  # by item, strongest contribution first
-        idx, src = idx[order], src[order]
-        firsts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if len(idx) else np.empty(0, np.int64)
-        best = dict(zip(idx[firsts].tolist(), src[firsts].tolist()))
-        reasons: list[Reason | None] = []
-        for item in items.tolist():
-            pos = best.get(item)
-            reasons.append(None if pos is None else Reason("history", item=int(query.items[pos]), event_type=query.types[pos]))
-        return reasons
+        return _strongest_sources(query, self._contributions(query), items)
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         if not self.cooc.has_item(item):
             return None
         return self.cooc.dense_row(item, n_items)
+
+
+def _strongest_sources(query: Query, contributions: tuple[np.ndarray, np.ndarray, np.ndarray],
+                       items: np.ndarray) -> list[Reason | None]:
+    """For each of `items`, the history item whose neighbour entry added most to its score."""
+    idx, vals, src = contributions
+    if len(idx) == 0 or len(items) == 0:
+        return [None] * len(items)
+    wanted = np.zeros(max(int(idx.max()), int(items.max())) + 1, dtype=bool)
+    wanted[items] = True
+    hit = wanted[idx]
+    idx, vals, src = idx[hit], vals[hit], src[hit]
+    order = np.lexsort((-vals, idx))  # by item, strongest contribution first
+    idx, src = idx[order], src[order]
+    firsts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if len(idx) else np.empty(0, np.int64)
+    best = dict(zip(idx[firsts].tolist(), src[firsts].tolist()))
+    reasons: list[Reason | None] = []
+    for item in items.tolist():
+        pos = best.get(item)
+        reasons.append(None if pos is None else Reason("history", item=int(query.items[pos]), event_type=query.types[pos]))
+    return reasons

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit
 
-from pulserec.models.base import Query, Reason, Recommender
+from pulserec.models.base import Query, Reason, Recommender, Scored, explanation
 from pulserec.models.ranker_features import FeatureContext, Recall, allowed_items, recall
 from pulserec.models.ranker_learners import RankingModel
 
@@ -39,7 +39,6 @@ class Ranker:
         self.state = state
         self.model = model
         self.depth = depth or model.features.depth
-        self._last: tuple[Query, int, Recall, np.ndarray, np.ndarray] | None = None
 
     # -- Recommender -----------------------------------------------------------------------
     def fit(self, data: Any, catalog: Any = None) -> Ranker:
@@ -51,24 +50,24 @@ class Ranker:
         return found, matrix
 
     def _ranked(self, query: Query, n_items: int) -> tuple[Recall, np.ndarray, np.ndarray]:
-        """Recall set, feature matrix and learned margins, cached for the last query (explain
-        follows score for the same query object)."""
-        cached = self._last
-        if cached is not None and cached[0] is query and cached[1] == n_items:
-            return cached[2], cached[3], cached[4]
+        """Recall set, feature matrix and learned margins of one request."""
         found = recall(self.sources, query, n_items, self.depth, allowed_items(self.state, query, n_items))
         matrix = self.model.features.transform(self.state, query, found)
         margins = self.model.predict(matrix) if len(found) else np.empty(0)
-        self._last = (query, n_items, found, matrix, margins)
         return found, matrix, margins
 
+    def score_explained(self, query: Query, n_items: int) -> Scored:
+        """Scores, and an explanation that reuses this request's recall set and features."""
+        ranked = self._ranked(query, n_items)
+        found, _, margins = ranked
+        scores = None
+        if len(found):
+            scores = np.full(n_items, -np.inf)
+            scores[found.items] = np.maximum(expit(margins), _FLOOR)
+        return Scored(scores, lambda items: self._reasons(query, ranked, items))
+
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        found, _, margins = self._ranked(query, n_items)
-        if len(found) == 0:
-            return None
-        out = np.full(n_items, -np.inf)
-        out[found.items] = np.maximum(expit(margins), _FLOOR)
-        return out
+        return self.score_explained(query, n_items).scores
 
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         return None
@@ -83,7 +82,10 @@ class Ranker:
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         """Each item's reason comes from the source whose features added most to its score."""
-        found, matrix, margins = self._ranked(query, query.n_items)
+        return self._reasons(query, self._ranked(query, query.n_items), items)
+
+    def _reasons(self, query: Query, ranked: tuple[Recall, np.ndarray, np.ndarray], items: np.ndarray) -> list[Reason | None]:
+        found, matrix, margins = ranked
         items = np.asarray(items, dtype=np.int64)
         reasons: list[Reason | None] = [None] * len(items)
         if len(found) == 0 or len(items) == 0:
@@ -95,10 +97,9 @@ class Ranker:
         winners = self.source_contributions(matrix[rows[known]], margins[rows[known]]).argmax(axis=1)
         for k, model in enumerate(self.sources.values()):
             chosen = known[winners == k]
-            explain = getattr(model, "explain", None)
-            if len(chosen) == 0 or explain is None:
+            if len(chosen) == 0:
                 continue
-            for pos, reason in zip(chosen, explain(query, items[chosen])):
+            for pos, reason in zip(chosen, explanation(model, query, items[chosen])):
                 reasons[pos] = reason
         return reasons
 

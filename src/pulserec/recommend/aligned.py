@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import Query, Reason, Recommender
+from pulserec.models.base import Explainer, Query, Reason, Recommender, TrainedIds, TrainedUserIds
 from pulserec.online.catalog import Catalog
 
 
@@ -22,8 +22,10 @@ class AlignedModel:
         self.catalog = catalog
         self.owners = owners
         self.meta = dict(meta or {})
-        self.model_items: IdIndex = model.item_ids  # type: ignore[attr-defined]
-        self.model_users: IdIndex | None = getattr(model, "user_ids", None)
+        if not isinstance(model, TrainedIds):
+            raise TypeError(f"{type(model).__name__} has no trained item ids to align")
+        self.model_items: IdIndex = model.item_ids
+        self.model_users: IdIndex | None = model.user_ids if isinstance(model, TrainedUserIds) else None
         self._to_model = np.empty(0, dtype=np.int64)
         self._to_catalog = np.full(len(self.model_items), -1, dtype=np.int64)
 
@@ -79,11 +81,10 @@ class AlignedModel:
         return self._to_live(self.model.similar(int(self._to_model[item]), len(self.model_items)), n_items)
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
-        explain = getattr(self.model, "explain", None)
-        if explain is None:
+        if not isinstance(self.model, Explainer):
             return [None] * len(items)
         inner = self._translate(query)
-        reasons = explain(inner, self._to_model[items])
+        reasons = self.model.explain(inner, self._to_model[items])
         out: list[Reason | None] = []
         for reason in reasons:
             if reason is not None and reason.item is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from pulserec.config import Settings
-from pulserec.models.base import Recommender
+from pulserec.models.base import Recommender, meta_of
 from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Popular, Trending
@@ -63,7 +63,7 @@ class ModelSet:
         """Serve a trained batch model under its name, aligned to this state, as the next version
         of that name (1 for the first)."""
         previous = self.strategies.get(model.name)
-        version = (getattr(previous, "meta", None) or {}).get("version", 0) + 1
+        version = meta_of(previous).get("version", 0) + 1
         aligned = AlignedModel(model, self.state.catalog, self.state.owners, {**meta, "version": version})
         self.register(aligned)
         return aligned

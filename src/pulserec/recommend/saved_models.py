@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pulserec.models.base import TrainedIds
 from pulserec.recommend.background import PeriodicTask
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def install_file(path: Path, install: Install) -> str | None:
     except Exception as exc:  # noqa: BLE001 - a corrupt or vanished file must not stop serving
         log.warning("cannot load model %s: %s", path, exc)
         return None
-    if not hasattr(model, "item_ids") or not hasattr(model, "name"):
+    if not isinstance(model, TrainedIds):
         log.warning("%s is not a trained pulserec model; skipped", path)
         return None
     install(model, meta)

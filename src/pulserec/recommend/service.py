@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from pulserec.config import Settings
-from pulserec.models.base import Query, Reason, Recommender
+from pulserec.models.base import Query, Reason, Recommender, scored
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import build_query
 from pulserec.online.base import State
@@ -129,13 +129,13 @@ class RecommendationService:
         query = self.query_for(owner_key, context)
         mask = self.candidates(query.user, filters)
         n_items = len(mask)
-        scores = model.score(query, n_items) if n_items else None
+        result = scored(model, query, n_items) if n_items else None  # this request's scores and reasons
+        scores = result.scores if result else None
         picks = np.empty(0, dtype=np.int64)
         reasons: list[Reason | None] = []
-        if scores is not None:
+        if result is not None and scores is not None:
             picks = top_n(scores, n, mask & (scores > 0))
-            explain = getattr(model, "explain", None)
-            reasons = explain(query, picks) if explain and len(picks) else [None] * len(picks)
+            reasons = result.explain(picks) if len(picks) else []
         out = self._render(picks, scores, reasons, name)
         cold = scores is None or query.is_cold
         if len(out) < n and model is not self.trending:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pulserec.engine import Engine
+from pulserec.models.base import Described, FeatureImportances, meta_of
+from pulserec.recommend.aligned import AlignedModel
 from pulserec.recommend.service import top_n
 
 log = logging.getLogger(__name__)
@@ -27,12 +29,11 @@ def model_list(engine: Engine) -> list[dict[str, Any]]:
         strategies = sorted(engine.service.strategies.items())
     out = []
     for name, model in strategies:
-        inner = getattr(model, "model", model)  # batch models are served through AlignedModel
-        entry: dict[str, Any] = {"name": name, "kind": type(inner).__name__, "online": not hasattr(model, "meta"),
-                                 **getattr(model, "meta", {})}
-        importance = getattr(inner, "feature_importance", None)
-        if importance:
-            entry["feature_importance"] = importance
+        inner = model.model if isinstance(model, AlignedModel) else model  # batch models are served aligned
+        entry: dict[str, Any] = {"name": name, "kind": type(inner).__name__, "online": not isinstance(model, Described),
+                                 **meta_of(model)}
+        if isinstance(inner, FeatureImportances) and inner.feature_importance:
+            entry["feature_importance"] = inner.feature_importance
         out.append(entry)
     return out
 
