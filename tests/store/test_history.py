@@ -39,11 +39,11 @@ def test_activity_per_hour_counts_events_users_items_and_engagement(logged):
     first, second, third = history["series"]
     assert [p["t"] for p in history["series"]] == [T0, T0 + H, T0 + 2 * H]
     assert first["by_type"] == {"view": 2, "click": 1, "purchase": 1} and first["events"] == 4
-    assert first["active_users"] == 2 and first["new_items"] == 1
+    assert first["active_users"] == 2 and first["new_items"] == 1  # a (created_ts)
     assert first["strategies"] == {"als": {"impressions": 2, "clicks": 1, "conversions": 1, "ctr": 0.5, "conversion_rate": 0.5}}
     assert second["by_type"] == {"view": 1} and second["active_users"] == 1 and second["new_items"] == 1
     assert second["strategies"]["trending"]["impressions"] == 1 and second["strategies"]["trending"]["ctr"] == 0.0
-    assert third["events"] == 1 and third["strategies"] == {}
+    assert third["events"] == 1 and third["strategies"] == {} and third["new_items"] == 1  # ghost, first seen then
     assert history["types"] == ["click", "purchase", "view"] and history["strategies"] == ["als", "trending"]
     daily = logged.history.activity(T0, T0 + 3 * H, "day")
     assert sum(p["events"] for p in daily["series"]) == 6 and logged.history.newest_ts() == T0 + 2 * H + 1
@@ -68,6 +68,9 @@ def test_item_activity_and_recent_interactors(logged):
     assert activity["series"] == [{"t": T0, "events": 3, "by_type": {"view": 1, "click": 1, "purchase": 1}}]
     assert [(r["user_id"], r["type"]) for r in activity["recent"]] == [("u1", "purchase"), ("u1", "click")]
     assert logged.history.item_activity("z")["series"] == []
+    logged.ingest([event("u4", "z", "view", T0 - 3 * H), event("u4", "z", "view", T0)])
+    gappy = logged.history.item_activity("z", "hour")  # hours without events between are there, as zeros
+    assert [(p["t"], p["events"]) for p in gappy["series"]] == [(T0 - 3 * H, 1), (T0 - 2 * H, 0), (T0 - H, 0), (T0, 1)]
 
 
 def test_a_deleted_user_leaves_the_history(logged):

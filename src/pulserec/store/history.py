@@ -25,6 +25,8 @@ CREATE INDEX IF NOT EXISTS impressions_ts ON impressions(ts);
 
 #: Bucket widths in seconds.
 BUCKETS = {"hour": 3600, "day": 86_400}
+#: The most buckets one item's activity returns (a year of days); older ones are left out.
+MAX_POINTS = 366
 #: Columns a list can be sorted by, and the SQL each stands for.
 USER_SORTS = {"user_id": "user_id", "events": "events", "first_seen": "first_seen", "last_seen": "last_seen"}
 ITEM_SORTS = {"item_id": "k.item_id", "title": "i.title", "category": "i.category", "events": "events",
@@ -54,8 +56,9 @@ class History:
         return ts
 
     def activity(self, since: float, until: float, bucket: str = "hour") -> dict[str, Any]:
-        """Per bucket in [since, until): events by type, active users and sessions, new catalogue
-        items, and impressions, clicks and conversions per strategy (CTR and conversion rate)."""
+        """Per bucket in [since, until): events by type, active users and sessions, new items (by
+        the catalogue's `created_ts`, else their first event), and impressions, clicks and
+        conversions per strategy (CTR and conversion rate)."""
         width = BUCKETS[bucket]
         span = (since, until)
         events: dict[int, dict[str, int]] = {}
@@ -67,8 +70,12 @@ class History:
             f"SELECT CAST(ts / {width} AS INTEGER) AS slot, COUNT(DISTINCT COALESCE(user_id, session_id)) FROM events "
             "WHERE ts >= ? AND ts < ? GROUP BY slot", span))
         new_items = dict(self._rows(
-            f"SELECT CAST(created_ts / {width} AS INTEGER) AS slot, COUNT(*) FROM items "
-            "WHERE created_ts >= ? AND created_ts < ? GROUP BY slot", span))
+            f"""WITH first AS (SELECT item_id, MIN(ts) AS ts FROM events WHERE item_id IS NOT NULL GROUP BY item_id),
+                     born AS (SELECT k.item_id, COALESCE(i.created_ts, f.ts) AS ts
+                              FROM (SELECT item_id FROM items UNION SELECT item_id FROM first) k
+                              LEFT JOIN items i ON i.item_id = k.item_id LEFT JOIN first f ON f.item_id = k.item_id)
+                SELECT CAST(ts / {width} AS INTEGER) AS slot, COUNT(*) FROM born WHERE ts >= ? AND ts < ? GROUP BY slot""",
+            span))
         engagement = self._engagement(width, span)
         first, last = int(since // width), math.ceil(until / width) - 1  # [since, until): no slot at `until`
         series = []
@@ -126,7 +133,8 @@ class History:
                          for i, t, c, p, a, n, last, _ in rows]}
 
     def item_activity(self, item_id: str, bucket: str = "day", recent: int = 20) -> dict[str, Any]:
-        """One item's events per bucket by type (all time) and its latest interactors."""
+        """One item's events per bucket by type, every bucket from its first event to its last (the
+        latest MAX_POINTS of them), and its latest interactors."""
         width = BUCKETS[bucket]
         series: dict[int, dict[str, int]] = {}
         for slot, kind, n in self._rows(
@@ -135,8 +143,9 @@ class History:
             series.setdefault(slot, {})[kind] = n
         latest = self._rows("SELECT user_id, session_id, type, ts FROM events WHERE item_id = ? "
                             "ORDER BY ts DESC, seq DESC LIMIT ?", (item_id, recent))
+        slots = range(max(min(series), max(series) - MAX_POINTS + 1), max(series) + 1) if series else range(0)
         return {"item_id": item_id, "bucket": bucket, "bucket_s": width,
                 "types": sorted({kind for by_type in series.values() for kind in by_type}),
-                "series": [{"t": slot * width, "events": sum(by_type.values()), "by_type": by_type}
-                           for slot, by_type in sorted(series.items())],
+                "series": [{"t": slot * width, "events": sum(series.get(slot, {}).values()), "by_type": series.get(slot, {})}
+                           for slot in slots],
                 "recent": [{"user_id": u, "session_id": s, "type": k, "ts": ts} for u, s, k, ts in latest]}

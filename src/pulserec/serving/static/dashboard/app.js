@@ -1,11 +1,15 @@
 // The pulserec dashboard: a small single-page app over the JSON API (no framework, no CDN).
-// Routes: /dashboard (overview), /dashboard/users/{id}, /dashboard/items/{id}.
+// Routes: /dashboard (overview), /dashboard/users/{id}, /dashboard/items/{id}, and the pages of
+// pages.js: /dashboard/history, /dashboard/users, /dashboard/items, /dashboard/tasks, /dashboard/config.
 
 import { colour, donut, formatNumber, groupedBars, horizontalBars, stackedColumns } from "./charts.js";
 import {
   QUANTILE_COLOURS, ago, api, card, chip, duration, empty, enc, fill, h, itemHref, legend, ready, showSignOut, userHref, view,
   whenKeyChanges,
 } from "./ui.js";
+import { itemActivity, renderConfig, renderHistory, renderItems, renderTasks, renderUsers } from "./pages.js";
+
+const PAGES = { history: renderHistory, users: renderUsers, items: renderItems, tasks: renderTasks, config: renderConfig };
 
 const REFRESH_MS = 2000;
 let stopPage = () => {};
@@ -173,7 +177,7 @@ function interestChart(entries, color) {
 function recentList(recent) {
   if (!recent.length) return empty("No events with an item yet.");
   return h("ol", { class: "timeline" }, recent.map((r) => h("li", {},
-    chip(r.type, "type"), h("a", { href: itemHref(r.item_id), "data-link": true }, r.title || r.item_id),
+    chip(r.type, "type"), h("a", { href: itemHref(r.item_id), "data-link": true, class: "clip", title: r.title || r.item_id }, r.title || r.item_id),
     h("span", { class: "muted when" }, ago(r.ts)))));
 }
 
@@ -203,7 +207,7 @@ function recommendationList(items) {
   return h("ol", { class: "recs", id: "rec-list" }, items.map((r, i) => h("li", { class: "rec" },
     h("span", { class: "rank" }, String(i + 1)),
     h("div", { class: "rec-main" },
-      h("a", { href: itemHref(r.item_id), "data-link": true, class: "rec-title" }, r.title || r.item_id),
+      h("a", { href: itemHref(r.item_id), "data-link": true, class: "rec-title", title: r.title || r.item_id }, r.title || r.item_id),
       h("div", { class: "rec-meta" }, r.category ? chip(r.category) : null, h("span", { class: "reason" }, r.reason))),
     h("div", { class: "rec-score" }, h("span", { class: "muted" }, r.source), h("b", {}, formatNumber(r.score, 3))))));
 }
@@ -220,14 +224,15 @@ function renderItem(itemId) {
       if (stopped) return;
       fill(shell,
         h("div", { class: "profile-head card wide" },
-          h("div", {}, h("div", { class: "eyebrow" }, "Item"), h("h1", { id: "item-title" }, item.title || item.item_id),
+          h("div", {}, h("div", { class: "eyebrow" }, "Item"), h("h1", { id: "item-title", title: item.title || item.item_id }, item.title || item.item_id),
             h("div", { class: "chips" }, chip(item.item_id), item.category ? chip(item.category, "segment") : null,
               item.active ? null : chip("inactive", "warn"), (item.tags || []).map((t) => chip(t)))),
           h("dl", { class: "facts inline" },
             h("dt", {}, "Price"), h("dd", {}, item.price === null ? "–" : formatNumber(item.price)),
             h("dt", {}, "Events"), h("dd", {}, formatNumber(item.events)),
             h("dt", {}, "Popularity"), h("dd", {}, formatNumber(item.popularity)))),
-        card("Similar items", { id: "similar-card", wide: true }, recommendationList(similar.items)));
+        h("div", { class: "grid" }, await itemActivity(itemId).catch((error) => [card("Popularity over time", { id: "item-history-card" },
+          empty(error.message))]), card("Similar items", { id: "similar-card", wide: true }, recommendationList(similar.items))));
     } catch (error) {
       if (stopped) return;
       fill(shell, h("div", { class: "page-head" }, h("h1", {}, itemId)), empty(error.status === 404 ? "No such item." : error.message));
@@ -281,10 +286,14 @@ function route() {
   const path = location.pathname.replace(/\/+$/, "");
   const user = path.match(/^\/dashboard\/users\/([^/]+)$/);
   const item = path.match(/^\/dashboard\/items\/([^/]+)$/);
-  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", !user && !item));
-  view.dataset.page = user ? "user" : item ? "item" : "overview";
+  const named = path.match(/^\/dashboard\/([a-z]+)$/);
+  const list = named && PAGES[named[1]] ? named[1] : null;
+  const current = user ? "users" : item ? "items" : list || "overview";
+  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === current));
+  view.dataset.page = user ? "user" : item ? "item" : current;
   if (user) stopPage = renderUser(decodeURIComponent(user[1]));
   else if (item) stopPage = renderItem(decodeURIComponent(item[1]));
+  else if (list) stopPage = PAGES[list]();
   else stopPage = renderOverview();
 }
 

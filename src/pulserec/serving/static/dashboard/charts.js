@@ -103,8 +103,8 @@ export function horizontalBars(rows, { width = 420, rowHeight = 26, labelWidth =
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart hbars", role: "img" });
   rows.forEach((row, i) => {
     const y = i * rowHeight;
-    const label = s("text", { x: labelWidth - 8, y: y + rowHeight / 2 + 4, class: "label", "text-anchor": "end" },
-      truncate(row.label, 18));
+    const label = titled(s("text", { x: labelWidth - 8, y: y + rowHeight / 2 + 4, class: "label", "text-anchor": "end" },
+      truncate(row.label, 18)), String(row.label));  // the full title on hover
     svg.append(row.href ? s("a", { href: row.href }, label) : label);
     svg.append(s("rect", { x: labelWidth, y: y + 5, width: trackW, height: rowHeight - 10, rx: 4, class: "track" }));
     const w = Math.max(2, (row.value / max) * trackW);
@@ -138,8 +138,52 @@ export function groupedBars(groups, keys, { width = 420, height = 190, unit = ""
       svg.append(titled(s("rect", { x: x + 1, y: pad.top + innerH - h, width: barW - 2, height: h, rx: 2,
         fill: colors[key] || colour(key), class: "bar" }), `${group.label} ${key}: ${formatNumber(value)}${unit}`));
     });
-    svg.append(s("text", { x: pad.left + i * slot + slot / 2, y: height - 6, class: "axis", "text-anchor": "middle" }, truncate(group.label, 14)));
+    svg.append(titled(s("text", { x: pad.left + i * slot + slot / 2, y: height - 6, class: "axis", "text-anchor": "middle" },
+      truncate(group.label, 14)), String(group.label)));
   });
+  return svg;
+}
+
+/**
+ * Lines, one per series over shared points: points = [{label, values: {series: number | null}}].
+ * A null value (nothing to measure, e.g. no impressions that hour) breaks the line there. Each
+ * series is one path.line with data-series; `percent` formats the axis as percentages.
+ */
+export function lines(points, series, { width = 640, height = 200, percent = false } = {}) {
+  const pad = { left: 44, right: 8, top: 10, bottom: 22 };
+  const innerW = width - pad.left - pad.right;
+  const innerH = height - pad.top - pad.bottom;
+  const values = points.flatMap((p) => series.map((name) => p.values[name])).filter((v) => v !== null && v !== undefined);
+  const top = niceMax(Math.max(0, ...values));
+  const format = (v) => (percent ? `${(v * 100).toFixed(v * 100 < 10 ? 1 : 0)}%` : formatNumber(v, 0));
+  const x = (i) => pad.left + (points.length > 1 ? (i / (points.length - 1)) * innerW : innerW / 2);
+  const y = (v) => pad.top + innerH * (1 - v / top);
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart lines", role: "img" });
+  for (const frac of [0, 0.5, 1]) {
+    svg.append(s("line", { x1: pad.left, x2: width - pad.right, y1: y(top * frac), y2: y(top * frac), class: "grid" }));
+    svg.append(s("text", { x: pad.left - 6, y: y(top * frac) + 4, class: "axis", "text-anchor": "end" }, format(top * frac)));
+  }
+  for (const name of series) {
+    let d = "";
+    let pen = "M";
+    points.forEach((p, i) => {
+      const v = p.values[name];
+      if (v === null || v === undefined) { pen = "M"; return; }
+      d += `${pen}${x(i).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = "L";
+    });
+    svg.append(titled(s("path", { d: d.trim(), class: "line", "data-series": name, stroke: colour(name), fill: "none",
+      "stroke-width": 2, "stroke-linejoin": "round" }), name));
+    points.forEach((p, i) => {  // a dot per measured point: a lone hour with impressions has no line
+      const v = p.values[name];
+      if (v === null || v === undefined) return;
+      svg.append(titled(s("circle", { cx: x(i), cy: y(v), r: 2.5, fill: colour(name), class: "dot" }), `${p.label} ${name}: ${format(v)}`));
+    });
+  }
+  if (points.length) {
+    svg.append(s("text", { x: pad.left, y: height - 4, class: "axis" }, points[0].label));
+    svg.append(s("text", { x: width - pad.right, y: height - 4, class: "axis", "text-anchor": "end" }, points[points.length - 1].label));
+  }
   return svg;
 }
 
