@@ -76,6 +76,9 @@ class StreamUpdater(Updater):
         self.min_idle_ms = min_idle_ms
         self.description = f"Redis stream {key}"
         self._claim_cursor = "0-0"
+        #: Entries delivered to this consumer name before (a previous run, killed before XACK)
+        #: are applied before any new one, so that a restarted updater keeps each owner's order.
+        self._own_pending = True
         self.ensure_group()
 
     def ensure_group(self) -> None:
@@ -109,7 +112,14 @@ class StreamUpdater(Updater):
                 return handled
 
     def read_new(self, block_ms: int | None = None) -> int:
-        """Read and apply the next batch of never-delivered messages (waits up to block_ms)."""
+        """Read and apply the next batch of never-delivered messages (waits up to block_ms);
+        first, those this consumer had read but not acknowledged when it last stopped."""
+        if self._own_pending:
+            answer = self.client.xreadgroup(self.group, self.consumer, {self.key: "0"}, count=self.batch)
+            handled = sum(self._apply(messages) for _, messages in answer or [])
+            if handled:
+                return handled
+            self._own_pending = False
         block = self.block_ms if block_ms is None else block_ms
         answer = self.client.xreadgroup(self.group, self.consumer, {self.key: ">"}, count=self.batch, block=block or None)
         return sum(self._apply(messages) for _, messages in answer or [])
@@ -125,6 +135,7 @@ class StreamUpdater(Updater):
                 raise
             self.ensure_group()
             self._claim_cursor = "0-0"
+            self._own_pending = True
             return 0
 
     def close(self) -> None:

@@ -1,0 +1,34 @@
+"""A Redis Streams updater that applies its first batch and then hangs before acknowledging
+it, for the test that SIGKILLs it there. Usage: redis_stalling_updater.py URL NAMESPACE CONSUMER"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from pulserec.config import Settings
+from pulserec.events import Event
+from pulserec.online.redis.state import RedisState
+from pulserec.online.streams import make_updater
+
+
+class StallingState:
+    def __init__(self, state: RedisState) -> None:
+        self.state = state
+
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        done = self.state.apply_many(batch)
+        print(f"applied {sum(done)}", flush=True)
+        time.sleep(3600)  # killed here: applied, never acknowledged
+        return done
+
+
+def main(url: str, namespace: str, consumer: str) -> None:
+    settings = Settings(state_url=url, state_namespace=namespace, stream_url=url)
+    worker = make_updater(settings, StallingState(RedisState(settings)), consumer=consumer, batch=7)
+    while True:
+        worker.step(block_ms=100)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
