@@ -82,6 +82,3 @@ def forward_weights(weights: np.ndarray, ts: np.ndarray, landmark: float, rate: 
     """Stored contribution `w * exp(rate * (t - landmark))` of each (weight, time)."""
     return np.asarray(weights, dtype=np.float64) * np.exp((np.asarray(ts, dtype=np.float64) - landmark) * rate)
 
-
-def decay_factor(age: float, halflife: float) -> float:
-    return math.exp(-LN2 * max(age, 0.0) / halflife)

@@ -9,7 +9,8 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.online.redis.state import RedisState
-from pulserec.online.stream import StreamUpdater, stream_key
+from pulserec.online.streams.redis_streams import StreamUpdater
+from pulserec.urls import stream_key
 
 from state_helpers import rounded
 

@@ -16,10 +16,12 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.online.redis.connection import StateBackendError
 from pulserec.online.redis.state import RedisState
-from pulserec.online.stream import StreamUpdater, decode_event, stream_key
 from pulserec.online.streams import make_updater
+from pulserec.online.streams.codec import decode_event
+from pulserec.online.streams.redis_streams import StreamUpdater
 from pulserec.online.streams.redis_streams import shard_of
 from pulserec.serving.server import free_port
+from pulserec.urls import stream_key
 from stream_helpers import CrashingState, counts, events
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")

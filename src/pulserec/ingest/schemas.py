@@ -155,11 +155,6 @@ class EventIn(BaseModel):
         )
 
 
-class EventBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    events: list[EventIn]
-
-
 class ItemIn(BaseModel):
     """Catalogue entry. PUT replaces the item's metadata."""
 

@@ -95,9 +95,6 @@ class Interactions:
             values=self.values[mask],
         )
 
-    def sorted_by_time(self) -> Interactions:
-        return self.subset(np.argsort(self.timestamps, kind="stable"))
-
     def to_csr(self, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
         """User x item matrix of summed weights (duplicates add up)."""
         shape = shape or (self.n_users, self.n_items)
@@ -106,14 +103,3 @@ class Interactions:
         )
         matrix.sum_duplicates()
         return matrix
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "user_id": self.user_ids.ids_of(self.users),
-                "item_id": self.item_ids.ids_of(self.items),
-                "type": self.types,
-                "ts": self.timestamps,
-                "value": self.values,
-            }
-        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,6 @@ class Answer:
     strategy: str
     cold_start: bool
     history_size: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class RecommendationService:

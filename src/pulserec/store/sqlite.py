@@ -328,18 +328,6 @@ class SQLiteStore:
             return int(self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
 
     # -- meta -------------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (key, value),
-            )
-
     def ensure_meta(self, key: str, default: str) -> str:
         """The value of `key`, first setting it to `default` if absent (safe across processes)."""
         with self._lock:
