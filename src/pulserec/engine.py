@@ -28,6 +28,7 @@ from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.state import OnlineState
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.forgetting import DELETION_VERSION, Forgotten
 from pulserec.recommend.jobs import Job, JobRefused, JobRegistry, Report, replay_progress
 from pulserec.recommend.saved_models import install_changed, installed_stamps, models_dir
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from pulserec.models.ranker_training import TrainingOptions
 
 log = logging.getLogger(__name__)
+
+#: Times a training is repeated when users were deleted while it read the log (each repeat reads
+#: the log afresh; a deletion during the last one is retrained at the next deletion or training).
+FORGET_ROUNDS = 3
 
 #: What a shared (Redis) state raises when it cannot answer now (down, stalled, resyncing).
 STATE_UNAVAILABLE: tuple[type[BaseException], ...] = (StateUnavailable, *TRANSIENT)
@@ -109,6 +114,7 @@ class Engine:
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
         self.jobs = JobRegistry(settings.max_jobs)
+        self.forgotten = Forgotten()  # deleted users that served trained models still hold
         #: Users deleted while a rebuild runs: one list per running rebuild, so that no rebuild
         #: resets another's (the defect of issue 13.6); the job registry runs one rebuild at a time.
         self._rebuild_deletions: list[list[tuple[str, pd.DataFrame]]] = []
@@ -204,6 +210,8 @@ class Engine:
                 fresh = self._fresh_state(snapshot, watermark, report)
             finally:
                 snapshot.close()
+            if deleted:  # the snapshot kept their pages in the WAL: clear them now
+                self.store.checkpoint()
             with self.lock:
                 for key, removed in deleted:
                     fresh.forget(key, removed[removed["seq"] <= watermark])
@@ -222,21 +230,52 @@ class Engine:
 
     # -- models -----------------------------------------------------------------------------
     def install_model(self, model: Recommender, meta: dict[str, Any]) -> AlignedModel:
-        """Serve a trained batch model (the next version of its name) over the current state."""
+        """Serve a trained batch model (the next version of its name) over the current state;
+        rows of users deleted since its training began are not used (see recommend/forgetting.py)."""
         with self.lock:
-            return self.service.models.install(model, meta)
+            aligned = self.service.models.install(model, meta)
+            self.forgotten.mark(aligned)
+            return aligned
 
     def train(self, names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True,
               progress: Report | None = None) -> list[str]:
         """Fit the named batch models on a snapshot of the log (serving goes on), save them under
         `<data_dir>/models/` and serve them; returns log lines. `progress`: a job's report."""
+        names = list(names)
+        lines = self._train_once(names, save, progress)
+        for _ in range(FORGET_ROUNDS):  # users deleted while it trained: train again without them
+            with self.lock:
+                stale = [name for name in Forgotten.stale(self.service.strategies) if name in names]
+            if not stale:
+                break
+            lines += self._train_once(stale, save, progress)
+        self.retrain_forgotten(exclude=names, trainings_allowed=1)
+        return lines
+
+    def _train_once(self, names: Sequence[str], save: bool, progress: Report | None) -> list[str]:
+        deletions = self.store.head()[2]  # before the log is read: the deletions this training has seen
+
         def install(model: Recommender, meta: dict[str, Any]) -> None:
-            self.install_model(model, meta)
+            self.install_model(model, {**meta, DELETION_VERSION: deletions})
             self.counters[f"models.{model.name}.trained"] += 1
 
         with self.lock:
             catalog = self.state.catalog
         return train_and_install(self.store, self.settings, catalog, install, names, save, progress)
+
+    def retrain_forgotten(self, exclude: Sequence[str] = (), trainings_allowed: int = 0) -> None:
+        """Retrain, as a job, the served models that still hold a deleted user; a refused job is
+        retried when the training in its way finishes (or at the next deletion)."""
+        with self.lock:
+            names = [name for name in Forgotten.stale(self.service.strategies) if name not in exclude]
+            if not names:
+                if sum(job.kind == "train" and job.state == "running" for job in self.jobs.jobs()) <= trainings_allowed:
+                    self.forgotten.prune(self.service.strategies)
+                return
+        try:
+            self.jobs.start("train", tuple(names), lambda report: self.train(names, progress=report))
+        except JobRefused as refused:
+            log.info("retraining %s without deleted users postponed: %s", ", ".join(names), refused)
 
     def install_saved(self, failed: dict[str, str] | None = None) -> list[str]:
         """Serve every model saved under `<data_dir>/models/` that is new or changed since it was
@@ -443,6 +482,10 @@ class Engine:
                 self.state.truncated(self.store.max_seq())
             for deleted in self._rebuild_deletions:
                 deleted.append((key, removed))
+            self.forgotten.add(key, self.store.head()[2], self.service.strategies)
+        if not self.store.checkpoint():
+            log.info("the WAL still holds pages from before the deletion: a reader keeps them until it ends")
+        self.retrain_forgotten()
         self.counters["users.deleted"] += 1
         return len(removed)
 

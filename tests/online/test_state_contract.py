@@ -177,7 +177,8 @@ def test_forgetting_an_owner_equals_never_having_seen_them(backend, shop, log):
     users = [u for u in log["user_id"].unique().tolist()[:30] if u != victim]
     with full.reading(), without.reading():
         assert answers(full, users) == answers(without, users)
-        assert full.profiles.get(full.owners.get(victim)) is None
+        owner = full.owners.get(victim)  # the Redis state drops the id itself, the in-memory one keeps the slot
+        assert owner is None or full.profiles.get(owner) is None
         assert full.applied == without.applied
         n = len(full.catalog)
         np.testing.assert_allclose(full.popularity.all_time(n), without.popularity.all_time(n), atol=1e-9)

@@ -28,10 +28,19 @@ class AlignedModel:
         self.model_users: IdIndex | None = model.user_ids if isinstance(model, TrainedUserIds) else None
         self._to_model = np.empty(0, dtype=np.int64)
         self._to_catalog = np.full(len(self.model_items), -1, dtype=np.int64)
+        #: Users deleted since this model was trained: their trained row is never used (they are
+        #: served like new users) until a retrain without them replaces the model.
+        self.forgotten: set[str] = set()
 
     def rebound(self, catalog: Catalog, owners: IdIndex) -> AlignedModel:
         """The same model, aligned to another live state (after a state rebuild)."""
-        return AlignedModel(self.model, catalog, owners, self.meta)
+        aligned = AlignedModel(self.model, catalog, owners, self.meta)
+        aligned.forgotten = self.forgotten
+        return aligned
+
+    def holds(self, user_key: str) -> bool:
+        """Whether the trained model has a row for this user."""
+        return self.model_users is not None and user_key in self.model_users
 
     def _sync(self) -> None:
         n = len(self.catalog)
@@ -50,7 +59,8 @@ class AlignedModel:
         keep = mapped >= 0
         user = None
         if query.user is not None and self.model_users is not None and query.user < len(self.owners):
-            user = self.model_users.get(self.owners.id_of(query.user))
+            key = self.owners.id_of(query.user)
+            user = None if key in self.forgotten else self.model_users.get(key)
         return Query(
             user=user,
             items=mapped[keep],

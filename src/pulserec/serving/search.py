@@ -58,12 +58,13 @@ def _users(engine: Engine, query: str, limit: int) -> list[dict[str, Any]]:
             return [{"user_id": query, "event_count": profile.event_count}] if profile else []
     with engine.lock:
         ids = list(state.owners.ids)
-    hits = rank_matches(query, ((i, uid) for i, uid in enumerate(ids) if not uid.startswith(SESSION_PREFIX)), limit)
-    out = []
-    for owner in hits:
-        profile = state.profiles.get(owner)
-        out.append({"user_id": ids[owner], "event_count": profile.event_count if profile else 0})
-    return out
+    # An owner without a profile was deleted (or a session merged into a user): its id keeps its
+    # slot in the index, but it must not be found.
+    # The profile is looked up only for ids that match (with a Redis state it is a round trip).
+    profiles, needle = state.profiles, query.casefold()
+    hits = rank_matches(query, ((i, uid) for i, uid in enumerate(ids) if needle in uid.casefold()
+                                and not uid.startswith(SESSION_PREFIX) and profiles.get(i) is not None), limit)
+    return [{"user_id": ids[owner], "event_count": profiles.get(owner).event_count} for owner in hits]
 
 
 def _items(engine: Engine, query: str, limit: int) -> list[dict[str, Any]]:

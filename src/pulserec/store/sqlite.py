@@ -104,6 +104,10 @@ def frame_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     return list(zip(*columns))
 
 
+#: How long a statement waits for another connection's lock before failing (sqlite3's `timeout`).
+BUSY_TIMEOUT_MS = 30_000
+
+
 class SQLiteStore:
     """Thread-safe access to the SQLite file (one connection, serialised by a lock)."""
 
@@ -111,10 +115,14 @@ class SQLiteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros, not left readable in free pages (right to be
+        # forgotten); `checkpoint` then clears the old page images out of the WAL.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: bulk inserts touch many index pages
         self._db.executescript(_SCHEMA)
 
@@ -258,6 +266,20 @@ class SQLiteStore:
             db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
             _bump_version(db, DELETION_VERSION)
         return removed
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate it to zero bytes. After a deletion
+        the WAL still holds the pages as they were before it; this removes them. False when a
+        reader (another process, a rebuild's snapshot) kept part of the WAL alive: SQLite then
+        checkpoints the rest later, and the next deletion tries again. Never waits for readers
+        (a TRUNCATE checkpoint would, for the whole busy timeout)."""
+        with self._lock:
+            self._db.execute("PRAGMA busy_timeout=0")
+            try:
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return not busy
 
     # -- items ------------------------------------------------------------------------------
     def upsert_items(self, records: Sequence[ItemRecord]) -> None:

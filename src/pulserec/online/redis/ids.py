@@ -2,7 +2,7 @@
 
 Every process interns through the same Lua script, so all agree on the dense indices. A
 mapping never changes once made (until a reset, which bumps the epoch and clears the cache),
-so lookups are cached in-process without any risk of inconsistency."""
+except that a deleted owner's id is dropped (`drop`), so lookups are cached in-process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,21 @@ import numpy as np
 
 if TYPE_CHECKING:
     from pulserec.online.redis.state import RedisState
+
+
+#: What a deleted owner's slot in the id list holds instead of their id (ids never hold control
+#: characters, so it cannot clash); the index itself stays, as every per-owner key is by index.
+FORGOTTEN_ID = "\x00forgotten:"
+
+#: drop(owners hash, id list; owner key, tombstone prefix): unmap the owner and overwrite its slot.
+_DROP = """
+local idx = redis.call('HGET', KEYS[1], ARGV[1])
+if idx then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('LSET', KEYS[2], tonumber(idx), ARGV[2] .. idx)
+end
+return idx
+"""
 
 
 class RedisIdIndex:
@@ -80,3 +95,12 @@ class RedisIdIndex:
 
     def add(self, value: str) -> int:
         return int(self.add_many([value])[0])
+
+    def drop(self, value: str) -> None:
+        """Forget a deleted owner's id (right to be forgotten: Redis keeps no copy of it). If they
+        come back they are interned anew. Other processes may still hold the old mapping in
+        their cache until their next epoch (reset) or restart."""
+        idx = self.state.client.eval(_DROP, 2, self.state.keys.owners, self.state.keys.owners_ids, value, FORGOTTEN_ID)
+        if idx is not None:
+            self._ids.pop(int(idx), None)
+        self._index.pop(value, None)

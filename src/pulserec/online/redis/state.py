@@ -309,6 +309,7 @@ class RedisState:
                 self.popularity.plan_add(plan, landmark, items, weights, ts, float(ts.max()), sign=-1.0)
             plan.count(-int(done.sum()))
             if self.commit(plan) == "ok":
+                self.owners.drop(owner_key)
                 return
         raise StateConflictError(f"forgetting {owner_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
 
