@@ -141,6 +141,8 @@ def access_of(method: str, path: str, settings: Settings) -> Check:
     return check_personal
 
 
+# The access dependencies are `async`: they compare a header with the settings (no lock, no
+# I/O), so they run on the event loop instead of costing a thread-pool hop per request.
 async def require_read(request: Request) -> None:
     """Per-route marker for catalogue reads (`require_access` on the router applies the same check)."""
     check_read(engine_of(request).settings, presented_key(request))

@@ -40,6 +40,9 @@ def _page() -> FileResponse:
     return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
+# The page routes are `async`: they only build a FileResponse, which sends the file without
+# blocking the event loop. The JSON overview calls the engine (its lock), so it is a plain `def`
+# and FastAPI runs it in its thread pool.
 @router.get("/dashboard", include_in_schema=False)
 async def dashboard() -> FileResponse:
     return _page()
@@ -66,7 +69,7 @@ async def dashboard_item(item_id: ItemId) -> FileResponse:
 
 @router.get("/dashboard/api/overview", summary="Everything the dashboard's overview page shows, in one document",
             responses=json_example(OVERVIEW_EXAMPLE))
-async def overview(
+def overview(
     request: Request,
     window: Annotated[int, Query(ge=10, le=290, description="Seconds of events/s history (10-290).")] = 60,
     top: Annotated[int, Query(ge=1, le=50, description="How many trending items (1-50).")] = 10,

@@ -54,6 +54,8 @@ _BODY_SCHEMA = {
 @router.post("/events", response_model=IngestResponse, openapi_extra=_BODY_SCHEMA,
              summary="Ingest behaviour events (applied to the online state before the response)")
 async def post_events(request: Request) -> Any:
+    # `async` to read the raw body without a thread (the body is parsed here, so that an error can
+    # name the event and field); the blocking ingest itself runs in the thread pool below.
     engine = engine_of(request)
     raw = await request.body()
     try:

@@ -33,7 +33,7 @@ class ImpressionIn(BaseModel):
 
 
 @router.post("/impressions", summary="Record that a recommendation list was shown")
-async def post_impression(impression: ImpressionIn, request: Request) -> dict[str, Any]:
+def post_impression(impression: ImpressionIn, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     served = engine.experiments.served(impression.recommendation_id)
     if served is None and (impression.strategy is None or impression.items is None):
@@ -54,18 +54,18 @@ async def post_impression(impression: ImpressionIn, request: Request) -> dict[st
 
 
 @router.get("/feedback", summary="Online CTR and conversion rate by strategy")
-async def feedback(request: Request) -> dict[str, Any]:
+def feedback(request: Request) -> dict[str, Any]:
     return {"strategies": engine_of(request).feedback.outcomes("strategy")}
 
 
 @router.get("/experiments", summary="All experiments")
-async def list_experiments(request: Request) -> dict[str, Any]:
+def list_experiments(request: Request) -> dict[str, Any]:
     experiments = engine_of(request).experiments
     return {"experiments": [{"name": n, **experiments.get(n).model_dump()} for n in experiments.names()]}  # type: ignore[union-attr]
 
 
 @router.put("/experiments/{name}", summary="Create or change an A/B experiment")
-async def put_experiment(name: ExperimentName, config: ExperimentConfig, request: Request) -> dict[str, Any]:
+def put_experiment(name: ExperimentName, config: ExperimentConfig, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     unknown = [v.strategy for v in config.variants if v.strategy not in engine.service.strategies]
     if unknown:
@@ -78,7 +78,7 @@ async def put_experiment(name: ExperimentName, config: ExperimentConfig, request
 
 
 @router.get("/experiments/{name}", summary="CTR, conversion, sample sizes and z-tests per variant")
-async def get_experiment(name: ExperimentName, request: Request) -> dict[str, Any]:
+def get_experiment(name: ExperimentName, request: Request) -> dict[str, Any]:
     try:
         return engine_of(request).experiments.report(name)
     except KeyError as exc:
@@ -86,7 +86,7 @@ async def get_experiment(name: ExperimentName, request: Request) -> dict[str, An
 
 
 @router.delete("/experiments/{name}", summary="Delete an experiment (its impressions stay)")
-async def delete_experiment(name: ExperimentName, request: Request) -> dict[str, Any]:
+def delete_experiment(name: ExperimentName, request: Request) -> dict[str, Any]:
     if not engine_of(request).experiments.delete(name):
         raise HTTPException(404, f"unknown experiment {name!r}")
     return {"experiment": name, "deleted": True}

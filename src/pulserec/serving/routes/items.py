@@ -37,7 +37,7 @@ def to_record(item_id: str, item: ItemIn) -> ItemRecord:
 
 
 @router.put("/items/{item_id}", summary="Create or replace a catalogue item")
-async def put_item(item_id: ItemId, item: ItemIn, request: Request) -> dict[str, Any]:
+def put_item(item_id: ItemId, item: ItemIn, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     existed = engine.state.catalog.item_ids.get(item_id) is not None
     engine.put_items([to_record(item_id, item)])
@@ -45,13 +45,13 @@ async def put_item(item_id: ItemId, item: ItemIn, request: Request) -> dict[str,
 
 
 @router.post("/items", summary="Create or replace many catalogue items")
-async def post_items(batch: ItemBatch, request: Request) -> dict[str, Any]:
+def post_items(batch: ItemBatch, request: Request) -> dict[str, Any]:
     engine_of(request).put_items([to_record(i.item_id, i) for i in batch.items])
     return {"upserted": len(batch.items)}
 
 
 @router.get("/items/{item_id}", summary="One item's metadata and popularity")
-async def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
+def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
     item = engine_of(request).item(item_id)
     if item is None:
         raise HTTPException(404, f"unknown item {item_id!r}")
@@ -59,7 +59,7 @@ async def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
 
 
 @router.get("/items/{item_id}/similar", summary="Items similar to this one, with reasons")
-async def similar_items(item_id: ItemId, request: Request, params: Annotated[RankingParams, Query()]) -> dict[str, Any]:
+def similar_items(item_id: ItemId, request: Request, params: Annotated[RankingParams, Query()]) -> dict[str, Any]:
     engine = engine_of(request)
     try:
         items = engine.similar(item_id, params.n, params.rules(exclude_seen=False), params.strategy)

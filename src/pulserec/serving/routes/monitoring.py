@@ -35,13 +35,13 @@ def metrics_of(request: Request) -> ServingMetrics:
 @router.get("/metrics", summary="Prometheus metrics: traffic, latency, ingestion, lag, state and model sizes, errors",
             response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": METRICS_EXAMPLE}}}})
-async def metrics(request: Request) -> Response:
+def metrics(request: Request) -> Response:
     return Response(metrics_of(request).render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/search", summary="Find users and items by id or title (prefix matches first)",
             responses=json_example(SEARCH_EXAMPLE))
-async def search(
+def search(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$",
                             description="Text to find in user ids, item ids and item titles (case-insensitive).",

@@ -49,14 +49,14 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, params
 
 
 @router.get("/users/{user_id}/recommendations", summary="What this user should see now")
-async def user_recommendations(
+def user_recommendations(
     user_id: UserId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
     return _serve(request, user_id, None, params)
 
 
 @router.get("/sessions/{session_id}/recommendations", summary="Recommendations for an anonymous session")
-async def session_recommendations(
+def session_recommendations(
     session_id: SessionId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
     return _serve(request, None, session_id, params)

@@ -38,7 +38,7 @@ def safe_file(root: Path, relative: str) -> Path | None:
 @router.get("/reports/{path:path}", summary="Files of the last evaluation report (read-only)",
             response_class=FileResponse, responses={200: {"content": {"text/html": {"example": "<!doctype html>..."}}},
                                                     404: {"description": "No such report file."}})
-async def report_file(path: ReportPath, request: Request) -> FileResponse:
+def report_file(path: ReportPath, request: Request) -> FileResponse:
     target = safe_file(reports_dir(engine_of(request)), path)
     if target is None:
         raise HTTPException(404, "no such report file")

@@ -16,6 +16,8 @@ from pulserec.serving.routes.deps import engine_of
 router = APIRouter(tags=["system"])
 
 
+# `async`: liveness answers without touching the engine (no lock, no I/O), so even a busy
+# thread pool cannot delay it; the other routes call the engine and are plain `def`.
 @router.get("/health", summary="Liveness")
 async def health() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
@@ -32,11 +34,11 @@ def ready(request: Request) -> JSONResponse:
 
 @router.get("/stats", summary="Counts of events, items, users and online state size (admin)",
             dependencies=[Depends(require_write)])
-async def stats(request: Request) -> dict[str, Any]:
+def stats(request: Request) -> dict[str, Any]:
     return engine_of(request).stats()
 
 
 @router.get("/models", summary="Strategies that can serve (?strategy=), with versions, training time and data watermark",
             dependencies=[Depends(require_read)])
-async def models(request: Request) -> dict[str, Any]:
+def models(request: Request) -> dict[str, Any]:
     return {"default": "default", "models": model_list(engine_of(request)), "trainable": sorted(MODELS)}

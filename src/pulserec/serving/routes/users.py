@@ -13,13 +13,13 @@ router = APIRouter(tags=["users"])
 
 
 @router.put("/users/{user_id}", summary="Create or update a user's attributes")
-async def put_user(user_id: UserId, user: UserIn, request: Request) -> dict[str, Any]:
+def put_user(user_id: UserId, user: UserIn, request: Request) -> dict[str, Any]:
     engine_of(request).put_user(user_id, dict(user.attrs), user.created_at)  # type: ignore[arg-type]
     return {"user_id": user_id}
 
 
 @router.get("/users/{user_id}/profile", summary="Interests, activity, habits, session and segments")
-async def get_profile(user_id: UserId, request: Request) -> dict[str, Any]:
+def get_profile(user_id: UserId, request: Request) -> dict[str, Any]:
     profile = engine_of(request).profile(user_id)
     if profile is None:
         raise HTTPException(404, f"unknown user {user_id!r}")
@@ -27,6 +27,6 @@ async def get_profile(user_id: UserId, request: Request) -> dict[str, Any]:
 
 
 @router.delete("/users/{user_id}", summary="Delete a user and everything derived from them")
-async def delete_user(user_id: UserId, request: Request) -> dict[str, Any]:
+def delete_user(user_id: UserId, request: Request) -> dict[str, Any]:
     removed = engine_of(request).delete_user(user_id)
     return {"user_id": user_id, "deleted_events": removed}
