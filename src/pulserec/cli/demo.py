@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -13,6 +14,8 @@ from rich.table import Table
 
 from pulserec.cli.common import console, progress_bar
 
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def demo_dir(data_dir: Path | None) -> Path:
@@ -75,122 +78,167 @@ def register(app: typer.Typer) -> None:
         watch them change. Example: pulserec demo --events 50000 --keep-serving --port 8000
         """
         from pulserec.client import Client
-        from pulserec.config import Settings
-        from pulserec.engine import Engine
-        from pulserec.ingest.importer import import_events, import_items, import_users
-        from pulserec.ingest.synthetic import generate, write
         from pulserec.serving.server import BackgroundServer
 
         data_dir = demo_dir(data_dir)
         _fresh(data_dir)
         console.print(f"demo data directory: {data_dir.resolve()}")
-        console.rule("[bold]1. generate a synthetic shop")
-        data = generate(n_users=max(50, events // 60), n_items=max(100, events // 50), n_events=events, seed=seed,
-                        end_ts=time.time() - 600)
-        cut = int(len(data.events) * (1 - live_share))
-        history, live = data.events.iloc[:cut], data.events.iloc[cut:]
-        sample = data_dir / "sample"
-        paths = write(data, sample)
-        history.to_csv(sample / "history.csv", index=False)
-        console.print(f"{len(data.items)} items, {len(data.users)} users, {len(history):,} past events, "
-                      f"{len(live):,} live events -> {sample}")
-
-        console.rule("[bold]2. import")
-        engine = Engine(Settings.load(data_dir))
-        report = import_items(engine, paths["items"])
-        console.print(f"items: {report.accepted} stored")
-        report = import_users(engine, paths["users"])
-        console.print(f"users: {report.accepted} stored")
-        with progress_bar("importing past events", len(history)) as progress:
-            report = import_events(engine, sample / "history.csv", progress=lambda n: progress.advance(progress.task_ids[0], n))
-        console.print(f"events: {report.accepted:,} stored, {report.duplicates} duplicates, {report.rejected} rejected "
-                      f"in {report.seconds:.2f}s ({report.rate:,.0f}/s)")
-
+        shop = _generate(data_dir, events, live_share, seed)
+        engine = _import(data_dir, shop)
         console.rule("[bold]3. build models")
         for line in _build_models(engine):
             console.print(line)
-
         console.rule("[bold]4. serve")
         server = BackgroundServer(engine, port=port).start()
         console.print(f"API on {server.url}  (docs: {server.url}/docs)")
         client = Client(server.url)
-
-        console.rule("[bold]5. replay live events")
-        rows = live.to_dict("records")
-        counts = live["user_id"].value_counts()
-        watched = [u for u in counts.index if counts[u] >= 3][:watch]
-        shown: dict[str, list[str]] = {}
-        for user in watched:
-            shown[user] = _show(f"{user} before the live stream", client.recommend(user, n=5))
-        latencies: list[float] = []
-        batch: list[dict[str, Any]] = []
-        sent = 0
-        updates_shown = {u: 0 for u in watched}
-        started = time.perf_counter()
-        for row in rows:
-            event = _event_json(row)
-            if row["user_id"] in updates_shown and updates_shown[row["user_id"]] < 2 and event.get("item_id"):
-                if batch:
-                    client.send_events(batch)
-                    sent += len(batch)
-                    batch = []
-                client.send_events([event])
-                sent += 1
-                t0 = time.perf_counter()
-                answer = client.recommend(row["user_id"], n=5)
-                latencies.append(time.perf_counter() - t0)
-                user = row["user_id"]
-                title = engine.state.catalog.get(event["item_id"])
-                shown[user] = _show(f"{user} after {event['type']} of '{title.title if title else event['item_id']}'",
-                                    answer, shown[user])
-                updates_shown[user] += 1
-                continue
-            batch.append(event)
-            if len(batch) >= 100:
-                client.send_events(batch)
-                sent += len(batch)
-                batch = []
-        if batch:
-            client.send_events(batch)
-            sent += len(batch)
-        elapsed = time.perf_counter() - started
-
-        console.rule("[bold]6. a brand-new visitor: cold start, then personal after 3 events")
-        visitor = f"visitor-{int(time.time())}"
-        before = _show(f"{visitor} (no history)", client.recommend(visitor, n=5))
-        target = data.items[int(np.argmax([r.category == "shoes" for r in data.items]))]
-        similar = client.similar(target.item_id, n=3)["items"]
-        for item_id in [target.item_id] + [s["item_id"] for s in similar[:2]]:
-            client.send_event(user_id=visitor, item_id=item_id, type="view", context={"device": "mobile"})
-        _show(f"{visitor} after viewing 3 items around '{target.title}'", client.recommend(visitor, n=5), before)
-        profile = client.profile(visitor)
-        console.print(f"profile of {visitor}: interests {[c['name'] for c in profile['interests']['categories']]}, "
-                      f"segments {profile['segments']}")
-
+        replay = _replay(engine, client, shop.live, watch)
+        _new_visitor(client, shop.data)
         console.rule("[bold]7. A/B test: personalised blend vs trending, simulated clicks")
-        _ab_test(client, data, visits=ab_visits, seed=seed)
-
-        for _ in range(50):
-            t0 = time.perf_counter()
-            client.recommend(str(rows[_ % len(rows)]["user_id"]), n=10)
-            latencies.append(time.perf_counter() - t0)
-        lat = np.array(latencies) * 1000
-        console.rule("[bold]summary")
-        console.print(f"replayed {sent:,} live events over HTTP in {elapsed:.2f}s ({sent / elapsed:,.0f} events/s); "
-                      f"recommendation latency over HTTP p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms")
-        console.print(engine.stats()["counters"])
+        _ab_test(client, shop.data, visits=ab_visits, seed=seed)
+        _summary(engine, client, replay)
         client.close()
         if keep_serving:
-            console.print(f"serving on {server.url} - press Ctrl-C to stop")
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
+            _serve_until_interrupted(server.url)
         server.stop()
         engine.close()
         console.print(f"the demo's store, models and sample files are in {data_dir.resolve()} "
                       f"(`pulserec serve --data-dir {data_dir.resolve()}` serves them again)")
+
+
+@dataclass
+class DemoShop:
+    """The generated shop, its past events (imported) and live ones (replayed over HTTP)."""
+
+    data: Any
+    history: pd.DataFrame
+    live: pd.DataFrame
+    paths: dict[str, Path]
+    history_csv: Path
+
+
+@dataclass
+class Replay:
+    """What the live replay measured, for the summary."""
+
+    rows: list[dict[str, Any]]
+    sent: int
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+
+
+def _generate(data_dir: Path, events: int, live_share: float, seed: int) -> DemoShop:
+    from pulserec.ingest.synthetic import generate, write
+
+    console.rule("[bold]1. generate a synthetic shop")
+    data = generate(n_users=max(50, events // 60), n_items=max(100, events // 50), n_events=events, seed=seed,
+                    end_ts=time.time() - 600)
+    cut = int(len(data.events) * (1 - live_share))
+    history, live = data.events.iloc[:cut], data.events.iloc[cut:]
+    sample = data_dir / "sample"
+    paths = write(data, sample)
+    history.to_csv(sample / "history.csv", index=False)
+    console.print(f"{len(data.items)} items, {len(data.users)} users, {len(history):,} past events, "
+                  f"{len(live):,} live events -> {sample}")
+    return DemoShop(data, history, live, paths, sample / "history.csv")
+
+
+def _import(data_dir: Path, shop: DemoShop) -> Any:
+    """A new engine over `data_dir` holding the shop's items, users and past events."""
+    from pulserec.config import Settings
+    from pulserec.engine import Engine
+    from pulserec.ingest.importer import import_events, import_items, import_users
+
+    console.rule("[bold]2. import")
+    engine = Engine(Settings.load(data_dir))
+    report = import_items(engine, shop.paths["items"])
+    console.print(f"items: {report.accepted} stored")
+    report = import_users(engine, shop.paths["users"])
+    console.print(f"users: {report.accepted} stored")
+    with progress_bar("importing past events", len(shop.history)) as progress:
+        report = import_events(engine, shop.history_csv, progress=lambda n: progress.advance(progress.task_ids[0], n))
+    console.print(f"events: {report.accepted:,} stored, {report.duplicates} duplicates, {report.rejected} rejected "
+                  f"in {report.seconds:.2f}s ({report.rate:,.0f}/s)")
+    return engine
+
+
+def _replay(engine, client, live: pd.DataFrame, watch: int) -> Replay:
+    """Send the live events over HTTP in batches of 100; each followed user's first two item
+    events go alone, each followed by their new recommendations (printed against the last)."""
+    console.rule("[bold]5. replay live events")
+    rows = live.to_dict("records")
+    counts = live["user_id"].value_counts()
+    watched = [u for u in counts.index if counts[u] >= 3][:watch]
+    shown = {user: _show(f"{user} before the live stream", client.recommend(user, n=5)) for user in watched}
+    updates_shown = {u: 0 for u in watched}
+    replay = Replay(rows, 0, 0.0)
+    batch: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for row in rows:
+        event = _event_json(row)
+        user = row["user_id"]
+        if user in updates_shown and updates_shown[user] < 2 and event.get("item_id"):
+            replay.sent += _send(client, batch) + _send(client, [event])
+            batch = []
+            t0 = time.perf_counter()
+            answer = client.recommend(user, n=5)
+            replay.latencies.append(time.perf_counter() - t0)
+            record = engine.item(event["item_id"])
+            title = record["title"] if record and record["title"] else event["item_id"]
+            shown[user] = _show(f"{user} after {event['type']} of '{title}'", answer, shown[user])
+            updates_shown[user] += 1
+            continue
+        batch.append(event)
+        if len(batch) >= 100:
+            replay.sent += _send(client, batch)
+            batch = []
+    replay.sent += _send(client, batch)
+    replay.seconds = time.perf_counter() - started
+    return replay
+
+
+def _send(client, events: list[dict[str, Any]]) -> int:
+    if events:
+        client.send_events(events)
+    return len(events)
+
+
+def _new_visitor(client, data) -> None:
+    console.rule("[bold]6. a brand-new visitor: cold start, then personal after 3 events")
+    visitor = f"visitor-{int(time.time())}"
+    before = _show(f"{visitor} (no history)", client.recommend(visitor, n=5))
+    target = data.items[int(np.argmax([r.category == "shoes" for r in data.items]))]
+    similar = client.similar(target.item_id, n=3)["items"]
+    for item_id in [target.item_id] + [s["item_id"] for s in similar[:2]]:
+        client.send_event(user_id=visitor, item_id=item_id, type="view", context={"device": "mobile"})
+    _show(f"{visitor} after viewing 3 items around '{target.title}'", client.recommend(visitor, n=5), before)
+    profile = client.profile(visitor)
+    console.print(f"profile of {visitor}: interests {[c['name'] for c in profile['interests']['categories']]}, "
+                  f"segments {profile['segments']}")
+
+
+def _summary(engine, client, replay: Replay) -> None:
+    """Throughput of the replay and HTTP latency (the replay's requests and 50 more)."""
+    latencies = list(replay.latencies)
+    for k in range(50):
+        t0 = time.perf_counter()
+        client.recommend(str(replay.rows[k % len(replay.rows)]["user_id"]), n=10)
+        latencies.append(time.perf_counter() - t0)
+    lat = np.array(latencies) * 1000
+    console.rule("[bold]summary")
+    console.print(f"replayed {replay.sent:,} live events over HTTP in {replay.seconds:.2f}s "
+                  f"({replay.sent / replay.seconds:,.0f} events/s); recommendation latency over HTTP "
+                  f"p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms")
+    console.print(engine.stats()["counters"])
+
+
+def _serve_until_interrupted(url: str) -> None:
+    console.print(f"serving on {url} - press Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
 
 
 def _ab_test(client, data, visits: int, seed: int) -> None:
