@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+import pyarrow as pa
+
 from pulserec.events import Event
+from pulserec.ingest.synthetic_stream import TYPES, Stream, stream
 from pulserec.records import ItemRecord
 
 CATEGORIES = {
@@ -36,80 +39,127 @@ class SyntheticData:
     events: pd.DataFrame  # EVENT_COLUMNS-like with device/location columns
 
 
+@dataclass
+class SyntheticTables:
+    """The shop as Arrow tables: what `pulserec generate` writes (no Python object per event)."""
+
+    items: pa.Table
+    users: pa.Table
+    events: pa.Table
+
+
 def generate(
     n_users: int = 300, n_items: int = 400, n_events: int = 20_000, days: float = 30.0, seed: int = 7, end_ts: float = 1_764_000_000.0
 ) -> SyntheticData:
+    """The shop as pandas frames and item records (for tests, the demo and benchmarks)."""
+    tables = generate_tables(n_users, n_items, n_events, days, seed, end_ts)
+    items = [
+        ItemRecord(item_id=r["item_id"], title=r["title"], category=r["category"], tags=tuple(r["tags"].split("|")),
+                   price=r["price"], description=r["description"], created_ts=end_ts - days * 86_400.0)
+        for r in tables.items.to_pylist()
+    ]
+    return SyntheticData(items=items, users=plain(tables.users).to_pandas(), events=plain(tables.events).to_pandas())
+
+
+def generate_tables(
+    n_users: int = 300, n_items: int = 400, n_events: int = 20_000, days: float = 30.0, seed: int = 7, end_ts: float = 1_764_000_000.0
+) -> SyntheticTables:
     rng = np.random.default_rng(seed)
     names = list(CATEGORIES)
     item_cat = rng.integers(0, len(names), n_items)
-    items: list[ItemRecord] = []
-    for i in range(n_items):
-        cat = names[item_cat[i]]
-        adjectives, nouns = CATEGORIES[cat]
-        adj, noun = adjectives[rng.integers(len(adjectives))], nouns[rng.integers(len(nouns))]
-        price = float(np.round(np.exp(rng.normal(3.5, 0.8)), 2))
-        tags = (cat, adj, noun.split()[0], "premium" if price > 60 else "budget")
-        items.append(
-            ItemRecord(item_id=f"sku-{i:05d}", title=f"{adj.title()} {noun} #{i}", category=cat, tags=tags, price=price,
-                       description=f"A {adj} {noun} for {cat} lovers.", created_ts=end_ts - days * 86_400.0)
-        )
-    by_cat = [np.flatnonzero(item_cat == c) for c in range(len(names))]
-    # Zipf-like popularity within each category, and a "bought together" partner per item.
-    pop = 1.0 / (1.0 + rng.permutation(n_items)) ** 0.8
-    partner = np.array([rng.choice(by_cat[item_cat[i]]) for i in range(n_items)])
-
-    fav = np.stack([rng.choice(len(names), 2, replace=False) for _ in range(n_users)])
-    device = rng.integers(0, len(DEVICES), n_users)
+    adj, noun = rng.integers(0, 5, n_items), rng.integers(0, 4, n_items)
+    price = np.round(np.exp(rng.normal(3.5, 0.8, n_items)), 2)
+    pop = 1.0 / (1.0 + rng.permutation(n_items)) ** 0.8  # Zipf-like popularity within each category
+    fav_first = rng.integers(0, len(names), n_users)
+    fav = np.stack([fav_first, (fav_first + rng.integers(1, len(names), n_users)) % len(names)], axis=1)
+    shop = {"item_cat": item_cat, "item_adj": adj, "price": price, "pop": pop, "partner": _partners(rng, item_cat),
+            "fav": fav, "user_device": rng.integers(0, len(DEVICES), n_users), "n_devices": len(DEVICES)}
     city = rng.integers(0, len(CITIES), n_users)
-    activity = rng.pareto(1.5, n_users) + 1.0
-    activity /= activity.sum()
-
-    rows = []
-    t = end_ts - days * 86_400.0
-    step = days * 86_400.0 / n_events
-    current = {}
-    while len(rows) < n_events:
-        u = int(rng.choice(n_users, p=activity))
-        t += rng.exponential(step)
-        cat = fav[u][0] if rng.random() < 0.6 else fav[u][1] if rng.random() < 0.75 else rng.integers(len(names))
-        prev = current.get(u)
-        if prev is not None and rng.random() < 0.45:
-            item = int(partner[prev])
-        else:
-            pool = by_cat[cat]
-            p = pop[pool] / pop[pool].sum()
-            item = int(rng.choice(pool, p=p))
-        current[u] = item
-        ctx_device = DEVICES[device[u]] if rng.random() < 0.85 else DEVICES[rng.integers(len(DEVICES))]
-        base = dict(user_id=f"u{u:04d}", item_id=items[item].item_id, ts=t, device=ctx_device, location=CITIES[city[u]],
-                    value=None, query=None)
-        if rng.random() < 0.05:
-            rows.append({**base, "type": "search", "item_id": None, "query": f"{items[item].tags[1]} {names[cat]}"})
-        rows.append({**base, "type": "view"})
-        r = rng.random()
-        if r < 0.35:
-            rows.append({**base, "type": "click", "ts": t + 5})
-            if rng.random() < 0.3:
-                rows.append({**base, "type": "add_to_cart", "ts": t + 30})
-                if rng.random() < 0.5:
-                    rows.append({**base, "type": "purchase", "ts": t + 90, "value": items[item].price})
-        elif r < 0.40:
-            rows.append({**base, "type": "rating", "ts": t + 60, "value": float(rng.integers(3, 6))})
-        elif r < 0.45:
-            rows.append({**base, "type": "like", "ts": t + 10})
-        elif r < 0.47:
-            rows.append({**base, "type": "share", "ts": t + 20})
-    events = pd.DataFrame(rows[:n_events]).sort_values("ts", kind="stable").reset_index(drop=True)
-    events.insert(0, "event_id", [f"syn-{i:07d}" for i in range(len(events))])
-    users = pd.DataFrame(
-        {
-            "user_id": [f"u{u:04d}" for u in range(n_users)],
-            "favourite_categories": ["|".join(names[c] for c in fav[u]) for u in range(n_users)],
-            "device": [DEVICES[d] for d in device],
-            "city": [CITIES[c] for c in city],
-        }
+    shop["activity"] = rng.pareto(1.5, n_users) + 1.0
+    events = stream(rng, n_events, end_ts - days * 86_400.0, days * 86_400.0, shop)
+    user_ids = _ids("u", 4, n_users)
+    items = _items_table(item_cat, adj, noun, price, names)
+    return SyntheticTables(
+        items=items,
+        users=pa.table({
+            "user_id": user_ids,
+            "favourite_categories": pa.array([f"{names[a]}|{names[b]}" for a, b in fav.tolist()]),
+            "device": _lookup(DEVICES, shop["user_device"]), "city": _lookup(CITIES, city),
+        }),
+        events=_events_table(events, names, city, item_cat * 5 + adj, user_ids, items["item_id"].combine_chunks()),
     )
-    return SyntheticData(items=items, users=users, events=events)
+
+
+def _partners(rng, item_cat: np.ndarray) -> np.ndarray:
+    """A "bought together" partner per item: a random item of its category (maybe itself)."""
+    by_cat = np.argsort(item_cat, kind="stable")
+    counts = np.bincount(item_cat, minlength=int(item_cat.max()) + 1)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    return by_cat[starts[item_cat] + (rng.random(len(item_cat)) * counts[item_cat]).astype(np.int64)]
+
+
+def _ids(prefix: str, width: int, n: int) -> pa.Array:
+    return pa.array([f"{prefix}{i:0{width}d}" for i in range(n)])
+
+
+def _lookup(values: list[str] | pa.Array, codes: np.ndarray) -> pa.Array:
+    """values[codes] as a dictionary-encoded Arrow column (no string per row); negative codes
+    are nulls."""
+    dictionary = values if isinstance(values, pa.Array) else pa.array(values)
+    indices = pa.array(codes.astype(np.int32), mask=codes < 0 if (codes < 0).any() else None)
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
+
+
+def _numbered(prefix: str, n: int) -> pa.Array:
+    """prefix + zero-padded row number (at least 7 digits), built as one byte buffer."""
+    width = max(7, len(str(max(n - 1, 0))))
+    text = np.empty((n, len(prefix) + width), dtype=np.uint8)
+    text[:, : len(prefix)] = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    number = np.arange(n, dtype=np.int64)
+    for column in range(len(prefix) + width - 1, len(prefix) - 1, -1):  # last digit first
+        number, digit = np.divmod(number, 10)
+        text[:, column] = digit + ord("0")
+    offsets = np.arange(n + 1, dtype=np.int32) * text.shape[1]
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
+
+
+def plain(table: pa.Table) -> pa.Table:
+    """A table with its dictionary-encoded columns decoded to plain strings."""
+    schema = pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in table.schema])
+    return table.cast(schema)
+
+
+def _items_table(item_cat, adj, noun, price, names) -> pa.Table:
+    rows = [(names[c], CATEGORIES[names[c]][0][a], CATEGORIES[names[c]][1][o], p)
+            for c, a, o, p in zip(item_cat.tolist(), adj.tolist(), noun.tolist(), price.tolist())]
+    return pa.table({
+        "item_id": _ids("sku-", 5, len(rows)),
+        "title": [f"{a.title()} {o} #{i}" for i, (_, a, o, _) in enumerate(rows)],
+        "description": [f"A {a} {o} for {c} lovers." for c, a, o, _ in rows],
+        "category": [c for c, *_ in rows],
+        "tags": [f"{c}|{a}|{o.split()[0]}|{'premium' if p > 60 else 'budget'}" for c, a, o, p in rows],
+        "price": price,
+    })
+
+
+def _events_table(events: Stream, names: list[str], city: np.ndarray, item_adj: np.ndarray, user_ids: pa.Array,
+                  item_ids: pa.Array) -> pa.Table:
+    """The stream as a table (`item_adj`: category * 5 + adjective of each item, for queries)."""
+    n = len(events.ts)
+    queries = [f"{CATEGORIES[c][0][a]} {q}" for c in names for a in range(5) for q in names]
+    searched = events.query_item >= 0
+    query_code = np.where(searched, item_adj[np.where(searched, events.query_item, 0)] * len(names) + events.query_cat, -1)
+    return pa.table({
+        "event_id": _numbered("syn-", n),
+        "user_id": _lookup(user_ids, events.user),
+        "item_id": _lookup(item_ids, events.item),
+        "ts": events.ts,
+        "device": _lookup(DEVICES, events.device.astype(np.int64)),
+        "location": _lookup(CITIES, city[events.user]),
+        "value": pa.array(events.value, mask=np.isnan(events.value)),
+        "query": _lookup(queries, query_code),
+        "type": _lookup(TYPES, events.type.astype(np.int64)),
+    })
 
 
 def as_events(frame: pd.DataFrame) -> list[Event]:
@@ -136,19 +186,26 @@ def items_frame(items: list[ItemRecord]) -> pd.DataFrame:
     )
 
 
-def write(data: SyntheticData, out_dir, fmt: str = "csv") -> dict[str, str]:
+def write(data: SyntheticData | SyntheticTables, out_dir, fmt: str = "csv") -> dict[str, str]:
     """Write events/items/users files (csv or parquet) and return their paths."""
     from pathlib import Path
 
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frames = {"events": data.events, "items": items_frame(data.items), "users": data.users}
+    if isinstance(data, SyntheticData):
+        frames = {"events": data.events, "items": items_frame(data.items), "users": data.users}
+        tables = {name: pa.Table.from_pandas(frame, preserve_index=False) for name, frame in frames.items()}
+    else:
+        tables = {"events": data.events, "items": data.items, "users": data.users}
     paths = {}
-    for name, frame in frames.items():
+    for name, table in tables.items():
         path = out / f"{name}.{fmt}"
-        if fmt == "parquet":
-            frame.to_parquet(path, index=False)
+        if fmt == "parquet":  # without the Arrow schema: readers get plain strings, not categoricals
+            pq.write_table(table, path, store_schema=False)
         else:
-            frame.to_csv(path, index=False)
+            pcsv.write_csv(plain(table), path)
         paths[name] = str(path)
     return paths

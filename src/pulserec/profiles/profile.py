@@ -48,13 +48,14 @@ class DecayedCounter:
         return {k: t for k, (_, t) in self._values.items()}
 
     def top(self, now: float, n: int = 10) -> list[tuple[str, float]]:
-        """The n highest scores at time `now` (vectorised: profiles can hold thousands of tags)."""
+        """The n highest scores at time `now`, equal scores by name (vectorised: profiles can hold
+        thousands of tags)."""
         if not self._values:
             return []
         keys = list(self._values)
         pairs = np.array(list(self._values.values()), dtype=np.float64)
         scores = pairs[:, 0] * np.exp(-np.maximum(now - pairs[:, 1], 0.0) * self.rate)
-        best = np.argsort(-scores, kind="stable")[:n]
+        best = np.lexsort((np.array(keys, dtype=object), -scores))[:n]  # ties by name: the same order on every path
         return [(keys[i], float(scores[i])) for i in best.tolist()]
 
     def __len__(self) -> int:
