@@ -82,6 +82,14 @@ class Settings:
     # `state_namespace`. With `stream_url`, accepted events are also published to a stream
     # (a Redis stream, or a Kafka topic for "kafka://host:port") that `pulserec updater`
     # applies to the shared state.
+    # Snapshots of the in-memory online state under <data_dir>/snapshots/ (issue 17): a start
+    # loads the newest valid one and replays only the log after it. One is written in the
+    # background every `snapshot_every_events` applied events or `snapshot_every_s` seconds
+    # with changes (0 = not on that trigger), and on a clean shutdown; `snapshot_keep` are kept.
+    snapshots: bool = True
+    snapshot_every_events: int = 250_000
+    snapshot_every_s: float = 600.0
+    snapshot_keep: int = 2
     state_url: str = ""
     state_namespace: str = "pulserec"
     stream_url: str = ""
@@ -156,6 +164,8 @@ class Settings:
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         if not 0 <= self.model_watch_interval < float("inf"):
             raise ValueError("model_watch_interval must be 0 (off) or a positive number of seconds")
+        if self.snapshot_every_events < 0 or not 0 <= self.snapshot_every_s < float("inf") or self.snapshot_keep < 1:
+            raise ValueError("snapshot_every_events and snapshot_every_s must be >= 0 (0 = off), snapshot_keep >= 1")
         if self.read_keys and not self.api_keys:
             raise ValueError("read_keys need api_keys too (otherwise nobody could write)")
         for key in (*self.api_keys, *self.read_keys):

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
@@ -25,6 +26,7 @@ from pulserec.models.base import Recommender, meta_of
 from pulserec.online import make_state
 from pulserec.online.base import SharedState, State
 from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
+from pulserec.online.snapshots import Snapshots
 from pulserec.online.state import OnlineState
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.aligned import AlignedModel
@@ -121,14 +123,81 @@ class Engine:
         self.started_at = time.time()
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
+        self.snapshots = Snapshots(settings) if settings.snapshots and not self.state.shared else None
+        self._bulk_depth = 0  # bulk ingests running: their applied prefix of the log may have gaps
         self._rebuild(progress)
+        self._snapshot_mark = (self.state.last_seq, time.monotonic(), False)  # (watermark, when, stale)
         self.supervisor = self._supervise()
         self.install_saved()  # serve the models saved under <data_dir>/models/
 
     # -- lifecycle --------------------------------------------------------------------------
     def _rebuild(self, progress: Callable[[int], None] | None = None) -> None:
-        """Bring the online state up to date with the log (a full replay for in-memory state)."""
-        self.state.restore(self.store, progress)
+        """Bring the online state up to date with the log: the newest valid snapshot and the log
+        after its watermark, else a full replay."""
+        loaded = self.snapshots.load(self.store) if self.snapshots is not None else None
+        if loaded is None:
+            self.state.restore(self.store, progress)
+            return
+        started = time.perf_counter()
+        header = self.snapshots.latest  # type: ignore[union-attr]
+        if header["catalog_version"] != self.store.head()[1]:  # items changed since: the store has them
+            loaded.catalog.upsert_many(self.store.load_items())
+        tail = 0
+        for frame in self.store.iter_events(after_seq=header["watermark"]):
+            loaded.apply_frame(frame)
+            tail += len(frame)
+            if progress:
+                progress(len(frame))
+        self.state, self.service = loaded, self.service.rebound(loaded)
+        log.info("online state from snapshot %s (watermark %d) and %d later events in %.2fs",
+                 Path(header["path"]).name, header["watermark"], tail, time.perf_counter() - started)
+
+    # -- snapshots --------------------------------------------------------------------------
+    def snapshot(self, background: bool = False) -> dict[str, Any] | None:
+        """Write a snapshot of the online state now (None: a bulk import or another background
+        snapshot is running). In the background only the fork pauses writers."""
+        if self.snapshots is None:
+            raise ValueError("snapshots are off (settings.snapshots) or the state is shared (Redis persists itself)")
+        with self.lock:
+            if self._bulk_depth:
+                return None
+            header = self.snapshots.header(self.state, self.store)
+            if background:
+                if not self.snapshots.write_in_background(self.state, header):
+                    return None
+                written = header
+            else:
+                written = self.snapshots.write(self.state, header)
+            self._snapshot_mark = (header["watermark"], time.monotonic(), False)
+        self.counters["snapshots.written"] += 1
+        return written
+
+    def snapshot_due(self) -> bool:
+        """Whether the settings' triggers call for a snapshot now (events since, or time with changes)."""
+        if self.snapshots is None:
+            return False
+        watermark, when, stale = self._snapshot_mark
+        events = self.state.last_seq - watermark
+        if not (events or stale):
+            return False
+        every_n, every_s = self.settings.snapshot_every_events, self.settings.snapshot_every_s
+        return stale or bool(every_n and events >= every_n) or bool(every_s and time.monotonic() - when >= every_s)
+
+    def _snapshot_stale(self) -> None:
+        """The log was rewritten below the watermark (a deletion, a session merge): the
+        snapshots cannot be tailed any more, so write a new one at the next chance."""
+        watermark, when, _ = self._snapshot_mark
+        self._snapshot_mark = (watermark, when, True)
+
+    def _snapshot_on_close(self) -> None:
+        if self.snapshots is None:
+            return
+        self.snapshots.wait()
+        try:
+            if self._snapshot_mark[0] != self.state.last_seq or self._snapshot_mark[2]:
+                self.snapshot()  # a clean shutdown: the next start replays nothing
+        except Exception:  # noqa: BLE001 - the log has everything; a start without it replays more
+            log.exception("could not write a snapshot on shutdown")
 
     def _supervise(self) -> Any:
         """A shared state gets a background check that repairs it from the log (see supervisor)."""
@@ -155,6 +224,7 @@ class Engine:
     def close(self) -> None:
         self.jobs.close()  # no training or rebuild outlives the store it reads
         self.history.close()
+        self._snapshot_on_close()
         if self.supervisor is not None:
             self.supervisor.stop()
         self.store.close()
@@ -360,6 +430,7 @@ class Engine:
         user_events = self.store.user_events(user_key)
         user_events = user_events[~user_events["seq"].isin(claimed["seq"])]
         self.state.absorb(user_key, session_key, user_events, claimed, reload=self._merge_logs(user_key, session_id, claimed))
+        self._snapshot_stale()
         self.counters["sessions.merged"] += 1
 
     def _merge_logs(self, user_key: str, session_id: str, claimed: pd.DataFrame) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame]]:
@@ -419,6 +490,15 @@ class Engine:
         is applied only once its write committed. The writer is a forked process only when
         forking is safe (no other thread alive, not even a stream client's: no lock can be
         inherited held), else a thread."""
+        with self.lock:
+            self._bulk_depth += 1
+        try:
+            return self._ingest_frames(frames, chunk, use_process)
+        finally:
+            with self.lock:
+                self._bulk_depth -= 1
+
+    def _ingest_frames(self, frames: Iterable[pd.DataFrame], chunk: int, use_process: bool | None) -> tuple[int, int]:
         accepted = duplicates = 0
         if use_process is None:
             # A stream client (librdkafka) runs native threads that threading cannot see.
@@ -441,7 +521,10 @@ class Engine:
         return accepted, duplicates
 
     def _apply_chunk(self, part: pd.DataFrame, stored: Future, accepted: int, duplicates: int) -> tuple[int, int]:
-        fresh = part[np.asarray(stored.result(), dtype=bool)]
+        seqs = stored.result()
+        new = np.fromiter((seq is not None for seq in seqs), dtype=bool, count=len(seqs))
+        # With their seq, so the state knows its log watermark (snapshots, tail replays).
+        fresh = part[new].assign(seq=np.fromiter((seq for seq in seqs if seq is not None), dtype=np.int64, count=int(new.sum())))
         with self.lock:
             self._apply_stored_frame(fresh)
         self.counters["events.accepted"] += len(fresh)
@@ -478,6 +561,9 @@ class Engine:
             removed = self.store.delete_user(key)
             self.feedback.forget_user(key)
             self.state.forget(key, removed)
+            if self.snapshots is not None:  # they hold the user: deleted, and one without them written soon
+                self.snapshots.invalidate()
+                self._snapshot_stale()
             if self.state.shared and len(removed):  # the log's newest seqs may be reused (see sync)
                 self.state.truncated(self.store.max_seq())
             for deleted in self._rebuild_deletions:
@@ -572,4 +658,13 @@ class Engine:
                 "strategies": sorted(self.service.strategies),
                 "counters": dict(self.counters),
                 "uptime_s": round(time.time() - self.started_at, 1),
+                "snapshot": self._snapshot_stats(),
             }
+
+    def _snapshot_stats(self) -> dict[str, Any] | None:
+        latest = self.snapshots.latest if self.snapshots is not None else None
+        if latest is None:
+            return None
+        return {"watermark": latest["watermark"], "age_s": round(time.time() - latest["created_at"], 1),
+                "events": latest["applied"], "bytes": latest["bytes"], "file": Path(latest["path"]).name,
+                "events_since": self.state.last_seq - latest["watermark"], "last_error": self.snapshots.last_error}

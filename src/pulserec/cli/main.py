@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 #: Command modules; each exposes register(app).
-COMMANDS = ("demo", "importing", "serve", "generate", "train", "evaluate", "replay", "updater")
+COMMANDS = ("demo", "importing", "serve", "generate", "train", "evaluate", "replay", "updater", "snapshot")
 
 for _name in COMMANDS:
     try:

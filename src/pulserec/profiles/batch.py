@@ -58,19 +58,31 @@ def apply_log(
         _fold_decayed(profiles, "tags", owners[rows], flat, share, ts[rows])
 
     if contexts is not None:
-        for owner, ctx in zip(owners, contexts):
-            if isinstance(ctx, str) and ctx:
-                ctx = json.loads(ctx)
-            if isinstance(ctx, dict):
-                p = get(int(owner))
-                if ctx.get("device"):
-                    p.devices[str(ctx["device"])] += 1
-                if ctx.get("location"):
-                    p.locations[str(ctx["location"])] += 1
+        _fold_contexts(get, owners, contexts)
     if queries is not None:
         for owner, query in zip(owners, queries):
             if isinstance(query, str) and query:
                 get(int(owner)).searches.append(query)
+
+
+def _fold_contexts(get, owners: np.ndarray, contexts: np.ndarray) -> None:
+    """Count devices and locations per owner. Each distinct context text is decoded once, and
+    counters are bumped once per (owner, value) in order of first appearance, so ties in
+    `most_common` break as they do for per-event updates."""
+    try:
+        codes, uniques = pd.factorize(pd.Series(contexts, dtype=object))
+    except TypeError:  # contexts given as dicts (unhashable): decode row by row
+        codes, uniques = np.arange(len(contexts)), contexts
+    decoded = [json.loads(c) if isinstance(c, str) and c else c for c in list(uniques)]
+    for key, attr in (("device", "devices"), ("location", "locations")):
+        values = np.array([str(d[key]) if isinstance(d, dict) and d.get(key) else None for d in decoded] + [None],
+                          dtype=object)[codes]
+        has = np.flatnonzero(pd.notna(values))
+        if not len(has):
+            continue
+        pairs = pd.DataFrame({"o": owners[has], "v": values[has]}).groupby(["o", "v"], sort=False).size()
+        for (owner, value), count in pairs.items():
+            getattr(get(int(owner)), attr)[value] += int(count)
 
 
 def _fold_decayed(profiles: Profiles, attr: str, owners: np.ndarray, keys: np.ndarray, weights: np.ndarray, ts: np.ndarray) -> None:

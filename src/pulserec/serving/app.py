@@ -26,6 +26,7 @@ from pulserec.serving.errors import (
 )
 from pulserec.serving.limits import BodySizeLimit
 from pulserec.serving.operations import add_operations
+from pulserec.serving.snapshot_task import SnapshotTask
 from pulserec.serving.routes import events, feedback, items, jobs, recommendations, system, users
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
@@ -45,6 +46,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
         watcher = ModelWatcher(engine.install_saved, interval).start() if interval > 0 else None
         # Installed here, in the serving process, after uvicorn configured its loggers.
         redact = redact_access_log(engine.pseudonym) if engine.pseudonym else None
+        snapshots = SnapshotTask(engine).start() if engine.snapshots is not None else None
         try:
             yield
         finally:
@@ -52,6 +54,8 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
                 logging.getLogger(ACCESS_LOGGER).removeFilter(redact)
             if watcher:
                 watcher.stop()
+            if snapshots:
+                snapshots.stop()
             if close_engine:
                 engine.close()
 

@@ -3,7 +3,7 @@
 In one process the SQLite writer holds the GIL while it binds parameters, so a writer thread
 overlaps the online-state work only partly. A forked writer process owns its own connection to
 the same WAL database and runs truly in parallel; the parent only waits for each chunk's
-accepted mask (which events were new) before applying that chunk."""
+`seq` of each row (None: a duplicate) before applying that chunk."""
 
 from __future__ import annotations
 
@@ -18,18 +18,18 @@ from pulserec.store.sqlite import SQLiteStore, frame_rows
 _CHILD_STORE: SQLiteStore | None = None
 
 
-def _append_in_child(path: str, synchronous: str, frame: pd.DataFrame) -> list[bool]:
+def _append_in_child(path: str, synchronous: str, frame: pd.DataFrame) -> list[int | None]:
     """In the writer process: the frame arrives pickled column by column (cheap), and the
     row tuples SQLite binds are built here, off the parent's critical path."""
     global _CHILD_STORE
     if _CHILD_STORE is None or str(_CHILD_STORE.path) != path:
         _CHILD_STORE = SQLiteStore(path, synchronous)
-    return [seq is not None for seq in _CHILD_STORE.append_events(frame_rows(frame))]
+    return _CHILD_STORE.append_events(frame_rows(frame))
 
 
 class BulkWriter:
-    """Submits frames to the store in the background; `submit(frame)` returns a future of the
-    accepted mask. Uses a forked process when available, else a thread."""
+    """Submits frames to the store in the background; `submit(frame)` returns a future of each
+    row's `seq` (None for a duplicate). Uses a forked process when available, else a thread."""
 
     def __init__(self, store: SQLiteStore, synchronous: str, use_process: bool = True) -> None:
         self.store = store
@@ -46,7 +46,7 @@ class BulkWriter:
     def submit(self, frame: pd.DataFrame) -> Future:
         if self.in_process:
             return self._executor.submit(_append_in_child, self.path, self.synchronous, frame)
-        return self._executor.submit(lambda: [seq is not None for seq in self.store.append_events(frame_rows(frame))])
+        return self._executor.submit(lambda: self.store.append_events(frame_rows(frame)))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -1,0 +1,204 @@
+"""Snapshots of the online state: a start from a snapshot and the log's tail equals a full
+replay, structure by structure; damaged, foreign or stale snapshots are never loaded."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from dataclasses import replace
+import pytest
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.ingest.synthetic import as_events
+from pulserec.online import snapshot_file
+from pulserec.online.state import OnlineState
+
+sys.path.insert(0, str(Path(__file__).parent))
+from state_equality import assert_same_state  # noqa: E402
+
+
+def full_replay(engine: Engine) -> OnlineState:
+    state = OnlineState(engine.settings)
+    state.restore(engine.store)
+    return state
+
+
+def frame_of(shop, start: int, end: int):
+    """Rows of the shop as a stored-event frame for the bulk path (context as JSON)."""
+    rows = shop.events.iloc[start:end]
+    context = [json.dumps({"device": d, "location": loc}) for d, loc in zip(rows["device"], rows["location"])]
+    frame = rows.assign(context=context, session_id=None, rec_id=None)
+    frame["value"] = frame["value"].astype(object).where(frame["value"].notna(), None)
+    frame["query"] = frame["query"].astype(object).where(frame["query"].notna(), None)
+    return frame[["event_id", "user_id", "item_id", "type", "ts", "value", "session_id", "query", "context", "rec_id"]]
+
+
+@pytest.fixture
+def engine(tmp_path, shop):
+    engine = Engine(Settings.load(tmp_path / "data"))
+    engine.put_items(list(shop.items)[:-10])  # the last 10 are first seen in events
+    engine.ingest_frame(frame_of(shop, 0, 1500))  # bulk path (seq watermark from the writer)
+    engine.ingest(as_events(shop.events.iloc[1500:2000]))  # per-event path
+    yield engine
+    engine.close()
+
+
+def reopen(engine: Engine, **overrides) -> Engine:
+    return Engine(engine.settings.with_overrides(**overrides))
+
+
+def test_snapshot_plus_tail_equals_a_full_replay(engine, shop):
+    written = engine.snapshot()
+    assert written["watermark"] == engine.store.max_seq() == 2000
+    engine.ingest(as_events(shop.events.iloc[2000:2600]))
+    engine.put_items([replace(r, price=1.5, title="new") for r in shop.items[:5]])  # catalogue changes after it
+    engine.ingest_frame(frame_of(shop, 2600, 3000))
+    restarted = reopen(engine)
+    try:
+        assert restarted.snapshots.latest["watermark"] == 2000  # loaded, then 1000 events replayed
+        assert_same_state(full_replay(restarted), restarted.state)
+        users = shop.users["user_id"].tolist()[:15]
+        assert [[r.item_id for r in restarted.recommend(u, 10).items] for u in users] == \
+               [[r.item_id for r in engine.recommend(u, 10).items] for u in users]
+        stats = restarted.stats()["snapshot"]
+        assert stats["watermark"] == 2000 and stats["events_since"] == 1000 and stats["age_s"] >= 0
+    finally:
+        restarted.close()
+
+
+def test_a_clean_shutdown_writes_one_and_a_background_one_equals_it(engine, shop):
+    assert engine.snapshot(background=True) is not None
+    engine.snapshots.wait()
+    assert engine.snapshots.latest["watermark"] == 2000 and engine.snapshots.last_error is None
+    engine.ingest(as_events(shop.events.iloc[2000:2200]))
+    engine.close()
+    restarted = reopen(engine)
+    try:
+        assert restarted.snapshots.latest["watermark"] == 2200
+        assert_same_state(full_replay(restarted), restarted.state)
+    finally:
+        restarted.close()
+
+
+def test_a_flipped_byte_falls_back_to_the_previous_snapshot(engine, shop, caplog):
+    engine.snapshot()
+    engine.ingest(as_events(shop.events.iloc[2000:2300]))
+    newest = Path(engine.snapshot()["path"])
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    newest.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="pulserec.online.snapshots"):
+        restarted = reopen(engine)
+    try:
+        lines = [r.getMessage() for r in caplog.records if newest.name in r.getMessage()]
+        assert len(lines) == 1 and "not used" in lines[0]
+        assert restarted.snapshots.latest["watermark"] == 2000
+        assert_same_state(full_replay(restarted), restarted.state)
+    finally:
+        restarted.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign_version", "other_settings", "not_a_snapshot"])
+def test_unusable_snapshots_mean_a_full_replay(engine, damage, caplog, monkeypatch):
+    path = Path(engine.snapshot()["path"])
+    overrides = {}
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    elif damage == "foreign_version":
+        header, arrays = snapshot_file.read(path)
+        monkeypatch.setattr(snapshot_file, "FORMAT", 999)
+        snapshot_file.write(path, arrays, header)
+        monkeypatch.undo()
+    elif damage == "other_settings":
+        overrides = {"cooc_window": 7}
+    else:
+        path.write_bytes(b"PK\x03\x04 certainly not an npz")
+    with caplog.at_level(logging.WARNING, logger="pulserec.online.snapshots"):
+        restarted = reopen(engine, **overrides)
+    try:
+        assert restarted.snapshots.latest is None  # nothing loaded: the whole log was replayed
+        assert any("not used" in r.getMessage() for r in caplog.records)
+        assert_same_state(full_replay(restarted), restarted.state)
+    finally:
+        restarted.close()
+
+
+def test_a_user_deleted_after_the_snapshot_stays_deleted(engine, shop, tmp_path):
+    path = Path(engine.snapshot()["path"])
+    kept = tmp_path / "copy.npz"
+    kept.write_bytes(path.read_bytes())  # as if the file had survived (a backup, a racing writer)
+    victim = shop.events["user_id"].iloc[:2000].value_counts().index[0]
+    assert engine.delete_user(victim) > 0
+    assert not path.exists()  # the snapshot held the user: deleted with them
+    kept.rename(path)
+    restarted = reopen(engine)  # without a clean shutdown of `engine`: no newer snapshot
+    try:
+        assert restarted.snapshots.latest is None  # the stale copy was refused (deletion after it)
+        assert restarted.state.owners.get(victim) is None or restarted.state.profiles.get(restarted.state.owners.get(victim)) is None
+        assert restarted.profile(victim) is None
+        assert_same_state(full_replay(restarted), restarted.state)
+    finally:
+        restarted.close()
+    engine.close()  # a clean shutdown now writes a snapshot without the user
+    again = reopen(engine)
+    try:
+        assert again.snapshots.latest is not None and again.profile(victim) is None
+        assert_same_state(full_replay(again), again.state)
+    finally:
+        again.close()
+
+
+WRITER = """
+import sys
+from pulserec.config import Settings
+from pulserec.engine import Engine
+engine = Engine(Settings.load(sys.argv[1], snapshot_keep=50))
+print("ready", flush=True)
+while True:
+    engine.snapshot()
+"""
+
+
+def test_sigkill_while_writing_a_snapshot_leaves_a_valid_state(engine, shop):
+    engine.ingest(as_events(shop.events.iloc[2000:]))
+    engine.close()
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(engine.settings.data_dir)], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.05 + np.random.default_rng().random() * 0.3)  # somewhere in a write
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    restarted = reopen(engine)
+    try:
+        assert restarted.snapshots.latest is not None
+        assert_same_state(full_replay(restarted), restarted.state)
+    finally:
+        restarted.close()
+
+
+def test_the_snapshot_command_and_settings(tmp_path, engine):
+    engine.close()
+    result = subprocess.run([sys.executable, "-m", "pulserec.cli.main", "snapshot", "--data-dir", str(engine.settings.data_dir)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"watermark": 2000' in result.stdout
+    with pytest.raises(ValueError, match="snapshot_keep"):
+        Settings.load(tmp_path / "x", snapshot_keep=0)
+    off = Engine(Settings.load(tmp_path / "off", snapshots=False))
+    try:
+        with pytest.raises(ValueError, match="snapshots are off"):
+            off.snapshot()
+        assert off.stats()["snapshot"] is None
+    finally:
+        off.close()
