@@ -126,7 +126,7 @@ class Engine:
         self.snapshots = Snapshots(settings) if settings.snapshots and not self.state.shared else None
         self._bulk_depth = 0  # bulk ingests running: their applied prefix of the log may have gaps
         self._rebuild(progress)
-        self._snapshot_mark = (self.state.last_seq, time.monotonic(), False)  # (watermark, when, stale)
+        self._snapshot_mark = (self.state.last_seq if self.snapshots else 0, time.monotonic(), False)  # (watermark, when, stale)
         self.supervisor = self._supervise()
         self.install_saved()  # serve the models saved under <data_dir>/models/
 

@@ -312,14 +312,24 @@ def with_context(
     """Prefix a bulk log with each owner's last `window` touches from before it, so that pairs
     straddling two bulk logs are made; returns (owners, items, weights, ts, fresh) for `add_log`."""
     context = [(owner, touch) for owner in np.unique(owners).tolist() for touch in list(recent(owner))[-window:]]
-    if not context:
-        return owners, items, weights, ts, None
     n = len(context)
+    return prefixed(owners, items, weights, ts, (
+        np.fromiter((o for o, _ in context), dtype=np.int64, count=n),
+        np.fromiter((t.item for _, t in context), dtype=np.int64, count=n),
+        np.fromiter((t.weight for _, t in context), dtype=np.float64, count=n),
+        np.fromiter((t.ts for _, t in context), dtype=np.float64, count=n)))
+
+
+def prefixed(owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray,
+             context: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """`with_context` given the context as arrays (owner, item, weight, ts) already."""
+    n = len(context[0])
+    if not n:
+        return owners, items, weights, ts, None
     return (
-        np.concatenate([np.fromiter((o for o, _ in context), dtype=np.int64, count=n), owners]),
-        np.concatenate([np.fromiter((t.item for _, t in context), dtype=np.int64, count=n), items]),
-        np.concatenate([np.fromiter((t.weight for _, t in context), dtype=np.float64, count=n), weights]),
-        np.concatenate([np.fromiter((t.ts for _, t in context), dtype=np.float64, count=n), ts]),
+        np.concatenate([context[0], owners]), np.concatenate([context[1], items]),
+        np.concatenate([context[2], weights]), np.concatenate([context[3], ts]),
         np.r_[np.zeros(n, dtype=bool), np.ones(len(owners), dtype=bool)],
     )
 

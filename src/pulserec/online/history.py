@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
+
+from pulserec.online.history_segments import FLUSH_AT, Segment, merged, segment_of, tails
 
 
 class Touch(NamedTuple):
@@ -19,57 +21,111 @@ class Touch(NamedTuple):
 
 
 class Histories:
+    """Each owner's last `max_len` touches and every item they touched, in NumPy segments
+    (see `history_segments`): ~17 bytes a kept touch and 8 a seen item, not ~180 as objects."""
+
     def __init__(self, max_len: int) -> None:
         self.max_len = max_len
-        self._recent: dict[int, deque[Touch]] = {}
-        self._seen: dict[int, set[int]] = {}
+        self.segments: list[Segment] = []
+        self._pending: dict[int, list[Touch]] = {}  # per-event touches not in a segment yet
+        self._pending_n = 0
+        self._kinds: dict[tuple[str, float], int] = {}  # (type, weight) -> kind code
+        self.kind_types: list[str] = []
+        self.kind_weights: list[float] = []
 
-    def __len__(self) -> int:
-        return len(self._recent)
+    def _kind(self, event_type: str, weight: float) -> int:
+        code = self._kinds.get((event_type, weight))
+        if code is None:
+            if len(self.kind_types) >= 127:
+                raise ValueError("more than 127 (event type, weight) pairs in one history store")
+            code = self._kinds[(event_type, weight)] = len(self.kind_types)
+            self.kind_types.append(event_type)
+            self.kind_weights.append(weight)
+        return code
 
-    def add(self, owner: int, touch: Touch) -> deque[Touch]:
-        recent = self._recent.get(owner)
-        if recent is None:
-            recent = self._recent[owner] = deque(maxlen=self.max_len)
-            self._seen[owner] = set()
-        recent.append(touch)
-        self._seen[owner].add(touch.item)
-        return recent
+    def add(self, owner: int, touch: Touch) -> None:
+        self._pending.setdefault(owner, []).append(touch)
+        self._pending_n += 1
+        if self._pending_n >= FLUSH_AT:
+            self.flush()
 
     def add_many(self, owners, items, weights, ts, types) -> None:
-        """Bulk `add` for a log in arrival order: only each owner's last `max_len` touches are kept."""
-        for owner, items_seen, tail in owner_tails(owners, items, weights, ts, types, self.max_len):
-            recent = self._recent.get(owner)
-            if recent is None:
-                recent = self._recent[owner] = deque(maxlen=self.max_len)
-                self._seen[owner] = set()
-            self._seen[owner].update(items_seen.tolist())
-            recent.extend(
-                Touch(i, w, t, k)
-                for i, w, t, k in zip(tail[0].tolist(), tail[1].tolist(), tail[2].tolist(), tail[3])
-            )
+        """Bulk `add` for a log in arrival order (one segment)."""
+        if len(owners) == 0:
+            return
+        self.flush()
+        codes = np.empty(len(owners), dtype=np.int8)
+        type_codes, type_names = pd.factorize(pd.Series(types, dtype=object))
+        for t, name in enumerate(type_names.tolist()):
+            rows = type_codes == t
+            for weight in np.unique(weights[rows]).tolist():
+                codes[rows & (weights == weight)] = self._kind(name, weight)
+        self._push(segment_of(np.asarray(owners), np.asarray(items), np.asarray(ts, dtype=np.float64), codes, self.max_len))
 
-    def recent(self, owner: int | None) -> deque[Touch]:
+    def flush(self) -> None:
+        """Turn the per-event touches into a segment."""
+        if not self._pending:
+            return
+        touches = [(owner, t) for owner, group in self._pending.items() for t in group]
+        self._pending, self._pending_n = {}, 0
+        n = len(touches)
+        self._push(segment_of(
+            np.fromiter((o for o, _ in touches), dtype=np.int64, count=n),
+            np.fromiter((t.item for _, t in touches), dtype=np.int64, count=n),
+            np.fromiter((t.ts for _, t in touches), dtype=np.float64, count=n),
+            np.fromiter((self._kind(t.type, t.weight) for _, t in touches), dtype=np.int8, count=n), self.max_len))
+
+    def _push(self, segment: Segment) -> None:
+        segments = self.segments
+        segments.append(segment)
+        while len(segments) >= 2 and 2 * len(segments[-1]) >= len(segments[-2]):
+            newer = segments.pop()
+            segments[-1] = merged(segments[-1], newer, self.max_len)
+
+    def compact(self) -> Segment | None:
+        """Everything in one segment (for snapshots); None when there is nothing."""
+        self.flush()
+        while len(self.segments) > 1:
+            newer = self.segments.pop()
+            self.segments[-1] = merged(self.segments[-1], newer, self.max_len)
+        return self.segments[0] if self.segments else None
+
+    def recent(self, owner: int | None) -> list[Touch]:
         if owner is None:
-            return deque()
-        return self._recent.get(owner) or deque()
+            return []
+        touches: list[Touch] = []
+        types, weights = self.kind_types, self.kind_weights
+        for segment in self.segments:
+            rows = segment.rows(owner)
+            if rows.start < rows.stop:
+                kinds = segment.kind[rows].tolist()
+                touches.extend(map(Touch, segment.item[rows].tolist(), [weights[k] for k in kinds],
+                                   segment.ts[rows].tolist(), [types[k] for k in kinds]))
+        pending = self._pending.get(owner)
+        if pending:
+            touches.extend(pending)
+        return touches[-self.max_len:] if len(touches) > self.max_len else touches
 
     def seen(self, owner: int | None) -> set[int]:
         if owner is None:
             return set()
-        return self._seen.get(owner) or set()
+        seen: set[int] = set()
+        for segment in self.segments:
+            seen.update(segment.seen_item[segment.seen_rows(owner)].tolist())
+        seen.update(t.item for t in self._pending.get(owner, ()))
+        return seen
+
+    def context(self, owners: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(owner, item, weight, ts) of the last `k` touches of each of `owners` (the context a
+        bulk log pairs with), grouped by owner in time order."""
+        self.flush()
+        owner, item, ts, kind = tails(self.segments, np.unique(owners), k)
+        return owner, item, np.asarray(self.kind_weights, dtype=np.float64)[kind] if len(kind) else np.empty(0), ts
 
     def forget(self, owner: int) -> None:
-        self._recent.pop(owner, None)
-        self._seen.pop(owner, None)
-
-    def absorb(self, target: int, source: int) -> None:
-        """Merge `source`'s history into `target` (a session logging in), in time order."""
-        touches = sorted([*self.recent(target), *self.recent(source)], key=lambda t: t.ts)
-        seen = self.seen(target) | self.seen(source)
-        self.forget(source)
-        self._recent[target] = deque(touches, maxlen=self.max_len)
-        self._seen[target] = seen
+        self.segments = [s.without(owner) if s.rows(owner).stop > s.rows(owner).start or s.seen_rows(owner).stop >
+                         s.seen_rows(owner).start else s for s in self.segments]
+        self._pending_n -= len(self._pending.pop(owner, ()))
 
 
 def owner_tails(owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, types: np.ndarray, max_len: int):

@@ -16,7 +16,7 @@ from pulserec.config import Settings
 from pulserec.events import Event, owner_keys
 from pulserec.ids import IdIndex
 from pulserec.online.catalog import Catalog
-from pulserec.online.cooccurrence import CoOccurrence, with_context
+from pulserec.online.cooccurrence import CoOccurrence, prefixed
 from pulserec.online.history import Histories, Touch
 from pulserec.online.popularity import Popularity
 from pulserec.profiles import Profiles
@@ -135,7 +135,8 @@ class OnlineState:
     def _pairs_with_context(self, owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray) -> None:
         """Add a bulk log's pairs, including those with each owner's touches from earlier logs,
         exactly as per-event updates would have made them."""
-        *log, fresh = with_context(owners, items, weights, ts, self.histories.recent, self.cooc.window)
+        context = self.histories.context(owners, self.cooc.window)
+        *log, fresh = prefixed(owners, items, weights, ts, context)
         self.cooc.add_log(*log, fresh=fresh)
 
     def _replay_histories_and_profiles(self, frame, owners, owner_ids, items, weights, ts) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
@@ -18,7 +17,7 @@ from pulserec.config import Settings
 from pulserec.ids import IdIndex
 from pulserec.online.catalog import Catalog
 from pulserec.records import ItemRecord
-from pulserec.online.history import Touch
+from pulserec.online.history_segments import Segment
 from pulserec.online.state import OnlineState
 from pulserec.profiles import UserProfile
 
@@ -119,36 +118,20 @@ def _catalog_from(arrays: Arrays) -> Catalog:
 # -- histories ------------------------------------------------------------------------------
 def _history_arrays(out: Arrays, state: OnlineState) -> None:
     histories = state.histories
-    owners = sorted(histories._recent)
-    recent = [histories._recent[o] for o in owners]
-    seen = [histories._seen.get(o, set()) for o in owners]
-    touches = [t for r in recent for t in r]
-    types = IdIndex(t.type for t in touches)
-    out["hist.owners"] = np.array(owners, dtype=np.int64)
-    out["hist.lengths"] = np.fromiter(map(len, recent), dtype=np.int64, count=len(recent))
-    out["hist.item"] = np.fromiter((t.item for t in touches), dtype=np.int64, count=len(touches))
-    out["hist.weight"] = np.fromiter((t.weight for t in touches), dtype=np.float64, count=len(touches))
-    out["hist.ts"] = np.fromiter((t.ts for t in touches), dtype=np.float64, count=len(touches))
-    out["hist.type"] = np.fromiter((types.get(t.type) for t in touches), dtype=np.int16, count=len(touches))
-    _put_strings(out, "hist.types", types.ids)
-    out["hist.seen_lengths"] = np.fromiter(map(len, seen), dtype=np.int64, count=len(seen))
-    out["hist.seen"] = np.fromiter((i for s in seen for i in sorted(s)), dtype=np.int64)
+    segment = histories.compact()
+    for name in ("owner", "item", "ts", "kind", "seen_owner", "seen_item"):
+        out[f"hist.{name}"] = getattr(segment, name) if segment is not None else np.empty(0, dtype=np.int32)
+    _put_strings(out, "hist.kind_types", histories.kind_types)
+    out["hist.kind_weights"] = np.asarray(histories.kind_weights, dtype=np.float64)
 
 
 def _histories_from(state: OnlineState, arrays: Arrays) -> None:
-    histories, max_len = state.histories, state.histories.max_len
-    types = _get_strings(arrays, "hist.types")
-    items, weights, ts = arrays["hist.item"].tolist(), arrays["hist.weight"].tolist(), arrays["hist.ts"].tolist()
-    kinds = [types[k] for k in arrays["hist.type"].tolist()]
-    seen = arrays["hist.seen"].tolist()
-    start = seen_start = 0
-    for owner, length, seen_length in zip(arrays["hist.owners"].tolist(), arrays["hist.lengths"].tolist(),
-                                          arrays["hist.seen_lengths"].tolist()):
-        end, seen_end = start + length, seen_start + seen_length
-        histories._recent[owner] = deque(map(Touch, items[start:end], weights[start:end], ts[start:end], kinds[start:end]),
-                                         maxlen=max_len)
-        histories._seen[owner] = set(seen[seen_start:seen_end])
-        start, seen_start = end, seen_end
+    histories = state.histories
+    for event_type, weight in zip(_get_strings(arrays, "hist.kind_types"), arrays["hist.kind_weights"].tolist()):
+        histories._kind(event_type, weight)
+    if len(arrays["hist.owner"]) or len(arrays["hist.seen_owner"]):
+        histories.segments = [Segment(*(arrays[f"hist.{name}"] for name in
+                                        ("owner", "item", "ts", "kind", "seen_owner", "seen_item")))]
 
 
 # -- profiles -------------------------------------------------------------------------------

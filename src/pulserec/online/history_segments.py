@@ -1,0 +1,95 @@
+"""Histories as a few sorted NumPy segments (an LSM) instead of a deque and a set per owner.
+
+A segment holds touches sorted by owner (arrival order within an owner), at most `max_len`
+per owner, in 17 bytes a touch (owner, item: int32; ts: float64; kind: int8) where a `Touch`
+in a deque cost ~120; and the (owner, item) pairs ever touched, unique, in 8 bytes a pair
+instead of ~60 in a set. Newer segments hold later touches. A bulk log becomes one segment;
+per-event touches wait in small per-owner lists until `FLUSH_AT` of them make a segment.
+Segments merge size-tiered (a segment at least half the size of the one before it merges into
+it), so each touch is rewritten O(log n) times and a read looks at O(log n) segments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Per-event touches buffered before they become a segment.
+FLUSH_AT = 4096
+
+
+@dataclass
+class Segment:
+    owner: np.ndarray  # int32, sorted
+    item: np.ndarray  # int32
+    ts: np.ndarray  # float64
+    kind: np.ndarray  # int8 index into the histories' kinds
+    seen_owner: np.ndarray  # int32, sorted
+    seen_item: np.ndarray  # int32, sorted within an owner, unique pairs
+
+    def __len__(self) -> int:
+        return len(self.owner) + len(self.seen_owner)
+
+    def rows(self, owner: int) -> slice:
+        return slice(*np.searchsorted(self.owner, [owner, owner + 1]).tolist())
+
+    def seen_rows(self, owner: int) -> slice:
+        return slice(*np.searchsorted(self.seen_owner, [owner, owner + 1]).tolist())
+
+    def without(self, owner: int) -> Segment:
+        keep, seen = self.owner != owner, self.seen_owner != owner
+        return Segment(self.owner[keep], self.item[keep], self.ts[keep], self.kind[keep], self.seen_owner[seen],
+                       self.seen_item[seen])
+
+
+def segment_of(owner: np.ndarray, item: np.ndarray, ts: np.ndarray, kind: np.ndarray, max_len: int,
+               seen: tuple[np.ndarray, np.ndarray] | None = None) -> Segment:
+    """A segment from rows in arrival order (older segments' rows first), each owner's last
+    `max_len` kept; `seen` pairs default to the rows' own."""
+    order = np.argsort(owner, kind="stable")
+    owner, item, ts, kind = owner[order], item[order], ts[order], kind[order]
+    keep = _last_per_group(owner, max_len)
+    seen_owner, seen_item = seen if seen is not None else (owner, item)
+    pairs = np.unique((seen_owner.astype(np.int64) << 32) | seen_item.astype(np.int64))
+    return Segment(owner[keep].astype(np.int32), item[keep].astype(np.int32), ts[keep].astype(np.float64),
+                   kind[keep].astype(np.int8), (pairs >> 32).astype(np.int32), (pairs & 0xFFFFFFFF).astype(np.int32))
+
+
+def merged(older: Segment, newer: Segment, max_len: int) -> Segment:
+    cat = np.concatenate
+    return segment_of(cat([older.owner, newer.owner]), cat([older.item, newer.item]), cat([older.ts, newer.ts]),
+                      cat([older.kind, newer.kind]), max_len,
+                      (cat([older.seen_owner, newer.seen_owner]), cat([older.seen_item, newer.seen_item])))
+
+
+def _last_per_group(sorted_keys: np.ndarray, k: int) -> np.ndarray:
+    """Mask of each run's last `k` rows in an array sorted by key."""
+    n = len(sorted_keys)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    ends = np.r_[np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, n]
+    run_end = np.repeat(ends, np.diff(np.r_[0, ends]))
+    return run_end - np.arange(n) <= k
+
+
+def tails(segments: list[Segment], owners: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(owner, item, ts, kind) of the last `k` touches of each of `owners` (sorted, unique)
+    across the segments, grouped by owner in time order."""
+    parts = []
+    for segment in segments:
+        starts = np.searchsorted(segment.owner, owners, "left")
+        ends = np.searchsorted(segment.owner, owners, "right")
+        starts = np.maximum(starts, ends - k)
+        lengths = ends - starts
+        if not lengths.any():
+            continue
+        rows = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
+        parts.append((segment.owner[rows], segment.item[rows], segment.ts[rows], segment.kind[rows]))
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0), np.empty(0, dtype=np.int8)
+    owner, item, ts, kind = (np.concatenate(column) for column in zip(*parts))
+    order = np.argsort(owner, kind="stable")  # segments oldest first: stable keeps time order
+    owner, item, ts, kind = owner[order], item[order], ts[order], kind[order]
+    keep = _last_per_group(owner, k)
+    return owner[keep].astype(np.int64), item[keep].astype(np.int64), ts[keep], kind[keep]
