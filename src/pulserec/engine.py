@@ -126,7 +126,9 @@ class Engine:
         self.snapshots = Snapshots(settings) if settings.snapshots and not self.state.shared else None
         self._bulk_depth = 0  # bulk ingests running: their applied prefix of the log may have gaps
         self._rebuild(progress)
-        self._snapshot_mark = (self.state.last_seq if self.snapshots else 0, time.monotonic(), False)  # (watermark, when, stale)
+        # (watermark of the newest snapshot, when it was taken or loaded, whether the log changed under it)
+        self._snapshot_mark = (self.snapshots.latest["watermark"] if self.snapshots and self.snapshots.latest else 0,
+                               time.monotonic(), False)
         self.supervisor = self._supervise()
         self.install_saved()  # serve the models saved under <data_dir>/models/
 

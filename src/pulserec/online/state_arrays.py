@@ -16,28 +16,16 @@ import scipy.sparse as sp
 from pulserec.config import Settings
 from pulserec.ids import IdIndex
 from pulserec.online.catalog import Catalog
-from pulserec.records import ItemRecord
 from pulserec.online.history_segments import Segment
+from pulserec.online.profile_columns import ProfileColumns, profile_arrays
 from pulserec.online.state import OnlineState
-from pulserec.profiles import UserProfile
+from pulserec.online.strings import pack, unpack
+from pulserec.profiles import Profiles
+from pulserec.records import ItemRecord
 
 Arrays = dict[str, np.ndarray]
 #: Stands for a forgotten owner's id (ids never hold control characters, so it cannot clash).
 FORGOTTEN = "\x00forgotten:"
-
-
-def pack(strings: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Strings as (UTF-8 bytes, int64 offsets of len n+1); surrogates survive the round trip."""
-    encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
-
-
-def unpack(data: np.ndarray, offsets: np.ndarray) -> list[str]:
-    raw = data.tobytes()
-    bounds = offsets.tolist()
-    return [raw[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _put_strings(out: Arrays, name: str, strings: Iterable[str]) -> None:
@@ -51,7 +39,7 @@ def _get_strings(arrays: Arrays, name: str) -> list[str]:
 def to_arrays(state: OnlineState) -> Arrays:
     """Every structure of `state` (compacting its co-occurrence delta first)."""
     out: Arrays = {"scalars": np.array([state.applied, state.last_seq], dtype=np.int64)}
-    profiles = state.profiles._profiles
+    profiles = state.profiles
     # An owner without a profile was forgotten (deleted, or a session merged into a user): its
     # slot stays, but its id (personal data) is not written to disk.
     _put_strings(out, "owners", (key if i in profiles else f"{FORGOTTEN}{i}" for i, key in enumerate(state.owners.ids)))
@@ -65,7 +53,7 @@ def to_arrays(state: OnlineState) -> Arrays:
     out["cooc.indptr"], out["cooc.indices"], out["cooc.data"] = base.indptr, base.indices, base.data
     out["cooc.shape"], out["cooc.degree"] = np.array(base.shape, dtype=np.int64), cooc.degree
     _history_arrays(out, state)
-    _profile_arrays(out, state)
+    out.update(profile_arrays(state.profiles))
     return out
 
 
@@ -82,7 +70,7 @@ def from_arrays(settings: Settings, arrays: Arrays) -> OnlineState:
     state.cooc.base = sp.csr_matrix((arrays["cooc.data"], arrays["cooc.indices"], arrays["cooc.indptr"]), shape=n)
     state.cooc.degree = arrays["cooc.degree"].copy()
     _histories_from(state, arrays)
-    _profiles_from(state, arrays)
+    state.profiles = Profiles(settings.interest_halflife, backing=ProfileColumns(arrays, settings.interest_halflife))
     return state
 
 
@@ -132,69 +120,3 @@ def _histories_from(state: OnlineState, arrays: Arrays) -> None:
     if len(arrays["hist.owner"]) or len(arrays["hist.seen_owner"]):
         histories.segments = [Segment(*(arrays[f"hist.{name}"] for name in
                                         ("owner", "item", "ts", "kind", "seen_owner", "seen_item")))]
-
-
-# -- profiles -------------------------------------------------------------------------------
-_COUNTERS = ("counts", "devices", "locations")
-_DECAYED = ("categories", "tags")
-
-
-def _profile_arrays(out: Arrays, state: OnlineState) -> None:
-    profiles = state.profiles._profiles
-    owners = sorted(profiles)
-    rows = [profiles[o] for o in owners]
-    out["prof.owners"] = np.array(owners, dtype=np.int64)
-    _put_strings(out, "prof.user_id", (p.user_id for p in rows))
-    out["prof.scalars"] = np.array([(p.first_seen, p.last_seen, p.total_weight) for p in rows], dtype=np.float64).reshape(-1, 3)
-    out["prof.hours"] = np.array([p.hours for p in rows], dtype=np.int64).reshape(-1, 24)
-    out["prof.weekdays"] = np.array([p.weekdays for p in rows], dtype=np.int64).reshape(-1, 7)
-    for name in _COUNTERS:
-        counters = [getattr(p, name) for p in rows]
-        _keyed(out, f"prof.{name}", counters, lambda c: c.items(), np.int64)
-    for name in _DECAYED:
-        counters = [getattr(p, name)._values for p in rows]
-        _keyed(out, f"prof.{name}", counters, lambda c: ((k, v) for k, (v, _) in c.items()), np.float64)
-        out[f"prof.{name}.ts"] = np.fromiter((t for c in counters for _, t in c.values()), dtype=np.float64)
-    searches = [list(p.searches) for p in rows]
-    out["prof.searches.lengths"] = np.fromiter(map(len, searches), dtype=np.int64, count=len(searches))
-    _put_strings(out, "prof.searches", (q for s in searches for q in s))
-
-
-def _keyed(out: Arrays, name: str, counters: list, items, dtype) -> None:
-    """Per-owner {key: value} maps as (lengths, key codes, key names, values), keys in order."""
-    keys = IdIndex()
-    pairs = [(keys.add(k), v) for c in counters for k, v in items(c)]
-    out[f"{name}.lengths"] = np.fromiter(map(len, counters), dtype=np.int64, count=len(counters))
-    out[f"{name}.keys"] = np.fromiter((k for k, _ in pairs), dtype=np.int64, count=len(pairs))
-    out[f"{name}.values"] = np.fromiter((v for _, v in pairs), dtype=dtype, count=len(pairs))
-    _put_strings(out, f"{name}.names", keys.ids)
-
-
-def _keyed_from(arrays: Arrays, name: str) -> list[list[tuple[str, object]]]:
-    names = _get_strings(arrays, f"{name}.names")
-    pairs = list(zip((names[k] for k in arrays[f"{name}.keys"].tolist()), arrays[f"{name}.values"].tolist()))
-    bounds = np.r_[0, np.cumsum(arrays[f"{name}.lengths"])].tolist()
-    return [pairs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def _profiles_from(state: OnlineState, arrays: Arrays) -> None:
-    halflife = state.profiles.interest_halflife
-    owners = arrays["prof.owners"].tolist()
-    counters = {name: _keyed_from(arrays, f"prof.{name}") for name in (*_COUNTERS, *_DECAYED)}
-    stamps = {name: arrays[f"prof.{name}.ts"].tolist() for name in _DECAYED}
-    taken = dict.fromkeys(_DECAYED, 0)
-    queries = _get_strings(arrays, "prof.searches")
-    query_bounds = np.r_[0, np.cumsum(arrays["prof.searches.lengths"])].tolist()
-    for row, (owner, user_id) in enumerate(zip(owners, _get_strings(arrays, "prof.user_id"))):
-        profile = UserProfile(user_id, halflife)
-        profile.first_seen, profile.last_seen, profile.total_weight = arrays["prof.scalars"][row].tolist()
-        profile.hours, profile.weekdays = arrays["prof.hours"][row].tolist(), arrays["prof.weekdays"][row].tolist()
-        for name in _COUNTERS:
-            getattr(profile, name).update(dict(counters[name][row]))
-        for name in _DECAYED:
-            pairs = counters[name][row]
-            at = stamps[name][taken[name] : taken[name] + len(pairs)]
-            taken[name] += len(pairs)
-            getattr(profile, name).assign({k: (v, t) for (k, v), t in zip(pairs, at)})
-        profile.searches.extend(queries[query_bounds[row] : query_bounds[row + 1]])
-        state.profiles.put(owner, profile)

@@ -6,7 +6,7 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -237,27 +237,57 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class Profiles:
-    """All user profiles, keyed by the internal owner index."""
+class Backing(Protocol):
+    """Profiles not built as objects yet (a snapshot's columns): `take` builds one and lets go of it."""
 
-    def __init__(self, interest_halflife: float) -> None:
+    def __len__(self) -> int: ...
+
+    def __contains__(self, owner: int) -> bool: ...
+
+    def take(self, owner: int) -> UserProfile | None: ...
+
+    def drop(self, owner: int) -> int: ...
+
+
+class Profiles:
+    """All user profiles, keyed by the internal owner index; with a `backing`, those not used
+    since the start are built on first use."""
+
+    def __init__(self, interest_halflife: float, backing: Backing | None = None) -> None:
         self.interest_halflife = interest_halflife
         self._profiles: dict[int, UserProfile] = {}
+        self.backing = backing
 
     def __len__(self) -> int:
-        return len(self._profiles)
+        return len(self._profiles) + (len(self.backing) if self.backing is not None else 0)
+
+    def __contains__(self, owner: int) -> bool:
+        return owner in self._profiles or (self.backing is not None and owner in self.backing)
+
+    def built(self) -> dict[int, UserProfile]:
+        """The profiles that are objects now (the others are in `backing`)."""
+        return self._profiles
 
     def get(self, owner: int) -> UserProfile | None:
-        return self._profiles.get(owner)
+        profile = self._profiles.get(owner)
+        if profile is None and self.backing is not None:
+            profile = self.backing.take(owner)
+            if profile is not None:
+                self._profiles[owner] = profile
+        return profile
 
     def get_or_create(self, owner: int, user_id: str) -> UserProfile:
-        profile = self._profiles.get(owner)
+        profile = self.get(owner)
         if profile is None:
             profile = self._profiles[owner] = UserProfile(user_id, self.interest_halflife)
         return profile
 
     def put(self, owner: int, profile: UserProfile) -> None:
+        if self.backing is not None:
+            self.backing.drop(owner)
         self._profiles[owner] = profile
 
     def forget(self, owner: int) -> None:
         self._profiles.pop(owner, None)
+        if self.backing is not None:
+            self.backing.drop(owner)

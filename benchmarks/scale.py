@@ -1,0 +1,201 @@
+"""A shop's history on one machine (issue 17): generate, import, snapshot, restart, serve.
+
+    python benchmarks/scale.py [--sizes 1M,4M,10M] [--with-30m] [--redis] [--out DIR]
+
+Per size (events; users = events / 10, items = events / 100): `pulserec generate` (Parquet), a
+bulk import of all but the last TAIL events (SQLite + in-memory state), RSS after it, a
+snapshot (seconds, bytes), the tail imported and the process killed (no clean shutdown), then
+a start from the snapshot + tail and a start by full replay (each in a fresh process), and
+in-process recommend / similar latency on the started engine. Memory per event / user / item
+is the RSS the state adds over an empty engine. With --redis, the same import into the Redis
+state (at 1M events) and the memory Redis reports for it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import machine, percentiles_ms, print_table, time_each
+
+#: Events imported after the snapshot, replayed by the start from it.
+TAIL = 20_000
+
+
+def size_of(label: str) -> int:
+    """'100k' -> 100_000, '4M' -> 4_000_000."""
+    return int(float(label[:-1]) * {"k": 1_000, "M": 1_000_000}[label[-1]]) if label[-1] in "kM" else int(label)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def phase_generate(out: Path, events: int) -> dict:
+    from pulserec.ingest.synthetic import generate_tables, write
+
+    started = time.perf_counter()
+    tables = generate_tables(n_users=events // 10, n_items=events // 100, n_events=events, seed=17, end_ts=1_764_000_000.0)
+    write(tables, out, "parquet")
+    return {"generate_s": time.perf_counter() - started}
+
+
+def phase_import(data: Path, sample: Path) -> dict:
+    """Import all but the tail, snapshot, import the tail, exit without a clean shutdown."""
+    import pyarrow.parquet as pq
+
+    from pulserec.config import Settings
+    from pulserec.engine import Engine
+    from pulserec.ingest.importer import import_events, import_items
+
+    engine = Engine(Settings.load(data))
+    base = rss_bytes()
+    import_items(engine, sample / "items.parquet")
+    events = pq.read_table(sample / "events.parquet")
+    head, tail = sample / "head.parquet", sample / "tail.parquet"
+    pq.write_table(events.slice(0, len(events) - TAIL), head)
+    pq.write_table(events.slice(len(events) - TAIL), tail)
+    del events
+    report = import_events(engine, head)
+    out = {"import_s": report.seconds, "import_rate": report.rate, "rss_after_import": rss_bytes(), "rss_empty": base,
+           "users": len(engine.state.profiles), "items": len(engine.state.catalog), "events": report.accepted,
+           "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    state = engine.state
+    out["history_bytes"] = sum(sum(getattr(s, f).nbytes for f in vars(s)) for s in state.histories.segments)
+    state.cooc.compact()
+    out["cooc_bytes"] = state.cooc.base.data.nbytes + state.cooc.base.indices.nbytes + state.cooc.base.indptr.nbytes
+    out["cooc_nnz"] = state.cooc.base.nnz
+    started = time.perf_counter()
+    written = engine.snapshot()
+    out["snapshot_s"], out["snapshot_bytes"] = time.perf_counter() - started, written["bytes"]
+    started = time.perf_counter()
+    engine.snapshot(background=True)
+    out["snapshot_fork_pause_ms"] = (time.perf_counter() - started) * 1000  # what writers wait for
+    engine.snapshots.wait()
+    import_events(engine, tail)
+    os._exit(_dump(out))  # no clean shutdown: the next start replays the tail after the snapshot
+
+
+def phase_start(data: Path, sample: Path, snapshots: bool, requests: int) -> dict:
+    import pandas as pd
+
+    from pulserec.config import Settings
+    from pulserec.engine import Engine
+
+    started = time.perf_counter()
+    engine = Engine(Settings.load(data, snapshots=snapshots, model_watch_interval=0))
+    out = {"start_s": time.perf_counter() - started, "rss_started": rss_bytes()}
+    if requests:
+        users = pd.read_parquet(sample / "users.parquet", columns=["user_id"])["user_id"].to_numpy()
+        items = pd.read_parquet(sample / "items.parquet", columns=["item_id"])["item_id"].to_numpy()
+        rng = np.random.default_rng(0)
+        picks, things = rng.choice(users, requests), rng.choice(items, requests)
+        for i in range(50):
+            engine.recommend(str(picks[i]), 10)
+        out["recommend_ms"] = percentiles_ms(time_each(lambda i: engine.recommend(str(picks[i]), 10), requests))
+        out["similar_ms"] = percentiles_ms(time_each(lambda i: engine.similar(str(things[i]), 10), requests))
+    os._exit(_dump(out))  # skip the shutdown snapshot: the next start must find the same files
+
+
+def phase_redis(sample: Path) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import redis
+    from local_redis import LocalRedis
+
+    from pulserec.config import Settings
+    from pulserec.engine import Engine
+    from pulserec.ingest.importer import import_events, import_items
+
+    with tempfile.TemporaryDirectory() as tmp, LocalRedis(tmp) as local:
+        engine = Engine(Settings.load(Path(tmp) / "data", state_url=local.url))
+        before = redis.Redis.from_url(local.url).info("memory")["used_memory"]
+        import_items(engine, sample / "items.parquet")
+        report = import_events(engine, sample / "head.parquet")
+        used = redis.Redis.from_url(local.url).info("memory")["used_memory"] - before
+        engine.close()
+    return {"redis_import_rate": report.rate, "redis_bytes": used, "redis_events": report.accepted}
+
+
+def _dump(values: dict) -> int:
+    print("RESULT " + json.dumps(values), flush=True)
+    return 0
+
+
+def run_phase(*args: str) -> dict:
+    """One phase in a fresh interpreter (clean RSS); its RESULT line."""
+    result = subprocess.run([sys.executable, __file__, "--phase", *args], capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f"phase {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def bench(label: str, events: int, root: Path, requests: int, with_redis: bool) -> dict:
+    sample, data = root / f"shop-{label}", root / f"data-{label}"
+    out = {"label": label, **run_phase("generate", str(sample), str(events))}
+    out.update(run_phase("import", str(data), str(sample)))
+    snap = run_phase("start", str(data), str(sample), "1", str(requests))
+    full = run_phase("start", str(data), str(sample), "0", "0")
+    out.update({"start_snapshot_s": snap["start_s"], "start_full_s": full["start_s"], "rss_started": snap["rss_started"],
+                "recommend_ms": snap["recommend_ms"], "similar_ms": snap["similar_ms"]})
+    if with_redis:
+        out.update(run_phase("redis", str(sample)))
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def report(results: list[dict]) -> None:
+    mib = 1024 ** 2
+    rows = []
+    for r in results:
+        state = r["rss_after_import"] - r["rss_empty"]
+        rows.append([r["label"], f"{r['generate_s']:.1f}", f"{r['import_s']:.0f} ({r['import_rate'] / 1000:.1f}k/s)",
+                     f"{r['rss_after_import'] / 1024 ** 3:.2f} GiB", f"{r['snapshot_s']:.1f} s / {r['snapshot_bytes'] / mib:.0f} MiB",
+                     f"{r['snapshot_fork_pause_ms']:.0f} ms", f"{r['start_snapshot_s']:.1f}", f"{r['start_full_s']:.1f}",
+                     "{:.2f} / {:.2f}".format(*r["recommend_ms"]), "{:.2f} / {:.2f}".format(*r["similar_ms"]),
+                     f"{state / r['events']:.0f} / {state / r['users']:.0f} / {state / r['items']:.0f}",
+                     f"{r['history_bytes'] / r['events']:.1f} / {r['cooc_bytes'] / r['items']:.0f}",
+                     f"{r['redis_bytes'] / r['redis_events']:.0f} B/event" if "redis_bytes" in r else "-"])
+    print_table(["events", "generate s", "import s (rate)", "RSS after import", "snapshot write / size", "bg snapshot pause",
+                 "start: snapshot+tail s", "start: full replay s", "recommend p50/p99 ms", "similar p50/p99 ms",
+                 "state bytes per event / user / item", "history B/event, cooc B/item", "Redis state"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1M,4M,10M")
+    parser.add_argument("--with-30m", action="store_true", help="also 30M events (long)")
+    parser.add_argument("--redis", action="store_true", help="also the Redis state's memory at the smallest size")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        name, *rest = args.phase
+        if name == "generate":
+            _dump(phase_generate(Path(rest[0]), int(rest[1])))
+        elif name == "import":
+            phase_import(Path(rest[0]), Path(rest[1]))
+        elif name == "start":
+            phase_start(Path(rest[0]), Path(rest[1]), rest[2] == "1", int(rest[3]))
+        else:
+            _dump(phase_redis(Path(rest[0])))
+        return
+    sizes = args.sizes.split(",") + (["30M"] if args.with_30m else [])
+    print(f"# scale benchmark: {machine()}, load {os.getloadavg()[0]:.1f}; TAIL={TAIL:,} events after the snapshot")
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
+        results = [bench(label, size_of(label), Path(tmp), args.requests, args.redis and k == 0) for k, label in enumerate(sizes)]
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
