@@ -41,6 +41,9 @@ class Settings:
     # Scoring reads only each item's `cooc_top_k` strongest neighbours (0 = all). On MovieLens,
     # 300 keeps HitRate within 1% and saves ~17% of scoring time; 100 saves ~28% but costs ~11%.
     cooc_top_k: int = 0
+    # Memory bound (issue 17.2): every compaction keeps each item's `cooc_max_neighbours`
+    # heaviest pairs (0 = all), so the matrix grows with items x K, not with every pair seen.
+    cooc_max_neighbours: int = 0
     # Serving: how many recent events make up the user's query, and how fast older ones fade.
     history_len: int = 50
     query_len: int = 20
@@ -164,6 +167,8 @@ class Settings:
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         if not 0 <= self.model_watch_interval < float("inf"):
             raise ValueError("model_watch_interval must be 0 (off) or a positive number of seconds")
+        if self.cooc_max_neighbours < 0:
+            raise ValueError("cooc_max_neighbours must be >= 0 (0 = unbounded)")
         if self.snapshot_every_events < 0 or not 0 <= self.snapshot_every_s < float("inf") or self.snapshot_keep < 1:
             raise ValueError("snapshot_every_events and snapshot_every_s must be >= 0 (0 = off), snapshot_keep >= 1")
         if self.read_keys and not self.api_keys:

@@ -124,3 +124,22 @@ def test_similar_rows_of_a_history_with_items_that_have_no_pairs_yet():
         assert raw_idx.tolist() == idx[src == position].tolist()
         np.testing.assert_allclose(sims[src == position], raw / np.sqrt(cooc.degree[item] * cooc.degree[raw_idx]))
     assert len(cooc.similar_row(unseen)[0]) == 0
+
+
+def test_bounded_rows_keep_their_heaviest_neighbours():
+    rng = np.random.default_rng(4)
+    owners, items = rng.integers(0, 40, 3000), rng.integers(0, 60, 3000)
+    weights, ts = np.ones(3000), np.sort(rng.random(3000)) * 86_400
+    full, bounded = CoOccurrence(10, 3 * 86_400.0), CoOccurrence(10, 3 * 86_400.0, max_neighbours=5)
+    for cooc in (full, bounded):
+        cooc.add_log(owners, items, weights, ts)
+    counts = np.diff(bounded.base.indptr)
+    assert counts.max() == 5 and bounded.base.nnz < full.base.nnz
+    for item in range(60):
+        kept_idx, kept = bounded.row(item)
+        _, every = full.row(item)
+        assert sorted(kept.tolist(), reverse=True) == sorted(every.tolist(), reverse=True)[: len(kept)]
+        assert set(kept_idx.tolist()) <= set(full.row(item)[0].tolist())
+    np.testing.assert_allclose(bounded.degree, full.degree)  # cosine normalisation sees every pair
+    bounded.add_log(owners[owners == 3], items[owners == 3], weights[owners == 3], ts[owners == 3], sign=-1.0)
+    assert (bounded.base.data >= 0).all()  # evicted pairs of a forgotten user do not go negative

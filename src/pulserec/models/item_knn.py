@@ -19,11 +19,12 @@ from pulserec.online.cooccurrence import CoOccurrence
 class ItemKNN(PickleMixin):
     name: ClassVar[str] = "item_knn"
 
-    def __init__(self, cooc: CoOccurrence | None = None, window: int = 20, gap_tau: float = 3 * 86_400.0) -> None:
-        self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau)
+    def __init__(self, cooc: CoOccurrence | None = None, window: int = 20, gap_tau: float = 3 * 86_400.0,
+                 max_neighbours: int = 0) -> None:
+        self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau, max_neighbours=max_neighbours)
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> ItemKNN:
-        cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau)
+        cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau, max_neighbours=getattr(self.cooc, "max_neighbours", 0))
         order = np.argsort(data.timestamps, kind="stable")
         cooc.add_log(data.users[order], data.items[order], data.weights[order], data.timestamps[order])
         self.cooc = cooc

@@ -155,11 +155,15 @@ class DeltaRows:
 
 
 class CoOccurrence(RowReader):
-    def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000, top_k: int = 0) -> None:
+    def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000, top_k: int = 0,
+                 max_neighbours: int = 0) -> None:
         self.window = window
         self.gap_tau = gap_tau
         self.min_delta = min_delta
         self.top_k = top_k
+        #: Each compaction keeps only every row's `max_neighbours` heaviest entries (0: all), so
+        #: memory grows with items x K rather than with every pair ever seen.
+        self.max_neighbours = max_neighbours
         self._pruned: sp.csr_matrix | None = None
         self.base = sp.csr_matrix((0, 0), dtype=np.float64)
         self.delta = DeltaRows()
@@ -215,8 +219,10 @@ class CoOccurrence(RowReader):
             update = _resized(update, n)
         merged = (base + update).tocsr()
         merged.data[np.abs(merged.data) < NEGLIGIBLE] = 0.0
+        if self.max_neighbours:  # a forgotten user's evicted pairs would subtract below zero
+            np.maximum(merged.data, 0.0, out=merged.data)
         merged.eliminate_zeros()
-        self.base = merged
+        self.base = strongest(merged, self.max_neighbours) if self.max_neighbours else merged
         self._pruned = None
 
     def compact(self) -> None:
@@ -332,6 +338,19 @@ def prefixed(owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.
         np.concatenate([context[2], weights]), np.concatenate([context[3], ts]),
         np.r_[np.zeros(n, dtype=bool), np.ones(len(owners), dtype=bool)],
     )
+
+
+def strongest(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each row's k heaviest entries, in CSR order (rows with fewer are kept whole)."""
+    counts = np.diff(matrix.indptr)
+    if matrix.nnz == 0 or counts.max() <= k:
+        return matrix
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((-matrix.data, rows))
+    rank = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
+    keep = np.sort(order[rank < k])
+    indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]
+    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 
 
 def prune_rows(matrix: sp.csr_matrix, degree: np.ndarray, k: int) -> sp.csr_matrix:

@@ -40,7 +40,8 @@ class OnlineState:
         self.catalog = Catalog()
         self.owners = IdIndex()
         self.popularity = Popularity(settings.trending_halflife)
-        self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau, top_k=settings.cooc_top_k)
+        self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau, top_k=settings.cooc_top_k,
+                                 max_neighbours=settings.cooc_max_neighbours)
         self.histories = Histories(settings.history_len)
         self.profiles = Profiles(settings.interest_halflife)
         self.applied = 0
