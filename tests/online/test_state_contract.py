@@ -202,7 +202,8 @@ def test_restoring_from_the_store_equals_applying_the_log(backend, shop, log, tm
 def test_a_login_merge_equals_the_user_having_done_it_all(backend, shop, log, request):
     """absorb: the session's events become the user's, as if they had been all along."""
     if backend.kind != "memory":  # passed on Redis up to 4206845; found when this suite landed
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+        # Not strict: the shop of the vectorised generator (issue 17) does not always hit the case.
+        request.applymarker(pytest.mark.xfail(strict=False, reason=(
             "since 9be7565 (Redis bulk apply) RedisState.absorb leaves co-occurrence rows of the "
             "user's items differing from the merged log's, in pairs with items of other owners")))
     user, session_key = log["user_id"].iloc[0], SESSION_PREFIX + "contract"
