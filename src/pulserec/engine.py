@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from pulserec.recommend.aligned import AlignedModel
 from pulserec.recommend.forgetting import DELETION_VERSION, Forgotten
 from pulserec.recommend.jobs import Job, JobRefused, JobRegistry, Report, replay_progress
 from pulserec.recommend.saved_models import install_changed, installed_stamps, models_dir
+from pulserec.recommend.search import SearchResults, search
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.recommend.training import DEFAULT_BATCH_MODELS, train_and_install
 from pulserec.records import ItemRecord
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from pulserec.models.ranker_training import TrainingOptions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Times a training is repeated when users were deleted while it read the log (each repeat reads
 #: the log afresh; a deletion during the last one is retrained at the next deletion or training).
@@ -646,6 +648,27 @@ class Engine:
                 "events": int(pop.events[idx]) if idx < len(pop.events) else 0,
                 "popularity": float(pop.total[idx]) if idx < len(pop.total) else 0.0,
             }
+
+    def read(self, query: Callable[[State], T], owner_key: str | None = None) -> T:
+        """`query(state)` under the lock, in one read scope of the online state (one snapshot of
+        a shared state): how read-only views (search, trending lists) see a consistent state."""
+        with self.lock, self.state.reading(owner_key):
+            return query(self.state)
+
+    def served_models(self) -> dict[str, Recommender]:
+        """The strategies being served now, by name (a copy: it may change right after)."""
+        with self.lock:
+            return dict(self.service.strategies)
+
+    def serves(self, name: str) -> bool:
+        """Whether strategy `name` is served. Without the lock: the metrics middleware asks on the
+        event loop, and one dict lookup is atomic (a strategy installed meanwhile counts next time)."""
+        return name in self.service.strategies
+
+    def search(self, query: str, limit: int = 10, users: bool = True, items: bool = True) -> SearchResults:
+        """Users and items whose id or title contains `query` (see recommend/search.py)."""
+        exact = self.user_key(query) if self.pseudonym else None
+        return self.read(lambda state: search(state, query, limit, users, items, exact_user=exact))
 
     def stats(self) -> dict[str, Any]:
         with self.lock, self.state.reading():

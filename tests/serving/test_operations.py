@@ -10,8 +10,8 @@ import pytest
 
 from pulserec.config import Settings
 from pulserec.engine import Engine
+from pulserec.recommend.search import rank_matches
 from pulserec.serving.routes.reports import safe_file
-from pulserec.serving.search import rank_matches
 from pulserec.serving.server import BackgroundServer
 
 

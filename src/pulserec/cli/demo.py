@@ -283,5 +283,5 @@ def _build_models(engine) -> list[str]:
     lines = [f"online item-kNN: {stats['cooccurrence_nnz']:,} co-occurrence pairs over {stats['items']} items",
              f"profiles: {stats['users']} users; trending/popular counters over {stats['events_applied']:,} events"]
     lines += engine.train()
-    lines.append(f"strategies: {', '.join(sorted(engine.service.strategies))}")
+    lines.append(f"strategies: {', '.join(sorted(engine.served_models()))}")
     return lines

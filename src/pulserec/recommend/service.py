@@ -15,7 +15,7 @@ from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.reasons import render
 
-__all__ = ["DEFAULT_STRATEGY", "Answer", "Filters", "RecommendationService", "Recommended", "top_n"]
+__all__ = ["DEFAULT_STRATEGY", "Answer", "Filters", "RecommendationService", "Recommended", "top_n", "trending_list"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,23 @@ class RecommendationService:
         picks = top_n(scores, n, mask & (scores > 0))
         reason = Reason("similar_item", item=item)
         return self._render(picks, scores, [reason] * len(picks), name)
+
+
+def trending_list(state: State, n: int = 10) -> list[dict[str, Any]]:
+    """The top-n active items by decayed trending score, with titles and all-time event counts
+    (the dashboard's list; read inside one read scope: `Engine.read`)."""
+    catalog = state.catalog
+    size = len(catalog)
+    if size == 0:
+        return []
+    scores = state.popularity.trending_scores(size)
+    events = state.popularity.events
+    out = []
+    for idx in top_n(scores, n, catalog.active_mask() & (scores > 0)).tolist():
+        record = catalog.record(idx)
+        out.append({"item_id": record.item_id, "title": record.title, "category": record.category,
+                    "score": round(float(scores[idx]), 4), "events": int(events[idx]) if idx < len(events) else 0})
+    return out
 
 
 def top_n(scores: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 from pulserec.engine import Engine
 from pulserec.models.base import Described, FeatureImportances, meta_of
 from pulserec.recommend.aligned import AlignedModel
-from pulserec.recommend.service import top_n
+from pulserec.recommend.service import trending_list
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,7 @@ EVALUATION_SUMMARY = "metrics.json"
 
 def model_list(engine: Engine) -> list[dict[str, Any]]:
     """Every serving strategy: name, kind and the model's own metadata (trained_on, trained_at, ...)."""
-    with engine.lock:
-        strategies = sorted(engine.service.strategies.items())
+    strategies = sorted(engine.served_models().items())
     out = []
     for name, model in strategies:
         inner = model.model if isinstance(model, AlignedModel) else model  # batch models are served aligned
@@ -48,25 +47,7 @@ def model_age_s(meta: dict[str, Any], now: float | None = None) -> float | None:
 
 def trending_items(engine: Engine, n: int = 10) -> list[dict[str, Any]]:
     """The top-n items by decayed trending score, with titles and all-time event counts."""
-    with engine.lock:
-        catalog = engine.state.catalog
-        size = len(catalog)
-        if size == 0:
-            return []
-        scores = engine.state.popularity.trending_scores(size)
-        picks = top_n(scores, n, catalog.active_mask() & (scores > 0))
-        events = engine.state.popularity.events
-        out = []
-        for idx in picks:
-            record = catalog.record(int(idx))
-            out.append({
-                "item_id": record.item_id,
-                "title": record.title,
-                "category": record.category,
-                "score": round(float(scores[idx]), 4),
-                "events": int(events[idx]) if idx < len(events) else 0,
-            })
-        return out
+    return engine.read(lambda state: trending_list(state, n))
 
 
 def reports_dir(engine: Engine) -> Path:

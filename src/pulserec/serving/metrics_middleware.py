@@ -63,7 +63,7 @@ class MetricsMiddleware:
         if answer is not None:
             return answer.strategy
         asked = Request(scope).query_params.get("strategy")
-        return asked if asked and asked in self.metrics.engine.service.strategies else ""
+        return asked if asked and self.metrics.engine.serves(asked) else ""
 
 
 def endpoint_of(scope: Scope) -> str:

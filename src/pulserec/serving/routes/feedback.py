@@ -67,9 +67,10 @@ def list_experiments(request: Request) -> dict[str, Any]:
 @router.put("/experiments/{name}", summary="Create or change an A/B experiment")
 def put_experiment(name: ExperimentName, config: ExperimentConfig, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
-    unknown = [v.strategy for v in config.variants if v.strategy not in engine.service.strategies]
+    served = engine.served_models()
+    unknown = [v.strategy for v in config.variants if v.strategy not in served]
     if unknown:
-        raise HTTPException(422, f"unknown strategies {', '.join(unknown)}; available: {', '.join(sorted(engine.service.strategies))}")
+        raise HTTPException(422, f"unknown strategies {', '.join(unknown)}; available: {', '.join(sorted(served))}")
     try:
         engine.experiments.put(name, config)
     except ValueError as exc:

@@ -39,7 +39,7 @@ def to_record(item_id: str, item: ItemIn) -> ItemRecord:
 @router.put("/items/{item_id}", summary="Create or replace a catalogue item")
 def put_item(item_id: ItemId, item: ItemIn, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
-    existed = engine.state.catalog.item_ids.get(item_id) is not None
+    existed = engine.item(item_id) is not None
     engine.put_items([to_record(item_id, item)])
     return {"item_id": item_id, "created": not existed}
 

@@ -12,7 +12,6 @@ from pulserec.ingest.schemas import MAX_ID
 from pulserec.serving.examples import json_example
 from pulserec.serving.metrics import ServingMetrics
 from pulserec.serving.routes.deps import engine_of
-from pulserec.serving.search import search as run_search
 
 router = APIRouter(tags=["operations"])
 
@@ -49,5 +48,5 @@ def search(
     limit: Annotated[int, Query(ge=1, le=50, description="At most this many users and this many items (1-50).")] = 10,
     kind: Annotated[Literal["all", "users", "items"], Query(description="What to search.")] = "all",
 ) -> dict:
-    found = run_search(engine_of(request), q.strip() or q, limit, users=kind in ("all", "users"), items=kind in ("all", "items"))
+    found = engine_of(request).search(q.strip() or q, limit, users=kind in ("all", "users"), items=kind in ("all", "items"))
     return found.to_dict()

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pulserec.engine import Engine
 from pulserec.events import SESSION_PREFIX
+from pulserec.online.base import State
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,26 @@ def rank_matches(query: str, candidates: Iterable[tuple[int, str]], limit: int) 
     return (prefix + inner)[:limit]
 
 
-def search(engine: Engine, query: str, limit: int = 10, users: bool = True, items: bool = True) -> SearchResults:
+def search(state: State, query: str, limit: int = 10, users: bool = True, items: bool = True,
+           exact_user: str | None = None) -> SearchResults:
+    """Users and items matching `query` in `state` (read inside one read scope: `Engine.read`).
+    `exact_user`: the stored key of `query` when user ids are pseudonymised (then only an exact
+    user id can be found)."""
     return SearchResults(
         query=query,
-        users=_users(engine, query, limit) if users else [],
-        items=_items(engine, query, limit) if items else [],
+        users=(_users(state, query, limit) if exact_user is None else _exact_user(state, query, exact_user)) if users else [],
+        items=_items(state, query, limit) if items else [],
     )
 
 
-def _users(engine: Engine, query: str, limit: int) -> list[dict[str, Any]]:
-    state = engine.state
-    if engine.pseudonym is not None:  # stored keys are hashes: only an exact id can be looked up
-        with engine.lock:
-            owner = state.owners.get(engine.user_key(query))
-            profile = state.profiles.get(owner) if owner is not None else None
-            return [{"user_id": query, "event_count": profile.event_count}] if profile else []
-    with engine.lock:
-        ids = list(state.owners.ids)
+def _exact_user(state: State, query: str, key: str) -> list[dict[str, Any]]:
+    owner = state.owners.get(key)
+    profile = state.profiles.get(owner) if owner is not None else None
+    return [{"user_id": query, "event_count": profile.event_count}] if profile else []
+
+
+def _users(state: State, query: str, limit: int) -> list[dict[str, Any]]:
+    ids = list(state.owners.ids)
     # An owner without a profile was deleted (or a session merged into a user): its id keeps its
     # slot in the index, but it must not be found.
     # The profile is looked up only for ids that match (with a Redis state it is a round trip).
@@ -67,10 +70,8 @@ def _users(engine: Engine, query: str, limit: int) -> list[dict[str, Any]]:
     return [{"user_id": ids[owner], "event_count": profiles.get(owner).event_count} for owner in hits]
 
 
-def _items(engine: Engine, query: str, limit: int) -> list[dict[str, Any]]:
-    catalog = engine.state.catalog
-    with engine.lock:
-        records = list(catalog.records())
+def _items(state: State, query: str, limit: int) -> list[dict[str, Any]]:
+    records = list(state.catalog.records())
     by_id = rank_matches(query, ((i, r.item_id) for i, r in enumerate(records)), limit)
     by_title = rank_matches(query, ((i, r.title) for i, r in enumerate(records) if r.title), limit)
     picks = list(dict.fromkeys(by_id + by_title))[:limit]
