@@ -35,14 +35,14 @@ CONVERSION_TYPES = ("purchase",)
 class FeedbackStore:
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
-        with store._lock:
-            store._db.executescript(_SCHEMA)
+        with store.connection() as db:
+            db.executescript(_SCHEMA)
 
     def add_impression(self, rec_id: str, user_id: str | None, session_id: str | None, strategy: str,
                        experiment: str | None, variant: str | None, items: list[str], ts: float) -> bool:
         """Record what was shown; returns False if this recommendation id was already recorded."""
-        with self.store._lock:
-            cursor = self.store._db.execute(
+        with self.store.connection() as db:
+            cursor = db.execute(
                 "INSERT INTO impressions (rec_id, user_id, session_id, strategy, experiment, variant, items, ts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(rec_id) DO NOTHING",
                 (rec_id, user_id, session_id, strategy, experiment, variant, json.dumps(items), ts),
@@ -50,21 +50,21 @@ class FeedbackStore:
             return cursor.rowcount == 1
 
     def put_experiment(self, name: str, config: dict[str, Any], ts: float) -> None:
-        with self.store._lock:
-            self.store._db.execute(
+        with self.store.connection() as db:
+            db.execute(
                 "INSERT INTO experiments (name, config, updated_ts) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET config=excluded.config, updated_ts=excluded.updated_ts",
                 (name, json.dumps(config), ts),
             )
 
     def experiments(self) -> dict[str, dict[str, Any]]:
-        with self.store._lock:
-            rows = self.store._db.execute("SELECT name, config FROM experiments").fetchall()
+        with self.store.connection() as db:
+            rows = db.execute("SELECT name, config FROM experiments").fetchall()
         return {name: json.loads(config) for name, config in rows}
 
     def delete_experiment(self, name: str) -> bool:
-        with self.store._lock:
-            return self.store._db.execute("DELETE FROM experiments WHERE name = ?", (name,)).rowcount == 1
+        with self.store.connection() as db:
+            return db.execute("DELETE FROM experiments WHERE name = ?", (name,)).rowcount == 1
 
     def _counts(self, columns: tuple[str, ...], experiment: str | None = None) -> list[tuple[Any, ...]]:
         """(*group, impressions, clicked, converted, users) per group of impression columns."""
@@ -81,8 +81,8 @@ class FeedbackStore:
                    COUNT(DISTINCT COALESCE(i.user_id, i.session_id)) AS users
             FROM impressions i {where} GROUP BY {group} ORDER BY {group}
         """
-        with self.store._lock:
-            return self.store._db.execute(sql, [*CLICK_TYPES, *CONVERSION_TYPES, *params]).fetchall()
+        with self.store.connection() as db:
+            return db.execute(sql, [*CLICK_TYPES, *CONVERSION_TYPES, *params]).fetchall()
 
     def outcomes(self, group_by: str, experiment: str | None = None) -> list[dict[str, Any]]:
         """Impressions, clicked and converted impressions per `strategy` or per experiment `variant`."""
@@ -100,5 +100,5 @@ class FeedbackStore:
         ]
 
     def forget_user(self, user_id: str) -> None:
-        with self.store._lock:
-            self.store._db.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,))
+        with self.store.connection() as db:
+            db.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,))

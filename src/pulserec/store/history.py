@@ -37,8 +37,8 @@ class History:
     """Read-only queries for the dashboard over the store's SQLite file."""
 
     def __init__(self, store: SQLiteStore) -> None:
-        with store._lock:  # the indexes once (a few seconds on a log of millions), under the writer's lock
-            store._db.executescript(_INDEXES)
+        with store.connection() as db:  # the indexes once (a few seconds on a log of millions), under the writer's lock
+            db.executescript(_INDEXES)
         self._db = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, check_same_thread=False, timeout=30.0)
         self._lock = threading.Lock()
 

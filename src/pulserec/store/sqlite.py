@@ -131,6 +131,13 @@ class SQLiteStore:
             self._db.close()
 
     @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The connection, held under the store's lock, for statements that are each their own
+        transaction (tables of other modules, such as store/feedback.py's, share the file)."""
+        with self._lock:
+            yield self._db
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
         with self._lock:
