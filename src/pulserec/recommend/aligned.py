@@ -12,11 +12,11 @@ import numpy as np
 
 from pulserec.ids import IdIndex
 from pulserec.models.base import Explainer, Query, Reason, Recommender, TrainedIds, TrainedUserIds
-from pulserec.online.catalog import Catalog
+from pulserec.online.base import ItemCatalog, OwnerIndex
 
 
 class AlignedModel:
-    def __init__(self, model: Recommender, catalog: Catalog, owners: IdIndex, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, model: Recommender, catalog: ItemCatalog, owners: OwnerIndex, meta: dict[str, Any] | None = None) -> None:
         self.model = model
         self.name = model.name
         self.catalog = catalog
@@ -32,7 +32,7 @@ class AlignedModel:
         #: served like new users) until a retrain without them replaces the model.
         self.forgotten: set[str] = set()
 
-    def rebound(self, catalog: Catalog, owners: IdIndex) -> AlignedModel:
+    def aligned_to(self, catalog: ItemCatalog, owners: OwnerIndex) -> AlignedModel:
         """The same model, aligned to another live state (after a state rebuild)."""
         aligned = AlignedModel(self.model, catalog, owners, self.meta)
         aligned.forgotten = self.forgotten

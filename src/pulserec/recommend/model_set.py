@@ -108,7 +108,7 @@ def _rebound(model: Recommender, rebind: Callable[[Recommender], Recommender], o
         view.catalog = state.catalog
         return view
     if isinstance(model, AlignedModel):
-        return model.rebound(state.catalog, state.owners)
+        return model.aligned_to(state.catalog, state.owners)
     if isinstance(model, Blend):
         return Blend([(rebind(part), weight) for part, weight in model.components], name=model.name)
     if isinstance(model, Rebindable):
