@@ -119,6 +119,7 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.jobs = JobRegistry(settings.max_jobs)
         self.forgotten = Forgotten()  # deleted users that served trained models still hold
+        self._trainings = 0  # `train` calls running (jobs or direct): they may install models
         #: Users deleted while a rebuild runs: one list per running rebuild, so that no rebuild
         #: resets another's (the defect of issue 13.6); the job registry runs one rebuild at a time.
         self._rebuild_deletions: list[list[tuple[str, pd.DataFrame]]] = []
@@ -133,6 +134,7 @@ class Engine:
                                time.monotonic(), False)
         self.supervisor = self._supervise()
         self.install_saved()  # serve the models saved under <data_dir>/models/
+        self._forget_absent_users()
 
     # -- lifecycle --------------------------------------------------------------------------
     def _rebuild(self, progress: Callable[[int], None] | None = None) -> None:
@@ -316,14 +318,20 @@ class Engine:
         """Fit the named batch models on a snapshot of the log (serving goes on), save them under
         `<data_dir>/models/` and serve them; returns log lines. `progress`: a job's report."""
         names = list(names)
-        lines = self._train_once(names, save, progress)
-        for _ in range(FORGET_ROUNDS):  # users deleted while it trained: train again without them
+        with self.lock:
+            self._trainings += 1
+        try:
+            lines = self._train_once(names, save, progress)
+            for _ in range(FORGET_ROUNDS):  # users deleted while it trained: train again without them
+                with self.lock:
+                    stale = [name for name in Forgotten.stale(self.service.strategies) if name in names]
+                if not stale:
+                    break
+                lines += self._train_once(stale, save, progress)
+            self.retrain_forgotten(exclude=names, trainings_allowed=1)
+        finally:
             with self.lock:
-                stale = [name for name in Forgotten.stale(self.service.strategies) if name in names]
-            if not stale:
-                break
-            lines += self._train_once(stale, save, progress)
-        self.retrain_forgotten(exclude=names, trainings_allowed=1)
+                self._trainings -= 1
         return lines
 
     def _train_once(self, names: Sequence[str], save: bool, progress: Report | None) -> list[str]:
@@ -337,13 +345,32 @@ class Engine:
             catalog = self.state.catalog
         return train_and_install(self.store, self.settings, catalog, install, names, save, progress)
 
+    def _forget_absent_users(self) -> None:
+        """At start: saved models holding users the log no longer has (deleted, and the retrain
+        never finished: the process stopped first) stop using them and are retrained. Only for
+        the in-memory state, where the check is a lookup per model user."""
+        if self.state.shared:
+            return
+        owners, profiles = self.state.owners, self.state.profiles
+        version = self.store.head()[2]
+        absent: set[str] = set()
+        for model in list(self.service.strategies.values()):
+            if isinstance(model, AlignedModel) and model.model_users is not None:
+                absent.update(key for key in model.model_users.ids
+                              if (owner := owners.get(key)) is None or profiles.get(owner) is None)
+        if absent:
+            log.warning("saved models hold %d users the log no longer has: retraining them without", len(absent))
+            for key in absent:
+                self.forgotten.add(key, version, self.service.strategies)
+            self.retrain_forgotten()
+
     def retrain_forgotten(self, exclude: Sequence[str] = (), trainings_allowed: int = 0) -> None:
         """Retrain, as a job, the served models that still hold a deleted user; a refused job is
         retried when the training in its way finishes (or at the next deletion)."""
         with self.lock:
             names = [name for name in Forgotten.stale(self.service.strategies) if name not in exclude]
             if not names:
-                if sum(job.kind == "train" and job.state == "running" for job in self.jobs.jobs()) <= trainings_allowed:
+                if self._trainings <= trainings_allowed:  # none (but the caller) may still install a model
                     self.forgotten.prune(self.service.strategies)
                 return
         try:
@@ -564,6 +591,7 @@ class Engine:
         with self.lock:
             removed = self.store.delete_user(key)
             self.feedback.forget_user(key)
+            self.experiments.forget_user(key)
             self.state.forget(key, removed)
             if self.snapshots is not None:  # they hold the user: deleted, and one without them written soon
                 self.snapshots.invalidate()

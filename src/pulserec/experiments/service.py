@@ -75,6 +75,13 @@ class Experiments:
             while len(self._served) > self._remember:
                 self._served.popitem(last=False)
 
+    def forget_user(self, user_key: str) -> None:
+        """Drop what was served to a deleted user: a later impression naming one of those
+        recommendation ids would otherwise store their id again."""
+        with self._lock:
+            for rec_id in [r for r, served in self._served.items() if served.user_id == user_key]:
+                del self._served[rec_id]
+
     def served(self, rec_id: str) -> Served | None:
         return self._served.get(rec_id)
 
