@@ -80,6 +80,6 @@ def _load(movielens: Path | None, events: Path | None, items: Path | None):
         with tempfile.TemporaryDirectory() as tmp:
             engine = Engine(Settings.load(tmp))
             import_items(engine, items)
-            records = list(engine.state.catalog.records())
+            records = engine.read(lambda state: list(state.catalog.records()))
             engine.close()
     return pd.concat(frames, ignore_index=True), records

@@ -56,8 +56,8 @@ def register(app: typer.Typer) -> None:
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
             names = [n.strip() for n in retrain.split(",") if n.strip()]
-            scheduler = RetrainScheduler(engine.train_in_turn, lambda: engine.state.applied, names, retrain_interval,
-                                         retrain_every_events).start()
+            applied = lambda: engine.read(lambda state: state.applied)  # noqa: E731 - the scheduler's event count
+            scheduler = RetrainScheduler(engine.train_in_turn, applied, names, retrain_interval, retrain_every_events).start()
             console.print(f"background retrain of {', '.join(names)} every "
                           + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",
                                                      f"{retrain_every_events:,} events" if retrain_every_events else "") if x))

@@ -235,13 +235,13 @@ def import_events(
                 raise ImportAborted(f"{len(errors)}+ invalid rows, first: row {errors[0]['row']} {errors[0]['field']}: {errors[0]['message']}")
             first += len(chunk)
     first = 0
-    known_items = engine.state.catalog.item_ids
     for chunk in read_table(path, chunk_size):
         valid, errors = normalise_events(chunk, engine.settings.event_weights, first)
         report.rows += len(chunk)
         report.rejected += len(chunk) - len(valid)
         report.errors.extend(errors[: max(0, 50 - len(report.errors))])
-        report.unknown_items += int(sum(1 for i in valid["item_id"].dropna().unique() if i not in known_items))
+        report.unknown_items += engine.read(lambda state: sum(1 for i in valid["item_id"].dropna().unique()
+                                                             if i not in state.catalog.item_ids))
         valid = valid.sort_values("ts", kind="stable")
         accepted, duplicates = engine.ingest_frame(valid)
         report.accepted += accepted

@@ -70,7 +70,7 @@ def item_activity(item_id: ItemId, request: Request,
                   recent: Annotated[int, Query(ge=1, le=100, description="How many latest interactions.")] = 20) -> dict[str, Any]:
     engine = engine_of(request)
     found = engine.history.item_activity(item_id, bucket, recent)
-    if not found["series"] and engine.state.catalog.get(item_id) is None:
+    if not found["series"] and engine.item(item_id) is None:
         raise HTTPException(404, f"no item {item_id!r}")
     return found
 
