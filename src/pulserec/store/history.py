@@ -5,7 +5,7 @@ Computed on read rather than kept in an aggregate table updated on write: the lo
 every event, deletions (`DELETE /users/{id}`) need no second bookkeeping, and with the two
 indexes below a week of hourly history reads only that week's rows (MovieLens, 100k events: ~5 ms,
 ~200 ms without them; an item page ~5 ms instead of ~35 ms per 100k events scanned). The price
-is paid on write: SQLite's share of a bulk import takes 19-37% longer with them (paired runs in
+is paid on write: SQLite's share of a bulk import took 19-90% longer with them, median 35% (paired runs in
 docs/benchmarks.md; the two indexes were not measured apart). Queries run on a connection
 of their own, so a slow one never holds the store's lock (ingestion goes on; WAL lets readers and
 the writer run side by side)."""
