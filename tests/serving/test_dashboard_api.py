@@ -29,6 +29,7 @@ def test_history_lists_and_item_activity(server, engine, fill, shop):
     assert sum(p["events"] for p in daily["series"]) <= len(shop.events) and len(daily["series"]) in (90, 91)
     page = get(server, "/dashboard/api/users", sort="events", order="desc", page=2, per_page=5).json()
     assert page["total"] == shop.events["user_id"].nunique() and len(page["rows"]) == 5 and page["offset"] == 5
+    assert page["pseudonymous"] is False
     counts = [r["events"] for r in get(server, "/dashboard/api/users", per_page=200).json()["rows"]]
     assert counts == sorted(counts, reverse=True)
     items = get(server, "/dashboard/api/items", sort="title", order="asc", per_page=10).json()
@@ -93,3 +94,20 @@ def test_session_says_what_the_key_may_do(server):
     assert get(server, "/dashboard/api/session").json()["role"] == "read"
     assert get(server, "/dashboard/api/session", key=None).json()["role"] == "none"
     assert get(server, "/dashboard/api/session", key="wrong-key").json()["role"] == "none"
+
+
+def test_with_pseudonyms_the_user_list_shows_pseudonyms_and_says_so(tmp_path, monkeypatch):
+    from pulserec.engine import Engine
+    from pulserec.ingest.schemas import EventIn
+    from pulserec.serving.server import BackgroundServer
+
+    monkeypatch.setenv("PULSEREC_PSEUDONYM_KEY", "k" * 40)
+    engine = Engine(Settings.load(tmp_path / "p", pseudonymize_users=True))
+    try:
+        engine.ingest([EventIn(user_id="alice", item_id="i1", type="view").to_event()])
+        with BackgroundServer(engine) as server:
+            page = get(server, "/dashboard/api/users", key=None).json()
+    finally:
+        engine.close()
+    assert page["pseudonymous"] is True and page["total"] == 1
+    assert page["rows"][0]["user_id"] != "alice" and "alice" not in str(page)

@@ -54,7 +54,11 @@ def history(request: Request, params: Annotated[HistoryParams, Query()]) -> dict
 @router.get("/users", summary="One page of users who sent events, sortable")
 def users(request: Request, params: Annotated[UserPage, Query()]) -> dict[str, Any]:
     offset = (params.page - 1) * params.per_page
-    return engine_of(request).history.users(params.sort, params.order == "desc", offset, params.per_page)
+    engine = engine_of(request)
+    page = engine.history.users(params.sort, params.order == "desc", offset, params.per_page)
+    # With pseudonymize_users the log holds pseudonyms: shown as they are, with no link to a profile
+    # (the profile route takes the raw id and would hash the pseudonym again).
+    return {**page, "pseudonymous": engine.settings.pseudonymize_users}
 
 
 @router.get("/items", summary="One page of items (catalogued or seen in events), sortable")

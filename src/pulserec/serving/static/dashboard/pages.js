@@ -80,7 +80,7 @@ function showHistory(data) {
 // -- users and items: paginated, sortable tables ---------------------------------------------
 
 const USER_COLUMNS = [
-  { key: "user_id", label: "User", cell: (r) => clipped(r.user_id, userHref(r.user_id)) },
+  { key: "user_id", label: "User", cell: (r, data) => clipped(r.user_id, data.pseudonymous ? null : userHref(r.user_id)) },
   { key: "events", label: "Events", num: true, cell: (r) => formatNumber(r.events) },
   { key: "first_seen", label: "First seen", num: true, cell: (r) => ago(r.first_seen) },
   { key: "last_seen", label: "Last seen", num: true, cell: (r) => ago(r.last_seen) },
@@ -127,12 +127,13 @@ function showList(name, data, columns, state, table, pager, load) {
     load();
   };
   const arrow = (key) => (state.sort === key ? (state.order === "desc" ? " ▼" : " ▲") : "");
-  fill(document.getElementById(`${name}-total`), `${formatNumber(data.total)} in all`);
+  fill(document.getElementById(`${name}-total`), `${formatNumber(data.total)} in all`,
+    data.pseudonymous ? " · ids are pseudonyms (pseudonymize_users)" : "");
   fill(table, data.rows.length ? h("table", { class: "table list" },
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null },
       h("button", { class: "sort", "data-sort": c.key, "aria-sort": state.sort === c.key ? `${state.order}ending` : null,
         onclick: () => sortBy(c.key) }, c.label + arrow(c.key)))))),
-    h("tbody", {}, data.rows.map((r) => h("tr", {}, columns.map((c) => h("td", { class: c.num ? "num" : null }, c.cell(r)))))))
+    h("tbody", {}, data.rows.map((r) => h("tr", {}, columns.map((c) => h("td", { class: c.num ? "num" : null }, c.cell(r, data)))))))
     : empty("Nothing here yet."));
   const last = Math.max(1, Math.ceil(data.total / state.perPage));
   const go = (to) => { state.page = to; load(); };
