@@ -13,21 +13,11 @@ from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import build_query
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
+from pulserec.recommend.filters import Filters, candidate_mask
 from pulserec.recommend.reasons import render
+from pulserec.recommend.top_n import top_n, trending_list
 
-__all__ = ["DEFAULT_STRATEGY", "Answer", "Filters", "RecommendationService", "Recommended", "top_n", "trending_list"]
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Business rules applied to every candidate list."""
-
-    category: str | None = None
-    exclude_seen: bool = True
-    exclude: frozenset[str] = frozenset()
-    min_price: float | None = None
-    max_price: float | None = None
-    include_inactive: bool = False
+__all__ = ["DEFAULT_STRATEGY", "Answer", "Filters", "RecommendationService", "Recommended", "top_n", "trending_list"]  # re-exported
 
 
 @dataclass
@@ -95,26 +85,7 @@ class RecommendationService:
         )
 
     def candidates(self, owner: int | None, filters: Filters) -> np.ndarray:
-        catalog = self.state.catalog
-        n = len(catalog)
-        mask = np.ones(n, dtype=bool) if filters.include_inactive else catalog.active_mask().copy()
-        if filters.category is not None:
-            mask &= catalog.category_mask(filters.category)
-        if filters.min_price is not None or filters.max_price is not None:
-            price = catalog.price_array()
-            low = -np.inf if filters.min_price is None else filters.min_price
-            high = np.inf if filters.max_price is None else filters.max_price
-            with np.errstate(invalid="ignore"):
-                mask &= (price >= low) & (price <= high)
-        if filters.exclude_seen and owner is not None:
-            seen = self.state.histories.seen(owner)
-            if seen:
-                mask[np.fromiter(seen, dtype=np.int64, count=len(seen))] = False
-        for item_id in filters.exclude:
-            idx = catalog.item_ids.get(item_id)
-            if idx is not None:
-                mask[idx] = False
-        return mask
+        return candidate_mask(self.state, owner, filters)
 
     def recommend(
         self,
@@ -184,44 +155,3 @@ class RecommendationService:
         picks = top_n(scores, n, mask & (scores > 0))
         reason = Reason("similar_item", item=item)
         return self._render(picks, scores, [reason] * len(picks), name)
-
-
-def trending_list(state: State, n: int = 10) -> list[dict[str, Any]]:
-    """The top-n active items by decayed trending score, with titles and all-time event counts
-    (the dashboard's list; read inside one read scope: `Engine.read`)."""
-    catalog = state.catalog
-    size = len(catalog)
-    if size == 0:
-        return []
-    scores = state.popularity.trending_scores(size)
-    events = state.popularity.events
-    out = []
-    for idx in top_n(scores, n, catalog.active_mask() & (scores > 0)).tolist():
-        record = catalog.record(idx)
-        out.append({"item_id": record.item_id, "title": record.title, "category": record.category,
-                    "score": round(float(scores[idx]), 4), "events": int(events[idx]) if idx < len(events) else 0})
-    return out
-
-
-def top_n(scores: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
-    """Indices of the n best-scoring items where mask is True, best first (ties: lower index).
-
-    A selection pass first: split the scores into blocks and take each block's maximum. The
-    n-th largest block maximum is a lower bound for the n-th largest score (the n best blocks
-    each hold a score at least that high), so only scores at or above it can be in the top n.
-    That leaves a few dozen scores to sort instead of a partition of the whole catalogue
-    (30 us instead of 130 us for 10 of 10k items)."""
-    if n <= 0:
-        return np.empty(0, dtype=np.int64)
-    values = np.where(mask, scores, -np.inf)
-    block = min(64, len(values) // (4 * n))
-    if block >= 4:
-        full = len(values) // block * block
-        maxima = values[:full].reshape(-1, block).max(axis=1)
-        if full < len(values):
-            maxima = np.append(maxima, values[full:].max())
-    else:  # n is a large share of the catalogue: every score is its own block
-        maxima = values
-    bound = np.partition(maxima, len(maxima) - n)[len(maxima) - n] if len(maxima) > n else -np.inf
-    candidates = np.flatnonzero(values >= bound) if bound > -np.inf else np.flatnonzero(mask)
-    return candidates[np.lexsort((candidates, -scores[candidates]))[:n]]
