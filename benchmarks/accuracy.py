@@ -1,12 +1,22 @@
 """Offline accuracy of pulserec's models against peer libraries, in ONE run, on the SAME split.
 
-    PYTHONPATH=src python benchmarks/accuracy.py --tune            # choose hyper-parameters, then evaluate
-    PYTHONPATH=src python benchmarks/accuracy.py                   # evaluate with benchmarks/accuracy_params.json
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=src flock /tmp/bench.lock python benchmarks/accuracy.py --tune
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=src flock /tmp/bench.lock python benchmarks/accuracy.py \
+        --splits leave-last-out --models default,auto --peers ease,rp3beta,recbole_sasrec
+
+Three splits (SPLITS): leave-last-out; a global time split (the last 40% of events, new users
+warmed up with their first 5 events after the cut, >= 200 test users); a per-user random 75/25
+split (long-term taste). Peers: EASE and RP3beta (closed_form.py, from their papers), implicit
+ALS/BPR, Surprise SVD, RecBole SASRec/GRU4Rec (recbole_peers.py, in RecBole's own venv).
 
 Hyper-parameters (ours and the peers' alike) are chosen by grid search on a validation split
 carved from each split's TRAINING data (never its test part), maximising NDCG@10, and written
 to benchmarks/accuracy_params.json. Every model then trains on the full training part and is
-measured by pulserec.evaluation (same queries, same seen-item exclusion, same metrics)."""
+measured by pulserec.evaluation (same queries, same seen-item exclusion, same metrics). The
+`default` and `auto` rows are what a user gets without `strategy=`: `auto` is the
+self-chosen default (models/auto.py, its weights learned on its own validation split, never
+on these test parts), `default` the built-in blend served before any training. The ratio of
+each to the best peer comes with a paired bootstrap 95% interval over test users."""
 
 from __future__ import annotations
 
@@ -23,19 +33,29 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import PEERS, SurpriseSVD, available  # noqa: E402
+from pulserec.evaluation.bootstrap import ratio_interval  # noqa: E402
 
-from pulserec.config import DEFAULT_EVENT_WEIGHTS  # noqa: E402
+from pulserec.config import DEFAULT_EVENT_WEIGHTS, Settings  # noqa: E402
 from pulserec.evaluation.evaluate import EvalResult, evaluate  # noqa: E402
 from pulserec.evaluation.metrics import mae, rmse  # noqa: E402
 from pulserec.evaluation.report import print_table, write_report  # noqa: E402
 from pulserec.evaluation.split import Split, make_split, validation_split  # noqa: E402
 from pulserec.ingest.movielens import read_movies, read_ratings  # noqa: E402
+from pulserec.models.blend import Blend  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
+from pulserec.models.item_knn import ItemKNN  # noqa: E402
 from pulserec.models.registry import build_model  # noqa: E402
 from pulserec.online.catalog import Catalog  # noqa: E402
 
 PARAMS_FILE = Path(__file__).with_name("accuracy_params.json")
-OURS = ("popular", "item_knn", "user_knn", "item_knn_bm25", "als", "bpr", "content", "hybrid")
+OURS = ("default", "auto", "popular", "item_knn", "item_knn_bm25", "als", "ease", "rp3beta", "hybrid")
+#: What a user gets without `strategy=` (the first one found in the results is the headline).
+DEFAULTS = ("auto", "default")
+SPLITS: dict[str, dict[str, float]] = {
+    "leave-last-out": {},
+    "time": {"test_fraction": 0.4, "warm_start": 5},
+    "random": {"test_fraction": 0.25},
+}
 HYBRID_COMPONENTS = ("als", "item_knn_bm25", "user_knn", "content", "popular")
 
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -46,14 +66,35 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "content": {"decay_halflife": [5.0, 20.0, 1000.0]},
     "implicit_als": {"factors": [32, 64, 128], "regularization": [0.01, 0.1, 1.0], "alpha": [0.5, 2.0]},
     "implicit_bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05]},
-    "lightfm_warp": {"no_components": [32, 64], "epochs": [20, 50]},
+    "ease": {"l2": [100.0, 300.0, 1000.0]},
+    "rp3beta": {"alpha": [0.5, 1.0], "beta": [0.2, 0.5], "top_k": [100]},
 }
+#: Peers tuned with fewer points than ours would be an unfair comparison; RecBole's sequence
+#: models run with fixed, small epochs (the 2-core box) and are not tuned.
+PEER_DEFAULTS: dict[str, dict[str, Any]] = {"recbole_sasrec": {"epochs": 5}, "recbole_gru4rec": {"epochs": 5}}
 
 
 def make(name: str, params: dict[str, Any]):
     if name in PEERS:
-        return PEERS[name](**params)
+        return PEERS[name](**{**PEER_DEFAULTS.get(name, {}), **params})
+    if name == "default":
+        return BuiltInDefault()
     return build_model(name, **params)
+
+
+class BuiltInDefault(Blend):
+    """The `default` strategy before any model is trained: online item-kNN plus a little
+    trending (recommend/model_set.py), here over state built from the training log."""
+
+    def __init__(self) -> None:
+        settings = Settings()
+        self.item_knn, self.trending = ItemKNN(), build_model("trending")
+        super().__init__([(self.item_knn, 1.0), (self.trending, settings.trending_blend)], name="default")
+
+    def fit(self, data: Interactions, catalog=None) -> BuiltInDefault:
+        self.item_knn.fit(data, catalog)
+        self.trending.fit(data, catalog)
+        return self
 
 
 def hybrid_params(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
@@ -65,7 +106,7 @@ def hybrid_params(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, A
 
 def tune(split: Split, method: str, catalog: Catalog, names: list[str]) -> dict[str, dict[str, Any]]:
     """Grid search of each model's parameters on a validation split carved from split.train."""
-    val = validation_split(split.train, method)
+    val = validation_split(split.train, method, **SPLITS[method])
     print(f"  validation split {val.stats}", flush=True)
     chosen: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -91,7 +132,7 @@ def rating_errors(model: SurpriseSVD, split: Split) -> dict[str, float]:
 
 
 def run_split(method: str, data: Interactions, catalog: Catalog, params: dict[str, Any], names: list[str]):
-    split = make_split(data, method)
+    split = make_split(data, method, **SPLITS[method])
     print(f"\n== split {method}: {split.stats}", flush=True)
     results: list[EvalResult] = []
     for name in names:
@@ -106,25 +147,30 @@ def run_split(method: str, data: Interactions, catalog: Catalog, params: dict[st
     return split, results
 
 
-def ratio_line(results: list[EvalResult]) -> tuple[str, float]:
-    ours = [r for r in results if r.model not in PEERS]
+def ratio_lines(results: list[EvalResult]) -> tuple[str, dict[str, Any]]:
+    """Default (and best of ours) / best peer NDCG@10, each with a paired bootstrap 95% CI."""
     peers = [r for r in results if r.model in PEERS]
+    if not peers:
+        return "no peer available", {}
+    best_peer = max(peers, key=lambda r: r.metrics["ndcg@10"])
+    ours = [r for r in results if r.model not in PEERS]
     best_ours = max(ours, key=lambda r: r.metrics["ndcg@10"])
-    best_peer = max(peers, key=lambda r: r.metrics["ndcg@10"]) if peers else None
-    if best_peer is None:
-        return "no peer available", float("nan")
-    ratio = best_ours.metrics["ndcg@10"] / max(best_peer.metrics["ndcg@10"], 1e-12)
-    return (
-        f"NDCG@10 pulserec-best ({best_ours.model}, {best_ours.metrics['ndcg@10']:.4f}) / best peer "
-        f"({best_peer.model}, {best_peer.metrics['ndcg@10']:.4f}) = {ratio:.3f}",
-        ratio,
-    )
+    lines, raw = [], {"best_peer": best_peer.model}
+    shown = [r for r in ours if r.model in DEFAULTS] + ([best_ours] if best_ours.model not in DEFAULTS else [])
+    for r in shown:
+        interval = ratio_interval(r.per_user, best_peer.per_user)
+        lines.append(f"NDCG@10 {r.model} ({r.metrics['ndcg@10']:.4f}) / best peer ({best_peer.model}, "
+                     f"{best_peer.metrics['ndcg@10']:.4f}) = {interval}")
+        raw[r.model] = {"ratio": interval.value, "low": interval.low, "high": interval.high}
+    return "\n".join(lines), raw
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--movielens", default=None, help="ml-latest-small directory (default: $PULSEREC_MOVIELENS)")
-    parser.add_argument("--splits", default="time,leave-last-out")
+    parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--models", default=",".join(OURS), help="our models to run (default: all of OURS)")
+    parser.add_argument("--peers", default=",".join(PEERS), help="peers to run (default: every available one)")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters on validation splits first")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--report", type=Path, default=Path("reports/accuracy"))
@@ -137,28 +183,30 @@ def main(argv: list[str] | None = None) -> int:
     catalog = Catalog()
     for record in read_movies(args.movielens):
         catalog.upsert(record)
-    peers = [name for name, cls in PEERS.items() if available(cls.module)]
-    missing = [name for name, cls in PEERS.items() if not available(cls.module)]
+    wanted = [p for p in args.peers.split(",") if p]
+    peers = [name for name in wanted if available(PEERS[name])]
+    missing = [name for name in wanted if not available(PEERS[name])]
     if missing:
         print(f"peers not importable (skipped): {', '.join(missing)}")
-    names = [*OURS, *[m for m in args.extra.split(",") if m], *peers]
+    names = [*[m for m in args.models.split(",") if m], *[m for m in args.extra.split(",") if m], *peers]
     stored = json.loads(args.params.read_text()) if args.params.is_file() else {}
     sections, raw = [], {}
     for method in args.splits.split(","):
         if args.tune:
             start = time.perf_counter()
-            stored[method] = tune(make_split(data, method), method, catalog, names)
+            stored[method] = tune(make_split(data, method, **SPLITS[method]), method, catalog, names)
             print(f"  tuning took {time.perf_counter() - start:.0f}s")
             args.params.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
         split, results = run_split(method, data, catalog, stored.get(method, {}), names)
-        line, _ = ratio_line(results)
+        line, ratios = ratio_lines(results)
         print_table(results, title=f"split: {method}  ({split.stats['test_users']} test users)")
         svd = next((r for r in results if r.model == "surprise_svd"), None)
         if svd is not None:
             print(f"surprise_svd RMSE {svd.metrics['rmse']:.4f}  MAE {svd.metrics['mae']:.4f}")
         print(line)
         sections.append((f"split: {method}", results, f"{line}. Split stats: {split.stats}."))
-        raw[method] = {"stats": split.stats, "ratio": line, "results": [r.__dict__ for r in results]}
+        raw[method] = {"stats": split.stats, "ratios": ratios,
+                       "results": [{k: v for k, v in r.__dict__.items() if k != "per_user"} for r in results]}
     md, page = write_report(sections, args.report, title="pulserec accuracy vs peers (ml-latest-small)")
     print(f"report: {md} {page}")
     if args.json:

@@ -48,6 +48,10 @@ class Settings:
     history_len: int = 50
     query_len: int = 20
     position_decay: float = 4.0
+    # Long-term taste: every item of the user's whole history adds this weight to the query
+    # (0 = the recent events alone). Chosen on validation splits of MovieLens (docs/benchmarks.md);
+    # the self-chosen default learns its own (models/auto.py).
+    long_term_weight: float = 0.1
     trending_blend: float = 0.05
     # A new session starts after this much inactivity.
     session_gap: float = 30 * 60.0

@@ -61,6 +61,6 @@ def test_validation_is_carved_from_training_only(log) -> None:
 
 def test_unknown_method_is_rejected(log) -> None:
     with pytest.raises(ValueError):
-        make_split(log, "random")
+        make_split(log, "no-such-split")
     with pytest.raises(ValueError):
         time_split(log, test_fraction=1.5)

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.evaluation.metrics import KS, coverage, item_popularity, novelty, ranking_metrics, relevance_matrix
+from pulserec.evaluation.metrics import (
+    KS,
+    coverage,
+    item_popularity,
+    novelty,
+    per_user_ndcg,
+    ranking_metrics,
+    relevance_matrix,
+)
 from pulserec.evaluation.split import Split
 from pulserec.models.base import Query, Recommender, ScoresMany
 from pulserec.models.interactions import Interactions
@@ -31,6 +39,8 @@ class EvalResult:
     score_seconds: float = float("nan")
     n_users: int = 0
     params: dict[str, object] = field(default_factory=dict)
+    #: NDCG@10 of every test user, in the order of `held_out_users` (for confidence intervals).
+    per_user: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 class Histories:
@@ -118,15 +128,20 @@ def recommend(
     return out
 
 
-def metrics_of(recommendations: np.ndarray, split: Split, users: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
-    """Ranking metrics, coverage and novelty of recommendations for `users` of `split`."""
-    test, train = split.test, split.train
-    row_of = np.full(train.n_users, -1, dtype=np.int64)
+def relevant_of(split: Split, users: np.ndarray) -> sp.csr_matrix:
+    """The held-out items of `users` (rows in that order) as a binary relevance matrix."""
+    test = split.test
+    row_of = np.full(split.train.n_users, -1, dtype=np.int64)
     row_of[users] = np.arange(len(users))
     rows = row_of[test.users]
     keep = rows >= 0
-    relevant = relevance_matrix(rows[keep], test.items[keep], len(users), test.n_items)
-    result = ranking_metrics(recommendations, relevant, ks)
+    return relevance_matrix(rows[keep], test.items[keep], len(users), test.n_items)
+
+
+def metrics_of(recommendations: np.ndarray, split: Split, users: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """Ranking metrics, coverage and novelty of recommendations for `users` of `split`."""
+    train = split.train
+    result = ranking_metrics(recommendations, relevant_of(split, users), ks)
     popularity = item_popularity(train.users, train.items, train.n_users, train.n_items)
     for k in ks:
         result[f"coverage@{k}"] = coverage(recommendations, train.n_items, k)
@@ -163,4 +178,5 @@ def evaluate(
         fit_seconds=fit_seconds,
         score_seconds=score_seconds,
         n_users=len(users),
+        per_user=per_user_ndcg(recs, relevant_of(split, users), min(10, max(ks))),
     )

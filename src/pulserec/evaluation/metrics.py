@@ -80,6 +80,17 @@ def ranking_metrics(
     return out
 
 
+def per_user_ndcg(recommendations: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
+    """NDCG@k of each user with a relevant item (the values `ranking_metrics` averages), for
+    confidence intervals over users."""
+    n_relevant = relevant.getnnz(axis=1)
+    users = n_relevant > 0
+    top = hit_matrix(recommendations, relevant)[users][:, :k]
+    disc = discounts(k)
+    ideal = np.cumsum(disc)[np.minimum(n_relevant[users], k) - 1]
+    return (top * disc[: top.shape[1]]).sum(axis=1) / ideal
+
+
 def coverage(recommendations: np.ndarray, n_items: int, k: int) -> float:
     """Share of the catalogue that appears in at least one user's top K."""
     top = np.asarray(recommendations)[:, :k]

@@ -1,11 +1,16 @@
 """Train/test splits of an interaction log that do not leak the future into training.
 
-Two ways to hold data out:
+Ways to hold data out:
 
 * :func:`time_split` — one global cut: everything at or after the cut time is test. No event
   of any user after the cut is seen in training (the honest setting for a live system).
 * :func:`leave_last_out` — each user's last `n` events are test. Common in the literature, but
   other users' later events remain in training; use it for comparison with published numbers.
+* :func:`mixed_split` — each user's last event and a random tenth of the others: the
+  default validation target of learned blends (neither kind of split alone).
+* :func:`random_split` — each user's events are held out at random (25% by default): the
+  returning user with a long history, whose long-term taste is what counts (the protocol of
+  Microsoft Recommenders' MovieLens tables).
 
 :func:`validation_split` carves a validation split out of a training log the same way, for
 choosing hyper-parameters without touching the test split.
@@ -26,7 +31,9 @@ import numpy as np
 from pulserec.ids import IdIndex
 from pulserec.models.interactions import Interactions
 
-METHODS = ("time", "leave-last-out")
+METHODS = ("time", "leave-last-out", "random", "mixed")
+#: Below this many test users a split's averages are too noisy to rank models (warned about).
+MIN_TEST_USERS = 200
 
 
 @dataclass
@@ -55,36 +62,100 @@ class Split:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def time_split(data: Interactions, test_fraction: float = 0.2) -> Split:
-    """Global cut: the last `test_fraction` of events (by timestamp) are test."""
+def time_split(data: Interactions, test_fraction: float = 0.2, warm_start: int = 0) -> Split:
+    """Global cut: the last `test_fraction` of events (by timestamp) are test.
+
+    Users who first appear after the cut cannot be personalised and are dropped (counted as
+    cold). With `warm_start` = n, such a user's first n events after the cut go to training
+    instead, as a live system would have seen them before the rest: on logs where most users
+    are active only briefly (MovieLens), this is what gives a time split enough test users."""
     if not 0 < test_fraction < 1:
         raise ValueError("test_fraction must be in (0, 1)")
     cut = float(np.quantile(data.timestamps, 1.0 - test_fraction, method="higher")) if len(data) else 0.0
     test_mask = data.timestamps >= cut
+    if warm_start > 0 and test_mask.any():
+        test_mask &= ~_new_users_first(data, test_mask, int(warm_start))
     split = _make_split("time", data, ~test_mask, test_mask)
     split.cut_time = cut
     return split
 
 
-def leave_last_out(data: Interactions, n: int = 1) -> Split:
-    """Each user's `n` latest events are test (users with at most `n` events stay in training)."""
-    order = np.lexsort((-np.arange(len(data)), -data.timestamps, data.users))  # per user, newest first
+def _new_users_first(data: Interactions, test_mask: np.ndarray, n: int) -> np.ndarray:
+    """Rows that are the first n events of a user with no event before the cut."""
+    has_train = np.zeros(data.n_users, dtype=bool)
+    has_train[data.users[~test_mask]] = True
+    order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))  # per user, oldest first
     users_sorted = data.users[order]
     starts = np.r_[0, np.flatnonzero(users_sorted[1:] != users_sorted[:-1]) + 1]
     counts = np.diff(np.r_[starts, len(order)])
     rank = np.arange(len(order)) - np.repeat(starts, counts)
-    eligible = np.repeat(counts > n, counts)
-    test_mask = np.zeros(len(data), dtype=bool)
-    test_mask[order[(rank < n) & eligible]] = True
-    return _make_split("leave-last-out", data, ~test_mask, test_mask)
+    out = np.zeros(len(data), dtype=bool)
+    out[order[(rank < n) & ~has_train[users_sorted]]] = True
+    return out
+
+
+def leave_last_out(data: Interactions, n: int = 1) -> Split:
+    """Each user's `n` latest events are test (users with at most `n` events stay in training)."""
+    return _make_split("leave-last-out", data, ~_last_mask(data, n), _last_mask(data, n))
+
+
+def _per_user_rank(data: Interactions, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, rank within the user by ascending `key`, the user's event count) per sorted row."""
+    order = np.lexsort((key, data.users))
+    users_sorted = data.users[order]
+    starts = np.r_[0, np.flatnonzero(users_sorted[1:] != users_sorted[:-1]) + 1] if len(data) else np.empty(0, np.int64)
+    counts = np.diff(np.r_[starts, len(order)])
+    return order, np.arange(len(order)) - np.repeat(starts, counts), np.repeat(counts, counts)
+
+
+def _last_mask(data: Interactions, n: int) -> np.ndarray:
+    """Each user's n newest events (ties: the later row), for users with more than n."""
+    newest_first = np.lexsort((-np.arange(len(data)), -data.timestamps))
+    key = np.empty(len(data), dtype=np.int64)
+    key[newest_first] = np.arange(len(data))
+    order, rank, count = _per_user_rank(data, key)
+    mask = np.zeros(len(data), dtype=bool)
+    mask[order[(rank < n) & (count > n)]] = True
+    return mask
+
+
+def _random_mask(data: Interactions, test_fraction: float, seed: int) -> np.ndarray:
+    """A random `test_fraction` (at least one) of each user's events, for users with two or more."""
+    order, rank, count = _per_user_rank(data, np.random.default_rng(seed).random(len(data)))
+    n_test = np.where(count > 1, np.maximum(np.round(count * test_fraction), 1), 0)
+    mask = np.zeros(len(data), dtype=bool)
+    mask[order[rank < n_test]] = True
+    return mask
+
+
+def random_split(data: Interactions, test_fraction: float = 0.25, seed: int = 0) -> Split:
+    """Per user, a random `test_fraction` of their events is test (users with a single event
+    stay in training); the draw is reproducible with `seed`."""
+    if not 0 < test_fraction < 1:
+        raise ValueError("test_fraction must be in (0, 1)")
+    test_mask = _random_mask(data, test_fraction, seed)
+    return _make_split("random", data, ~test_mask, test_mask)
+
+
+def mixed_split(data: Interactions, test_fraction: float = 0.1, seed: int = 0) -> Split:
+    """Each user's last event AND a random `test_fraction` of their earlier ones are held out:
+    a validation target that rewards the next item (short-term intent) and the rest of the
+    user's taste alike, so weights chosen on it do not serve one kind of split only."""
+    test_mask = _last_mask(data, 1)
+    test_mask |= _random_mask(data, test_fraction, seed) & (np.bincount(data.users, minlength=data.n_users)[data.users] > 2)
+    return _make_split("mixed", data, ~test_mask, test_mask)
 
 
 def make_split(data: Interactions, method: str, **params: float) -> Split:
-    """Split by method name: "time" (test_fraction) or "leave-last-out" (n)."""
+    """Split by method name: "time" (test_fraction, warm_start), "leave-last-out" (n),
+    "random" or "mixed" (test_fraction, seed)."""
     if method == "time":
-        return time_split(data, **params)
+        return time_split(data, **{k: (int(v) if k == "warm_start" else v) for k, v in params.items()})
     if method == "leave-last-out":
         return leave_last_out(data, **{k: int(v) for k, v in params.items()})
+    if method in ("random", "mixed"):
+        split_fn = random_split if method == "random" else mixed_split
+        return split_fn(data, **{k: (int(v) if k == "seed" else v) for k, v in params.items()})
     raise ValueError(f"unknown split {method!r}; choose one of {', '.join(METHODS)}")
 
 

@@ -38,6 +38,9 @@ class Query:
     context: dict[str, Any] = field(default_factory=dict)
     now: float = 0.0
     n_items: int = 0
+    #: Every item of the user's whole history (ascending), their long-term taste; `items` may
+    #: hold only the recent ones (see models/query.py).
+    history: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def is_cold(self) -> bool:

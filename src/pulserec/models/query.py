@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,10 +22,17 @@ def build_query(
     now: float,
     n_items: int,
     context: dict[str, Any] | None = None,
+    seen: Iterable[int] = (),
+    long_term_weight: float = 0.0,
 ) -> Query:
-    """Most recent distinct items first; weight = event weight x exp(-position / position_decay).
+    """Short-term intent and long-term taste in one query.
 
-    An item touched several times keeps its most recent position and its strongest event."""
+    The most recent distinct items come first, weighted event weight x exp(-position /
+    position_decay) (at most `max_items`; an item touched several times keeps its most recent
+    position and its strongest event). With `long_term_weight` > 0 every item of the user's
+    whole history (`seen`) adds that weight too, the ones older than the recent window
+    following them (ascending item order, type "", time NaN): without it a user with hundreds
+    of events is served by their last few alone. The weight is learned on validation."""
     items: list[int] = []
     weights: list[float] = []
     types: list[str] = []
@@ -45,7 +53,7 @@ def build_query(
         weights.append(touch.weight * math.exp(-pos / position_decay))
         types.append(touch.type)
         stamps.append(touch.ts)
-    return Query(
+    query = Query(
         user=owner,
         items=np.asarray(items, dtype=np.int64),
         weights=np.asarray(weights, dtype=np.float64),
@@ -54,4 +62,21 @@ def build_query(
         context=dict(context or {}),
         now=now,
         n_items=n_items,
+        history=np.unique(np.fromiter(seen, dtype=np.int64)),
+    )
+    return with_long_term(query, long_term_weight)
+
+
+def with_long_term(query: Query, weight: float) -> Query:
+    """`query` with its long-term taste added: every item of `query.history` adds `weight`; the
+    ones not among the recent items follow them (type "", time NaN: no order to read)."""
+    if weight <= 0 or len(query.history) == 0:
+        return query
+    older = query.history[~np.isin(query.history, query.items)]
+    return replace(
+        query,
+        items=np.concatenate([query.items, older]),
+        weights=np.concatenate([np.asarray(query.weights, dtype=np.float64) + weight, np.full(len(older), weight)]),
+        types=(*query.types, *([""] * len(older))),
+        timestamps=np.concatenate([np.asarray(query.timestamps, dtype=np.float64), np.full(len(older), np.nan)]),
     )

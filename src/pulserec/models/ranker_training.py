@@ -175,7 +175,8 @@ class _Replay:
         owner = state.owners.get(point.owner)
         return build_query(owner, state.histories.recent(owner), max_items=self.settings.query_len,
                            position_decay=self.settings.position_decay, now=point.ts, n_items=len(state.catalog),
-                           context=point.context)
+                           context=point.context, seen=state.histories.seen(owner),
+                           long_term_weight=self.settings.long_term_weight)
 
 
 def build_training_set(log: pd.DataFrame, items: Sequence[ItemRecord], settings: Settings, sources_for: SourceFactory,

@@ -22,6 +22,9 @@ MODELS: dict[str, str] = {
     "ease": "pulserec.models.ease:EASE",
     "rp3beta": "pulserec.models.rp3beta:RP3beta",
     "hybrid": "pulserec.models.hybrid:Hybrid",
+    # the self-choosing default: a blend of item-kNN views and batch models learned on validation
+    "auto": "pulserec.models.auto:AutoBlend",
+    "long_term": "pulserec.models.auto:LongTerm",
     # sequence models need the optional `seq` extra (torch)
     "sasrec": "pulserec.models.sasrec:SASRec",
     "gru4rec": "pulserec.models.gru4rec:GRU4Rec",

@@ -191,12 +191,14 @@ def encode_query(query: Query, vocab: EventVocabulary, known: np.ndarray, max_le
     in_range = (items >= 0) & (items < len(known))
     is_known = np.zeros(len(items), dtype=bool)
     is_known[in_range] = known[items[in_range]]
+    timestamps = np.asarray(query.timestamps, dtype=np.float64)
+    if len(timestamps) == len(items):  # untimed items are the query's long-term part: no order, no sequence
+        is_known &= ~np.isnan(timestamps)
     source = np.flatnonzero(is_known)[:max_len][::-1].copy()
     if len(query.types) == len(items):
         types = vocab.type_tokens([query.types[i] for i in source])
     else:
         types = np.full(len(source), UNKNOWN_TYPE, dtype=np.int64)
-    timestamps = np.asarray(query.timestamps, dtype=np.float64)
     gaps = np.full(len(source), np.nan)
     if len(timestamps) == len(items) and len(source) > 1:
         gaps[1:] = np.diff(timestamps[source])

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from pulserec.config import Settings
+from pulserec.models.auto import AutoBlend, LongTerm
 from pulserec.models.base import Recommender, meta_of
 from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
@@ -45,6 +46,9 @@ class ModelSet:
         self.popular.catalog = state.catalog
         self.default = Blend([(self.item_knn, 1.0), (self.trending, settings.trending_blend)], name=DEFAULT_STRATEGY)
         self.strategies: dict[str, Recommender] = {}
+        #: What the self-chosen default (an installed `auto` model) chose, for GET /models; None
+        #: while the built-in blend serves.
+        self.default_choice: dict[str, Any] | None = None
         for model in (self.item_knn, self.trending, self.popular, self.default):
             self.register(model)
 
@@ -66,7 +70,29 @@ class ModelSet:
         version = meta_of(previous).get("version", 0) + 1
         aligned = AlignedModel(model, self.state.catalog, self.state.owners, {**meta, "version": version})
         self.register(aligned)
+        if isinstance(model, AutoBlend):
+            self.choose_default(model, aligned.meta)
         return aligned
+
+    def choose_default(self, auto: AutoBlend, meta: Mapping[str, Any]) -> None:
+        """Serve `auto`'s validated blend as the default: its item-kNN parts become the live
+        item-kNN over the online state (every event shows in the next answer), its batch parts
+        are served aligned like any trained model."""
+        parts: list[tuple[Recommender, float]] = []
+        for part, weight in auto.blend.components:
+            if weight <= 0:
+                continue
+            if isinstance(part, ItemKNN):
+                parts.append((self.item_knn, weight))
+            elif isinstance(part, LongTerm) and isinstance(part.inner, ItemKNN):
+                parts.append((LongTerm.over(self.item_knn, part.weight), weight))
+            elif isinstance(part, Trending):  # also Popular: the live counters
+                parts.append((self.popular if isinstance(part, Popular) else self.trending, weight))
+            else:
+                parts.append((AlignedModel(part, self.state.catalog, self.state.owners, dict(meta)), weight))
+        if parts:
+            self.register(Blend(parts, name=DEFAULT_STRATEGY))
+            self.default_choice = {**auto.choice(), "version": meta.get("version")}
 
     def rebound(self, state: State) -> ModelSet:
         """A model set over `state` serving every model this one serves, each re-bound to it."""
@@ -74,6 +100,7 @@ class ModelSet:
         rebind = self.rebinder(new)
         for name, model in self.strategies.items():
             new.strategies[name] = rebind(model)
+        new.default_choice = self.default_choice
         return new
 
     def rebinder(self, new: ModelSet) -> Callable[[Recommender], Recommender]:

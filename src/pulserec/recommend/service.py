@@ -82,6 +82,8 @@ class RecommendationService:
             now=state.now,
             n_items=len(state.catalog),
             context=context,
+            seen=state.histories.seen(owner),
+            long_term_weight=self.settings.long_term_weight,
         )
 
     def candidates(self, owner: int | None, filters: Filters) -> np.ndarray:

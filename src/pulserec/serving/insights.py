@@ -37,6 +37,16 @@ def model_list(engine: Engine) -> list[dict[str, Any]]:
     return out
 
 
+def default_choice(engine: Engine) -> dict[str, Any]:
+    """What serves as the default: the built-in blend, or the blend an `auto` training chose on
+    validation (its weights, validation scores and date)."""
+    with engine.lock:
+        choice = engine.service.models.default_choice
+    if choice is None:
+        return {"chosen": False, "blend": "item_knn + trending (built-in; train `auto` to choose on validation)"}
+    return {"chosen": True, **choice}
+
+
 def model_age_s(meta: dict[str, Any], now: float | None = None) -> float | None:
     """Seconds since the model was trained, when its metadata says (`trained_at`, epoch seconds)."""
     trained_at = meta.get("trained_at")

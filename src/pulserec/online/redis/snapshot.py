@@ -58,12 +58,16 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
         break
     n_items = len(catalog.mirror)
     history = state.codes.decode_touches(hist)
+    seen = decode_seen(seen)
+    wanted = query_items(history, state.settings.query_len)
+    if state.settings.long_term_weight > 0:  # the query holds the whole history too (models/query.py)
+        wanted += sorted(seen.difference(wanted))
     return Snapshot(
         owner_key=owner_key,
         owner=None if owner < 0 else int(owner),
         history=history,
-        seen=decode_seen(seen),
-        rows=fetch_rows(state, query_items(history, state.settings.query_len)),
+        seen=seen,
+        rows=fetch_rows(state, wanted),
         now=float(now) if now else -math.inf,
         landmark=float(landmark) if landmark else None,
         applied=int(applied),

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pulserec import __version__
 from pulserec.models.registry import MODELS
 from pulserec.serving.auth import require_read, require_write
-from pulserec.serving.insights import model_list
+from pulserec.serving.insights import default_choice, model_list
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["system"])
@@ -41,4 +41,6 @@ def stats(request: Request) -> dict[str, Any]:
 @router.get("/models", summary="Strategies that can serve (?strategy=), with versions, training time and data watermark",
             dependencies=[Depends(require_read)])
 def models(request: Request) -> dict[str, Any]:
-    return {"default": "default", "models": model_list(engine_of(request)), "trainable": sorted(MODELS)}
+    engine = engine_of(request)
+    return {"default": "default", "default_choice": default_choice(engine), "models": model_list(engine),
+            "trainable": sorted(MODELS)}

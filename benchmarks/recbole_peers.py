@@ -1,0 +1,91 @@
+"""RecBole's SASRec and GRU4Rec as peers: the split's training log goes to RecBole as an atomic
+file, RecBole trains in its own environment (recbole_runner.py, a subprocess), and its
+full-ranking top items per user come back as dense score rows for pulserec's evaluator.
+
+The environment is $RECBOLE_PYTHON (default /work/recbole-venv/bin/python); see
+docs/benchmarks.md for how it is made. Epochs are kept small for a 2-core box (stated in the
+results); `epochs=` changes them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pulserec.models.base import Query
+from pulserec.models.interactions import Interactions
+
+RUNNER = Path(__file__).with_name("recbole_runner.py")
+#: How many unseen items per user come back: the evaluator cuts the top 20 of them.
+TOP = 50
+
+
+def recbole_python() -> str:
+    return os.environ.get("RECBOLE_PYTHON", "/work/recbole-venv/bin/python")
+
+
+class RecBolePeer:
+    name: ClassVar[str] = "recbole"
+    model: ClassVar[str] = ""
+    module: ClassVar[str] = "recbole"
+
+    def __init__(self, epochs: int = 10, **params) -> None:
+        self.epochs = int(epochs)
+        self.params = params
+        self.rows = np.zeros((0, 0), dtype=np.int64)
+
+    @classmethod
+    def available(cls) -> bool:
+        return Path(recbole_python()).is_file()
+
+    def fit(self, data: Interactions, catalog=None) -> RecBolePeer:
+        with tempfile.TemporaryDirectory(prefix="recbole-") as root:
+            folder = Path(root) / "bench"
+            folder.mkdir()
+            order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
+            lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+            lines += [f"{u}\t{i}\t{t:.0f}" for u, i, t in zip(data.users[order].tolist(), data.items[order].tolist(),
+                                                                data.timestamps[order].tolist())]
+            (folder / "bench.inter").write_text("\n".join(lines) + "\n")
+            env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            args = [recbole_python(), str(RUNNER), root, self.model, str(self.epochs), str(TOP)]
+            args += [f"{k}={v}" for k, v in self.params.items()]
+            subprocess.run(args, check=True, env=env, cwd=root, stdout=subprocess.DEVNULL)
+            with np.load(Path(root) / "top.npz", allow_pickle=False) as top:
+                users, items = top["users"], top["items"]
+        self.rows = np.full((data.n_users, TOP), -1, dtype=np.int64)
+        self.rows[users.reshape(-1, TOP)[:, 0]] = items.reshape(-1, TOP)
+        return self
+
+    def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray:
+        """Rank r of a user's RecBole list scores TOP - r; everything else -inf."""
+        out = np.full((len(queries), n_items), -np.inf, dtype=np.float32)
+        for r, query in enumerate(queries):
+            if query.user is None or not 0 <= query.user < len(self.rows):
+                continue
+            items = self.rows[query.user]
+            ok = (items >= 0) & (items < n_items)
+            out[r, items[ok]] = (TOP - np.arange(TOP, dtype=np.float32))[ok]
+        return out
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        row = self.score_many([query], n_items)[0]
+        return None if np.isneginf(row).all() else row
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        return None
+
+
+class RecBoleSASRec(RecBolePeer):
+    name = "recbole_sasrec"
+    model = "SASRec"
+
+
+class RecBoleGRU4Rec(RecBolePeer):
+    name = "recbole_gru4rec"
+    model = "GRU4Rec"

@@ -1,0 +1,114 @@
+"""The default that chooses itself: a learned blend of online item-kNN with the batch models.
+
+:class:`AutoBlend` is a :class:`~pulserec.models.hybrid.Hybrid` whose candidates are what
+pulserec can serve: item-kNN on the recent events (the online model, fresh after every event),
+item-kNN on the whole history (:class:`LongTerm`: long-term taste), EASE, RP3beta, ALS and,
+when the `seq` extra is installed, SASRec. Its weights are learned on a validation split
+carved from the training log ("mixed": each user's last event and a random tenth of the rest,
+so that neither the next item nor the long-term taste alone decides), starting from the best
+single candidate, so the chosen blend never scores below its best input on validation.
+
+Served as the `default` strategy (recommend/model_set.py), its item-kNN parts are the live
+ones over the online state, so every event is reflected in the next answer; the batch parts
+are the trained models. `validation_scores` and `chosen_at` say what was chosen and when."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pulserec.models.base import Query, Reason, Recommender, Scored, scored
+from pulserec.models.hybrid import ComponentSpec, Hybrid
+from pulserec.models.interactions import Interactions
+from pulserec.models.query import with_long_term
+from pulserec.online.catalog import Catalog
+
+#: Weight of each whole-history item in the long-term view; the blend weight between the two
+#: item-kNN views is what is learned (a larger value here changes little once normalised).
+LONG_TERM_WEIGHT = 1.0
+
+
+def candidates() -> list[ComponentSpec]:
+    """What the default chooses from; SASRec only where torch is installed."""
+    specs: list[ComponentSpec] = [
+        ("item_knn", {}),
+        ("long_term", {"model": "item_knn", "weight": LONG_TERM_WEIGHT}),
+        ("ease", {}),
+        ("rp3beta", {}),
+        ("als", {}),
+    ]
+    if importlib.util.find_spec("torch") is not None:
+        specs.append(("sasrec", {}))
+    return specs
+
+
+class LongTerm:
+    """A model asked with the user's whole history added to the query (models/query.py's
+    `with_long_term`): long-term taste beside the recent-events view of the same model."""
+
+    name: ClassVar[str] = "long_term"
+
+    def __init__(self, model: str = "item_knn", weight: float = LONG_TERM_WEIGHT, **params: Any) -> None:
+        self.model, self.weight, self.params = model, float(weight), params
+        self.inner: Recommender | None = None
+
+    @classmethod
+    def over(cls, inner: Recommender, weight: float) -> LongTerm:
+        view = cls(inner.name, weight)
+        view.inner = inner
+        return view
+
+    def fit(self, data: Interactions, catalog: Catalog | None = None) -> LongTerm:
+        from pulserec.models.registry import build_model  # late: the registry names this module
+
+        self.inner = build_model(self.model, **self.params).fit(data, catalog)
+        return self
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        return None if self.inner is None else self.inner.score(with_long_term(query, self.weight), n_items)
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        return None if self.inner is None else self.inner.similar(item, n_items)
+
+    def score_explained(self, query: Query, n_items: int) -> Scored:
+        """Scores and their reasons: the history items that contributed most, older ones included."""
+        if self.inner is None:
+            return Scored(None, lambda items: [None] * len(items))
+        return scored(self.inner, with_long_term(query, self.weight), n_items)
+
+    def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
+        return self.score_explained(query, query.n_items).explain(items)
+
+    def rebound(self, rebind: Callable[[Recommender], Recommender], state: Any) -> LongTerm:
+        """The same view over `rebind(inner)` (the live item-kNN of a new online state)."""
+        assert self.inner is not None
+        return LongTerm.over(rebind(self.inner), self.weight)
+
+
+class AutoBlend(Hybrid):
+    name: ClassVar[str] = "auto"
+
+    def __init__(self, components: Sequence[ComponentSpec] | None = None, validation: str = "mixed", **params: Any) -> None:
+        super().__init__(components=list(components) if components is not None else candidates(),
+                         validation=validation, **params)
+        self.chosen_at = float("nan")
+
+    def fit(self, data: Interactions, catalog: Catalog | None = None) -> AutoBlend:
+        super().fit(data, catalog)
+        self.chosen_at = time.time()
+        return self
+
+    def choice(self) -> dict[str, Any]:
+        """What GET /models shows: the weights chosen, the validation scores, when."""
+        names = [spec if isinstance(spec, str) else spec[0] for spec in self.components]
+        return {
+            "weights": {name: round(float(w), 4) for name, w in zip(names, self.weights)},
+            "validation": {k: round(float(v), 5) for k, v in self.validation_scores.items()},
+            "validation_split": self.validation,
+            "metric": self.metric,
+            "chosen_at": self.chosen_at,
+        }
