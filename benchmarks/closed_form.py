@@ -21,6 +21,8 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from peer_base import BatchPeer
+
 from pulserec.models.base import Query
 from pulserec.models.interactions import Interactions
 
@@ -31,7 +33,7 @@ def binary(data: Interactions) -> sp.csr_matrix:
     return matrix
 
 
-class ItemItemPeer:
+class ItemItemPeer(BatchPeer):
     """Scores = X_u W for known users u (X binary training matrix, W item x item)."""
 
     name: ClassVar[str] = "item_item_peer"
@@ -51,13 +53,6 @@ class ItemItemPeer:
         n = min(n_items, scores.shape[1])
         out[np.flatnonzero(ok), :n] = scores[:, :n]
         return out
-
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        row = self.score_many([query], n_items)[0]
-        return None if np.isneginf(row).all() else row
-
-    def similar(self, item: int, n_items: int) -> np.ndarray | None:
-        return None
 
 
 class EASE(ItemItemPeer):

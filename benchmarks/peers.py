@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from peer_base import BatchPeer
+
 from pulserec.models.base import Query
 from pulserec.models.interactions import Interactions
 
@@ -29,7 +31,7 @@ def available(peer) -> bool:
     return importlib.util.find_spec(peer.module) is not None
 
 
-class FactorPeer:
+class FactorPeer(BatchPeer):
     """Scores = user_factors @ item_factors.T (+ item bias) for known users."""
 
     name: ClassVar[str] = "peer"
@@ -49,13 +51,6 @@ class FactorPeer:
         bias = np.broadcast_to(np.asarray(self.bias, dtype=np.float32), (len(self.items),))[:n]
         out[np.flatnonzero(ok), :n] = self.users[rows[ok]] @ self.items[:n].T + bias
         return out
-
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        row = self.score_many([query], n_items)[0]
-        return None if np.isneginf(row).all() else row
-
-    def similar(self, item: int, n_items: int) -> np.ndarray | None:
-        return None
 
 
 class ImplicitALS(FactorPeer):

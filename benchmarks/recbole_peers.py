@@ -17,6 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from peer_base import BatchPeer
+
 from pulserec.models.base import Query
 from pulserec.models.interactions import Interactions
 
@@ -29,7 +31,7 @@ def recbole_python() -> str:
     return os.environ.get("RECBOLE_PYTHON", "/work/recbole-venv/bin/python")
 
 
-class RecBolePeer:
+class RecBolePeer(BatchPeer):
     name: ClassVar[str] = "recbole"
     model: ClassVar[str] = ""
     module: ClassVar[str] = "recbole"
@@ -72,13 +74,6 @@ class RecBolePeer:
             ok = (items >= 0) & (items < n_items)
             out[r, items[ok]] = (TOP - np.arange(TOP, dtype=np.float32))[ok]
         return out
-
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        row = self.score_many([query], n_items)[0]
-        return None if np.isneginf(row).all() else row
-
-    def similar(self, item: int, n_items: int) -> np.ndarray | None:
-        return None
 
 
 class RecBoleSASRec(RecBolePeer):
