@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default=",".join(PEERS), help="peers to run (default: every available one)")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters on validation splits first")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--auto-sequence", action="store_true",
+                        help="let `auto` include SASRec (its two fits take minutes on a 2-core box)")
     parser.add_argument("--report", type=Path, default=Path("reports/accuracy"))
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--extra", default="", help="more of our models to include, e.g. sasrec,gru4rec,content_embed "
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             stored[method] = tune(make_split(data, method, **SPLITS[method]), method, catalog, names)
             print(f"  tuning took {time.perf_counter() - start:.0f}s")
             args.params.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
-        split, results = run_split(method, data, catalog, stored.get(method, {}), names)
+        chosen = {**stored.get(method, {}), "auto": {"sequence": args.auto_sequence}}
+        split, results = run_split(method, data, catalog, chosen, names)
         line, ratios = ratio_lines(results)
         print_table(results, title=f"split: {method}  ({split.stats['test_users']} test users)")
         svd = next((r for r in results if r.model == "surprise_svd"), None)

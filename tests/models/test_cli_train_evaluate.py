@@ -65,3 +65,13 @@ def test_evaluate_prints_and_writes_report(app, data_dir, tmp_path) -> None:
     assert (report / "report.md").is_file() and (report / "report.html").is_file()
     assert "| item_knn_bm25 |" in (report / "report.md").read_text()
     assert list(report.glob("*.png"))
+
+
+def test_evaluate_defaults_to_a_split_with_every_user_and_warns_when_few(app, data_dir) -> None:
+    """The default split tests every user with two or more events; below 200 test users the
+    command says the differences are noise, and each model's NDCG@10 comes with a 95% interval."""
+    result = CliRunner().invoke(app, ["evaluate", "--models", "popular", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "split leave-last-out:" in result.output and "40 test users" in result.output
+    assert "warning: only 40 test users (< 200)" in result.output
+    assert "popular: NDCG@10 " in result.output and "95% CI" in result.output

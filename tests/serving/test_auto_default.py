@@ -17,7 +17,7 @@ SMALL = [("item_knn", {}), ("long_term", {"model": "item_knn", "weight": 1.0}), 
 
 
 def test_auto_serves_its_validated_blend_as_a_fresh_default(engine, shop, fill, monkeypatch) -> None:
-    monkeypatch.setattr(auto, "candidates", lambda: list(SMALL))
+    monkeypatch.setattr(auto, "candidates", lambda sequence=None: list(SMALL))
     fill(engine)
     assert engine.service.models.default_choice is None
     engine.train(["als", "auto"])
@@ -46,7 +46,7 @@ def test_auto_serves_its_validated_blend_as_a_fresh_default(engine, shop, fill, 
 
 
 def test_a_restart_serves_the_saved_choice(engine, shop, fill, monkeypatch) -> None:
-    monkeypatch.setattr(auto, "candidates", lambda: list(SMALL))
+    monkeypatch.setattr(auto, "candidates", lambda sequence=None: list(SMALL))
     fill(engine)
     engine.train(["auto"])
     weights = engine.service.models.default_choice["weights"]

@@ -9,17 +9,19 @@ import typer
 from pulserec.evaluation.data import load_training_data
 from pulserec.evaluation.evaluate import evaluate as evaluate_model
 from pulserec.evaluation.report import print_table, write_report
-from pulserec.evaluation.split import METHODS, make_split
+from pulserec.evaluation.bootstrap import mean_interval
+from pulserec.evaluation.split import METHODS, MIN_TEST_USERS, make_split
 from pulserec.models.registry import MODELS, build_model
 
 
 def evaluate(
     models: str = typer.Option("popular,item_knn_bm25,als", "--models", help="comma-separated model names"),
-    split: str = typer.Option("time", "--split", help=f"one of: {', '.join(METHODS)}"),
+    split: str = typer.Option("leave-last-out", "--split", help=f"one of: {', '.join(METHODS)} (leave-last-out: "
+                              "every user with two or more events is a test user)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="engine data directory (SQLite store)"),
     movielens: Path | None = typer.Option(None, "--movielens", help="evaluate on a MovieLens directory"),
     report: Path | None = typer.Option(None, "--report", help="directory for report.md/report.html/PNGs"),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", help="time split: share of events held out"),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="time/random split: share of events held out"),
 ) -> None:
     """Fit each model on the training part of SPLIT and print ranking metrics on the test part.
 
@@ -32,15 +34,23 @@ def evaluate(
     if split not in METHODS:
         raise typer.BadParameter(f"--split must be one of {', '.join(METHODS)}")
     data, catalog, _ = load_training_data(data_dir, movielens)
-    params = {"test_fraction": test_fraction} if split == "time" else {}
+    params = {"test_fraction": test_fraction} if split in ("time", "random", "mixed") else {}
     the_split = make_split(data, split, **params)
     if len(the_split.test) == 0:
         typer.echo(f"nothing to evaluate: the split has no held-out events of known users ({the_split.stats})")
         raise typer.Exit(1)
+    stats = the_split.stats
+    typer.echo(f"split {split}: {stats['train_rows']:,} training events, {stats['test_rows']:,} held out, "
+               f"{stats['test_users']:,} test users ({stats['cold_users']:,} cold users dropped, "
+               f"{stats['unknown_item_rows']:,} held-out events of items unseen in training count as misses)")
+    if stats["test_users"] < MIN_TEST_USERS:
+        typer.echo(f"warning: only {stats['test_users']} test users (< {MIN_TEST_USERS}): differences between "
+                   "models are mostly noise; see the confidence intervals", err=True)
     results = [evaluate_model(build_model(name), the_split, catalog=catalog) for name in names]
-    title = f"split: {split} ({the_split.stats['test_users']} test users)"
+    title = f"split: {split} ({stats['test_users']} test users)"
     print_table(results, title=title)
-    typer.echo(f"split stats: {the_split.stats}")
+    for result in results:
+        typer.echo(f"{result.model}: NDCG@10 {mean_interval(result.per_user)} (bootstrap over test users)")
     if report is not None:
         md, page = write_report([(title, results, f"Split stats: {the_split.stats}.")], report)
         typer.echo(f"report: {md}, {page}")

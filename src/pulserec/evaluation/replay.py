@@ -5,6 +5,9 @@ applied, the user's top-K is requested and scored against the event's item (a hi
 there; NDCG by its rank). Three modes answer the question side by side:
 
 - ``static``: models and state are built from the first part of the log and then frozen;
+- ``retrained``: the fair baseline for "does online learning pay": the same model and state
+  rebuilt from the whole log so far every ``retrain_every`` events, frozen in between (a
+  nightly/periodic batch retrain, without online updates);
 - ``online``: every later event updates the online state (co-occurrence, histories, counters);
 - ``online+retrain``: online, plus batch models retrained every ``retrain_every`` events and
   blended in (they serve new users through fold-in from their live history).
@@ -30,7 +33,7 @@ from pulserec.online.state import OnlineState
 from pulserec.recommend.aligned import AlignedModel
 from pulserec.recommend.service import DEFAULT_STRATEGY, Filters, RecommendationService
 
-MODES = ("static", "online", "online+retrain")
+MODES = ("static", "retrained", "online", "online+retrain")
 
 
 @dataclass
@@ -87,6 +90,11 @@ class _Replayer:
         self.batch_models = [m for m in batch_models if m in MODELS]
         self.batch_weight = batch_weight
         self.log: list[pd.DataFrame] = [warm]
+
+    def rebuilt(self, fresh: pd.DataFrame) -> _Replayer:
+        """A replayer whose state is built from scratch from the log so far plus `fresh`."""
+        log = pd.concat([*self.log, fresh], ignore_index=True)
+        return _Replayer(self.settings, list(self.state.catalog.records()), log, self.batch_models, self.batch_weight)
 
     def retrain(self) -> None:
         if not self.batch_models:
@@ -147,6 +155,13 @@ def replay(
             gains.append(1.0 / math.log2(rank + 2) if rank >= 0 else 0.0)
             positions.append(pos)
         if mode == "static":
+            continue
+        if mode == "retrained":
+            pending.append(pos)
+            if len(pending) >= retrain_every:
+                replayer = replayer.rebuilt(stream.iloc[pending])
+                pending = []
+                retrains += 1
             continue
         replayer.state.apply(event, int(seqs[pos]))
         pending.append(pos)

@@ -30,10 +30,14 @@ from pulserec.online.catalog import Catalog
 #: Weight of each whole-history item in the long-term view; the blend weight between the two
 #: item-kNN views is what is learned (a larger value here changes little once normalised).
 LONG_TERM_WEIGHT = 1.0
+#: SASRec's epochs inside the default (each of its two fits): its early stopping otherwise runs
+#: up to 50, minutes on a 2-core box.
+SEQUENCE_EPOCHS = 10
 
 
-def candidates() -> list[ComponentSpec]:
-    """What the default chooses from; SASRec only where torch is installed."""
+def candidates(sequence: bool | None = None) -> list[ComponentSpec]:
+    """What the default chooses from; SASRec only where torch is installed (`sequence`=None),
+    or as `sequence` says (a small box may leave it out: its training takes minutes)."""
     specs: list[ComponentSpec] = [
         ("item_knn", {}),
         ("long_term", {"model": "item_knn", "weight": LONG_TERM_WEIGHT}),
@@ -41,8 +45,8 @@ def candidates() -> list[ComponentSpec]:
         ("rp3beta", {}),
         ("als", {}),
     ]
-    if importlib.util.find_spec("torch") is not None:
-        specs.append(("sasrec", {}))
+    if sequence or (sequence is None and importlib.util.find_spec("torch") is not None):
+        specs.append(("sasrec", {"max_epochs": SEQUENCE_EPOCHS}))
     return specs
 
 
@@ -92,8 +96,9 @@ class LongTerm:
 class AutoBlend(Hybrid):
     name: ClassVar[str] = "auto"
 
-    def __init__(self, components: Sequence[ComponentSpec] | None = None, validation: str = "mixed", **params: Any) -> None:
-        super().__init__(components=list(components) if components is not None else candidates(),
+    def __init__(self, components: Sequence[ComponentSpec] | None = None, validation: str = "mixed",
+                 sequence: bool | None = None, **params: Any) -> None:
+        super().__init__(components=list(components) if components is not None else candidates(sequence),
                          validation=validation, **params)
         self.chosen_at = float("nan")
 
