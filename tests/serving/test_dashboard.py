@@ -95,6 +95,7 @@ def test_overview_renders_live_charts_from_the_seeded_store(tab, seeded):
     assert "no impressions yet" in tab.text("#engagement")
     assert tab.count("#models tbody tr") == len(seeded.client.models()["models"])
     assert "0.123" in tab.text("#models")  # the evaluation summary next to the report
+    assert "Default: item_knn + trending (built-in" in tab.text("#default-choice")  # nothing chose one yet
     assert tab.page.get_attribute("#report-link", "href") == "/reports/index.html"
     assert tab.page.is_visible("#report-link")
     assert tab.text("#kpi-events") == f"{len(seeded.shop.events):,}"

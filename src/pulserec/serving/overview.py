@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypedDict
 
 from pulserec.engine import Engine
-from pulserec.serving.insights import evaluation, model_age_s, model_list, trending_items
+from pulserec.serving.insights import default_choice, evaluation, model_age_s, model_list, trending_items
 from pulserec.serving.metrics import ServingMetrics
 
 
@@ -65,6 +65,7 @@ def overview(engine: Engine, metrics: ServingMetrics, source: EngagementSource |
         "trending": trending_items(engine, top),
         "coverage": metrics.answers.coverage(stats["items"]),
         "models": [{**m, "age_s": model_age_s(m)} for m in models],
+        "default_choice": default_choice(engine),
         "evaluation": evaluation(engine),
     }
 

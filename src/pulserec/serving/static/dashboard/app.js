@@ -90,7 +90,7 @@ function updateOverview(data) {
     : empty("No recommendations served yet."));
 
   fill(document.getElementById("engagement"), engagementTable(data.engagement));
-  fill(document.getElementById("models"), modelsTable(data.models, data.evaluation));
+  fill(document.getElementById("models"), [defaultChoice(data.default_choice), ...modelsTable(data.models, data.evaluation)]);
   ready();
 }
 
@@ -103,6 +103,18 @@ function engagementTable(engagement) {
       h("td", {}, r.strategy), h("td", {}, r.variant ?? "–"), h("td", { class: "num" }, formatNumber(r.impressions)),
       h("td", { class: "num" }, formatNumber(r.clicks)), h("td", { class: "num" }, pct(r.ctr)),
       h("td", { class: "num" }, formatNumber(r.conversions)), h("td", { class: "num" }, pct(r.conversion_rate))))));
+}
+
+// What serves without strategy=: the built-in blend, or the blend `auto` chose on validation.
+function defaultChoice(choice) {
+  if (!choice || !choice.chosen) {
+    return h("p", { id: "default-choice", class: "muted" }, "Default: ", choice ? choice.blend : "built-in blend");
+  }
+  const weights = Object.entries(choice.weights).filter(([, w]) => w > 0).map(([n, w]) => `${n} ${w}`).join(", ");
+  const scores = Object.entries(choice.validation).map(([n, v]) => `${n} ${formatNumber(v, 4)}`).join(", ");
+  const when = new Date(choice.chosen_at * 1000).toLocaleString();
+  return h("p", { id: "default-choice" }, `Default chosen on validation (${choice.validation_split}, ${choice.metric}) at ${when}: `,
+    h("code", {}, weights), h("br", {}), h("span", { class: "muted" }, `validation: ${scores}`));
 }
 
 function modelsTable(models, evaluation) {
