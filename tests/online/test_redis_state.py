@@ -160,3 +160,26 @@ def test_redis_down_at_start_is_one_clear_error(tmp_path):
 def test_bad_state_urls_are_rejected():
     with pytest.raises(ValueError, match="state_url must be a redis://"):
         Settings.load(None, state_url="http://localhost:6379")
+
+
+def test_a_process_read_cache_never_serves_stale_rows_or_vectors(tmp_path, redis_server):
+    """A process keeps the rows and vectors it read; another process's writes must show in its
+    next answer exactly as in a fresh process's."""
+    settings = redis_settings(redis_server, tmp_path)
+    reader, writer = Engine(settings), Engine(settings)
+    seed_engine(writer)
+    users = [f"fan-{u}" for u in range(8)]
+    for round_ in range(3):
+        cached = {u: listing(reader.recommend(u, 5)) for u in users}  # fills the reader's cache
+        for i in range(200):  # one commit each: many appends per row
+            writer.ingest([Event(f"w{round_}-{i}", f"other-{i % 30}", f"{'shoe' if i % 3 else 'book'}-{i % 5}", "click",
+                                 NOW + 10_000 + round_ * 1000 + i)])
+        fresh = Engine(settings)
+        try:
+            assert {u: listing(reader.recommend(u, 5)) for u in users} == {u: listing(fresh.recommend(u, 5)) for u in users}
+            assert cached != {u: listing(fresh.recommend(u, 5)) for u in users}  # the writes did change answers
+        finally:
+            fresh.close()
+    assert reader.state.read_cache.rows and reader.state.read_cache.vec_ver
+    reader.close()
+    writer.close()

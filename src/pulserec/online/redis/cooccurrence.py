@@ -17,6 +17,7 @@ import numpy as np
 from pulserec.online.cooccurrence import NEGLIGIBLE, RowReader, event_pairs, log_pairs
 from pulserec.online.history import Touch
 from pulserec.online.redis.codec import decode_pairs, encode_pairs
+from pulserec.online.redis.snapshot import fetch_rows
 
 if TYPE_CHECKING:
     from pulserec.online.redis.plan import CommitPlan
@@ -40,7 +41,7 @@ class RedisCoOccurrence(RowReader):
         view = self.state.view()
         blob = view.rows.get(item)
         if blob is None:
-            blob = view.rows[item] = self.state.client.get(self.state.keys.row(item)) or b""
+            blob = view.rows[item] = fetch_rows(self.state, [item])[item]
         return decode_pairs(blob)
 
     @property

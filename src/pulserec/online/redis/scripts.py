@@ -120,6 +120,9 @@ local function add_to_vector(key, data, clamp)
   end
 end
 
+if #h.vectors > 0 or (h.landmark and h.landmark[1] ~= h.landmark[2]) then
+  redis.call('HINCRBY', meta, 'vec_ver', 1)  -- readers' cached trending/degree vectors are stale
+end
 if h.landmark and h.landmark[1] ~= h.landmark[2] then
   redis.call('HSET', meta, 'landmark', h.landmark[2])
   if h.landmark[1] ~= '' then scale_vector(p .. 'vec:trending', tonumber(h.landmark[3])) end
@@ -176,9 +179,11 @@ return 1
 """
 
 #: The small part of a request's snapshot (large strings are cheaper to GET outside Lua).
-#: ARGV: prefix, owner key ('' for none), local catalogue version, local item count.
+#: ARGV: prefix, owner key ('' for none), local catalogue version, local item count, the vector
+#: version held ('-': send no vectors; see `read_cache`).
 #: Returns {owner (-1), history, seen, new item ids, changed items, their records, their
-#: creation times, catalogue version, now, landmark, applied, cooc entries, epoch, state id, ready}.
+#: creation times, catalogue version, now, landmark, applied, cooc entries, epoch, state id, ready,
+#: vector version, trending and degree (nil unless the version differs from the one held)}.
 READ = """
 local p = ARGV[1]
 local owner, hist, seen = -1, '', ''
@@ -201,10 +206,16 @@ for start = 1, #changed, 500 do
   local c = redis.call('HMGET', p .. 'items:created', unpack(chunk))
   for i = 1, #chunk do records[#records + 1] = r[i] or ''; created[#created + 1] = c[i] or '' end
 end
-local m = redis.call('HMGET', p .. 'meta', 'now', 'landmark', 'applied', 'cooc_entries', 'state_id', 'ready')
+local m = redis.call('HMGET', p .. 'meta', 'now', 'landmark', 'applied', 'cooc_entries', 'state_id', 'ready',
+                     'vec_ver')
+local vec_ver, trending, degree = m[7] or '0', false, false
+if ARGV[5] ~= '-' and ARGV[5] ~= vec_ver then
+  trending = redis.call('GET', p .. 'vec:trending') or ''
+  degree = redis.call('GET', p .. 'vec:degree') or ''
+end
 return {owner, hist, seen, new_ids, changed, records, created, version,
         m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0',
-        m[5] or '', m[6] or ''}
+        m[5] or '', m[6] or '', vec_ver, trending, degree}
 """
 
 

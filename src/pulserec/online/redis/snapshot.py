@@ -1,9 +1,10 @@
 """One read request's view of the Redis state, in two pipelined round trips.
 
-1. One MULTI/EXEC: the READ script (the owner's index, history and seen items, the catalogue
-   changes this process has not seen yet, the clock and counters) plus plain GETs of the
-   trending and degree vectors (large strings are much cheaper outside Lua).
-2. One pipeline of GETs: the co-occurrence rows of the distinct recent items the query uses.
+1. The READ script (the owner's index, history and seen items, the catalogue changes this
+   process has not seen yet, the clock and counters, and the trending and degree vectors if
+   they changed since this process last read them; see `read_cache`).
+2. One MULTI: the co-occurrence rows of the distinct recent items the query uses (only the
+   bytes appended since this process cached them).
 
 Rows or vectors a request needs beyond that are fetched lazily and kept for the rest of it.
 Rows are read just after step 1, so they may include a few events more than its vectors."""
@@ -41,21 +42,20 @@ class Snapshot:
 
 def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
     """Read one snapshot and bring the local catalogue mirror up to date with it."""
-    catalog, keys = state.catalog, state.keys
+    catalog, keys, cache = state.catalog, state.keys, state.read_cache
     for _ in range(2):
-        pipe = state.client.pipeline(transaction=True)
-        state.scripts.read(args=[keys.prefix, owner_key or "", catalog.version, catalog.mirrored], client=pipe)
-        if with_vectors:
-            pipe.get(keys.vector("trending"))
-            pipe.get(keys.vector("degree"))
-        reply, *vectors = pipe.execute()
-        (owner, hist, seen, new_ids, changed, records, created, version,
-         now, landmark, applied, cooc_entries, epoch, state_id, ready) = reply
+        held = cache.vec_ver if with_vectors else "-"
+        (owner, hist, seen, new_ids, changed, records, created, version, now, landmark, applied, cooc_entries,
+         epoch, state_id, ready, vec_ver, trending, degree) = state.scripts.read(
+            args=[keys.prefix, owner_key or "", catalog.version, catalog.mirrored, held])
         state.check_identity(state_id.decode(), bool(ready))  # raises StateUnavailable if lost
-        if state.check_epoch(int(epoch)):  # the namespace was reset: the mirror was dropped, read again
+        if state.check_epoch(int(epoch)):  # the namespace was reset: the caches were dropped, read again
             continue
         catalog.absorb(new_ids, changed, records, created, int(version))
+        if trending is not None:
+            cache.vec_ver, cache.vectors = vec_ver.decode(), (trending, degree)
         break
+    vectors = cache.vectors
     n_items = len(catalog.mirror)
     history = state.codes.decode_touches(hist)
     seen = decode_seen(seen)
@@ -88,10 +88,27 @@ def query_items(history: list[Touch], limit: int) -> list[int]:
 
 
 def fetch_rows(state: RedisState, items: list[int]) -> dict[int, bytes]:
-    """Co-occurrence rows of `items`, in one pipelined round trip."""
+    """Co-occurrence rows of `items` in one MULTI: their generations, and of each row the bytes
+    after the cached part (all of it when none is cached); a row compacted since it was cached
+    is read again whole (a second round trip, rare)."""
     if not items:
         return {}
-    pipe = state.client.pipeline(transaction=False)
-    for item in items:
-        pipe.get(state.keys.row(item))
-    return {item: blob or b"" for item, blob in zip(items, pipe.execute())}
+    cache, keys = state.read_cache, state.keys
+    held = [cache.rows.get(item) for item in items]
+    pipe = state.client.pipeline(transaction=True)
+    pipe.hmget(keys.row_gen, items)
+    for item, entry in zip(items, held):
+        pipe.getrange(keys.row(item), len(entry[1]) if entry else 0, -1)
+    gens, *tails = pipe.execute()
+    out, stale = {}, []
+    for item, entry, gen, tail in zip(items, held, gens, tails):
+        gen = int(gen or 0)
+        if entry is None or entry[0] == gen:
+            out[item] = (entry[1] if entry else b"") + (tail or b"")
+            cache.keep_row(item, gen, out[item])
+        else:
+            stale.append(item)
+    if stale:
+        cache.rows = {k: v for k, v in cache.rows.items() if k not in stale}
+        out.update(fetch_rows(state, stale))
+    return out

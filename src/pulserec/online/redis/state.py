@@ -53,6 +53,7 @@ from pulserec.online.redis.histories import RedisHistories
 from pulserec.online.redis.ids import RedisIdIndex
 from pulserec.online.redis.plan import CommitPlan
 from pulserec.online.redis.profiles import RedisProfiles
+from pulserec.online.redis.read_cache import ReadCache
 from pulserec.online.redis.scripts import Scripts
 from pulserec.online.redis.snapshot import Snapshot, fetch_snapshot
 from pulserec.profiles.profile import UserProfile
@@ -96,6 +97,7 @@ class RedisState:
         self.profiles = RedisProfiles(self, settings.interest_halflife)
         self._local = threading.local()
         self._epoch: int | None = None
+        self.read_cache = ReadCache()  # large strings of earlier reads, revalidated by each read
         #: The `meta.state_id` of the namespace this process attached to ('' before it did). A
         #: namespace without it (Redis restarted empty) or with another one (reloaded by another
         #: process) is not the state this process knows: COMMIT refuses to write to it.
@@ -140,6 +142,7 @@ class RedisState:
             self.state_id = state_id
             self.owners.clear_cache()  # indices were given anew
             self.catalog.clear_cache()
+            self.read_cache.clear()
             return
         if not state_id:
             raise StateUnavailable(f"the Redis state at {self.settings.state_url} ({self.keys.namespace}) is lost "
@@ -154,6 +157,7 @@ class RedisState:
         self._epoch = epoch
         self.owners.clear_cache()
         self.catalog.clear_cache()
+        self.read_cache.clear()
         return True
 
     def _meta(self, field: str) -> bytes | None:
@@ -485,4 +489,5 @@ class RedisState:
         self.client.incr(self.keys.epoch)
         self.owners.clear_cache()
         self.catalog.clear_cache()
+        self.read_cache.clear()
         self._epoch = None
