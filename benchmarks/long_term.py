@@ -1,0 +1,66 @@
+"""How much long-term taste the served query should carry (issue 13.4), on validation only.
+
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=src flock /tmp/bench.lock python benchmarks/long_term.py
+
+For each benchmark split of ml-latest-small (accuracy.SPLITS), a validation split is carved from
+its TRAINING part (the same way, and "mixed"); online item-kNN is fitted on the validation-train
+part and asked with the served query (`build_query`: the latest `query_len` distinct items,
+position decay) plus `long_term_weight` on every item of the user's whole history."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from accuracy import SPLITS  # noqa: E402
+
+from pulserec.config import DEFAULT_EVENT_WEIGHTS, Settings  # noqa: E402
+from pulserec.evaluation.evaluate import Histories, held_out_users, metrics_of, score_queries, top_k  # noqa: E402
+from pulserec.evaluation.split import make_split, validation_split  # noqa: E402
+from pulserec.ingest.movielens import read_ratings  # noqa: E402
+from pulserec.models.interactions import Interactions  # noqa: E402
+from pulserec.models.item_knn import ItemKNN  # noqa: E402
+from pulserec.models.query import build_query  # noqa: E402
+from pulserec.online.history import Touch  # noqa: E402
+
+WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def served_queries(train: Interactions, users, long_term_weight: float, settings: Settings):
+    """The query the server builds for each user from their training events."""
+    histories = Histories(train)  # newest first
+    out = []
+    for user in users:
+        lo, hi = histories.indptr[user], histories.indptr[user + 1]
+        kept = range(min(hi, lo + settings.history_len) - 1, lo - 1, -1)  # the state keeps the newest, oldest first
+        recent = [Touch(int(histories.items[i]), float(histories.weights[i]), float(histories.timestamps[i]),
+                        str(histories.types[i])) for i in kept]
+        out.append(build_query(int(user), recent, max_items=settings.query_len, position_decay=settings.position_decay,
+                               now=histories.now, n_items=train.n_items, seen=histories.items[lo:hi].tolist(),
+                               long_term_weight=long_term_weight))
+    return out
+
+
+def main() -> None:
+    settings = Settings()
+    data = Interactions.from_frame(read_ratings(None), DEFAULT_EVENT_WEIGHTS)
+    print("| split | validation | " + " | ".join(str(w) for w in WEIGHTS) + " |")
+    for method, params in SPLITS.items():
+        split = make_split(data, method, **params)
+        for name, val in ((method, validation_split(split.train, method, **params)),
+                          ("mixed", validation_split(split.train, "mixed"))):
+            users = held_out_users(val)
+            model = ItemKNN().fit(val.train)
+            seen = val.train.to_csr()[users]
+            cells = []
+            for weight in WEIGHTS:
+                queries = served_queries(val.train, users, weight, settings)
+                recs = top_k(score_queries(model, queries, val.train.n_items), 10, seen)
+                cells.append(f"{metrics_of(recs, val, users, ks=(10,))['ndcg@10']:.4f}")
+            print(f"| {method} | {name} ({len(users)} users) | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
