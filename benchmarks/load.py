@@ -46,7 +46,7 @@ MIX = (0.4, 0.2, 0.2, 0.2)
 # -- the load generator (a separate process) ---------------------------------------------------
 def make_request(kind: str, rng: random.Random, users: list[str], items: list[str], host: str) -> bytes:
     if kind == "events":
-        events = [{"user_id": rng.choice(users), "item_id": rng.choice(items), "type": rng.choice(("view", "click", "rating"))}
+        events = [{"user_id": rng.choice(users), "item_id": rng.choice(items), "type": rng.choice(("view", "click", "like"))}
                   for _ in range(rng.randint(1, 5))]
         body = json.dumps({"events": events}).encode()
         return (f"POST /events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
@@ -109,7 +109,7 @@ async def drive(port: int, seconds: float, warmup: float, connections: int, user
 WRK_SCRIPT = r"""
 local users = {%(users)s}
 local items = {%(items)s}
-local types = {"view", "click", "rating"}
+local types = {"view", "click", "like"}
 local random = math.random
 
 request = function()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pulserec.urls import REDIS_SCHEMES, check_stream_url
+from pulserec.validation import ID_LEN_CAP, ID_LEN_MIN, N_CAP, ValueRule, value_rules
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -21,6 +22,15 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "share": 3.0,
 }
 
+#: What `value` means per event type (issue 13.2): MovieLens' half-star scale for ratings, no
+#: negative amounts. Types not listed take any finite value or none. A TOML `[event_values]`
+#: table replaces this whole mapping.
+DEFAULT_EVENT_VALUES: dict[str, dict[str, Any]] = {
+    "rating": {"min": 0.5, "max": 5.0, "required": True},
+    "purchase": {"min": 0.0},
+    "add_to_cart": {"min": 0.0},
+}
+
 DAY = 86_400.0
 
 
@@ -30,6 +40,8 @@ class Settings:
 
     data_dir: Path = Path("pulserec-data")
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    # Per event type: {"min", "max", "required"} of `value`; checked by the API and every import.
+    event_values: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_EVENT_VALUES.items()})
     # Popularity: half-life of the "trending" score.
     trending_halflife: float = 7 * DAY
     # Profiles: half-life of interest scores by category / tag.
@@ -55,7 +67,8 @@ class Settings:
     trending_blend: float = 0.05
     # A new session starts after this much inactivity.
     session_gap: float = 30 * 60.0
-    # Input limits.
+    # Input limits. `max_id_len` (ids, 32 to 1024) and `max_n` (results, at most 10,000) are
+    # enforced by the engine and written into the OpenAPI document.
     max_batch: int = 10_000
     max_body_bytes: int = 8 * 1024 * 1024
     max_id_len: int = 128
@@ -63,8 +76,18 @@ class Settings:
     # Background jobs (trainings, rebuilds of the online state) running at once; each holds a copy
     # of the log (an ALS fit on MovieLens ~0.3 GiB), so a burst of train calls is refused past this.
     max_jobs: int = 2
+    # Connection timeouts in seconds (wall clock): the request line and headers must arrive within
+    # `header_timeout` of the request's first byte, body chunks at most `body_timeout` apart; an
+    # idle keep-alive connection is closed after `keep_alive_timeout`. See serving/timeouts.py.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
     # Durability: "NORMAL" survives a process crash (WAL); "FULL" also survives power loss.
     sqlite_synchronous: str = "NORMAL"
+    # Start even though the store holds fewer events than it once committed (a lost or truncated
+    # -wal file, a 0-byte or older pulserec.db; see store/watermark.py). A one-off override for
+    # after a restore (`pulserec serve --accept-data-loss`), not a setting to keep.
+    accept_data_loss: bool = False
     # Privacy: store user ids as keyed hashes (HMAC-SHA256) instead of the raw id.
     pseudonymize_users: bool = False
     # The pseudonym key's file, outside the data dir (created if missing); the env var
@@ -120,6 +143,15 @@ class Settings:
     def weight(self, event_type: str) -> float:
         return self.event_weights[event_type]
 
+    @property
+    def value_rules(self) -> dict[str, ValueRule]:
+        """`event_values` parsed; the default rules of event types not in `event_weights` are
+        left out. (Not a cached_property: that would add a key to `__dict__`, which callers copy.)"""
+        specs = self.event_values
+        if specs == DEFAULT_EVENT_VALUES:
+            specs = {name: spec for name, spec in specs.items() if name in self.event_weights}
+        return value_rules(specs, self.event_weights)
+
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -134,7 +166,7 @@ class Settings:
         known = {f.name: f for f in fields(cls)}
         for name, spec in known.items():
             env = os.environ.get(f"PULSEREC_{name.upper()}")
-            if env is None or name in ("data_dir", "event_weights"):
+            if env is None or name in ("data_dir", "event_weights", "event_values"):
                 continue
             values[name] = _coerce(env, spec.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -155,7 +187,13 @@ class Settings:
         for name, weight in self.event_weights.items():
             if not name.isidentifier() or weight <= 0:
                 raise ValueError(f"event type {name!r} needs an identifier name and a positive weight")
-        for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap"):
+        self.value_rules  # noqa: B018 - parses (and so checks) event_values
+        if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
+            raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
+        if not 1 <= self.max_n <= N_CAP:
+            raise ValueError(f"max_n must be between 1 and {N_CAP}")
+        for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap",
+                     "header_timeout", "body_timeout", "keep_alive_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.state_url and not self.state_url.startswith(REDIS_SCHEMES):

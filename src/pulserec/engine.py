@@ -42,6 +42,7 @@ from pulserec.store.bulk_writer import BulkWriter
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.history import History
 from pulserec.store.pseudonym import Pseudonymizer
+from pulserec.validation import InvalidInput, check_id_len, check_n
 
 if TYPE_CHECKING:
     from pulserec.models.ranker import Ranker
@@ -58,11 +59,15 @@ FORGET_ROUNDS = 3
 STATE_UNAVAILABLE: tuple[type[BaseException], ...] = (StateUnavailable, *TRANSIENT)
 
 
-class UnknownEventType(ValueError):
+class UnknownEventType(InvalidInput):
     def __init__(self, index: int | None, event_type: str, known: Iterable[str]) -> None:
-        self.index = index
         self.event_type = event_type
-        super().__init__(f"unknown event type {event_type!r}; known types: {', '.join(sorted(known))}")
+        super().__init__("type", f"unknown event type {event_type!r}; known types: {', '.join(sorted(known))}", index)
+
+
+#: Event fields holding ids, checked against `settings.max_id_len`.
+_ID_FIELDS = (("event_id", "event_id"), ("user_id", "user_id"), ("session_id", "session_id"),
+              ("item_id", "item_id"), ("rec_id", "recommendation_id"))
 
 
 @dataclass
@@ -104,8 +109,10 @@ def _chunk_bounds(n: int, chunk: int, first: bool) -> list[tuple[int, int]]:
 class Engine:
     def __init__(self, settings: Settings, store: SQLiteStore | None = None, progress: Callable[[int], None] | None = None) -> None:
         self.settings = settings
+        self._closed = False
+        self._value_rules = settings.value_rules
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = store or SQLiteStore(settings.db_path, settings.sqlite_synchronous)
+        self.store = store or SQLiteStore(settings.db_path, settings.sqlite_synchronous, settings.accept_data_loss)
         self.lock = threading.RLock()
         self.state: State = make_state(settings)
         self.publisher = make_publisher(settings)
@@ -228,6 +235,11 @@ class Engine:
         return {"status": "ok" if ok else "degraded", "checks": checks}
 
     def close(self) -> None:
+        """Close the store (checkpointing its WAL), the state and the publisher; idempotent (the
+        app's shutdown and the CLI may both call it)."""
+        if self._closed:
+            return
+        self._closed = True
         self.jobs.close()  # no training or rebuild outlives the store it reads
         self.history.close()
         self._snapshot_on_close()
@@ -417,15 +429,23 @@ class Engine:
                               session_id=self.session_key(session) if session else session)
 
     # -- writes -----------------------------------------------------------------------------
-    def check_types(self, events: Iterable[Event]) -> None:
-        weights = self.settings.event_weights
+    def check_events(self, events: Iterable[Event]) -> None:
+        """The rules of the settings (event types, per-type values, id lengths); raises
+        :class:`InvalidInput` naming the event's index and field."""
+        weights, rules, max_id = self.settings.event_weights, self._value_rules, self.settings.max_id_len
         for i, event in enumerate(events):
             if event.type not in weights:
                 raise UnknownEventType(i, event.type, weights)
+            rule = rules.get(event.type)
+            problem = rule.problem(event.type, event.value) if rule else None
+            if problem:
+                raise InvalidInput("value", problem, i)
+            for attr, name in _ID_FIELDS:
+                check_id_len(name, getattr(event, attr), max_id, i)
 
     def ingest(self, events: list[Event]) -> IngestResult:
         """Store and apply a batch atomically (all stored, or none); duplicates are skipped."""
-        self.check_types(events)
+        self.check_events(events)
         if self.pseudonym:
             events = [self._pseudonymous(e) for e in events]
         with self.lock:
@@ -572,6 +592,8 @@ class Engine:
                 log.exception("ingest listener %r failed", listener)
 
     def put_items(self, records: list[ItemRecord]) -> None:
+        for record in records:
+            check_id_len("item_id", record.item_id, self.settings.max_id_len)
         with self.lock:
             self.store.upsert_items(records)
             self.state.catalog.upsert_many(records)
@@ -582,6 +604,8 @@ class Engine:
 
     def put_users(self, users: list[tuple[str, dict[str, Any], float | None]]) -> None:
         """Create or update many users in one transaction: (user_id, attrs, created_ts)."""
+        for user_id, _, _ in users:
+            check_id_len("user_id", user_id, self.settings.max_id_len)
         with self.lock:
             self.store.upsert_users([(self.user_key(uid), attrs, created) for uid, attrs, created in users])
 
@@ -610,17 +634,20 @@ class Engine:
     # -- reads ------------------------------------------------------------------------------
     def recommend(self, user_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                   context: dict[str, Any] | None = None) -> Answer:
+        check_n(n, self.settings.max_n)
         key = self.user_key(user_id)
         with self.lock, self.state.reading(key):
             return self.service.recommend(key, n, filters, strategy, context)
 
     def recommend_session(self, session_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                           context: dict[str, Any] | None = None) -> Answer:
+        check_n(n, self.settings.max_n)
         key = SESSION_PREFIX + self.session_key(session_id)
         with self.lock, self.state.reading(key):
             return self.service.recommend(key, n, filters, strategy, context)
 
     def similar(self, item_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None) -> list[Recommended] | None:
+        check_n(n, self.settings.max_n)
         with self.lock, self.state.reading():
             return self.service.similar(item_id, n, filters, strategy)
 

@@ -43,6 +43,8 @@ def event_json(row: dict[str, Any]) -> dict[str, Any]:
     event["context"] = {"device": row["device"], "location": row["location"]}
     if isinstance(row.get("query"), str):
         event["query"] = row["query"]
+    if row.get("value") is not None and row["value"] == row["value"]:  # a rating's stars, a purchase's price
+        event["value"] = float(row["value"])
     return event
 
 

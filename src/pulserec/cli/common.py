@@ -69,7 +69,7 @@ def open_engine(data_dir: Path | None, **overrides: object) -> Engine:
     settings = settings_for(data_dir, **overrides)
     from pulserec.store import SQLiteStore
 
-    store = SQLiteStore(settings.db_path, settings.sqlite_synchronous)
+    store = SQLiteStore(settings.db_path, settings.sqlite_synchronous, settings.accept_data_loss)
     total = store.event_count()
     if total < 50_000:
         return Engine(settings, store)

@@ -50,15 +50,15 @@ def register(app: typer.Typer) -> None:
             if users:
                 show("users", import_users(engine, users))
             if movielens:
-                from pulserec.ingest.movielens import read_movies, read_ratings
+                from pulserec.ingest.movielens import read_checked_ratings, read_movies
 
                 engine.put_items(read_movies(movielens))
-                frame = read_ratings(movielens)
+                frame, errors = read_checked_ratings(movielens, engine.settings.value_rules)
                 with progress_bar("importing MovieLens ratings", len(frame)) as progress:
                     import time
 
                     started = time.perf_counter()
-                    report = ImportReport(rows=len(frame))
+                    report = ImportReport(rows=len(frame) + len(errors), rejected=len(errors), errors=errors[:50])
                     for start in range(0, len(frame), 100_000):
                         part = frame.iloc[start : start + 100_000]
                         accepted, duplicates = engine.ingest_frame(part)

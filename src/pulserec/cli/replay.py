@@ -70,10 +70,10 @@ def _load(movielens: Path | None, events: Path | None, items: Path | None):
 
         return read_ratings(movielens), read_movies(movielens)
     from pulserec.config import Settings
-    from pulserec.ingest.importer import normalise_events, read_table
+    from pulserec.ingest.importer import checks_of, normalise_events, read_table
 
     settings = Settings()
-    frames = [normalise_events(chunk, settings.event_weights)[0] for chunk in read_table(events)]
+    frames = [normalise_events(chunk, settings.event_weights, **checks_of(settings))[0] for chunk in read_table(events)]
     records = []
     if items is not None:
         from pulserec.engine import Engine

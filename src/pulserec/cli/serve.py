@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
         retrain_every_events: Annotated[int, typer.Option(help="Retrain after this many new events (0: off).", min=0)] = 0,
         workers: Annotated[int, typer.Option(help="Worker processes: they share a Redis state (--state) or "
                                                   "each follows the shared SQLite log.", min=1, max=64)] = 1,
+        accept_data_loss: Annotated[bool, typer.Option(
+            "--accept-data-loss", help="Start although the store holds fewer events than it once committed "
+                                       "(its -wal file lost or truncated, an older or empty pulserec.db).")] = False,
         data_dir: DataDir = None,
         state: StateUrl = None,
         stream: StreamUrl = None,
@@ -32,13 +35,13 @@ def register(app: typer.Typer) -> None:
           pulserec serve --workers 2 --data-dir ./shop-data
           pulserec serve --workers 4 --state redis://127.0.0.1:6379/0
         """
-        import uvicorn
-
         from pulserec.serving.app import create_app
+        from pulserec.serving.server import run_foreground
         from pulserec.serving.auth import exposure_warning
         from pulserec.recommend.training import RetrainScheduler
 
-        settings = settings_for(data_dir, state_url=state, stream_url=stream)
+        overrides = {"state_url": state, "stream_url": stream, "accept_data_loss": accept_data_loss or None}
+        settings = settings_for(data_dir, **overrides)
         warning = exposure_warning(host, settings)
         if warning:
             console.print(f"[yellow]warning:[/] {warning}")
@@ -47,12 +50,12 @@ def register(app: typer.Typer) -> None:
             from pulserec.serving.workers import prepare_data_dir, run_workers
 
             if settings.state_url:  # load the shared state once; the workers then attach to it
-                open_engine(data_dir, state_url=state, stream_url=stream).close()
+                open_engine(data_dir, **overrides).close()
             stored = prepare_data_dir(settings)
             console.print(f"serving {stored:,} events with {workers} workers on {base} (docs: /docs)")
             run_workers(settings, host, port, workers, log_level)
             return
-        engine = open_engine(data_dir, state_url=state, stream_url=stream)
+        engine = open_engine(data_dir, **overrides)
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
             names = [n.strip() for n in retrain.split(",") if n.strip()]
@@ -63,12 +66,8 @@ def register(app: typer.Typer) -> None:
                                                      f"{retrain_every_events:,} events" if retrain_every_events else "") if x))
         console.print(f"serving {engine.stats()['events_applied']:,} events on {base}\n"
                       f"  dashboard: {base}/dashboard   docs: {base}/docs   metrics: {base}/metrics")
-        try:
-            uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)
-        finally:
-            if scheduler:
-                scheduler.stop()
-            engine.close()
+        run_foreground(create_app(engine), engine, host, port, log_level, on_stop=scheduler.stop if scheduler else None)
+        console.print("stopped cleanly (engine closed, WAL checkpointed into pulserec.db)")
 
     @app.command()
     def stats(data_dir: DataDir = None) -> None:

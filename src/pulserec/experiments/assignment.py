@@ -5,21 +5,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from pulserec.ingest.schemas import Body
 
 
-class Variant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Variant(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     strategy: str = Field(min_length=1, max_length=64)
     weight: float = Field(gt=0, le=1e6)
 
 
-class ExperimentConfig(BaseModel):
+class ExperimentConfig(Body):
     """Variants with relative weights; the first variant is the control."""
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"variants": [{"name": "control", "strategy": "default", "weight": 1},
                                                       {"name": "als", "strategy": "als", "weight": 1}], "default": True}]},
     )

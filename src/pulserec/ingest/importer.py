@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pulserec.config import Settings
 from pulserec.engine import Engine
-from pulserec.ingest.schemas import FUTURE_SLACK, MAX_ID
+from pulserec.ingest.schemas import FUTURE_SLACK
 from pulserec.records import ItemRecord
+from pulserec.validation import ValueRule, bad_values
 from pulserec.store import EVENT_COLUMNS
 
 ALIASES = {
@@ -105,8 +107,11 @@ def _one_datetime(value: Any) -> pd.Timestamp:
         return pd.NaT
 
 
-def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: int = 0) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Map columns, validate every row; returns (valid rows with EVENT_COLUMNS, errors)."""
+def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: int = 0, *,
+                     rules: Mapping[str, ValueRule] | None = None, max_id: int = Settings.max_id_len) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Map columns, validate every row; returns (valid rows with EVENT_COLUMNS, errors).
+
+    `rules` and `max_id` are the settings' `value_rules` and `max_id_len`: the API's rules."""
     frame = _rename(frame).reset_index(drop=True)
     n = len(frame)
     col = lambda name: frame[name] if name in frame else pd.Series([None] * n, dtype=object)  # noqa: E731
@@ -128,8 +133,8 @@ def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: 
     check(out["item_id"].isna().to_numpy() & (out["type"] != "search").to_numpy(), "item_id", "item_id is required")
     for name in ("user_id", "item_id", "session_id"):
         text = out[name].astype("string")
-        check(((text.str.len() > MAX_ID) | text.str.contains(_BAD_ID, regex=True)).fillna(False).to_numpy(dtype=bool),
-              name, f"must be at most {MAX_ID} printable characters")
+        check(((text.str.len() > max_id) | text.str.contains(_BAD_ID, regex=True)).fillna(False).to_numpy(dtype=bool),
+              name, f"must be at most {max_id} printable characters")
     ts = out["ts"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):
         check(~np.isfinite(ts) | (ts <= 0), "ts", "timestamp missing, unparseable or not positive")
@@ -137,6 +142,8 @@ def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: 
     raw_value = col("value")
     check((raw_value.notna() & out["value"].isna()).to_numpy() | ~np.isfinite(out["value"].fillna(0).to_numpy()),
           "value", "value must be a finite number")
+    for mask, message in bad_values(out["type"].to_numpy(dtype=object), out["value"].to_numpy(dtype=np.float64), rules or {}):
+        check(mask, "value", message)
 
     bad = np.zeros(n, dtype=bool)
     report = []
@@ -147,9 +154,9 @@ def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: 
     out["context"] = _context_json(frame)
     if "event_id" in frame:
         out["event_id"] = frame["event_id"].astype(str).str.strip()
-        check_ids = (out["event_id"].str.len() == 0) | (out["event_id"].str.len() > MAX_ID)
+        check_ids = (out["event_id"].str.len() == 0) | (out["event_id"].str.len() > max_id)
         for row in np.flatnonzero(check_ids.to_numpy())[:20]:
-            report.append({"row": first_row + int(row) + 1, "field": "event_id", "message": "must be 1-128 characters"})
+            report.append({"row": first_row + int(row) + 1, "field": "event_id", "message": f"must be 1-{max_id} characters"})
         bad |= check_ids.to_numpy()
     else:
         out["event_id"] = _content_ids(out)
@@ -215,6 +222,11 @@ def _content_ids(frame: pd.DataFrame) -> pd.Series:
     return key.map(lambda k: "h-" + hashlib.blake2b(k.encode(), digest_size=12).hexdigest())
 
 
+def checks_of(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of :func:`normalise_events` that apply the settings' rules."""
+    return {"rules": settings.value_rules, "max_id": settings.max_id_len}
+
+
 def import_events(
     engine: Engine,
     path: str | Path,
@@ -230,13 +242,13 @@ def import_events(
     if on_error == "fail":  # validate the whole file before storing anything
         first = 0
         for chunk in read_table(path, chunk_size):
-            _, errors = normalise_events(chunk, engine.settings.event_weights, first)
+            _, errors = normalise_events(chunk, engine.settings.event_weights, first, **checks_of(engine.settings))
             if errors:
                 raise ImportAborted(f"{len(errors)}+ invalid rows, first: row {errors[0]['row']} {errors[0]['field']}: {errors[0]['message']}")
             first += len(chunk)
     first = 0
     for chunk in read_table(path, chunk_size):
-        valid, errors = normalise_events(chunk, engine.settings.event_weights, first)
+        valid, errors = normalise_events(chunk, engine.settings.event_weights, first, **checks_of(engine.settings))
         report.rows += len(chunk)
         report.rejected += len(chunk) - len(valid)
         report.errors.extend(errors[: max(0, 50 - len(report.errors))])
@@ -277,7 +289,7 @@ def import_items(engine: Engine, path: str | Path) -> ImportReport:
         for row_no, row in enumerate(chunk.to_dict("records"), start=report.rows + 1):
             item_id = str(row.get("item_id") or "").strip()
             price = pd.to_numeric(row.get("price"), errors="coerce")
-            if not item_id or len(item_id) > MAX_ID or (not _nan(price) and (price < 0 or not math.isfinite(price))):
+            if not item_id or len(item_id) > engine.settings.max_id_len or (not _nan(price) and (price < 0 or not math.isfinite(price))):
                 report.rejected += 1
                 report.errors.append({"row": row_no, "field": "item_id" if not item_id else "price", "message": "invalid"})
                 continue
@@ -313,7 +325,7 @@ def import_users(engine: Engine, path: str | Path) -> ImportReport:
         for row in chunk.to_dict("records"):
             user_id = str(row.pop("user_id") or "").strip()
             report.rows += 1
-            if not user_id or len(user_id) > MAX_ID:
+            if not user_id or len(user_id) > engine.settings.max_id_len:
                 report.rejected += 1
                 continue
             attrs = {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and not _nan(v)}

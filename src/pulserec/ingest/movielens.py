@@ -5,12 +5,21 @@ the first genre as category and genres plus user tags as tags."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from pulserec.config import Settings
 from pulserec.records import ItemRecord
+from pulserec.store import EVENT_COLUMNS
+from pulserec.validation import ValueRule, bad_values
+
+log = logging.getLogger(__name__)
 
 ENV_VAR = "PULSEREC_MOVIELENS"
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "ml-latest-small"
@@ -24,12 +33,36 @@ def movielens_path(path: str | os.PathLike[str] | None = None) -> Path:
     return candidate
 
 
-def read_ratings(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """Ratings as an event frame (EVENT_COLUMNS), sorted by time."""
+def read_ratings(path: str | os.PathLike[str] | None = None, rules: Mapping[str, ValueRule] | None = None) -> pd.DataFrame:
+    """Ratings as an event frame (EVENT_COLUMNS), sorted by time; ratings outside the `rating`
+    rule of `rules` (default: the default settings' 0.5-5 stars) are left out, with a warning."""
+    frame, errors = read_checked_ratings(path, rules)
+    if errors:
+        log.warning("MovieLens: %d ratings rejected, first: row %d: %s", len(errors), errors[0]["row"], errors[0]["message"])
+    return frame
+
+
+def read_checked_ratings(path: str | os.PathLike[str] | None = None,
+                         rules: Mapping[str, ValueRule] | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """(ratings that satisfy `rules`, one error per rejected row: row of ratings.csv, field, message)."""
+    frame = _ratings(path)
+    rules = Settings().value_rules if rules is None else rules
+    bad = np.zeros(len(frame), dtype=bool)
+    errors: list[dict[str, Any]] = []
+    for mask, message in bad_values(frame["type"].to_numpy(dtype=object), frame["value"].to_numpy(dtype=np.float64), rules):
+        bad |= mask
+        errors.extend({"row": int(row), "field": "rating", "message": message} for row in frame.loc[mask, "row"])
+    errors.sort(key=lambda e: e["row"])
+    return frame.loc[~bad, list(EVENT_COLUMNS)].reset_index(drop=True), errors
+
+
+def _ratings(path: str | os.PathLike[str] | None) -> pd.DataFrame:
+    """Every rating as EVENT_COLUMNS plus `row` (its line in ratings.csv, 1 = the first rating)."""
     root = movielens_path(path)
     ratings = pd.read_csv(
         root / "ratings.csv", dtype={"userId": str, "movieId": str, "rating": "float64", "timestamp": "int64"}
     )
+    ratings["row"] = np.arange(1, len(ratings) + 1)
     ratings = ratings.sort_values(["timestamp", "userId", "movieId"], kind="stable").reset_index(drop=True)
     return pd.DataFrame(
         {
@@ -43,6 +76,7 @@ def read_ratings(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
             "query": None,
             "context": None,
             "rec_id": None,
+            "row": ratings["row"],
         }
     )
 

@@ -8,17 +8,34 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from pulserec.events import Event
+from pulserec.validation import ID_LEN_CAP, within_id_limit
 
-MAX_ID = 128
+#: The schema's bound on ids; the engine enforces `settings.max_id_len` (default 128) below it,
+#: and the app writes that setting into its OpenAPI document.
+MAX_ID = ID_LEN_CAP
 #: Ids are opaque printable strings: no control characters, no surrounding whitespace.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$", strip_whitespace=True)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$", strip_whitespace=True),
+               AfterValidator(within_id_limit)]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+def _iso_datetime(value: Any) -> Any:
+    """ISO-8601 text only: pydantic's lax datetime would also read "1700000000" (a number sent
+    as a string) as Unix seconds, which strict mode exists to refuse."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            raise ValueError("must be Unix seconds (a JSON number) or ISO-8601 text") from None
+    return value
+
+
 #: Models are strict (JSON types as documented: no "1.5" for a number, no 0 for a boolean);
 #: a datetime still parses from ISO-8601 text, since JSON has no datetime type.
-LaxDatetime = Annotated[datetime, Strict(False)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 EARLIEST_TS = 0.0
 FUTURE_SLACK = 86_400.0
 MAX_CONTEXT_KEYS = 32
@@ -49,6 +66,48 @@ def is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _shown(key: Any) -> str:
+    return str(key).encode("utf-8", "backslashreplace").decode()
+
+
+def surrogate_path(value: Any, path: str = "") -> str | None:
+    """Where in a JSON value a string (or key) is not valid Unicode ("attrs.k", "tags[1]"), or None.
+
+    JSON's `\\udc00` escapes decode to lone surrogates, which UTF-8 cannot encode: once stored,
+    they made every later read of the record a 500."""
+    if isinstance(value, str):
+        return None if is_unicode(value) else (path or "body")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{_shown(key)}" if path else _shown(key)
+            if isinstance(key, str) and not is_unicode(key):
+                return where
+            found = surrogate_path(item, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = surrogate_path(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class Body(BaseModel):
+    """Base of every request body: strict JSON types, no unknown fields, valid Unicode only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            where = surrogate_path(data)
+            if where:
+                raise ValueError(f"{where} must be valid Unicode (no lone surrogates)")
+        return data
 
 
 def _small_flat_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
@@ -88,7 +147,7 @@ class Context(BaseModel):
         return self
 
 
-class EventIn(BaseModel):
+class EventIn(Body):
     """One behaviour event. `user_id` or `session_id` is required; `item_id` too unless type is search."""
 
     model_config = ConfigDict(
@@ -113,7 +172,7 @@ class EventIn(BaseModel):
     session_id: Id | None = None
     item_id: Id | None = None
     type: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    timestamp: float | LaxDatetime | None = Field(None, description="Unix seconds or ISO-8601; default: now.")
+    timestamp: float | IsoDatetime | None = Field(None, description="Unix seconds or ISO-8601; default: now.")
     value: float | None = Field(None, description="Rating, price paid or other numeric value.", ge=-1e9, le=1e9)
     query: Annotated[str, StringConstraints(max_length=512)] | None = None
     context: Context | None = None
@@ -155,7 +214,7 @@ class EventIn(BaseModel):
         )
 
 
-class ItemIn(BaseModel):
+class ItemIn(Body):
     """Catalogue entry. PUT replaces the item's metadata."""
 
     model_config = ConfigDict(
@@ -173,7 +232,7 @@ class ItemIn(BaseModel):
     tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=MAX_TAGS)
     price: float | None = Field(None, ge=0, le=1e9)
     active: bool = True
-    created_at: float | LaxDatetime | None = None
+    created_at: float | IsoDatetime | None = None
     attrs: dict[str, Scalar] | None = None
 
     _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))
@@ -191,10 +250,10 @@ class ItemIn(BaseModel):
         return _small_flat_dict(value, "attrs")
 
 
-class UserIn(BaseModel):
+class UserIn(Body):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"attrs": {"country": "DE", "plan": "pro"}}]})
     attrs: dict[str, Scalar] = Field(default_factory=dict)
-    created_at: float | LaxDatetime | None = None
+    created_at: float | IsoDatetime | None = None
 
     _attrs = field_validator("attrs")(classmethod(lambda cls, v: _small_flat_dict(v, "attrs")))
     _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))

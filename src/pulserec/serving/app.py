@@ -18,16 +18,19 @@ from pulserec.serving.access_log import ACCESS_LOGGER, redact_access_log
 from pulserec.serving.auth import add_cors, document_security, public_paths, require_access
 from pulserec.serving.errors import (
     ERROR_RESPONSES,
+    on_invalid_input,
     on_method_not_allowed,
     on_pydantic_validation,
     on_request_validation,
     on_state_unavailable,
     on_stored_not_applied,
 )
-from pulserec.serving.limits import BodySizeLimit
+from pulserec.serving.limits import BodySizeLimit, SettingLimits
+from pulserec.serving.openapi import document_limits
 from pulserec.serving.operations import add_operations
 from pulserec.serving.snapshot_task import SnapshotTask
 from pulserec.serving.routes import events, feedback, items, jobs, recommendations, system, users
+from pulserec.validation import InvalidInput
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
 
@@ -65,6 +68,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     app.state.engine = engine
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(InvalidInput, on_invalid_input)  # type: ignore[arg-type]
     app.add_exception_handler(405, on_method_not_allowed)
     app.add_exception_handler(StoredNotApplied, on_stored_not_applied)
     for unavailable in STATE_UNAVAILABLE:
@@ -74,9 +78,11 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     for module in (events, items, users, recommendations, feedback, system, jobs):
         app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
+    app.add_middleware(SettingLimits, max_id_len=engine.settings.max_id_len)
     add_cors(app, engine.settings.cors_origins)
     add_operations(app, engine)  # last: its middleware wraps the others
     document_security(app, public_paths(engine.settings))
+    document_limits(app, engine.settings)
     return app
 
 

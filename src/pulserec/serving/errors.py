@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.routing import Match
 
+from pulserec.validation import InvalidInput
+
 
 def field_path(loc: Sequence[Any]) -> str:
     """('body', 'events', 2, 'timestamp') -> 'events[2].timestamp'."""
@@ -46,6 +48,11 @@ async def on_request_validation(request: Request, exc: RequestValidationError) -
         ctx = errors[0].get("ctx", {})
         return JSONResponse({"detail": f"malformed JSON: {ctx.get('error', 'cannot parse body')}"}, status_code=400)
     return validation_response(error_items(errors))
+
+
+async def on_invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
+    """A rule of the settings broken (`max_n`, `max_id_len`, value ranges): 422 naming the field."""
+    return validation_response([{"field": exc.field, "message": exc.message}])
 
 
 async def on_pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:

@@ -1,9 +1,27 @@
-"""ASGI middleware that refuses request bodies over a size limit (413) before parsing them."""
+"""ASGI middleware: request bodies over a size limit are refused (413) before parsing; the
+settings' id limit reaches the request models' validators."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from pulserec.validation import ID_LIMIT
+
+
+class SettingLimits:
+    """Sets :data:`pulserec.validation.ID_LIMIT` to this server's `max_id_len` for each request."""
+
+    def __init__(self, app: Any, max_id_len: int) -> None:
+        self.app = app
+        self.max_id_len = max_id_len
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        token = ID_LIMIT.set(self.max_id_len)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            ID_LIMIT.reset(token)
 
 
 class BodySizeLimit:

@@ -13,6 +13,7 @@ import signal
 import socket
 
 from pulserec.config import Settings
+from pulserec.serving.timeouts import connection_options
 from pulserec.store import SQLiteStore
 from pulserec.store.pseudonym import Pseudonymizer
 
@@ -23,7 +24,7 @@ def prepare_data_dir(settings: Settings) -> int:
     """Create the store (schema, WAL) and the pseudonym key once, before workers race to.
 
     Returns the number of stored events."""
-    store = SQLiteStore(settings.db_path, settings.sqlite_synchronous)
+    store = SQLiteStore(settings.db_path, settings.sqlite_synchronous, settings.accept_data_loss)
     try:
         count = store.event_count()
     finally:
@@ -53,7 +54,8 @@ def run_workers(settings: Settings, host: str, port: int, workers: int, log_leve
 
     os.environ.update(worker_environment(settings))
     if not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level)
+        uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
+                    **connection_options(settings))
         return
     _reuse_port_socket(host, port).close()  # fail here, clearly, if the port is taken
     context = multiprocessing.get_context("spawn")
@@ -97,7 +99,8 @@ def _serve_worker(host: str, port: int, log_level: str) -> None:  # runs in a wo
 
     _die_with_parent()
     sock = _reuse_port_socket(host, port)
-    server = uvicorn.Server(uvicorn.Config(APP_FACTORY, factory=True, log_level=log_level, access_log=False))
+    options = connection_options(Settings.load())  # the settings come from the env (worker_environment)
+    server = uvicorn.Server(uvicorn.Config(APP_FACTORY, factory=True, log_level=log_level, access_log=False, **options))
     server.run(sockets=[sock])
 
 

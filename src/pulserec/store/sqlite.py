@@ -8,6 +8,7 @@ mid-write leaves either all of a batch or none of it.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,9 @@ from typing import Any
 import pandas as pd
 
 from pulserec.records import ItemRecord
+from pulserec.store.watermark import RAISE_MARK, Sidecar, check_on_open, sidecar_path
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = (
     "event_id",
@@ -109,9 +113,12 @@ BUSY_TIMEOUT_MS = 30_000
 
 
 class SQLiteStore:
-    """Thread-safe access to the SQLite file (one connection, serialised by a lock)."""
+    """Thread-safe access to the SQLite file (one connection, serialised by a lock).
 
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL") -> None:
+    Opening raises :class:`~pulserec.store.watermark.StoreWentBackwards` when the database holds
+    fewer events than were committed before (lost WAL, 0-byte file), unless `accept_data_loss`."""
+
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", accept_data_loss: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -125,10 +132,26 @@ class SQLiteStore:
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: bulk inserts touch many index pages
         self._db.executescript(_SCHEMA)
+        self._sidecar = Sidecar(sidecar_path(self.path))
+        try:
+            self._mark = check_on_open(self._db, self.path, self._sidecar, accept_data_loss)
+        except BaseException:
+            self._sidecar.close()
+            self._db.close()
+            raise
 
     def close(self) -> None:
+        """Checkpoint the WAL into the database file and close: after a clean stop pulserec.db
+        alone holds every committed write (a backup of it is complete). Idempotent."""
         with self._lock:
+            if self._sidecar.closed:
+                return
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:  # another process holds a read lock; SQLite checkpoints later
+                log.warning("could not checkpoint %s on close: %s", self.path, exc)
             self._db.close()
+            self._sidecar.close()
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -161,6 +184,11 @@ class SQLiteStore:
             before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
             db.executemany(_INSERT_EVENT, rows)
             inserted = {eid: seq for seq, eid in db.execute("SELECT seq, event_id FROM events WHERE seq > ?", (before,))}
+            if inserted:
+                self._mark = max(self._mark, max(inserted.values()))
+                db.execute(RAISE_MARK, (self._mark,))
+        if inserted:
+            self._sidecar.write(self._mark)
         result: list[int | None] = []
         for row in rows:
             result.append(inserted.pop(row[0], None))

@@ -5,21 +5,26 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import MAX_ID
 from pulserec.recommend.service import Filters
+from pulserec.validation import N_CAP, within_id_limit
 
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
-UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["u42"])]
-ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["sku-123"])]
-SessionId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["s-9f2c"])]
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["u42"]), AfterValidator(within_id_limit)]
+ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["sku-123"]),
+                   AfterValidator(within_id_limit)]
+SessionId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["s-9f2c"]),
+                      AfterValidator(within_id_limit)]
 
 
 def engine_of(request: Request) -> Engine:
     return request.app.state.engine
+
+
 
 
 # Query strings are parsed as one pydantic model per route (`Annotated[Model, Query()]`): FastAPI
@@ -29,7 +34,7 @@ def engine_of(request: Request) -> Engine:
 class RankingParams(BaseModel):
     """How many, which model and which business rules: the query string of every route that ranks items."""
 
-    n: int = Field(10, ge=1, le=500, description="How many results (1-500).")
+    n: int = Field(10, ge=1, le=N_CAP, description="How many results (1 to the setting max_n, default 500).")
     strategy: str | None = Field(None, max_length=64, description="Model to use (see GET /models); default: blend.")
     category: str | None = Field(None, max_length=128, description="Only items of this category.")
     exclude_seen: bool = Field(True, description="Leave out items the user already interacted with.")

@@ -11,10 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from pulserec.engine import UnknownEventType
 from pulserec.ingest.schemas import EventIn
 from pulserec.serving.errors import error_items, validation_response
 from pulserec.serving.routes.deps import engine_of
+from pulserec.validation import InvalidInput
 
 router = APIRouter(tags=["events"])
 _ONE = TypeAdapter(EventIn)
@@ -89,7 +89,7 @@ async def post_events(request: Request) -> Any:
     try:
         # In the thread pool: a stalled state backend (up to its timeout) must not block the loop.
         result = await run_in_threadpool(engine.ingest, events)
-    except UnknownEventType as exc:
-        where = f"{'events' if isinstance(body, list) else ''}[{exc.index}].type" if isinstance(body, list) else "type"
-        return validation_response([{"field": where, "message": str(exc)}])
+    except InvalidInput as exc:  # a rule of the settings (type, value range, id length)
+        where = f"events[{exc.index}].{exc.field}" if isinstance(body, list) else exc.field
+        return validation_response([{"field": where, "message": exc.message}])
     return {"accepted": result.accepted, "duplicates": result.duplicates, "event_ids": result.event_ids}

@@ -6,22 +6,23 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from pulserec.experiments.assignment import ExperimentConfig
-from pulserec.ingest.schemas import Id, epoch_seconds
+from pulserec.ingest.schemas import Body, Id, epoch_seconds
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["feedback"])
 ExperimentName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$", examples=["homepage-2026-11"])]
 
 
-class ImpressionIn(BaseModel):
+class ImpressionIn(Body):
     """What was actually shown. `recommendation_id` comes from a recommendation response; the rest
     defaults to what that response contained. Events that carry the same `recommendation_id`
     count as clicks (any engagement) and conversions (purchases)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"recommendation_id": "9c1f...", "items": ["sku-1", "sku-7"]}]})
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"examples": [{"recommendation_id": "9c1f...", "items": ["sku-1", "sku-7"]}]})
     recommendation_id: Id
     user_id: Id | None = None
     session_id: Id | None = None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from pulserec.ingest.schemas import Id, ItemIn
+from pulserec.ingest.schemas import Body, Id, ItemIn
 from pulserec.records import ItemRecord
 from pulserec.serving.routes.deps import ItemId, RankingParams, engine_of
 
@@ -18,7 +18,7 @@ class ItemWithId(ItemIn):
     item_id: Id
 
 
-class ItemBatch(BaseModel):
+class ItemBatch(Body):
     items: list[ItemWithId] = Field(max_length=10_000)
 
 

@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import AfterValidator
 
 from pulserec.ingest.schemas import MAX_ID
 from pulserec.serving.examples import json_example
 from pulserec.serving.metrics import ServingMetrics
 from pulserec.serving.routes.deps import engine_of
+from pulserec.validation import within_id_limit
 
 router = APIRouter(tags=["operations"])
 
@@ -44,7 +46,7 @@ def search(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$",
                             description="Text to find in user ids, item ids and item titles (case-insensitive).",
-                            examples=["shoe"])],
+                            examples=["shoe"]), AfterValidator(within_id_limit)],
     limit: Annotated[int, Query(ge=1, le=50, description="At most this many users and this many items (1-50).")] = 10,
     kind: Annotated[Literal["all", "users", "items"], Query(description="What to search.")] = "all",
 ) -> dict:

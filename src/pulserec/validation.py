@@ -1,0 +1,141 @@
+"""Input rules that depend on settings: per-event-type value ranges and id/result-count limits.
+
+They live below the engine, the API and the importers so that all three apply one rule: an
+event the API refuses with a 422 is also a rejected row of a CSV or MovieLens import."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: The hard upper bounds the settings may not exceed (`max_id_len`, `max_n`): ids are stored in
+#: indexes and sent in every answer, and a result list is scored and explained item by item.
+ID_LEN_CAP = 1024
+#: The least `max_id_len`: ids the server makes (event ids, recommendation ids) are 32 hex digits.
+ID_LEN_MIN = 32
+N_CAP = 10_000
+
+
+#: `settings.max_id_len` of the server handling the current request (set per request by the
+#: app's `SettingLimits` middleware; 128, the setting's default, outside a request). Request
+#: models are module-level types, so the configured limit reaches their validators this way.
+ID_LIMIT: ContextVar[int] = ContextVar("max_id_len", default=128)
+
+
+def within_id_limit(value: str) -> str:
+    """Validator of every id field and id path parameter."""
+    limit = ID_LIMIT.get()
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters (setting max_id_len)")
+    return value
+
+
+class InvalidInput(ValueError):
+    """Input that breaks a rule from the settings; the API answers 422 naming `field`.
+
+    `index` is the position of the event in a batch, when there is one."""
+
+    def __init__(self, field: str, message: str, index: int | None = None) -> None:
+        self.field = field
+        self.message = message
+        self.index = index
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """What `value` means for one event type: its allowed range, and whether it must be given."""
+
+    min: float | None = None
+    max: float | None = None
+    required: bool = False
+
+    @classmethod
+    def parse(cls, event_type: str, spec: Mapping[str, Any]) -> ValueRule:
+        unknown = set(spec) - {"min", "max", "required"}
+        if unknown:
+            raise ValueError(f"event_values.{event_type}: unknown keys {', '.join(sorted(unknown))} (use min, max, required)")
+        rule = cls(min=_bound(spec.get("min"), event_type, "min"), max=_bound(spec.get("max"), event_type, "max"),
+                   required=bool(spec.get("required", False)))
+        if rule.min is not None and rule.max is not None and rule.min > rule.max:
+            raise ValueError(f"event_values.{event_type}: min {rule.min} exceeds max {rule.max}")
+        return rule
+
+    def describe(self, event_type: str) -> str:
+        """The rule in words: "a rating event needs a value between 0.5 and 5"."""
+        if self.min is not None and self.max is not None:
+            bounds = f" between {self.min:g} and {self.max:g}"
+        elif self.min is not None:
+            bounds = f" of at least {self.min:g}"
+        elif self.max is not None:
+            bounds = f" of at most {self.max:g}"
+        else:
+            bounds = ""
+        verb = "needs" if self.required else "takes"
+        return f"a {event_type} event {verb} a value{bounds}"
+
+    def problem(self, event_type: str, value: float | None) -> str | None:
+        """Why `value` is not acceptable for this type, or None."""
+        if value is None:
+            return self.describe(event_type) if self.required else None
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            return self.describe(event_type)
+        return None
+
+    def bad(self, values: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`problem` for float values (NaN = missing): True where a value breaks the rule."""
+        missing = np.isnan(values)
+        out = missing if self.required else np.zeros(len(values), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if self.min is not None:
+                out = out | (~missing & (values < self.min))
+            if self.max is not None:
+                out = out | (~missing & (values > self.max))
+        return out
+
+
+def _bound(value: Any, event_type: str, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"event_values.{event_type}.{name} must be a finite number")
+    return float(value)
+
+
+def value_rules(specs: Mapping[str, Mapping[str, Any]], event_types: Mapping[str, Any]) -> dict[str, ValueRule]:
+    """Parsed `event_values` settings; every type named must be a known event type."""
+    rules = {}
+    for event_type, spec in specs.items():
+        if event_type not in event_types:
+            raise ValueError(f"event_values names an unknown event type {event_type!r} (known: {', '.join(sorted(event_types))})")
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"event_values.{event_type} must be a table of min, max, required")
+        rules[event_type] = ValueRule.parse(event_type, spec)
+    return rules
+
+
+def bad_values(types: np.ndarray, values: np.ndarray, rules: Mapping[str, ValueRule]) -> list[tuple[np.ndarray, str]]:
+    """(mask of rows, message) per event type whose rule some rows break, for bulk imports."""
+    out = []
+    for event_type, rule in rules.items():
+        of_type = types == event_type
+        if of_type.any():
+            mask = of_type & rule.bad(values)
+            if mask.any():
+                out.append((mask, rule.describe(event_type)))
+    return out
+
+
+def check_id_len(field: str, value: str | None, limit: int, index: int | None = None) -> None:
+    if value is not None and len(value) > limit:
+        raise InvalidInput(field, f"must be at most {limit} characters (setting max_id_len)", index)
+
+
+def check_n(n: int, limit: int) -> None:
+    if n > limit:
+        raise InvalidInput("n", f"must be at most {limit} (setting max_n)")
