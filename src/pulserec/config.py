@@ -46,6 +46,9 @@ class Settings:
     trending_halflife: float = 7 * DAY
     # Profiles: half-life of interest scores by category / tag.
     interest_halflife: float = 30 * DAY
+    # Decay is read at the wall clock while the newest event is at most this old, else at the
+    # newest event time (an imported history); see decay.py:read_clock.
+    live_clock_window: float = DAY
     # Co-occurrence: pairs are formed with the user's last `cooc_window` items,
     # each pair weighted by exp(-gap / cooc_gap_tau).
     cooc_window: int = 20
@@ -56,6 +59,12 @@ class Settings:
     # Memory bound (issue 17.2): every compaction keeps each item's `cooc_max_neighbours`
     # heaviest pairs (0 = all), so the matrix grows with items x K, not with every pair seen.
     cooc_max_neighbours: int = 0
+    # Catalogue policy (docs/architecture.md): items seen only in events (never PUT or imported
+    # into the catalogue) are stored and counted but not served, unless `serve_unknown_items`.
+    serve_unknown_items: bool = False
+    # Minimum support: an item with fewer events is nobody's co-occurrence neighbour (item-kNN),
+    # so a user's few clicks cannot make an item the top neighbour of a popular one.
+    min_support: int = 3
     # Serving: how many recent events make up the user's query, and how fast older ones fade.
     history_len: int = 50
     query_len: int = 20
@@ -88,6 +97,9 @@ class Settings:
     # -wal file, a 0-byte or older pulserec.db; see store/watermark.py). A one-off override for
     # after a restore (`pulserec serve --accept-data-loss`), not a setting to keep.
     accept_data_loss: bool = False
+    # Readiness (GET /health/ready) fails when the data dir has less free disk space than this
+    # (bytes): a small probe write may still fit where the next batch of events does not.
+    min_free_bytes: int = 32 * 1024 * 1024
     # Privacy: store user ids as keyed hashes (HMAC-SHA256) instead of the raw id.
     pseudonymize_users: bool = False
     # The pseudonym key's file, outside the data dir (created if missing); the env var
@@ -190,10 +202,12 @@ class Settings:
         self.value_rules  # noqa: B018 - parses (and so checks) event_values
         if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
             raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
+        if self.min_support < 0:
+            raise ValueError("min_support must be 0 or more events")
         if not 1 <= self.max_n <= N_CAP:
             raise ValueError(f"max_n must be between 1 and {N_CAP}")
         for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap",
-                     "header_timeout", "body_timeout", "keep_alive_timeout"):
+                     "header_timeout", "body_timeout", "keep_alive_timeout", "live_clock_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.state_url and not self.state_url.startswith(REDIS_SCHEMES):

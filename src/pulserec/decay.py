@@ -82,3 +82,15 @@ def forward_weights(weights: np.ndarray, ts: np.ndarray, landmark: float, rate: 
     """Stored contribution `w * exp(rate * (t - landmark))` of each (weight, time)."""
     return np.asarray(weights, dtype=np.float64) * np.exp((np.asarray(ts, dtype=np.float64) - landmark) * rate)
 
+
+def read_clock(newest_event: float, wall: float, live_window: float) -> float:
+    """The time at which decayed scores (trending, interests, dormancy) are read.
+
+    Live traffic, whose newest event is at most `live_window` older than the wall clock: the
+    wall clock, so scores keep fading while no events arrive. An imported or replayed history
+    that ended earlier: its newest event time, the data's own "now" (read at the wall clock, a
+    history that ended years ago is all zeros). The first live event after such an import moves
+    the clock to the wall clock, and the history then counts at its real age."""
+    if not math.isfinite(newest_event) or newest_event >= wall - live_window:
+        return max(wall, newest_event) if math.isfinite(newest_event) else wall
+    return newest_event

@@ -7,6 +7,7 @@ online state from the log, so nothing acknowledged is ever lost."""
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
 from pulserec.models.base import Recommender, meta_of
 from pulserec.online import make_state
+from pulserec.decay import read_clock
 from pulserec.online.base import SharedState, State
 from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.snapshots import Snapshots
@@ -231,8 +233,25 @@ class Engine:
                                "since": health.since}
         else:
             checks["state"] = {"ok": True, "backend": "memory", "status": "ok"}
+        checks["storage"] = self._storage_check()
         ok = all(check["ok"] for check in checks.values())
         return {"status": "ok" if ok else "degraded", "checks": checks}
+
+    def _storage_check(self) -> dict[str, Any]:
+        """Readiness of the store: after a failed write it is probed with a small real write, so
+        readiness recovers by itself once space returns or the file is writable again; and the
+        data dir's free space must be at least `min_free_bytes` (a probe fits where a batch may not)."""
+        failure = self.store.probe() if self.store.failure else None
+        free = shutil.disk_usage(self.settings.data_dir).free
+        if failure is not None:
+            storage: dict[str, Any] = {"ok": False, "cause": failure.kind, "detail": str(failure)}
+        elif free < self.settings.min_free_bytes:
+            storage = {"ok": False, "cause": "disk_full",
+                       "detail": f"{free:,} bytes free for {self.settings.data_dir}, below min_free_bytes "
+                                 f"({self.settings.min_free_bytes:,})"}
+        else:
+            storage = {"ok": True}
+        return {**storage, "free_bytes": free}
 
     def close(self) -> None:
         """Close the store (checkpointing its WAL), the state and the publisher; idempotent (the
@@ -631,6 +650,7 @@ class Engine:
         self.counters["users.deleted"] += 1
         return len(removed)
 
+    # -- health -----------------------------------------------------------------------------
     # -- reads ------------------------------------------------------------------------------
     def recommend(self, user_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
                   context: dict[str, Any] | None = None) -> Answer:
@@ -651,6 +671,11 @@ class Engine:
         with self.lock, self.state.reading():
             return self.service.similar(item_id, n, filters, strategy)
 
+    def clock(self) -> float:
+        """When decayed scores are read: the wall clock for live traffic, the newest event time
+        for an imported history (:func:`pulserec.decay.read_clock`)."""
+        return read_clock(self.state.now, time.time(), self.settings.live_clock_window)
+
     def profile(self, user_id: str) -> dict[str, Any] | None:
         key = self.user_key(user_id)
         with self.lock, self.state.reading(key):
@@ -659,7 +684,7 @@ class Engine:
             stored = self.store.get_user(key)
             if profile is None and stored is None:
                 return None
-            out: dict[str, Any] = profile.to_dict(self.state.now) if profile else {"event_count": 0}
+            out: dict[str, Any] = profile.to_dict(self.clock()) if profile else {"event_count": 0}
             out["user_id"] = user_id
             out["attrs"] = stored["attrs"] if stored else {}
             recent = list(self.state.histories.recent(owner))
@@ -735,6 +760,7 @@ class Engine:
                 "users": len(state.profiles),
                 "cooccurrence_nnz": state.cooc.nnz,
                 "event_time": state.now if state.applied else None,
+                "clock": self.clock() if state.applied else None,
                 "strategies": sorted(self.service.strategies),
                 "counters": dict(self.counters),
                 "uptime_s": round(time.time() - self.started_at, 1),

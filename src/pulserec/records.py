@@ -21,3 +21,6 @@ class ItemRecord:
     active: bool = True
     created_ts: float | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: In the catalogue (PUT or imported): False for an item only ever seen in events, which the
+    #: catalogue policy (setting `serve_unknown_items`) keeps out of served lists.
+    listed: bool = True

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from annotated_types import Gt, Le
+from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from pulserec.events import Event
 from pulserec.validation import ID_LEN_CAP, within_id_limit
@@ -22,10 +24,17 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r
 ShortText = Annotated[str, StringConstraints(max_length=256)]
 
 
+#: ISO-8601 text starts with a year from 1971 on: then no time-zone offset can put it before
+#: 1970 (which check_timestamp refuses), so the OpenAPI pattern and the validator agree exactly.
+YEAR_PATTERN = r"^(197[1-9]|19[89][0-9]|[2-9][0-9]{3})-"
+
+
 def _iso_datetime(value: Any) -> Any:
     """ISO-8601 text only: pydantic's lax datetime would also read "1700000000" (a number sent
     as a string) as Unix seconds, which strict mode exists to refuse."""
     if isinstance(value, str):
+        if not re.match(YEAR_PATTERN, value):
+            raise ValueError("must be Unix seconds (a JSON number) or ISO-8601 text from 1971 on")
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
         except ValueError:
@@ -35,7 +44,13 @@ def _iso_datetime(value: Any) -> Any:
 
 #: Models are strict (JSON types as documented: no "1.5" for a number, no 0 for a boolean);
 #: a datetime still parses from ISO-8601 text, since JSON has no datetime type.
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime),
+                        WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEAR_PATTERN})]
+#: Unix seconds: positive (the schema's exclusiveMinimum is check_timestamp's lower bound).
+EpochSeconds = Annotated[float, Gt(0)]
+#: The last second of year 9999, the latest time ISO-8601 text can state: a creation time's bound.
+LATEST_TS = 253_402_300_799.0
+CreatedSeconds = Annotated[float, Gt(0), Le(LATEST_TS)]
 EARLIEST_TS = 0.0
 FUTURE_SLACK = 86_400.0
 MAX_CONTEXT_KEYS = 32
@@ -57,6 +72,14 @@ def epoch_seconds(value: float | datetime | None) -> float | None:
     if isinstance(value, datetime):
         value = value.timestamp()
     return check_timestamp(float(value))
+
+
+def creation_seconds(value: float | datetime | None) -> float | None:
+    """Unix seconds of a creation time: any time its type allows, also a future one (a product
+    that launches next month); the type's bounds are exactly the OpenAPI document's."""
+    if value is None:
+        return None
+    return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
 def is_unicode(text: str) -> bool:
@@ -172,7 +195,7 @@ class EventIn(Body):
     session_id: Id | None = None
     item_id: Id | None = None
     type: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    timestamp: float | IsoDatetime | None = Field(None, description="Unix seconds or ISO-8601; default: now.")
+    timestamp: EpochSeconds | IsoDatetime | None = Field(None, description="Unix seconds or ISO-8601; default: now.")
     value: float | None = Field(None, description="Rating, price paid or other numeric value.", ge=-1e9, le=1e9)
     query: Annotated[str, StringConstraints(max_length=512)] | None = None
     context: Context | None = None
@@ -232,10 +255,10 @@ class ItemIn(Body):
     tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=MAX_TAGS)
     price: float | None = Field(None, ge=0, le=1e9)
     active: bool = True
-    created_at: float | IsoDatetime | None = None
+    created_at: CreatedSeconds | IsoDatetime | None = None
     attrs: dict[str, Scalar] | None = None
 
-    _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))
+    _created = field_validator("created_at")(classmethod(lambda cls, v: creation_seconds(v)))
 
     @field_validator("price")
     @classmethod
@@ -253,7 +276,7 @@ class ItemIn(Body):
 class UserIn(Body):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"attrs": {"country": "DE", "plan": "pro"}}]})
     attrs: dict[str, Scalar] = Field(default_factory=dict)
-    created_at: float | IsoDatetime | None = None
+    created_at: CreatedSeconds | IsoDatetime | None = None
 
     _attrs = field_validator("attrs")(classmethod(lambda cls, v: _small_flat_dict(v, "attrs")))
-    _created = field_validator("created_at")(classmethod(lambda cls, v: epoch_seconds(v)))
+    _created = field_validator("created_at")(classmethod(lambda cls, v: creation_seconds(v)))

@@ -6,7 +6,7 @@ the one the online state updates on every event."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -16,12 +16,36 @@ from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence
 
 
+class SupportCounts(Protocol):
+    """Events per item index (the popularity counters of either state)."""
+
+    @property
+    def events(self) -> np.ndarray: ...
+
+
 class ItemKNN(PickleMixin):
+    """Neighbours need support: with `support` (the live popularity counters) an item with fewer
+    than `min_support` events is nobody's neighbour. Cosine divides by both degrees, so an item
+    one user touched once co-occurs with everything that user saw at a similarity near 1.0,
+    above the popular items' real neighbours (issue 13.1)."""
+
     name: ClassVar[str] = "item_knn"
 
     def __init__(self, cooc: CoOccurrence | None = None, window: int = 20, gap_tau: float = 3 * 86_400.0,
-                 max_neighbours: int = 0) -> None:
+                 max_neighbours: int = 0, support: SupportCounts | None = None, min_support: int = 0) -> None:
         self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau, max_neighbours=max_neighbours)
+        self.support = support
+        self.min_support = min_support
+
+    def _supported(self, idx: np.ndarray) -> np.ndarray:
+        """Which of the neighbour indices `idx` have at least `min_support` events."""
+        if self.support is None or self.min_support <= 1 or len(idx) == 0:
+            return np.ones(len(idx), dtype=bool)
+        events = self.support.events
+        counts = np.zeros(len(idx), dtype=np.int64)
+        inside = idx < len(events)
+        counts[inside] = events[idx[inside]]
+        return counts >= self.min_support
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> ItemKNN:
         cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau, max_neighbours=getattr(self.cooc, "max_neighbours", 0))
@@ -34,6 +58,8 @@ class ItemKNN(PickleMixin):
         """(item, weighted similarity, position of the history item) for every neighbour entry:
         what both the scores and the explanation of a request are made of."""
         idx, sims, src = self.cooc.similar_rows(query.items.tolist())
+        keep = self._supported(idx)
+        idx, sims, src = idx[keep], sims[keep], src[keep]
         return idx, sims * np.asarray(query.weights, dtype=np.float64)[src], src
 
     def score_explained(self, query: Query, n_items: int) -> Scored:
@@ -53,7 +79,9 @@ class ItemKNN(PickleMixin):
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         if not self.cooc.has_item(item):
             return None
-        return self.cooc.dense_row(item, n_items)
+        row = self.cooc.dense_row(item, n_items)
+        row[~self._supported(np.arange(len(row)))] = 0.0
+        return row
 
 
 def _strongest_sources(query: Query, contributions: tuple[np.ndarray, np.ndarray, np.ndarray],

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pulserec.config import Settings
 from pulserec.models.base import Query, Recommender, pad_scores
 from pulserec.models.blend import normalised
 from pulserec.online.catalog import Catalog
@@ -52,6 +53,7 @@ class FeatureContext(Protocol):
     popularity: Popularity
     profiles: Profiles
     histories: Histories
+    settings: Settings  # the catalogue policy (serve_unknown_items)
 
 
 @dataclass
@@ -88,8 +90,8 @@ class Recall:
 
 
 def allowed_items(state: FeatureContext, query: Query, n_items: int) -> np.ndarray:
-    """Items a recommendation may contain: active, not yet seen by the query's user."""
-    mask = state.catalog.active_mask()[:n_items].copy()
+    """Items a recommendation may contain: servable (active, listed), not yet seen by the query's user."""
+    mask = state.catalog.servable_mask(state.settings.serve_unknown_items)[:n_items].copy()
     if len(mask) < n_items:
         mask = np.concatenate([mask, np.zeros(n_items - len(mask), dtype=bool)])
     seen = state.histories.seen(query.user)

@@ -20,6 +20,7 @@ class Catalog:
         self.category_idx = np.empty(0, dtype=np.int32)
         self.price = np.empty(0, dtype=np.float64)
         self.active = np.empty(0, dtype=bool)
+        self.listed = np.empty(0, dtype=bool)
         self.created_ts = np.empty(0, dtype=np.float64)
 
     def __len__(self) -> int:
@@ -33,16 +34,17 @@ class Catalog:
         self.category_idx = _grown(self.category_idx, new_cap, -1)
         self.price = _grown(self.price, new_cap, np.nan)
         self.active = _grown(self.active, new_cap, False)
+        self.listed = _grown(self.listed, new_cap, False)
         self.created_ts = _grown(self.created_ts, new_cap, np.nan)
 
     def intern(self, item_id: str, ts: float | None = None) -> int:
-        """Index of an item, registering it (with no metadata) on first sight."""
+        """Index of an item, registering it (with no metadata, not listed) on first sight."""
         idx = self.item_ids.get(item_id)
         if idx is not None:
             return idx
         idx = self.item_ids.add(item_id)
         self._grow(idx + 1)
-        self._records.append(ItemRecord(item_id=item_id, created_ts=ts))
+        self._records.append(ItemRecord(item_id=item_id, created_ts=ts, listed=False))
         self.active[idx] = True
         self.created_ts[idx] = np.nan if ts is None else ts
         return idx
@@ -55,6 +57,7 @@ class Catalog:
         self.category_idx[idx] = -1 if record.category is None else self.categories.add(record.category)
         self.price[idx] = np.nan if record.price is None else record.price
         self.active[idx] = record.active
+        self.listed[idx] = record.listed
         self.created_ts[idx] = np.nan if record.created_ts is None else record.created_ts
         return idx
 
@@ -85,6 +88,12 @@ class Catalog:
 
     def active_mask(self) -> np.ndarray:
         return self.active[: len(self)]
+
+    def servable_mask(self, serve_unknown: bool = False) -> np.ndarray:
+        """Items that may appear in a served list: active, and in the catalogue unless
+        `serve_unknown` (the catalogue policy, docs/architecture.md)."""
+        n = len(self)
+        return self.active[:n] if serve_unknown else self.active[:n] & self.listed[:n]
 
     def price_array(self) -> np.ndarray:
         return self.price[: len(self)]

@@ -47,8 +47,9 @@ class Popularity:
         self._ensure(n)
         return self.total[:n]
 
-    def trending_scores(self, n: int) -> np.ndarray:
-        return self.trending.decayed(n)
+    def trending_scores(self, n: int, at: float | None = None) -> np.ndarray:
+        """Trending weights read at time `at` (default: the newest event; see read_clock)."""
+        return self.trending.decayed(n, at)
 
     @property
     def now(self) -> float:

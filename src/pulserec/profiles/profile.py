@@ -208,8 +208,14 @@ class UserProfile:
         return segments
 
     def to_dict(self, now: float, top: int = 10) -> dict[str, Any]:
+        """The profile as JSON; `now` is the engine's clock (dormancy is measured against it).
+
+        Interests are read as of the user's own last event (`interests_as_of`): their taste when
+        last seen, comparable between users, and not all zeros for a user of an imported
+        history who was last active years before its end."""
         device = self.devices.most_common(1)
         location = self.locations.most_common(1)
+        as_of = self.last_seen if math.isfinite(self.last_seen) else now
         return {
             "user_id": self.user_id,
             "first_seen": _finite(self.first_seen),
@@ -218,9 +224,10 @@ class UserProfile:
             "total_weight": round(self.total_weight, 4),
             "counts_by_type": dict(self.counts),
             "interests": {
-                "categories": [{"name": k, "score": round(v, 4)} for k, v in self.categories.top(now, top)],
-                "tags": [{"name": k, "score": round(v, 4)} for k, v in self.tags.top(now, top)],
+                "categories": [{"name": k, "score": significant(v)} for k, v in self.categories.top(as_of, top)],
+                "tags": [{"name": k, "score": significant(v)} for k, v in self.tags.top(as_of, top)],
             },
+            "interests_as_of": _finite(as_of),
             "favourite_device": device[0][0] if device else None,
             "favourite_location": location[0][0] if location else None,
             "favourite_hour": self.favourite_hour(),
@@ -231,6 +238,11 @@ class UserProfile:
             "recent_searches": list(self.searches),
             "segments": self.segments(now),
         }
+
+
+def significant(value: float, digits: int = 4) -> float:
+    """`value` to `digits` significant digits: a small decayed score stays visible (not 0.0)."""
+    return float(f"{value:.{digits}g}")
 
 
 def _finite(value: float) -> float | None:

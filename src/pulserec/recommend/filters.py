@@ -26,7 +26,8 @@ def candidate_mask(state: State, owner: int | None, filters: Filters) -> np.ndar
     """Boolean mask over the catalogue of the items `filters` let through for `owner`."""
     catalog = state.catalog
     n = len(catalog)
-    mask = np.ones(n, dtype=bool) if filters.include_inactive else catalog.active_mask().copy()
+    # The catalogue policy: only active, listed items (unless serve_unknown_items).
+    mask = np.ones(n, dtype=bool) if filters.include_inactive else catalog.servable_mask(state.settings.serve_unknown_items).copy()
     if filters.category is not None:
         mask &= catalog.category_mask(filters.category)
     if filters.min_price is not None or filters.max_price is not None:

@@ -39,7 +39,7 @@ class ModelSet:
     def __init__(self, state: State, settings: Settings) -> None:
         self.state = state
         self.settings = settings
-        self.item_knn = ItemKNN(state.cooc)
+        self.item_knn = ItemKNN(state.cooc, support=state.popularity, min_support=settings.min_support)
         self.trending = Trending(state.popularity)
         self.trending.catalog = state.catalog
         self.popular = Popular(state.popularity)

@@ -7,22 +7,25 @@ from typing import Any
 import numpy as np
 
 from pulserec.online.base import State
+from pulserec.profiles.profile import significant
 
 
-def trending_list(state: State, n: int = 10) -> list[dict[str, Any]]:
-    """The top-n active items by decayed trending score, with titles and all-time event counts
-    (the dashboard's list; read inside one read scope: `Engine.read`)."""
+def trending_list(state: State, n: int = 10, at: float | None = None) -> list[dict[str, Any]]:
+    """The top-n servable items by trending score read at time `at` (the engine's clock), with
+    titles and all-time event counts (the dashboard's list; read inside one read scope:
+    `Engine.read`). Scores to four significant digits: a small one is not shown as 0.0."""
     catalog = state.catalog
     size = len(catalog)
     if size == 0:
         return []
-    scores = state.popularity.trending_scores(size)
+    scores = state.popularity.trending_scores(size, at)
     events = state.popularity.events
     out = []
-    for idx in top_n(scores, n, catalog.active_mask() & (scores > 0)).tolist():
+    servable = catalog.servable_mask(state.settings.serve_unknown_items)
+    for idx in top_n(scores, n, servable & (scores > 0)).tolist():
         record = catalog.record(idx)
         out.append({"item_id": record.item_id, "title": record.title, "category": record.category,
-                    "score": round(float(scores[idx]), 4), "events": int(events[idx]) if idx < len(events) else 0})
+                    "score": significant(float(scores[idx])), "events": int(events[idx]) if idx < len(events) else 0})
     return out
 
 

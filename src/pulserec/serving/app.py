@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,14 +23,16 @@ from pulserec.serving.errors import (
     on_method_not_allowed,
     on_pydantic_validation,
     on_request_validation,
+    on_storage_error,
     on_state_unavailable,
     on_stored_not_applied,
 )
 from pulserec.serving.limits import BodySizeLimit, SettingLimits
-from pulserec.serving.openapi import document_limits
+from pulserec.serving.openapi import document_rules
 from pulserec.serving.operations import add_operations
 from pulserec.serving.snapshot_task import SnapshotTask
 from pulserec.serving.routes import events, feedback, items, jobs, recommendations, system, users
+from pulserec.store.failures import StorageError
 from pulserec.validation import InvalidInput
 
 DESCRIPTION = """Real-time recommendations: send behaviour events, get fresh recommendations in milliseconds.
@@ -69,6 +72,8 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidInput, on_invalid_input)  # type: ignore[arg-type]
+    app.add_exception_handler(StorageError, on_storage_error)
+    app.add_exception_handler(sqlite3.Error, on_storage_error)
     app.add_exception_handler(405, on_method_not_allowed)
     app.add_exception_handler(StoredNotApplied, on_stored_not_applied)
     for unavailable in STATE_UNAVAILABLE:
@@ -82,7 +87,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     add_cors(app, engine.settings.cors_origins)
     add_operations(app, engine)  # last: its middleware wraps the others
     document_security(app, public_paths(engine.settings))
-    document_limits(app, engine.settings)
+    document_rules(app, engine)
     return app
 
 

@@ -5,7 +5,7 @@ comma separated) and are presented as `x-api-key: KEY` or `Authorization: Bearer
 
 Every route is in one of four classes (:func:`access_of`; the table is in docs/security.md):
 
-* public: liveness (`/health`), the docs, the dashboard's HTML shell (it holds no data; the
+* public: liveness (`/health`) and readiness (`/health/ready`, no personal data), the docs, the dashboard's HTML shell (it holds no data; the
   data it fetches is personal), and `/metrics` with `public_metrics = true`.
 * catalogue reads (items, similar items, models, evaluation reports): open unless `read_keys`
   are configured; then a read or api key.

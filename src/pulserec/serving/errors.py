@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.routing import Match
 
+from pulserec.store.failures import StorageError, storage_error
 from pulserec.validation import InvalidInput
 
 
@@ -55,6 +56,16 @@ async def on_invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
     return validation_response([{"field": exc.field, "message": exc.message}])
 
 
+async def on_storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """A store that cannot work now: 507 (disk full) or 503, naming the cause, never a bare 500.
+    A raw SQLite error (a read) is classified the same way; one that names no known cause is a 500."""
+    failure = exc if isinstance(exc, StorageError) else storage_error(exc)  # type: ignore[arg-type]
+    if failure is None:
+        return JSONResponse({"detail": f"storage error: {exc}", "cause": "unknown"}, status_code=500)
+    return JSONResponse({"detail": f"storage unavailable: {failure}", "cause": failure.kind},
+                        status_code=failure.status, headers={"Retry-After": "10"})
+
+
 async def on_pydantic_validation(request: Request, exc: ValidationError) -> JSONResponse:
     return validation_response(error_items(exc.errors()))
 
@@ -79,10 +90,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown user, item or session"},
     413: {"model": ErrorBody, "description": "Body or batch over the configured limit"},
     422: {"model": ErrorBody, "description": "Invalid input; `errors` names each bad field"},
-    503: {"model": ErrorBody, "description": "A dependency (the shared Redis state) is unavailable; retry after "
+    503: {"model": ErrorBody, "description": "A dependency is unavailable now: the shared Redis state, or the store "
+                                             "(read-only, I/O error, locked; `cause` names it); retry after "
                                              "`Retry-After` seconds. For POST /events, `stored` says whether the "
                                              "events were stored (then they are applied later, and a retry with the "
                                              "same event ids answers `duplicates`)"},
+    507: {"model": ErrorBody, "description": "The disk holding the store is full (`cause`: disk_full)"},
 }
 
 

@@ -57,7 +57,7 @@ def model_age_s(meta: dict[str, Any], now: float | None = None) -> float | None:
 
 def trending_items(engine: Engine, n: int = 10) -> list[dict[str, Any]]:
     """The top-n items by decayed trending score, with titles and all-time event counts."""
-    return engine.read(lambda state: trending_list(state, n))
+    return engine.read(lambda state: trending_list(state, n, engine.clock()))
 
 
 def reports_dir(engine: Engine) -> Path:

@@ -1,41 +1,78 @@
-"""The OpenAPI document states the limits this server enforces, which come from its settings.
+"""The OpenAPI document states the rules this server enforces, some of which come from its
+settings or its state: id and result-count limits, known event types and strategies.
 
-Request models carry the hard caps of :mod:`pulserec.validation` (they are module-level types);
-the engine enforces the configured `max_id_len` and `max_n` below them, and this rewrites those
-caps in the generated document so that a client (or schemathesis) reads the real bounds."""
+Request models are module-level types, so they carry only hard caps (:mod:`pulserec.validation`)
+and free-form names; this fills in the real bounds and enums, so that a client (or schemathesis)
+reads what the server actually accepts. It also adds `EventIn`, which POST /events refers to but
+FastAPI does not emit (that route parses its body itself, to accept three shapes). The document
+is rebuilt when the set of strategies changes (a model trained or installed)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
 
-from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.ingest.schemas import EventIn
 from pulserec.validation import ID_LEN_CAP, N_CAP
 
+REF = "#/components/schemas/{model}"
 
-def _lower_caps(node: Any, max_id_len: int, max_n: int) -> None:
+
+def _walk(node: Any, visit: Any) -> None:
     if isinstance(node, dict):
-        if node.get("maxLength") == ID_LEN_CAP:
-            node["maxLength"] = max_id_len
-        if node.get("name") == "n" and isinstance(node.get("schema"), dict) and node["schema"].get("maximum") == N_CAP:
-            node["schema"]["maximum"] = max_n
+        visit(node)
         for value in node.values():
-            _lower_caps(value, max_id_len, max_n)
+            _walk(value, visit)
     elif isinstance(node, list):
         for value in node:
-            _lower_caps(value, max_id_len, max_n)
+            _walk(value, visit)
 
 
-def document_limits(app: FastAPI, settings: Settings) -> None:
-    """Wrap `app.openapi` so the document carries `settings.max_id_len` and `settings.max_n`."""
+def _add_event_schema(schema: dict[str, Any]) -> None:
+    _, defs = models_json_schema([(EventIn, "validation")], ref_template=REF)
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+
+
+def _apply_rules(schema: dict[str, Any], engine: Engine, strategies: list[str]) -> None:
+    settings = engine.settings
+    components = schema.get("components", {}).get("schemas", {})
+
+    def visit(node: dict[str, Any]) -> None:
+        if node.get("maxLength") == ID_LEN_CAP:
+            node["maxLength"] = settings.max_id_len
+        param_schema = node.get("schema")
+        if "in" in node and isinstance(param_schema, dict):  # a parameter
+            if node.get("name") == "n" and param_schema.get("maximum") == N_CAP:
+                param_schema["maximum"] = settings.max_n
+            if node.get("name") == "strategy":
+                node["schema"] = {"type": "string", "enum": strategies}
+
+    _walk(schema, visit)
+    event = components.get("EventIn", {}).get("properties", {})
+    if "type" in event:
+        event["type"] = {"type": "string", "enum": sorted(settings.event_weights), "title": "Type"}
+    variant = components.get("Variant", {}).get("properties", {})
+    if "strategy" in variant:
+        variant["strategy"] = {"type": "string", "enum": strategies, "title": "Strategy"}
+
+
+def document_rules(app: FastAPI, engine: Engine) -> None:
+    """Wrap `app.openapi` so the document carries the engine's settings and strategies."""
     build = app.openapi
+    built_for: list[tuple[str, ...]] = []
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        strategies = tuple(sorted(engine.service.strategies))
+        if app.openapi_schema is None or built_for != [strategies]:
+            app.openapi_schema = None  # the inner builders cache in the same attribute
             schema = build()
-            _lower_caps(schema, settings.max_id_len, settings.max_n)
+            _add_event_schema(schema)
+            _apply_rules(schema, engine, list(strategies))
             app.openapi_schema = schema
+            built_for[:] = [strategies]
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pulserec.records import ItemRecord
+from pulserec.store.failures import StorageError, storage_error
 from pulserec.store.watermark import RAISE_MARK, Sidecar, check_on_open, sidecar_path
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ class SQLiteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        #: The storage failure of the last write, until one succeeds (see `transaction`).
+        self.failure: StorageError | None = None
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=BUSY_TIMEOUT_MS / 1000)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -162,15 +165,43 @@ class SQLiteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
+
+        A storage failure (full disk, read-only file, I/O error) is raised as a
+        :class:`StorageError` naming its cause and kept in `failure` until a write succeeds.
+        SQLite has already rolled back after some of them (SQLITE_FULL): a ROLLBACK then fails
+        with "cannot rollback - no transaction is active", which used to hide the real error."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                failure = storage_error(exc)
+                if failure is None:
+                    raise
+                self.failure = failure
+                raise failure from exc
+            self.failure = None
+
+    def probe(self) -> StorageError | None:
+        """A small real write, to learn whether a past storage failure is over (readiness).
+
+        It needs new pages (an 8 KiB value, removed in the same transaction): a write that fits
+        in a page already there could succeed on a disk that still has no room for events."""
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT INTO meta (key, value) VALUES ('probe', zeroblob(8192)) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                db.execute("DELETE FROM meta WHERE key = 'probe'")
+        except StorageError as exc:
+            return exc
+        return None
 
     # -- events -----------------------------------------------------------------------------
     def append_events(self, rows: Sequence[tuple[Any, ...]]) -> list[int | None]:

@@ -71,7 +71,7 @@ class RedisCatalog:
         """Indices of items, registering new ones (with no metadata, created at first sight)."""
         if not item_ids:
             return np.empty(0, dtype=np.int64)
-        records = [encode_record(ItemRecord(item_id=i)) for i in item_ids]
+        records = [encode_record(ItemRecord(item_id=i, listed=False)) for i in item_ids]
         indices = self.state.scripts.intern_many(args=[
             self.state.keys.prefix, "items", len(item_ids), *item_ids, *records, *[encode_float(t) for t in created],
         ])
@@ -102,6 +102,9 @@ class RedisCatalog:
 
     def active_mask(self) -> np.ndarray:
         return self._synced().active_mask()
+
+    def servable_mask(self, serve_unknown: bool = False) -> np.ndarray:
+        return self._synced().servable_mask(serve_unknown)
 
     def price_array(self) -> np.ndarray:
         return self._synced().price_array()

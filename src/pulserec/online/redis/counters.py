@@ -34,8 +34,9 @@ class RedisPopularity:
         decay.values, decay.landmark, decay.now = view.trending, view.landmark, view.now  # type: ignore[assignment]
         return decay
 
-    def trending_scores(self, n: int) -> np.ndarray:
-        return self.trending.decayed(n)
+    def trending_scores(self, n: int, at: float | None = None) -> np.ndarray:
+        """Trending weights read at time `at` (default: the newest event; see read_clock)."""
+        return self.trending.decayed(n, at)
 
     def _vector(self, name: str) -> np.ndarray:
         view = self.state.view()

@@ -262,7 +262,7 @@ class RedisState:
 
     def _prepare_args(self, event: Event) -> list[Any]:
         item_id = event.item_id or ""
-        new_record = encode_record(ItemRecord(item_id=item_id)) if item_id else b""
+        new_record = encode_record(ItemRecord(item_id=item_id, listed=False)) if item_id else b""
         return [self.keys.prefix, event.event_id, event.owner, item_id, new_record, encode_float(event.ts),
                 self.cooc.window * TOUCH.itemsize]
 
@@ -277,7 +277,7 @@ class RedisState:
         category, tags = None, ()
         landmark_value = float(landmark) if landmark else None
         if item >= 0:
-            record = decode_record(record_blob, None) if record_blob else ItemRecord(item_id=event.item_id or "")
+            record = decode_record(record_blob, None) if record_blob else ItemRecord(item_id=event.item_id or "", listed=False)
             category, tags = record.category, record.tags
             self.popularity.plan_add(plan, landmark_value, np.array([item]), np.array([weight]), np.array([ts]), ts)
             previous = reversed(self.codes.decode_touches(tail))

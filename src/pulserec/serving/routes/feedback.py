@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import ConfigDict, Field, field_validator
 
 from pulserec.experiments.assignment import ExperimentConfig
-from pulserec.ingest.schemas import Body, Id, epoch_seconds
+from pulserec.ingest.schemas import Body, EpochSeconds, Id, epoch_seconds
+from pulserec.serving.errors import ErrorBody
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["feedback"])
@@ -28,7 +29,7 @@ class ImpressionIn(Body):
     session_id: Id | None = None
     items: list[Id] | None = Field(None, min_length=1, max_length=500)
     strategy: str | None = Field(None, min_length=1, max_length=64)
-    timestamp: float | None = None
+    timestamp: EpochSeconds | None = None
 
     _timestamp = field_validator("timestamp")(classmethod(lambda cls, v: epoch_seconds(v)))
 
@@ -65,7 +66,8 @@ def list_experiments(request: Request) -> dict[str, Any]:
     return {"experiments": [{"name": n, **experiments.get(n).model_dump()} for n in experiments.names()]}  # type: ignore[union-attr]
 
 
-@router.put("/experiments/{name}", summary="Create or change an A/B experiment")
+@router.put("/experiments/{name}", summary="Create or change an A/B experiment",
+            responses={409: {"model": ErrorBody, "description": "Another experiment is already the default one"}})
 def put_experiment(name: ExperimentName, config: ExperimentConfig, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     served = engine.served_models()
