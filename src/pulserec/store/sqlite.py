@@ -125,6 +125,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         #: The storage failure of the last write, until one succeeds (see `transaction`).
         self.failure: StorageError | None = None
+        self._closed = False
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=BUSY_TIMEOUT_MS / 1000)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -135,7 +136,7 @@ class SQLiteStore:
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: bulk inserts touch many index pages
         self._db.executescript(_SCHEMA)
-        self._sidecar = Sidecar(sidecar_path(self.path))
+        self._sidecar: Sidecar | None = Sidecar(sidecar_path(self.path))
         try:
             self._mark = check_on_open(self._db, self.path, self._sidecar, accept_data_loss)
         except BaseException:
@@ -147,14 +148,16 @@ class SQLiteStore:
         """Checkpoint the WAL into the database file and close: after a clean stop pulserec.db
         alone holds every committed write (a backup of it is complete). Idempotent."""
         with self._lock:
-            if self._sidecar.closed:
+            if self._closed:
                 return
-            try:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:  # another process holds a read lock; SQLite checkpoints later
-                log.warning("could not checkpoint %s on close: %s", self.path, exc)
+            self._closed = True
+            if self._sidecar is not None:  # a writer, not a snapshot view
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:  # another process holds a read lock; SQLite checkpoints later
+                    log.warning("could not checkpoint %s on close: %s", self.path, exc)
+                self._sidecar.close()
             self._db.close()
-            self._sidecar.close()
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -218,7 +221,7 @@ class SQLiteStore:
             if inserted:
                 self._mark = max(self._mark, max(inserted.values()))
                 db.execute(RAISE_MARK, (self._mark,))
-        if inserted:
+        if inserted and self._sidecar is not None:
             self._sidecar.write(self._mark)
         result: list[int | None] = []
         for row in rows:
@@ -286,6 +289,7 @@ class SQLiteStore:
         pass the view until it closes). Call `close()` on it."""
         view = SQLiteStore.__new__(SQLiteStore)
         view.path, view._lock = self.path, threading.RLock()
+        view.failure, view._closed, view._sidecar = None, False, None  # read-only: no mark to keep
         view._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
                                    isolation_level=None, timeout=30.0)
         view._db.execute("BEGIN")

@@ -48,7 +48,6 @@ class Sidecar:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._closed = False
         try:
             self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -69,12 +68,7 @@ class Sidecar:
             except OSError as exc:  # a full disk must not fail a write SQLite already committed
                 log.warning("cannot update %s: %s", self.path, exc)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
-        self._closed = True
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
