@@ -1,4 +1,5 @@
-"""Input rules that depend on settings: per-event-type value ranges and id/result-count limits.
+"""Input rules: per-event-type value ranges and id/result-count limits from the settings, and
+the base of every request body (strict JSON types, valid Unicode only).
 
 They live below the engine, the API and the importers so that all three apply one rule: an
 event the API refuses with a 422 is also a rejected row of a CSV or MovieLens import."""
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
 
 #: The hard upper bounds the settings may not exceed (`max_id_len`, `max_n`): ids are stored in
 #: indexes and sent in every answer, and a result list is scored and explained item by item.
@@ -139,3 +141,57 @@ def check_id_len(field: str, value: str | None, limit: int, index: int | None = 
 def check_n(n: int, limit: int) -> None:
     if n > limit:
         raise InvalidInput("n", f"must be at most {limit} (setting max_n)")
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+def is_unicode(text: str) -> bool:
+    """False for strings that cannot be stored or sent as UTF-8 (lone surrogates from JSON escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(key: Any) -> str:
+    return str(key).encode("utf-8", "backslashreplace").decode()
+
+
+def surrogate_path(value: Any, path: str = "") -> str | None:
+    """Where in a JSON value a string (or key) is not valid Unicode ("attrs.k", "tags[1]"), or None.
+
+    JSON's `\\udc00` escapes decode to lone surrogates, which UTF-8 cannot encode: once stored,
+    they made every later read of the record a 500."""
+    if isinstance(value, str):
+        return None if is_unicode(value) else (path or "body")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{_shown(key)}" if path else _shown(key)
+            if isinstance(key, str) and not is_unicode(key):
+                return where
+            found = surrogate_path(item, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = surrogate_path(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class Body(BaseModel):
+    """Base of every request body: strict JSON types, no unknown fields, valid Unicode only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            where = surrogate_path(data)
+            if where:
+                raise ValueError(f"{where} must be valid Unicode (no lone surrogates)")
+        return data

@@ -17,6 +17,8 @@ from pulserec.store import SQLiteStore
 def test_sigterm_closes_the_engine_and_checkpoints_the_wal(tmp_path):
     data = tmp_path / "data"
     server = ServerProcess(data).start()
+    # Issue 13.19: an empty data dir is said to be one (it used to serve "items": [] silently).
+    assert "holds no events and no items" in server.log_tail()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
             for start in range(0, 2000, 500):

@@ -103,6 +103,18 @@ def test_overview_renders_live_charts_from_the_seeded_store(tab, seeded):
     tab.assert_clean()
 
 
+def test_models_table_says_what_each_model_was_trained_on(tab, seeded):
+    """Issue 13.19: the table read `trained_on`, which the API never sends, so every model said
+    "online"; GET /models sends a batch model's `events` and `trained_at`."""
+    seeded.engine.train(["item_knn_bm25"])
+    trained = next(m for m in seeded.client.models()["models"] if m["name"] == "item_knn_bm25")
+    tab.open("/dashboard", "overview")
+    row = tab.page.locator("#models tbody tr", has_text="item_knn_bm25").inner_text()
+    assert f"{trained['events']:,} events" in row and "live" not in row  # trained just now: an age
+    assert "online" in tab.page.locator("#models tbody tr", has_text="trending").inner_text()
+    tab.assert_clean()
+
+
 def test_user_page_shows_the_profile_next_to_recommendations(tab, seeded):
     user = seeded.busiest_user()
     profile = seeded.client.profile(user)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pulserec.cli.common import DataDir, StateUrl, StreamUrl, console, open_engine, settings_for
+
+
+def warn_if_empty(data_dir: Path, events: int, items: int | None = None) -> None:
+    """An empty data dir serves `"items": []` to everyone: say so (a mistyped --data-dir, too)."""
+    if events == 0 and not items:
+        console.print(f"[yellow]warning:[/] {data_dir.resolve()} holds no events and no items, so every list will be "
+                      "empty: send events and PUT items, or run `pulserec import --items ... --events ...` "
+                      "(`pulserec demo` shows it all)")
 
 
 def register(app: typer.Typer) -> None:
@@ -52,10 +61,12 @@ def register(app: typer.Typer) -> None:
             if settings.state_url:  # load the shared state once; the workers then attach to it
                 open_engine(data_dir, **overrides).close()
             stored = prepare_data_dir(settings)
+            warn_if_empty(settings.data_dir, stored)
             console.print(f"serving {stored:,} events with {workers} workers on {base} (docs: /docs)")
             run_workers(settings, host, port, workers, log_level)
             return
         engine = open_engine(data_dir, **overrides)
+        warn_if_empty(settings.data_dir, engine.store.event_count(), len(engine.state.catalog))
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
             names = [n.strip() for n in retrain.split(",") if n.strip()]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import ConfigDict, Field, field_validator
 
-from pulserec.ingest.schemas import Body
+from pulserec.validation import Body
 
 
 class Variant(Body):

@@ -13,7 +13,7 @@ from annotated_types import Gt, Le
 from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from pulserec.events import Event
-from pulserec.validation import ID_LEN_CAP, within_id_limit
+from pulserec.validation import ID_LEN_CAP, Body, is_unicode, within_id_limit
 
 #: The schema's bound on ids; the engine enforces `settings.max_id_len` (default 128) below it,
 #: and the app writes that setting into its OpenAPI document.
@@ -80,57 +80,6 @@ def creation_seconds(value: float | datetime | None) -> float | None:
     if value is None:
         return None
     return value.timestamp() if isinstance(value, datetime) else float(value)
-
-
-def is_unicode(text: str) -> bool:
-    """False for strings that cannot be stored or sent as UTF-8 (lone surrogates from JSON escapes)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _shown(key: Any) -> str:
-    return str(key).encode("utf-8", "backslashreplace").decode()
-
-
-def surrogate_path(value: Any, path: str = "") -> str | None:
-    """Where in a JSON value a string (or key) is not valid Unicode ("attrs.k", "tags[1]"), or None.
-
-    JSON's `\\udc00` escapes decode to lone surrogates, which UTF-8 cannot encode: once stored,
-    they made every later read of the record a 500."""
-    if isinstance(value, str):
-        return None if is_unicode(value) else (path or "body")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{_shown(key)}" if path else _shown(key)
-            if isinstance(key, str) and not is_unicode(key):
-                return where
-            found = surrogate_path(item, where)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = surrogate_path(item, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
-class Body(BaseModel):
-    """Base of every request body: strict JSON types, no unknown fields, valid Unicode only."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_unicode(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            where = surrogate_path(data)
-            if where:
-                raise ValueError(f"{where} must be valid Unicode (no lone surrogates)")
-        return data
 
 
 def _small_flat_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:

@@ -124,7 +124,8 @@ function modelsTable(models, evaluation) {
     h("thead", {}, h("tr", {}, ["Strategy", "Kind", "Trained on", "Age", ...names].map((c) => h("th", {}, c)))),
     h("tbody", {}, models.map((m) => h("tr", {},
       h("td", {}, h("code", {}, m.name)), h("td", {}, m.kind),
-      h("td", { class: "num" }, m.trained_on === undefined ? "online" : formatNumber(m.trained_on)),
+      // GET /models: a batch model's metadata holds `events` (its training set) and `trained_at`.
+      h("td", { class: "num" }, m.online || m.events === undefined ? "online" : `${formatNumber(m.events)} events`),
       h("td", { class: "num" }, m.age_s === null || m.age_s === undefined ? "live" : duration(m.age_s)),
       names.map((n) => h("td", { class: "num" }, metrics[m.name]?.[n] === undefined ? "–" : formatNumber(metrics[m.name][n], 3)))))));
   const note = evaluation.report_url
