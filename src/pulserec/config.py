@@ -64,7 +64,7 @@ class Settings:
     serve_unknown_items: bool = False
     # Minimum support: an item with fewer events is nobody's co-occurrence neighbour (item-kNN),
     # so a user's few clicks cannot make an item the top neighbour of a popular one.
-    min_support: int = 3
+    min_support: int = 2
     # Serving: how many recent events make up the user's query, and how fast older ones fade.
     history_len: int = 50
     query_len: int = 20
@@ -202,6 +202,8 @@ class Settings:
         self.value_rules  # noqa: B018 - parses (and so checks) event_values
         if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
             raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
+        if self.min_free_bytes < 0:
+            raise ValueError("min_free_bytes must be 0 or more")
         if self.min_support < 0:
             raise ValueError("min_support must be 0 or more events")
         if not 1 <= self.max_n <= N_CAP:

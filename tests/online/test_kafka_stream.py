@@ -93,6 +93,7 @@ def test_events_posted_to_the_api_reach_the_state_through_the_updater_command(se
     try:
         with BackgroundServer(engine) as server, Client(server.url) as client:
             before = client.recommend("alice", 5)
+            client.put_items([{"item_id": f"item-{i}"} for i in range(3)])  # only catalogue items are served
             client.send_events([{"event_id": f"a{i}", "user_id": "alice", "item_id": f"item-{i}", "type": "view",
                                  "timestamp": NOW + i} for i in range(3)])
             client.send_events([{"event_id": f"b{i}", "user_id": "bob", "item_id": f"item-{i}", "type": "view",
