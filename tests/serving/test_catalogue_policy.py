@@ -86,3 +86,20 @@ def test_a_setting_serves_unknown_ids_and_support_still_applies(tmp_path, rating
 def test_catalogue_policy_settings_are_checked(tmp_path):
     with pytest.raises(ValueError, match="min_support"):
         Settings.load(tmp_path, min_support=-1)
+
+
+def test_the_policy_survives_a_restart(tmp_path):
+    """Listed or not is part of the state a restart (snapshot or log replay) brings back."""
+    from pulserec.events import Event
+    from pulserec.records import ItemRecord
+
+    settings = Settings.load(tmp_path)
+    engine = Engine(settings)
+    engine.put_items([ItemRecord("listed-a"), ItemRecord("listed-b")])
+    engine.ingest([Event(f"e{u}{i}", f"u{u}", item, "view", 1.7e9 + u * 10 + i)
+                   for u in range(3) for i, item in enumerate(("listed-a", "listed-b", "unknown-c"))])
+    before = [r.item_id for r in engine.similar("listed-a", 10)]
+    engine.close()
+    engine = Engine(settings)
+    assert [r.item_id for r in engine.similar("listed-a", 10)] == before == ["listed-b"]
+    engine.close()

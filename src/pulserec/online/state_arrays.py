@@ -75,7 +75,7 @@ def from_arrays(settings: Settings, arrays: Arrays) -> OnlineState:
 
 
 # -- catalogue ------------------------------------------------------------------------------
-_RECORD_FIELDS = ("title", "description", "category", "tags", "price", "active", "created_ts", "attrs")
+_RECORD_FIELDS = ("title", "description", "category", "tags", "price", "active", "created_ts", "attrs", "listed")
 
 
 def _catalog_arrays(out: Arrays, catalog: Catalog) -> None:
@@ -86,6 +86,7 @@ def _catalog_arrays(out: Arrays, catalog: Catalog) -> None:
     n = len(catalog)
     out["items.category_idx"], out["items.price"] = catalog.category_idx[:n], catalog.price[:n]
     out["items.active"], out["items.created_ts"] = catalog.active[:n], catalog.created_ts[:n]
+    out["items.listed"] = catalog.listed[:n]
 
 
 def _catalog_from(arrays: Arrays) -> Catalog:
@@ -98,7 +99,7 @@ def _catalog_from(arrays: Arrays) -> Catalog:
         values["tags"] = tuple(values["tags"])
         catalog.records().append(ItemRecord(item_id=item_id, **values))
     catalog._grow(len(ids))
-    for name in ("category_idx", "price", "active", "created_ts"):
+    for name in ("category_idx", "price", "active", "listed", "created_ts"):
         getattr(catalog, name)[: len(ids)] = arrays[f"items.{name}"]
     return catalog
 
