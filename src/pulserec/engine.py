@@ -6,6 +6,7 @@ online state from the log, so nothing acknowledged is ever lost."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import threading
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: A start that applied at least this many events moves its objects out of the cyclic GC's sight.
+FREEZE_AFTER_EVENTS = 100_000
 
 #: Times a training is repeated when users were deleted while it read the log (each repeat reads
 #: the log afresh; a deletion during the last one is retrained at the next deletion or training).
@@ -138,6 +142,11 @@ class Engine:
         self.snapshots = Snapshots(settings) if settings.snapshots and not self.state.shared else None
         self._bulk_depth = 0  # bulk ingests running: their applied prefix of the log may have gaps
         self._rebuild(progress)
+        if self.state.applied >= FREEZE_AFTER_EVENTS:
+            # The millions of objects a start builds live as long as the process: out of the
+            # collector's sight, full collections no longer walk them (at 300k events the
+            # worst of 2,000 recommend calls went from 423 to 73 ms on a loaded box).
+            gc.freeze()
         # (watermark of the newest snapshot, when it was taken or loaded, whether the log changed under it)
         self._snapshot_mark = (self.snapshots.latest["watermark"] if self.snapshots and self.snapshots.latest else 0,
                                time.monotonic(), False)
