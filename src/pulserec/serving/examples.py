@@ -29,6 +29,12 @@ _PROFILE = {
     "session": {"events": 3, "items": ["sku-5", "sku-6", "sku-7"], "started": 1732521000.0},
 }
 
+_JOB = {"id": "3f9c2a7d1b0e4c55", "kind": "train", "target": "als", "state": "running", "progress": 0.1,
+        "note": "fitting als on 19,000 interactions", "started_at": 1732521600.0, "finished_at": None, "duration_s": 1.2,
+        "result": None, "error": None}
+_DONE = {**_JOB, "state": "succeeded", "progress": 1.0, "note": "done", "finished_at": 1732521603.4, "duration_s": 3.4,
+         "result": ["als: trained on 19,000 interactions in 3.20s"]}
+
 #: (method, path template) -> example of the 200 response body.
 RESPONSE_EXAMPLES: dict[tuple[str, str], Any] = {
     ("post", "/events"): {"accepted": 2, "duplicates": 0, "event_ids": ["e-1001", "e-1002"]},
@@ -62,8 +68,30 @@ RESPONSE_EXAMPLES: dict[tuple[str, str], Any] = {
          "ctr_vs_control": {"z": 2.97, "p_value": 0.003, "lift": 0.1667, "significant": True},
          "conversion_vs_control": {"z": 0.69, "p_value": 0.49, "lift": 0.1, "significant": False}}]},
     ("delete", "/experiments/{name}"): {"experiment": "homepage", "deleted": True},
-    ("post", "/models/{name}/train"): {"model": "als", "status": "training"},
-    ("post", "/admin/rebuild"): {"status": "rebuilding"},
+    ("post", "/models/{name}/train"): {"model": "als", "status": "training", "job_id": _JOB["id"], "job": _JOB},
+    ("post", "/admin/rebuild"): {"status": "rebuilding", "job_id": "9a1b2c3d4e5f6071",
+                                 "job": {**_JOB, "id": "9a1b2c3d4e5f6071", "kind": "rebuild", "target": "online-state"}},
+    ("get", "/jobs"): {"max_jobs": 2, "jobs": [_JOB, _DONE]},
+    ("get", "/jobs/{job_id}"): _DONE,
+    ("get", "/health/ready"): {"status": "ok", "checks": {"state": {"ok": True, "backend": "memory", "status": "ok"}}},
+    ("get", "/dashboard/api/history"): {"since": 1731916800.0, "until": 1732521600.0, "bucket": "hour", "bucket_s": 3600,
+                                        "types": ["purchase", "view"], "strategies": ["default"], "series": [
+        {"t": 1732518000.0, "events": 120, "by_type": {"view": 117, "purchase": 3}, "active_users": 41, "new_items": 2,
+         "strategies": {"default": {"impressions": 60, "clicks": 9, "conversions": 1, "ctr": 0.15, "conversion_rate": 0.0167}}}]},
+    ("get", "/dashboard/api/users"): {"total": 333, "offset": 0, "limit": 25, "sort": "events", "descending": True,
+                                      "pseudonymous": False, "rows": [
+        {"user_id": "u42", "events": 31, "first_seen": 1731000000.0, "last_seen": 1732521600.0}]},
+    ("get", "/dashboard/api/items"): {"total": 400, "offset": 0, "limit": 25, "sort": "events", "descending": True, "rows": [
+        {"item_id": "sku-7", "title": "Trail running shoe", "category": "shoes", "price": 89.9, "active": True,
+         "catalogued": True, "events": 412, "last_seen": 1732521600.0}]},
+    ("get", "/dashboard/api/items/{item_id}/activity"): {"item_id": "sku-7", "bucket": "day", "bucket_s": 86400,
+                                                         "types": ["view"], "series": [
+        {"t": 1732492800.0, "events": 12, "by_type": {"view": 12}}],
+        "recent": [{"user_id": "u42", "session_id": None, "type": "view", "ts": 1732521600.0}]},
+    ("get", "/dashboard/api/config"): {"settings": [
+        {"name": "max_jobs", "value": 2, "secret": False, "default": True},
+        {"name": "api_keys", "value": "<redacted> (1 set)", "secret": True, "default": False}]},
+    ("get", "/dashboard/api/session"): {"role": "admin", "keys_required": True},
     ("get", "/models"): {"default": "default", "models": [
         {"name": "default", "kind": "Blend"},
         {"name": "als", "kind": "AlignedModel", "trained_on": 19000, "train_seconds": 2.4, "trained_at": 1732500000.0}]},
