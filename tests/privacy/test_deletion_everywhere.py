@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from threadpoolctl import threadpool_limits
 
 from pulserec.config import Settings
 from pulserec.engine import Engine
@@ -51,6 +52,14 @@ def wait_for_jobs(engine: Engine, timeout: float = 240.0) -> None:
     while any(job.state == "running" for job in engine.jobs.jobs()):
         assert time.monotonic() < deadline, [job.as_dict() for job in engine.jobs.jobs()]
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """The retrains run ALS in a job thread: with several BLAS threads per fit on a loaded
+    2-core machine one fit took minutes (measured: 240 s+ where it takes 1 s alone)."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 def engine_with_victim(settings: Settings, fill, shop) -> Engine:
