@@ -10,6 +10,7 @@ position decay) plus `long_term_weight` on every item of the user's whole histor
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,25 +23,15 @@ from pulserec.evaluation.split import make_split, validation_split  # noqa: E402
 from pulserec.ingest.movielens import read_ratings  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
 from pulserec.models.item_knn import ItemKNN  # noqa: E402
-from pulserec.models.query import build_query  # noqa: E402
-from pulserec.online.history import Touch  # noqa: E402
 
 WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 def served_queries(train: Interactions, users, long_term_weight: float, settings: Settings):
-    """The query the server builds for each user from their training events."""
-    histories = Histories(train)  # newest first
-    out = []
-    for user in users:
-        lo, hi = histories.indptr[user], histories.indptr[user + 1]
-        kept = range(min(hi, lo + settings.history_len) - 1, lo - 1, -1)  # the state keeps the newest, oldest first
-        recent = [Touch(int(histories.items[i]), float(histories.weights[i]), float(histories.timestamps[i]),
-                        str(histories.types[i])) for i in kept]
-        out.append(build_query(int(user), recent, max_items=settings.query_len, position_decay=settings.position_decay,
-                               now=histories.now, n_items=train.n_items, seen=histories.items[lo:hi].tolist(),
-                               long_term_weight=long_term_weight))
-    return out
+    """The query the server builds for each user from their training events (the evaluator's
+    Histories build it with the server's own function, serving_query)."""
+    histories = Histories(train, replace(settings, long_term_weight=long_term_weight))
+    return [histories.query(int(user)) for user in users]
 
 
 def main() -> None:

@@ -119,6 +119,10 @@ class Settings:
     # Every this many seconds a serving process installs models that appeared or changed under
     # <data_dir>/models/ (trained by another worker, or by `pulserec train --engine spark`); 0 = off.
     model_watch_interval: float = 5.0
+    # Threads torch may use to train and score the sequence models. 1 by default: on a small
+    # shared box more threads thrash (3 SASRec epochs took 132 s with torch's default of 2
+    # threads on 2 cores, 15 s with 1; issue 18).
+    torch_threads: int = 1
     # Scale-out (issue 7): keep the online state in Redis ("redis://host:port/db") so several
     # API processes share it; empty = the embedded in-memory state. Keys live under
     # `state_namespace`. With `stream_url`, accepted events are also published to a stream
@@ -221,6 +225,8 @@ class Settings:
         for name in ("state_timeout_s", "state_sync_interval_s", "stream_grace_s"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds")
+        if self.torch_threads < 1:
+            raise ValueError("torch_threads must be >= 1")
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         if not 0 <= self.model_watch_interval < float("inf"):

@@ -38,7 +38,13 @@ from pulserec.recommend.jobs import Job, JobRefused, JobRegistry, Report, replay
 from pulserec.recommend.saved_models import install_changed, installed_stamps, models_dir
 from pulserec.recommend.search import SearchResults, search
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
-from pulserec.recommend.training import DEFAULT_BATCH_MODELS, train_and_install
+from pulserec.recommend.training import (
+    DEFAULT_BATCH_MODELS,
+    apply_torch_threads,
+    ranker_info,
+    ranker_options,
+    train_and_install,
+)
 from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
 from pulserec.store.bulk_writer import BulkWriter
@@ -354,9 +360,11 @@ class Engine:
             return aligned
 
     def train(self, names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True,
-              progress: Report | None = None) -> list[str]:
-        """Fit the named batch models on a snapshot of the log (serving goes on), save them under
-        `<data_dir>/models/` and serve them; returns log lines. `progress`: a job's report."""
+              progress: Report | None = None, params: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+        """Fit the named models (batch models, the ranker) on a snapshot of the log (serving goes
+        on), save them under `<data_dir>/models/` and serve them; returns log lines. Each is built
+        with `params[name]` when given, else with what it was last trained with
+        (:meth:`trained_params`: a retrain keeps `pulserec train -p`'s choice). `progress`: a job's report."""
         names = list(names)
         with self.lock:
             self._trainings += 1
@@ -374,16 +382,33 @@ class Engine:
                 self._trainings -= 1
         return lines
 
-    def _train_once(self, names: Sequence[str], save: bool, progress: Report | None) -> list[str]:
+    def _train_once(self, names: Sequence[str], save: bool, progress: Report | None,
+                    params: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
         deletions = self.store.head()[2]  # before the log is read: the deletions this training has seen
 
         def install(model: Recommender, meta: dict[str, Any]) -> None:
             self.install_model(model, {**meta, DELETION_VERSION: deletions})
             self.counters[f"models.{model.name}.trained"] += 1
 
+        def params_of(name: str) -> Mapping[str, Any]:
+            return params[name] if params is not None and name in params else self.trained_params(name)
+
+        names = list(names)
         with self.lock:
             catalog = self.state.catalog
-        return train_and_install(self.store, self.settings, catalog, install, names, save, progress)
+        lines = train_and_install(self.store, self.settings, catalog, install, [n for n in names if n != RANKER],
+                                  save, progress, params_of)
+        if RANKER in names:
+            lines.append(self.train_saved_ranker(params_of(RANKER), save))
+        return lines
+
+    def trained_params(self, name: str) -> dict[str, Any]:
+        """The parameters model `name` was last trained with: the served model's, else its saved
+        file's, else none (the defaults)."""
+        with self.lock:
+            served = self.service.strategies.get(name)
+        params = meta_of(served).get("params")
+        return dict(params) if isinstance(params, dict) else saved_params(self.settings.data_dir, name) or {}
 
     def _forget_absent_users(self) -> None:
         """At start: saved models holding users the log no longer has (deleted, and the retrain
@@ -423,7 +448,42 @@ class Engine:
         installed (`failed`: file -> stamp of files already found unusable)."""
         with self.lock:
             served = installed_stamps(meta_of(m) for m in self.service.strategies.values())
-        return install_changed(models_dir(self.settings.data_dir), served, self.install_model, failed)
+        return install_changed(models_dir(self.settings.data_dir), served, self.install_loaded, failed)
+
+    def install_loaded(self, model: Any, meta: dict[str, Any]) -> Recommender | None:
+        """Serve a model loaded from a file: a ranking model over the served sources it was trained
+        with (None when one of them is not served), any other as a batch model."""
+        apply_torch_threads(self.settings.torch_threads)
+        if getattr(model, "name", None) != RANKER:
+            return self.install_model(model, meta)
+        from pulserec.recommend.ranker_install import install_ranker  # noqa: PLC0415 - loads LightGBM
+
+        names = list(meta.get("sources") or model.features.sources)
+        with self.lock:
+            strategies = self.service.strategies
+            if any(name not in strategies for name in names):
+                return None
+            return install_ranker(self.service.models, model, {name: strategies[name] for name in names}, info=meta)
+
+    def train_saved_ranker(self, params: Mapping[str, Any], save: bool = True, target: Path | None = None) -> str:
+        """Train the ranker with `params` (``sources``: served strategy names, default item_knn and
+        trending; the rest :class:`TrainingOptions`), save it (to `target`, default
+        `<data_dir>/models/ranker.model`) with those parameters, and serve it; returns a log line."""
+        from pulserec.recommend.ranker_install import sources_named  # noqa: PLC0415 - loads LightGBM
+
+        names, options = ranker_options(params)
+        with self.lock:
+            sources = sources_named(self.service.models, names)
+        watermark, started = self.store.max_seq(), time.perf_counter()
+        ranker = self.train_ranker(sources, options)
+        info = ranker_info(ranker, options, time.perf_counter() - started, watermark)
+        if save:
+            target = target or model_path(self.settings.data_dir, RANKER)
+            ranker.save(target, info)
+            info = {**info, **file_meta(target)}  # with the file's stamp: watchers in this process skip it
+        ranker.info.update(info)
+        self.counters[f"models.{RANKER}.trained"] += 1
+        return f"{RANKER}: trained over {', '.join(ranker.sources)} in {info['train_seconds']:.2f}s" + (f" -> {target}" if save else "")
 
     def train_ranker(self, sources: Mapping[str, Recommender] | None = None, options: TrainingOptions | None = None,
                      impressions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None) -> Ranker:

@@ -125,7 +125,7 @@ def test_spark_trained_model_saves_loads_and_serves(spark, tmp_path, shop) -> No
         engine.ingest(as_events(shop.events))
         result = train_with_spark("als", ALS_PARAMS, data_dir=engine.settings.data_dir, spark=spark,
                                   staging_dir=tmp_path / "staged")
-        path = engine.settings.data_dir / "models" / "als.pkl"
+        path = engine.settings.data_dir / "models" / "als.model"
         result.model.save(path)
         loaded = ALS.load(path)
         engine.install_model(loaded, {"engine": "spark"})
@@ -145,7 +145,7 @@ def test_spark_trained_model_saves_loads_and_serves(spark, tmp_path, shop) -> No
 def test_cli_trains_on_spark_from_a_parquet_export(spark, export, events, tmp_path) -> None:
     from pulserec.cli.main import app
 
-    out = tmp_path / "knn.pkl"
+    out = tmp_path / "knn.model"
     result = CliRunner().invoke(app, ["train", "--engine", "spark", "--model", "item_knn_bm25", "--events", export,
                                       "--out", str(out), "--spark-master", "local[2]", "-p", "k=10"])
     assert result.exit_code == 0, result.output

@@ -37,7 +37,7 @@ def data_dir(tmp_path):
 
 
 def test_train_saves_a_loadable_model(app, data_dir, tmp_path) -> None:
-    out = tmp_path / "als.pkl"
+    out = tmp_path / "als.model"
     result = CliRunner().invoke(
         app, ["train", "--model", "als", "--data-dir", str(data_dir), "--out", str(out), "-p", "factors=2"]
     )
@@ -49,7 +49,7 @@ def test_train_saves_a_loadable_model(app, data_dir, tmp_path) -> None:
 
 
 def test_train_rejects_unknown_model(app, data_dir, tmp_path) -> None:
-    result = CliRunner().invoke(app, ["train", "--model", "nope", "--data-dir", str(data_dir), "--out", "x.pkl"])
+    result = CliRunner().invoke(app, ["train", "--model", "nope", "--data-dir", str(data_dir), "--out", "x.model"])
     assert result.exit_code != 0
 
 

@@ -40,6 +40,6 @@ def test_semantics_and_cold_items(tmp_path):
     similar = model.similar(model.item_ids.get("laptop"), len(model.item_ids))
     assert model.item_ids.id_of(int(np.argsort(-similar)[1])) == "keyboard"
     assert model.score(Query(), len(model.item_ids)) is None
-    model.save(tmp_path / "m.pkl")
-    again = ContentEmbedding.load(tmp_path / "m.pkl")
+    model.save(tmp_path / "m.model")
+    again = ContentEmbedding.load(tmp_path / "m.model")
     np.testing.assert_allclose(again.item_vectors, model.item_vectors)

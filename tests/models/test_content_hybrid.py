@@ -8,7 +8,7 @@ import numpy as np
 from conftest import group_items
 
 from pulserec.models import registry
-from pulserec.models.base import PickleMixin, Query
+from pulserec.models.base import Query
 from pulserec.models.content import ContentTFIDF
 from pulserec.models.hybrid import Hybrid
 
@@ -37,7 +37,7 @@ def test_content_recent_items_weigh_more(groups, group_catalog) -> None:
     assert scores[b[1]] > scores[a[1]]  # b[0] is the most recent
 
 
-class AntiModel(PickleMixin):
+class AntiModel:
     """Deliberately wrong: recommends the other group's items."""
 
     name: ClassVar[str] = "anti"
@@ -73,7 +73,7 @@ def test_hybrid_round_trip(groups, group_catalog, tmp_path) -> None:
     model = Hybrid(components=[("als", {"factors": 2}), "content"], validation="leave-last-out").fit(
         groups, group_catalog
     )
-    model.save(tmp_path / "hybrid.pkl")
-    loaded = Hybrid.load(tmp_path / "hybrid.pkl")
+    model.save(tmp_path / "hybrid.model")
+    loaded = Hybrid.load(tmp_path / "hybrid.model")
     query = Query(items=group_items(groups, "a")[:2], weights=np.ones(2))
     np.testing.assert_allclose(loaded.score(query, groups.n_items), model.score(query, groups.n_items))

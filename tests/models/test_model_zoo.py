@@ -71,7 +71,7 @@ def test_batch_scores_match_single(name: str, groups) -> None:
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_save_load_round_trip(name: str, groups, tmp_path) -> None:
     model = fitted(name, groups)
-    path = tmp_path / f"{name}.pkl"
+    path = tmp_path / f"{name}.model"
     model.save(path)
     loaded = model_class(name).load(path)
     query = Query(user=None, items=group_items(groups, "a")[:2], weights=np.ones(2))

@@ -166,8 +166,8 @@ def test_only_recall_candidates_get_finite_scores(planted):
 
 def test_save_load_round_trip_gives_identical_scores(planted, tmp_path):
     settings, _, _, state, ranker = planted
-    ranker.save(tmp_path / "ranker.pkl")
-    loaded = Ranker.load(tmp_path / "ranker.pkl", ranker.sources, state)
+    ranker.save(tmp_path / "ranker.model")
+    loaded = Ranker.load(tmp_path / "ranker.model", ranker.sources, state)
     for device in ("mobile", "desktop"):
         query = probe_query(state, device)
         assert np.array_equal(ranker.score(query, len(state.catalog)), loaded.score(query, len(state.catalog)))

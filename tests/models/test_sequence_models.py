@@ -14,6 +14,7 @@ from pulserec.models.gru4rec import GRU4Rec  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
 from pulserec.models.registry import model_class  # noqa: E402
 from pulserec.models.sasrec import SASRec  # noqa: E402
+from pulserec.models.persist import ModelFileError  # noqa: E402
 from pulserec.models.sequence_base import SequenceRecommender  # noqa: E402
 from pulserec.models.sequence_data import EventVocabulary, SequenceLog  # noqa: E402
 
@@ -85,13 +86,13 @@ def test_early_stopping_tracks_validation(model: SequenceRecommender) -> None:
 
 
 def test_save_load_round_trip(model: SequenceRecommender, data: Interactions, tmp_path) -> None:
-    path = tmp_path / f"{model.name}.pt"
+    path = tmp_path / f"{model.name}.model"
     model.save(path)
     loaded = type(model).load(path)
     query = query_of(data, "n1", "x", "b")
     np.testing.assert_array_equal(loaded.score(query, data.n_items), model.score(query, data.n_items))
     assert loaded.item_ids.ids == data.item_ids.ids
-    with pytest.raises(TypeError):
+    with pytest.raises(ModelFileError, match="not 'gru4rec'|not 'sasrec'"):
         (GRU4Rec if isinstance(model, SASRec) else SASRec).load(path)
 
 

@@ -33,7 +33,7 @@ def evaluate(
         raise typer.BadParameter(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(sorted(MODELS))}")
     if split not in METHODS:
         raise typer.BadParameter(f"--split must be one of {', '.join(METHODS)}")
-    data, catalog, _ = load_training_data(data_dir, movielens)
+    data, catalog, settings = load_training_data(data_dir, movielens)
     params = {"test_fraction": test_fraction} if split in ("time", "random", "mixed") else {}
     the_split = make_split(data, split, **params)
     if len(the_split.test) == 0:

@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-        retrain: Annotated[str, typer.Option(help="Batch models to retrain in the background (comma-separated).")] = "als",
+        retrain: Annotated[str, typer.Option(help="Models to retrain in the background (comma-separated), each with the "
+                                                  "parameters it was last trained with.")] = "als",
         retrain_interval: Annotated[float, typer.Option(help="Retrain every this many seconds (0: off).", min=0)] = 0.0,
         retrain_every_events: Annotated[int, typer.Option(help="Retrain after this many new events (0: off).", min=0)] = 0,
         workers: Annotated[int, typer.Option(help="Worker processes: they share a Redis state (--state) or "
@@ -65,11 +66,16 @@ def register(app: typer.Typer) -> None:
             console.print(f"serving {stored:,} events with {workers} workers on {base} (docs: /docs)")
             run_workers(settings, host, port, workers, log_level)
             return
+        from pulserec.models.registry import TRAINABLE
+
+        names = [n.strip() for n in retrain.split(",") if n.strip()]
+        unknown = [n for n in names if n not in TRAINABLE]
+        if unknown:
+            raise typer.BadParameter(f"--retrain: cannot train {', '.join(unknown)}; choose from {', '.join(sorted(TRAINABLE))}")
         engine = open_engine(data_dir, **overrides)
         warn_if_empty(settings.data_dir, engine.store.event_count(), len(engine.state.catalog))
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
-            names = [n.strip() for n in retrain.split(",") if n.strip()]
             applied = lambda: engine.read(lambda state: state.applied)  # noqa: E731 - the scheduler's event count
             scheduler = RetrainScheduler(engine.train_in_turn, applied, names, retrain_interval, retrain_every_events).start()
             console.print(f"background retrain of {', '.join(names)} every "

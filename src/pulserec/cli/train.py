@@ -10,7 +10,8 @@ from typing import Any
 import typer
 
 from pulserec.evaluation.data import load_training_data
-from pulserec.models.registry import MODELS, build_model
+from pulserec.models.persist import SUFFIX, save_model
+from pulserec.models.registry import ONLINE_MODELS, TRAINABLE
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, Any]:
@@ -28,9 +29,9 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def train(
-    model: str = typer.Option(..., "--model", "-m", help=f"one of: {', '.join(sorted(MODELS))}"),
+    model: str = typer.Option(..., "--model", "-m", help=f"one of: {', '.join(sorted(TRAINABLE))}"),
     out: Path | None = typer.Option(None, "--out", "-o",
-                                    help="where to save the fitted model (default: <data-dir>/models/MODEL.pkl, which `pulserec serve` loads)"),
+                                    help=f"where to save the fitted model (default: <data-dir>/models/MODEL{SUFFIX}, which `pulserec serve` loads)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="engine data directory (SQLite store)"),
     movielens: Path | None = typer.Option(None, "--movielens", help="train on a MovieLens directory instead"),
     param: list[str] | None = typer.Option(None, "--param", "-p", help="model parameter key=value (repeatable)"),
@@ -46,31 +47,74 @@ def train(
 
     Examples:
       pulserec train --model als --data-dir shop-data
-      pulserec train --model bpr --movielens ../shared/data/ml-latest-small --out bpr.pkl -p factors=128
-      pulserec train --engine spark --model als --events events.parquet --out als.pkl --spark-master spark://host:7077
+      pulserec train --model bpr --movielens ../shared/data/ml-latest-small --out bpr.model -p factors=128
+      pulserec train --model ranker --data-dir shop-data -p sources=item_knn,ease -p rounds=100
+      pulserec train --engine spark --model als --events events.parquet --out als.model --spark-master spark://host:7077
+
+    The parameters are saved with the model: a background retrain (`serve --retrain`,
+    `POST /models/MODEL/train`) uses them again.
     """
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
     if engine == "local" and (events is not None or spark_master or spark_conf or staging_dir is not None):
         raise typer.BadParameter("--events, --spark-master, --spark-conf and --staging-dir need --engine spark")
+    if model not in TRAINABLE:
+        hint = " (it follows the online state and needs no training)" if model in ONLINE_MODELS else ""
+        raise typer.BadParameter(f"unknown model {model!r}{hint}; choose one of {', '.join(sorted(TRAINABLE))}")
     if out is None:
         if movielens is not None or (events is not None and data_dir is None):
             raise typer.BadParameter("--out is required with --movielens or --events (without --data-dir)")
         from pulserec.config import Settings
 
-        out = Settings.load(data_dir).data_dir / "models" / f"{model}.pkl"
-    if model not in MODELS:
-        raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(sorted(MODELS))}")
+        out = Settings.load(data_dir).data_dir / "models" / f"{model}{SUFFIX}"
+    params = parse_params(param)
     if engine == "spark":
-        return train_spark(model, out, data_dir, movielens, events, parse_params(param), spark_master, spark_conf, staging_dir)
-    data, catalog, _ = load_training_data(data_dir, movielens)
-    recommender = build_model(model, **parse_params(param))
-    start = time.perf_counter()
-    recommender.fit(data, catalog)
-    seconds = time.perf_counter() - start
-    recommender.save(out)
+        return train_spark(model, out, data_dir, movielens, events, params, spark_master, spark_conf, staging_dir)
+    if model == "ranker":
+        return train_ranker_cli(out, data_dir, movielens, params)
+    from pulserec.recommend.training import fit_model
+
+    watermark = stored_watermark(data_dir) if movielens is None else None
+    data, catalog, settings = load_training_data(data_dir, movielens)
+    try:
+        recommender, info = fit_model(model, params, data, catalog, settings, watermark)
+    except (TypeError, ValueError) as exc:  # a parameter the model does not take, or a bad value
+        raise typer.BadParameter(f"{model}: {exc}") from None
+    save_model(recommender, out, info)
     typer.echo(f"{model}: {len(data)} events, {data.n_users} users, {data.n_items} items, "
-               f"trained in {seconds:.2f}s -> {out}")
+               f"trained in {info['train_seconds']:.2f}s -> {out}")
+
+
+def stored_watermark(data_dir: Path | None) -> int | None:
+    """The store's last `seq` before its events are read: the model holds at least those."""
+    from pulserec.config import Settings
+    from pulserec.store import SQLiteStore
+
+    db = Settings.load(data_dir).db_path
+    if not db.is_file():
+        return None
+    store = SQLiteStore(db)
+    try:
+        return store.max_seq()
+    finally:
+        store.close()
+
+
+def train_ranker_cli(out: Path, data_dir: Path | None, movielens: Path | None, params: dict[str, Any]) -> None:
+    """The ranker replays the stored log through the online state: it needs the data dir's engine
+    (its sources are the strategies that engine serves, models saved under models/ included)."""
+    if movielens is not None:
+        raise typer.BadParameter("the ranker trains on a data dir's store (--data-dir), not --movielens")
+    from pulserec.cli.common import open_engine
+
+    engine = open_engine(data_dir)
+    try:
+        line = engine.train_saved_ranker(params, target=out)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(f"ranker: {exc}") from None
+    finally:
+        engine.close()
+    typer.echo(line)
 
 
 def train_spark(model: str, out: Path, data_dir: Path | None, movielens: Path | None, events: str | None,
@@ -89,7 +133,8 @@ def train_spark(model: str, out: Path, data_dir: Path | None, movielens: Path | 
         raise typer.BadParameter(str(exc)) from None
     result = train_with_spark(model, params, events=events, data_dir=data_dir, movielens=movielens, config=config,
                               staging_dir=staging_dir)
-    result.model.save(out)
+    save_model(result.model, out, {"trained_at": time.time(), "train_seconds": round(result.train_seconds, 3),
+                                   "engine": f"spark {config.master}", "params": result.model.saved_params()})
     data = result.data
     typer.echo(f"{model} (spark {config.master}): {data.n_events} events, {data.n_users} users, {data.n_items} items, "
                f"prepared in {result.prepare_seconds:.2f}s, trained in {result.train_seconds:.2f}s -> {out}")

@@ -1,8 +1,8 @@
 """Evaluate any :class:`~pulserec.models.base.Recommender` on a :class:`~.split.Split`.
 
-For every test user the query is built from their *training* history only (newest first, with
-the training event weights and times), items they had in training are excluded, and the model's
-dense scores are cut to the top K. Models that define ``score_many(queries, n_items)`` (a
+For every test user the query is built from their *training* history only, by the function
+the server builds its queries with (:func:`~pulserec.models.query.serving_query`); items they
+had in training are excluded, and the model's dense scores are cut to the top K. Models that define ``score_many(queries, n_items)`` (a
 (len(queries) x n_items) array, -inf rows where they cannot score) are scored in batches;
 others one query at a time through ``score``. A user the model cannot score gets an empty list
 (counted as misses, never skipped)."""
@@ -26,9 +26,12 @@ from pulserec.evaluation.metrics import (
     relevance_matrix,
 )
 from pulserec.evaluation.split import Split
+from pulserec.config import Settings
 from pulserec.models.base import Query, Recommender, ScoresMany
+from pulserec.models.query import QuerySettings, serving_query
 from pulserec.models.interactions import Interactions
 from pulserec.online.catalog import Catalog
+from pulserec.online.history import Touch
 
 
 @dataclass
@@ -44,10 +47,12 @@ class EvalResult:
 
 
 class Histories:
-    """Each user's training events, newest first, ready to become queries."""
+    """Each user's training events, oldest first, turned into the query the server would build
+    from them (:func:`~pulserec.models.query.serving_query`, the one function both use) under
+    `settings`: the latest `query_len` distinct items, decayed by position."""
 
-    def __init__(self, train: Interactions) -> None:
-        order = np.lexsort((-train.timestamps, train.users))
+    def __init__(self, train: Interactions, settings: QuerySettings | None = None) -> None:
+        order = np.lexsort((train.timestamps, train.users))  # by user, then time; stable for ties
         self.items = train.items[order]
         self.weights = train.weights[order]
         self.timestamps = train.timestamps[order]
@@ -55,20 +60,15 @@ class Histories:
         self.indptr = np.r_[0, np.cumsum(np.bincount(train.users, minlength=train.n_users))]
         self.n_items = train.n_items
         self.now = float(train.timestamps.max()) if len(train) else 0.0
+        self.settings = settings if settings is not None else Settings()
 
-    def query(self, user: int, history_len: int | None = None) -> Query:
-        lo, hi = self.indptr[user], self.indptr[user + 1]
-        if history_len is not None:
-            hi = min(hi, lo + history_len)
-        return Query(
-            user=int(user),
-            items=self.items[lo:hi],
-            weights=self.weights[lo:hi],
-            types=tuple(self.types[lo:hi]),
-            timestamps=self.timestamps[lo:hi],
-            now=self.now,
-            n_items=self.n_items,
-        )
+    def query(self, user: int) -> Query:
+        first, hi = self.indptr[user], self.indptr[user + 1]
+        lo = max(first, hi - self.settings.history_len)  # the online state keeps no more than these
+        touches = map(Touch, self.items[lo:hi].tolist(), self.weights[lo:hi].tolist(),
+                      self.timestamps[lo:hi].tolist(), self.types[lo:hi].tolist())
+        seen = np.unique(self.items[first:hi]).tolist()  # the whole training history, as the state's seen set
+        return serving_query(int(user), touches, self.settings, now=self.now, n_items=self.n_items, seen=seen)
 
 
 def score_queries(model: Recommender, queries: Sequence[Query], n_items: int) -> np.ndarray:
@@ -113,16 +113,17 @@ def recommend(
     users: np.ndarray,
     k: int,
     batch_size: int = 512,
-    history_len: int | None = None,
+    settings: QuerySettings | None = None,
 ) -> np.ndarray:
-    """Top-k unseen items for each of `users` (training indices), in batches."""
-    histories = Histories(train)
+    """Top-k unseen items for each of `users` (training indices), in batches, each asked with
+    the query the server would build (under `settings`, default the default settings)."""
+    histories = Histories(train, settings)
     seen = train.to_csr()
     n_items = train.n_items
     out = np.full((len(users), k), -1, dtype=np.int64)
     for start in range(0, len(users), batch_size):
         chunk = users[start : start + batch_size]
-        queries = [histories.query(int(u), history_len) for u in chunk]
+        queries = [histories.query(int(u)) for u in chunk]
         scores = score_queries(model, queries, n_items)
         out[start : start + len(chunk)] = top_k(scores, k, seen[chunk])
     return out
@@ -160,7 +161,7 @@ def evaluate(
     catalog: Catalog | None = None,
     fit: bool = True,
     label: str | None = None,
-    history_len: int | None = None,
+    settings: QuerySettings | None = None,
 ) -> EvalResult:
     """Fit `model` on the split's training log (unless `fit` is False) and measure it on the test part."""
     fit_seconds = float("nan")
@@ -170,7 +171,7 @@ def evaluate(
         fit_seconds = time.perf_counter() - start
     users = held_out_users(split)
     start = time.perf_counter()
-    recs = recommend(model, split.train, users, max(ks), history_len=history_len)
+    recs = recommend(model, split.train, users, max(ks), settings=settings)
     score_seconds = time.perf_counter() - start
     return EvalResult(
         model=label or model.name,

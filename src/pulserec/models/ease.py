@@ -26,8 +26,9 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from pulserec.models.base import BatchScorer, PickleMixin, Query, pad_scores
+from pulserec.models.base import BatchScorer, Query, pad_scores
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.weighting import as_dense, history_matrix, last_timestamps
 
 VARIANTS = ("auto", "dense", "low_rank")
@@ -55,8 +56,10 @@ def low_rank_factors(x: sp.csr_matrix, rank: int, regularization: float, seed: i
     return v.astype(np.float32), shrink.astype(np.float32), diag.reshape(n_items).astype(np.float32)
 
 
-class EASE(BatchScorer, PickleMixin):
+class EASE(BatchScorer, SavedState):
     name: ClassVar[str] = "ease"
+    saved_fields: ClassVar[tuple[str, ...]] = (
+        "user_ids", "item_ids", "user_items", "user_last_ts", "weights", "factors", "shrink", "p_diag")
 
     def __init__(self, regularization: float = 300.0, binary: bool = True, variant: str = "auto",
                  dense_max_items: int = 20_000, rank: int = 256, seed: int = 0) -> None:

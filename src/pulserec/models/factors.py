@@ -18,15 +18,18 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import PickleMixin, Query, pad_scores
+from pulserec.models.base import Query, pad_scores
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.weighting import last_timestamps, user_history
 
 
-class FactorModel(PickleMixin):
+class FactorModel(SavedState):
     """Base of the matrix-factorisation models. Subclasses implement :meth:`_train`."""
 
     name: ClassVar[str] = "factors"
+    saved_fields: ClassVar[tuple[str, ...]] = (
+        "user_ids", "item_ids", "user_items", "user_last_ts", "user_factors", "item_factors", "item_bias")
 
     def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 1.0, seed: int = 0) -> None:
         self.factors = factors

@@ -16,9 +16,10 @@ import numpy as np
 
 from pulserec.evaluation.evaluate import Histories, held_out_users, metrics_of, score_queries, top_k
 from pulserec.evaluation.split import validation_split
-from pulserec.models.base import PickleMixin, Query, Reason, Recommender
+from pulserec.models.base import Query, Reason, Recommender
 from pulserec.models.blend import Blend, normalised
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 
 ComponentSpec = str | tuple[str, dict[str, Any]]
@@ -74,6 +75,8 @@ def search_weights(
 
 class Hybrid(PickleMixin):
     name: ClassVar[str] = "hybrid"
+    saved_fields: ClassVar[tuple[str, ...]] = (
+        "user_ids", "item_ids", "weights", "validation_score", "validation_scores", "models")
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class Hybrid(PickleMixin):
         self.validation_score = float("nan")
         #: Validation score of each component alone and of the learned blend ("blend").
         self.validation_scores: dict[str, float] = {}
+        self.models: list[Recommender] = []
         self.blend = Blend([])
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> Hybrid:
@@ -101,8 +105,12 @@ class Hybrid(PickleMixin):
         self.item_ids = data.item_ids
         self.weights, self.validation_score = self._learn_weights(data, catalog)
         models = [_build(spec).fit(data, catalog) for spec in self.components]
-        self.blend = Blend(list(zip(models, self.weights)), name=self.name)
+        self.models = models
+        self.after_load()
         return self
+
+    def after_load(self) -> None:
+        self.blend = Blend(list(zip(self.models, self.weights)), name=self.name)
 
     def _learn_weights(self, data: Interactions, catalog: Catalog | None) -> tuple[list[float], float]:
         split = validation_split(data, self.validation, **self.validation_params)

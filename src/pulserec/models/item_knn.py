@@ -10,7 +10,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from pulserec.models.base import PickleMixin, Query, Reason, Scored
+from pulserec.models.base import Query, Reason, Scored
 from pulserec.models.interactions import Interactions
 from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence
@@ -23,7 +23,7 @@ class SupportCounts(Protocol):
     def events(self) -> np.ndarray: ...
 
 
-class ItemKNN(PickleMixin):
+class ItemKNN:
     """Neighbours need support: with `support` (the live popularity counters) an item with fewer
     than `min_support` events is nobody's neighbour. Cosine divides by both degrees, so an item
     one user touched once co-occurs with everything that user saw at a similarity near 1.0,

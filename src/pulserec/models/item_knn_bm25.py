@@ -16,8 +16,9 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.base import PickleMixin, Query, Reason, pad_scores
+from pulserec.models.base import Query, Reason, pad_scores
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.weighting import (
     RowWeighting,
     as_dense,
@@ -28,8 +29,9 @@ from pulserec.models.weighting import (
 )
 
 
-class ItemKNNBM25(PickleMixin):
+class ItemKNNBM25(SavedState):
     name: ClassVar[str] = "item_knn_bm25"
+    saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "user_items", "similarity")
 
     def __init__(
         self,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import math
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pulserec.decay import LN2
-from pulserec.models.base import PickleMixin, Query, Reason
+from pulserec.models.base import Query, Reason
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 from pulserec.online.popularity import Popularity
 
 
-class Trending(PickleMixin):
+class Trending(SavedState):
     """Items by weighted event count decayed with a half-life (what is hot now)."""
 
     name: ClassVar[str] = "trending"
@@ -23,6 +25,24 @@ class Trending(PickleMixin):
         self.popularity = popularity if popularity is not None else Popularity(halflife)
         self.halflife = LN2 / self.popularity.trending.rate
         self.catalog: Catalog | None = None
+
+    def saved_params(self) -> dict[str, Any]:
+        return {"halflife": self.halflife}
+
+    def saved_values(self) -> dict[str, Any]:
+        """The counters of a batch-fitted popularity (inside a hybrid); the live one is the state's."""
+        decay = self.popularity.trending
+        return {"total": self.popularity.total, "events": self.popularity.events, "trending": decay.values,
+                "landmark": decay.landmark, "now": decay.now if math.isfinite(decay.now) else None}
+
+    @classmethod
+    def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> Trending:
+        model = cls(halflife=float(params["halflife"]))
+        popularity, decay = model.popularity, model.popularity.trending
+        popularity.total, popularity.events = values["total"].astype(np.float64), values["events"].astype(np.int64)
+        decay.values, decay.landmark = values["trending"].astype(np.float64), values["landmark"]
+        decay.now = -math.inf if values["now"] is None else float(values["now"])
+        return model
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> Trending:
         popularity = Popularity(self.halflife)

@@ -1,16 +1,40 @@
-"""Turn a user's live history into the :class:`Query` that models score."""
+"""Turn a user's live history into the :class:`Query` that models score.
+
+:func:`serving_query` is THE query: the server asks every model with it, the ranker's training
+replay builds its queries with it, and the offline evaluator builds each test user's query with
+it from their training events, so measured figures are those of the served path."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from pulserec.models.base import Query
 from pulserec.online.history import Touch
+
+
+class QuerySettings(Protocol):
+    """The settings that shape a query (a :class:`~pulserec.config.Settings` has them)."""
+
+    history_len: int
+    query_len: int
+    position_decay: float
+    long_term_weight: float
+
+
+def serving_query(owner: int | None, recent: Iterable[Touch], settings: QuerySettings, *, now: float, n_items: int,
+                  context: dict[str, Any] | None = None, seen: Iterable[int] = ()) -> Query:
+    """The query for a user whose item events, oldest first, are `recent` (the latest
+    `history_len` of them count: what the online state keeps) and who touched the items `seen`
+    in their whole history, through :func:`build_query` with the settings' lengths and weights."""
+    recent = list(recent)
+    return build_query(owner, recent[-settings.history_len:], max_items=settings.query_len,
+                       position_decay=settings.position_decay, now=now, n_items=n_items, context=context,
+                       seen=seen, long_term_weight=settings.long_term_weight)
 
 
 def build_query(

@@ -19,6 +19,7 @@ from scipy.special import expit
 
 from pulserec.models.base import Query, Reason, Recommender, Scored, explanation
 from pulserec.models.ranker_features import FeatureContext, Recall, allowed_items, recall
+from pulserec.models.persist import load_model, save_model
 from pulserec.models.ranker_learners import RankingModel
 
 #: Smallest candidate score, so that a candidate stays > 0 (the service serves only positive scores).
@@ -31,7 +32,7 @@ class Ranker:
     name: ClassVar[str] = "ranker"
 
     def __init__(self, sources: Mapping[str, Recommender], state: FeatureContext, model: RankingModel,
-                 depth: int | None = None) -> None:
+                 depth: int | None = None, info: Mapping[str, Any] | None = None) -> None:
         missing = [s for s in model.features.sources if s not in sources]
         if missing:
             raise ValueError(f"the ranking model was trained with sources {', '.join(missing)} that are not given")
@@ -39,6 +40,7 @@ class Ranker:
         self.state = state
         self.model = model
         self.depth = depth or model.features.depth
+        self.info = dict(info or {})  # how and when it was trained, the file it was loaded from
 
     # -- Recommender -----------------------------------------------------------------------
     def fit(self, data: Any, catalog: Any = None) -> Ranker:
@@ -106,7 +108,7 @@ class Ranker:
     def rebound(self, rebind: Callable[[Recommender], Recommender], state: FeatureContext) -> Ranker:
         """The same learned model over another state (after a state rebuild), each source mapped
         by `rebind` (the model set re-binds each source once, so it stays the served model)."""
-        return Ranker({name: rebind(model) for name, model in self.sources.items()}, state, self.model, self.depth)
+        return Ranker({name: rebind(model) for name, model in self.sources.items()}, state, self.model, self.depth, self.info)
 
     # -- introspection and persistence -----------------------------------------------------
     @property
@@ -117,6 +119,7 @@ class Ranker:
     def meta(self) -> dict[str, Any]:
         """Shown by `GET /models`."""
         return {
+            **self.info,
             "sources": list(self.sources),
             "depth": self.depth,
             "learner": self.model.learner.kind,
@@ -124,10 +127,11 @@ class Ranker:
             "feature_importance": self.feature_importance,
         }
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, info: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Persist the learned part (features spec + learner); sources and state are live objects."""
-        self.model.save(path)
+        return save_model(self.model, path, {"sources": list(self.sources), **(info or {})})
 
     @classmethod
     def load(cls, path: str | Path, sources: Mapping[str, Recommender], state: FeatureContext, depth: int | None = None) -> Ranker:
-        return cls(sources, state, RankingModel.load(path), depth)
+        model, _ = load_model(path, expected=RankingModel.name)
+        return cls(sources, state, model, depth)

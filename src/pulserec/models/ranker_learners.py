@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
 
-from pulserec.models.base import PickleMixin
-from pulserec.models.ranker_features import FeatureBuilder
+from pulserec.models.persist import SavedState
+from pulserec.models.ranker_features import FeatureBuilder, Vocabulary
 
 
 def lightgbm_available() -> bool:
@@ -25,6 +25,8 @@ class Learner(Protocol):
     kind: str
 
     def fit(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Learner: ...
+
+    def saved_values(self) -> dict[str, Any]: ...
 
     def predict(self, features: np.ndarray) -> np.ndarray: ...
 
@@ -79,20 +81,21 @@ class LightGBMLearner:
     def importance(self) -> np.ndarray:
         return self.booster.feature_importance(importance_type="gain")
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["booster"] = self.booster.model_to_string() if self.booster is not None else None
-        return state
+    def saved_values(self) -> dict[str, Any]:
+        """LightGBM's own text model (parsed by LightGBM, never executed) and the training settings."""
+        text = self.booster.model_to_string() if self.booster is not None else ""
+        return {"categorical": self.categorical, "rounds": self.rounds, "params": self.params,
+                "booster": np.frombuffer(text.encode(), dtype=np.uint8)}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        text = state.pop("booster")
-        self.__dict__.update(state)
-        if text is None:
-            self.booster = None
-        else:
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> LightGBMLearner:
+        learner = cls(list(values["categorical"]), int(values["rounds"]), dict(values["params"]))
+        text = values["booster"].tobytes().decode()
+        if text:
             import lightgbm as lgb
 
-            self.booster = lgb.Booster(model_str=text)
+            learner.booster = lgb.Booster(model_str=text)
+        return learner
 
 
 @dataclass
@@ -141,6 +144,16 @@ class LogisticLearner:
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self._design(features) @ self.coef + self.bias
 
+    def saved_values(self) -> dict[str, Any]:
+        return {"categorical": self.categorical, "l2": self.l2, "levels": {str(c): v for c, v in self.levels.items()},
+                "mean": self.mean, "scale": self.scale, "coef": self.coef, "bias": self.bias, "owner": self.owner}
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> LogisticLearner:
+        levels = {int(c): v for c, v in values["levels"].items()}
+        return cls(list(values["categorical"]), float(values["l2"]), levels=levels, mean=values["mean"],
+                   scale=values["scale"], coef=values["coef"], bias=float(values["bias"]), owner=values["owner"])
+
     @property
     def importance(self) -> np.ndarray:
         out = np.zeros(len(self.mean) + len(self.levels))
@@ -160,13 +173,37 @@ def make_learner(backend: str, categorical: list[int], rounds: int = 200, object
     raise ValueError(f"unknown ranker backend {backend!r}; use lightgbm, logistic or auto")
 
 
+LEARNERS: dict[str, Any] = {"lightgbm": LightGBMLearner, "logistic": LogisticLearner}
+
+
 @dataclass
-class RankingModel(PickleMixin):
-    """A fitted learner with the feature builder it was trained with (what save/load persists)."""
+class RankingModel(SavedState):
+    """A fitted learner with the feature builder it was trained with (what is saved and loaded,
+    as the model "ranker": see :mod:`pulserec.models.persist`)."""
+
+    name: ClassVar[str] = "ranker"
 
     features: FeatureBuilder
     learner: Learner
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def saved_params(self) -> dict[str, Any]:
+        return {}
+
+    def saved_values(self) -> dict[str, Any]:
+        features = self.features
+        return {"sources": list(features.sources), "depth": features.depth, "categories": features.categories.codes,
+                "devices": features.devices.codes, "locations": features.locations.codes, "stats": self.stats,
+                "learner_kind": self.learner.kind, "learner": self.learner.saved_values()}
+
+    @classmethod
+    def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> RankingModel:
+        features = FeatureBuilder(tuple(values["sources"]), int(values["depth"]), Vocabulary(dict(values["categories"])),
+                                  Vocabulary(dict(values["devices"])), Vocabulary(dict(values["locations"])))
+        kind = values["learner_kind"]
+        if kind not in LEARNERS:
+            raise ValueError(f"unknown ranking learner {kind!r}")
+        return cls(features, LEARNERS[kind].from_saved(values["learner"]), dict(values["stats"]))
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         return self.learner.predict(matrix)

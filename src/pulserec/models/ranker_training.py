@@ -35,7 +35,7 @@ from pulserec.models.ranker_features import FeatureBuilder, allowed_items, descr
 from pulserec.models.ranker_learners import RankingModel, make_learner
 from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
-from pulserec.models.query import build_query
+from pulserec.models.query import serving_query
 
 #: Relevance grade of the events that follow an impression.
 LABEL_GAINS: dict[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
@@ -173,10 +173,8 @@ class _Replay:
     def query(self, point: QueryPoint) -> Query:
         state = self.state
         owner = state.owners.get(point.owner)
-        return build_query(owner, state.histories.recent(owner), max_items=self.settings.query_len,
-                           position_decay=self.settings.position_decay, now=point.ts, n_items=len(state.catalog),
-                           context=point.context, seen=state.histories.seen(owner),
-                           long_term_weight=self.settings.long_term_weight)
+        return serving_query(owner, state.histories.recent(owner), self.settings, now=point.ts,
+                             n_items=len(state.catalog), context=point.context, seen=state.histories.seen(owner))
 
 
 def build_training_set(log: pd.DataFrame, items: Sequence[ItemRecord], settings: Settings, sources_for: SourceFactory,

@@ -31,13 +31,37 @@ MODELS: dict[str, str] = {
 }
 
 
+#: Models over the live online state (co-occurrence, counters): always current, never trained.
+ONLINE_MODELS: tuple[str, ...] = ("item_knn", "trending", "popular")
+
+#: Saved models that are trained by their own trainer rather than built by :func:`build_model`
+#: (the ranker's learned part; its sources and state are live objects of the server).
+SAVED_ONLY: dict[str, str] = {"ranker": "pulserec.models.ranker_learners:RankingModel"}
+
+
+#: What `pulserec train --model`, `POST /models/{name}/train` and `serve --retrain` accept.
+TRAINABLE: tuple[str, ...] = (*(name for name in MODELS if name not in ONLINE_MODELS), *SAVED_ONLY)
+
+
+def _resolve(target: str) -> type:
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def model_class(name: str) -> type:
     try:
         target = MODELS[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}") from None
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)
+    return _resolve(target)
+
+
+def saved_class(name: str) -> type:
+    """The class a saved model named `name` is loaded as (see :mod:`pulserec.models.persist`)."""
+    target = MODELS.get(name) or SAVED_ONLY.get(name)
+    if target is None:
+        raise KeyError(f"unknown saved model {name!r}")
+    return _resolve(target)
 
 
 def build_model(name: str, **params: Any) -> Recommender:

@@ -20,8 +20,9 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.base import BatchScorer, PickleMixin, Query, pad_scores
+from pulserec.models.base import BatchScorer, Query, pad_scores
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.weighting import as_dense, history_matrix, last_timestamps, top_k_dense_rows
 
 
@@ -48,8 +49,9 @@ def transition_matrices(x: sp.csr_matrix, alpha: float, binary: bool) -> tuple[s
     return p_iu, p_ui, popularity
 
 
-class RP3beta(BatchScorer, PickleMixin):
+class RP3beta(BatchScorer, SavedState):
     name: ClassVar[str] = "rp3beta"
+    saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "user_items", "user_last_ts", "similarity")
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, k: int = 100, normalize: bool = True,
                  binary: bool = True, block: int = 1024) -> None:

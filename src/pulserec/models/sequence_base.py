@@ -19,7 +19,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -28,8 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import Query, Reason, pad_scores, write_atomically
+from pulserec.models.base import Query, Reason, pad_scores
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.sequence_data import (
     PAD,
     EncodedQuery,
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 LossName = Literal["sampled_softmax", "bpr", "softmax"]
 
 
@@ -158,7 +157,7 @@ class EpochRecord:
     validation: dict[str, float] = field(default_factory=dict)
 
 
-class SequenceRecommender(ABC):
+class SequenceRecommender(SavedState, ABC):
     """Base of the torch sequence models; subclasses set `name` and build their network."""
 
     name: ClassVar[str]
@@ -327,35 +326,27 @@ class SequenceRecommender(ABC):
     def _knows(self, item: int) -> bool:
         return 0 <= int(item) < len(self.known) and bool(self.known[int(item)])
 
-    # -- persistence ------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """One torch file: config, state_dict, item id list, trained-item mask and event types."""
+    # -- persistence (see pulserec.models.persist: arrays in .npz, never torch.load) ------------
+    def saved_params(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def saved_values(self) -> dict[str, Any]:
+        """The network's state_dict as arrays, the item id list, trained-item mask and event types."""
         net = self._require_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "format": FORMAT_VERSION,
-            "model": self.name,
-            "config": asdict(self.config),
-            "state_dict": net.state_dict(),
-            "item_ids": list(self.item_ids.ids),
-            "known": torch.from_numpy(self.known.copy()),
+        return {
+            "state_dict": {key: tensor.detach().cpu().numpy() for key, tensor in net.state_dict().items()},
+            "item_ids": self.item_ids,
+            "known": self.known,
             "event_types": list(self.vocab.types),  # type: ignore[union-attr]
         }
-        write_atomically(path, lambda fh: torch.save(payload, fh))
 
     @classmethod
-    def load(cls, path: str | Path) -> SequenceRecommender:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("model") != cls.name:
-            raise TypeError(f"{path} holds a {payload.get('model')!r} model, not {cls.name!r}")
-        if payload.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported format {payload.get('format')!r}")
-        model = cls(SequenceConfig.from_dict(payload["config"]))
-        model.vocab = EventVocabulary(tuple(payload["event_types"]), model.config.n_gap_buckets)
-        model.item_ids = IdIndex(payload["item_ids"])
-        model.known = payload["known"].numpy().astype(bool)
+    def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> SequenceRecommender:
+        model = cls(SequenceConfig.from_dict(params))
+        model.vocab = EventVocabulary(tuple(values["event_types"]), model.config.n_gap_buckets)
+        model.item_ids = values["item_ids"]
+        model.known = np.asarray(values["known"], dtype=bool)
         model.net = model.build_network(len(model.item_ids) + 1, model.vocab)
-        model.net.load_state_dict(payload["state_dict"])
+        model.net.load_state_dict({key: torch.from_numpy(np.array(array)) for key, array in values["state_dict"].items()})
         model.net.eval()
         return model

@@ -13,8 +13,9 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.base import BatchScorer, PickleMixin, Query, pad_scores
+from pulserec.models.base import BatchScorer, Query, pad_scores
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.weighting import (
     RowWeighting,
     as_dense,
@@ -25,8 +26,9 @@ from pulserec.models.weighting import (
 )
 
 
-class UserKNN(BatchScorer, PickleMixin):
+class UserKNN(BatchScorer, SavedState):
     name: ClassVar[str] = "user_knn"
+    saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "user_items", "user_last_ts", "user_vectors")
 
     def __init__(self, k: int = 50, weighting: str = "bm25", k1: float = 1.2, b: float = 0.75) -> None:
         self.k = k
@@ -42,9 +44,13 @@ class UserKNN(BatchScorer, PickleMixin):
         self.item_ids = data.item_ids
         self.user_items = data.to_csr()
         self.user_last_ts = last_timestamps(data.users, data.timestamps, data.n_users)
-        self._weighting = RowWeighting(self.weighting, self.k1, self.b).fit(self.user_items)
+        self.after_load()
         self.user_vectors = l2_normalise_rows(self._weighting.transform(self.user_items))
         return self
+
+    def after_load(self) -> None:
+        """The weighting is refitted from the training matrix (cheap: one column count)."""
+        self._weighting = RowWeighting(self.weighting, self.k1, self.b).fit(self.user_items)
 
     @property
     def n_known(self) -> int:

@@ -9,6 +9,7 @@ as they are now. A state rebuild carries the ranker over like every served model
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -26,6 +27,17 @@ def default_sources(models: ModelSet) -> dict[str, Recommender]:
     return {"item_knn": models.item_knn, "trending": models.trending}
 
 
+def sources_named(models: ModelSet, names: Sequence[str] | None) -> dict[str, Recommender]:
+    """The served strategies called `names` (the default sources when None); ValueError names
+    the ones not served."""
+    if names is None:
+        return default_sources(models)
+    missing = [name for name in names if name not in models.strategies]
+    if missing:
+        raise ValueError(f"ranker sources not served: {', '.join(missing)}; available: {', '.join(sorted(models.strategies))}")
+    return {name: models.strategies[name] for name in names}
+
+
 def train_ranker(events: pd.DataFrame, items: Sequence[ItemRecord], settings: Settings, models: ModelSet,
                  sources: Mapping[str, Recommender], options: TrainingOptions | None = None,
                  impressions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None) -> RankingModel:
@@ -39,13 +51,13 @@ def train_ranker(events: pd.DataFrame, items: Sequence[ItemRecord], settings: Se
 
 
 def install_ranker(models: ModelSet, model: RankingModel, sources: Mapping[str, Recommender] | None = None,
-                   trained_over: ModelSet | None = None) -> Ranker:
+                   trained_over: ModelSet | None = None, info: Mapping[str, Any] | None = None) -> Ranker:
     """Serve a trained ranking model as strategy "ranker" of `models`, over its state. Sources
     chosen from an earlier model set (`trained_over`: the state was rebuilt meanwhile) are
     re-bound to this one first."""
     chosen = dict(sources) if sources is not None else default_sources(models)
     if trained_over is not None and trained_over is not models:
         chosen = trained_over.rebound_sources(chosen, models.state)
-    ranker = Ranker(chosen, models.state, model)
+    ranker = Ranker(chosen, models.state, model, info=info)
     models.register(ranker)
     return ranker

@@ -8,25 +8,35 @@ file appeared or changed since it was installed; a removed file leaves the last 
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
-import pickle
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pulserec.models.base import TrainedIds
+from pulserec.models.persist import SUFFIX, ModelFileError, load_model, read_meta
 from pulserec.recommend.background import PeriodicTask
 
 log = logging.getLogger(__name__)
 
-#: Serves a loaded model with its metadata (`Engine.install_model`: under the engine's lock).
+#: Serves a loaded model with its metadata (`Engine.install_loaded`: under the engine's lock).
+#: Returns a falsy value when it cannot serve it (a ranker whose sources are not served).
 Install = Callable[[Any, dict[str, Any]], object]
+
+#: Files of the pickle format pulserec wrote before: never opened, a warning says why.
+LEGACY_SUFFIX = ".pkl"
+
+#: Saved under this name, the ranker reads other models as its sources: installed after them.
+RANKER = "ranker"
 
 
 def models_dir(data_dir: Path) -> Path:
     return data_dir / "models"
+
+
+def model_path(data_dir: Path, name: str) -> Path:
+    """Where the model `name` is saved (and found by every serving process)."""
+    return models_dir(data_dir) / f"{name}{SUFFIX}"
 
 
 def file_stamp(path: Path) -> str:
@@ -40,31 +50,35 @@ def file_meta(path: Path) -> dict[str, Any]:
     return {"loaded_from": str(path), "file_stamp": file_stamp(path)}
 
 
-def saved_meta(path: Path) -> dict[str, Any]:
-    """A saved model's metadata: its `.meta` file, if any, and :func:`file_meta`."""
-    meta = file_meta(path)
-    meta_file = path.with_suffix(".meta")
-    if meta_file.is_file():
-        try:
-            meta.update(ast.literal_eval(meta_file.read_text()))
-        except (ValueError, SyntaxError):
-            pass
-    return meta
+def served_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What `GET /models` shows of a saved model: its training info (watermark, time, the
+    parameters it was trained with) and the file's format version and checksum."""
+    info = meta.get("info", {})
+    return {**info, "params": info.get("params", meta.get("params", {})),
+            "format_version": meta.get("version"), "payload_sha256": meta.get("payload_sha256")}
+
+
+def saved_params(data_dir: Path, name: str) -> dict[str, Any] | None:
+    """The parameters the saved model `name` was trained with, or None without a usable file."""
+    try:
+        meta = read_meta(model_path(data_dir, name))
+    except (OSError, ModelFileError):
+        return None
+    params = meta.get("info", {}).get("params", meta.get("params"))
+    return dict(params) if isinstance(params, dict) else None
 
 
 def install_file(path: Path, install: Install) -> str | None:
-    """Load one saved model and `install` it; returns a log line, or None if the file is unusable."""
+    """Load one saved model and `install` it; returns a log line, or None if the file is refused."""
     try:
-        meta = saved_meta(path)
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
-    except Exception as exc:  # noqa: BLE001 - a corrupt or vanished file must not stop serving
-        log.warning("cannot load model %s: %s", path, exc)
+        stamp = file_meta(path)
+        model, meta = load_model(path)
+    except Exception as exc:  # noqa: BLE001 - a corrupt, foreign or vanished file must not stop serving
+        log.warning("model file %s refused: %s", path, exc)
         return None
-    if not isinstance(model, TrainedIds):
-        log.warning("%s is not a trained pulserec model; skipped", path)
+    if not install(model, {**served_meta(meta), **stamp}):
+        log.warning("model file %s refused: the models it is built on are not served", path)
         return None
-    install(model, meta)
     return f"{model.name}: loaded from {path}"
 
 
@@ -82,7 +96,8 @@ def install_changed(folder: Path, served: Mapping[str, str], install: Install,
     if not folder.is_dir():
         return []
     lines = []
-    for path in sorted(folder.glob("*.pkl")):
+    warn_legacy(folder, failed)
+    for path in sorted(folder.glob(f"*{SUFFIX}"), key=lambda p: (p.stem == RANKER, p.name)):
         try:
             stamp = file_stamp(path)
         except FileNotFoundError:  # replaced or removed between the listing and now
@@ -95,6 +110,17 @@ def install_changed(folder: Path, served: Mapping[str, str], install: Install,
         elif failed is not None:
             failed[str(path)] = stamp
     return lines
+
+
+def warn_legacy(folder: Path, seen: dict[str, str] | None) -> None:
+    """One warning per pickled model file (the old format): it is never loaded, since unpickling
+    a file from a shared folder would run whatever code it holds."""
+    for path in folder.glob(f"*{LEGACY_SUFFIX}"):
+        if seen is not None and str(path) in seen:
+            continue
+        log.warning("model file %s ignored: pickled models are not loaded (retrain it to save it as %s)", path, SUFFIX)
+        if seen is not None:
+            seen[str(path)] = "legacy"
 
 
 class ModelWatcher(PeriodicTask):

@@ -10,7 +10,7 @@ import numpy as np
 from pulserec.config import Settings
 from pulserec.models.base import Query, Reason, Recommender, scored
 from pulserec.models.item_knn import ItemKNN
-from pulserec.models.query import build_query
+from pulserec.models.query import serving_query
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.filters import Filters, candidate_mask
@@ -74,17 +74,8 @@ class RecommendationService:
     def query_for(self, owner_key: str | None, context: dict[str, Any] | None = None) -> Query:
         state = self.state
         owner = state.owners.get(owner_key) if owner_key is not None else None
-        return build_query(
-            owner,
-            state.histories.recent(owner),
-            max_items=self.settings.query_len,
-            position_decay=self.settings.position_decay,
-            now=state.now,
-            n_items=len(state.catalog),
-            context=context,
-            seen=state.histories.seen(owner),
-            long_term_weight=self.settings.long_term_weight,
-        )
+        return serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
+                             n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
 
     def candidates(self, owner: int | None, filters: Filters) -> np.ndarray:
         return candidate_mask(self.state, owner, filters)

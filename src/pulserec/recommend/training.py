@@ -9,19 +9,27 @@ factor models fold new events in from the user's live history at request time.""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
-from pulserec.models.registry import MODELS, build_model
+from pulserec.models.persist import save_model
+from pulserec.models.registry import MODELS, ONLINE_MODELS, build_model
 from pulserec.online.catalog import Catalog
 from pulserec.recommend.background import PeriodicTask
 from pulserec.recommend.jobs import Report
-from pulserec.recommend.saved_models import Install, file_meta, models_dir
+from pulserec.recommend.saved_models import Install, file_meta, model_path
 from pulserec.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from pulserec.models.ranker_training import TrainingOptions
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +48,44 @@ def snapshot(store: SQLiteStore, weights: Mapping[str, float]) -> tuple[Interact
     return Interactions.from_frame(frame, weights), watermark
 
 
+def apply_torch_threads(threads: int) -> None:
+    """Pin torch's intra-op threads once torch is loaded (a sequence model was built or loaded);
+    never imports torch itself, so installs without the `seq` extra pay nothing."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def training_info(data: Interactions, watermark: int | None, seconds: float, params: dict[str, Any]) -> dict[str, Any]:
+    """The metadata saved with a trained model: when, on what, how long, and with which parameters
+    (a background retrain reads them back)."""
+    return {"trained_at": time.time(), "train_seconds": round(seconds, 3), "watermark_seq": watermark,
+            "events": len(data), "users": data.n_users, "items": data.n_items, "params": params}
+
+
+def fit_model(name: str, params: Mapping[str, Any], data: Interactions, catalog: Catalog | None, settings: Settings,
+              watermark: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Build model `name` with `params`, fit it, and return it with its :func:`training_info`."""
+    model = build_model(name, **params)
+    apply_torch_threads(settings.torch_threads)
+    started = time.perf_counter()
+    model.fit(data, catalog)
+    seconds = time.perf_counter() - started
+    return model, training_info(data, watermark, seconds, model.saved_params())
+
+
 def train_and_install(store: SQLiteStore, settings: Settings, catalog: Catalog, install: Install,
                       names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True,
-                      progress: Report | None = None) -> list[str]:
+                      progress: Report | None = None,
+                      params_of: Callable[[str], Mapping[str, Any] | None] | None = None) -> list[str]:
     """Fit each named model on a snapshot of `store`'s log, save it under the data dir's models
     folder (if `save`) and `install` it. `catalog` is the live one (content models read it).
-    Returns log lines.
+    Each model is built with `params_of(name)` (the parameters it was last trained with; the
+    defaults when None). Returns log lines.
 
     `progress` (a job's report) hears of each step: reading the log, then fitting each model; a fit
     itself reports nothing, so a job's progress moves per model, not within one."""
-    names = [n for n in names if n in MODELS]
+    names = [n for n in names if n in MODELS and n not in ONLINE_MODELS]
     if not names:
         return []
     report = progress or (lambda fraction, note: None)
@@ -60,20 +96,37 @@ def train_and_install(store: SQLiteStore, settings: Settings, catalog: Catalog, 
     lines = []
     for done, name in enumerate(names):
         report(0.1 + 0.9 * done / len(names), f"fitting {name} on {len(data):,} interactions")
-        started = time.perf_counter()
-        model = build_model(name).fit(data, catalog)
-        seconds = time.perf_counter() - started
-        meta = {"trained_at": time.time(), "train_seconds": round(seconds, 3), "watermark_seq": watermark,
-                "events": len(data), "users": data.n_users, "items": data.n_items}
+        model, meta = fit_model(name, (params_of(name) if params_of else None) or {}, data, catalog, settings, watermark)
         if save:
-            target = models_dir(settings.data_dir) / f"{name}.pkl"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.with_suffix(".meta").write_text(repr(meta))  # before the model: a watcher reads both
-            model.save(target)
+            target = model_path(settings.data_dir, name)
+            save_model(model, target, meta)
             meta = {**meta, **file_meta(target)}  # with the file's stamp: watchers in this process skip it
         install(model, meta)
-        lines.append(f"{name}: trained on {len(data):,} interactions in {seconds:.2f}s")
+        lines.append(f"{name}: trained on {len(data):,} interactions in {meta['train_seconds']:.2f}s")
     return lines
+
+
+def ranker_options(params: Mapping[str, Any]) -> tuple[list[str] | None, TrainingOptions]:
+    """(source names, training options) from the ranker's parameters; ValueError names a bad one."""
+    from pulserec.models.ranker_training import TrainingOptions  # noqa: PLC0415 - only ranker training needs it
+
+    params = dict(params)
+    sources = params.pop("sources", None)
+    if isinstance(sources, str):
+        sources = [s.strip() for s in sources.split(",") if s.strip()]
+    known = {f.name for f in fields(TrainingOptions)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"unknown ranker parameters {', '.join(unknown)}; known: sources, {', '.join(sorted(known))}")
+    if params.get("positive_types") is not None:
+        params["positive_types"] = tuple(params["positive_types"])
+    return sources, TrainingOptions(**params)
+
+
+def ranker_info(ranker: Any, options: TrainingOptions, seconds: float, watermark: int | None) -> dict[str, Any]:
+    """The metadata saved with a trained ranker (its parameters: sources and training options)."""
+    return {"trained_at": time.time(), "train_seconds": round(seconds, 3), "watermark_seq": watermark,
+            "params": {"sources": list(ranker.sources), **asdict(options)}}
 
 
 class RetrainScheduler(PeriodicTask):

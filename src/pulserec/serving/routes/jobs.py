@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
-from pulserec.models.registry import MODELS
+from pulserec.models.registry import TRAINABLE
 from pulserec.recommend.jobs import Busy, Job, JobRefused
 from pulserec.serving.auth import require_read, require_write
 from pulserec.serving.routes.deps import engine_of
@@ -41,8 +41,8 @@ def _started(start: Callable[[], Job], **fields: Any) -> JSONResponse:
              summary="Retrain a batch model in the background (a job to poll); it swaps in when done",
              responses={404: {"description": "unknown model"}, **REFUSED})
 def train_model(name: ModelName, request: Request) -> JSONResponse:
-    if name not in MODELS:
-        raise HTTPException(404, f"unknown model {name!r}; trainable: {', '.join(sorted(MODELS))}")
+    if name not in TRAINABLE:
+        raise HTTPException(404, f"unknown model {name!r}; trainable: {', '.join(sorted(TRAINABLE))}")
     return _started(lambda: engine_of(request).start_training(name), model=name, status="training")
 
 

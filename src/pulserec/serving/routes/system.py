@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from pulserec import __version__
-from pulserec.models.registry import MODELS
+from pulserec.models.registry import TRAINABLE
 from pulserec.serving.auth import require_read, require_write
 from pulserec.serving.insights import default_choice, model_list
 from pulserec.serving.routes.deps import engine_of
@@ -43,4 +43,4 @@ def stats(request: Request) -> dict[str, Any]:
 def models(request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     return {"default": "default", "default_choice": default_choice(engine), "models": model_list(engine),
-            "trainable": sorted(MODELS)}
+            "trainable": sorted(TRAINABLE)}
