@@ -25,6 +25,7 @@ from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
 from pulserec.models.base import Recommender, meta_of
+from pulserec.models.persist import save_model
 from pulserec.online import make_state
 from pulserec.decay import read_clock
 from pulserec.online.base import SharedState, State
@@ -35,7 +36,15 @@ from pulserec.online.streams import make_publisher
 from pulserec.recommend.aligned import AlignedModel
 from pulserec.recommend.forgetting import DELETION_VERSION, Forgotten
 from pulserec.recommend.jobs import Job, JobRefused, JobRegistry, Report, replay_progress
-from pulserec.recommend.saved_models import install_changed, installed_stamps, models_dir
+from pulserec.recommend.saved_models import (
+    RANKER,
+    file_meta,
+    install_changed,
+    installed_stamps,
+    model_path,
+    models_dir,
+    saved_params,
+)
 from pulserec.recommend.search import SearchResults, search
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.recommend.training import (
@@ -369,13 +378,13 @@ class Engine:
         with self.lock:
             self._trainings += 1
         try:
-            lines = self._train_once(names, save, progress)
+            lines = self._train_once(names, save, progress, params)
             for _ in range(FORGET_ROUNDS):  # users deleted while it trained: train again without them
                 with self.lock:
                     stale = [name for name in Forgotten.stale(self.service.strategies) if name in names]
                 if not stale:
                     break
-                lines += self._train_once(stale, save, progress)
+                lines += self._train_once(stale, save, progress, params)
             self.retrain_forgotten(exclude=names, trainings_allowed=1)
         finally:
             with self.lock:
@@ -475,19 +484,25 @@ class Engine:
         with self.lock:
             sources = sources_named(self.service.models, names)
         watermark, started = self.store.max_seq(), time.perf_counter()
-        ranker = self.train_ranker(sources, options)
-        info = ranker_info(ranker, options, time.perf_counter() - started, watermark)
-        if save:
-            target = target or model_path(self.settings.data_dir, RANKER)
-            ranker.save(target, info)
-            info = {**info, **file_meta(target)}  # with the file's stamp: watchers in this process skip it
-        ranker.info.update(info)
+        target = (target or model_path(self.settings.data_dir, RANKER)) if save else None
+
+        def keep(model: Any) -> dict[str, Any]:  # saved before it is served: GET /models never shows it half-described
+            info = ranker_info(list(sources), options, time.perf_counter() - started, watermark)
+            if target is None:
+                return info
+            save_model(model, target, info)
+            return {**info, **file_meta(target)}  # with the file's stamp: watchers in this process skip it
+
+        ranker = self.train_ranker(sources, options, keep=keep)
         self.counters[f"models.{RANKER}.trained"] += 1
-        return f"{RANKER}: trained over {', '.join(ranker.sources)} in {info['train_seconds']:.2f}s" + (f" -> {target}" if save else "")
+        return f"{RANKER}: trained over {', '.join(ranker.sources)} in {ranker.info['train_seconds']:.2f}s" + (
+            f" -> {target}" if target else "")
 
     def train_ranker(self, sources: Mapping[str, Recommender] | None = None, options: TrainingOptions | None = None,
-                     impressions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None) -> Ranker:
-        """Train the ranker on the stored log (serving goes on meanwhile) and serve it."""
+                     impressions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
+                     keep: Callable[[Any], Mapping[str, Any]] | None = None) -> Ranker:
+        """Train the ranker on the stored log (serving goes on meanwhile) and serve it. `keep`
+        (given the trained ranking model: save it) returns the metadata the served ranker shows."""
         # Imported here: the learners load LightGBM (0.7 s), which only ranker training needs.
         from pulserec.recommend.ranker_install import default_sources, install_ranker, train_ranker  # noqa: PLC0415
 
@@ -498,8 +513,9 @@ class Engine:
         frames = list(self.store.iter_events())
         events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         model = train_ranker(events, items, self.settings, models, chosen, options, impressions, labels)
+        info = keep(model) if keep is not None else None
         with self.lock:
-            return install_ranker(self.service.models, model, chosen, trained_over=models)
+            return install_ranker(self.service.models, model, chosen, trained_over=models, info=info)
 
     # -- ids --------------------------------------------------------------------------------
     def user_key(self, user_id: str) -> str:

@@ -113,7 +113,7 @@ def test_a_training_racing_the_deletion_is_retrained(victim_engine, monkeypatch)
     original = engine._train_once
     calls = []
 
-    def delete_midway(names, save, progress):
+    def delete_midway(names, save, progress, *params):
         calls.append(list(names))
         if len(calls) == 1:  # the log is read, then the user is deleted before the model installs
             from pulserec.recommend import training
@@ -127,7 +127,7 @@ def test_a_training_racing_the_deletion_is_retrained(victim_engine, monkeypatch)
                 return snapshot
 
             monkeypatch.setattr(training, "snapshot", read_then_delete)
-        return original(names, save, progress)
+        return original(names, save, progress, *params)
 
     monkeypatch.setattr(engine, "_train_once", delete_midway)
     engine.train(["als"])

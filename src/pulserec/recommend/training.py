@@ -123,10 +123,11 @@ def ranker_options(params: Mapping[str, Any]) -> tuple[list[str] | None, Trainin
     return sources, TrainingOptions(**params)
 
 
-def ranker_info(ranker: Any, options: TrainingOptions, seconds: float, watermark: int | None) -> dict[str, Any]:
-    """The metadata saved with a trained ranker (its parameters: sources and training options)."""
+def ranker_info(sources: list[str], options: TrainingOptions, seconds: float, watermark: int | None) -> dict[str, Any]:
+    """The metadata saved with a trained ranker: its sources (served strategies, resolved by name
+    when it is loaded) and its parameters (sources and training options, for a retrain)."""
     return {"trained_at": time.time(), "train_seconds": round(seconds, 3), "watermark_seq": watermark,
-            "params": {"sources": list(ranker.sources), **asdict(options)}}
+            "sources": sources, "params": {"sources": sources, **asdict(options)}}
 
 
 class RetrainScheduler(PeriodicTask):
