@@ -29,6 +29,7 @@ FAST: dict[str, list[str]] = {
     "ease": ["regularization=20"],
     "rp3beta": ["k=20", "beta=0.3"],
     "hybrid": ['components=["item_knn_bm25", "popular"]', "rounds=1", "validation=leave-last-out"],
+    "auto": ['components=[["item_knn", {}], ["long_term", {"model": "item_knn"}], ["ease", {}]]', "rounds=1"],
     "sasrec": ["max_epochs=1", "dim=8", "n_layers=1", "max_len=10", "patience=null"],
     "gru4rec": ["max_epochs=1", "dim=8", "max_len=10", "patience=null"],
     # after the others: its sources must be served when it trains and when it is loaded

@@ -24,6 +24,7 @@ import numpy as np
 from pulserec.models.base import Query, Reason, Recommender, Scored, scored
 from pulserec.models.hybrid import ComponentSpec, Hybrid
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.models.query import with_long_term
 from pulserec.online.catalog import Catalog
 
@@ -50,7 +51,7 @@ def candidates(sequence: bool | None = None) -> list[ComponentSpec]:
     return specs
 
 
-class LongTerm:
+class LongTerm(SavedState):
     """A model asked with the user's whole history added to the query (models/query.py's
     `with_long_term`): long-term taste beside the recent-events view of the same model."""
 
@@ -59,6 +60,18 @@ class LongTerm:
     def __init__(self, model: str = "item_knn", weight: float = LONG_TERM_WEIGHT, **params: Any) -> None:
         self.model, self.weight, self.params = model, float(weight), params
         self.inner: Recommender | None = None
+
+    def saved_params(self) -> dict[str, Any]:
+        return {"model": self.model, "weight": self.weight, **self.params}
+
+    def saved_values(self) -> dict[str, Any]:
+        return {"inner": self.inner}
+
+    @classmethod
+    def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> LongTerm:
+        view = cls(**params)
+        view.inner = values["inner"]
+        return view
 
     @classmethod
     def over(cls, inner: Recommender, weight: float) -> LongTerm:
@@ -95,6 +108,12 @@ class LongTerm:
 
 class AutoBlend(Hybrid):
     name: ClassVar[str] = "auto"
+    saved_fields: ClassVar[tuple[str, ...]] = (*Hybrid.saved_fields, "chosen_at")
+
+    def saved_params(self) -> dict[str, Any]:
+        """The hybrid's parameters (the candidates included): enough to rebuild and retrain it."""
+        names = ("components", "validation", "validation_params", "grid", "rounds", "metric")
+        return {name: getattr(self, name) for name in names}
 
     def __init__(self, components: Sequence[ComponentSpec] | None = None, validation: str = "mixed",
                  sequence: bool | None = None, **params: Any) -> None:

@@ -73,7 +73,7 @@ def search_weights(
     return weights, best, singles
 
 
-class Hybrid(PickleMixin):
+class Hybrid(SavedState):
     name: ClassVar[str] = "hybrid"
     saved_fields: ClassVar[tuple[str, ...]] = (
         "user_ids", "item_ids", "weights", "validation_score", "validation_scores", "models")

@@ -6,12 +6,14 @@ the one the online state updates on every event."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
+import scipy.sparse as sp
 
 from pulserec.models.base import Query, Reason, Scored
 from pulserec.models.interactions import Interactions
+from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence
 
@@ -23,11 +25,14 @@ class SupportCounts(Protocol):
     def events(self) -> np.ndarray: ...
 
 
-class ItemKNN:
+class ItemKNN(SavedState):
     """Neighbours need support: with `support` (the live popularity counters) an item with fewer
     than `min_support` events is nobody's neighbour. Cosine divides by both degrees, so an item
     one user touched once co-occurs with everything that user saw at a similarity near 1.0,
-    above the popular items' real neighbours (issue 13.1)."""
+    above the popular items' real neighbours (issue 13.1).
+
+    Saved (as part of a blend, e.g. the self-chosen default) as its compacted co-occurrence
+    matrix and item degrees; the live one is the online state's and is never saved."""
 
     name: ClassVar[str] = "item_knn"
 
@@ -46,6 +51,22 @@ class ItemKNN:
         inside = idx < len(events)
         counts[inside] = events[idx[inside]]
         return counts >= self.min_support
+
+    def saved_params(self) -> dict[str, Any]:
+        cooc = self.cooc
+        return {"window": cooc.window, "gap_tau": cooc.gap_tau, "max_neighbours": cooc.max_neighbours,
+                "min_support": self.min_support}
+
+    def saved_values(self) -> dict[str, Any]:
+        self.cooc.compact()
+        return {"base": self.cooc.base, "degree": self.cooc.degree}
+
+    @classmethod
+    def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> ItemKNN:
+        model = cls(**params)
+        model.cooc.base = sp.csr_matrix(values["base"], dtype=np.float64)
+        model.cooc.degree = np.asarray(values["degree"], dtype=np.float64).copy()
+        return model
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> ItemKNN:
         cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau, max_neighbours=getattr(self.cooc, "max_neighbours", 0))

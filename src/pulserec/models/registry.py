@@ -34,13 +34,17 @@ MODELS: dict[str, str] = {
 #: Models over the live online state (co-occurrence, counters): always current, never trained.
 ONLINE_MODELS: tuple[str, ...] = ("item_knn", "trending", "popular")
 
+#: Views that only make sense inside a blend (the long-term view of the live item-kNN): saved
+#: with it, never trained or served on their own.
+COMPONENT_MODELS: tuple[str, ...] = ("long_term",)
+
 #: Saved models that are trained by their own trainer rather than built by :func:`build_model`
 #: (the ranker's learned part; its sources and state are live objects of the server).
 SAVED_ONLY: dict[str, str] = {"ranker": "pulserec.models.ranker_learners:RankingModel"}
 
 
 #: What `pulserec train --model`, `POST /models/{name}/train` and `serve --retrain` accept.
-TRAINABLE: tuple[str, ...] = (*(name for name in MODELS if name not in ONLINE_MODELS), *SAVED_ONLY)
+TRAINABLE: tuple[str, ...] = (*(name for name in MODELS if name not in (*ONLINE_MODELS, *COMPONENT_MODELS)), *SAVED_ONLY)
 
 
 def _resolve(target: str) -> type:

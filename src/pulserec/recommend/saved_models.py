@@ -76,7 +76,12 @@ def install_file(path: Path, install: Install) -> str | None:
     except Exception as exc:  # noqa: BLE001 - a corrupt, foreign or vanished file must not stop serving
         log.warning("model file %s refused: %s", path, exc)
         return None
-    if not install(model, {**served_meta(meta), **stamp}):
+    try:
+        served = install(model, {**served_meta(meta), **stamp})
+    except (TypeError, ValueError) as exc:  # a model that cannot be served on its own
+        log.warning("model file %s refused: %s", path, exc)
+        return None
+    if not served:
         log.warning("model file %s refused: the models it is built on are not served", path)
         return None
     return f"{model.name}: loaded from {path}"

@@ -21,7 +21,7 @@ from pulserec.config import Settings
 from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import save_model
-from pulserec.models.registry import MODELS, ONLINE_MODELS, build_model
+from pulserec.models.registry import TRAINABLE, build_model
 from pulserec.online.catalog import Catalog
 from pulserec.recommend.background import PeriodicTask
 from pulserec.recommend.jobs import Report
@@ -85,7 +85,7 @@ def train_and_install(store: SQLiteStore, settings: Settings, catalog: Catalog, 
 
     `progress` (a job's report) hears of each step: reading the log, then fitting each model; a fit
     itself reports nothing, so a job's progress moves per model, not within one."""
-    names = [n for n in names if n in MODELS and n not in ONLINE_MODELS]
+    names = [n for n in names if n in TRAINABLE]
     if not names:
         return []
     report = progress or (lambda fraction, note: None)
