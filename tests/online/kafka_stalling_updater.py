@@ -4,24 +4,12 @@ test that SIGKILLs it there. Usage: kafka_stalling_updater.py STATE_URL NAMESPAC
 from __future__ import annotations
 
 import sys
-import time
 
 from pulserec.config import Settings
-from pulserec.events import Event
 from pulserec.online.redis.state import RedisState
 from pulserec.online.streams.kafka import KafkaUpdater
 from pulserec.urls import KafkaUrl
-
-
-class StallingState:
-    def __init__(self, state: RedisState) -> None:
-        self.state = state
-
-    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
-        done = self.state.apply_many(batch)
-        print(f"applied {sum(done)}", flush=True)
-        time.sleep(3600)  # killed here: applied, never committed
-        return done
+from stalling_state import StallingState  # beside this script, on sys.path when it runs
 
 
 def main(state_url: str, namespace: str, stream_url: str, group: str, session_ms: str) -> None:

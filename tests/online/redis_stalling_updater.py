@@ -4,23 +4,11 @@ it, for the test that SIGKILLs it there. Usage: redis_stalling_updater.py URL NA
 from __future__ import annotations
 
 import sys
-import time
 
 from pulserec.config import Settings
-from pulserec.events import Event
 from pulserec.online.redis.state import RedisState
 from pulserec.online.streams import make_updater
-
-
-class StallingState:
-    def __init__(self, state: RedisState) -> None:
-        self.state = state
-
-    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
-        done = self.state.apply_many(batch)
-        print(f"applied {sum(done)}", flush=True)
-        time.sleep(3600)  # killed here: applied, never acknowledged
-        return done
+from stalling_state import StallingState  # beside this script, on sys.path when it runs
 
 
 def main(url: str, namespace: str, consumer: str) -> None:

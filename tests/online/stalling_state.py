@@ -1,0 +1,21 @@
+"""The state wrapper both stalling updaters use: it applies the first batch, says so, and hangs
+before the updater can acknowledge (Redis Streams) or commit (Kafka) it, so that the test can
+SIGKILL the process exactly between apply and acknowledgement."""
+
+from __future__ import annotations
+
+import time
+
+from pulserec.events import Event
+from pulserec.online.redis.state import RedisState
+
+
+class StallingState:
+    def __init__(self, state: RedisState) -> None:
+        self.state = state
+
+    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
+        done = self.state.apply_many(batch)
+        print(f"applied {sum(done)}", flush=True)
+        time.sleep(3600)  # killed here: applied, never acknowledged or committed
+        return done
