@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: splits with them; the rest of evaluation replays the service and is above the engine.
 LAYERS: list[tuple[str, ...]] = [
     ("pulserec", "pulserec.events", "pulserec.records", "pulserec.ids", "pulserec.urls", "pulserec.config",
-     "pulserec.decay", "pulserec.validation"),
+     "pulserec.decay", "pulserec.validation", "pulserec.event_weights"),
     ("pulserec.store",),
     ("pulserec.profiles",),
     ("pulserec.online",),

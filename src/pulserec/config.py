@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pulserec.event_weights import EventWeights
 from pulserec.urls import REDIS_SCHEMES, check_stream_url
 from pulserec.validation import ID_LEN_CAP, ID_LEN_MIN, N_CAP, ValueRule, value_rules
 
@@ -42,6 +43,15 @@ class Settings:
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     # Per event type: {"min", "max", "required"} of `value`; checked by the API and every import.
     event_values: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_EVENT_VALUES.items()})
+    # Dwell time (issue 14.2, event_weights.py): an event of a type in `dwell_types` that states
+    # `dwell_seconds` weighs its type's weight times a factor: `dwell_bounce_factor` under
+    # `dwell_bounce_s` (a bounce), growing with log(dwell) from 1 there to `dwell_max_factor` at
+    # `dwell_cap_s`, capped above. Used by co-occurrence, profiles, histories and training alike.
+    dwell_types: tuple[str, ...] = ("view",)
+    dwell_bounce_s: float = 3.0
+    dwell_bounce_factor: float = 0.25
+    dwell_cap_s: float = 300.0
+    dwell_max_factor: float = 3.0
     # Popularity: half-life of the "trending" score.
     trending_halflife: float = 7 * DAY
     # Profiles: half-life of interest scores by category / tag.
@@ -160,6 +170,11 @@ class Settings:
         return self.event_weights[event_type]
 
     @property
+    def weighting(self) -> EventWeights:
+        """Per-event weights (type weight x dwell factor): the one place they are computed."""
+        return EventWeights.of_settings(self)
+
+    @property
     def value_rules(self) -> dict[str, ValueRule]:
         """`event_values` parsed; the default rules of event types not in `event_weights` are
         left out. (Not a cached_property: that would add a key to `__dict__`, which callers copy.)"""
@@ -204,6 +219,7 @@ class Settings:
             if not name.isidentifier() or weight <= 0:
                 raise ValueError(f"event type {name!r} needs an identifier name and a positive weight")
         self.value_rules  # noqa: B018 - parses (and so checks) event_values
+        self.weighting.check()
         if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
             raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
         if self.min_free_bytes < 0:
@@ -243,7 +259,7 @@ class Settings:
 
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
-_LIST_SETTINGS = ("api_keys", "read_keys", "cors_origins")
+_LIST_SETTINGS = ("api_keys", "read_keys", "cors_origins", "dwell_types")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

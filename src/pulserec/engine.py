@@ -60,7 +60,7 @@ from pulserec.store.bulk_writer import BulkWriter
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.history import History
 from pulserec.store.pseudonym import Pseudonymizer
-from pulserec.validation import InvalidInput, check_id_len, check_n
+from pulserec.validation import InvalidInput, check_id_len, check_n, dwell_problem
 
 if TYPE_CHECKING:
     from pulserec.models.ranker import Ranker
@@ -544,6 +544,9 @@ class Engine:
             problem = rule.problem(event.type, event.value) if rule else None
             if problem:
                 raise InvalidInput("value", problem, i)
+            problem = dwell_problem(event.dwell_seconds)
+            if problem:
+                raise InvalidInput("dwell_seconds", problem, i)
             for attr, name in _ID_FIELDS:
                 check_id_len(name, getattr(event, attr), max_id, i)
 

@@ -23,6 +23,8 @@ class Event(NamedTuple):
     query: str | None = None
     context: dict[str, Any] | None = None
     rec_id: str | None = None
+    #: Seconds the item's page was visible (issue 14.2; scales the weight, see event_weights.py).
+    dwell_seconds: float | None = None
 
     @property
     def owner(self) -> str:
@@ -33,7 +35,7 @@ class Event(NamedTuple):
         """Values in :data:`pulserec.store.EVENT_COLUMNS` order."""
         ctx = json.dumps(self.context, separators=(",", ":")) if self.context else None
         return (self.event_id, self.user_id, self.item_id, self.type, self.ts, self.value,
-                self.session_id, self.query, ctx, self.rec_id)
+                self.session_id, self.query, ctx, self.rec_id, self.dwell_seconds)
 
 
 def owner_keys(frame: pd.DataFrame) -> np.ndarray:
@@ -60,9 +62,14 @@ def events_from_frame(frame: pd.DataFrame) -> list[Event]:
                 query=_none(r.query),
                 context=json.loads(ctx) if isinstance(ctx, str) and ctx else None,
                 rec_id=_none(r.rec_id),
+                dwell_seconds=_number(getattr(r, "dwell_seconds", None)),
             )
         )
     return out
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def _none(value: Any) -> Any:
@@ -73,6 +80,6 @@ def _none(value: Any) -> Any:
 
 def event_from_row(row: tuple[Any, ...]) -> Event:
     """A stored row (values in EVENT_COLUMNS order, context as JSON text) back into an event."""
-    event_id, user_id, item_id, type_, ts, value, session_id, query, ctx, rec_id = row
+    event_id, user_id, item_id, type_, ts, value, session_id, query, ctx, rec_id, dwell = row
     return Event(event_id, user_id, item_id, type_, float(ts), None if value is None else float(value),
-                 session_id, query, json.loads(ctx) if ctx else None, rec_id)
+                 session_id, query, json.loads(ctx) if ctx else None, rec_id, None if dwell is None else float(dwell))

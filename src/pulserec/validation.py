@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from pulserec.event_weights import MAX_DWELL_S
+
 #: The hard upper bounds the settings may not exceed (`max_id_len`, `max_n`): ids are stored in
 #: indexes and sent in every answer, and a result list is scored and explained item by item.
 ID_LEN_CAP = 1024
@@ -35,6 +37,16 @@ def within_id_limit(value: str) -> str:
     if len(value) > limit:
         raise ValueError(f"must be at most {limit} characters (setting max_id_len)")
     return value
+
+
+def dwell_problem(value: float | None) -> str | None:
+    """Why a `dwell_seconds` is refused (None: it is fine or absent): the API, the engine and
+    every import apply this one rule."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_DWELL_S:
+        return f"dwell_seconds must be a number of seconds from 0 to {MAX_DWELL_S:,.0f}"
+    return None
 
 
 class InvalidInput(ValueError):

@@ -119,7 +119,8 @@ def profiles_of(state: State, users) -> dict[str, dict]:
 @pytest.mark.parametrize("one_by_one", [True, False], ids=["one-by-one", "bulk"])
 def test_the_state_holds_what_the_log_says(backend, shop, log, one_by_one):
     state = loaded(backend, shop, log, one_by_one)
-    weights = log["type"].map(Settings().event_weights)
+    weights = pd.Series(Settings().weighting.of_frame(log), index=log.index)  # type x dwell factor
+    assert weights.nunique() > len(Settings().event_weights)  # the log's dwell times do scale views
     with state.reading():
         assert state.applied == len(log) and state.now == log["ts"].max()
         ids = state.catalog.item_ids

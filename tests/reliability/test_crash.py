@@ -127,7 +127,7 @@ def rows():
     for k in range(10_000):
         if k == 500:  # 500 rows inserted, not committed: die like a power cut of the process
             os.kill(os.getpid(), signal.SIGKILL)
-        yield (f"doomed-{k}", "u1", "i1", "view", 1.7e9 + k, None, None, None, None, None)
+        yield (f"doomed-{k}", "u1", "i1", "view", 1.7e9 + k, None, None, None, None, None, None)
 
 store.append_events(rows())
 """

@@ -39,7 +39,7 @@ def test_failed_batch_stores_nothing_and_keeps_earlier_data(tmp_path):
 def test_constraint_violations_other_than_duplicates_raise(tmp_path):
     store = SQLiteStore(tmp_path / "x.db")
     with pytest.raises(sqlite3.IntegrityError):
-        store.append_events([("a", "u1", "i1", None, 1.0, None, None, None, None, None)])  # type is NOT NULL
+        store.append_events([("a", "u1", "i1", None, 1.0, None, None, None, None, None, None)])  # type is NOT NULL
     assert store.event_count() == 0
 
 

@@ -24,7 +24,7 @@ import os, sys
 from pulserec.store import SQLiteStore
 store = SQLiteStore(sys.argv[1])
 for k in range(int(sys.argv[2])):
-    store.append_events([(f"e{k}", "u", f"i{k % 7}", "view", 1.7e9 + k, None, None, None, None, None)])
+    store.append_events([(f"e{k}", "u", f"i{k % 7}", "view", 1.7e9 + k, None, None, None, None, None, None)])
 os._exit(0)  # a crash: no close, no checkpoint
 """
 

@@ -48,4 +48,4 @@ def load_training_data(
             store.close()
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(EVENT_COLUMNS))
         frame = frame.assign(user_id=owner_keys(frame)).sort_values("ts", kind="stable")
-    return Interactions.from_frame(frame, settings.event_weights), catalog, settings
+    return Interactions.from_frame(frame, settings.weighting), catalog, settings

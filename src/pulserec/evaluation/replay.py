@@ -100,7 +100,7 @@ class _Replayer:
         if not self.batch_models:
             return
         frame = pd.concat(self.log, ignore_index=True)
-        data = Interactions.from_frame(frame, self.settings.event_weights)
+        data = Interactions.from_frame(frame, self.settings.weighting)
         components = [(self.service.item_knn, 1.0), (self.service.trending, self.settings.trending_blend)]
         for name in self.batch_models:
             model = build_model(name).fit(data, self.state.catalog)

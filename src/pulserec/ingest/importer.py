@@ -23,7 +23,8 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import FUTURE_SLACK
 from pulserec.records import ItemRecord
-from pulserec.validation import ValueRule, bad_values
+from pulserec.event_weights import MAX_DWELL_S
+from pulserec.validation import ValueRule, bad_values, dwell_problem
 from pulserec.store import EVENT_COLUMNS
 
 ALIASES = {
@@ -36,6 +37,7 @@ ALIASES = {
     "event_id": ("event_id", "eventid", "id"),
     "query": ("query", "search_query", "q"),
     "rec_id": ("rec_id", "recommendation_id"),
+    "dwell_seconds": ("dwell_seconds", "dwell", "dwell_time"),
 }
 CONTEXT_COLUMNS = ("device", "location", "country", "channel", "referrer")
 _BAD_ID = r"[\x00-\x1f\x7f]"
@@ -144,6 +146,12 @@ def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: 
           "value", "value must be a finite number")
     for mask, message in bad_values(out["type"].to_numpy(dtype=object), out["value"].to_numpy(dtype=np.float64), rules or {}):
         check(mask, "value", message)
+    raw_dwell = col("dwell_seconds")
+    out["dwell_seconds"] = pd.to_numeric(raw_dwell, errors="coerce")
+    dwell = out["dwell_seconds"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        check((raw_dwell.notna() & out["dwell_seconds"].isna()).to_numpy() | (dwell < 0) | (dwell > MAX_DWELL_S),
+              "dwell_seconds", dwell_problem(-1.0) or "")
 
     bad = np.zeros(n, dtype=bool)
     report = []
@@ -162,7 +170,8 @@ def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: 
         out["event_id"] = _content_ids(out)
     report.sort(key=lambda e: e["row"])
     valid = out[~bad]
-    valid = valid.assign(value=valid["value"].astype(object).where(valid["value"].notna(), None))
+    valid = valid.assign(value=valid["value"].astype(object).where(valid["value"].notna(), None),
+                         dwell_seconds=valid["dwell_seconds"].astype(object).where(valid["dwell_seconds"].notna(), None))
     return valid.loc[:, list(EVENT_COLUMNS)], report if bad.any() else []
 
 

@@ -76,6 +76,7 @@ def _ratings(path: str | os.PathLike[str] | None) -> pd.DataFrame:
             "query": None,
             "context": None,
             "rec_id": None,
+            "dwell_seconds": None,
             "row": ratings["row"],
         }
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from annotated_types import Gt, Le
 from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from pulserec.event_weights import MAX_DWELL_S
 from pulserec.events import Event
 from pulserec.validation import ID_LEN_CAP, Body, is_unicode, within_id_limit
 
@@ -134,6 +135,7 @@ class EventIn(Body):
                     "type": "view",
                     "timestamp": 1732521600,
                     "context": {"device": "mobile", "location": "Berlin"},
+                    "dwell_seconds": 42.5,
                 }
             ]
         },
@@ -149,6 +151,10 @@ class EventIn(Body):
     query: Annotated[str, StringConstraints(max_length=512)] | None = None
     context: Context | None = None
     recommendation_id: Id | None = Field(None, description="The recommendation this event responds to.")
+    dwell_seconds: float | None = Field(
+        None, ge=0, le=MAX_DWELL_S, examples=[42.5],
+        description="Seconds the item's page was visible (0 to 86,400); scales a view's weight by the dwell curve "
+                    "(settings dwell_*: bounces count little, long reads more, capped).")
 
     _timestamp = field_validator("timestamp")(classmethod(lambda cls, v: epoch_seconds(v)))
 
@@ -183,6 +189,7 @@ class EventIn(Body):
             query=self.query,
             context=context or None,
             rec_id=self.recommendation_id,
+            dwell_seconds=self.dwell_seconds,
         )
 
 

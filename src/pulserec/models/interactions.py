@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from pulserec.event_weights import EventWeights
 from pulserec.ids import IdIndex
 
 
@@ -57,19 +59,22 @@ class Interactions:
     def from_frame(
         cls,
         frame: pd.DataFrame,
-        event_weights: dict[str, float],
+        event_weights: EventWeights | Mapping[str, float],
         user_ids: IdIndex | None = None,
         item_ids: IdIndex | None = None,
     ) -> Interactions:
         """Build from a frame with columns user_id, item_id, type, ts (and optional value).
 
         Rows without an item (e.g. searches) are dropped. Passing existing id indices keeps the
-        numbering shared with another log (e.g. train and test of one split)."""
+        numbering shared with another log (e.g. train and test of one split). `event_weights` is
+        the settings' `weighting` (type weights x dwell factors); a plain mapping gives the type
+        weights alone. Types without a weight count 1."""
         frame = frame[frame["item_id"].notna()]
         user_ids = user_ids if user_ids is not None else IdIndex()
         item_ids = item_ids if item_ids is not None else IdIndex()
         types = frame["type"].to_numpy(dtype=object)
-        weights = pd.Series(types).map(event_weights).fillna(1.0).to_numpy(dtype=np.float32)
+        weighting = event_weights if isinstance(event_weights, EventWeights) else EventWeights(event_weights, ())
+        weights = np.nan_to_num(weighting.of_frame(frame), nan=1.0).astype(np.float32)
         values = frame["value"].to_numpy(dtype=np.float32) if "value" in frame else None
         return cls(
             users=user_ids.add_many(frame["user_id"].astype(str)),

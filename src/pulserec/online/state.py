@@ -36,7 +36,7 @@ class OnlineState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.weights = dict(settings.event_weights)
+        self.weights = settings.weighting
         self.catalog = Catalog()
         self.owners = IdIndex()
         self.popularity = Popularity(settings.trending_halflife)
@@ -78,7 +78,7 @@ class OnlineState:
     def apply(self, event: Event, seq: int = 0) -> bool:
         """Apply one event (the incremental path; O(window + tags)). Always True: the in-memory
         state never sees an event twice (the store deduplicates before it)."""
-        weight = self.weights[event.type]
+        weight = self.weights.of_event(event)
         owner_key = event.owner
         owner = self.owners.add(owner_key)
         category, tags = None, ()
@@ -114,7 +114,7 @@ class OnlineState:
         """Apply stored events (a frame in arrival order) in bulk: vectorised where it counts."""
         if frame.empty:
             return
-        weights = frame["type"].map(self.weights).to_numpy(dtype=np.float64)
+        weights = self.weights.of_frame(frame)
         ts = frame["ts"].to_numpy(dtype=np.float64)
         owner_ids = owner_keys(frame)
         owners = self.owners.add_many(owner_ids)
@@ -149,7 +149,7 @@ class OnlineState:
     def _item_log(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(items, weights, ts) of the item events in a stored-event frame, in its order."""
         events = events[events["item_id"].notna()]
-        weights = events["type"].map(self.weights).to_numpy(dtype=np.float64)
+        weights = self.weights.of_frame(events)
         ts = events["ts"].to_numpy(dtype=np.float64)
         items = np.array([self.catalog.intern(i) for i in events["item_id"]], dtype=np.int64)
         return items, weights, ts
@@ -198,7 +198,7 @@ class OnlineState:
         has_item = joint["item_id"].notna().to_numpy()
         items = np.full(len(joint), -1, dtype=np.int64)
         items[has_item] = self._item_log(joint)[0]
-        weights = joint["type"].map(self.weights).to_numpy(dtype=np.float64)
+        weights = self.weights.of_frame(joint)
         ts = joint["ts"].to_numpy(dtype=np.float64)
         self._replay_histories_and_profiles(joint, owners, np.full(len(joint), user_key, dtype=object), items, weights, ts)
 

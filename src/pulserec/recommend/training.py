@@ -90,7 +90,7 @@ def train_and_install(store: SQLiteStore, settings: Settings, catalog: Catalog, 
         return []
     report = progress or (lambda fraction, note: None)
     report(0.0, "reading the log")
-    data, watermark = snapshot(store, settings.event_weights)
+    data, watermark = snapshot(store, settings.weighting)
     if len(data) == 0:
         return [f"{n}: no events to train on yet" for n in names]
     lines = []

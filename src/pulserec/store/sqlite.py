@@ -35,6 +35,7 @@ EVENT_COLUMNS = (
     "query",
     "context",
     "rec_id",
+    "dwell_seconds",
 )
 
 _SCHEMA = """
@@ -49,7 +50,8 @@ CREATE TABLE IF NOT EXISTS events (
     session_id TEXT,
     query      TEXT,
     context    TEXT,
-    rec_id     TEXT
+    rec_id     TEXT,
+    dwell_seconds REAL              -- seconds the item's page was visible (issue 14.2)
 );
 CREATE INDEX IF NOT EXISTS events_user ON events(user_id);
 CREATE INDEX IF NOT EXISTS events_session ON events(session_id) WHERE session_id IS NOT NULL;
@@ -75,6 +77,18 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+#: Columns added to `events` after its first release: a store created before gets them on open
+#: (NULL in old rows, which is what an event without them means).
+_ADDED_COLUMNS = {"dwell_seconds": "REAL"}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+
+
 #: `meta` keys counting changes that other processes must notice (see SQLiteStore.head).
 CATALOG_VERSION = "catalog_version"
 DELETION_VERSION = "deletion_version"
@@ -99,6 +113,9 @@ def frame_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     """Rows in EVENT_COLUMNS order, built column-wise (much faster than itertuples); missing -> None."""
     columns = []
     for name in EVENT_COLUMNS:
+        if name not in frame and name in _ADDED_COLUMNS:  # a frame from before the column
+            columns.append([None] * len(frame))
+            continue
         column = frame[name]
         if column.dtype.kind == "f" and not column.isna().any():
             columns.append(column.to_numpy().tolist())
@@ -136,6 +153,7 @@ class SQLiteStore:
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: bulk inserts touch many index pages
         self._db.executescript(_SCHEMA)
+        _add_missing_columns(self._db)
         self._sidecar: Sidecar | None = Sidecar(sidecar_path(self.path))
         try:
             self._mark = check_on_open(self._db, self.path, self._sidecar, accept_data_loss)

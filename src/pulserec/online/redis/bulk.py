@@ -152,7 +152,7 @@ def plan_log(state: RedisState, plan: CommitPlan, frame: pd.DataFrame, owners: n
     and seen items, and the profiles of `np.unique(owners)` (stored as `profile_blobs`, None for
     none) with the log folded in. Popularity, the clock and the counters take only the `new`
     events (default: all); the others are already counted."""
-    weights = frame["type"].map(state.weights).to_numpy(dtype=np.float64)
+    weights = state.weights.of_frame(frame)
     ts = frame["ts"].to_numpy(dtype=np.float64)
     sel = items >= 0
     new = np.ones(len(frame), dtype=bool) if new is None else new

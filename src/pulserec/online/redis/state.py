@@ -84,11 +84,11 @@ class RedisState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.weights = dict(settings.event_weights)
+        self.weights = settings.weighting
         self.client = connect(settings.state_url, "state", settings.state_timeout_s)
         self.keys = Keys(settings.state_namespace)
         self.scripts = Scripts(self.client)
-        self.codes = TypeCodes(self.weights)
+        self.codes = TypeCodes(settings.event_weights)
         self.catalog = RedisCatalog(self)
         self.owners = RedisIdIndex(self)
         self.popularity = RedisPopularity(self, settings.trending_halflife)
@@ -269,7 +269,7 @@ class RedisState:
     def _plan_event(self, event: Event, seq: int, prepared: list[Any]) -> CommitPlan:
         """The change one event makes, as `OnlineState.apply` makes it, from PREPARE's reply."""
         _, owner, item, version, tail, profile_blob, record_blob, landmark = prepared
-        weight = self.weights[event.type]
+        weight = self.weights.of_event(event)
         plan = self.new_plan()
         plan.mark_applied([event.event_id])
         plan.check_versions([owner], [version])
@@ -380,7 +380,7 @@ class RedisState:
             plan.forget_owner(owner)
             plan.check_versions([owner], [version])
         applied = applied[applied["item_id"].notna()]
-        weights = applied["type"].map(self.weights).to_numpy(dtype=np.float64)
+        weights = self.weights.of_frame(applied)
         ts = applied["ts"].to_numpy(dtype=np.float64)
         mirror = self.catalog.item_ids
         items = np.array([mirror.get(i) for i in applied["item_id"]], dtype=np.int64)
@@ -392,7 +392,7 @@ class RedisState:
     def fingerprint(self) -> str:
         """The settings the stored state depends on: a state built with others is unusable."""
         s = self.settings
-        basis = [sorted(self.weights.items()), s.cooc_window, s.cooc_gap_tau, s.trending_halflife,
+        basis = [self.weights.basis(), s.cooc_window, s.cooc_gap_tau, s.trending_halflife,
                  s.interest_halflife, s.history_len]
         return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
 

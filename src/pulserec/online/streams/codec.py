@@ -76,4 +76,7 @@ def _event(data: Any) -> Event:
         raise MalformedMessage("event value is not a number")
     if context is not None and not isinstance(context, dict):
         raise MalformedMessage("event context is not an object")
+    dwell = data.get("dwell_seconds")
+    if dwell is not None and (not isinstance(dwell, (int, float)) or isinstance(dwell, bool)):
+        raise MalformedMessage("event dwell_seconds is not a number")
     return Event(**{**data, "ts": float(data["ts"])})
