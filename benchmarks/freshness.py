@@ -137,7 +137,7 @@ def main() -> None:
         titles = {m.item_id: m.title for m in movies}
         gaps, polls = measure_freshness(engine, popular, titles, args.trials)
         p50, p99 = percentiles_ms(gaps)
-        engine.train(["als"], save=False)
+        engine.training.train(["als"], save=False)
         als_gaps, als_polls = measure_freshness(engine, popular, titles, args.trials, strategy="als")
         als_p50, als_p99 = percentiles_ms(als_gaps)
         rate = measure_updates(engine, ratings["user_id"].unique(), popular, 20_000)

@@ -75,10 +75,10 @@ def phase_import(data: Path, sample: Path) -> dict:
     out["cooc_bytes"] = state.cooc.base.data.nbytes + state.cooc.base.indices.nbytes + state.cooc.base.indptr.nbytes
     out["cooc_nnz"] = state.cooc.base.nnz
     started = time.perf_counter()
-    written = engine.snapshot()
+    written = engine.checkpoints.write()
     out["snapshot_s"], out["snapshot_bytes"] = time.perf_counter() - started, written["bytes"]
     started = time.perf_counter()
-    engine.snapshot(background=True)
+    engine.checkpoints.write(background=True)
     out["snapshot_fork_pause_ms"] = (time.perf_counter() - started) * 1000  # what writers wait for
     engine.snapshots.wait()
     import_events(engine, tail)

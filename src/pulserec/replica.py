@@ -76,8 +76,7 @@ class ReplicaEngine(Engine):
         """Fresh state rebuilt from the log (after a deletion, possibly by another process), serving
         the same models (trained ones included) re-bound to it."""
         log.info("rebuilding online state after a deletion")
-        self.state = OnlineState(self.settings)
-        self.service = self.service.rebound(self.state)
+        self.swap_state(OnlineState(self.settings))
         self._rebuild()
 
     def stats(self) -> dict[str, Any]:
@@ -91,7 +90,7 @@ class ReplicaEngine(Engine):
                 self.counters[f"events.{event.type}"] += 1
         self.sync()
 
-    def _apply_stored_frame(self, fresh: pd.DataFrame) -> None:
+    def apply_stored_frame(self, fresh: pd.DataFrame) -> None:
         self.sync()
 
     def put_items(self, records: list[ItemRecord]) -> None:

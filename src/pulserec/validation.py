@@ -7,7 +7,7 @@ event the API refuses with a 422 is also a rejected row of a CSV or MovieLens im
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from pulserec.event_weights import MAX_DWELL_S
+from pulserec.events import Event
 
 #: The hard upper bounds the settings may not exceed (`max_id_len`, `max_n`): ids are stored in
 #: indexes and sent in every answer, and a result list is scored and explained item by item.
@@ -156,6 +157,34 @@ def check_n(n: int, limit: int) -> None:
 
 
 # -- request bodies ----------------------------------------------------------------------
+
+
+class UnknownEventType(InvalidInput):
+    def __init__(self, index: int | None, event_type: str, known: Iterable[str]) -> None:
+        self.event_type = event_type
+        super().__init__("type", f"unknown event type {event_type!r}; known types: {', '.join(sorted(known))}", index)
+
+
+#: Event fields holding ids (attribute, name in the API), checked against `settings.max_id_len`.
+_ID_FIELDS = (("event_id", "event_id"), ("user_id", "user_id"), ("session_id", "session_id"),
+              ("item_id", "item_id"), ("rec_id", "recommendation_id"))
+
+
+def check_events(events: Iterable[Event], weights: Mapping[str, float], rules: Mapping[str, ValueRule], max_id: int) -> None:
+    """The rules of the settings (known event types, per-type values, id lengths) over a batch;
+    raises :class:`InvalidInput` naming the event's index and field."""
+    for i, event in enumerate(events):
+        if event.type not in weights:
+            raise UnknownEventType(i, event.type, weights)
+        rule = rules.get(event.type)
+        problem = rule.problem(event.type, event.value) if rule else None
+        if problem:
+            raise InvalidInput("value", problem, i)
+        problem = dwell_problem(event.dwell_seconds)
+        if problem:
+            raise InvalidInput("dwell_seconds", problem, i)
+        for attr, name in _ID_FIELDS:
+            check_id_len(name, getattr(event, attr), max_id, i)
 
 
 def is_unicode(text: str) -> bool:

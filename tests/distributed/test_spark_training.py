@@ -128,7 +128,7 @@ def test_spark_trained_model_saves_loads_and_serves(spark, tmp_path, shop) -> No
         path = engine.settings.data_dir / "models" / "als.model"
         result.model.save(path)
         loaded = ALS.load(path)
-        engine.install_model(loaded, {"engine": "spark"})
+        engine.training.install_model(loaded, {"engine": "spark"})
         user = shop.events["user_id"].iloc[0]
         answer = engine.recommend(user, 10, strategy="als")
         assert answer.strategy == "als" and len(answer.items) == 10 and not answer.cold_start
@@ -136,7 +136,7 @@ def test_spark_trained_model_saves_loads_and_serves(spark, tmp_path, shop) -> No
         from pulserec.evaluation.data import load_training_data
 
         data, _, _ = load_training_data(engine.settings.data_dir)
-        engine.install_model(ALS(**ALS_PARAMS, solver="cholesky").fit(data), {"engine": "local"})
+        engine.training.install_model(ALS(**ALS_PARAMS, solver="cholesky").fit(data), {"engine": "local"})
         assert [r.item_id for r in engine.recommend(user, 10, strategy="als").items] == [r.item_id for r in answer.items]
     finally:
         engine.close()

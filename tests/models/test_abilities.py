@@ -35,7 +35,7 @@ def test_an_explanation_is_that_of_its_own_request(engine, shop, fill, name):
 
 def test_abilities_are_declared(engine, shop, fill):
     fill(engine, upto=2000)
-    engine.train(["als"], save=False)
+    engine.training.train(["als"], save=False)
     served = engine.service.strategies
     als = served["als"].model
     assert isinstance(als, TrainedIds) and isinstance(als, TrainedUserIds)

@@ -202,7 +202,7 @@ def test_train_ranker_installs_on_a_live_engine(engine, shop):
     engine.put_items(shop.items)
     events, _ = normalise_events(shop.events, engine.settings.event_weights)
     engine.ingest_frame(events)
-    ranker = engine.train_ranker(options=TrainingOptions(max_queries=300, rounds=50))
+    ranker = engine.training.ranker.train(options=TrainingOptions(max_queries=300, rounds=50))
     assert engine.service.strategies["ranker"] is ranker
     assert ranker.meta["feature_importance"] and ranker.meta["queries"] > 100
     json.dumps(ranker.meta)  # GET /models serialises it
@@ -210,7 +210,7 @@ def test_train_ranker_installs_on_a_live_engine(engine, shop):
     answer = engine.recommend(user, 10, strategy="ranker", context={"device": "mobile"})
     assert answer.strategy == "ranker" and len(answer.items) == 10
     assert any(r.source == "ranker" for r in answer.items)
-    engine.rebuild_state()  # the ranker follows the rebuilt state and its live sources
+    engine.rebuilds.rebuild()  # the ranker follows the rebuilt state and its live sources
     rebuilt = engine.service.strategies["ranker"]
     assert rebuilt.state is engine.state and rebuilt.sources["item_knn"] is engine.service.item_knn
     again = engine.recommend(user, 10, strategy="ranker", context={"device": "mobile"})

@@ -74,14 +74,14 @@ def test_redis_killed_mid_stream_and_restarted(tmp_path, aof):
         server.kill()
         assert ingest_through(engine, batch(200, 60)) == 6  # stored, answered 'not applied'
         assert engine.supervisor.check().status == "unreachable"
-        assert engine.readiness()["status"] == "degraded"
+        assert engine.health.readiness()["status"] == "degraded"
         with pytest.raises(Exception):  # noqa: B017 - a read cannot be served (503 over HTTP)
             engine.recommend("u1", 5)
         server.start()  # empty without persistence; the AOF's state (up to a second old) with it
         health = engine.supervisor.check()
         assert health.status == "ok", health
         assert ingest_through(engine, batch(260, 40)) == 0
-        assert engine.readiness()["status"] == "ok"
+        assert engine.health.readiness()["status"] == "ok"
         assert_level_with_the_log(engine, tmp_path)
     finally:
         engine.close()

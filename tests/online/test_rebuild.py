@@ -13,7 +13,7 @@ def test_rebuild_gives_the_same_answers_and_loses_nothing(engine, shop, fill):
     users = shop.users["user_id"].tolist()[:20]
     before = {u: [r.item_id for r in engine.recommend(u, 10).items] for u in users}
     applied = engine.state.applied
-    info = engine.rebuild_state()
+    info = engine.rebuilds.rebuild()
     assert info["events"] == applied == engine.store.event_count()
     assert {u: [r.item_id for r in engine.recommend(u, 10).items] for u in users} == before
 
@@ -22,7 +22,7 @@ def test_events_and_deletions_during_a_rebuild_are_kept(engine, shop, fill, monk
     fill(engine, upto=2000)
     late = [Event(f"late-{i}", "latecomer", shop.items[i].item_id, "purchase", shop.events["ts"].max() + i) for i in range(3)]
     victim = shop.events["user_id"].iloc[0]
-    original = engine._fresh_state
+    original = engine.rebuilds._fresh_state
 
     def slow_build(*args):  # events and a deletion arrive while the new state is being built
         state = original(*args)
@@ -30,8 +30,8 @@ def test_events_and_deletions_during_a_rebuild_are_kept(engine, shop, fill, monk
         engine.delete_user(victim)
         return state
 
-    monkeypatch.setattr(engine, "_fresh_state", slow_build)
-    info = engine.rebuild_state()
+    monkeypatch.setattr(engine.rebuilds, "_fresh_state", slow_build)
+    info = engine.rebuilds.rebuild()
     assert info["reapplied_during_build"] == 3
     assert engine.state.applied == engine.store.event_count()
     assert engine.profile("latecomer")["counts_by_type"] == {"purchase": 3}
@@ -57,7 +57,7 @@ def test_readers_never_see_a_half_built_state(engine, shop, fill):
     for t in threads:
         t.start()
     for _ in range(3):
-        engine.rebuild_state()
+        engine.rebuilds.rebuild()
     stop.set()
     for t in threads:
         t.join()
@@ -70,10 +70,10 @@ def test_a_rebuild_carries_every_served_model_over_once(engine, fill):
     from pulserec.models.blend import Blend
 
     fill(engine, upto=2000)
-    engine.train(["als"], save=False)
+    engine.training.train(["als"], save=False)
     als = engine.service.strategies["als"]
     engine.service.register(Blend([(als, 1.0), (engine.service.item_knn, 0.5)], name="mix"))
-    engine.rebuild_state()
+    engine.rebuilds.rebuild()
     served = engine.service.strategies
     assert served["als"] is not als and served["als"].catalog is engine.state.catalog
     assert served["als"].meta["version"] == 1
@@ -88,7 +88,7 @@ def test_a_replica_keeps_its_trained_models_after_a_deletion(tmp_path, shop):
     engine = ReplicaEngine(Settings.load(tmp_path, follow_log=True))
     try:
         engine.ingest([Event(f"e{k}", f"u{k % 7}", shop.items[k % 30].item_id, "click", 1.7e9 + k) for k in range(300)])
-        engine.train(["als"], save=False)
+        engine.training.train(["als"], save=False)
         engine.delete_user("u1")  # the replica resets its state
         assert engine.service.strategies["als"].catalog is engine.state.catalog
         assert engine.recommend("u2", 5, strategy="als").strategy == "als"

@@ -57,7 +57,7 @@ def reopen(engine: Engine, **overrides) -> Engine:
 
 
 def test_snapshot_plus_tail_equals_a_full_replay(engine, shop):
-    written = engine.snapshot()
+    written = engine.checkpoints.write()
     assert written["watermark"] == engine.store.max_seq() == 2000
     engine.ingest(as_events(shop.events.iloc[2000:2600]))
     engine.put_items([replace(r, price=1.5, title="new") for r in shop.items[:5]])  # catalogue changes after it
@@ -80,7 +80,7 @@ def test_snapshot_plus_tail_equals_a_full_replay(engine, shop):
 
 
 def test_a_clean_shutdown_writes_one_and_a_background_one_equals_it(engine, shop):
-    assert engine.snapshot(background=True) is not None
+    assert engine.checkpoints.write(background=True) is not None
     engine.snapshots.wait()
     assert engine.snapshots.latest["watermark"] == 2000 and engine.snapshots.last_error is None
     engine.ingest(as_events(shop.events.iloc[2000:2200]))
@@ -94,9 +94,9 @@ def test_a_clean_shutdown_writes_one_and_a_background_one_equals_it(engine, shop
 
 
 def test_a_flipped_byte_falls_back_to_the_previous_snapshot(engine, shop, caplog):
-    engine.snapshot()
+    engine.checkpoints.write()
     engine.ingest(as_events(shop.events.iloc[2000:2300]))
-    newest = Path(engine.snapshot()["path"])
+    newest = Path(engine.checkpoints.write()["path"])
     data = bytearray(newest.read_bytes())
     data[len(data) // 2] ^= 0x40
     newest.write_bytes(bytes(data))
@@ -113,7 +113,7 @@ def test_a_flipped_byte_falls_back_to_the_previous_snapshot(engine, shop, caplog
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign_version", "other_settings", "not_a_snapshot"])
 def test_unusable_snapshots_mean_a_full_replay(engine, damage, caplog, monkeypatch):
-    path = Path(engine.snapshot()["path"])
+    path = Path(engine.checkpoints.write()["path"])
     overrides = {}
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
@@ -137,7 +137,7 @@ def test_unusable_snapshots_mean_a_full_replay(engine, damage, caplog, monkeypat
 
 
 def test_a_user_deleted_after_the_snapshot_stays_deleted(engine, shop, tmp_path):
-    path = Path(engine.snapshot()["path"])
+    path = Path(engine.checkpoints.write()["path"])
     kept = tmp_path / "copy.npz"
     kept.write_bytes(path.read_bytes())  # as if the file had survived (a backup, a racing writer)
     victim = shop.events["user_id"].iloc[:2000].value_counts().index[0]
@@ -168,7 +168,7 @@ from pulserec.engine import Engine
 engine = Engine(Settings.load(sys.argv[1], snapshot_keep=50))
 print("ready", flush=True)
 while True:
-    engine.snapshot()
+    engine.checkpoints.write()
 """
 
 
@@ -202,7 +202,7 @@ def test_the_snapshot_command_and_settings(tmp_path, engine):
     off = Engine(Settings.load(tmp_path / "off", snapshots=False))
     try:
         with pytest.raises(ValueError, match="snapshots are off"):
-            off.snapshot()
+            off.checkpoints.write()
         assert off.stats()["snapshot"] is None
     finally:
         off.close()

@@ -69,7 +69,7 @@ def engine_with_victim(settings: Settings, fill, shop) -> Engine:
     t0 = float(shop.events["ts"].max())
     engine.ingest([Event(f"v{i}", VICTIM, shop.items[i].item_id, "purchase", t0 + i) for i in range(6)])
     engine.put_user(VICTIM, {"email": f"{VICTIM}@example.com"})
-    engine.train(MODELS)
+    engine.training.train(MODELS)
     return engine
 
 
@@ -110,7 +110,7 @@ def test_a_training_racing_the_deletion_is_retrained(victim_engine, monkeypatch)
     """A training that read the log before the deletion installs a model holding the user: it is
     marked at once and trained again."""
     engine = victim_engine
-    original = engine._train_once
+    original = engine.training._train_once
     calls = []
 
     def delete_midway(names, save, progress, *params):
@@ -129,12 +129,12 @@ def test_a_training_racing_the_deletion_is_retrained(victim_engine, monkeypatch)
             monkeypatch.setattr(training, "snapshot", read_then_delete)
         return original(names, save, progress, *params)
 
-    monkeypatch.setattr(engine, "_train_once", delete_midway)
-    engine.train(["als"])
+    monkeypatch.setattr(engine.training, "_train_once", delete_midway)
+    engine.training.train(["als"])
     wait_for_jobs(engine)
     als = engine.service.strategies["als"]
     assert len(calls) >= 2 and not als.holds(VICTIM) and not als.forgotten
-    assert len(engine.forgotten) == 0
+    assert len(engine.training.forgotten) == 0
 
 
 def test_a_deletion_whose_retrain_never_ran_is_retrained_at_the_next_start(tmp_path, fill, shop):
@@ -143,7 +143,7 @@ def test_a_deletion_whose_retrain_never_ran_is_retrained_at_the_next_start(tmp_p
     with a Redis state this start-up check is not made, see docs/security.md.)"""
     settings = Settings.load(tmp_path / "data")
     first = engine_with_victim(settings, fill, shop)
-    first.retrain_forgotten = lambda *args, **kwargs: None  # the process stops before it retrains
+    first.training.retrain_forgotten = lambda *args, **kwargs: None  # the process stops before it retrains
     first.delete_user(VICTIM)
     first.close()
     assert files_with(tmp_path / "data" / "models", VICTIM.encode())

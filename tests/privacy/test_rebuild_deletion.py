@@ -18,7 +18,7 @@ CHUNK = 500
 
 def gate_rebuild(engine, building: threading.Event, release: threading.Event) -> None:
     """Make the next rebuild pause after its first chunk of the log until `release` is set."""
-    original = engine._fresh_state
+    original = engine.rebuilds._fresh_state
 
     def gated(source, upto, *rest):
         read = source.iter_events
@@ -33,7 +33,7 @@ def gate_rebuild(engine, building: threading.Event, release: threading.Event) ->
         source.iter_events = iter_events
         return original(source, upto, *rest)
 
-    engine._fresh_state = gated
+    engine.rebuilds._fresh_state = gated
 
 
 def wait_until_idle(engine, timeout: float = 30.0) -> None:
@@ -86,7 +86,7 @@ def test_a_user_who_returns_after_deletion_during_a_rebuild_keeps_the_new_events
     user = str(shop.events["user_id"].value_counts().index[0])
     building, release = threading.Event(), threading.Event()
     gate_rebuild(engine, building, release)
-    worker = threading.Thread(target=engine.rebuild_state)
+    worker = threading.Thread(target=engine.rebuilds.rebuild)
     worker.start()
     assert building.wait(timeout=30)
     engine.delete_user(user)

@@ -20,7 +20,7 @@ def test_auto_serves_its_validated_blend_as_a_fresh_default(engine, shop, fill, 
     monkeypatch.setattr(auto, "candidates", lambda sequence=None: list(SMALL))
     fill(engine)
     assert engine.service.models.default_choice is None
-    engine.train(["als", "auto"])
+    engine.training.train(["als", "auto"])
     choice = engine.service.models.default_choice
     singles = [v for k, v in choice["validation"].items() if k != "blend"]
     assert choice["validation"]["blend"] >= max(singles)  # never below its best input on validation
@@ -48,7 +48,7 @@ def test_auto_serves_its_validated_blend_as_a_fresh_default(engine, shop, fill, 
 def test_a_restart_serves_the_saved_choice(engine, shop, fill, monkeypatch) -> None:
     monkeypatch.setattr(auto, "candidates", lambda sequence=None: list(SMALL))
     fill(engine)
-    engine.train(["auto"])
+    engine.training.train(["auto"])
     weights = engine.service.models.default_choice["weights"]
     user = str(shop.events["user_id"].value_counts().index[1])
     answer = [r.item_id for r in engine.recommend(user, 10).items]

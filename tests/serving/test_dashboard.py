@@ -106,7 +106,7 @@ def test_overview_renders_live_charts_from_the_seeded_store(tab, seeded):
 def test_models_table_says_what_each_model_was_trained_on(tab, seeded):
     """Issue 13.19: the table read `trained_on`, which the API never sends, so every model said
     "online"; GET /models sends a batch model's `events` and `trained_at`."""
-    seeded.engine.train(["item_knn_bm25"])
+    seeded.engine.training.train(["item_knn_bm25"])
     trained = next(m for m in seeded.client.models()["models"] if m["name"] == "item_knn_bm25")
     tab.open("/dashboard", "overview")
     row = tab.page.locator("#models tbody tr", has_text="item_knn_bm25").inner_text()

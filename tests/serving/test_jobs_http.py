@@ -98,10 +98,10 @@ def test_the_schedulers_turn_waits_for_a_running_training_of_its_models(engine, 
     release = threading.Event()
     running = engine.jobs.start("train", ("als",), lambda report: release.wait(30))
     try:
-        (line,) = engine.train_in_turn(["als", "content"])
+        (line,) = engine.training.train_in_turn(["als", "content"])
         assert line.startswith("postponed:") and running.id in line
     finally:
         release.set()
     engine.jobs.close()
-    lines = engine.train_in_turn(["als"])
+    lines = engine.training.train_in_turn(["als"])
     assert lines[0].startswith("als: trained on") and engine.jobs.jobs()[0].state == "succeeded"

@@ -23,13 +23,13 @@ def test_a_model_saved_elsewhere_is_installed_once_per_change(engine, fill):
     trainer = other_process(engine)
     try:
         assert "als" not in engine.service.strategies
-        trainer.train(["als"])
-        assert engine.install_saved() == [f"als: loaded from {models_dir(engine.settings.data_dir) / 'als.model'}"]
+        trainer.training.train(["als"])
+        assert engine.training.install_saved() == [f"als: loaded from {models_dir(engine.settings.data_dir) / 'als.model'}"]
         assert engine.recommend("u0003", 5, strategy="als").strategy == "als"
         assert engine.service.strategies["als"].meta["version"] == 1
-        assert engine.install_saved() == []  # unchanged file: nothing to do
-        trainer.train(["als"])  # retrained: a new file
-        assert len(engine.install_saved()) == 1
+        assert engine.training.install_saved() == []  # unchanged file: nothing to do
+        trainer.training.train(["als"])  # retrained: a new file
+        assert len(engine.training.install_saved()) == 1
         assert engine.service.strategies["als"].meta["version"] == 2
     finally:
         trainer.close()
@@ -37,8 +37,8 @@ def test_a_model_saved_elsewhere_is_installed_once_per_change(engine, fill):
 
 def test_a_model_this_process_saved_is_not_installed_again(engine, fill):
     fill(engine)
-    engine.train(["als"])
-    assert engine.install_saved() == []
+    engine.training.train(["als"])
+    assert engine.training.install_saved() == []
     assert engine.service.strategies["als"].meta["version"] == 1
 
 
@@ -48,7 +48,7 @@ def test_unusable_files_are_skipped(engine, fill, caplog):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "broken.model").write_bytes(b"not a model")
     failed: dict[str, str] = {}
-    assert engine.install_saved(failed) == []
+    assert engine.training.install_saved(failed) == []
     assert list(failed) == [str(folder / "broken.model")]  # remembered: not retried until it changes
     assert engine.recommend("u0003", 5).items  # still serving
     assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage()] == [
@@ -73,7 +73,7 @@ def test_a_pickle_bomb_in_the_models_folder_is_never_run(engine, fill, tmp_path,
     (folder / "als.pkl").write_bytes(pickle.dumps(PickleBomb()))  # the old format's name
     (folder / "als.model").write_bytes(pickle.dumps(PickleBomb()))  # and ours
     failed: dict[str, str] = {}
-    assert engine.install_saved(failed) == []
+    assert engine.training.install_saved(failed) == []
     assert not (tmp_path / "exploded").exists()
     assert "als" not in engine.service.strategies
     messages = [r.getMessage() for r in caplog.records]
@@ -83,13 +83,13 @@ def test_a_pickle_bomb_in_the_models_folder_is_never_run(engine, fill, tmp_path,
 
 def test_a_flipped_byte_is_refused_and_the_served_model_stays(engine, fill, caplog):
     fill(engine)
-    engine.train(["als"])
+    engine.training.train(["als"])
     path = models_dir(engine.settings.data_dir) / "als.model"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x40
     path.write_bytes(bytes(data))
     failed: dict[str, str] = {}
-    assert engine.install_saved(failed) == []
+    assert engine.training.install_saved(failed) == []
     assert list(failed) == [str(path)]
     assert engine.service.strategies["als"].meta["version"] == 1  # the trained one goes on serving
     assert any("als.model refused" in r.getMessage() and "checksum" in r.getMessage() for r in caplog.records)
@@ -97,10 +97,10 @@ def test_a_flipped_byte_is_refused_and_the_served_model_stays(engine, fill, capl
 
 def test_the_watcher_thread_installs_within_its_interval(engine, fill):
     fill(engine)
-    watcher = ModelWatcher(engine.install_saved, interval=0.05).start()
+    watcher = ModelWatcher(engine.training.install_saved, interval=0.05).start()
     trainer = other_process(engine)
     try:
-        trainer.train(["als"])
+        trainer.training.train(["als"])
         deadline = time.monotonic() + 10
         while "als" not in engine.service.strategies and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -164,14 +164,14 @@ def test_a_retrain_keeps_the_parameters_the_model_was_trained_with(engine, fill)
     from pulserec.models.persist import read_meta
 
     fill(engine)
-    engine.train(["als"], params={"als": {"factors": 8, "iterations": 3}})
-    engine.train(["als"])  # in this process: the served model's params
+    engine.training.train(["als"], params={"als": {"factors": 8, "iterations": 3}})
+    engine.training.train(["als"])  # in this process: the served model's params
     served = engine.service.strategies["als"]
     assert served.model.factors == 8 and served.meta["params"]["iterations"] == 3
     restarted = other_process(engine)  # a new process: the saved file's params
     try:
         assert restarted.service.strategies["als"].model.factors == 8
-        restarted.train(["als"])
+        restarted.training.train(["als"])
         assert restarted.service.strategies["als"].model.item_factors.shape[1] == 8
         meta = read_meta(models_dir(engine.settings.data_dir) / "als.model")
         assert meta["params"]["factors"] == 8 and meta["info"]["watermark_seq"] == engine.store.max_seq()

@@ -15,7 +15,7 @@ from pulserec.recommend.training import RetrainScheduler
 
 def test_trained_models_serve_and_survive_a_restart(engine, shop, fill):
     fill(engine)
-    lines = engine.train(["als", "content"])
+    lines = engine.training.train(["als", "content"])
     assert len(lines) == 2
     answer = engine.recommend("u0003", 10, strategy="als")
     assert answer.strategy == "als" and len(answer.items) == 10
@@ -28,7 +28,7 @@ def test_trained_models_serve_and_survive_a_restart(engine, shop, fill):
 
 def test_a_new_user_gets_personal_factor_results_after_three_events(engine, shop, fill):
     fill(engine)
-    engine.train(["als"], save=False)
+    engine.training.train(["als"], save=False)
     assert engine.recommend("brand-new", 5, strategy="als").cold_start
     shoes = [i.item_id for i in shop.items if i.category == "shoes"][:3]
     engine.ingest([Event(f"n{k}", "brand-new", item, "view", shop.events["ts"].max() + k) for k, item in enumerate(shoes)])
@@ -39,7 +39,7 @@ def test_a_new_user_gets_personal_factor_results_after_three_events(engine, shop
 
 def test_background_retrain_swaps_in_without_losing_events(engine, shop, fill):
     fill(engine, upto=1500)
-    scheduler = RetrainScheduler(engine.train_in_turn, lambda: engine.state.applied, ["als"], every_events=100, poll=0.05).start()
+    scheduler = RetrainScheduler(engine.training.train_in_turn, lambda: engine.state.applied, ["als"], every_events=100, poll=0.05).start()
     try:
         rest = shop.events.iloc[1500:]
         for start in range(0, len(rest), 100):
@@ -58,7 +58,7 @@ def test_background_retrain_swaps_in_without_losing_events(engine, shop, fill):
 
 def test_scheduler_needs_a_trigger(engine):
     with pytest.raises(ValueError):
-        RetrainScheduler(engine.train, lambda: engine.state.applied, ["als"])
+        RetrainScheduler(engine.training.train, lambda: engine.state.applied, ["als"])
 
 
 def test_models_endpoint_and_background_train_over_http(client, engine, shop, server, fill):

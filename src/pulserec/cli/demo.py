@@ -282,6 +282,6 @@ def _build_models(engine) -> list[str]:
     stats = engine.stats()
     lines = [f"online item-kNN: {stats['cooccurrence_nnz']:,} co-occurrence pairs over {stats['items']} items",
              f"profiles: {stats['users']} users; trending/popular counters over {stats['events_applied']:,} events"]
-    lines += engine.train()
+    lines += engine.training.train()
     lines.append(f"strategies: {', '.join(sorted(engine.served_models()))}")
     return lines

@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
             applied = lambda: engine.read(lambda state: state.applied)  # noqa: E731 - the scheduler's event count
-            scheduler = RetrainScheduler(engine.train_in_turn, applied, names, retrain_interval, retrain_every_events).start()
+            scheduler = RetrainScheduler(engine.training.train_in_turn, applied, names, retrain_interval, retrain_every_events).start()
             console.print(f"background retrain of {', '.join(names)} every "
                           + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",
                                                      f"{retrain_every_events:,} events" if retrain_every_events else "") if x))

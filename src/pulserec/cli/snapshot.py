@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         """
         engine = open_engine(data_dir)
         try:
-            written = engine.snapshot()
+            written = engine.checkpoints.write()
         finally:
             engine.close()
         if written is None:

@@ -109,7 +109,7 @@ def train_ranker_cli(out: Path, data_dir: Path | None, movielens: Path | None, p
 
     engine = open_engine(data_dir)
     try:
-        line = engine.train_saved_ranker(params, target=out)
+        line = engine.training.ranker.train_saved(params, target=out)
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(f"ranker: {exc}") from None
     finally:

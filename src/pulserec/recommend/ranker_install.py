@@ -4,7 +4,7 @@ Sources backed by the online state (item-kNN, trending/popular, blends of them, 
 models) are re-bound to the replayed state during training (`ModelSet.rebound_sources`), so
 training features are those the engine would have computed at the time; other sources are used
 as they are now. A state rebuild carries the ranker over like every served model
-(`ModelSet.rebound`). `Engine.train_ranker` runs both steps around its lock."""
+(`ModelSet.rebound`). `engine/ranker.py:RankerTraining.train` runs both steps around its lock."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from pulserec.recommend.background import PeriodicTask
 
 log = logging.getLogger(__name__)
 
-#: Serves a loaded model with its metadata (`Engine.install_loaded`: under the engine's lock).
+#: Serves a loaded model with its metadata (`Training.install_loaded` of the engine: under the engine's lock).
 #: Returns a falsy value when it cannot serve it (a ranker whose sources are not served).
 Install = Callable[[Any, dict[str, Any]], object]
 
@@ -129,7 +129,7 @@ def warn_legacy(folder: Path, seen: dict[str, str] | None) -> None:
 
 
 class ModelWatcher(PeriodicTask):
-    """Calls `install_saved(failed)` (`Engine.install_saved`: :func:`install_changed` over the
+    """Calls `install_saved(failed)` (`Training.install_saved` of the engine: :func:`install_changed` over the
     engine's models folder) every `interval` seconds."""
 
     thread_name = "pulserec-model-watch"

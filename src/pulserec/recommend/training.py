@@ -2,7 +2,7 @@
 
 Training runs outside the engine lock on a snapshot of the log (up to a `seq` watermark), so
 serving goes on; the trained model is then installed with one assignment under the lock (the
-`install` callable handed in: `Engine.install_model`).
+`install` callable handed in: `engine/training.py:Training.install_model`).
 Events that arrived while it trained are not lost: the online state already holds them, and
 factor models fold new events in from the user's live history at request time."""
 
@@ -134,7 +134,7 @@ class RetrainScheduler(PeriodicTask):
     """Retrains batch models in a background thread every `interval` seconds and/or every
     `every_events` newly applied events; serving continues and each model swaps in atomically.
 
-    `train(names)` trains and installs (`Engine.train`); `applied()` counts the events applied
+    `train(names)` trains and installs (`Training.train` of the engine); `applied()` counts the events applied
     so far (the online state's `applied`)."""
 
     thread_name = "pulserec-retrain"

@@ -49,7 +49,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         interval = engine.settings.model_watch_interval
-        watcher = ModelWatcher(engine.install_saved, interval).start() if interval > 0 else None
+        watcher = ModelWatcher(engine.training.install_saved, interval).start() if interval > 0 else None
         # Installed here, in the serving process, after uvicorn configured its loggers.
         redact = redact_access_log(engine.pseudonym) if engine.pseudonym else None
         snapshots = SnapshotTask(engine).start() if engine.snapshots is not None else None

@@ -130,7 +130,7 @@ class EngineCollector(Collector):
 
 
 def _state_health(engine: Engine) -> Iterator[Metric]:
-    check = engine.readiness()["checks"]["state"]
+    check = engine.health.readiness()["checks"]["state"]
     yield GaugeMetricFamily("pulserec_state_backend_up",
                             "1 while the online state backend answers (always 1 for the in-memory state).",
                             value=0.0 if check["status"] == "unreachable" else 1.0)

@@ -20,5 +20,5 @@ class SnapshotTask(PeriodicTask):
         self.engine = engine
 
     def tick(self) -> None:
-        if self.engine.snapshot_due():
-            self.engine.snapshot(background=True)
+        if self.engine.checkpoints.due():
+            self.engine.checkpoints.write(background=True)

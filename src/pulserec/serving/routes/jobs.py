@@ -43,13 +43,13 @@ def _started(start: Callable[[], Job], **fields: Any) -> JSONResponse:
 def train_model(name: ModelName, request: Request) -> JSONResponse:
     if name not in TRAINABLE:
         raise HTTPException(404, f"unknown model {name!r}; trainable: {', '.join(sorted(TRAINABLE))}")
-    return _started(lambda: engine_of(request).start_training(name), model=name, status="training")
+    return _started(lambda: engine_of(request).training.start(name), model=name, status="training")
 
 
 @router.post("/admin/rebuild", status_code=202, dependencies=[Depends(require_write)], responses=REFUSED,
              summary="Rebuild the online state from the log in the background (a job to poll)")
 def rebuild(request: Request) -> JSONResponse:
-    return _started(engine_of(request).start_rebuild, status="rebuilding")
+    return _started(engine_of(request).rebuilds.start, status="rebuilding")
 
 
 @router.get("/jobs", summary="Running jobs (oldest first), then finished ones (newest first)",

@@ -28,7 +28,7 @@ async def health() -> dict[str, Any]:
 def ready(request: Request) -> JSONResponse:
     """For load balancers: `degraded` (503) while the shared state is unreachable or being rebuilt
     from the log. `GET /health` stays the liveness check (200 while the process runs)."""
-    answer = engine_of(request).readiness()
+    answer = engine_of(request).health.readiness()
     return JSONResponse(answer, status_code=200 if answer["status"] == "ok" else 503)
 
 
