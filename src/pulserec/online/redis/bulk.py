@@ -9,7 +9,6 @@ joint log when a session logs in (`RedisState.absorb`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -18,10 +17,9 @@ import pandas as pd
 
 from pulserec.events import Event, owner_keys
 from pulserec.online.cooccurrence import with_context
-from pulserec.online.redis.codec import TOUCH, decode_profile, encode_profile
+from pulserec.online.redis.codec import TOUCH
 from pulserec.online.redis.connection import MAX_ATTEMPTS, StateConflictError, StateUnavailable
-from pulserec.online.state import apply_profiles_log
-from pulserec.profiles.profile import Profiles
+from pulserec.online.redis.profile_deltas import profile_deltas
 from pulserec.store.sqlite import EVENT_COLUMNS
 
 if TYPE_CHECKING:
@@ -31,11 +29,6 @@ if TYPE_CHECKING:
 
 #: Events per atomic commit (bounds how long one script blocks Redis).
 GROUP_EVENTS = 5_000
-#: Up to this many events, profiles are folded one event at a time (`UserProfile.update`, ~10 us
-#: an event, exactly the incremental path); the vectorised `apply_profiles_log` costs ~65 ms of
-#: pandas overhead per call, which only pays off on large frames (imports, rebuilds), not on an
-#: updater's batches of 500 or a sync of a few events.
-PER_EVENT_PROFILES = 5_000
 
 
 def applied_mask(state: RedisState, event_ids: np.ndarray) -> np.ndarray:
@@ -55,10 +48,9 @@ def events_frame(batch: list[tuple[Event, int]]) -> pd.DataFrame:
     return frame
 
 
-def apply_frame(state: RedisState, frame: pd.DataFrame, per_event: bool = False) -> np.ndarray:
+def apply_frame(state: RedisState, frame: pd.DataFrame) -> np.ndarray:
     """Apply the frame's events not applied yet; returns the mask of those this call applied
-    (False for ids applied before, by anyone, and for repeats of an id within the frame).
-    `per_event` folds profiles event by event (see `PER_EVENT_PROFILES`)."""
+    (False for ids applied before, by anyone, and for repeats of an id within the frame)."""
     applied = np.zeros(len(frame), dtype=bool)
     if frame.empty:
         return applied
@@ -74,7 +66,7 @@ def apply_frame(state: RedisState, frame: pd.DataFrame, per_event: bool = False)
     records = state.catalog.records()  # the mirror, synced: categories and tags for profiles
     for rows in _owner_groups(owners):
         done = _commit_group(state, frame.iloc[rows].reset_index(drop=True), owners[rows], owner_ids[rows], items[rows],
-                             records, per_event)
+                             records)
         applied[positions[rows[done]]] = True
     return applied
 
@@ -106,7 +98,7 @@ def _owner_groups(owners: np.ndarray) -> list[np.ndarray]:
 
 
 def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray, items: np.ndarray,
-                  records: list, per_event: bool) -> np.ndarray:
+                  records: list) -> np.ndarray:
     """Commit one group atomically; returns the mask of its rows this commit applied."""
 
     applied = np.ones(len(frame), dtype=bool)
@@ -117,18 +109,17 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
         # One MULTI: what the group's change depends on, read at one instant (checked by COMMIT).
         pipe = state.client.pipeline(transaction=True)
         pipe.hmget(state.keys.versions, distinct.tolist())
-        pipe.hmget(state.keys.profiles, distinct.tolist())
         pipe.hget(state.keys.meta, "landmark")
         for owner in distinct.tolist():
             pipe.getrange(state.keys.history(owner), -context_bytes, -1)
-        versions, profile_blobs, landmark, *tails = pipe.execute()
+        versions, landmark, *tails = pipe.execute()
         context = dict(zip(distinct.tolist(), tails))
 
         plan = state.new_plan()
         plan.mark_applied(frame["event_id"].astype(str).tolist())
         plan.check_versions(distinct, [int(v or 0) for v in versions])
         plan_log(state, plan, frame, owners, owner_ids, items, records, float(landmark) if landmark else None,
-                 profile_blobs, lambda owner: state.codes.decode_touches(context.get(owner)), per_event=per_event)
+                 lambda owner: state.codes.decode_touches(context.get(owner)))
         status = state.commit(plan)
         if status == "ok":
             return applied
@@ -145,13 +136,13 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
 
 
 def plan_log(state: RedisState, plan: CommitPlan, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray,
-             items: np.ndarray, records: list, landmark: float | None, profile_blobs: list[bytes | None],
-             recent: Callable[[int], Iterable[Touch]], new: np.ndarray | None = None, per_event: bool = False) -> None:
+             items: np.ndarray, records: list, landmark: float | None, recent: Callable[[int], Iterable[Touch]],
+             new: np.ndarray | None = None) -> None:
     """Plan what applying a log (arrival order) changes, as `OnlineState.apply_frame` does it:
     co-occurrence pairs (also with each owner's touches before the log, from `recent`), histories
-    and seen items, and the profiles of `np.unique(owners)` (stored as `profile_blobs`, None for
-    none) with the log folded in. Popularity, the clock and the counters take only the `new`
-    events (default: all); the others are already counted."""
+    and seen items, and what the log adds to each owner's profile (merged by COMMIT). Popularity,
+    the clock and the counters take only the `new` events (default: all); the others are
+    already counted."""
     weights = state.weights.of_frame(frame)
     ts = frame["ts"].to_numpy(dtype=np.float64)
     sel = items >= 0
@@ -165,34 +156,9 @@ def plan_log(state: RedisState, plan: CommitPlan, frame: pd.DataFrame, owners: n
     types = frame["type"].to_numpy(dtype=object)
     state.histories.plan_log(plan, owners[sel], items[sel], weights[sel], ts[sel], types[sel])
 
-    profiles = Profiles(state.settings.interest_halflife)
-    distinct = np.unique(owners).tolist()
-    for owner, blob in zip(distinct, profile_blobs):
-        existing = decode_profile(blob, profiles.interest_halflife)
-        if existing is not None:
-            profiles.put(owner, existing)
-    if per_event:
-        _fold_each(profiles, frame, owners, owner_ids, items, weights, ts, records)
-    else:
-        apply_profiles_log(profiles, frame, owners, owner_ids, items, weights, ts, records)
-    for owner in distinct:
-        plan.set_profile(owner, encode_profile(profiles.get(owner)))  # type: ignore[arg-type]
-
-
-def _fold_each(profiles: Profiles, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray, items: np.ndarray,
-               weights: np.ndarray, ts: np.ndarray, records: list) -> None:
-    """`apply_profiles_log`, event by event with the incremental path's own `update`."""
     users = frame["user_id"].to_numpy(dtype=object)
-    contexts = frame["context"].to_numpy(dtype=object) if "context" in frame else [None] * len(frame)
-    queries = frame["query"].to_numpy(dtype=object) if "query" in frame else [None] * len(frame)
-    for i, (owner, kind, item) in enumerate(zip(owners.tolist(), frame["type"].tolist(), items.tolist())):
-        user = users[i]
-        profile = profiles.get_or_create(owner, user if isinstance(user, str) and user else owner_ids[i])
-        record = records[item] if item >= 0 else None
-        context = contexts[i]
-        if isinstance(context, str):
-            context = json.loads(context) if context else None
-        query = queries[i]
-        profile.update(kind, float(weights[i]), float(ts[i]), record.category if record else None,
-                       record.tags if record else (), context if isinstance(context, dict) else None,
-                       query if isinstance(query, str) and query else None)
+    names = np.where(pd.notna(users) & (users != ""), users, owner_ids)
+    plan.merge_profiles(profile_deltas(
+        owners, names, types, weights, ts, items, records,
+        frame["context"].to_numpy(dtype=object) if "context" in frame else None,
+        frame["query"].to_numpy(dtype=object) if "query" in frame else None, plan.header["rate"]))

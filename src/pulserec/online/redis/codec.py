@@ -10,7 +10,7 @@ update it with `struct`:
 * histories: fixed-size touches (int32 item, float64 weight, float64 ts, uint8 event type);
 * seen sets: int32 items (repeats allowed).
 
-Item records and profiles are JSON.
+Item records are JSON; profiles are hashes of fields (see `profiles.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import numpy as np
 
 from pulserec.records import ItemRecord
 from pulserec.online.history import Touch
-from pulserec.profiles.profile import UserProfile
 
 PAIR = np.dtype([("item", "<i4"), ("weight", "<f8")])
 TOUCH = np.dtype([("item", "<i4"), ("weight", "<f8"), ("ts", "<f8"), ("type", "u1")])
@@ -111,12 +110,3 @@ def decode_record(blob: bytes, created: bytes | None) -> ItemRecord:
 def encode_float(value: float | None) -> str:
     """Exact text for a float (Lua would round numbers to 14 digits, so floats travel as text)."""
     return "" if value is None else repr(float(value))
-
-
-# -- profiles --------------------------------------------------------------------------------
-def encode_profile(profile: UserProfile) -> bytes:
-    return json.dumps(profile.to_state(), separators=(",", ":")).encode()
-
-
-def decode_profile(blob: bytes | None, interest_halflife: float) -> UserProfile | None:
-    return UserProfile.from_state(json.loads(blob), interest_halflife) if blob else None

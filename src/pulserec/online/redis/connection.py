@@ -61,7 +61,7 @@ class Keys:
         self.namespace = namespace
         self.prefix = f"{namespace}:"
         p = self.prefix
-        self.meta = p + "meta"  # hash: store_id, state_id, fingerprint, ready, applied, synced_seq, last_seq, now, landmark, cooc_entries
+        self.meta = p + "meta"  # hash: store_id, state_id, fingerprint, ready, applied, synced_seq, last_seq, now, landmark, cooc_entries, profiles
         self.epoch = p + "epoch"  # int bumped by reset(): processes drop their id caches when it changes
         self.owners = p + "owners"  # hash owner key -> index
         self.owners_ids = p + "owners:ids"  # list index -> owner key
@@ -71,7 +71,6 @@ class Keys:
         self.created = p + "items:created"  # hash index -> creation time (exact float text)
         self.catalog_log = p + "catalog:log"  # list of item indices, one per catalogue change
         self.versions = p + "ver"  # hash owner index -> write version (optimistic concurrency)
-        self.profiles = p + "profiles"  # hash owner index -> profile JSON
         self.applied = p + "applied"  # set of applied (or tombstoned) event ids
         self.row_gen = p + "cooc:gen"  # hash item -> compactions so far (guards concurrent compaction)
         self.row_clean = p + "cooc:clen"  # hash item -> leading bytes of the row that are compacted
@@ -84,6 +83,12 @@ class Keys:
 
     def seen(self, owner: int) -> str:
         return f"{self.prefix}seen:{owner}"
+
+    def profile(self, owner: int) -> str:
+        return f"{self.prefix}prof:{owner}"  # hash of profile fields (see profiles.py)
+
+    def searches(self, owner: int) -> str:
+        return f"{self.prefix}psearch:{owner}"  # list: the owner's last searches
 
     def row(self, item: int) -> str:
         return f"{self.prefix}cooc:{item}"

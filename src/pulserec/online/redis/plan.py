@@ -15,17 +15,17 @@ import numpy as np
 
 from pulserec.online.redis.codec import encode_float, encode_pairs
 
-_SECTIONS = ("vectors", "rows", "history", "seen", "profiles")
+_SECTIONS = ("vectors", "rows", "history", "seen")
 
 
 class CommitPlan:
     """Preconditions and writes of one COMMIT call, encoded as a JSON header + binary blobs."""
 
-    def __init__(self, history_bytes: int, compact_bytes: int, state_id: str = "") -> None:
+    def __init__(self, history_bytes: int, compact_bytes: int, state_id: str = "", interest_rate: float = 0.0) -> None:
         self.header: dict[str, Any] = {
             "state_id": state_id, "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [], "history": [], "seen": [],
             "profiles": [], "forget": [], "applied": 0, "last_seq": 0, "now": "",
-            "history_bytes": history_bytes, "compact_bytes": compact_bytes,
+            "history_bytes": history_bytes, "compact_bytes": compact_bytes, "rate": interest_rate,
         }
         self._ids: list[str] = []
         self._done: list[str] = []
@@ -69,9 +69,9 @@ class CommitPlan:
         self.header["seen"].append(int(owner))
         self._blobs["seen"].append(items)
 
-    def set_profile(self, owner: int, profile: bytes) -> None:
-        self.header["profiles"].append(int(owner))
-        self._blobs["profiles"].append(profile)
+    def merge_profiles(self, deltas: list[dict[str, Any]]) -> None:
+        """Merge what events add to owners' profiles (`profile_deltas`; `interest_rate` decays them)."""
+        self.header["profiles"].extend(deltas)
 
     def forget_owner(self, owner: int) -> None:
         """Delete the owner's history, seen items and profile (before this plan's own writes to them)."""
@@ -86,5 +86,6 @@ class CommitPlan:
 
     def args(self, prefix: str) -> list[Any]:
         self.header["fresh"], self.header["done"] = len(self._ids), len(self._done)
-        return [prefix, json.dumps(self.header, separators=(",", ":")), *self._ids, *self._done,
+        header = json.dumps(self.header, separators=(",", ":"), ensure_ascii=False)  # UTF-8 as it is: Lua keeps bytes
+        return [prefix, header, *self._ids, *self._done,
                 *(blob for name in _SECTIONS for blob in self._blobs[name])]

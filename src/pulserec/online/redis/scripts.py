@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import redis
 
+from pulserec.online.redis.profiles import FORGET_PROFILE, MERGE_PROFILES
+
 #: intern(kind, id, record, created): index of `id` in owners/items, appending it if new.
 #: New items also get their record, creation time and a catalogue-log entry.
 _INTERN = """
@@ -57,7 +59,7 @@ return n
 
 #: First round trip of one event. ARGV: prefix, event_id, owner key, item id ('' if none),
 #: new-item record, created, history bytes to return. Returns {1} for an applied event id,
-#: else {0, owner, item (-1), owner version, history tail, profile, item record, landmark}.
+#: else {0, owner, item (-1), owner version, history tail, item record, landmark}.
 PREPARE = _INTERN + """
 if redis.call('SISMEMBER', p .. 'applied', ARGV[2]) == 1 then return {1} end
 local owner = intern('owners', ARGV[3])
@@ -68,8 +70,7 @@ if ARGV[4] ~= '' then
 end
 local version = tonumber(redis.call('HGET', p .. 'ver', owner) or '0')
 local tail = redis.call('GETRANGE', p .. 'hist:' .. owner, -tonumber(ARGV[7]), -1)
-return {0, owner, item, version, tail, redis.call('HGET', p .. 'profiles', owner), record,
-        redis.call('HGET', p .. 'meta', 'landmark')}
+return {0, owner, item, version, tail, record, redis.call('HGET', p .. 'meta', 'landmark')}
 """
 
 #: Apply one planned change atomically (see `plan.CommitPlan` for the header fields).
@@ -77,10 +78,12 @@ return {0, owner, item, version, tail, redis.call('HGET', p .. 'profiles', owner
 #: namespace is not the state this process attached to (`meta.state_id`, see `RedisState.attach`).
 COMMIT = """
 local p = ARGV[1]
+local meta = p .. 'meta'
+""" + FORGET_PROFILE + """
 local h = cjson.decode(ARGV[2])
 local pos = 3
 local function blob() local b = ARGV[pos]; pos = pos + 1; return b end
-local applied, versions, meta = p .. 'applied', p .. 'ver', p .. 'meta'
+local applied, versions = p .. 'applied', p .. 'ver'
 
 -- A state lost (Redis restarted empty) or reloaded since this process attached: write nothing.
 if (redis.call('HGET', meta, 'state_id') or '') ~= h.state_id then return {'lost'} end
@@ -142,7 +145,7 @@ if entries ~= 0 then redis.call('HINCRBY', meta, 'cooc_entries', entries) end
 -- Forgetting comes first, so that a change can also rebuild what it forgot (a session merge).
 for _, owner in ipairs(h.forget) do
   redis.call('DEL', p .. 'hist:' .. owner, p .. 'seen:' .. owner)
-  redis.call('HDEL', p .. 'profiles', owner)
+  forget_profile(owner)
 end
 for _, owner in ipairs(h.history) do
   local key = p .. 'hist:' .. owner
@@ -152,7 +155,7 @@ for _, owner in ipairs(h.history) do
   end
 end
 for _, owner in ipairs(h.seen) do redis.call('APPEND', p .. 'seen:' .. owner, blob()) end
-for _, owner in ipairs(h.profiles) do redis.call('HSET', p .. 'profiles', owner, blob()) end
+""" + MERGE_PROFILES + """
 
 if h.applied ~= 0 then redis.call('HINCRBY', meta, 'applied', h.applied) end
 if h.last_seq > tonumber(redis.call('HGET', meta, 'last_seq') or '0') then

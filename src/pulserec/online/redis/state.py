@@ -2,10 +2,11 @@
 
 Several processes (uvicorn workers, hosts, `pulserec updater`) can apply events to and serve
 from one namespace and see the same state. One event is two round trips: PREPARE interns the
-owner and item and reads what the change depends on (the owner's last `window` touches and
-profile, the item's record, the trending landmark); Python computes the change with the
-in-memory state's own functions; COMMIT applies it atomically if nothing it read has changed
-(else the event is retried) and records the event id, which makes applying idempotent.
+owner and item and reads what the change depends on (the owner's last `window` touches, the
+item's record, the trending landmark); Python computes the change with the in-memory state's
+own functions (profiles as deltas that COMMIT merges, see `profile_deltas`); COMMIT applies it
+atomically if nothing it read has changed (else the event is retried) and records the event id,
+which makes applying idempotent. Batches (an updater's reads) go through `bulk`.
 
 A recommendation reads one snapshot (one script call, see `snapshot`) inside `reading()`.
 """
@@ -29,16 +30,7 @@ from pulserec.config import Settings
 from pulserec.events import Event
 from pulserec.online.redis import bulk, sync
 from pulserec.online.redis.catalog import RedisCatalog
-from pulserec.online.redis.codec import (
-    TOUCH,
-    TypeCodes,
-    decode_profile,
-    decode_record,
-    encode_profile,
-    encode_record,
-    encode_seen,
-    encode_float,
-)
+from pulserec.online.redis.codec import TOUCH, TypeCodes, decode_record, encode_float, encode_record, encode_seen
 from pulserec.online.redis.connection import (
     MAX_ATTEMPTS,
     Keys,
@@ -52,11 +44,12 @@ from pulserec.online.redis.counters import RedisPopularity
 from pulserec.online.redis.histories import RedisHistories
 from pulserec.online.redis.ids import RedisIdIndex
 from pulserec.online.redis.plan import CommitPlan
+from pulserec.online.redis.profile_deltas import profile_deltas
 from pulserec.online.redis.profiles import RedisProfiles
 from pulserec.online.redis.read_cache import ReadCache
 from pulserec.online.redis.scripts import Scripts
 from pulserec.online.redis.snapshot import Snapshot, fetch_snapshot
-from pulserec.profiles.profile import UserProfile
+from pulserec.decay import LN2
 from pulserec.records import ItemRecord
 
 if TYPE_CHECKING:
@@ -73,7 +66,9 @@ BULK_MIN = 16
 INIT_WAIT_S = 600.0
 #: The init lock expires this long after the loader last renewed it (a killed loader frees it).
 INIT_LOCK_S = 30
-
+#: The layout of the values in Redis (part of the fingerprint: a namespace written by a pulserec
+#: with another layout is rebuilt, not misread). 2: profiles as hashes of fields, merged by COMMIT.
+STATE_FORMAT = 2
 
 
 class RedisState:
@@ -183,7 +178,8 @@ class RedisState:
 
     # -- writes ------------------------------------------------------------------------------
     def new_plan(self) -> CommitPlan:
-        return CommitPlan(self.settings.history_len * TOUCH.itemsize, COMPACT_BYTES, self.state_id)
+        return CommitPlan(self.settings.history_len * TOUCH.itemsize, COMPACT_BYTES, self.state_id,
+                          LN2 / self.settings.interest_halflife)
 
     def commit(self, plan: CommitPlan) -> str:
         """Run COMMIT; returns 'ok', 'dup' or 'conflict' (and compacts rows it reports)."""
@@ -230,7 +226,7 @@ class RedisState:
         few round trips and one COMMIT per group of owners, whatever its size. A smaller one
         (an API write) pipelines waves of one event per owner: two round trips per wave."""
         if len(batch) >= BULK_MIN:
-            return bulk.apply_frame(self, bulk.events_frame(batch), per_event=True).tolist()
+            return bulk.apply_frame(self, bulk.events_frame(batch)).tolist()
         results = [False] * len(batch)
         pending = list(range(len(batch)))
         for _ in range(len(batch) + MAX_ATTEMPTS):
@@ -268,17 +264,16 @@ class RedisState:
 
     def _plan_event(self, event: Event, seq: int, prepared: list[Any]) -> CommitPlan:
         """The change one event makes, as `OnlineState.apply` makes it, from PREPARE's reply."""
-        _, owner, item, version, tail, profile_blob, record_blob, landmark = prepared
+        _, owner, item, version, tail, record_blob, landmark = prepared
         weight = self.weights.of_event(event)
         plan = self.new_plan()
         plan.mark_applied([event.event_id])
         plan.check_versions([owner], [version])
         ts = event.ts
-        category, tags = None, ()
         landmark_value = float(landmark) if landmark else None
+        record = None
         if item >= 0:
             record = decode_record(record_blob, None) if record_blob else ItemRecord(item_id=event.item_id or "", listed=False)
-            category, tags = record.category, record.tags
             self.popularity.plan_add(plan, landmark_value, np.array([item]), np.array([weight]), np.array([ts]), ts)
             previous = reversed(self.codes.decode_touches(tail))
             self.cooc.plan_event(plan, item, weight, ts, previous)
@@ -286,11 +281,9 @@ class RedisState:
             plan.append_seen(owner, encode_seen([item]))
         else:
             self.popularity.plan_add(plan, landmark_value, np.empty(0, np.int64), np.empty(0), np.empty(0), ts)
-        profile = decode_profile(profile_blob, self.settings.interest_halflife)
-        if profile is None:
-            profile = UserProfile(event.user_id or event.owner, self.settings.interest_halflife)
-        profile.update(event.type, weight, ts, category, tags, event.context, event.query)
-        plan.set_profile(owner, encode_profile(profile))
+        plan.merge_profiles(profile_deltas(
+            np.array([owner]), [event.user_id or event.owner], [event.type], np.array([weight]), np.array([ts]),
+            np.array([0 if record else -1]), [record], [event.context], [event.query], plan.header["rate"]))
         plan.count(1, seq, ts)
         return plan
 
@@ -349,7 +342,7 @@ class RedisState:
                 joint = joint.assign(user_id=user_key)
                 bulk.plan_log(self, plan, joint, np.full(len(joint), user, dtype=np.int64),
                               np.full(len(joint), user_key, dtype=object), bulk.intern_items(self, joint),
-                              self.catalog.records(), landmark, [None], lambda _owner: (), new=joint["_new"].to_numpy(bool))
+                              self.catalog.records(), landmark, lambda _owner: (), new=joint["_new"].to_numpy(bool))
             if self.commit(plan) == "ok":
                 return
         raise StateConflictError(f"merging a session into {user_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
@@ -393,7 +386,7 @@ class RedisState:
         """The settings the stored state depends on: a state built with others is unusable."""
         s = self.settings
         basis = [self.weights.basis(), s.cooc_window, s.cooc_gap_tau, s.trending_halflife,
-                 s.interest_halflife, s.history_len]
+                 s.interest_halflife, s.history_len, STATE_FORMAT]
         return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
 
     def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
@@ -414,7 +407,8 @@ class RedisState:
             if fingerprint is not None and fingerprint.decode() != self.fingerprint():
                 raise StateBackendError(
                     f"Redis namespace {self.keys.namespace!r} was built with different settings (event weights, window, "
-                    "half-lives or history length); run `pulserec rebuild-state` to rebuild it with these"
+                    "half-lives or history length) or by a pulserec with another state format; run "
+                    "`pulserec rebuild-state` to rebuild it with these"
                 )
             if ready:
                 self.state_id = self.identity()[0]

@@ -69,8 +69,7 @@ def sync(state: RedisState, store: SQLiteStore, upto_seq: int | None = None,
     start, gen = watermark(state)
     read = 0
     for frame in store.iter_events(after_seq=start, upto_seq=upto_seq, chunk=20_000):
-        # Skips the applied ones (one SMISMEMBER per 10k ids); small frames fold profiles per event.
-        bulk.apply_frame(state, frame, per_event=len(frame) <= bulk.PER_EVENT_PROFILES)
+        bulk.apply_frame(state, frame)  # skips the applied ones (one SMISMEMBER per 10k ids)
         raise_watermark(state, int(frame["seq"].iloc[-1]), gen)
         read += len(frame)
         if progress:
