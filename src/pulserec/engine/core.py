@@ -209,7 +209,7 @@ class Engine:
                 return
         else:
             owner = self.state.owners.get(session_key)
-            if owner is None or not self.state.histories.recent(owner) and self.state.profiles.get(owner) is None:
+            if owner is None or not self.state.histories.recent(owner) and owner not in self.state.profiles:
                 return
         claimed = self.store.claim_session(session_id, user_key)
         if claimed.empty:
