@@ -78,11 +78,7 @@ def _fold_contexts(get, owners: np.ndarray, contexts: np.ndarray) -> None:
     """Count devices and locations per owner. Each distinct context text is decoded once, and
     counters are bumped once per (owner, value) in order of first appearance, so ties in
     `most_common` break as they do for per-event updates."""
-    try:
-        codes, uniques = pd.factorize(pd.Series(contexts, dtype=object))
-    except TypeError:  # contexts given as dicts (unhashable): decode row by row
-        codes, uniques = np.arange(len(contexts)), contexts
-    decoded = [json.loads(c) if isinstance(c, str) and c else c for c in list(uniques)]
+    codes, decoded = decode_contexts(contexts)
     for key, attr in (("device", "devices"), ("location", "locations")):
         values = np.array([str(d[key]) if isinstance(d, dict) and d.get(key) else None for d in decoded] + [None],
                           dtype=object)[codes]
@@ -97,6 +93,16 @@ def _fold_contexts(get, owners: np.ndarray, contexts: np.ndarray) -> None:
         names_of = names.tolist()
         for owner, code, count in zip(pair_owners.tolist(), pair_codes.tolist(), counts[order].tolist()):
             getattr(get(owner), attr)[names_of[code]] += count
+
+
+def decode_contexts(contexts: np.ndarray) -> tuple[np.ndarray, list]:
+    """(code per row, decoded distinct contexts): each distinct context JSON text decoded once
+    (code -1: no context)."""
+    try:
+        codes, uniques = pd.factorize(pd.Series(contexts, dtype=object))
+    except TypeError:  # contexts given as dicts (unhashable): decode row by row
+        codes, uniques = np.arange(len(contexts)), contexts
+    return codes, [json.loads(c) if isinstance(c, str) and c else c for c in list(uniques)]
 
 
 def _fold_decayed(profiles: Profiles, attr: str, owners: np.ndarray, keys: np.ndarray, weights: np.ndarray, ts: np.ndarray) -> None:

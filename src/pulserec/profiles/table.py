@@ -9,7 +9,6 @@ class for both states (the Redis state keeps JSON documents of it), and nothing 
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pulserec.ids import IdIndex
+from pulserec.profiles.batch import decode_contexts
 from pulserec.profiles.keyed import KeyedTable, keys_of
 from pulserec.profiles.profile import UserProfile
 from pulserec.records import ItemRecord
@@ -168,11 +168,7 @@ class ProfileTable:
 
     def _fold_contexts(self, owners: np.ndarray, contexts: np.ndarray) -> None:
         """Devices and locations, each distinct context text decoded once."""
-        try:
-            codes, uniques = pd.factorize(pd.Series(contexts, dtype=object))
-        except TypeError:  # contexts given as dicts (unhashable): decode row by row
-            codes, uniques = np.arange(len(contexts)), contexts
-        decoded = [json.loads(c) if isinstance(c, str) and c else c for c in list(uniques)]
+        codes, decoded = decode_contexts(contexts)
         for name, field in (("devices", "device"), ("locations", "location")):
             names = self.names[name]
             values = [c.get(field) if isinstance(c, dict) else None for c in decoded]
