@@ -19,8 +19,6 @@ from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence, prefixed
 from pulserec.online.history import Histories, Touch
 from pulserec.online.popularity import Popularity
-from pulserec.profiles import Profiles
-from pulserec.profiles.batch import apply_log
 from pulserec.profiles.table import ProfileTable
 
 if TYPE_CHECKING:
@@ -201,18 +199,3 @@ class OnlineState:
         weights = self.weights.of_frame(joint)
         ts = joint["ts"].to_numpy(dtype=np.float64)
         self._replay_histories_and_profiles(joint, owners, items, weights, ts)
-
-
-def apply_profiles_log(profiles: Profiles, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray,
-                       items: np.ndarray, weights: np.ndarray, ts: np.ndarray, records: list) -> None:
-    """Fold a frame of stored events into `profiles` (items: catalogue indices, -1 for none)."""
-    types = frame["type"].to_numpy(dtype=object)
-    categories = [records[i].category if i >= 0 else None for i in items]
-    tags = [records[i].tags if i >= 0 else () for i in items]
-    users = frame["user_id"].to_numpy(dtype=object)
-    names = np.where(pd.notna(users) & (users != ""), users, owner_ids)
-    apply_log(
-        profiles, owners, names, types, weights, ts, categories, tags,
-        frame["context"].to_numpy(dtype=object) if "context" in frame else None,
-        frame["query"].to_numpy(dtype=object) if "query" in frame else None,
-    )

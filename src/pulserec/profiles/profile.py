@@ -252,33 +252,3 @@ def _favourite(counter: Counter[str]) -> str | None:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-class Profiles:
-    """User profiles as `UserProfile` objects keyed by the internal owner index: the working set
-    of the Redis state's bulk path (the in-memory state keeps columns, `profiles.table`)."""
-
-    def __init__(self, interest_halflife: float) -> None:
-        self.interest_halflife = interest_halflife
-        self._profiles: dict[int, UserProfile] = {}
-
-    def __len__(self) -> int:
-        return len(self._profiles)
-
-    def __contains__(self, owner: int) -> bool:
-        return owner in self._profiles
-
-    def get(self, owner: int) -> UserProfile | None:
-        return self._profiles.get(owner)
-
-    def get_or_create(self, owner: int, user_id: str) -> UserProfile:
-        profile = self._profiles.get(owner)
-        if profile is None:
-            profile = self._profiles[owner] = UserProfile(user_id, self.interest_halflife)
-        return profile
-
-    def put(self, owner: int, profile: UserProfile) -> None:
-        self._profiles[owner] = profile
-
-    def forget(self, owner: int) -> None:
-        self._profiles.pop(owner, None)

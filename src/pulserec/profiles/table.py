@@ -9,6 +9,7 @@ class for both states (the Redis state keeps JSON documents of it), and nothing 
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -18,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from pulserec.ids import IdIndex
-from pulserec.profiles.batch import decode_contexts
 from pulserec.profiles.keyed import KeyedTable, keys_of
 from pulserec.profiles.profile import UserProfile
 from pulserec.records import ItemRecord
@@ -229,6 +229,16 @@ class ProfileTable:
         """Bytes held in arrays (the interned names aside)."""
         return (self.exists.nbytes + self.counts.nbytes + sum(c.nbytes for c in self.dense.values())
                 + sum(t.nbytes for t in self.keyed.values()))
+
+
+def decode_contexts(contexts: np.ndarray) -> tuple[np.ndarray, list]:
+    """(code per row, decoded distinct contexts): each distinct context JSON text decoded once
+    (code -1: no context)."""
+    try:
+        codes, uniques = pd.factorize(pd.Series(contexts, dtype=object))
+    except TypeError:  # contexts given as dicts (unhashable): decode row by row
+        codes, uniques = np.arange(len(contexts)), contexts
+    return codes, [json.loads(c) if isinstance(c, str) and c else c for c in list(uniques)]
 
 
 def _column(dtype, rows: int, width: int, fill) -> np.ndarray:
