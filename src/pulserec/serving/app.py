@@ -30,7 +30,7 @@ from pulserec.serving.errors import (
 from pulserec.serving.limits import BodySizeLimit, SettingLimits
 from pulserec.serving.openapi import document_rules
 from pulserec.serving.operations import add_operations
-from pulserec.serving.snapshot_task import SnapshotTask
+from pulserec.runtime.snapshot_task import SnapshotTask
 from pulserec.serving.routes import events, feedback, items, jobs, recommendations, system, users
 from pulserec.store.failures import StorageError
 from pulserec.validation import InvalidInput
