@@ -29,7 +29,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("pulserec.engine",),
     ("pulserec.replica", "pulserec.ingest"),
     ("pulserec.evaluation", "pulserec.distributed"),
-    ("pulserec.runtime",),
     ("pulserec.serving", "pulserec.client", "pulserec.client_results"),
     ("pulserec.cli",),
 ]

@@ -122,8 +122,15 @@ class Settings:
     # GET /metrics without a key even when keys are configured (for a Prometheus scraper that
     # cannot send one). Off by default: metrics name strategies, experiments and traffic.
     public_metrics: bool = False
-    # Browser origins allowed to call the API (CORS); empty = CORS off.
+    # Browser origins allowed to call the API (CORS); empty = CORS off. Requests with a
+    # publishable key from any other origin (but the server's own) are refused (403).
     cors_origins: tuple[str, ...] = ()
+    # Publishable keys (issue 14): put in web pages for the browser SDK, so public by design.
+    # They may only send the SDK's events (POST /sdk/events) and read recommendations; each
+    # key and client address gets `sdk_rate` requests per second, in bursts of `sdk_burst`.
+    publishable_keys: tuple[str, ...] = field(default=(), repr=False)
+    sdk_rate: float = 20.0
+    sdk_burst: int = 60
     # Several processes serve one data dir: each tails the shared SQLite log before answering.
     follow_log: bool = False
     # Every this many seconds a serving process installs models that appeared or changed under
@@ -253,13 +260,19 @@ class Settings:
             raise ValueError("snapshot_every_events and snapshot_every_s must be >= 0 (0 = off), snapshot_keep >= 1")
         if self.read_keys and not self.api_keys:
             raise ValueError("read_keys need api_keys too (otherwise nobody could write)")
-        for key in (*self.api_keys, *self.read_keys):
+        if self.publishable_keys and not self.api_keys:
+            raise ValueError("publishable_keys need api_keys too (without api_keys the API is open anyway)")
+        if set(self.publishable_keys) & {*self.api_keys, *self.read_keys}:
+            raise ValueError("a publishable key must not also be an api or read key (it is public)")
+        if not 0 < self.sdk_rate < float("inf") or self.sdk_burst < 1:
+            raise ValueError("sdk_rate must be a positive number of requests per second, sdk_burst >= 1")
+        for key in (*self.api_keys, *self.read_keys, *self.publishable_keys):
             if len(key) < 16 or not key.isascii() or not key.isprintable():
                 raise ValueError("API keys must be at least 16 printable ASCII characters")
 
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
-_LIST_SETTINGS = ("api_keys", "read_keys", "cors_origins", "dwell_types")
+_LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,15 @@ def write_report(data_dir: Path) -> None:
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "index.html").write_text("<!doctype html><title>Evaluation</title><h1>Evaluation</h1>")
     (reports / "metrics.json").write_text(json.dumps(EVALUATION))
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """Where a browser test saves its screenshots: $PULSEREC_SCREENSHOTS, else a temporary directory."""
+    folder = Path(os.environ.get("PULSEREC_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"{request.module.__name__}: screenshots in {folder}")
+    return folder
 
 
 @pytest.fixture(scope="module")

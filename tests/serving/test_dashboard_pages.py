@@ -5,7 +5,6 @@ Screenshots are saved under a temporary directory (or $PULSEREC_SCREENSHOTS) and
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -20,14 +19,6 @@ from pulserec.config import Settings
 LONG_TITLE = "The Extraordinarily Long and Winding Title of an Item Whose Name Does Not Fit in Any Table Cell (Director's Cut)"
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"chromium not found at {CHROMIUM}")
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("PULSEREC_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"dashboard screenshots in {folder}")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import time
+import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -71,6 +74,8 @@ def register(app: typer.Typer) -> None:
         keep_serving: Annotated[bool, typer.Option("--keep-serving", help="Keep the API up after the replay.")] = False,
         port: Annotated[int | None, typer.Option(help="Port for the API (default: a free one).")] = None,
         ab_visits: Annotated[int, typer.Option(help="Simulated visits in the A/B test.", min=50, max=100_000)] = 600,
+        open_shop: Annotated[bool, typer.Option("--open", help="Print the storefront's URL (GET /shop), open it in a "
+                                                               "browser where there is a display, and keep serving.")] = False,
     ) -> None:
         """Import a synthetic shop, build the models, start the API and replay live events.
 
@@ -91,6 +96,8 @@ def register(app: typer.Typer) -> None:
         console.rule("[bold]4. serve")
         server = BackgroundServer(engine, port=port).start()
         console.print(f"API on {server.url}  (docs: {server.url}/docs)")
+        if open_shop:
+            _open_shop(f"{server.url}/shop")
         client = Client(server.url)
         replay = _replay(engine, client, shop.live, watch)
         _new_visitor(client, shop.data)
@@ -98,7 +105,9 @@ def register(app: typer.Typer) -> None:
         _ab_test(client, shop.data, visits=ab_visits, seed=seed)
         _summary(engine, client, replay)
         client.close()
-        if keep_serving:
+        if keep_serving or open_shop:
+            if open_shop:
+                console.print(f"storefront: {server.url}/shop")
             _serve_until_interrupted(server.url)
         server.stop()
         engine.close()
@@ -230,6 +239,14 @@ def _summary(engine, client, replay: Replay) -> None:
                   f"({replay.sent / replay.seconds:,.0f} events/s); recommendation latency over HTTP "
                   f"p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms")
     console.print(engine.stats()["counters"])
+
+
+def _open_shop(url: str) -> None:
+    """Print the storefront's URL and open it where a browser can show it: on Linux only with a
+    display, since without one `webbrowser` may start a text browser in this very terminal."""
+    console.print(f"storefront: {url}  (click around: its lists change as you go)")
+    if sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        webbrowser.open(url)
 
 
 def _serve_until_interrupted(url: str) -> None:

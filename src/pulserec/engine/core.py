@@ -201,6 +201,14 @@ class Engine:
         self.notify(Counter(e.type for e in fresh), len(events) - accepted, max((e.ts for e in fresh), default=None))
         return result
 
+    def log_in(self, user_id: str, session_id: str) -> None:
+        """Merge the anonymous session into the user now (the browser SDK's `identify`), as the
+        user's first event naming both would; nothing happens when the session has no events."""
+        check_id_len("user_id", user_id, self.settings.max_id_len)
+        check_id_len("session_id", session_id, self.settings.max_id_len)
+        with self.lock:
+            self._log_in(self.user_key(user_id), self.session_key(session_id))
+
     def _log_in(self, user_key: str, session_id: str) -> None:
         """Merge an anonymous session into the user on their first event that names both."""
         session_key = SESSION_PREFIX + session_id
@@ -209,7 +217,7 @@ class Engine:
                 return
         else:
             owner = self.state.owners.get(session_key)
-            if owner is None or not self.state.histories.recent(owner) and owner not in self.state.profiles:
+            if owner is None or not self.state.histories.recent(owner) and self.state.profiles.get(owner) is None:
                 return
         claimed = self.store.claim_session(session_id, user_key)
         if claimed.empty:

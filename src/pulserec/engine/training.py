@@ -148,7 +148,7 @@ class Training:
         for model in list(engine.service.strategies.values()):
             if isinstance(model, AlignedModel) and model.model_users is not None:
                 absent.update(key for key in model.model_users.ids
-                              if (owner := owners.get(key)) is None or owner not in profiles)
+                              if (owner := owners.get(key)) is None or profiles.get(owner) is None)
         if absent:
             log.warning("saved models hold %d users the log no longer has: retraining them without", len(absent))
             for key in absent:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pulserec.ids import IdIndex
 from pulserec.records import ItemRecord
@@ -49,14 +48,6 @@ class Catalog:
         self.active[idx] = True
         self.created_ts[idx] = np.nan if ts is None else ts
         return idx
-
-    def intern_many(self, item_ids: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        """`intern` of each id (with the time of its first row), each distinct id once."""
-        codes, uniques = pd.factorize(item_ids)
-        _, first = np.unique(codes, return_index=True)
-        intern = self.intern
-        return np.fromiter((intern(i, t) for i, t in zip(uniques.tolist(), ts[first].tolist())),
-                           dtype=np.int64, count=len(uniques))[codes]
 
     def upsert(self, record: ItemRecord) -> int:
         idx = self.intern(record.item_id, record.created_ts)

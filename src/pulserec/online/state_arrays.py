@@ -17,9 +17,10 @@ from pulserec.config import Settings
 from pulserec.ids import IdIndex
 from pulserec.online.catalog import Catalog
 from pulserec.online.history_segments import Segment
-from pulserec.online.profile_columns import load_profiles, profile_arrays
+from pulserec.online.profile_columns import ProfileColumns, profile_arrays
 from pulserec.online.state import OnlineState
 from pulserec.online.strings import pack, unpack
+from pulserec.profiles import Profiles
 from pulserec.records import ItemRecord
 
 Arrays = dict[str, np.ndarray]
@@ -52,7 +53,7 @@ def to_arrays(state: OnlineState) -> Arrays:
     out["cooc.indptr"], out["cooc.indices"], out["cooc.data"] = base.indptr, base.indices, base.data
     out["cooc.shape"], out["cooc.degree"] = np.array(base.shape, dtype=np.int64), cooc.degree
     _history_arrays(out, state)
-    out.update(profile_arrays(state.profiles, len(state.owners)))
+    out.update(profile_arrays(state.profiles))
     return out
 
 
@@ -69,7 +70,7 @@ def from_arrays(settings: Settings, arrays: Arrays) -> OnlineState:
     state.cooc.base = sp.csr_matrix((arrays["cooc.data"], arrays["cooc.indices"], arrays["cooc.indptr"]), shape=n)
     state.cooc.degree = arrays["cooc.degree"].copy()
     _histories_from(state, arrays)
-    load_profiles(state.profiles, arrays)
+    state.profiles = Profiles(settings.interest_halflife, backing=ProfileColumns(arrays, settings.interest_halflife))
     return state
 
 

@@ -16,7 +16,8 @@ from pulserec.config import Settings
 from pulserec.engine import STATE_UNAVAILABLE, Engine, StoredNotApplied
 from pulserec.recommend.saved_models import ModelWatcher
 from pulserec.serving.access_log import ACCESS_LOGGER, redact_access_log
-from pulserec.serving.auth import add_cors, document_security, public_paths, require_access
+from pulserec.serving.auth import document_security, public_paths, require_access
+from pulserec.serving.cors import add_cors
 from pulserec.serving.errors import (
     ERROR_RESPONSES,
     on_invalid_input,
@@ -29,9 +30,10 @@ from pulserec.serving.errors import (
 )
 from pulserec.serving.limits import BodySizeLimit, SettingLimits
 from pulserec.serving.openapi import document_rules
+from pulserec.serving.rate_limit import RateLimiter
 from pulserec.serving.operations import add_operations
-from pulserec.runtime.snapshot_task import SnapshotTask
-from pulserec.serving.routes import events, feedback, items, jobs, recommendations, system, users
+from pulserec.serving.snapshot_task import SnapshotTask
+from pulserec.serving.routes import events, feedback, items, jobs, recommendations, sdk, shop, system, users
 from pulserec.store.failures import StorageError
 from pulserec.validation import InvalidInput
 
@@ -80,8 +82,9 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
         app.add_exception_handler(unavailable, on_state_unavailable)
     # One access dependency on every router: the route's class (public, catalogue, personal,
     # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
-    for module in (events, items, users, recommendations, feedback, system, jobs):
+    for module in (events, items, users, recommendations, feedback, system, jobs, sdk, shop):
         app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
+    app.state.sdk_limiter = RateLimiter(engine.settings.sdk_rate, engine.settings.sdk_burst)  # publishable keys
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     app.add_middleware(SettingLimits, max_id_len=engine.settings.max_id_len)
     add_cors(app, engine.settings.cors_origins)

@@ -1,4 +1,4 @@
-"""Who may call the API: API keys checked by one FastAPI dependency, and opt-in CORS.
+"""Who may call the API: API keys checked by one FastAPI dependency (CORS: serving/cors.py).
 
 Keys come from the settings (`api_keys`, `read_keys`; env `PULSEREC_API_KEYS`, `PULSEREC_READ_KEYS`,
 comma separated) and are presented as `x-api-key: KEY` or `Authorization: Bearer KEY`.
@@ -15,6 +15,9 @@ Every route is in one of four classes (:func:`access_of`; the table is in docs/s
   unless it is added to a lighter class here.
 * writes and admin (every other method, and `/stats`): an api key once `api_keys` exist.
 
+Publishable keys (`publishable_keys`, for web pages) open only the browser SDK's routes, from
+allowed origins and rate-limited: serving/publishable.py.
+
 Nothing configured: the API is open (local development); `pulserec serve` warns when it
 binds a non-loopback interface that way.
 """
@@ -26,9 +29,9 @@ import ipaddress
 from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.middleware.cors import CORSMiddleware
 
 from pulserec.config import Settings
+from pulserec.serving import publishable
 from pulserec.serving.routes.deps import engine_of
 
 #: Methods that only read; every other method needs a write key.
@@ -110,20 +113,23 @@ def _open(settings: Settings, key: str | None) -> None:
 
 
 def key_role(settings: Settings, key: str | None) -> str:
-    """What `key` may do: "admin" (writes, retrain), "read", or "none"; with no keys configured
-    everyone is "admin" (the API is open)."""
+    """What `key` may do: "admin" (writes, retrain), "read", "publishable" (the browser SDK's
+    routes) or "none"; with no keys configured everyone is "admin" (the API is open)."""
     if not settings.api_keys or (key is not None and key_matches(key, settings.api_keys)):
         return "admin"
     if key is not None and key_matches(key, settings.read_keys):
         return "read"
+    if key is not None and key_matches(key, settings.publishable_keys):
+        return "publishable"
     return "none"
 
 
 #: Route templates (as declared, e.g. `/reports/{path:path}`) by access class; see the module.
 PUBLIC_PATHS = frozenset({"/health", "/health/ready", "/dashboard", "/dashboard/users/{user_id}", "/dashboard/items/{item_id}",
-                          "/dashboard/{page}", "/dashboard/api/session"})  # session: what the presented key may do
+                          "/dashboard/{page}", "/dashboard/api/session", "/sdk/pulserec.js"})  # session: what the presented key may do
 CATALOGUE_PATHS = frozenset({"/items/{item_id}", "/items/{item_id}/similar", "/models", "/reports/{path:path}",
-                             "/jobs", "/jobs/{job_id}"})  # jobs: model names, timings, results; no person
+                             "/jobs", "/jobs/{job_id}",  # jobs: model names, timings, results; no person
+                             "/shop", "/shop/items/{item_id}", "/shop/search"})  # the storefront shows the catalogue
 ADMIN_READ_PATHS = frozenset({"/stats", "/dashboard/api/config"})
 METRICS_PATH = "/metrics"
 
@@ -154,16 +160,30 @@ async def require_write(request: Request) -> None:
 
 
 async def require_access(request: Request) -> None:
-    """The one access dependency, on every router: the route's class decides (see the module)."""
+    """The one access dependency, on every router: the route's class decides (see the module);
+    a publishable key (serving/publishable.py) is admitted to its few routes only."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     settings = engine_of(request).settings
-    access_of(request.method, path, settings)(settings, presented_key(request))
+    key = presented_key(request)
+    if settings.publishable_keys:
+        browser_key = request.query_params.get(publishable.KEY_PARAM)
+        if browser_key is not None:
+            if key is None and not key_matches(browser_key, settings.publishable_keys):
+                raise _unauthorized(f"the {publishable.KEY_PARAM} query parameter takes publishable keys only "
+                                    f"(send secret keys as {KEY_HEADER})")
+            key = key or browser_key
+        if key is not None and key_matches(key, settings.publishable_keys):
+            publishable.admit(request, path, key, settings)
+            return
+    elif key is None and path == publishable.SDK_EVENTS_PATH and not settings.api_keys:
+        publishable.throttle(request, None, settings)  # an open API: the browsers' route is still limited
+    access_of(request.method, path, settings)(settings, key)
 
 
 def public_paths(settings: Settings) -> set[str]:
     """The documented paths that need no key under `settings`."""
-    return {"/health", "/health/ready", "/dashboard/api/session", *((METRICS_PATH,) if settings.public_metrics else ())}
+    return {"/health", "/health/ready", "/dashboard/api/session", "/sdk/pulserec.js", *((METRICS_PATH,) if settings.public_metrics else ())}
 
 
 def document_security(app: FastAPI, open_paths: Iterable[str] = ("/health",)) -> None:
@@ -184,21 +204,6 @@ def document_security(app: FastAPI, open_paths: Iterable[str] = ("/health",)) ->
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def add_cors(app: FastAPI, origins: Iterable[str]) -> None:
-    """Allow browsers on `origins` to call the API; no origins (the default) leaves CORS off."""
-    allowed = list(origins)
-    if not allowed:
-        return
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=allowed,
-        allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["authorization", "content-type", KEY_HEADER],
-        allow_credentials=False,
-        max_age=600,
-    )
 
 
 def is_loopback(host: str) -> bool:

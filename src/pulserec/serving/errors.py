@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
@@ -26,6 +27,17 @@ def field_path(loc: Sequence[Any]) -> str:
         else:
             parts.append(("." if parts else "") + str(piece))
     return "".join(parts) or "body"
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body read by hand (to name the failing event, or whatever its content type: a
+    beacon sends text/plain) parsed as JSON; a 400 naming the problem."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPException(400, "malformed JSON: nested too deeply") from None
 
 
 def error_items(errors: Iterable[dict[str, Any]], prefix: Sequence[Any] = ()) -> list[dict[str, str]]:

@@ -3,8 +3,9 @@ settings or its state: id and result-count limits, known event types and strateg
 
 Request models are module-level types, so they carry only hard caps (:mod:`pulserec.validation`)
 and free-form names; this fills in the real bounds and enums, so that a client (or schemathesis)
-reads what the server actually accepts. It also adds `EventIn`, which POST /events refers to but
-FastAPI does not emit (that route parses its body itself, to accept three shapes). The document
+reads what the server actually accepts. It also adds `EventIn` and `BrowserBatch`, which POST
+/events and POST /sdk/events refer to but FastAPI does not emit (those routes parse their bodies
+themselves: to accept three shapes, and a beacon's text/plain). The document
 is rebuilt when the set of strategies changes (a model trained or installed)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import EventIn
+from pulserec.serving.routes.sdk import SDK_EVENT_TYPES, BrowserBatch
 from pulserec.validation import ID_LEN_CAP, N_CAP
 
 REF = "#/components/schemas/{model}"
@@ -31,8 +33,8 @@ def _walk(node: Any, visit: Any) -> None:
             _walk(value, visit)
 
 
-def _add_event_schema(schema: dict[str, Any]) -> None:
-    _, defs = models_json_schema([(EventIn, "validation")], ref_template=REF)
+def _add_body_schemas(schema: dict[str, Any]) -> None:
+    _, defs = models_json_schema([(EventIn, "validation"), (BrowserBatch, "validation")], ref_template=REF)
     schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
 
 
@@ -54,6 +56,10 @@ def _apply_rules(schema: dict[str, Any], engine: Engine, strategies: list[str]) 
     event = components.get("EventIn", {}).get("properties", {})
     if "type" in event:
         event["type"] = {"type": "string", "enum": sorted(settings.event_weights), "title": "Type"}
+    browser = components.get("BrowserEvent", {}).get("properties", {})
+    if "type" in browser:
+        known = [t for t in SDK_EVENT_TYPES if t in settings.event_weights]
+        browser["type"] = {"type": "string", "enum": known, "title": "Type"}
     variant = components.get("Variant", {}).get("properties", {})
     if "strategy" in variant:
         variant["strategy"] = {"type": "string", "enum": strategies, "title": "Strategy"}
@@ -69,7 +75,7 @@ def document_rules(app: FastAPI, engine: Engine) -> None:
         if app.openapi_schema is None or built_for != [strategies]:
             app.openapi_schema = None  # the inner builders cache in the same attribute
             schema = build()
-            _add_event_schema(schema)
+            _add_body_schemas(schema)
             _apply_rules(schema, engine, list(strategies))
             app.openapi_schema = schema
             built_for[:] = [strategies]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pulserec.ingest.schemas import EventIn
-from pulserec.serving.errors import error_items, validation_response
+from pulserec.serving.errors import error_items, parse_json, validation_response
 from pulserec.serving.routes.deps import engine_of
 from pulserec.validation import InvalidInput
 
@@ -57,13 +56,7 @@ async def post_events(request: Request) -> Any:
     # `async` to read the raw body without a thread (the body is parsed here, so that an error can
     # name the event and field); the blocking ingest itself runs in the thread pool below.
     engine = engine_of(request)
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
-    except RecursionError:
-        return JSONResponse({"detail": "malformed JSON: nested too deeply"}, status_code=400)
+    body = parse_json(await request.body())
     prefix: tuple[Any, ...] = ()
     if isinstance(body, dict) and "events" in body:
         extra = set(body) - {"events"}

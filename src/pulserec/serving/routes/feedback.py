@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import ConfigDict, Field, field_validator
 
+from pulserec.engine import Engine
 from pulserec.experiments.assignment import ExperimentConfig
 from pulserec.ingest.schemas import Body, EpochSeconds, Id, epoch_seconds
 from pulserec.serving.errors import ErrorBody
@@ -36,13 +37,19 @@ class ImpressionIn(Body):
 
 @router.post("/impressions", summary="Record that a recommendation list was shown")
 def post_impression(impression: ImpressionIn, request: Request) -> dict[str, Any]:
-    engine = engine_of(request)
+    recorded = record_impression(engine_of(request), impression)
+    return {"recommendation_id": impression.recommendation_id, "recorded": recorded}
+
+
+def record_impression(engine: Engine, impression: ImpressionIn, where: str = "recommendation_id") -> bool:
+    """Store `impression`, its gaps filled from the recommendation it names (also for the SDK's
+    batches, where `where` names the impression in an error)."""
     served = engine.experiments.served(impression.recommendation_id)
     if served is None and (impression.strategy is None or impression.items is None):
-        raise HTTPException(422, "unknown recommendation_id: give strategy and items explicitly")
+        raise HTTPException(422, f"{where}: unknown recommendation_id: give strategy and items explicitly")
     ts = impression.timestamp if impression.timestamp is not None else time.time()
     user = engine.user_key(impression.user_id) if impression.user_id else (served.user_id if served else None)
-    recorded = engine.feedback.add_impression(
+    return engine.feedback.add_impression(
         impression.recommendation_id,
         user,
         engine.session_key(impression.session_id) if impression.session_id else (served.session_id if served else None),
@@ -52,7 +59,6 @@ def post_impression(impression: ImpressionIn, request: Request) -> dict[str, Any
         list(impression.items or served.items),  # type: ignore[union-attr]
         ts,
     )
-    return {"recommendation_id": impression.recommendation_id, "recorded": recorded}
 
 
 @router.get("/feedback", summary="Online CTR and conversion rate by strategy")

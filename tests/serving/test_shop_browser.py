@@ -1,0 +1,181 @@
+"""The storefront (GET /shop) on pulserec.js in a real headless Chromium, against a real uvicorn
+server with secret and publishable keys, seeded with a synthetic shop (issue 14.1 and 14.6).
+
+What the SDK sent is read back from the store's SQLite file. Screenshots are saved under a
+temporary directory (or $PULSEREC_SCREENSHOTS) and named in the log. Every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_dashboard import CHROMIUM, Tab, browser  # noqa: F401 - fixture
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.ingest.synthetic import as_events, generate
+from pulserec.serving.server import BackgroundServer
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"chromium not found at {CHROMIUM}")
+
+SECRET = "shop-secret-key-0123456789"
+PK = "pk_shop_demo_0123456789"
+WAIT_MS = 10_000  # the longest any page, widget or event is waited for
+
+
+class Shop:
+    def __init__(self, server: BackgroundServer, engine: Engine, data_dir: Path) -> None:
+        self.server, self.engine, self.data_dir = server, engine, data_dir
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def events(self, session_id: str) -> list[dict]:
+        """The stored events of a session (or of the user it was merged into), oldest first."""
+        with sqlite3.connect(self.data_dir / "pulserec.db") as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM events WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def shown(self, rec_id: str) -> list[str] | None:
+        """The items of the stored impression of `rec_id`, if one was stored."""
+        with sqlite3.connect(self.data_dir / "pulserec.db") as db:
+            row = db.execute("SELECT items FROM impressions WHERE rec_id = ?", (rec_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def wait_for_events(self, session_id: str, done, what: str) -> list[dict]:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while time.monotonic() < deadline:
+            events = self.events(session_id)
+            if done(events):
+                return events
+            time.sleep(0.05)
+        raise AssertionError(f"{what} never arrived; stored: {self.events(session_id)}")
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> Iterator[Shop]:
+    data_dir = tmp_path_factory.mktemp("shop")
+    engine = Engine(Settings.load(data_dir, api_keys=(SECRET,), publishable_keys=(PK,)))
+    data = generate(n_users=60, n_items=120, n_events=3000, seed=3, end_ts=time.time() - 60)
+    engine.put_items(list(data.items))
+    engine.ingest(as_events(data.events))
+    with BackgroundServer(engine) as server:
+        yield Shop(server, engine, data_dir)
+    engine.close()
+
+
+@pytest.fixture
+def tab(browser, shop) -> Iterator[Tab]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # a new visitor: empty localStorage
+    opened = Tab(context.new_page(), shop.url)
+    opened.page.set_default_timeout(WAIT_MS)
+    yield opened
+    context.close()
+
+
+def listed(tab: Tab, widget: str) -> list[str]:
+    tab.page.wait_for_selector(f"#{widget}[data-pulserec-state=ready]")
+    return tab.page.eval_on_selector_all(f"#{widget} .pulserec-item", "els => els.map(e => e.dataset.pulserecItemId)")
+
+
+def open_page(tab: Tab, path: str, widget: str) -> list[str]:
+    tab.page.goto(tab.base_url + path)
+    return listed(tab, widget)
+
+
+def session_of(tab: Tab) -> str:
+    return tab.page.evaluate("window.pulserec.sessionId")
+
+
+def test_a_click_and_a_dwell_change_the_widget_on_the_next_page(tab, shop, shots):
+    first = open_page(tab, "/shop", "recommendations")
+    assert listed(tab, "trending") and len(first) == 6
+    reasons = tab.page.locator("#recommendations .pulserec-reason").all_inner_texts()
+    assert all(reasons), reasons  # every item says why it is there
+    tab.page.screenshot(path=str(shots / "shop-home.png"), full_page=True)
+    trending_rec = tab.page.get_attribute("#trending", "data-pulserec-rec-id")
+    clicked = tab.page.locator("#trending .pulserec-item").first
+    product = clicked.get_attribute("data-pulserec-item-id")
+    clicked.locator("a").click()
+    similar = listed(tab, "similar")
+    assert product not in similar and tab.page.locator("#title").inner_text()
+    tab.page.wait_for_timeout(1500)  # dwell on the product page
+    tab.page.screenshot(path=str(shots / "shop-product.png"), full_page=True)
+    started = time.perf_counter()
+    tab.page.locator("#similar .pulserec-item a").first.click()
+    after = listed(tab, "recommendations")
+    took = time.perf_counter() - started
+    print(f"click to the next page's recommendations: {took * 1000:.0f} ms")
+    session = session_of(tab)
+    events = shop.events(session)
+    views = [e for e in events if e["type"] == "view" and e["item_id"] == product]
+    assert len(views) == 1 and views[0]["dwell_seconds"] >= 1.5, events  # sent at the page's hide, with its visible time
+    assert views[0]["rec_id"] == trending_rec  # the view of a recommended item keeps its attribution
+    clicks = [e for e in events if e["type"] == "click"]
+    assert [c["item_id"] for c in clicks][:1] == [product] and clicks[0]["rec_id"] == trending_rec
+    assert clicks[1]["rec_id"].startswith("similar-")
+    assert after != first and product not in after  # the history changed what is recommended
+    viewed_title = shop.engine.item(product)["title"]
+    assert any(viewed_title in r for r in tab.page.locator("#recommendations .pulserec-reason").all_inner_texts())
+    assert took < 5.0
+    tab.page.screenshot(path=str(shots / "shop-next-page.png"), full_page=True)
+    tab.assert_clean()
+
+
+def test_widgets_report_their_impressions(tab, shop):
+    open_page(tab, "/shop", "recommendations")
+    rec = tab.page.get_attribute("#recommendations", "data-pulserec-rec-id")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline and not shop.shown(rec):
+        time.sleep(0.05)
+    assert shop.shown(rec) == listed(tab, "recommendations")
+    tab.assert_clean()
+
+
+def test_a_search_is_sent_with_its_query(tab, shop, shots):
+    open_page(tab, "/shop", "recommendations")
+    tab.page.fill("#q", "running")
+    tab.page.press("#q", "Enter")
+    tab.page.wait_for_url("**/shop/search?q=running")
+    after = listed(tab, "recommendations")
+    assert tab.page.locator(".grid .tile").count() > 0
+    events = shop.wait_for_events(session_of(tab), lambda es: any(e["type"] == "search" for e in es), "the search")
+    assert [e["query"] for e in events if e["type"] == "search"] == ["running"]
+    assert after
+    tab.page.screenshot(path=str(shots / "shop-search.png"), full_page=True)
+    tab.assert_clean()
+
+
+def test_add_to_cart_redraws_the_lists_and_sign_in_merges_the_session(tab, shop):
+    item = shop.engine.item("sku-00001")
+    open_page(tab, "/shop/items/sku-00001", "recommendations")
+    shown = tab.page.get_attribute("#recommendations", "data-pulserec-rec-id")
+    tab.page.click("#add-to-cart")
+    tab.page.wait_for_function(f"document.querySelector('#recommendations').dataset.pulserecRecId !== {shown!r}")
+    session = session_of(tab)
+    carts = shop.wait_for_events(session, lambda es: any(e["type"] == "add_to_cart" for e in es), "the add-to-cart")
+    assert [(e["item_id"], e["value"]) for e in carts if e["type"] == "add_to_cart"] == [("sku-00001", item["price"])]
+    tab.page.fill("#user", "shopper-42")
+    tab.page.click("#sign-in button")
+    tab.page.wait_for_selector("#signed-in:not([hidden])")
+    headers = {"x-api-key": SECRET}
+    deadline = time.monotonic() + WAIT_MS / 1000
+    profile = None
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{shop.url}/users/shopper-42/profile", headers=headers)
+        if answer.status_code == 200:
+            profile = answer.json()
+            break
+        time.sleep(0.05)
+    assert profile is not None and profile["counts_by_type"].get("add_to_cart") == 1  # the session's events are the user's
+    tab.page.reload()
+    listed(tab, "recommendations")
+    assert tab.page.evaluate("window.pulserec.userId") == "shopper-42"
+    tab.assert_clean()
