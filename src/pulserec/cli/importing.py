@@ -10,18 +10,6 @@ import typer
 from pulserec.cli.common import DataDir, console, open_engine, progress_bar
 
 
-def count_rows(path: Path) -> int | None:
-    name = path.name.lower()
-    if name.endswith(".csv") or name.endswith(".tsv"):
-        with open(path, "rb") as fh:
-            return max(sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) - 1, 0)
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
-    return None
-
-
 def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_command(
@@ -39,7 +27,7 @@ def register(app: typer.Typer) -> None:
           pulserec import --items items.csv --events events.parquet
           pulserec import --movielens ../shared/data/ml-latest-small
         """
-        from pulserec.ingest.importer import ImportReport, import_events, import_items, import_users
+        from pulserec.ingest.importer import ImportReport, count_rows, import_events, import_items, import_users
 
         if not any((events, items, users, movielens)):
             raise typer.BadParameter("give at least one of --events, --items, --users, --movielens")

@@ -26,6 +26,7 @@ from pulserec.records import ItemRecord
 from pulserec.event_weights import MAX_DWELL_S
 from pulserec.validation import ValueRule, bad_values, dwell_problem
 from pulserec.store import EVENT_COLUMNS
+from pulserec.store.bulk_load import indexes_deferred
 
 ALIASES = {
     "user_id": ("user_id", "userid", "user", "visitorid", "customer_id"),
@@ -76,6 +77,20 @@ def read_table(path: str | Path, chunk_size: int = 250_000) -> Iterator[pd.DataF
         yield from pd.read_csv(path, sep=sep, chunksize=chunk_size, dtype=str, keep_default_na=False, na_values=[""])
     else:
         raise ValueError(f"{path}: unsupported file type (use .csv, .csv.gz, .tsv or .parquet)")
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Rows of an events file without parsing it (CSV: newlines; Parquet: its metadata)."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".csv", ".tsv")):
+        with open(path, "rb") as fh:
+            return max(sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) - 1, 0)
+    if name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
 
 
 def _rename(frame: pd.DataFrame) -> pd.DataFrame:
@@ -255,6 +270,14 @@ def import_events(
             if errors:
                 raise ImportAborted(f"{len(errors)}+ invalid rows, first: row {errors[0]['row']} {errors[0]['field']}: {errors[0]['message']}")
             first += len(chunk)
+    with indexes_deferred(engine.store, count_rows(path) or 0):
+        _store_chunks(engine, path, chunk_size, report, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _store_chunks(engine: Engine, path: str | Path, chunk_size: int, report: ImportReport,
+                  progress: Callable[[int], None] | None) -> None:
     first = 0
     for chunk in read_table(path, chunk_size):
         valid, errors = normalise_events(chunk, engine.settings.event_weights, first, **checks_of(engine.settings))
@@ -270,8 +293,6 @@ def import_events(
         first += len(chunk)
         if progress:
             progress(len(chunk))
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _split_tags(value: Any) -> tuple[str, ...]:

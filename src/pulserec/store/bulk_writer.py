@@ -23,7 +23,7 @@ def _append_in_child(path: str, synchronous: str, frame: pd.DataFrame) -> list[i
     row tuples SQLite binds are built here, off the parent's critical path."""
     global _CHILD_STORE
     if _CHILD_STORE is None or str(_CHILD_STORE.path) != path:
-        _CHILD_STORE = SQLiteStore(path, synchronous)
+        _CHILD_STORE = SQLiteStore(path, synchronous, indexes=False)
     return _CHILD_STORE.append_events(frame_rows(frame))
 
 

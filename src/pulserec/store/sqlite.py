@@ -38,6 +38,12 @@ EVENT_COLUMNS = (
     "dwell_seconds",
 )
 
+#: The events table's own secondary indexes (separate: a bulk load may defer them, store/bulk_load.py).
+EVENT_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id);
+CREATE INDEX IF NOT EXISTS events_session ON events(session_id) WHERE session_id IS NOT NULL;
+"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq        INTEGER PRIMARY KEY,  -- arrival order; user_id is NULL for anonymous sessions
@@ -53,8 +59,6 @@ CREATE TABLE IF NOT EXISTS events (
     rec_id     TEXT,
     dwell_seconds REAL              -- seconds the item's page was visible (issue 14.2)
 );
-CREATE INDEX IF NOT EXISTS events_user ON events(user_id);
-CREATE INDEX IF NOT EXISTS events_session ON events(session_id) WHERE session_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS items (
     item_id     TEXT PRIMARY KEY,
     title       TEXT,
@@ -136,7 +140,8 @@ class SQLiteStore:
     Opening raises :class:`~pulserec.store.watermark.StoreWentBackwards` when the database holds
     fewer events than were committed before (lost WAL, 0-byte file), unless `accept_data_loss`."""
 
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL", accept_data_loss: bool = False) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", accept_data_loss: bool = False,
+                 indexes: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -153,6 +158,8 @@ class SQLiteStore:
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: bulk inserts touch many index pages
         self._db.executescript(_SCHEMA)
+        if indexes:  # False for a bulk writer's second connection (the first made them, or deferred them)
+            self._db.executescript(EVENT_INDEXES)
         _add_missing_columns(self._db)
         self._sidecar: Sidecar | None = Sidecar(sidecar_path(self.path))
         try:
