@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,7 @@ from pulserec.serving.server import BackgroundServer
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"chromium not found at {CHROMIUM}")
 
 SECRET = "shop-secret-key-0123456789"
+
 PK = "pk_shop_demo_0123456789"
 WAIT_MS = 10_000  # the longest any page, widget or event is waited for
 
@@ -59,14 +62,64 @@ class Shop:
         raise AssertionError(f"{what} never arrived; stored: {self.events(session_id)}")
 
 
+class ElsewherePages:
+    """Another shop's web server on 127.0.0.1: one product page using pulserec.js from the API.
+
+    Reached as http://localhost:PORT it is an origin the API allows (cors_origins); as
+    http://127.0.0.1:PORT an origin it does not know. (Loopback both: Chromium lets no public
+    page call a loopback server.)"""
+
+    def __init__(self) -> None:
+        self.api_url = ""
+        pages = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+                body = pages.html().encode()
+                self.send_response(200)
+                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.allowed, self.stranger = f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def html(self) -> str:
+        return (f'<!doctype html><title>elsewhere</title><main data-pulserec-item="sku-00003">A product</main>'
+                f'<div id="similar" data-pulserec-widget="similar">similar items</div>'
+                f'<script src="{self.api_url}/sdk/pulserec.js" data-key="{PK}" data-item-url="/p/{{id}}"></script>')
+
+    def __enter__(self) -> ElsewherePages:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory) -> Iterator[Shop]:
+def elsewhere() -> Iterator[ElsewherePages]:
+    with ElsewherePages() as pages:
+        yield pages
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory, elsewhere) -> Iterator[Shop]:
     data_dir = tmp_path_factory.mktemp("shop")
-    engine = Engine(Settings.load(data_dir, api_keys=(SECRET,), publishable_keys=(PK,)))
+    engine = Engine(Settings.load(data_dir, api_keys=(SECRET,), publishable_keys=(PK,), cors_origins=(elsewhere.allowed,)))
     data = generate(n_users=60, n_items=120, n_events=3000, seed=3, end_ts=time.time() - 60)
     engine.put_items(list(data.items))
     engine.ingest(as_events(data.events))
     with BackgroundServer(engine) as server:
+        elsewhere.api_url = server.url
         yield Shop(server, engine, data_dir)
     engine.close()
 
@@ -179,3 +232,38 @@ def test_add_to_cart_redraws_the_lists_and_sign_in_merges_the_session(tab, shop)
     listed(tab, "recommendations")
     assert tab.page.evaluate("window.pulserec.userId") == "shopper-42"
     tab.assert_clean()
+
+
+def test_the_documented_api_is_there_and_refuses_misuse(tab, shop):
+    open_page(tab, "/shop", "trending")
+    api = tab.page.evaluate("Object.keys(window.pulserec).sort()")
+    assert api == sorted(["version", "ready", "track", "identify", "reset", "refresh", "flush", "sessionId", "userId", "config"])
+    for call in ("pulserec.track('rating', {item_id: 'sku-00001'})", "pulserec.track('view', {item_id: 'a', price: 1})",
+                 "pulserec.identify('')"):
+        assert tab.page.evaluate(f"() => {{ try {{ {call}; return 'no error'; }} catch (e) {{ return e.name; }} }}") == "TypeError"
+    tab.assert_clean()
+
+
+def test_a_page_on_an_allowed_origin_shows_widgets_and_sends_its_events(tab, shop, elsewhere):
+    tab.page.goto(f"{elsewhere.allowed}/product")
+    assert listed(tab, "similar")  # a cross-origin GET with the key in the query: no preflight
+    session = session_of(tab)
+    tab.page.wait_for_timeout(300)
+    tab.page.goto(f"{elsewhere.allowed}/product")  # leaving the page beacons its view across origins
+    listed(tab, "similar")
+    views = shop.wait_for_events(session, lambda es: any(e["type"] == "view" for e in es), "the cross-origin view")
+    assert [v["item_id"] for v in views if v["type"] == "view"][:1] == ["sku-00003"]
+    assert not tab.errors, tab.errors
+
+
+def test_a_page_on_another_origin_gets_nothing_and_writes_nothing(tab, shop, elsewhere):
+    tab.page.goto(f"{elsewhere.stranger}/product")
+    tab.page.wait_for_selector("#similar[data-pulserec-state=error]")
+    session = session_of(tab)
+    tab.page.evaluate("pulserec.track('like', {item_id: 'sku-00003'})")
+    tab.page.wait_for_timeout(500)
+    tab.page.goto(f"{elsewhere.stranger}/product")
+    tab.page.wait_for_selector("#similar[data-pulserec-state=error]")
+    tab.page.wait_for_timeout(300)
+    assert shop.events(session) == []  # refused (403) before anything was stored
+    assert any("CORS" in e or "403" in e for e in tab.errors), tab.errors

@@ -40,8 +40,6 @@ from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.jobs import JobRegistry
 from pulserec.recommend.search import SearchResults, search
-from pulserec.recommend.controls import Controls
-from pulserec.store.controls import ControlStore
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
@@ -102,7 +100,6 @@ class Engine:
         self.feedback = FeedbackStore(self.store)
         self.history = History(self.store)  # the dashboard's history and lists (after feedback: it indexes impressions)
         self.experiments = Experiments(self.feedback)
-        self.controls = Controls(ControlStore(self.store))  # named filters, promotions (this app's)
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
         self.jobs = JobRegistry(settings.max_jobs)
