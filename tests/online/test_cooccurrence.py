@@ -143,3 +143,20 @@ def test_bounded_rows_keep_their_heaviest_neighbours():
     np.testing.assert_allclose(bounded.degree, full.degree)  # cosine normalisation sees every pair
     bounded.add_log(owners[owners == 3], items[owners == 3], weights[owners == 3], ts[owners == 3], sign=-1.0)
     assert (bounded.base.data >= 0).all()  # evicted pairs of a forgotten user do not go negative
+
+
+def test_small_bulk_updates_are_read_from_the_middle_level_until_folded():
+    big, small = random_log(2), tuple(column[:40] for column in random_log(3))
+    two_levels = CoOccurrence(5, 86_400.0)
+    two_levels.add_log(*big)  # an empty base: the first update goes straight into it
+    base_nnz = two_levels.base.nnz
+    two_levels.add_log(*small)  # far below a quarter of the base: it waits in the middle level
+    assert two_levels.base.nnz == base_nnz and two_levels.mid.nnz > 0
+    reference = CoOccurrence(5, 86_400.0)
+    for log in (big, small):
+        reference.add_log(*log)
+        reference.compact()
+    np.testing.assert_allclose(dense(two_levels, 40), dense(reference, 40), rtol=1e-12, atol=1e-12)
+    assert two_levels.nnz == base_nnz + two_levels.mid.nnz
+    two_levels.compact()
+    assert two_levels.mid.nnz == 0 and two_levels.base.nnz == reference.base.nnz
