@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _common import machine, percentiles_ms, print_table  # noqa: E402
 from pulserec.ingest.movielens import movielens_path  # noqa: E402
-from pulserec.serving.process import SRC_DIR, ServerProcess  # noqa: E402
+from pulserec.runtime.process import SRC_DIR, ServerProcess  # noqa: E402
 
 KINDS = ("recommend", "similar", "profile", "events")
 MIX = (0.4, 0.2, 0.2, 0.2)

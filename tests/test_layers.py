@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pulserec.engine",),
     ("pulserec.replica", "pulserec.ingest"),
     ("pulserec.evaluation", "pulserec.distributed"),
+    ("pulserec.runtime",),
     ("pulserec.serving", "pulserec.client", "pulserec.client_results"),
     ("pulserec.cli",),
 ]

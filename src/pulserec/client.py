@@ -126,7 +126,8 @@ class _Endpoints:
         return self._run(Call("GET", f"/items/{_segment(item_id)}", _typed(Item)))
 
     def similar(self, item_id: str, n: int = 10, **options: Any) -> Recommendations:
-        """Items similar to `item_id`; options: strategy, category, exclude, min_price, max_price."""
+        """Items similar to `item_id`; options: strategy, category, exclude, min_price, max_price,
+        filter (a named filter), filter_expression."""
         return self._run(Call("GET", f"/items/{_segment(item_id)}/similar", _typed(Recommendations), _params(n=n, **options)))
 
     # -- users --------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ class _Endpoints:
     # -- recommendations ----------------------------------------------------------------------
     def recommend(self, user_id: str, n: int = 10, **options: Any) -> Recommendations:
         """What `user_id` should see now; options: strategy, category, exclude_seen, exclude,
-        min_price, max_price, device, location."""
+        min_price, max_price, filter (a named filter), filter_expression, device, location."""
         return self._run(Call("GET", f"/users/{_segment(user_id)}/recommendations", _typed(Recommendations),
                               _params(n=n, **options)))
 
@@ -162,6 +163,21 @@ class _Endpoints:
     def metrics(self) -> str:
         """The Prometheus exposition text of GET /metrics."""
         return self._run(Call("GET", "/metrics", _text))
+
+    # -- merchandising controls ---------------------------------------------------------------
+    def put_filter(self, name: str, expression: str) -> dict[str, Any]:
+        """Store a named filter (`?filter=NAME` on every ranking route); a bad expression is a
+        PulserecError 422 whose detail names the position and what was expected."""
+        return self._run(Call("PUT", f"/filters/{_segment(name)}", _json, body={"expression": expression}))
+
+    def filter(self, name: str) -> dict[str, Any]:
+        return self._run(Call("GET", f"/filters/{_segment(name)}", _json))
+
+    def filters(self) -> list[dict[str, Any]]:
+        return self._run(Call("GET", "/filters", lambda response: response.json()["filters"]))
+
+    def delete_filter(self, name: str) -> dict[str, Any]:
+        return self._run(Call("DELETE", f"/filters/{_segment(name)}", _json))
 
     # -- feedback and experiments -------------------------------------------------------------
     def post_impression(self, recommendation_id: str, **fields: Any) -> dict[str, Any]:

@@ -140,6 +140,17 @@ class Settings:
     # shared box more threads thrash (3 SASRec epochs took 132 s with torch's default of 2
     # threads on 2 cores, 15 s with 1; issue 18).
     torch_threads: int = 1
+    # The self-chosen default (models/auto.py): `pulserec serve` trains `auto` in the background at
+    # start when none is saved and the log holds at least this many events (0 = never). Below it a
+    # validation split carved from the log has too few users to choose between blends: the built-in
+    # default (item-kNN + trending) serves until then, and after any later `POST /models/auto/train`.
+    auto_train_min_events: int = 10_000
+    # After a training of models that `auto` blends (als, ease, ...), `auto` re-runs its choice on the
+    # new log (a job of its own) when it is the served default, so the default never lags behind them.
+    auto_reselect: bool = True
+    # What a first `auto` chooses between (names from models/auto.py's candidates); empty = all of
+    # them that are installed. A small box may leave out sasrec (its two fits take minutes on 2 cores).
+    auto_candidates: tuple[str, ...] = ()
     # Scale-out (issue 7): keep the online state in Redis ("redis://host:port/db") so several
     # API processes share it; empty = the embedded in-memory state. Keys live under
     # `state_namespace`. With `stream_url`, accepted events are also published to a stream
@@ -250,6 +261,11 @@ class Settings:
                 raise ValueError(f"{name} must be a positive number of seconds")
         if self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1")
+        if self.auto_train_min_events < 0:
+            raise ValueError("auto_train_min_events must be >= 0 (0 = never train auto at start)")
+        if any(name not in AUTO_CANDIDATES for name in self.auto_candidates):
+            raise ValueError(f"auto_candidates must name some of {', '.join(AUTO_CANDIDATES)}, "
+                             f"not {', '.join(self.auto_candidates)}")
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         if not 0 <= self.model_watch_interval < float("inf"):
@@ -271,8 +287,11 @@ class Settings:
                 raise ValueError("API keys must be at least 16 printable ASCII characters")
 
 
+#: What the self-chosen default blends (models/auto.py's `candidates`, which a test keeps equal).
+AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "sasrec")
+
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
-_LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types")
+_LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types", "auto_candidates")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 
 
 class IdIndex:
@@ -45,9 +46,15 @@ class IdIndex:
         return [ids[i] for i in indices]
 
     def add_many(self, values: Iterable[str]) -> np.ndarray:
-        """Intern many ids at once; returns their indices as int64."""
+        """Intern many ids at once; returns their indices as int64. Each distinct id is looked up
+        once (a bulk frame repeats its users and items many times), in order of first appearance,
+        so indices are those one `add` per value would give."""
+        values = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=object)
+        if not len(values):
+            return np.zeros(0, dtype=np.int64)
+        codes, uniques = pd.factorize(values)
         add = self.add
-        return np.fromiter((add(v) for v in values), dtype=np.int64)
+        return np.fromiter((add(v) for v in uniques.tolist()), dtype=np.int64, count=len(uniques))[codes]
 
     @property
     def ids(self) -> list[str]:

@@ -55,10 +55,11 @@ class InvalidInput(ValueError):
 
     `index` is the position of the event in a batch, when there is one."""
 
-    def __init__(self, field: str, message: str, index: int | None = None) -> None:
+    def __init__(self, field: str, message: str, index: int | None = None, details: dict[str, Any] | None = None) -> None:
         self.field = field
         self.message = message
         self.index = index
+        self.details = details or {}  # more about the error (a filter expression's position), in the 422
         super().__init__(f"{field}: {message}")
 
 

@@ -16,7 +16,7 @@ from pulserec.engine import Engine
 from pulserec.ingest.synthetic import as_events
 from pulserec.models.persist import read_meta
 from pulserec.models.registry import TRAINABLE
-from pulserec.serving.process import ServerProcess
+from pulserec.runtime.process import ServerProcess
 
 #: Fast parameters for each model on the 3,000-event shop (seconds, not minutes).
 FAST: dict[str, list[str]] = {

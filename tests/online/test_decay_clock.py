@@ -16,7 +16,7 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.decay import read_clock
-from pulserec.serving.insights import trending_items
+from pulserec.runtime.insights import trending_items
 
 DAY = 86_400.0
 

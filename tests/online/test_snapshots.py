@@ -65,10 +65,9 @@ def test_snapshot_plus_tail_equals_a_full_replay(engine, shop):
     restarted = reopen(engine)
     try:
         assert restarted.snapshots.latest["watermark"] == 2000  # loaded, then 1000 events replayed
-        assert 0 < len(restarted.state.profiles.built()) < len(restarted.state.profiles)  # the rest still columns
         stats = restarted.stats()["snapshot"]
         assert stats["watermark"] == 2000 and stats["events_since"] == 1000 and stats["age_s"] >= 0
-        restarted.close()  # a snapshot of profiles built since the start and others still in columns
+        restarted.close()  # a snapshot of a state that was itself loaded from one, plus a tail
         restarted = reopen(engine)
         assert restarted.snapshots.latest["watermark"] == 3000
         assert_same_state(full_replay(restarted), restarted.state)

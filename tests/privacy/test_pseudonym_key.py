@@ -15,7 +15,7 @@ from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.serving.access_log import redact_path
-from pulserec.serving.process import ServerProcess
+from pulserec.runtime.process import ServerProcess
 from pulserec.store.pseudonym import KEY_ENV, LEGACY_KEY_FILE, Pseudonymizer, PseudonymKeyError
 
 USER = "alice.pseudo@example.com"

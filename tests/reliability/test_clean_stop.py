@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from pulserec.serving.process import ServerProcess
+from pulserec.runtime.process import ServerProcess
 from pulserec.store import SQLiteStore
 
 

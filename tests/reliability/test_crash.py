@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pulserec.serving.process import SRC_DIR, ServerProcess
+from pulserec.runtime.process import SRC_DIR, ServerProcess
 
 USERS = [f"u{k}" for k in range(8)]
 ITEMS = [f"i{k}" for k in range(24)]

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from pulserec.serving.process import ServerProcess
+from pulserec.runtime.process import ServerProcess
 
 THREADS = 6
 EVENTS = 240

@@ -3,14 +3,23 @@ the default, with the live item-kNN inside, shown in GET /models; strategy= stil
 
 from __future__ import annotations
 
+import json
+import time
+
 import httpx
 import numpy as np
+import pytest
+from typer.testing import CliRunner
 
-from pulserec.config import Settings
+from pulserec.cli.main import app
+from pulserec.config import AUTO_CANDIDATES, Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.models import auto
 from pulserec.models.blend import Blend
+from pulserec.models.persist import read_meta
+from pulserec.recommend.auto_default import first_params
+from pulserec.runtime.process import ServerProcess
 from pulserec.serving.server import BackgroundServer
 
 SMALL = [("item_knn", {}), ("long_term", {"model": "item_knn", "weight": 1.0}), ("als", {"factors": 8}), ("popular", {})]
@@ -59,3 +68,108 @@ def test_a_restart_serves_the_saved_choice(engine, shop, fill, monkeypatch) -> N
     finally:
         again.close()
     assert np.isfinite(list(weights.values())).all()
+
+
+def wait_for(job, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while job.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.state == "succeeded", job.as_dict()
+
+
+def test_a_start_chooses_the_default_only_when_none_is_served_and_the_log_is_large_enough(tmp_path, fill,
+                                                                                           monkeypatch) -> None:
+    monkeypatch.setattr(auto, "candidates", lambda sequence=None: list(SMALL))
+    engine = Engine(Settings.load(tmp_path / "data", auto_train_min_events=3001))
+    try:
+        fill(engine)  # 3,000 events: one short of the threshold
+        assert engine.training.choose_default() is None and engine.jobs.jobs() == []
+        engine.settings = Settings.load(tmp_path / "data", auto_train_min_events=0)
+        assert engine.training.choose_default() is None  # 0: never
+        engine.settings = Settings.load(tmp_path / "data", auto_train_min_events=3000)
+        job = engine.training.choose_default()
+        assert job is not None and job.targets == ("auto",)
+        wait_for(job)
+        assert engine.service.models.default_choice["chosen_at"] > 0
+        assert engine.training.choose_default() is None  # one is served now
+    finally:
+        engine.close()
+
+
+def test_training_a_blended_model_chooses_the_default_again(engine, fill, monkeypatch) -> None:
+    monkeypatch.setattr(auto, "candidates", lambda sequence=None: list(SMALL))
+    fill(engine)
+    engine.training.train(["auto"])
+    first = engine.service.models.default_choice["chosen_at"]
+    assert not any("auto" in line for line in engine.training.train(["bpr"]))  # not one of auto's inputs
+    assert engine.jobs.jobs() == []
+    lines = engine.training.train(["als"])
+    assert any(line.startswith("auto: choosing the default again after als") for line in lines), lines
+    (job,) = [j for j in engine.jobs.jobs() if j.targets == ("auto",)]
+    wait_for(job)
+    assert engine.service.models.default_choice["chosen_at"] > first
+    engine.settings = Settings.load(engine.settings.data_dir, auto_reselect=False)
+    assert not any("auto" in line for line in engine.training.train(["als"]))
+
+
+def test_pulserec_train_without_a_model_trains_auto_and_a_blended_model_reselects_it(tmp_path, fill) -> None:
+    data_dir = tmp_path / "data"
+    engine = Engine(Settings.load(data_dir))
+    fill(engine)
+    engine.close()
+    runner = CliRunner()
+    small = json.dumps([list(spec) for spec in SMALL])
+    result = runner.invoke(app, ["train", "--data-dir", str(data_dir), "-p", f"components={small}", "-p", "rounds=1"])
+    assert result.exit_code == 0, result.output
+    saved = data_dir / "models" / "auto.model"
+    first = read_meta(saved)["info"]["trained_at"]
+    result = runner.invoke(app, ["train", "--model", "bpr", "--data-dir", str(data_dir), "-p", "factors=4"])
+    assert result.exit_code == 0 and "chosen again" not in result.output, result.output
+    result = runner.invoke(app, ["train", "--model", "als", "--data-dir", str(data_dir), "-p", "factors=4"])
+    assert result.exit_code == 0 and "auto: the default chosen again after als" in result.output, result.output
+    meta = read_meta(saved)["info"]
+    assert meta["trained_at"] > first and meta["params"]["rounds"] == 1  # its own parameters kept
+
+
+def test_pulserec_serve_chooses_the_default_in_the_background_and_stays_fresh(tmp_path, shop, fill) -> None:
+    """As a user drives it: a filled data dir, `pulserec serve`, nothing trained by hand."""
+    data_dir = tmp_path / "data"
+    engine = Engine(Settings.load(data_dir))
+    fill(engine)
+    engine.close()
+    user = str(shop.events["user_id"].value_counts().index[0])
+    with ServerProcess(data_dir, env={"PULSEREC_AUTO_TRAIN_MIN_EVENTS": "1000", "PULSEREC_AUTO_CANDIDATES": "item_knn,long_term,ease,als"}) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as http:
+        deadline = time.monotonic() + 180
+        while not (choice := http.get("/models").json()["default_choice"])["chosen"]:
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.5)
+        (job,) = [j for j in http.get("/jobs").json()["jobs"] if j["target"] == "auto"]
+        assert job["state"] == "succeeded" and "choosing the default on validation" in server.log_tail()
+        assert set(choice["weights"]) == {"item_knn", "long_term", "ease", "als"}
+        assert choice["validation"]["blend"] >= max(v for k, v in choice["validation"].items() if k != "blend")
+        before = http.get(f"/users/{user}/recommendations", params={"n": 10}).json()
+        assert before["strategy"] == "default" and before["items"]
+        item = before["items"][0]["item_id"]
+        event = {"event_id": "fresh-after-choice", "user_id": user, "item_id": item, "type": "view",
+                 "timestamp": float(shop.events["ts"].max()) + 1}
+        posted = http.post("/events", json={"events": [event]})
+        assert posted.status_code == 200, posted.text
+        after = http.get(f"/users/{user}/recommendations", params={"n": 10}).json()
+        assert item not in [r["item_id"] for r in after["items"]]  # the event shows in the next answer
+        # ... and not only as a seen item: a newcomer's one event re-ranks their list
+        cold = [r["item_id"] for r in http.get("/users/newcomer/recommendations", params={"n": 11}).json()["items"]]
+        posted = http.post("/events", json={**event, "event_id": "newcomer-1", "user_id": "newcomer"})
+        assert posted.status_code == 200, posted.text
+        warm = [r["item_id"] for r in http.get("/users/newcomer/recommendations", params={"n": 10}).json()["items"]]
+        assert warm and warm != [i for i in cold if i != item][:10]
+    assert (data_dir / "models" / "auto.model").is_file()  # saved: the next start serves it at once
+
+
+def test_the_candidates_setting_names_what_auto_blends() -> None:
+    assert tuple(name for name, _ in auto.candidates(True)) == AUTO_CANDIDATES
+    assert [name for name, _ in first_params(Settings(auto_candidates=("ease", "sasrec")))["components"]] == \
+        ["ease", "sasrec"]
+    assert first_params(Settings()) == {}  # the model's own default: every installed candidate
+    with pytest.raises(ValueError, match="auto_candidates must name some of item_knn"):
+        Settings.load(None, auto_candidates="ease,svd")

@@ -46,7 +46,7 @@ def test_search_with_pseudonymised_users_needs_the_exact_id(tmp_path):
     engine.close()
 
 
-def test_overview_document_and_engagement_hook(client, server):
+def test_overview_document_and_engagement_hook(client, server, monkeypatch):
     client.put_items([{"item_id": f"i{k}", "title": f"Item {k}"} for k in range(4)])
     client.send_events([{"user_id": "u", "item_id": f"i{k}", "type": "view"} for k in range(3)])
     client.recommend("u", n=2)
@@ -63,7 +63,8 @@ def test_overview_document_and_engagement_hook(client, server):
         def engagement_rows(self):
             return [{"strategy": "default", "variant": "B", "impressions": 200, "clicks": 10, "conversions": 2}]
 
-    server.server.config.app.state.engagement = Impressions()
+    feedback = server.server.config.app.state.engine.feedback  # the engine's impressions, as an app resolves it
+    monkeypatch.setattr(feedback, "engagement_rows", Impressions().engagement_rows)
     rows = client.overview()["engagement"]["rows"]
     assert rows == [{"strategy": "default", "variant": "B", "impressions": 200, "clicks": 10, "conversions": 2,
                      "ctr": 0.05, "conversion_rate": 0.01}]

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pulserec.serving.app import create_app
-from pulserec.serving.live import EventRate, RecentAnswers, percentile
+from pulserec.runtime.live import EventRate, RecentAnswers, percentile
 from pulserec.serving.server import BackgroundServer
 
 

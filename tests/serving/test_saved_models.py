@@ -10,7 +10,7 @@ import pytest
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.recommend.saved_models import ModelWatcher, models_dir
-from pulserec.serving.process import ServerProcess
+from pulserec.runtime.process import ServerProcess
 
 
 def other_process(engine: Engine) -> Engine:

@@ -15,7 +15,7 @@ import pytest
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
-from pulserec.serving.process import SRC_DIR
+from pulserec.runtime.process import SRC_DIR
 from pulserec.store import SQLiteStore
 from pulserec.store.watermark import StoreWentBackwards, sidecar_path
 

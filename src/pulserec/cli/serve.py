@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
         retrain: Annotated[str, typer.Option(help="Models to retrain in the background (comma-separated), each with the "
-                                                  "parameters it was last trained with.")] = "als",
+                                                  "parameters it was last trained with (auto: the self-chosen "
+                                                  "default, its choice re-made on the newest log).")] = "auto",
         retrain_interval: Annotated[float, typer.Option(help="Retrain every this many seconds (0: off).", min=0)] = 0.0,
         retrain_every_events: Annotated[int, typer.Option(help="Retrain after this many new events (0: off).", min=0)] = 0,
         workers: Annotated[int, typer.Option(help="Worker processes: they share a Redis state (--state) or "
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
         from pulserec.serving.app import create_app
         from pulserec.serving.server import run_foreground
         from pulserec.serving.auth import exposure_warning
+        from pulserec.recommend.auto_default import describe
         from pulserec.recommend.training import RetrainScheduler
 
         overrides = {"state_url": state, "stream_url": stream, "accept_data_loss": accept_data_loss or None}
@@ -74,6 +76,10 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--retrain: cannot train {', '.join(unknown)}; choose from {', '.join(sorted(TRAINABLE))}")
         engine = open_engine(data_dir, **overrides)
         warn_if_empty(settings.data_dir, engine.store.event_count(), len(engine.state.catalog))
+        choosing = engine.training.choose_default()
+        if choosing is not None:
+            console.print(f"{describe(choosing, settings)}; the built-in default (item-kNN + trending) serves until it is "
+                          "installed (GET /models: default_choice, GET /jobs)")
         scheduler = None
         if retrain_interval > 0 or retrain_every_events > 0:
             applied = lambda: engine.read(lambda state: state.applied)  # noqa: E731 - the scheduler's event count

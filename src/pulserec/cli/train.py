@@ -11,7 +11,8 @@ import typer
 
 from pulserec.evaluation.data import load_training_data
 from pulserec.models.persist import SUFFIX, save_model
-from pulserec.models.registry import ONLINE_MODELS, TRAINABLE
+from pulserec.models.registry import ONLINE_MODELS, TRAINABLE, build_model
+from pulserec.recommend.saved_models import model_path, saved_params
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, Any]:
@@ -29,7 +30,8 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def train(
-    model: str = typer.Option(..., "--model", "-m", help=f"one of: {', '.join(sorted(TRAINABLE))}"),
+    model: str = typer.Option("auto", "--model", "-m",
+                              help=f"one of: {', '.join(sorted(TRAINABLE))} (default auto: the self-chosen default)"),
     out: Path | None = typer.Option(None, "--out", "-o",
                                     help=f"where to save the fitted model (default: <data-dir>/models/MODEL{SUFFIX}, which `pulserec serve` loads)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="engine data directory (SQLite store)"),
@@ -45,7 +47,12 @@ def train(
 ) -> None:
     """Train MODEL and save it (served as ?strategy=MODEL after the next `pulserec serve`).
 
+    Without --model it trains `auto`: the blend chosen on a validation split carved from the
+    log, served as the default. Training a model that the saved `auto` blends (als, ease, ...)
+    makes `auto` choose again on the same log (setting auto_reselect).
+
     Examples:
+      pulserec train --data-dir shop-data
       pulserec train --model als --data-dir shop-data
       pulserec train --model bpr --movielens ../shared/data/ml-latest-small --out bpr.model -p factors=128
       pulserec train --model ranker --data-dir shop-data -p sources=item_knn,ease -p rounds=100
@@ -83,6 +90,29 @@ def train(
     save_model(recommender, out, info)
     typer.echo(f"{model}: {len(data)} events, {data.n_users} users, {data.n_items} items, "
                f"trained in {info['train_seconds']:.2f}s -> {out}")
+    if movielens is None and out == model_path(settings.data_dir, model):
+        reselect(model, data, catalog, settings, watermark)
+
+
+def reselect(trained: str, data: Any, catalog: Any, settings: Any, watermark: int | None) -> None:
+    """The `auto` saved in the data dir blends `trained`: it chooses again on the same log."""
+    from pulserec.recommend.auto_default import AUTO, blended_names
+    from pulserec.recommend.training import fit_model
+
+    params = saved_params(settings.data_dir, AUTO)
+    if trained == AUTO or params is None or not settings.auto_reselect:
+        return
+    try:
+        blended = blended_names(build_model(AUTO, **params))
+    except (TypeError, ValueError) as exc:  # a file of another version: say so, keep it
+        typer.echo(f"{AUTO}: not chosen again (its saved parameters do not build: {exc})")
+        return
+    if trained not in blended:
+        return
+    auto, info = fit_model(AUTO, params, data, catalog, settings, watermark)
+    target = model_path(settings.data_dir, AUTO)
+    save_model(auto, target, info)
+    typer.echo(f"{AUTO}: the default chosen again after {trained} in {info['train_seconds']:.2f}s -> {target}")
 
 
 def stored_watermark(data_dir: Path | None) -> int | None:

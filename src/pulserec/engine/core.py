@@ -40,6 +40,8 @@ from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.jobs import JobRegistry
 from pulserec.recommend.search import SearchResults, search
+from pulserec.recommend.controls import Controls
+from pulserec.store.controls import ControlStore
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
@@ -100,6 +102,7 @@ class Engine:
         self.feedback = FeedbackStore(self.store)
         self.history = History(self.store)  # the dashboard's history and lists (after feedback: it indexes impressions)
         self.experiments = Experiments(self.feedback)
+        self.controls = Controls(ControlStore(self.store))  # named filters, promotions (this app's)
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
         self.jobs = JobRegistry(settings.max_jobs)
@@ -217,7 +220,7 @@ class Engine:
                 return
         else:
             owner = self.state.owners.get(session_key)
-            if owner is None or not self.state.histories.recent(owner) and self.state.profiles.get(owner) is None:
+            if owner is None or not self.state.histories.recent(owner) and owner not in self.state.profiles:
                 return
         claimed = self.store.claim_session(session_id, user_key)
         if claimed.empty:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulserec.models.base import Recommender, meta_of
 from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.auto_default import AUTO, first_params, needs_first_choice, needs_reselection
 from pulserec.recommend.forgetting import DELETION_VERSION, Forgotten
 from pulserec.recommend.jobs import Job, JobRefused, Report
 from pulserec.recommend.saved_models import RANKER, install_changed, installed_stamps, models_dir, saved_params
@@ -53,6 +54,24 @@ class Training:
             return [f"postponed: {refused}"]
         return job.result if job.state == "succeeded" else [f"failed: {job.error}"]
 
+    def choose_default(self) -> Job | None:
+        """At start: train the self-chosen default (`auto`) in the background when none is served
+        and the log is large enough to validate on (recommend/auto_default.py); the job, or None."""
+        engine = self.engine
+        with engine.lock:
+            strategies = dict(engine.service.strategies)
+        if not needs_first_choice(strategies, engine.settings, engine.store.event_count()):
+            return None
+        return self._start_auto("first choice", first_params(engine.settings))
+
+    def _start_auto(self, why: str, params: Mapping[str, Any] | None = None) -> Job | None:
+        chosen = None if params is None else {AUTO: params}
+        try:
+            return self.engine.jobs.start("train", (AUTO,), lambda report: self.train([AUTO], progress=report, params=chosen))
+        except JobRefused as refused:
+            log.info("training %s (%s) postponed: %s", AUTO, why, refused)
+            return None
+
     # -- training ------------------------------------------------------------------------------
     def train(self, names: Iterable[str] = DEFAULT_BATCH_MODELS, save: bool = True,
               progress: Report | None = None, params: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
@@ -75,6 +94,10 @@ class Training:
         finally:
             with engine.lock:
                 self._running -= 1
+        with engine.lock:
+            reselect = save and needs_reselection(names, engine.service.strategies, engine.settings)
+        if reselect and (job := self._start_auto("re-selection")) is not None:
+            lines.append(f"{AUTO}: choosing the default again after {', '.join(names)} (job {job.id})")
         return lines
 
     def _train_once(self, names: Sequence[str], save: bool, progress: Report | None,
@@ -148,7 +171,7 @@ class Training:
         for model in list(engine.service.strategies.values()):
             if isinstance(model, AlignedModel) and model.model_users is not None:
                 absent.update(key for key in model.model_users.ids
-                              if (owner := owners.get(key)) is None or profiles.get(owner) is None)
+                              if (owner := owners.get(key)) is None or owner not in profiles)
         if absent:
             log.warning("saved models hold %d users the log no longer has: retraining them without", len(absent))
             for key in absent:

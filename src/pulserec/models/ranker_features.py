@@ -32,7 +32,7 @@ from pulserec.models.blend import normalised
 from pulserec.online.catalog import Catalog
 from pulserec.online.history import Histories
 from pulserec.online.popularity import Popularity
-from pulserec.profiles import Profiles
+from pulserec.online.base import ProfileLookup
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -51,7 +51,7 @@ class FeatureContext(Protocol):
 
     catalog: Catalog
     popularity: Popularity
-    profiles: Profiles
+    profiles: ProfileLookup
     histories: Histories
     settings: Settings  # the catalogue policy (serve_unknown_items)
 

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pulserec.ids import IdIndex
 from pulserec.records import ItemRecord
+
+
+#: Catalogue revisions are drawn from one counter, so a cache keyed on a revision never mistakes
+#: a new catalogue (a state rebuilt, a Redis mirror reset) for the one it was computed on.
+_REVISIONS = itertools.count(1)
+#: Upserts remembered for `changed_since` (cached filter columns update just those rows; a cache
+#: further behind than this rebuilds, which costs one pass over the records).
+JOURNAL = 4096
 
 
 class Catalog:
     """Items known to the engine, from the catalogue or first seen in an event."""
 
     def __init__(self) -> None:
+        #: Changes on every upsert (metadata); interning a new id only grows the catalogue.
+        self.revision = next(_REVISIONS)
+        self._base_revision = self.revision
+        self._forgotten = 0
+        self._journal: deque[tuple[int, int]] = deque(maxlen=JOURNAL)
         self.item_ids = IdIndex()
         self.categories = IdIndex()
         self._records: list[ItemRecord] = []
@@ -49,6 +65,14 @@ class Catalog:
         self.created_ts[idx] = np.nan if ts is None else ts
         return idx
 
+    def intern_many(self, item_ids: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """`intern` of each id (with the time of its first row), each distinct id once."""
+        codes, uniques = pd.factorize(item_ids)
+        _, first = np.unique(codes, return_index=True)
+        intern = self.intern
+        return np.fromiter((intern(i, t) for i, t in zip(uniques.tolist(), ts[first].tolist())),
+                           dtype=np.int64, count=len(uniques))[codes]
+
     def upsert(self, record: ItemRecord) -> int:
         idx = self.intern(record.item_id, record.created_ts)
         if record.created_ts is None:
@@ -59,7 +83,32 @@ class Catalog:
         self.active[idx] = record.active
         self.listed[idx] = record.listed
         self.created_ts[idx] = np.nan if record.created_ts is None else record.created_ts
+        self.revision = next(_REVISIONS)
+        if len(self._journal) == JOURNAL:
+            self._forgotten = self._journal[0][0]  # changes up to this revision are no longer listed
+        self._journal.append((self.revision, idx))
         return idx
+
+    def changed_since(self, revision: int) -> np.ndarray | None:
+        """Indices of the items upserted after `revision` of this catalogue, or None when that
+        is not known (another catalogue's revision, or further back than the journal)."""
+        if revision == self.revision:
+            return np.empty(0, dtype=np.int64)
+        if revision < self._base_revision or revision < self._forgotten:
+            return None
+        changed = []
+        for r, i in reversed(self._journal):  # newest first: stop at the first change already seen
+            if r <= revision:
+                break
+            changed.append(i)
+        return np.unique(np.asarray(changed, dtype=np.int64))
+
+    def created_array(self) -> np.ndarray:
+        return self.created_ts[: len(self)]
+
+    def category_codes(self) -> np.ndarray:
+        """Each item's category as an index into `categories` (-1: none)."""
+        return self.category_idx[: len(self)]
 
     def upsert_many(self, records: list[ItemRecord]) -> None:
         for record in records:

@@ -16,7 +16,7 @@ import numpy as np
 
 MAGIC = "pulserec-online-state"
 #: Bumped whenever the arrays' layout changes; a file of another version is never loaded.
-FORMAT = 2  # 2: items.listed (the catalogue policy)
+FORMAT = 3  # 2: items.listed (the catalogue policy); 3: profiles as the ProfileTable's columns
 _HEADER = "__header__"
 
 

@@ -19,8 +19,7 @@ from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence, prefixed
 from pulserec.online.history import Histories, Touch
 from pulserec.online.popularity import Popularity
-from pulserec.profiles import Profiles
-from pulserec.profiles.batch import apply_log
+from pulserec.profiles.table import ProfileTable
 
 if TYPE_CHECKING:
     from pulserec.store import SQLiteStore
@@ -43,7 +42,7 @@ class OnlineState:
         self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau, top_k=settings.cooc_top_k,
                                  max_neighbours=settings.cooc_max_neighbours)
         self.histories = Histories(settings.history_len)
-        self.profiles = Profiles(settings.interest_halflife)
+        self.profiles = ProfileTable(settings.interest_halflife, name_of=lambda owner: self.owners.id_of(owner))
         self.applied = 0
         self.last_seq = 0
 
@@ -92,9 +91,7 @@ class OnlineState:
             self.histories.add(owner, Touch(item, weight, event.ts, event.type))
         else:
             self.popularity.advance(event.ts)
-        self.profiles.get_or_create(owner, event.user_id or owner_key).update(
-            event.type, weight, event.ts, category, tags, event.context, event.query
-        )
+        self.profiles.update(owner, event.type, weight, event.ts, category, tags, event.context, event.query)
         self.applied += 1
         self.last_seq = max(self.last_seq, seq)
         return True
@@ -121,14 +118,13 @@ class OnlineState:
         has_item = frame["item_id"].notna().to_numpy()
         item_ids = frame["item_id"].to_numpy(dtype=object)
         items = np.full(len(frame), -1, dtype=np.int64)
-        intern = self.catalog.intern
-        items[has_item] = [intern(i, t) for i, t in zip(item_ids[has_item], ts[has_item])]
+        items[has_item] = self.catalog.intern_many(item_ids[has_item], ts[has_item])
         sel = has_item
         self.popularity.add_many(items[sel], weights[sel], ts[sel])
         if not sel.all():
             self.popularity.advance(float(ts.max()))
         self._pairs_with_context(owners[sel], items[sel], weights[sel], ts[sel])
-        self._replay_histories_and_profiles(frame, owners, owner_ids, items, weights, ts)
+        self._replay_histories_and_profiles(frame, owners, items, weights, ts)
         self.applied += len(frame)
         if "seq" in frame:
             self.last_seq = max(self.last_seq, int(frame["seq"].max()))
@@ -140,11 +136,13 @@ class OnlineState:
         *log, fresh = prefixed(owners, items, weights, ts, context)
         self.cooc.add_log(*log, fresh=fresh)
 
-    def _replay_histories_and_profiles(self, frame, owners, owner_ids, items, weights, ts) -> None:
+    def _replay_histories_and_profiles(self, frame, owners, items, weights, ts) -> None:
         types = frame["type"].to_numpy(dtype=object)
         has_item = items >= 0
         self.histories.add_many(owners[has_item], items[has_item], weights[has_item], ts[has_item], types[has_item])
-        apply_profiles_log(self.profiles, frame, owners, owner_ids, items, weights, ts, self.catalog.records())
+        self.profiles.fold(owners, types, weights, ts, items, self.catalog.records(),
+                           frame["context"].to_numpy(dtype=object) if "context" in frame else None,
+                           frame["query"].to_numpy(dtype=object) if "query" in frame else None)
 
     def _item_log(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(items, weights, ts) of the item events in a stored-event frame, in its order."""
@@ -200,19 +198,4 @@ class OnlineState:
         items[has_item] = self._item_log(joint)[0]
         weights = self.weights.of_frame(joint)
         ts = joint["ts"].to_numpy(dtype=np.float64)
-        self._replay_histories_and_profiles(joint, owners, np.full(len(joint), user_key, dtype=object), items, weights, ts)
-
-
-def apply_profiles_log(profiles: Profiles, frame: pd.DataFrame, owners: np.ndarray, owner_ids: np.ndarray,
-                       items: np.ndarray, weights: np.ndarray, ts: np.ndarray, records: list) -> None:
-    """Fold a frame of stored events into `profiles` (items: catalogue indices, -1 for none)."""
-    types = frame["type"].to_numpy(dtype=object)
-    categories = [records[i].category if i >= 0 else None for i in items]
-    tags = [records[i].tags if i >= 0 else () for i in items]
-    users = frame["user_id"].to_numpy(dtype=object)
-    names = np.where(pd.notna(users) & (users != ""), users, owner_ids)
-    apply_log(
-        profiles, owners, names, types, weights, ts, categories, tags,
-        frame["context"].to_numpy(dtype=object) if "context" in frame else None,
-        frame["query"].to_numpy(dtype=object) if "query" in frame else None,
-    )
+        self._replay_histories_and_profiles(joint, owners, items, weights, ts)

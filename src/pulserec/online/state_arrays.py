@@ -17,10 +17,9 @@ from pulserec.config import Settings
 from pulserec.ids import IdIndex
 from pulserec.online.catalog import Catalog
 from pulserec.online.history_segments import Segment
-from pulserec.online.profile_columns import ProfileColumns, profile_arrays
+from pulserec.online.profile_columns import load_profiles, profile_arrays
 from pulserec.online.state import OnlineState
 from pulserec.online.strings import pack, unpack
-from pulserec.profiles import Profiles
 from pulserec.records import ItemRecord
 
 Arrays = dict[str, np.ndarray]
@@ -53,7 +52,7 @@ def to_arrays(state: OnlineState) -> Arrays:
     out["cooc.indptr"], out["cooc.indices"], out["cooc.data"] = base.indptr, base.indices, base.data
     out["cooc.shape"], out["cooc.degree"] = np.array(base.shape, dtype=np.int64), cooc.degree
     _history_arrays(out, state)
-    out.update(profile_arrays(state.profiles))
+    out.update(profile_arrays(state.profiles, len(state.owners)))
     return out
 
 
@@ -70,7 +69,7 @@ def from_arrays(settings: Settings, arrays: Arrays) -> OnlineState:
     state.cooc.base = sp.csr_matrix((arrays["cooc.data"], arrays["cooc.indices"], arrays["cooc.indptr"]), shape=n)
     state.cooc.degree = arrays["cooc.degree"].copy()
     _histories_from(state, arrays)
-    state.profiles = Profiles(settings.interest_halflife, backing=ProfileColumns(arrays, settings.interest_halflife))
+    load_profiles(state.profiles, arrays)
     return state
 
 

@@ -1,5 +1,5 @@
 """User profiles: decayed interests, activity statistics, context habits and segments."""
 
-from pulserec.profiles.profile import DecayedCounter, Profiles, UserProfile
+from pulserec.profiles.profile import DecayedCounter, UserProfile
 
-__all__ = ["DecayedCounter", "Profiles", "UserProfile"]
+__all__ = ["DecayedCounter", "UserProfile"]

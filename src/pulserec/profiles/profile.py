@@ -6,7 +6,7 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -213,8 +213,7 @@ class UserProfile:
         Interests are read as of the user's own last event (`interests_as_of`): their taste when
         last seen, comparable between users, and not all zeros for a user of an imported
         history who was last active years before its end."""
-        device = self.devices.most_common(1)
-        location = self.locations.most_common(1)
+        device, location = _favourite(self.devices), _favourite(self.locations)
         as_of = self.last_seen if math.isfinite(self.last_seen) else now
         return {
             "user_id": self.user_id,
@@ -228,8 +227,8 @@ class UserProfile:
                 "tags": [{"name": k, "score": significant(v)} for k, v in self.tags.top(as_of, top)],
             },
             "interests_as_of": _finite(as_of),
-            "favourite_device": device[0][0] if device else None,
-            "favourite_location": location[0][0] if location else None,
+            "favourite_device": device,
+            "favourite_location": location,
             "favourite_hour": self.favourite_hour(),
             "time_of_day": self.time_of_day(),
             "devices": dict(self.devices),
@@ -245,61 +244,11 @@ def significant(value: float, digits: int = 4) -> float:
     return float(f"{value:.{digits}g}")
 
 
+def _favourite(counter: Counter[str]) -> str | None:
+    """The most frequent key, equal counts by name (the same answer whatever order the counts
+    were built in: per event, in bulk, from columns)."""
+    return min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0] if counter else None
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-class Backing(Protocol):
-    """Profiles not built as objects yet (a snapshot's columns): `take` builds one and lets go of it."""
-
-    def __len__(self) -> int: ...
-
-    def __contains__(self, owner: int) -> bool: ...
-
-    def take(self, owner: int) -> UserProfile | None: ...
-
-    def drop(self, owner: int) -> int: ...
-
-
-class Profiles:
-    """All user profiles, keyed by the internal owner index; with a `backing`, those not used
-    since the start are built on first use."""
-
-    def __init__(self, interest_halflife: float, backing: Backing | None = None) -> None:
-        self.interest_halflife = interest_halflife
-        self._profiles: dict[int, UserProfile] = {}
-        self.backing = backing
-
-    def __len__(self) -> int:
-        return len(self._profiles) + (len(self.backing) if self.backing is not None else 0)
-
-    def __contains__(self, owner: int) -> bool:
-        return owner in self._profiles or (self.backing is not None and owner in self.backing)
-
-    def built(self) -> dict[int, UserProfile]:
-        """The profiles that are objects now (the others are in `backing`)."""
-        return self._profiles
-
-    def get(self, owner: int) -> UserProfile | None:
-        profile = self._profiles.get(owner)
-        if profile is None and self.backing is not None:
-            profile = self.backing.take(owner)
-            if profile is not None:
-                self._profiles[owner] = profile
-        return profile
-
-    def get_or_create(self, owner: int, user_id: str) -> UserProfile:
-        profile = self.get(owner)
-        if profile is None:
-            profile = self._profiles[owner] = UserProfile(user_id, self.interest_halflife)
-        return profile
-
-    def put(self, owner: int, profile: UserProfile) -> None:
-        if self.backing is not None:
-            self.backing.drop(owner)
-        self._profiles[owner] = profile
-
-    def forget(self, owner: int) -> None:
-        self._profiles.pop(owner, None)
-        if self.backing is not None:
-            self.backing.drop(owner)

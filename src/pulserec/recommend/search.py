@@ -66,7 +66,7 @@ def _users(state: State, query: str, limit: int) -> list[dict[str, Any]]:
     # The profile is looked up only for ids that match (with a Redis state it is a round trip).
     profiles, needle = state.profiles, query.casefold()
     hits = rank_matches(query, ((i, uid) for i, uid in enumerate(ids) if needle in uid.casefold()
-                                and not uid.startswith(SESSION_PREFIX) and profiles.get(i) is not None), limit)
+                                and not uid.startswith(SESSION_PREFIX) and i in profiles), limit)
     return [{"user_id": ids[owner], "event_count": profiles.get(owner).event_count} for owner in hits]
 
 

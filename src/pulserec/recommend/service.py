@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pulserec.config import Settings
+from pulserec.decay import read_clock
 from pulserec.models.base import Query, Reason, Recommender, scored
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import serving_query
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
-from pulserec.recommend.filters import Filters, candidate_mask
+from pulserec.recommend.filters import FilterCompiler, Filters
 from pulserec.recommend.reasons import render
 from pulserec.recommend.top_n import top_n, trending_list
 
@@ -50,6 +52,7 @@ class RecommendationService:
         self.settings = settings
         self.models = models if models is not None else ModelSet(state, settings)
         self.trending = self.models.trending  # the backfill of short lists
+        self.filters = FilterCompiler(state.catalog)  # compiled filters, cached per catalogue revision
 
     def rebound(self, state: State) -> RecommendationService:
         """The same service over another state, serving the same models re-bound to it."""
@@ -77,8 +80,12 @@ class RecommendationService:
         return serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
                              n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
 
-    def candidates(self, owner: int | None, filters: Filters) -> np.ndarray:
-        return candidate_mask(self.state, owner, filters)
+    def clock(self) -> float:
+        """`now` in filter expressions: the engine's clock (see decay.read_clock)."""
+        return read_clock(self.state.now, time.time(), self.settings.live_clock_window)
+
+    def candidates(self, owner: int | None, filters: Filters, context: dict[str, Any] | None = None) -> np.ndarray:
+        return self.filters.mask(self.state, owner, filters, now=self.clock(), context=context)
 
     def recommend(
         self,
@@ -90,7 +97,7 @@ class RecommendationService:
     ) -> Answer:
         name, model = self.strategy(strategy)
         query = self.query_for(owner_key, context)
-        mask = self.candidates(query.user, filters)
+        mask = self.candidates(query.user, filters, context)
         n_items = len(mask)
         result = scored(model, query, n_items) if n_items else None  # this request's scores and reasons
         scores = result.scores if result else None

@@ -65,7 +65,7 @@ async def on_request_validation(request: Request, exc: RequestValidationError) -
 
 async def on_invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
     """A rule of the settings broken (`max_n`, `max_id_len`, value ranges): 422 naming the field."""
-    return validation_response([{"field": exc.field, "message": exc.message}])
+    return validation_response([{"field": exc.field, "message": exc.message, **exc.details}])
 
 
 async def on_storage_error(request: Request, exc: Exception) -> JSONResponse:
@@ -85,6 +85,9 @@ async def on_pydantic_validation(request: Request, exc: ValidationError) -> JSON
 class FieldError(BaseModel):
     field: str
     message: str
+    #: For a filter expression: the 1-based column of the error and what was expected there.
+    position: int | None = None
+    expected: list[str] | None = None
 
 
 class ErrorBody(BaseModel):

@@ -18,8 +18,8 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 
 from pulserec.engine import STATE_UNAVAILABLE, Engine
-from pulserec.serving.insights import model_age_s, model_list
-from pulserec.serving.live import EventRate, RecentAnswers
+from pulserec.runtime.insights import model_age_s, model_list
+from pulserec.runtime.live import EventRate, RecentAnswers
 from pulserec.recommend.service import Answer
 
 #: perf_counter() at which the current HTTP request was received (set by the middleware).

@@ -22,7 +22,6 @@ def add_operations(app: FastAPI, engine: Engine) -> ServingMetrics:
     the exception handlers registered so far are instrumented to report their exception type."""
     metrics = ServingMetrics(engine)
     app.state.metrics = metrics
-    app.state.engagement = engine.feedback  # impressions and their clicks/conversions (POST /impressions)
     for module in (monitoring, dashboard, dashboard_api, reports):
         app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
     app.mount(STATIC_URL, StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -13,16 +13,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from pulserec.engine import Engine
+from pulserec.runtime.process import free_port
 from pulserec.serving.app import create_app
 from pulserec.serving.timeouts import connection_options
 
 log = logging.getLogger(__name__)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class BackgroundServer:

@@ -111,3 +111,20 @@ class RedisCatalog:
 
     def records(self) -> list[ItemRecord]:
         return self._synced().records()
+
+    @property
+    def revision(self) -> int:
+        return self._synced().revision
+
+    @property
+    def categories(self) -> IdIndex:
+        return self._synced().categories
+
+    def changed_since(self, revision: int) -> np.ndarray | None:
+        return self._synced().changed_since(revision)
+
+    def created_array(self) -> np.ndarray:
+        return self._synced().created_array()
+
+    def category_codes(self) -> np.ndarray:
+        return self._synced().category_codes()

@@ -7,7 +7,7 @@ merges exactly this way: counts add, first/last seen take min/max, device and lo
 keep their first-seen order (ties of `most_common`), searches append (last 10 kept), and a
 decayed score folded from a group of events equals one event of weight
 `S = sum w * exp(-rate * (T - t))` at the group's latest time `T` (linear decay; the same
-reduction `profiles/batch.py:_fold_decayed` uses), which COMMIT adds with `DecayedCounter.add`'s
+reduction `profiles/keyed.py:KeyedTable._aggregate` uses), which COMMIT adds with `DecayedCounter.add`'s
 own formula. Measured on an updater's batches of 500 MovieLens events: ~1 us an event, where
 folding `UserProfile`s and their JSON cost ~35 us.
 """

@@ -83,7 +83,7 @@ end
 
 
 class RedisProfiles:
-    """The `Profiles` read interface (get, len)."""
+    """The profiles read interface (`online.base.ProfileLookup`: get, in, len)."""
 
     def __init__(self, state: RedisState, interest_halflife: float) -> None:
         self.state = state
@@ -95,6 +95,9 @@ class RedisProfiles:
         pipe.lrange(self.state.keys.searches(owner), 0, -1)
         fields, searches = pipe.execute()
         return decode_profile(fields, searches, self.interest_halflife)
+
+    def __contains__(self, owner: int) -> bool:
+        return bool(self.state.client.exists(self.state.keys.profile(owner)))
 
     def __len__(self) -> int:
         return int(self.state.client.hget(self.state.keys.meta, "profiles") or 0)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from pulserec.serving.examples import json_example
-from pulserec.serving.overview import overview as build_overview
+from pulserec.runtime.overview import overview as build_overview
 from pulserec.serving.routes.deps import ItemId, UserId, engine_of
 from pulserec.serving.routes.monitoring import metrics_of
 
@@ -74,5 +74,5 @@ def overview(
     window: Annotated[int, Query(ge=10, le=290, description="Seconds of events/s history (10-290).")] = 60,
     top: Annotated[int, Query(ge=1, le=50, description="How many trending items (1-50).")] = 10,
 ) -> dict:
-    source = getattr(request.app.state, "engagement", None)
-    return build_overview(engine_of(request), metrics_of(request), source, window, top)
+    engine, metrics = engine_of(request), metrics_of(request)
+    return build_overview(engine, metrics.rates, metrics.answers, engine.feedback, window, top)

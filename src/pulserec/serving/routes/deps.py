@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Request
@@ -9,10 +10,14 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import MAX_ID
+from pulserec.recommend.expression import MAX_LENGTH
 from pulserec.recommend.service import Filters
-from pulserec.validation import N_CAP, within_id_limit
+from pulserec.validation import N_CAP, InvalidInput, within_id_limit
 
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+#: Names of filters and promotions: what fits in a URL path segment and a query string unescaped.
+FILTER_NAME = r"^[\w.-]+$"
+EXAMPLE_FILTER = 'category in ("shoes", "bags") and price < 100 and not seen'
 
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["u42"]), AfterValidator(within_id_limit)]
 ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["sku-123"]),
@@ -41,13 +46,27 @@ class RankingParams(BaseModel):
     exclude: str | None = Field(None, max_length=8192, description="Comma-separated item ids to leave out.")
     min_price: float | None = Field(None, ge=0, le=1e9, description="Only items at this price or above.")
     max_price: float | None = Field(None, ge=0, le=1e9, description="Only items at this price or below.")
+    filter: str | None = Field(None, min_length=1, max_length=64, pattern=FILTER_NAME,
+                               description="A named filter (PUT /filters/{name}) every item must pass.")
+    filter_expression: str | None = Field(None, min_length=1, max_length=MAX_LENGTH, examples=[EXAMPLE_FILTER],
+                                          description="An inline filter expression every item must pass "
+                                                      "(with `filter`, both must hold); see docs/filters.md.")
 
-    def rules(self, **overrides: object) -> Filters:
+    def rules(self, named: Callable[[str], str | None] | None = None, **overrides: object) -> Filters:
+        """The business rules of this query string; `named` looks up a named filter's text."""
         if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
             raise HTTPException(422, "min_price must not exceed max_price")
         excluded = frozenset(x.strip() for x in self.exclude.split(",") if x.strip()) if self.exclude else frozenset()
+        expressions: list[tuple[str, str]] = []
+        if self.filter is not None:
+            text = named(self.filter) if named is not None else None
+            if text is None:
+                raise InvalidInput("filter", f"unknown filter {self.filter!r} (see GET /filters)")
+            expressions.append(("filter", text))
+        if self.filter_expression is not None:
+            expressions.append(("filter_expression", self.filter_expression))
         fields = {"category": self.category, "exclude_seen": self.exclude_seen, "exclude": excluded,
-                  "min_price": self.min_price, "max_price": self.max_price}
+                  "min_price": self.min_price, "max_price": self.max_price, "expressions": tuple(expressions)}
         return Filters(**{**fields, **overrides})  # type: ignore[arg-type]
 
 

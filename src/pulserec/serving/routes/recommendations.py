@@ -17,7 +17,7 @@ router = APIRouter(tags=["recommendations"])
 
 def _serve(request: Request, user_id: str | None, session_id: str | None, params: RecommendationParams) -> dict[str, Any]:
     engine = engine_of(request)
-    n, strategy, experiment, rules, context = params.n, params.strategy, params.experiment, params.rules(), params.context()
+    n, strategy, experiment, rules, context = params.n, params.strategy, params.experiment, params.rules(engine.controls.filter_text), params.context()
     try:
         assignment = engine.experiments.resolve(user_id or f"session:{session_id}", experiment, strategy)
         chosen = assignment.strategy if assignment else strategy

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from pulserec.serving.insights import REPORT_PAGES, reports_dir
+from pulserec.runtime.insights import REPORT_PAGES, reports_dir
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["operations"])

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pulserec import __version__
 from pulserec.models.registry import TRAINABLE
 from pulserec.serving.auth import require_read, require_write
-from pulserec.serving.insights import default_choice, model_list
+from pulserec.runtime.insights import default_choice, model_list
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["system"])

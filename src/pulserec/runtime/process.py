@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import httpx
 
-from pulserec.serving.server import free_port
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on `host` now (the OS picks it; another process may take it before use)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
 
 SRC_DIR = Path(__file__).resolve().parents[2]
 

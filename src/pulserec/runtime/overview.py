@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypedDict
 
 from pulserec.engine import Engine
-from pulserec.serving.insights import default_choice, evaluation, model_age_s, model_list, trending_items
-from pulserec.serving.metrics import ServingMetrics
+from pulserec.runtime.insights import default_choice, evaluation, model_age_s, model_list, trending_items
+from pulserec.runtime.live import EventRate, RecentAnswers
 
 
 class EngagementRow(TypedDict):
@@ -22,7 +22,7 @@ class EngagementRow(TypedDict):
 
 
 class EngagementSource(Protocol):
-    """Whatever records impressions (e.g. `POST /impressions`) sets `app.state.engagement` to one of these."""
+    """Whatever records impressions (`POST /impressions`): the engine's `feedback` store."""
 
     def engagement_rows(self) -> Sequence[EngagementRow]: ...
 
@@ -42,10 +42,12 @@ def engagement(source: EngagementSource | None) -> dict[str, Any]:
     return {"available": True, "note": None, "rows": out}
 
 
-def overview(engine: Engine, metrics: ServingMetrics, source: EngagementSource | None = None,
+def overview(engine: Engine, rates: EventRate, answers: RecentAnswers, source: EngagementSource | None = None,
              window: int = 60, top: int = 10) -> dict[str, Any]:
+    """The whole page: totals, events/s over the last `window` seconds (`rates`), latencies and
+    coverage of recent answers (`answers`), engagement, trending, models and evaluations."""
     stats = engine.stats()
-    series = metrics.rates.series(window)
+    series = rates.series(window)
     types = sorted({t for point in series for t in point["by_type"]})
     seconds = max(len(series), 1)
     models = model_list(engine)
@@ -60,10 +62,10 @@ def overview(engine: Engine, metrics: ServingMetrics, source: EngagementSource |
             "average": round(sum(p["total"] for p in series) / seconds, 3),
             "average_by_type": {t: round(sum(p["by_type"].get(t, 0) for p in series) / seconds, 3) for t in types},
         },
-        "latency_ms": metrics.answers.latency_ms(),
+        "latency_ms": answers.latency_ms(),
         "engagement": engagement(source),
         "trending": trending_items(engine, top),
-        "coverage": metrics.answers.coverage(stats["items"]),
+        "coverage": answers.coverage(stats["items"]),
         "models": [{**m, "age_s": model_age_s(m)} for m in models],
         "default_choice": default_choice(engine),
         "evaluation": evaluation(engine),

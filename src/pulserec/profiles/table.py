@@ -1,0 +1,245 @@
+"""Every user's profile as columns (issue 17.2): per-owner rows in NumPy arrays, folded
+vectorised per batch, instead of one `UserProfile` object (10-15 KB with its dicts) per user.
+
+Dense columns, indexed by owner: first/last seen, total weight, counts per event type, hours,
+weekdays. Sparse ones (`KeyedTable`): devices and locations (counters), categories and tags
+(decayed scores), searches (a log keeping the last `SEARCHES`). Key names are interned once
+per table. A read (`get`) builds a `UserProfile` from the columns: the read model stays one
+class for both states (the Redis state keeps JSON documents of it), and nothing holds it."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pulserec.ids import IdIndex
+from pulserec.profiles.keyed import KeyedTable, keys_of
+from pulserec.profiles.profile import UserProfile
+from pulserec.records import ItemRecord
+
+#: How many recent searches a profile keeps (as `UserProfile.searches`).
+SEARCHES = 10
+COUNTERS = ("devices", "locations")
+DECAYED = ("categories", "tags")
+#: Dense columns: name -> (dtype, width per owner, fill of a fresh row).
+DENSE = {"first": (np.float64, 0, math.inf), "last": (np.float64, 0, -math.inf), "total": (np.float64, 0, 0.0),
+         "hours": (np.int32, 24, 0), "weekdays": (np.int32, 7, 0)}
+
+
+def hour_and_weekday(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """UTC hour and weekday (Monday 0) by arithmetic: 1970-01-01 was a Thursday."""
+    return (np.floor(ts / 3600.0) % 24).astype(np.int64), ((np.floor(ts / 86_400.0) + 3) % 7).astype(np.int64)
+
+
+class ProfileTable:
+    """The profiles of every owner; `name_of(owner)` gives the id a profile shows."""
+
+    def __init__(self, interest_halflife: float, name_of: Callable[[int], str]) -> None:
+        self.interest_halflife = interest_halflife
+        self.name_of = name_of
+        self.exists = np.zeros(0, dtype=bool)
+        self.dense = {name: _column(dtype, 0, width, fill) for name, (dtype, width, fill) in DENSE.items()}
+        self.types = IdIndex()
+        self.counts = np.zeros((0, 0), dtype=np.int32)
+        self.names = {name: IdIndex() for name in (*COUNTERS, *DECAYED, "searches")}
+        self.keyed = {**{name: KeyedTable() for name in COUNTERS},
+                      **{name: KeyedTable(interest_halflife) for name in DECAYED},
+                      "searches": KeyedTable(keep_last=SEARCHES)}
+        self._searches = 0  # sequence number of the next search (its code in the searches log)
+        self._items: dict[int, tuple[ItemRecord, int, np.ndarray]] = {}
+        self._live = 0
+
+    # -- shape ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._live
+
+    def __contains__(self, owner: int) -> bool:
+        return 0 <= owner < len(self.exists) and bool(self.exists[owner])
+
+    def _ensure(self, n_owners: int, n_types: int = 0) -> None:
+        cap, width = self.counts.shape
+        if n_owners > cap:
+            new = max(n_owners, 2 * cap, 1024)
+            self.exists = np.r_[self.exists, np.zeros(new - cap, dtype=bool)]
+            for name, (dtype, w, fill) in DENSE.items():
+                self.dense[name] = np.concatenate([self.dense[name], _column(dtype, new - cap, w, fill)])
+            self.counts = np.concatenate([self.counts, np.zeros((new - cap, width), dtype=np.int32)])
+        if n_types > width:
+            self.counts = np.concatenate([self.counts, np.zeros((len(self.counts), n_types - width), np.int32)], axis=1)
+
+    def _created(self, owners: np.ndarray) -> None:
+        self._live += int((~self.exists[owners]).sum())
+        self.exists[owners] = True
+
+    # -- writes -----------------------------------------------------------------------------
+    def update(self, owner: int, event_type: str, weight: float, ts: float, category: str | None,
+               tags: Sequence[str], context: dict[str, Any] | None, query: str | None) -> None:
+        """One event (the live path): what `UserProfile.update` does, into the columns."""
+        code = self.types.add(event_type)
+        self._ensure(owner + 1, code + 1)
+        if not self.exists[owner]:
+            self._created(np.array([owner]))
+        d = self.dense
+        d["first"][owner] = min(d["first"][owner], ts)
+        d["last"][owner] = max(d["last"][owner], ts)
+        d["total"][owner] += weight
+        self.counts[owner, code] += 1
+        hour, weekday = (int(v[0]) for v in hour_and_weekday(np.array([ts])))
+        d["hours"][owner, hour] += 1
+        d["weekdays"][owner, weekday] += 1
+        base = owner << 32
+        if category:
+            self.keyed["categories"].add_one(base | self.names["categories"].add(category), weight, ts)
+        if tags:
+            share = weight / math.sqrt(len(tags))
+            for tag in tags:
+                self.keyed["tags"].add_one(base | self.names["tags"].add(tag), share, ts)
+        for name, field in (("devices", "device"), ("locations", "location")):
+            value = context.get(field) if context else None
+            if value:
+                self.keyed[name].add_one(base | self.names[name].add(str(value)), 1.0)
+        if query:
+            self.keyed["searches"].add_one(base | self._next_search(1)[0], self.names["searches"].add(query))
+
+    def fold(self, owners: np.ndarray, types: np.ndarray, weights: np.ndarray, ts: np.ndarray,
+             items: np.ndarray, records: Sequence[ItemRecord], contexts: np.ndarray | None,
+             queries: np.ndarray | None) -> None:
+        """A batch of events (arrays aligned by row, in arrival order), vectorised.
+
+        `items` are indices into `records` (the catalogue's; -1: no item)."""
+        if not len(owners):
+            return
+        owners = owners.astype(np.int64)
+        type_codes, type_names = pd.factorize(pd.Series(types, dtype=object))
+        table_codes = np.array([self.types.add(t) for t in type_names.tolist()], dtype=np.int64)
+        self._ensure(int(owners.max()) + 1, len(self.types))
+        self._created(np.unique(owners))
+        d = self.dense
+        np.minimum.at(d["first"], owners, ts)
+        np.maximum.at(d["last"], owners, ts)
+        np.add.at(d["total"], owners, weights)
+        np.add.at(self.counts, (owners, table_codes[type_codes]), 1)
+        hours, weekdays = hour_and_weekday(ts)
+        np.add.at(d["hours"], (owners, hours), 1)
+        np.add.at(d["weekdays"], (owners, weekdays), 1)
+        self._fold_items(owners, weights, ts, items, records)
+        if contexts is not None:
+            self._fold_contexts(owners, contexts)
+        if queries is not None:
+            self._fold_queries(owners, queries)
+
+    def _fold_items(self, owners, weights, ts, items, records) -> None:
+        has = items >= 0
+        if not has.any():
+            return
+        distinct, inverse = np.unique(items[has], return_inverse=True)
+        owners, weights, ts = owners[has], weights[has], ts[has]
+        coded = [self._item_codes(i, records[i]) for i in distinct.tolist()]
+        cat_codes = np.fromiter((c for c, _ in coded), dtype=np.int64, count=len(coded))[inverse]
+        rows = cat_codes >= 0
+        self.keyed["categories"].add(keys_of(owners[rows], cat_codes[rows]), weights[rows], ts[rows])
+        per_item = np.fromiter((len(t) for _, t in coded), dtype=np.int64, count=len(coded))
+        if not per_item.any():
+            return
+        flat = np.concatenate([t for _, t in coded])
+        starts = np.r_[0, np.cumsum(per_item)[:-1]]
+        lengths = per_item[inverse]
+        rows = np.repeat(np.arange(len(owners)), lengths)
+        offsets = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        codes = flat[starts[inverse][rows] + offsets]
+        share = weights[rows] / np.sqrt(lengths[rows])
+        self.keyed["tags"].add(keys_of(owners[rows], codes), share, ts[rows])
+
+    def _item_codes(self, item: int, record: ItemRecord) -> tuple[int, np.ndarray]:
+        """An item's category code (-1: none) and tag codes, interned once per record (a
+        catalogue update replaces the record, and so the cached codes)."""
+        cached = self._items.get(item)
+        if cached is None or cached[0] is not record:
+            category = self.names["categories"].add(record.category) if record.category else -1
+            tags = np.array([self.names["tags"].add(t) for t in record.tags], dtype=np.int64)
+            cached = self._items[item] = (record, category, tags)
+        return cached[1], cached[2]
+
+    def _fold_contexts(self, owners: np.ndarray, contexts: np.ndarray) -> None:
+        """Devices and locations, each distinct context text decoded once."""
+        codes, decoded = decode_contexts(contexts)
+        for name, field in (("devices", "device"), ("locations", "location")):
+            names = self.names[name]
+            values = [c.get(field) if isinstance(c, dict) else None for c in decoded]
+            value_codes = np.array([names.add(str(v)) if v else -1 for v in values] + [-1], dtype=np.int64)[codes]
+            has = value_codes >= 0
+            self.keyed[name].add(keys_of(owners[has], value_codes[has]), np.ones(int(has.sum())))
+
+    def _fold_queries(self, owners: np.ndarray, queries: np.ndarray) -> None:
+        codes, uniques = pd.factorize(pd.Series(queries, dtype=object))
+        names = self.names["searches"]
+        table = np.array([names.add(q) if isinstance(q, str) and q else -1 for q in uniques.tolist()] + [-1], np.int64)
+        codes = table[codes]
+        rows = np.flatnonzero(codes >= 0)
+        if len(rows):
+            self.keyed["searches"].add(keys_of(owners[rows], self._next_search(len(rows))), codes[rows].astype(np.float64))
+
+    def _next_search(self, n: int) -> np.ndarray:
+        first, self._searches = self._searches, self._searches + n
+        return np.arange(first, first + n, dtype=np.int64)
+
+    def forget(self, owner: int) -> None:
+        """Every trace of one owner gone (personal data), its slot left empty."""
+        if owner not in self:
+            return
+        self.exists[owner] = False
+        self._live -= 1
+        for name, (_, _, fill) in DENSE.items():
+            self.dense[name][owner] = fill
+        self.counts[owner] = 0
+        for table in self.keyed.values():
+            table.erase(owner)
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, owner: int) -> UserProfile | None:
+        """The owner's profile, built from the columns (a copy: changing it changes nothing)."""
+        if owner not in self:
+            return None
+        d = self.dense
+        profile = UserProfile(self.name_of(owner), self.interest_halflife)
+        profile.first_seen, profile.last_seen = float(d["first"][owner]), float(d["last"][owner])
+        profile.total_weight = float(d["total"][owner])
+        counts = self.counts[owner]
+        profile.counts = Counter({self.types.id_of(c): int(counts[c]) for c in np.flatnonzero(counts).tolist()})
+        profile.hours, profile.weekdays = d["hours"][owner].tolist(), d["weekdays"][owner].tolist()
+        for name in COUNTERS:
+            codes, values, _ = self.keyed[name].of(owner)
+            getattr(profile, name).update(dict(zip(self.names[name].ids_of(codes.tolist()), map(int, values.tolist()))))
+        for name in DECAYED:
+            codes, values, times = self.keyed[name].of(owner)
+            getattr(profile, name).assign(dict(zip(self.names[name].ids_of(codes.tolist()),
+                                                   zip(values.tolist(), times.tolist()))))
+        _, queries, _ = self.keyed["searches"].of(owner)
+        profile.searches.extend(self.names["searches"].ids_of(queries[-SEARCHES:].astype(np.int64).tolist()))
+        return profile
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in arrays (the interned names aside)."""
+        return (self.exists.nbytes + self.counts.nbytes + sum(c.nbytes for c in self.dense.values())
+                + sum(t.nbytes for t in self.keyed.values()))
+
+
+def decode_contexts(contexts: np.ndarray) -> tuple[np.ndarray, list]:
+    """(code per row, decoded distinct contexts): each distinct context JSON text decoded once
+    (code -1: no context)."""
+    try:
+        codes, uniques = pd.factorize(pd.Series(contexts, dtype=object))
+    except TypeError:  # contexts given as dicts (unhashable): decode row by row
+        codes, uniques = np.arange(len(contexts)), contexts
+    return codes, [json.loads(c) if isinstance(c, str) and c else c for c in list(uniques)]
+
+
+def _column(dtype, rows: int, width: int, fill) -> np.ndarray:
+    return np.full((rows, width) if width else rows, fill, dtype=dtype)

@@ -1,0 +1,71 @@
+"""When pulserec trains the self-chosen default (`auto`, models/auto.py) without being asked.
+
+A user who imports a log and runs `pulserec serve` asks for no training, yet what they get
+without `strategy=` should be the blend chosen on validation, not the built-in item-kNN +
+trending. Two rules, both decided here from what is served (the engine starts the jobs):
+
+* **first choice**: at start, when no `auto` is served (none saved under models/) and the log
+  holds at least `auto_train_min_events` events, `auto` is trained in the background; the
+  built-in default serves until it is installed (one assignment), then the chosen blend does.
+* **re-selection**: after a training of models that the served `auto` blends (als, ease, ...),
+  `auto` is trained again (`auto_reselect`), so its choice is made on the same log as theirs.
+
+Either way the item-kNN parts of the chosen default stay the live online ones
+(ModelSet.choose_default): every event is reflected in the next answer, training or not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pulserec.config import Settings
+from pulserec.models.auto import AutoBlend, candidates
+from pulserec.models.base import Recommender
+from pulserec.recommend.aligned import AlignedModel
+
+AUTO = AutoBlend.name
+
+
+def served_auto(strategies: Mapping[str, Recommender]) -> AutoBlend | None:
+    """The trained `auto` being served, if any."""
+    served = strategies.get(AUTO)
+    model = served.model if isinstance(served, AlignedModel) else served
+    return model if isinstance(model, AutoBlend) else None
+
+
+def needs_first_choice(strategies: Mapping[str, Recommender], settings: Settings, events: int) -> bool:
+    """Whether a start should train `auto`: none served, and enough events to validate on."""
+    threshold = settings.auto_train_min_events
+    return threshold > 0 and events >= threshold and served_auto(strategies) is None
+
+
+def blended_names(auto: AutoBlend) -> set[str]:
+    """The model names `auto` chooses between (a long-term view counts as its inner model)."""
+    names = set()
+    for spec in auto.components:
+        name, params = (spec, {}) if isinstance(spec, str) else spec
+        names.add(str(params.get("model", name)) if name == "long_term" else name)
+    return names
+
+
+def needs_reselection(trained: Iterable[str], strategies: Mapping[str, Recommender], settings: Settings) -> bool:
+    """Whether a training of `trained` should be followed by a training of the served `auto`."""
+    trained = set(trained)
+    auto = served_auto(strategies)
+    if not settings.auto_reselect or auto is None or AUTO in trained:
+        return False
+    return bool(trained & blended_names(auto))
+
+
+def first_params(settings: Settings) -> dict[str, Any]:
+    """The parameters of a first `auto`: its candidates as `auto_candidates` names them (all of
+    them that are installed when empty, the model's own default)."""
+    if not settings.auto_candidates:
+        return {}
+    return {"components": [spec for spec in candidates(True) if spec[0] in settings.auto_candidates]}
+
+
+def describe(job: Any, settings: Settings) -> str:
+    """One log line for a started `auto` job."""
+    names = settings.auto_candidates or [name for name, _ in candidates()]
+    return f"choosing the default on validation in the background (job {job.id}: auto over {', '.join(names)})"

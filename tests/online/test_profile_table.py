@@ -1,0 +1,144 @@
+"""Profiles as columns (`ProfileTable`): bulk folds, single events, merges and erasure give
+exactly the profile that per-event `UserProfile.update` builds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pulserec.ids import IdIndex
+from pulserec.profiles import keyed
+from pulserec.profiles.keyed import KeyedTable, keys_of
+from pulserec.profiles.profile import UserProfile
+from pulserec.profiles.table import ProfileTable
+from pulserec.records import ItemRecord
+
+HALFLIFE = 7 * 86_400.0
+TYPES = ("view", "click", "add_to_cart", "purchase", "search")
+WEIGHTS = dict(zip(TYPES, (1.0, 2.0, 3.0, 5.0, 0.5)))
+
+
+@pytest.fixture
+def log():
+    """2,000 events of 40 owners over 60 days: items with categories and tags, contexts, queries."""
+    rng = np.random.default_rng(5)
+    records = [ItemRecord(item_id=f"i{i}", category=None if i % 7 == 0 else f"c{i % 5}",
+                          tags=tuple(f"t{(i + k) % 9}" for k in range(i % 4))) for i in range(30)]
+    n = 2000
+    owners = rng.integers(0, 40, n)
+    types = rng.choice(TYPES, n)
+    items = np.where(types == "search", -1, rng.integers(0, 30, n))
+    ts = np.sort(1.7e9 + rng.uniform(0, 60 * 86_400, n))
+    ts[::50] -= 5 * 86_400  # late events: older than what the owner already has
+    contexts = np.array([None if k % 6 == 0 else json.dumps({"device": ["mobile", "desktop", "tablet"][k % 3],
+                                                              **({"location": f"L{k % 4}"} if k % 5 else {})})
+                         for k in range(n)], dtype=object)
+    queries = np.array([f"q{k % 13}" if t == "search" else None for k, t in enumerate(types)], dtype=object)
+    return records, owners, types, items, ts, contexts, queries
+
+
+def reference(log) -> dict[int, UserProfile]:
+    records, owners, types, items, ts, contexts, queries = log
+    out: dict[int, UserProfile] = {}
+    for k in range(len(owners)):
+        owner = int(owners[k])
+        profile = out.setdefault(owner, UserProfile(f"u{owner}", HALFLIFE))
+        record = records[items[k]] if items[k] >= 0 else None
+        profile.update(str(types[k]), WEIGHTS[types[k]], float(ts[k]), record.category if record else None,
+                       record.tags if record else (), json.loads(contexts[k]) if contexts[k] else None, queries[k])
+    return out
+
+
+def table_of(batches, log) -> ProfileTable:
+    """A table fed `log` in slices: ("bulk", a, b) through fold, ("each", a, b) event by event."""
+    records, owners, types, items, ts, contexts, queries = log
+    table = ProfileTable(HALFLIFE, name_of=lambda owner: f"u{owner}")
+    weights = np.array([WEIGHTS[t] for t in types])
+    for how, a, b in batches:
+        if how == "bulk":
+            table.fold(owners[a:b], types[a:b], weights[a:b], ts[a:b], items[a:b], records, contexts[a:b], queries[a:b])
+            continue
+        for k in range(a, b):
+            record = records[items[k]] if items[k] >= 0 else None
+            table.update(int(owners[k]), str(types[k]), float(weights[k]), float(ts[k]), record.category if record else None,
+                         record.tags if record else (), json.loads(contexts[k]) if contexts[k] else None, queries[k])
+    return table
+
+
+def assert_profiles(table: ProfileTable, expected: dict[int, UserProfile]) -> None:
+    assert len(table) == len(expected)
+    for owner, profile in expected.items():
+        got = table.get(owner).to_state()
+        want = profile.to_state()
+        for name in ("categories", "tags"):
+            assert got[name].keys() == want[name].keys(), (owner, name)
+            for key, (value, at) in want[name].items():
+                assert got[name][key] == pytest.approx([value, at], rel=1e-9), (owner, name, key)
+        others = {k: v for k, v in got.items() if k not in ("categories", "tags")}
+        assert others == {k: v for k, v in want.items() if k not in ("categories", "tags")}, owner
+        assert table.get(owner).to_dict(1.8e9) == profile.to_dict(1.8e9) or _same_but_rounding(table, owner, profile)
+
+
+def _same_but_rounding(table, owner, profile) -> bool:
+    got, want = table.get(owner).to_dict(1.8e9), profile.to_dict(1.8e9)
+    return {k: v for k, v in got.items() if k != "interests"} == {k: v for k, v in want.items() if k != "interests"}
+
+
+@pytest.mark.parametrize("batches", [
+    [("bulk", 0, 2000)],
+    [("each", 0, 2000)],
+    [("bulk", 0, 700), ("each", 700, 1100), ("bulk", 1100, 1500), ("each", 1500, 2000)],
+])
+def test_columns_equal_per_event_profiles(log, batches, monkeypatch):
+    monkeypatch.setattr(keyed, "SETTLE_AT", 37)  # single events settle in many small batches
+    monkeypatch.setattr(KeyedTable, "delta_limit", lambda self: 25)  # and the delta merges often
+    assert_profiles(table_of(batches, log), reference(log))
+
+
+def test_erased_owner_leaves_nothing_and_can_start_again(log, monkeypatch):
+    monkeypatch.setattr(KeyedTable, "delta_limit", lambda self: 25)
+    table = table_of([("bulk", 0, 1200), ("each", 1200, 1300)], log)
+    victim = int(log[1][0])
+    entries = sum(len(t) for t in table.keyed.values())
+    table.forget(victim)
+    assert victim not in table and table.get(victim) is None and len(table) == 39
+    for keyed_table in table.keyed.values():
+        codes, values, _ = keyed_table.of(victim)
+        assert len(codes) == 0
+        main_keys = keyed_table.main[0]
+        erased = (main_keys >> 32) == victim
+        assert not keyed_table.main[1][erased].any()  # values zeroed at once, before any merge
+    assert table.counts[victim].sum() == 0 and table.dense["hours"][victim].sum() == 0
+    for keyed_table in table.keyed.values():
+        keyed_table.merge()
+    assert sum(len(t) for t in table.keyed.values()) < entries  # the erased entries are gone
+    table.update(victim, "view", 1.0, 1.71e9, "c1", ("t1",), {"device": "tv"}, None)
+    again = table.get(victim).to_state()
+    assert again["counts"] == {"view": 1} and again["devices"] == {"tv": 1} and list(again["categories"]) == ["c1"]
+
+
+def test_searches_keep_the_last_ten_in_order():
+    table = ProfileTable(HALFLIFE, name_of=str)
+    for k in range(25):
+        table.update(3, "search", 0.5, 1.7e9 + k, None, (), None, f"q{k}")
+    owners = np.full(5, 3)
+    table.fold(owners, np.array(["search"] * 5, dtype=object), np.full(5, 0.5), 1.7e9 + 30 + np.arange(5.0),
+               np.full(5, -1), [], None, np.array([f"b{k}" for k in range(5)], dtype=object))
+    table.keyed["searches"].merge()
+    assert list(table.get(3).searches) == [f"q{k}" for k in range(20, 25)] + [f"b{k}" for k in range(5)]
+    assert len(table.keyed["searches"]) == 10  # the log is trimmed at the merge
+
+
+def test_keyed_table_refuses_unsorted_keys():
+    table = KeyedTable()
+    with pytest.raises(ValueError, match="not sorted"):
+        table.load(keys_of(np.array([2, 1]), np.array([0, 0])), np.ones(2), np.zeros(2))
+
+
+def test_names_come_from_the_owner_index():
+    owners = IdIndex(["alice", "bob"])
+    table = ProfileTable(HALFLIFE, name_of=owners.id_of)
+    table.update(1, "view", 1.0, 1.7e9, None, (), None, None)
+    assert table.get(1).user_id == "bob" and table.get(0) is None and 0 not in table and 1 in table

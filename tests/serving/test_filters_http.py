@@ -1,0 +1,108 @@
+"""Named and inline filter expressions over real HTTP (a real uvicorn): every ranking route,
+422s that name the field, the position and what was expected, persistence across a restart."""
+
+from __future__ import annotations
+
+import httpx
+
+from pulserec.config import Settings
+from pulserec.engine import Engine
+from pulserec.serving.server import BackgroundServer
+
+ITEMS = [
+    {"item_id": "s1", "title": "Runner", "category": "shoes", "price": 80, "attrs": {"brand": "zest"}},
+    {"item_id": "s2", "title": "Boot", "category": "shoes", "price": 150, "attrs": {"brand": "acme"}},
+    {"item_id": "b1", "title": "Tote", "category": "bags", "price": 40, "attrs": {"brand": "acme"}},
+    {"item_id": "b2", "title": "Satchel", "category": "bags", "price": 95},
+]
+
+
+def _seed(client) -> None:
+    client.put_items(ITEMS)
+    events = [{"user_id": f"u{k}", "item_id": i["item_id"], "type": "view"} for k in range(4) for i in ITEMS]
+    client.send_events(events + [{"user_id": "me", "item_id": "s1", "type": "view"}])
+
+
+def _ids(response: httpx.Response) -> set[str]:
+    assert response.status_code == 200, response.text
+    return {r["item_id"] for r in response.json()["items"]}
+
+
+def test_named_and_inline_filters_on_every_ranking_route(client, server):
+    _seed(client)
+    url = server.url
+    put = httpx.put(f"{url}/filters/no-acme", json={"expression": 'attrs.brand != "acme" and price < 100'})
+    assert put.status_code == 200 and put.json()["created"] is True
+    assert httpx.put(f"{url}/filters/no-acme", json={"expression": 'attrs.brand != "acme"'}).json()["created"] is False
+    assert httpx.get(f"{url}/filters/no-acme").json()["expression"] == 'attrs.brand != "acme"'
+    assert [f["name"] for f in httpx.get(f"{url}/filters").json()["filters"]] == ["no-acme"]
+    routes = [f"{url}/users/u0/recommendations", f"{url}/sessions/fresh/recommendations", f"{url}/items/s1/similar"]
+    for route in routes:
+        assert _ids(httpx.get(route, params={"filter": "no-acme", "exclude_seen": False})) <= {"s1", "b2"}, route
+        assert _ids(httpx.get(route, params={"filter_expression": 'category == "bags"', "exclude_seen": False})) <= {"b1", "b2"}
+        both = {"filter": "no-acme", "filter_expression": 'category == "bags"', "exclude_seen": False}
+        assert _ids(httpx.get(route, params=both)) == {"b2"}, route
+        combined = {"filter_expression": "price < 100", "category": "shoes", "exclude_seen": False}
+        assert _ids(httpx.get(route, params=combined)) <= {"s1"}, route
+    assert "s1" not in _ids(httpx.get(f"{url}/users/me/recommendations", params={"filter_expression": "not seen"}))
+    assert _ids(httpx.get(f"{url}/users/me/recommendations", params={"filter_expression": "seen", "exclude_seen": False})) == {"s1"}
+    assert httpx.delete(f"{url}/filters/no-acme").json() == {"name": "no-acme", "deleted": True}
+    assert httpx.delete(f"{url}/filters/no-acme").status_code == 404
+    assert httpx.get(f"{url}/filters/no-acme").status_code == 404
+
+
+def test_filter_errors_are_422_naming_field_position_and_expectation(client, server):
+    _seed(client)
+    url = server.url
+    bad = httpx.get(f"{url}/users/u0/recommendations", params={"filter_expression": "price < 100 and"})
+    assert bad.status_code == 422
+    error = bad.json()["errors"][0]
+    assert error["field"] == "filter_expression" and error["position"] == 16 and "a field name" in error["expected"]
+    assert "position 16" in bad.json()["detail"]
+    typed = httpx.get(f"{url}/items/s1/similar", params={"filter_expression": 'price > "x"'})
+    assert typed.status_code == 422 and typed.json()["errors"][0]["position"] == 7
+    unknown = httpx.get(f"{url}/users/u0/recommendations", params={"filter": "nope"})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "filter"
+    stored = httpx.put(f"{url}/filters/broken", json={"expression": "category in ("})
+    assert stored.status_code == 422 and stored.json()["errors"][0]["field"] == "expression"
+    assert httpx.get(f"{url}/filters/broken").status_code == 404  # nothing stored
+    for params in ({"filter": "bad name"}, {"filter": "x" * 65}, {"filter_expression": ""},
+                   {"filter_expression": "x" * 9000}):
+        response = httpx.get(f"{url}/users/u0/recommendations", params=params)
+        assert response.status_code == 422 and list(params)[0] in response.text, params
+    for body in ({"expression": 3}, {}, {"expression": "true", "more": 1}, {"expression": "(" * 30 + "true" + ")" * 30}):
+        assert httpx.put(f"{url}/filters/x", json=body).status_code == 422, body
+    assert httpx.put(f"{url}/filters/{'x' * 65}", json={"expression": "true"}).status_code == 422
+
+
+def test_named_filters_survive_a_restart(tmp_path):
+    settings = Settings.load(tmp_path / "data")
+    engine = Engine(settings)
+    with BackgroundServer(engine) as server:
+        assert httpx.put(f"{server.url}/filters/cheap", json={"expression": "price < 50"}).status_code == 200
+    engine.close()
+    engine = Engine(settings)
+    with BackgroundServer(engine) as server:
+        assert httpx.get(f"{server.url}/filters/cheap").json()["expression"] == "price < 50"
+        httpx.put(f"{server.url}/items/a", json={"price": 10})
+        httpx.put(f"{server.url}/items/b", json={"price": 90})
+        httpx.post(f"{server.url}/events", json={"user_id": "u", "item_id": "a", "type": "view"})
+        httpx.post(f"{server.url}/events", json={"user_id": "u", "item_id": "b", "type": "view"})
+        assert _ids(httpx.get(f"{server.url}/sessions/s/recommendations", params={"filter": "cheap"})) == {"a"}
+    engine.close()
+
+
+def test_the_python_client_manages_and_uses_filters(client):
+    import pytest
+
+    from pulserec.client import PulserecError
+
+    _seed(client)
+    assert client.put_filter("bags", 'category == "bags"')["created"] is True
+    assert [f["name"] for f in client.filters()] == ["bags"] and client.filter("bags")["expression"] == 'category == "bags"'
+    assert {r.item_id for r in client.recommend("u0", filter="bags", exclude_seen=False).items} == {"b1", "b2"}
+    assert {r.item_id for r in client.similar("s1", filter_expression="price < 90").items} <= {"s1", "b1"}
+    with pytest.raises(PulserecError) as caught:
+        client.put_filter("bad", "price <")
+    assert caught.value.status == 422 and "position 8" in caught.value.detail
+    assert client.delete_filter("bags")["deleted"] is True and client.filters() == []
