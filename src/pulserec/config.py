@@ -69,6 +69,9 @@ class Settings:
     # Memory bound (issue 17.2): every compaction keeps each item's `cooc_max_neighbours`
     # heaviest pairs (0 = all), so the matrix grows with items x K, not with every pair seen.
     cooc_max_neighbours: int = 0
+    # Eviction ranks a pair by weight x 2^(-(now - the neighbour's last event) / half-life), so
+    # neighbours nobody touches any more leave the K kept (0: by weight alone).
+    cooc_evict_halflife: float = 0.0
     # Catalogue policy (docs/architecture.md): items seen only in events (never PUT or imported
     # into the catalogue) are stored and counted but not served, unless `serve_unknown_items`.
     serve_unknown_items: bool = False
@@ -272,6 +275,8 @@ class Settings:
             raise ValueError("model_watch_interval must be 0 (off) or a positive number of seconds")
         if self.cooc_max_neighbours < 0:
             raise ValueError("cooc_max_neighbours must be >= 0 (0 = unbounded)")
+        if not 0 <= self.cooc_evict_halflife < float("inf"):
+            raise ValueError("cooc_evict_halflife must be 0 (by weight alone) or a positive number of seconds")
         if self.snapshot_every_events < 0 or not 0 <= self.snapshot_every_s < float("inf") or self.snapshot_keep < 1:
             raise ValueError("snapshot_every_events and snapshot_every_s must be >= 0 (0 = off), snapshot_keep >= 1")
         if self.read_keys and not self.api_keys:

@@ -160,3 +160,31 @@ def test_small_bulk_updates_are_read_from_the_middle_level_until_folded():
     assert two_levels.nnz == base_nnz + two_levels.mid.nnz
     two_levels.compact()
     assert two_levels.mid.nnz == 0 and two_levels.base.nnz == reference.base.nnz
+
+
+def test_eviction_with_a_half_life_drops_neighbours_nobody_touches_any_more():
+    # Item 0 pairs with 1..6: items 1-3 heavily but only on day 0, items 4-6 lightly on day 300.
+    owners, items, ts = [], [], []
+    for user in range(30):
+        for item, day in ((0, 0), (1, 0), (2, 0), (3, 0)) if user < 20 else ((0, 300), (4, 300), (5, 300), (6, 300)):
+            owners.append(user)
+            items.append(item)
+            ts.append(day * 86_400.0 + user)
+    log = np.array(owners), np.array(items), np.ones(len(items)), np.array(ts)
+    by_weight = CoOccurrence(10, 86_400.0, max_neighbours=3)
+    by_decay = CoOccurrence(10, 86_400.0, max_neighbours=3, evict_halflife=30 * 86_400.0)
+    for cooc in (by_weight, by_decay):
+        cooc.add_log(*log)
+        cooc.compact()
+    assert sorted(by_weight.row(0)[0].tolist()) == [1, 2, 3]  # the heaviest, however old
+    assert sorted(by_decay.row(0)[0].tolist()) == [4, 5, 6]  # the ones still being touched
+    assert by_decay.last_seen[0] == by_decay.last_seen[4] == 300 * 86_400.0 + 29
+
+
+@pytest.mark.parametrize("name, value", [("cooc_max_neighbours", -1), ("cooc_evict_halflife", -1.0),
+                                         ("cooc_evict_halflife", float("inf"))])
+def test_bound_settings_are_validated(tmp_path, name, value):
+    from pulserec.config import Settings
+
+    with pytest.raises(ValueError, match=name):
+        Settings.load(tmp_path, **{name: value})

@@ -37,8 +37,10 @@ class ItemKNN(SavedState):
     name: ClassVar[str] = "item_knn"
 
     def __init__(self, cooc: CoOccurrence | None = None, window: int = 20, gap_tau: float = 3 * 86_400.0,
-                 max_neighbours: int = 0, support: SupportCounts | None = None, min_support: int = 0) -> None:
-        self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau, max_neighbours=max_neighbours)
+                 max_neighbours: int = 0, support: SupportCounts | None = None, min_support: int = 0,
+                 evict_halflife: float = 0.0) -> None:
+        self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau, max_neighbours=max_neighbours,
+                                                               evict_halflife=evict_halflife)
         self.support = support
         self.min_support = min_support
 
@@ -55,7 +57,7 @@ class ItemKNN(SavedState):
     def saved_params(self) -> dict[str, Any]:
         cooc = self.cooc
         return {"window": cooc.window, "gap_tau": cooc.gap_tau, "max_neighbours": cooc.max_neighbours,
-                "min_support": self.min_support}
+                "evict_halflife": cooc.evict_halflife, "min_support": self.min_support}
 
     def saved_values(self) -> dict[str, Any]:
         self.cooc.compact()
@@ -69,7 +71,8 @@ class ItemKNN(SavedState):
         return model
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> ItemKNN:
-        cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau, max_neighbours=getattr(self.cooc, "max_neighbours", 0))
+        cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau, max_neighbours=getattr(self.cooc, "max_neighbours", 0),
+                            evict_halflife=getattr(self.cooc, "evict_halflife", 0.0))
         order = np.argsort(data.timestamps, kind="stable")
         cooc.add_log(data.users[order], data.items[order], data.weights[order], data.timestamps[order])
         self.cooc = cooc

@@ -156,7 +156,7 @@ class DeltaRows:
 
 class CoOccurrence(RowReader):
     def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000, top_k: int = 0,
-                 max_neighbours: int = 0) -> None:
+                 max_neighbours: int = 0, evict_halflife: float = 0.0) -> None:
         self.window = window
         self.gap_tau = gap_tau
         self.min_delta = min_delta
@@ -164,6 +164,11 @@ class CoOccurrence(RowReader):
         #: Each compaction keeps only every row's `max_neighbours` heaviest entries (0: all), so
         #: memory grows with items x K rather than with every pair ever seen.
         self.max_neighbours = max_neighbours
+        #: Eviction ranks a pair by its weight times 2^(-(now - last event of the neighbour) /
+        #: evict_halflife) (0: by weight alone): neighbours nobody touches any more fade out of
+        #: the K kept, and a newly popular item can enter rows filled long ago.
+        self.evict_halflife = evict_halflife
+        self.last_seen = np.zeros(0, dtype=np.float64)
         self._pruned: sp.csr_matrix | None = None
         self.base = sp.csr_matrix((0, 0), dtype=np.float64)
         #: Bulk updates since the last fold into the base (`_merge`).
@@ -174,13 +179,13 @@ class CoOccurrence(RowReader):
     # -- writes -----------------------------------------------------------------------------
     def _ensure(self, n: int) -> None:
         if n > len(self.degree):
-            grown = np.zeros(max(n, 2 * len(self.degree), 1024), dtype=np.float64)
-            grown[: len(self.degree)] = self.degree
-            self.degree = grown
+            size = max(n, 2 * len(self.degree), 1024)
+            self.degree, self.last_seen = (np.r_[column, np.zeros(size - len(column))] for column in (self.degree, self.last_seen))
 
     def add_event(self, item: int, weight: float, ts: float, previous: Iterable[Touch]) -> None:
         """Pair a new event with the user's previous events (at most `window` of them)."""
         self._ensure(item + 1)
+        self.last_seen[item] = max(self.last_seen[item], ts)
         pairs = event_pairs(item, weight, ts, previous, self.gap_tau)
         if not pairs:
             return
@@ -203,10 +208,13 @@ class CoOccurrence(RowReader):
         With sign=-1 it subtracts those pairs (the log must then be the owner's entire history)."""
         later, earlier, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, both_directions=False,
                                          fresh=fresh)
+        if len(items):
+            self._ensure(int(items.max()) + 1)
+            if sign > 0:
+                np.maximum.at(self.last_seen, items, ts)
         if len(later) == 0:
             return
         n = max(int(items.max()) + 1, self.base.shape[0])
-        self._ensure(n)
         size = len(self.degree)
         self.degree += sign * (np.bincount(later, weights=vals, minlength=size) + np.bincount(earlier, weights=vals, minlength=size))
         half = sp.csr_matrix((sign * vals, (later, earlier)), shape=(n, n), dtype=np.float64)
@@ -229,8 +237,14 @@ class CoOccurrence(RowReader):
         if self.max_neighbours:  # a forgotten user's evicted pairs would subtract below zero
             np.maximum(merged.data, 0.0, out=merged.data)
         merged.eliminate_zeros()
-        self.base = strongest(merged, self.max_neighbours) if self.max_neighbours else merged
+        self.base = strongest(merged, self.max_neighbours, self._eviction_scores(merged)) if self.max_neighbours else merged
         self._pruned = None
+
+    def _eviction_scores(self, matrix: sp.csr_matrix) -> np.ndarray | None:
+        if not self.evict_halflife or not matrix.nnz:
+            return None
+        age = self.last_seen.max() - self.last_seen[matrix.indices]
+        return matrix.data * np.exp2(-age / self.evict_halflife)
 
     def compact(self) -> None:
         """Fold the delta and the middle level into the CSR base."""
@@ -346,13 +360,14 @@ def prefixed(owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.
     )
 
 
-def strongest(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Each row's k heaviest entries, in CSR order (rows with fewer are kept whole)."""
+def strongest(matrix: sp.csr_matrix, k: int, scores: np.ndarray | None = None) -> sp.csr_matrix:
+    """Each row's k entries of highest `scores` (default: the weights), in CSR order (rows with
+    fewer are kept whole)."""
     counts = np.diff(matrix.indptr)
     if matrix.nnz == 0 or counts.max() <= k:
         return matrix
     rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((-matrix.data, rows))
+    order = np.lexsort((-(matrix.data if scores is None else scores), rows))
     rank = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
     keep = np.sort(order[rank < k])
     indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: Settings that change what the state holds: a snapshot made under others is not loaded.
 SHAPING_SETTINGS = ("event_weights", "trending_halflife", "interest_halflife", "cooc_window", "cooc_gap_tau",
-                    "cooc_max_neighbours", "history_len", "pseudonymize_users", "dwell_types",
+                    "cooc_max_neighbours", "cooc_evict_halflife", "history_len", "pseudonymize_users", "dwell_types",
                     "dwell_bounce_s", "dwell_bounce_factor", "dwell_cap_s", "dwell_max_factor")
 STORE_ID = "store_id"
 

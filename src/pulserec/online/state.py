@@ -40,7 +40,7 @@ class OnlineState:
         self.owners = IdIndex()
         self.popularity = Popularity(settings.trending_halflife)
         self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau, top_k=settings.cooc_top_k,
-                                 max_neighbours=settings.cooc_max_neighbours)
+                                 max_neighbours=settings.cooc_max_neighbours, evict_halflife=settings.cooc_evict_halflife)
         self.histories = Histories(settings.history_len)
         self.profiles = ProfileTable(settings.interest_halflife, name_of=lambda owner: self.owners.id_of(owner))
         self.applied = 0

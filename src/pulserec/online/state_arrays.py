@@ -51,6 +51,7 @@ def to_arrays(state: OnlineState) -> Arrays:
     base = cooc.base
     out["cooc.indptr"], out["cooc.indices"], out["cooc.data"] = base.indptr, base.indices, base.data
     out["cooc.shape"], out["cooc.degree"] = np.array(base.shape, dtype=np.int64), cooc.degree
+    out["cooc.last_seen"] = cooc.last_seen
     _history_arrays(out, state)
     out.update(profile_arrays(state.profiles, len(state.owners)))
     return out
@@ -68,6 +69,7 @@ def from_arrays(settings: Settings, arrays: Arrays) -> OnlineState:
     n = tuple(int(v) for v in arrays["cooc.shape"])
     state.cooc.base = sp.csr_matrix((arrays["cooc.data"], arrays["cooc.indices"], arrays["cooc.indptr"]), shape=n)
     state.cooc.degree = arrays["cooc.degree"].copy()
+    state.cooc.last_seen = arrays["cooc.last_seen"].copy()
     _histories_from(state, arrays)
     load_profiles(state.profiles, arrays)
     return state
