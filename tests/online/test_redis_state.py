@@ -11,17 +11,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.online.redis import bulk
-from pulserec.online.redis.connection import StateBackendError
+from pulserec.online.redis.connection import VECTORS, StateBackendError
 from pulserec.online.redis.state import RedisState
 from pulserec.records import ItemRecord
 from pulserec.serving.server import free_port
 from pulserec.store import SQLiteStore
+from pulserec.store.sqlite import EVENT_COLUMNS
 
 
 NOW = time.time() - 3600
@@ -66,6 +68,32 @@ def test_row_compaction_keeps_weights_and_refuses_a_stale_read(redis_server, mon
     assert vals.sum() == pytest.approx(entries, rel=1e-12)
     gen = int(state.client.hget(state.keys.row_gen, 0) or 0)
     assert state.scripts.compact_row(args=[state.keys.prefix, 0, gen + 1, 0, b""]) == 0  # stale generation
+
+
+def test_vectors_written_in_place_and_rewritten_whole_agree(redis_server, monkeypatch):
+    """COMMIT updates a vector entry by entry or rewrites it whole (VECTOR_REWRITE): the same
+    events, batched and one by one, with a user forgotten (clamped subtractions), must leave the
+    same bytes either way."""
+    items = [f"item-{i}" for i in range(300)]  # entries per change well below the item count
+    log = [Event(f"v{k}", f"user-{k % 7}", items[(k * 37) % 300], "view", NOW + k) for k in range(400)]
+    vectors = {}
+    for rewrite in (0, 10**9):  # 0: always in place (once the vector exists); 10**9: always whole
+        monkeypatch.setattr("pulserec.online.redis.plan.VECTOR_REWRITE", rewrite)
+        state = RedisState(redis_settings(redis_server))
+        state.apply_many([(e, 0) for e in log[:300]])  # batches: many entries per change
+        for event in log[300:]:
+            state.apply(event)  # one event: a few entries
+        store_events = pd.DataFrame([e.row() for e in log if e.user_id == "user-3"], columns=list(EVENT_COLUMNS))
+        state.forget("user-3", store_events.assign(seq=0))
+        plan = state.new_plan()  # a repeated index, and a subtraction below zero that clamps to 0
+        plan.add_to_vector("total", np.array([5, 5, 299, 299]), np.array([1.5, -100.0, -100.0, 2.0]), clamp=True)
+        assert state.commit(plan) == "ok"
+        vectors[rewrite] = {name: state.client.get(state.keys.vector(name)) for name in VECTORS}
+    assert vectors[0] == vectors[10**9]
+    total = np.frombuffer(vectors[0]["total"], dtype="<f8")
+    assert total[5] == 0.0 and total[299] == 2.0  # each step clamps: w + 1.5 - 100 -> 0; w - 100 -> 0, + 2
+    events = np.frombuffer(vectors[0]["events"], dtype="<f8")
+    assert events.sum() == len(log) - sum(e.user_id == "user-3" for e in log) and (events >= 0).all()
 
 
 def seed_engine(engine: Engine) -> None:

@@ -63,7 +63,7 @@ def apply_frame(state: RedisState, frame: pd.DataFrame) -> np.ndarray:
     owner_ids = owner_keys(frame)
     owners = state.owners.add_many(owner_ids)
     items = intern_items(state, frame)
-    records = state.catalog.records()  # the mirror, synced: categories and tags for profiles
+    records = state.catalog.mirror.records()  # synced by intern_items: categories and tags for profiles
     for rows in _owner_groups(owners):
         done = _commit_group(state, frame.iloc[rows].reset_index(drop=True), owners[rows], owner_ids[rows], items[rows],
                              records)
@@ -73,18 +73,23 @@ def apply_frame(state: RedisState, frame: pd.DataFrame) -> np.ndarray:
 
 def intern_items(state: RedisState, frame: pd.DataFrame) -> np.ndarray:
     """Catalogue indices of a frame's items (-1 for none); new items are created at their first
-    event. Items the local mirror knows are looked up there (ids never change within an epoch)."""
+    event. Items the local mirror knows are looked up there (ids never change within an epoch).
+    Afterwards the mirror holds every item of the frame (one READ, two when some were new)."""
     has_item = frame["item_id"].notna().to_numpy()
     items = np.full(len(frame), -1, dtype=np.int64)
+    known = state.catalog.synced().item_ids  # synced with Redis by this read
     if has_item.any():
-        first = frame.loc[has_item, ["item_id", "ts"]].drop_duplicates("item_id")
-        known = state.catalog.item_ids  # synced with Redis by this read
-        lookup = {i: known.get(i) for i in first["item_id"].tolist()}
-        unknown = first[[lookup[i] is None for i in first["item_id"].tolist()]]
-        if len(unknown):
-            indices = state.catalog.intern_many(unknown["item_id"].tolist(), unknown["ts"].tolist())
-            lookup.update(zip(unknown["item_id"].tolist(), indices.tolist()))
-        items[has_item] = [lookup[i] for i in frame.loc[has_item, "item_id"]]
+        # Plain dicts over the rows: pandas' loc/drop_duplicates cost ~7 us an event on an updater's batches.
+        rows = np.flatnonzero(has_item)
+        ids = frame["item_id"].to_numpy(dtype=object)[rows].tolist()
+        lookup = {item_id: known.get(item_id) for item_id in ids}
+        unknown = [item_id for item_id, idx in lookup.items() if idx is None]
+        if unknown:
+            first_ts = dict(zip(reversed(ids), reversed(frame["ts"].to_numpy()[rows].tolist())))  # first sighting wins
+            indices = state.catalog.intern_many(unknown, [first_ts[item_id] for item_id in unknown])
+            lookup.update(zip(unknown, indices.tolist()))
+            state.catalog.synced()  # the mirror takes the new items and their records
+        items[rows] = [lookup[item_id] for item_id in ids]
     return items
 
 

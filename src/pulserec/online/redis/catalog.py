@@ -48,10 +48,12 @@ class RedisCatalog:
                 self.mirror.upsert(decode_record(rec, ts or None))
         self.version = version
 
-    def _synced(self) -> Catalog:
+    def synced(self) -> Catalog:
+        """The mirror, current as of this request's snapshot (or of one READ made now)."""
         if self.state.current_view() is None:
             self.state.snapshot(None, with_vectors=False)
         return self.mirror
+
 
     # -- writes ------------------------------------------------------------------------------
     def upsert_many(self, records: list[ItemRecord]) -> None:
@@ -79,52 +81,52 @@ class RedisCatalog:
 
     # -- reads (the Catalog interface) -------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._synced())
+        return len(self.synced())
 
     @property
     def item_ids(self) -> IdIndex:
-        return self._synced().item_ids
+        return self.synced().item_ids
 
     def record(self, idx: int) -> ItemRecord:
-        return self._synced().record(idx)
+        return self.synced().record(idx)
 
     def get(self, item_id: str) -> ItemRecord | None:
-        return self._synced().get(item_id)
+        return self.synced().get(item_id)
 
     def category_of(self, idx: int) -> str | None:
-        return self._synced().category_of(idx)
+        return self.synced().category_of(idx)
 
     def title_of(self, idx: int) -> str:
-        return self._synced().title_of(idx)
+        return self.synced().title_of(idx)
 
     def category_mask(self, category: str) -> np.ndarray:
-        return self._synced().category_mask(category)
+        return self.synced().category_mask(category)
 
     def active_mask(self) -> np.ndarray:
-        return self._synced().active_mask()
+        return self.synced().active_mask()
 
     def servable_mask(self, serve_unknown: bool = False) -> np.ndarray:
-        return self._synced().servable_mask(serve_unknown)
+        return self.synced().servable_mask(serve_unknown)
 
     def price_array(self) -> np.ndarray:
-        return self._synced().price_array()
+        return self.synced().price_array()
 
     def records(self) -> list[ItemRecord]:
-        return self._synced().records()
+        return self.synced().records()
 
     @property
     def revision(self) -> int:
-        return self._synced().revision
+        return self.synced().revision
 
     @property
     def categories(self) -> IdIndex:
-        return self._synced().categories
+        return self.synced().categories
 
     def changed_since(self, revision: int) -> np.ndarray | None:
-        return self._synced().changed_since(revision)
+        return self.synced().changed_since(revision)
 
     def created_array(self) -> np.ndarray:
-        return self._synced().created_array()
+        return self.synced().created_array()
 
     def category_codes(self) -> np.ndarray:
-        return self._synced().category_codes()
+        return self.synced().category_codes()

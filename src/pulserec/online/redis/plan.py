@@ -16,6 +16,10 @@ import numpy as np
 from pulserec.online.redis.codec import encode_float, encode_pairs
 
 _SECTIONS = ("vectors", "rows", "history", "seen")
+#: COMMIT rewrites a vector whole (one GET and one SET) rather than in place (a GETRANGE and a
+#: SETRANGE per entry) when a change has at least one entry per this many items: the rewrite
+#: costs ~4 ns an item, the in-place update ~1.5 us an entry.
+VECTOR_REWRITE = 64
 
 
 class CommitPlan:
@@ -26,6 +30,7 @@ class CommitPlan:
             "state_id": state_id, "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [], "history": [], "seen": [],
             "profiles": [], "forget": [], "applied": 0, "last_seq": 0, "now": "",
             "history_bytes": history_bytes, "compact_bytes": compact_bytes, "rate": interest_rate,
+            "vector_rewrite": VECTOR_REWRITE,
         }
         self._ids: list[str] = []
         self._done: list[str] = []

@@ -78,6 +78,7 @@ return {0, owner, item, version, tail, record, redis.call('HGET', p .. 'meta', '
 #: namespace is not the state this process attached to (`meta.state_id`, see `RedisState.attach`).
 COMMIT = """
 local p = ARGV[1]
+
 local meta = p .. 'meta'
 """ + FORGET_PROFILE + """
 local h = cjson.decode(ARGV[2])
@@ -112,15 +113,51 @@ local function scale_vector(key, factor)
   for i = 0, #data / 8 - 1 do parts[i + 1] = struct.pack('<d', struct.unpack('<d', data, i * 8 + 1) * factor) end
   redis.call('SET', key, table.concat(parts))
 end
+-- vec[idx] += delta for each (int32 idx, float64 delta) entry, in order (then max(., 0) when
+-- clamping). Few entries are written in place (two calls each); many (an updater's batch touches
+-- ~15% of MovieLens' items) by rewriting the vector once: one GET, one SET, no call per entry
+-- (measured: Redis CPU per event 42 -> 26 us when the vectors are not written at all).
 local function add_to_vector(key, data, clamp)
-  for i = 0, #data / 12 - 1 do
-    local idx, delta = struct.unpack('<i4d', data, i * 12 + 1)
-    local cur = redis.call('GETRANGE', key, idx * 8, idx * 8 + 7)
-    local value = delta
-    if #cur == 8 then value = struct.unpack('<d', cur) + delta end
-    if clamp == 1 and value < 0 then value = 0 end
-    redis.call('SETRANGE', key, idx * 8, struct.pack('<d', value))
+  local n = #data / 12
+  if n * h.vector_rewrite < redis.call('STRLEN', key) / 8 then
+    for i = 0, n - 1 do
+      local idx, delta = struct.unpack('<i4d', data, i * 12 + 1)
+      local cur = redis.call('GETRANGE', key, idx * 8, idx * 8 + 7)
+      local value = delta
+      if #cur == 8 then value = struct.unpack('<d', cur) + delta end
+      if clamp == 1 and value < 0 then value = 0 end
+      redis.call('SETRANGE', key, idx * 8, struct.pack('<d', value))
+    end
+    return
   end
+  local vec = redis.call('GET', key) or ''
+  local new, order = {}, {}
+  for i = 0, n - 1 do
+    local idx, delta = struct.unpack('<i4d', data, i * 12 + 1)
+    local value = new[idx]
+    if value == nil then
+      order[#order + 1] = idx
+      if idx * 8 + 8 <= #vec then value = struct.unpack('<d', vec, idx * 8 + 1) + delta else value = delta end
+    else
+      value = value + delta
+    end
+    if clamp == 1 and value < 0 then value = 0 end
+    new[idx] = value
+  end
+  table.sort(order)
+  local parts, pos = {}, 0
+  local function copy(from, to)  -- bytes [from, to) of the old vector, zeros past its end
+    if to <= from then return end
+    if from < #vec then parts[#parts + 1] = string.sub(vec, from + 1, math.min(to, #vec)) end
+    if to > #vec then parts[#parts + 1] = string.rep('\0', to - math.max(from, #vec)) end
+  end
+  for _, idx in ipairs(order) do
+    copy(pos, idx * 8)
+    parts[#parts + 1] = struct.pack('<d', new[idx])
+    pos = idx * 8 + 8
+  end
+  copy(pos, #vec)
+  redis.call('SET', key, table.concat(parts))
 end
 
 if #h.vectors > 0 or (h.landmark and h.landmark[1] ~= h.landmark[2]) then
@@ -137,8 +174,10 @@ for _, item in ipairs(h.rows) do
   local data = blob()
   local length = redis.call('APPEND', p .. 'cooc:' .. item, data)
   entries = entries + #data / 12
-  local clean = tonumber(redis.call('HGET', p .. 'cooc:clen', item) or '0')
-  if length - clean > math.max(clean, h.compact_bytes) then table.insert(compact, item) end
+  if length > h.compact_bytes then  -- a shorter row is never compacted: no need to read its clean length
+    local clean = tonumber(redis.call('HGET', p .. 'cooc:clen', item) or '0')
+    if length - clean > math.max(clean, h.compact_bytes) then table.insert(compact, item) end
+  end
 end
 if entries ~= 0 then redis.call('HINCRBY', meta, 'cooc_entries', entries) end
 

@@ -88,9 +88,14 @@ def query_items(history: list[Touch], limit: int) -> list[int]:
 
 
 def fetch_rows(state: RedisState, items: list[int]) -> dict[int, bytes]:
-    """Co-occurrence rows of `items` in one MULTI: their generations, and of each row the bytes
-    after the cached part (all of it when none is cached); a row compacted since it was cached
-    is read again whole (a second round trip, rare)."""
+    """Co-occurrence rows of `items` (see `fetch_rows_at`)."""
+    return {item: blob for item, (_, blob) in fetch_rows_at(state, items).items()}
+
+
+def fetch_rows_at(state: RedisState, items: list[int]) -> dict[int, tuple[int, bytes]]:
+    """(generation, bytes) of the co-occurrence rows of `items`, in one MULTI: their generations,
+    and of each row the bytes after the cached part (all of it when none is cached); a row
+    compacted since it was cached is read again whole (a second round trip, rare)."""
     if not items:
         return {}
     cache, keys = state.read_cache, state.keys
@@ -104,11 +109,11 @@ def fetch_rows(state: RedisState, items: list[int]) -> dict[int, bytes]:
     for item, entry, gen, tail in zip(items, held, gens, tails):
         gen = int(gen or 0)
         if entry is None or entry[0] == gen:
-            out[item] = (entry[1] if entry else b"") + (tail or b"")
-            cache.keep_row(item, gen, out[item])
+            out[item] = (gen, (entry[1] if entry else b"") + (tail or b""))
+            cache.keep_row(item, *out[item])
         else:
             stale.append(item)
     if stale:
         cache.rows = {k: v for k, v in cache.rows.items() if k not in stale}
-        out.update(fetch_rows(state, stale))
+        out.update(fetch_rows_at(state, stale))
     return out
