@@ -21,6 +21,7 @@ each to the best peer comes with a paired bootstrap 95% interval over test users
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import sys
@@ -131,19 +132,59 @@ def rating_errors(model: SurpriseSVD, split: Split) -> dict[str, float]:
     return {"rmse": rmse(predicted, test.values[rated]), "mae": mae(predicted, test.values[rated])}
 
 
-def run_split(method: str, data: Interactions, catalog: Catalog, params: dict[str, Any], names: list[str]):
+def cached_path(cache: Path | None, method: str, name: str, params: dict[str, Any]) -> Path | None:
+    """Where one (split, model, parameters) result is kept between runs (None: no cache). The key
+    holds the contents of the code the result depends on (code_version), so it is reused only
+    for that code."""
+    if cache is None:
+        return None
+    key = json.dumps([method, name, params, SPLITS[method], code_version(name in PEERS)], sort_keys=True, default=str)
+    return cache / f"{method}-{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+
+
+def code_version(peer: bool) -> str:
+    """A hash of what a result depends on: the evaluator, the query and the benchmark's peer code
+    for a peer; all of pulserec's models besides for ours."""
+    src = Path(__file__).resolve().parents[1] / "src" / "pulserec"
+    here = Path(__file__).resolve().parent
+    files = [*sorted((src / "evaluation").glob("*.py")), src / "models" / "query.py", *sorted(here.glob("*peer*.py")),
+             here / "closed_form.py", here / "recbole_runner.py"]
+    if not peer:
+        files += sorted((src / "models").glob("*.py")) + sorted((src / "online").glob("*.py"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def evaluated(name: str, chosen: dict[str, Any], split: Split, catalog: Catalog, path: Path | None) -> EvalResult:
+    """One model's result on `split`: from the cache file when there is one, else measured (and kept)."""
+    if path is not None and path.is_file():
+        kept = json.loads(path.read_text())
+        return EvalResult(**{**kept, "per_user": np.asarray(kept["per_user"], dtype=np.float64)})
+    model = make(name, chosen)
+    result = evaluate(model, split, catalog=catalog, label=name)
+    if isinstance(model, SurpriseSVD):
+        result.metrics.update(rating_errors(model, split))
+    result.params = chosen
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**result.__dict__, "per_user": result.per_user.tolist()}, default=str))
+    return result
+
+
+def run_split(method: str, data: Interactions, catalog: Catalog, params: dict[str, Any], names: list[str],
+              cache: Path | None = None):
     split = make_split(data, method, **SPLITS[method])
     print(f"\n== split {method}: {split.stats}", flush=True)
     results: list[EvalResult] = []
     for name in names:
         chosen = hybrid_params(params, method) if name == "hybrid" else params.get(name, {})
-        model = make(name, chosen)
-        result = evaluate(model, split, catalog=catalog, label=name)
-        if isinstance(model, SurpriseSVD):
-            result.metrics.update(rating_errors(model, split))
-        result.params = chosen
+        path = cached_path(cache, method, name, chosen)
+        kept = " (cached)" if path is not None and path.is_file() else ""
+        result = evaluated(name, chosen, split, catalog, path)
         results.append(result)
-        print(f"  {name:15s} NDCG@10 {result.metrics['ndcg@10']:.4f}  fit {result.fit_seconds:.2f}s", flush=True)
+        print(f"  {name:15s} NDCG@10 {result.metrics['ndcg@10']:.4f}  fit {result.fit_seconds:.2f}s{kept}", flush=True)
     return split, results
 
 
@@ -177,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="let `auto` include SASRec (its two fits take minutes on a 2-core box)")
     parser.add_argument("--report", type=Path, default=Path("reports/accuracy"))
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep each (split, model, params) result here and reuse it in later runs of the same "
+                             "code: a slow peer is measured once, and a run cut short keeps what it finished")
+    parser.add_argument("--recbole-epochs", type=int, default=None,
+                        help="epochs of the RecBole peers (default 5; each takes minutes on a 2-core box)")
     parser.add_argument("--extra", default="", help="more of our models to include, e.g. sasrec,gru4rec,content_embed "
                                                     "(default hyper-parameters; they need the seq / embed extras)")
     args = parser.parse_args(argv)
@@ -200,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  tuning took {time.perf_counter() - start:.0f}s")
             args.params.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
         chosen = {**stored.get(method, {}), "auto": {"sequence": args.auto_sequence}}
-        split, results = run_split(method, data, catalog, chosen, names)
+        if args.recbole_epochs is not None:
+            chosen.update({name: {"epochs": args.recbole_epochs} for name in PEER_DEFAULTS})
+        split, results = run_split(method, data, catalog, chosen, names, args.cache)
         line, ratios = ratio_lines(results)
         print_table(results, title=f"split: {method}  ({split.stats['test_users']} test users)")
         svd = next((r for r in results if r.model == "surprise_svd"), None)

@@ -33,7 +33,7 @@ def test_auto_serves_its_validated_blend_as_a_fresh_default(engine, shop, fill, 
     choice = engine.service.models.default_choice
     singles = [v for k, v in choice["validation"].items() if k != "blend"]
     assert choice["validation"]["blend"] >= max(singles)  # never below its best input on validation
-    assert choice["validation_split"] == "mixed" and choice["chosen_at"] > 0
+    assert choice["validation_split"] == "balanced" and choice["chosen_at"] > 0
     default = engine.service.strategies["default"]
     assert isinstance(default, Blend) and default is not engine.service.models.default
     live = engine.service.models.item_knn

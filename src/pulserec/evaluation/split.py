@@ -146,6 +146,23 @@ def mixed_split(data: Interactions, test_fraction: float = 0.1, seed: int = 0) -
     return _make_split("mixed", data, ~test_mask, test_mask)
 
 
+def mixed_parts(split: Split) -> dict[str, Split]:
+    """A mixed split's two targets apart, on the same training log: "next" holds each user's
+    newest held-out event (the next item), "taste" the others (the rest of their taste)."""
+    test = split.test
+    order = np.lexsort((-np.arange(len(test)), -test.timestamps, test.users))  # per user, newest first
+    first = np.r_[True, test.users[order][1:] != test.users[order][:-1]] if len(test) else np.zeros(0, bool)
+    newest = np.zeros(len(test), dtype=bool)
+    newest[order[first]] = True
+
+    def part(name: str, mask: np.ndarray) -> Split:
+        held = Holdout(test.users[mask], test.items[mask], test.values[mask], test.timestamps[mask],
+                       test.n_known_items, test.n_items)
+        return Split(f"{split.name}:{name}", split.train, held, split.cut_time, {"test_rows": int(mask.sum())})
+
+    return {"next": part("next", newest), "taste": part("taste", ~newest)}
+
+
 def make_split(data: Interactions, method: str, **params: float) -> Split:
     """Split by method name: "time" (test_fraction, warm_start), "leave-last-out" (n),
     "random" or "mixed" (test_fraction, seed)."""

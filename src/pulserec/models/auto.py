@@ -4,9 +4,10 @@
 pulserec can serve: item-kNN on the recent events (the online model, fresh after every event),
 item-kNN on the whole history (:class:`LongTerm`: long-term taste), EASE, RP3beta, ALS and,
 when the `seq` extra is installed, SASRec. Its weights are learned on a validation split
-carved from the training log ("mixed": each user's last event and a random tenth of the rest,
-so that neither the next item nor the long-term taste alone decides), starting from the best
-single candidate, so the chosen blend never scores below its best input on validation.
+carved from the training log ("balanced": each user's last event and a random tenth of the
+rest held out, the two scored apart and weighed equally, so that neither the next item nor the
+long-term taste alone decides; models/hybrid.py), starting from the best single candidate, so
+the chosen blend never scores below its best input on validation.
 
 Served as the `default` strategy (recommend/model_set.py), its item-kNN parts are the live
 ones over the online state, so every event is reflected in the next answer; the batch parts
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pulserec.models.base import Query, Reason, Recommender, Scored, scored
-from pulserec.models.hybrid import ComponentSpec, Hybrid
+from pulserec.models.hybrid import BALANCED, ComponentSpec, Hybrid
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
 from pulserec.models.query import with_long_term
@@ -115,7 +116,7 @@ class AutoBlend(Hybrid):
         names = ("components", "validation", "validation_params", "grid", "rounds", "metric")
         return {name: getattr(self, name) for name in names}
 
-    def __init__(self, components: Sequence[ComponentSpec] | None = None, validation: str = "mixed",
+    def __init__(self, components: Sequence[ComponentSpec] | None = None, validation: str = BALANCED,
                  sequence: bool | None = None, **params: Any) -> None:
         super().__init__(components=list(components) if components is not None else candidates(sequence),
                          validation=validation, **params)
