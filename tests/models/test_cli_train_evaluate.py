@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import typer
@@ -13,6 +18,8 @@ from pulserec.cli import train as train_cli
 from pulserec.models.als import ALS
 from pulserec.models.base import Query
 from pulserec.store import EVENT_COLUMNS, SQLiteStore
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture
@@ -75,3 +82,37 @@ def test_evaluate_defaults_to_a_split_with_every_user_and_warns_when_few(app, da
     assert "split leave-last-out:" in result.output and "40 test users" in result.output
     assert "warning: only 40 test users (< 200)" in result.output
     assert "popular: NDCG@10 " in result.output and "95% CI" in result.output
+
+
+def ndcg_line(output: str, model: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(f"{model}: NDCG@10 "))
+
+
+def test_evaluate_asks_with_the_data_dirs_query_settings(app, data_dir) -> None:
+    """The evaluator builds each query with the data dir's settings, as its server would: with
+    a query of the latest event alone (query_len 1) item-kNN scores differently."""
+    args = ["evaluate", "--models", "item_knn", "--data-dir", str(data_dir)]
+    served = CliRunner().invoke(app, args)
+    (data_dir / "pulserec.toml").write_text("query_len = 1\nlong_term_weight = 0.0\n")
+    latest_only = CliRunner().invoke(app, args)
+    assert served.exit_code == latest_only.exit_code == 0, served.output + latest_only.output
+    assert ndcg_line(served.output, "item_knn") != ndcg_line(latest_only.output, "item_knn")
+
+
+def test_torch_threads_are_set_before_a_blend_with_a_sequence_model_trains() -> None:
+    """A blend imports torch only inside its fit: the setting must reach torch before it (a fresh
+    interpreter, torch not yet imported); a model without torch parts never imports it."""
+    code = (
+        "import sys\n"
+        "from pulserec.models.registry import build_model\n"
+        "from pulserec.recommend.training import apply_torch_threads\n"
+        "apply_torch_threads(3, build_model('ease'))\n"
+        "assert 'torch' not in sys.modules\n"
+        "apply_torch_threads(3, build_model('hybrid', components=['item_knn', ('sasrec', {})]))\n"
+        "import torch\n"
+        "assert torch.get_num_threads() == 3, torch.get_num_threads()\n"
+    )
+    pytest.importorskip("torch")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert done.returncode == 0, done.stderr

@@ -6,12 +6,16 @@ from pathlib import Path
 
 import typer
 
+from pulserec.config import Settings
 from pulserec.evaluation.data import load_training_data
+from pulserec.evaluation.evaluate import EvalResult
 from pulserec.evaluation.evaluate import evaluate as evaluate_model
 from pulserec.evaluation.report import print_table, write_report
 from pulserec.evaluation.bootstrap import mean_interval
-from pulserec.evaluation.split import METHODS, MIN_TEST_USERS, make_split
+from pulserec.evaluation.split import METHODS, MIN_TEST_USERS, Split, make_split
 from pulserec.models.registry import MODELS, build_model
+from pulserec.online.catalog import Catalog
+from pulserec.recommend.training import apply_torch_threads
 
 
 def evaluate(
@@ -46,7 +50,7 @@ def evaluate(
     if stats["test_users"] < MIN_TEST_USERS:
         typer.echo(f"warning: only {stats['test_users']} test users (< {MIN_TEST_USERS}): differences between "
                    "models are mostly noise; see the confidence intervals", err=True)
-    results = [evaluate_model(build_model(name), the_split, catalog=catalog) for name in names]
+    results = [measured(name, the_split, catalog, settings) for name in names]
     title = f"split: {split} ({stats['test_users']} test users)"
     print_table(results, title=title)
     for result in results:
@@ -54,6 +58,14 @@ def evaluate(
     if report is not None:
         md, page = write_report([(title, results, f"Split stats: {the_split.stats}.")], report)
         typer.echo(f"report: {md}, {page}")
+
+
+def measured(name: str, split: Split, catalog: Catalog, settings: Settings) -> EvalResult:
+    """One model fitted on the split's training part and measured as the server would ask it:
+    the data dir's query settings (models/query.serving_query), its torch_threads."""
+    model = build_model(name)
+    apply_torch_threads(settings.torch_threads, model)
+    return evaluate_model(model, split, catalog=catalog, settings=settings)
 
 
 def register(app: typer.Typer) -> None:

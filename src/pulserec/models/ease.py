@@ -29,7 +29,7 @@ import scipy.sparse.linalg
 from pulserec.models.base import BatchScorer, Query, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
-from pulserec.models.weighting import as_dense, history_matrix, last_timestamps
+from pulserec.models.weighting import TrainingRows, as_dense, binarised, history_matrix
 
 VARIANTS = ("auto", "dense", "low_rank")
 
@@ -56,7 +56,7 @@ def low_rank_factors(x: sp.csr_matrix, rank: int, regularization: float, seed: i
     return v.astype(np.float32), shrink.astype(np.float32), diag.reshape(n_items).astype(np.float32)
 
 
-class EASE(BatchScorer, SavedState):
+class EASE(TrainingRows, BatchScorer, SavedState):
     name: ClassVar[str] = "ease"
     saved_fields: ClassVar[tuple[str, ...]] = (
         "user_ids", "item_ids", "user_items", "user_last_ts", "weights", "factors", "shrink", "p_diag")
@@ -84,17 +84,8 @@ class EASE(BatchScorer, SavedState):
     def fitted_variant(self) -> str:
         return "dense" if self.weights.size else "low_rank"
 
-    def _input(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-        if self.binary:
-            matrix.data[:] = 1.0
-        return matrix
-
     def fit(self, data: Interactions, catalog=None) -> EASE:
-        self.user_ids = data.user_ids
-        self.item_ids = data.item_ids
-        self.user_items = self._input(data.to_csr())
-        self.user_last_ts = last_timestamps(data.users, data.timestamps, data.n_users)
+        self.keep_rows(data, self.binary)
         n = data.n_items
         dense = self.variant == "dense" or (self.variant == "auto" and n <= self.dense_max_items)
         if dense or n < 3:
@@ -119,7 +110,7 @@ class EASE(BatchScorer, SavedState):
 
     def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray:
         scores = np.full((len(queries), n_items), -np.inf, dtype=np.float32)
-        x = self._input(history_matrix(queries, self.user_items, self.user_last_ts, self.n_known))
+        x = binarised(history_matrix(queries, self.user_items, self.user_last_ts, self.n_known), self.binary)
         ok = x.getnnz(axis=1) > 0
         if ok.any():
             n = min(n_items, self.n_known)

@@ -119,6 +119,9 @@ class Hybrid(SavedState):
     def after_load(self) -> None:
         self.blend = Blend(list(zip(self.models, self.weights)), name=self.name)
 
+    def component_names(self) -> list[str]:
+        return [_label(spec) for spec in self.components]
+
     def _learn_weights(self, data: Interactions, catalog: Catalog | None) -> tuple[list[float], float]:
         method = "mixed" if self.validation == BALANCED else self.validation
         split = validation_split(data, method, **self.validation_params)

@@ -21,6 +21,7 @@ from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
 from pulserec.models.weighting import (
     RowWeighting,
+    TrainingRows,
     as_dense,
     l2_normalise_rows,
     queries_matrix,
@@ -29,7 +30,7 @@ from pulserec.models.weighting import (
 )
 
 
-class ItemKNNBM25(SavedState):
+class ItemKNNBM25(TrainingRows, SavedState):
     name: ClassVar[str] = "item_knn_bm25"
     saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "user_items", "similarity")
 
@@ -52,9 +53,7 @@ class ItemKNNBM25(SavedState):
         self.user_items = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def fit(self, data: Interactions, catalog=None) -> ItemKNNBM25:
-        self.user_ids = data.user_ids
-        self.item_ids = data.item_ids
-        self.user_items = data.to_csr()
+        self.keep_rows(data, last_times=False)
         item_users = self.user_items.T.tocsr()
         weighted = RowWeighting(self.weighting, self.k1, self.b).fit(item_users).transform(item_users)
         self.similarity = self._neighbours(l2_normalise_rows(weighted))

@@ -31,6 +31,9 @@ MODELS: dict[str, str] = {
 }
 
 
+#: Models that train and score with torch (the `seq` extra): the torch_threads setting applies.
+TORCH_MODELS: tuple[str, ...] = ("sasrec", "gru4rec")
+
 #: Models over the live online state (co-occurrence, counters): always current, never trained.
 ONLINE_MODELS: tuple[str, ...] = ("item_knn", "trending", "popular")
 

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from pulserec.models.base import BatchScorer, Query, pad_scores
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
-from pulserec.models.weighting import as_dense, history_matrix, last_timestamps, top_k_dense_rows
+from pulserec.models.weighting import TrainingRows, as_dense, binarised, history_matrix, top_k_dense_rows
 
 
 def l1_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -49,7 +49,7 @@ def transition_matrices(x: sp.csr_matrix, alpha: float, binary: bool) -> tuple[s
     return p_iu, p_ui, popularity
 
 
-class RP3beta(BatchScorer, SavedState):
+class RP3beta(TrainingRows, BatchScorer, SavedState):
     name: ClassVar[str] = "rp3beta"
     saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "user_items", "user_last_ts", "similarity")
 
@@ -70,12 +70,7 @@ class RP3beta(BatchScorer, SavedState):
         self.user_last_ts = np.zeros(0)
 
     def fit(self, data: Interactions, catalog=None) -> RP3beta:
-        self.user_ids = data.user_ids
-        self.item_ids = data.item_ids
-        self.user_items = data.to_csr()
-        if self.binary:
-            self.user_items.data[:] = 1.0
-        self.user_last_ts = last_timestamps(data.users, data.timestamps, data.n_users)
+        self.keep_rows(data, self.binary)
         p_iu, p_ui, popularity = transition_matrices(self.user_items, self.alpha, self.binary)
         damp = np.zeros_like(popularity)
         seen = popularity > 0
@@ -95,9 +90,7 @@ class RP3beta(BatchScorer, SavedState):
 
     def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray:
         scores = np.full((len(queries), n_items), -np.inf, dtype=np.float32)
-        x = history_matrix(queries, self.user_items, self.user_last_ts, self.n_known)
-        if self.binary:
-            x.data[:] = 1.0
+        x = binarised(history_matrix(queries, self.user_items, self.user_last_ts, self.n_known), self.binary)
         ok = x.getnnz(axis=1) > 0
         if ok.any():
             n = min(n_items, self.n_known)

@@ -18,15 +18,15 @@ from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
 from pulserec.models.weighting import (
     RowWeighting,
+    TrainingRows,
     as_dense,
-    l2_normalise_rows,
-    last_timestamps,
     history_matrix,
+    l2_normalise_rows,
     top_k_dense_rows,
 )
 
 
-class UserKNN(BatchScorer, SavedState):
+class UserKNN(TrainingRows, BatchScorer, SavedState):
     name: ClassVar[str] = "user_knn"
     saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "user_items", "user_last_ts", "user_vectors")
 
@@ -40,10 +40,7 @@ class UserKNN(BatchScorer, SavedState):
         self.user_last_ts = np.zeros(0)
 
     def fit(self, data: Interactions, catalog=None) -> UserKNN:
-        self.user_ids = data.user_ids
-        self.item_ids = data.item_ids
-        self.user_items = data.to_csr()
-        self.user_last_ts = last_timestamps(data.users, data.timestamps, data.n_users)
+        self.keep_rows(data)
         self.after_load()
         self.user_vectors = l2_normalise_rows(self._weighting.transform(self.user_items))
         return self

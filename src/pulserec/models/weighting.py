@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pulserec.models.base import Query
+from pulserec.models.interactions import Interactions
 
 WEIGHTINGS = ("bm25", "tfidf", "none")
 
@@ -173,3 +174,30 @@ def last_timestamps(users: np.ndarray, timestamps: np.ndarray, n_users: int) -> 
 def as_dense(matrix: sp.spmatrix | np.ndarray) -> np.ndarray:
     """A sparse product result as a dense float32 array."""
     return np.asarray(matrix.todense() if sp.issparse(matrix) else matrix, dtype=np.float32)
+
+
+def binarised(matrix: sp.csr_matrix, binary: bool = True) -> sp.csr_matrix:
+    """A float32 copy of `matrix`, every stored value 1.0 when `binary` (presence, not weight)."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    if binary:
+        matrix.data[:] = 1.0
+    return matrix
+
+
+class TrainingRows:
+    """The fit prologue of the models that score a user's training row (plus the query's newer
+    events, :func:`history_matrix`): the id maps, the user x item matrix and each user's last
+    training time. EASE, RP3beta, user-kNN and item-kNN-BM25 share it."""
+
+    user_items: sp.csr_matrix
+    user_last_ts: np.ndarray
+
+    def keep_rows(self, data: Interactions, binary: bool = False, last_times: bool = True) -> sp.csr_matrix:
+        """Keep `data`'s ids and rows (binarised when `binary`) and, with `last_times`, each
+        user's latest timestamp; returns the kept matrix."""
+        self.user_ids = data.user_ids
+        self.item_ids = data.item_ids
+        self.user_items = binarised(data.to_csr(), binary)
+        if last_times:
+            self.user_last_ts = last_timestamps(data.users, data.timestamps, data.n_users)
+        return self.user_items

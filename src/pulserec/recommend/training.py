@@ -8,6 +8,7 @@ factor models fold new events in from the user's live history at request time.""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -21,7 +22,7 @@ from pulserec.config import Settings
 from pulserec.events import owner_keys
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import save_model
-from pulserec.models.registry import TRAINABLE, build_model
+from pulserec.models.registry import TORCH_MODELS, TRAINABLE, build_model
 from pulserec.online.catalog import Catalog
 from pulserec.recommend.background import PeriodicTask
 from pulserec.recommend.jobs import Report
@@ -48,12 +49,24 @@ def snapshot(store: SQLiteStore, weights: Mapping[str, float]) -> tuple[Interact
     return Interactions.from_frame(frame, weights), watermark
 
 
-def apply_torch_threads(threads: int) -> None:
-    """Pin torch's intra-op threads once torch is loaded (a sequence model was built or loaded);
-    never imports torch itself, so installs without the `seq` extra pay nothing."""
+def apply_torch_threads(threads: int, model: Any = None) -> None:
+    """Pin torch's intra-op threads once torch is loaded (a sequence model was built or loaded),
+    or before `model` is fitted when it will train with torch (a sequence model, or a blend with
+    one among its parts, which imports torch only inside its fit); otherwise torch is never
+    imported, so installs without the `seq` extra pay nothing."""
     torch = sys.modules.get("torch")
+    if torch is None and model is not None and uses_torch(model) and importlib.util.find_spec("torch") is not None:
+        import torch  # noqa: PLC0415 - only for a model that is about to train with it
     if torch is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+def uses_torch(model: Any) -> bool:
+    """Whether fitting `model` trains a torch model (itself, or a part of a blend)."""
+    from pulserec.models.hybrid import Hybrid  # noqa: PLC0415 - light; only asked before a fit
+
+    names = [model.name, *(model.component_names() if isinstance(model, Hybrid) else [])]
+    return any(name in TORCH_MODELS for name in names)
 
 
 def training_info(data: Interactions, watermark: int | None, seconds: float, params: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +80,7 @@ def fit_model(name: str, params: Mapping[str, Any], data: Interactions, catalog:
               watermark: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Build model `name` with `params`, fit it, and return it with its :func:`training_info`."""
     model = build_model(name, **params)
-    apply_torch_threads(settings.torch_threads)
+    apply_torch_threads(settings.torch_threads, model)
     started = time.perf_counter()
     model.fit(data, catalog)
     seconds = time.perf_counter() - started
