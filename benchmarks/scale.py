@@ -13,6 +13,7 @@ state (at 1M events) and the memory Redis reports for it."""
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -74,6 +75,11 @@ def phase_import(data: Path, sample: Path) -> dict:
     state.cooc.compact()
     out["cooc_bytes"] = state.cooc.base.data.nbytes + state.cooc.base.indices.nbytes + state.cooc.base.indptr.nbytes
     out["cooc_nnz"] = state.cooc.base.nnz
+    out["profile_bytes"] = state.profiles.nbytes
+    started = time.perf_counter()
+    with engine.lock:
+        engine.snapshots.header(state, engine.store)
+    out["snapshot_header_ms"] = (time.perf_counter() - started) * 1000  # the part of the pause before the fork
     started = time.perf_counter()
     written = engine.checkpoints.write()
     out["snapshot_s"], out["snapshot_bytes"] = time.perf_counter() - started, written["bytes"]
@@ -103,7 +109,23 @@ def phase_start(data: Path, sample: Path, snapshots: bool, requests: int) -> dic
             engine.recommend(str(picks[i]), 10)
         out["recommend_ms"] = percentiles_ms(time_each(lambda i: engine.recommend(str(picks[i]), 10), requests))
         out["similar_ms"] = percentiles_ms(time_each(lambda i: engine.similar(str(things[i]), 10), requests))
+        gc.disable()  # the same requests without the cyclic collector: is the tail garbage collection?
+        out["recommend_nogc_ms"] = percentiles_ms(time_each(lambda i: engine.recommend(str(picks[i]), 10), requests))
+        gc.enable()
+        out["gc_collections"] = [g["collections"] for g in gc.get_stats()]
+        # CPU time of this thread per request: a wall-clock tail that the CPU time lacks is time
+        # spent waiting for a core (the box's other processes), not work of the request.
+        out["recommend_cpu_ms"] = percentiles_ms(cpu_each(lambda i: engine.recommend(str(picks[i]), 10), requests))
     os._exit(_dump(out))  # skip the shutdown snapshot: the next start must find the same files
+
+
+def cpu_each(fn, n: int) -> np.ndarray:
+    out = np.empty(n)
+    for i in range(n):
+        start = time.thread_time()
+        fn(i)
+        out[i] = time.thread_time() - start
+    return out
 
 
 def phase_redis(sample: Path) -> dict:
@@ -146,7 +168,9 @@ def bench(label: str, events: int, root: Path, requests: int, with_redis: bool, 
     snap = run_phase("start", str(data), str(sample), "1", str(requests))
     full = run_phase("start", str(data), str(sample), "0", "0") if full_replay else {"start_s": float("nan")}
     out.update({"start_snapshot_s": snap["start_s"], "start_full_s": full["start_s"], "rss_started": snap["rss_started"],
-                "recommend_ms": snap["recommend_ms"], "similar_ms": snap["similar_ms"]})
+                "recommend_ms": snap["recommend_ms"], "similar_ms": snap["similar_ms"],
+                "recommend_nogc_ms": snap["recommend_nogc_ms"], "gc_collections": snap["gc_collections"],
+                "recommend_cpu_ms": snap["recommend_cpu_ms"]})
     if with_redis:
         out.update(run_phase("redis", str(sample)))
     print(json.dumps(out), flush=True)
@@ -160,14 +184,16 @@ def report(results: list[dict]) -> None:
         state = r["rss_after_import"] - r["rss_empty"]
         rows.append([r["label"], f"{r['generate_s']:.1f}", f"{r['import_s']:.0f} ({r['import_rate'] / 1000:.1f}k/s)",
                      f"{r['rss_after_import'] / 1024 ** 3:.2f} GiB", f"{r['snapshot_s']:.1f} s / {r['snapshot_bytes'] / mib:.0f} MiB",
-                     f"{r['snapshot_fork_pause_ms']:.0f} ms", f"{r['start_snapshot_s']:.1f}", f"{r['start_full_s']:.1f}",
-                     "{:.2f} / {:.2f}".format(*r["recommend_ms"]), "{:.2f} / {:.2f}".format(*r["similar_ms"]),
+                     f"{r['snapshot_fork_pause_ms']:.0f} ms ({r['snapshot_header_ms']:.0f} header)", f"{r['start_snapshot_s']:.1f}", f"{r['start_full_s']:.1f}",
+                     "{:.2f} / {:.2f} (no gc {:.2f} / {:.2f}; cpu {:.2f} / {:.2f})".format(
+                         *r["recommend_ms"], *r["recommend_nogc_ms"], *r["recommend_cpu_ms"]),
+                     "{:.2f} / {:.2f}".format(*r["similar_ms"]),
                      f"{state / r['events']:.0f} / {state / r['users']:.0f} / {state / r['items']:.0f}",
-                     f"{r['history_bytes'] / r['events']:.1f} / {r['cooc_bytes'] / r['items']:.0f}",
+                     f"{r['history_bytes'] / r['events']:.1f} / {r['profile_bytes'] / r['users']:.0f} / {r['cooc_bytes'] / r['items']:.0f}",
                      f"{r['redis_bytes'] / r['redis_events']:.0f} B/event" if "redis_bytes" in r else "-"])
     print_table(["events", "generate s", "import s (rate)", "RSS after import", "snapshot write / size", "bg snapshot pause",
                  "start: snapshot+tail s", "start: full replay s", "recommend p50/p99 ms", "similar p50/p99 ms",
-                 "state bytes per event / user / item", "history B/event, cooc B/item", "Redis state"], rows)
+                 "state bytes per event / user / item", "history B/event, profile B/user, cooc B/item", "Redis state"], rows)
 
 
 def main() -> None:
