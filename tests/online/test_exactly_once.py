@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -38,6 +40,21 @@ def engine_on(tmp_path, url: str, **overrides) -> Engine:
     return engine
 
 
+@contextmanager
+def redis_and_engine(tmp_path, aof: bool = False) -> Iterator[tuple[RedisProcess, Engine]]:
+    """A fresh redis-server and an engine on it; both stopped at the end (the server resumed
+    first if a test left it paused, so that closing the engine does not wait on it)."""
+    server = RedisProcess(tmp_path, aof)
+    engine = engine_on(tmp_path, server.url)
+    try:
+        yield server, engine
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.resume()
+        engine.close()
+        server.stop()
+
+
 def ingest_through(engine: Engine, events: list[Event], size: int = 10) -> int:
     """POST-like batches; returns how many were answered 'stored, not applied'."""
     refused = 0
@@ -67,9 +84,7 @@ def assert_level_with_the_log(engine: Engine, tmp_path) -> None:
 
 @pytest.mark.parametrize("aof", [False, True], ids=["no-persistence", "aof"])
 def test_redis_killed_mid_stream_and_restarted(tmp_path, aof):
-    server = RedisProcess(tmp_path, aof)
-    engine = engine_on(tmp_path, server.url)
-    try:
+    with redis_and_engine(tmp_path, aof) as (server, engine):
         assert ingest_through(engine, batch(0, 200)) == 0
         server.kill()
         assert ingest_through(engine, batch(200, 60)) == 6  # stored, answered 'not applied'
@@ -83,15 +98,10 @@ def test_redis_killed_mid_stream_and_restarted(tmp_path, aof):
         assert ingest_through(engine, batch(260, 40)) == 0
         assert engine.health.readiness()["status"] == "ok"
         assert_level_with_the_log(engine, tmp_path)
-    finally:
-        engine.close()
-        server.stop()
 
 
 def test_a_lost_state_is_never_served_as_if_it_were_real(tmp_path):
-    server = RedisProcess(tmp_path, aof=False)
-    engine = engine_on(tmp_path, server.url)
-    try:
+    with redis_and_engine(tmp_path) as (server, engine):
         ingest_through(engine, batch(0, 100))
         server.kill()
         server.start()  # back, empty
@@ -102,15 +112,10 @@ def test_a_lost_state_is_never_served_as_if_it_were_real(tmp_path):
         assert engine.supervisor.check().status == "ok"  # rebuilt from the log
         assert engine.item("item-3")["title"] == "Item 3"
         assert_level_with_the_log(engine, tmp_path)
-    finally:
-        engine.close()
-        server.stop()
 
 
 def test_redis_stalled_past_the_client_timeout(tmp_path):
-    server = RedisProcess(tmp_path, aof=False)
-    engine = engine_on(tmp_path, server.url)
-    try:
+    with redis_and_engine(tmp_path) as (server, engine):
         ingest_through(engine, batch(0, 50))
         server.pause()
         started = time.monotonic()
@@ -120,10 +125,6 @@ def test_redis_stalled_past_the_client_timeout(tmp_path):
         server.resume()
         assert engine.supervisor.check().status == "ok"
         assert_level_with_the_log(engine, tmp_path)
-    finally:
-        server.resume()
-        engine.close()
-        server.stop()
 
 
 def test_a_process_killed_between_store_and_apply_is_repaired_by_another(tmp_path):
@@ -147,33 +148,30 @@ def as_json(events: list[Event]) -> list[dict]:
 
 
 def test_http_answers_honestly_while_redis_is_down(tmp_path):
-    server = RedisProcess(tmp_path, aof=False)
-    engine = engine_on(tmp_path, server.url)
-    http = BackgroundServer(engine).start()
-    try:
-        body = as_json(batch(0, 3))
-        assert httpx.post(f"{http.url}/events", json=body).status_code == 200
-        assert httpx.get(f"{http.url}/health/ready").json()["status"] == "ok"
-        server.kill()
-        answer = httpx.post(f"{http.url}/events", json=as_json(batch(3, 2)), timeout=10)
-        assert answer.status_code == 503 and answer.headers["Retry-After"].isdigit()
-        assert answer.json()["stored"] is True and answer.json()["event_ids"] == ["e3", "e4"]
-        read = httpx.get(f"{http.url}/users/u1/recommendations", timeout=10)
-        assert read.status_code == 503 and "online state unavailable" in read.json()["detail"]
-        assert httpx.get(f"{http.url}/health").status_code == 200  # liveness
-        ready = httpx.get(f"{http.url}/health/ready")
-        assert ready.status_code == 503 and ready.json()["checks"]["state"]["status"] == "unreachable"
-        metrics = httpx.get(f"{http.url}/metrics", timeout=10).text
-        assert "pulserec_state_backend_up 0.0" in metrics and "pulserec_state_ready 0.0" in metrics
-        server.start()
-        assert engine.supervisor.check().ok
-        retried = httpx.post(f"{http.url}/events", json=as_json(batch(3, 2))).json()
-        assert (retried["accepted"], retried["duplicates"]) == (0, 2)  # stored the first time, applied since
-        assert httpx.get(f"{http.url}/health/ready").status_code == 200
-        metrics = httpx.get(f"{http.url}/metrics").text
-        assert "pulserec_state_backend_up 1.0" in metrics and "pulserec_state_unapplied_events 0.0" in metrics
-        assert_level_with_the_log(engine, tmp_path)
-    finally:
-        http.stop()
-        engine.close()
-        server.stop()
+    with redis_and_engine(tmp_path) as (server, engine):
+        http = BackgroundServer(engine).start()
+        try:
+            body = as_json(batch(0, 3))
+            assert httpx.post(f"{http.url}/events", json=body).status_code == 200
+            assert httpx.get(f"{http.url}/health/ready").json()["status"] == "ok"
+            server.kill()
+            answer = httpx.post(f"{http.url}/events", json=as_json(batch(3, 2)), timeout=10)
+            assert answer.status_code == 503 and answer.headers["Retry-After"].isdigit()
+            assert answer.json()["stored"] is True and answer.json()["event_ids"] == ["e3", "e4"]
+            read = httpx.get(f"{http.url}/users/u1/recommendations", timeout=10)
+            assert read.status_code == 503 and "online state unavailable" in read.json()["detail"]
+            assert httpx.get(f"{http.url}/health").status_code == 200  # liveness
+            ready = httpx.get(f"{http.url}/health/ready")
+            assert ready.status_code == 503 and ready.json()["checks"]["state"]["status"] == "unreachable"
+            metrics = httpx.get(f"{http.url}/metrics", timeout=10).text
+            assert "pulserec_state_backend_up 0.0" in metrics and "pulserec_state_ready 0.0" in metrics
+            server.start()
+            assert engine.supervisor.check().ok
+            retried = httpx.post(f"{http.url}/events", json=as_json(batch(3, 2))).json()
+            assert (retried["accepted"], retried["duplicates"]) == (0, 2)  # stored the first time, applied since
+            assert httpx.get(f"{http.url}/health/ready").status_code == 200
+            metrics = httpx.get(f"{http.url}/metrics").text
+            assert "pulserec_state_backend_up 1.0" in metrics and "pulserec_state_unapplied_events 0.0" in metrics
+            assert_level_with_the_log(engine, tmp_path)
+        finally:
+            http.stop()
