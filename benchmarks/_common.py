@@ -16,12 +16,13 @@ def percentiles_ms(seconds: list[float] | np.ndarray) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
-def time_each(fn: Callable[[int], object], n: int) -> np.ndarray:
+def time_each(fn: Callable[[int], object], n: int, clock: Callable[[], float] = time.perf_counter) -> np.ndarray:
+    """Seconds each of n calls took by `clock` (time.thread_time: the CPU time of this thread)."""
     out = np.empty(n)
     for i in range(n):
-        start = time.perf_counter()
+        start = clock()
         fn(i)
-        out[i] = time.perf_counter() - start
+        out[i] = clock() - start
     return out
 
 

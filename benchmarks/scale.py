@@ -115,17 +115,9 @@ def phase_start(data: Path, sample: Path, snapshots: bool, requests: int) -> dic
         out["gc_collections"] = [g["collections"] for g in gc.get_stats()]
         # CPU time of this thread per request: a wall-clock tail that the CPU time lacks is time
         # spent waiting for a core (the box's other processes), not work of the request.
-        out["recommend_cpu_ms"] = percentiles_ms(cpu_each(lambda i: engine.recommend(str(picks[i]), 10), requests))
+        out["recommend_cpu_ms"] = percentiles_ms(time_each(lambda i: engine.recommend(str(picks[i]), 10), requests,
+                                                           clock=time.thread_time))
     os._exit(_dump(out))  # skip the shutdown snapshot: the next start must find the same files
-
-
-def cpu_each(fn, n: int) -> np.ndarray:
-    out = np.empty(n)
-    for i in range(n):
-        start = time.thread_time()
-        fn(i)
-        out[i] = time.thread_time() - start
-    return out
 
 
 def phase_redis(sample: Path) -> dict:
