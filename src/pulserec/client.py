@@ -143,7 +143,8 @@ class _Endpoints:
     # -- recommendations ----------------------------------------------------------------------
     def recommend(self, user_id: str, n: int = 10, **options: Any) -> Recommendations:
         """What `user_id` should see now; options: strategy, category, exclude_seen, exclude,
-        min_price, max_price, filter (a named filter), filter_expression, device, location."""
+        min_price, max_price, filter (a named filter), filter_expression, max_per_category,
+        diversity (0-1), promotions (False: none), device, location."""
         return self._run(Call("GET", f"/users/{_segment(user_id)}/recommendations", _typed(Recommendations),
                               _params(n=n, **options)))
 
@@ -171,13 +172,34 @@ class _Endpoints:
         return self._run(Call("PUT", f"/filters/{_segment(name)}", _json, body={"expression": expression}))
 
     def filter(self, name: str) -> dict[str, Any]:
-        return self._run(Call("GET", f"/filters/{_segment(name)}", _json))
+        return self._control("GET", "filters", name)
 
     def filters(self) -> list[dict[str, Any]]:
         return self._run(Call("GET", "/filters", lambda response: response.json()["filters"]))
 
     def delete_filter(self, name: str) -> dict[str, Any]:
-        return self._run(Call("DELETE", f"/filters/{_segment(name)}", _json))
+        return self._control("DELETE", "filters", name)
+
+    def put_promotion(self, name: str, filter: str, share: float | None = None, boost: float | None = None,
+                      starts: float | None = None, ends: float | None = None) -> dict[str, Any]:
+        """Items `filter` selects take `share` of each slate, or have their score times `boost`,
+        from `starts` to `ends` (Unix seconds, optional)."""
+        body = {k: v for k, v in {"filter": filter, "share": share, "boost": boost, "starts": starts, "ends": ends}.items()
+                if v is not None}
+        return self._run(Call("PUT", f"/promotions/{_segment(name)}", _json, body=body))
+
+    def promotion(self, name: str) -> dict[str, Any]:
+        """A promotion with `running` and its slots' impressions, clicks and CTR."""
+        return self._control("GET", "promotions", name)
+
+    def promotions(self) -> list[dict[str, Any]]:
+        return self._run(Call("GET", "/promotions", lambda response: response.json()["promotions"]))
+
+    def delete_promotion(self, name: str) -> dict[str, Any]:
+        return self._control("DELETE", "promotions", name)
+
+    def _control(self, method: str, kind: str, name: str) -> Any:
+        return self._run(Call(method, f"/{kind}/{_segment(name)}", _json))
 
     # -- feedback and experiments -------------------------------------------------------------
     def post_impression(self, recommendation_id: str, **fields: Any) -> dict[str, Any]:

@@ -106,3 +106,18 @@ def test_the_python_client_manages_and_uses_filters(client):
         client.put_filter("bad", "price <")
     assert caught.value.status == 422 and "position 8" in caught.value.detail
     assert client.delete_filter("bags")["deleted"] is True and client.filters() == []
+
+
+def test_slate_rules_over_http_cap_categories_and_validate(client, server):
+    _seed(client)
+    url = server.url
+    capped = httpx.get(f"{url}/users/u0/recommendations", params={"max_per_category": 1, "exclude_seen": False, "n": 4})
+    assert capped.status_code == 200
+    categories = [r["category"] for r in capped.json()["items"]]
+    assert sorted(categories) == ["bags", "shoes"]  # one of each, though four were asked for
+    similar = httpx.get(f"{url}/items/s1/similar", params={"max_per_category": 1, "diversity": 0.5})
+    assert similar.status_code == 200 and len({r["category"] for r in similar.json()["items"]}) == len(similar.json()["items"])
+    for params in ({"diversity": 1.5}, {"diversity": -0.1}, {"diversity": "lots"}, {"max_per_category": 0},
+                   {"max_per_category": 100_000}):
+        response = httpx.get(f"{url}/users/u0/recommendations", params=params)
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == next(iter(params)), params

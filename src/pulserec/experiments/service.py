@@ -21,6 +21,8 @@ class Served:
     experiment: str | None
     variant: str | None
     items: tuple[str, ...]
+    #: (item_id, kind, name) of the items a promotion (or exploration) placed: counted per slot.
+    slots: tuple[tuple[str, str, str], ...] = ()
 
 
 class Experiments:

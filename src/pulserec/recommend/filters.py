@@ -20,6 +20,7 @@ from pulserec.online.base import ItemCatalog, State
 from pulserec.recommend.expression import Compare, Field, Literal, Node, Not, Truthy, parse
 from pulserec.recommend.filter_columns import Columns
 from pulserec.recommend.filter_program import Env, Mask, compile_node
+from pulserec.recommend.promotions import Promotion
 
 #: Compiled expressions kept per catalogue (parsing and compiling one costs ~0.1-0.5 ms).
 MAX_PROGRAMS = 256
@@ -38,6 +39,10 @@ class Filters:
     max_price: float | None = None
     include_inactive: bool = False
     expressions: tuple[tuple[str, str], ...] = ()  # (field, text)
+    # How the slate is composed from what passes (recommend/diversity.py).
+    max_per_category: int | None = None
+    diversity: float = 0.0
+    promotions: tuple[Promotion, ...] = ()  # running now, for the user and session slates
 
     def nodes(self, owner: int | None) -> list[Node]:
         """The fixed parameters as expression trees (conjuncts), without the expression."""
@@ -102,8 +107,16 @@ class FilterCompiler:
             return full if isinstance(rows, slice) and rows == slice(0, len(full)) else full[rows]
         return Mask(fn, static=True)
 
+    def env(self, state: State, owner: int | None, *, now: float, seen: Collection[int] | None = None,
+            context: Mapping[str, Any] | None = None) -> Env:
+        """What one request's masks may read besides the catalogue (the seen items only when used)."""
+        if seen is None:
+            seen = state.histories.seen(owner) if owner is not None else ()
+        return Env(self.columns, now=now, seen=seen, context=context or {})
+
     def mask(self, state: State, owner: int | None, filters: Filters, *, now: float,
-             seen: Collection[int] | None = None, context: Mapping[str, Any] | None = None) -> np.ndarray:
+             seen: Collection[int] | None = None, context: Mapping[str, Any] | None = None,
+             env: Env | None = None) -> np.ndarray:
         """Boolean mask over the catalogue of the items `filters` let through for `owner`."""
         catalog = state.catalog
         n = len(catalog)
@@ -113,18 +126,20 @@ class FilterCompiler:
         nodes += [self.parse(text, field) for field, text in filters.expressions]
         if not nodes:
             return out
-        if seen is None:
-            seen = state.histories.seen(owner) if owner is not None else ()
-        env = Env(self.columns, now=now, seen=seen, context=context or {})
-        rows = slice(0, n)
+        env = env if env is not None else self.env(state, owner, now=now, seen=seen, context=context)
         for node in nodes:
-            part = self.compile(node).fn(env, rows)
-            if isinstance(part, (bool, np.bool_)):
-                if not part:
-                    out[:] = False
-                continue
-            out &= part
+            out &= self.evaluate(node, env)
         return out
+
+    def evaluate(self, node: Node, env: Env) -> np.ndarray:
+        """The mask of one tree over the whole catalogue (a constant broadcast)."""
+        n = len(self.columns)
+        part = self.compile(node).fn(env, slice(0, n))
+        return np.full(n, bool(part)) if isinstance(part, (bool, np.bool_)) else part
+
+    def matching(self, text: str, env: Env, field: str = "filter") -> np.ndarray:
+        """The items an expression selects (a promotion's), without the catalogue policy."""
+        return self.evaluate(self.parse(text, field), env)
 
 
 def check_expression(text: str, field: str) -> Node:

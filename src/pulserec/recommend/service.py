@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,10 @@ from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import serving_query
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
+from pulserec.recommend.diversity import Diversity, cooc_similarity, rerank
+from pulserec.recommend.filter_program import Env
 from pulserec.recommend.filters import FilterCompiler, Filters
+from pulserec.recommend.promotions import compose
 from pulserec.recommend.reasons import render
 from pulserec.recommend.top_n import top_n, trending_list
 
@@ -30,10 +34,12 @@ class Recommended:
     source: str
     title: str | None = None
     category: str | None = None
+    promotion: str | None = None  # the promotion that placed or boosted it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "score": self.score, "reason": self.reason, "source": self.source,
-                "title": self.title, "category": self.category}
+        out = {"item_id": self.item_id, "score": self.score, "reason": self.reason, "source": self.source,
+               "title": self.title, "category": self.category}
+        return {**out, "promotion": self.promotion} if self.promotion else out
 
 
 @dataclass
@@ -97,45 +103,70 @@ class RecommendationService:
     ) -> Answer:
         name, model = self.strategy(strategy)
         query = self.query_for(owner_key, context)
-        mask = self.candidates(query.user, filters, context)
+        env = self.filters.env(self.state, query.user, now=self.clock(), context=context)
+        mask = self.filters.mask(self.state, query.user, filters, now=env.now, env=env)
         n_items = len(mask)
         result = scored(model, query, n_items) if n_items else None  # this request's scores and reasons
         scores = result.scores if result else None
         picks = np.empty(0, dtype=np.int64)
         reasons: list[Reason | None] = []
+        promoted: list[str | None] = []
         if result is not None and scores is not None:
-            picks = top_n(scores, n, mask & (scores > 0))
+            fallback = (lambda: self.trending.score(query, n_items)) if filters.promotions else None
+            picks, promoted, scores = self._slate(scores, n, mask, filters, env, fallback)
             reasons = result.explain(picks) if len(picks) else []
-        out = self._render(picks, scores, reasons, name)
+        out = self._render(picks, scores, reasons, name, promoted=promoted)
         cold = scores is None or query.is_cold
         if len(out) < n and model is not self.trending:
-            out += self._backfill(query, n - len(out), mask, picks)
+            out += self._backfill(query, n - len(out), mask, picks, filters)
         return Answer(out, name, cold, len(query.items))
 
-    def _backfill(self, query: Query, n: int, mask: np.ndarray, taken: np.ndarray) -> list[Recommended]:
+    def _slate(self, scores: np.ndarray, n: int, mask: np.ndarray, filters: Filters, env: Env,
+               fallback: Callable[[], np.ndarray | None] | None = None) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+        """The picks in slate order, the promotion of each (None: organic) and the scores they
+        were cut from (boosted by promotions); `fallback` orders promoted items without a score."""
+        if not filters.promotions:
+            return self._pick(scores, n, mask & (scores > 0), filters), [], scores
+        selected = [(p, self.filters.matching(p.filter, env)) for p in filters.promotions]
+        slate, boosted = compose(scores, mask, n, selected, fallback() if fallback else None,
+                                 lambda s, k, m: self._pick(s, k, m, filters))
+        return slate.picks, slate.promoted, boosted
+
+    def _pick(self, scores: np.ndarray, n: int, mask: np.ndarray, filters: Filters,
+              taken: np.ndarray | None = None) -> np.ndarray:
+        """The best n under the slate rules (category cap, MMR diversity), else plain top-n."""
+        rules = Diversity(filters.max_per_category, filters.diversity)
+        if not rules.active:
+            return top_n(scores, n, mask)
+        return rerank(scores, mask, n, rules, self.state.catalog.category_codes(), cooc_similarity(self.state.cooc), taken)
+
+    def _backfill(self, query: Query, n: int, mask: np.ndarray, taken: np.ndarray, filters: Filters) -> list[Recommended]:
         """Top up a short list with trending items (cold start, or a sparse neighbourhood)."""
         mask = mask.copy()
         mask[taken] = False
         scores = self.trending.score(query, len(mask))
         if scores is None:
             return []
-        picks = top_n(scores, n, mask & (scores > 0))
+        picks = self._pick(scores, n, mask & (scores > 0), filters, taken)
         reasons = self.trending.explain(query, picks)
         return self._render(picks, scores, reasons, self.trending.name, scale=1e-6)
 
-    def _render(self, picks, scores, reasons, source: str, scale: float = 1.0) -> list[Recommended]:
+    def _render(self, picks, scores, reasons, source: str, scale: float = 1.0,
+                promoted: list[str | None] | None = None) -> list[Recommended]:
         catalog = self.state.catalog
         out = []
-        for item, reason in zip(picks, reasons):
+        for i, (item, reason) in enumerate(zip(picks, reasons)):
             record = catalog.record(int(item))
+            promotion = promoted[i] if promoted else None
             out.append(
                 Recommended(
                     item_id=record.item_id,
                     score=round(float(scores[item]) * scale, 9),
-                    reason=render(reason, catalog, source),
+                    reason="promoted" if promotion else render(reason, catalog, source),
                     source=source,
                     title=record.title,
                     category=record.category,
+                    promotion=promotion,
                 )
             )
         return out
@@ -147,11 +178,12 @@ class RecommendationService:
         if item is None:
             return None
         name, model = self.strategy(strategy)
-        mask = self.candidates(None, filters)
+        env = self.filters.env(self.state, None, now=self.clock())
+        mask = self.filters.mask(self.state, None, filters, now=env.now, env=env)
         mask[item] = False
         scores = model.similar(item, len(mask))
         if scores is None:
             return []
-        picks = top_n(scores, n, mask & (scores > 0))
+        picks, promoted, scores = self._slate(scores, n, mask, filters, env)
         reason = Reason("similar_item", item=item)
-        return self._render(picks, scores, [reason] * len(picks), name)
+        return self._render(picks, scores, [reason] * len(picks), name, promoted=promoted)

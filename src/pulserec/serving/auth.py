@@ -130,7 +130,8 @@ PUBLIC_PATHS = frozenset({"/health", "/health/ready", "/dashboard", "/dashboard/
 CATALOGUE_PATHS = frozenset({"/items/{item_id}", "/items/{item_id}/similar", "/models", "/reports/{path:path}",
                              "/jobs", "/jobs/{job_id}",  # jobs: model names, timings, results; no person
                              "/shop", "/shop/items/{item_id}", "/shop/search",  # the storefront shows the catalogue
-                             "/filters", "/filters/{name}"})  # merchandising rules: no person
+                             "/filters", "/filters/{name}",  # merchandising rules and their
+                             "/promotions", "/promotions/{name}"})  # aggregate CTR: no person
 ADMIN_READ_PATHS = frozenset({"/stats", "/dashboard/api/config"})
 METRICS_PATH = "/metrics"
 

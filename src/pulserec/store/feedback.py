@@ -20,6 +20,14 @@ CREATE TABLE IF NOT EXISTS impressions (
 );
 CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions(experiment, variant);
 CREATE INDEX IF NOT EXISTS events_rec ON events(rec_id) WHERE rec_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS impression_slots (
+    rec_id     TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    PRIMARY KEY (rec_id, item_id, kind)
+);
+CREATE INDEX IF NOT EXISTS impression_slots_kind ON impression_slots(kind, name);
 CREATE TABLE IF NOT EXISTS experiments (
     name       TEXT PRIMARY KEY,
     config     TEXT NOT NULL,
@@ -39,15 +47,34 @@ class FeedbackStore:
             db.executescript(_SCHEMA)
 
     def add_impression(self, rec_id: str, user_id: str | None, session_id: str | None, strategy: str,
-                       experiment: str | None, variant: str | None, items: list[str], ts: float) -> bool:
-        """Record what was shown; returns False if this recommendation id was already recorded."""
+                       experiment: str | None, variant: str | None, items: list[str], ts: float,
+                       slots: list[tuple[str, str, str]] | None = None) -> bool:
+        """Record what was shown; returns False if this recommendation id was already recorded.
+        `slots`: (item_id, kind, name) of the shown items a promotion or exploration placed."""
         with self.store.connection() as db:
             cursor = db.execute(
                 "INSERT INTO impressions (rec_id, user_id, session_id, strategy, experiment, variant, items, ts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(rec_id) DO NOTHING",
                 (rec_id, user_id, session_id, strategy, experiment, variant, json.dumps(items), ts),
             )
+            if cursor.rowcount == 1 and slots:
+                db.executemany("INSERT INTO impression_slots (rec_id, item_id, kind, name) VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT DO NOTHING", [(rec_id, *slot) for slot in slots])
             return cursor.rowcount == 1
+
+    def slot_outcomes(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Per name (a promotion's): slots shown, slots clicked (an engagement event carrying the
+        recommendation id on that very item) and their CTR."""
+        clicks = ", ".join("?" * len(CLICK_TYPES))
+        sql = f"""
+            SELECT s.name, COUNT(*),
+                   SUM(EXISTS (SELECT 1 FROM events e WHERE e.rec_id = s.rec_id AND e.item_id = s.item_id
+                                                         AND e.type IN ({clicks})))
+            FROM impression_slots s WHERE s.kind = ? GROUP BY s.name ORDER BY s.name
+        """
+        with self.store.connection() as db:
+            rows = db.execute(sql, [*CLICK_TYPES, kind]).fetchall()
+        return {name: {"impressions": n, "clicks": int(c or 0), "ctr": (c or 0) / n if n else 0.0} for name, n, c in rows}
 
     def put_experiment(self, name: str, config: dict[str, Any], ts: float) -> None:
         with self.store.connection() as db:
@@ -101,4 +128,5 @@ class FeedbackStore:
 
     def forget_user(self, user_id: str) -> None:
         with self.store.connection() as db:
+            db.execute("DELETE FROM impression_slots WHERE rec_id IN (SELECT rec_id FROM impressions WHERE user_id = ?)", (user_id,))
             db.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,))

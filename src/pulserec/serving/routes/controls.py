@@ -1,20 +1,21 @@
-"""Merchandising controls: named filters (PUT/GET/DELETE /filters/{name})."""
+"""Merchandising controls: named filters (PUT/GET/DELETE /filters/{name}) and promotions
+(PUT/GET/DELETE /promotions/{name}, with the impressions, clicks and CTR of their slots).
 
-from __future__ import annotations
+Both kinds have the same four routes, made by `_routes` (annotations are evaluated here, not
+postponed, so that FastAPI sees each kind's body model in the closures)."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from pulserec.ingest.schemas import Body
+from pulserec.ingest.schemas import Body, EpochSeconds, epoch_seconds
 from pulserec.recommend.expression import MAX_LENGTH
 from pulserec.serving.examples import json_example
 from pulserec.serving.routes.deps import EXAMPLE_FILTER, FILTER_NAME, engine_of
 
 router = APIRouter(tags=["controls"])
-ControlName = Annotated[str, Path(min_length=1, max_length=64, pattern=FILTER_NAME, examples=["cheap-shoes"])]
-_FILTER = {"name": "cheap-shoes", "expression": EXAMPLE_FILTER, "updated_at": 1732521600.0}
+ControlName = Annotated[str, Path(min_length=1, max_length=64, pattern=FILTER_NAME, examples=["summer-sale"])]
 
 
 class FilterIn(Body):
@@ -24,28 +25,71 @@ class FilterIn(Body):
     expression: str = Field(min_length=1, max_length=MAX_LENGTH)
 
 
-@router.put("/filters/{name}", summary="Create or replace a named filter (use it with ?filter=NAME)",
-            responses=json_example({**_FILTER, "created": True}))
-def put_filter(name: ControlName, body: FilterIn, request: Request) -> dict[str, Any]:
-    return engine_of(request).controls.put_filter(name, body.expression)
+class PromotionIn(Body):
+    """Items selected by `filter` take `share` of each slate (placed by the personal score among
+    them), or have their score multiplied by `boost`; between `starts` and `ends` (Unix
+    seconds, either optional)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"filter": 'tags contains "summer" and price < 100', "share": 0.2, "starts": 1732521600, "ends": 1733126400},
+        {"filter": 'attrs.brand == "acme"', "boost": 1.5}]})
+    filter: str = Field(min_length=1, max_length=MAX_LENGTH)
+    share: float | None = Field(None, gt=0, le=1, description="Share of each slate (0-1].")
+    boost: float | None = Field(None, gt=0, le=1000, description="Score multiplier of the selected items.")
+    starts: EpochSeconds | None = None
+    ends: EpochSeconds | None = None
+
+    _times = field_validator("starts", "ends")(classmethod(lambda cls, v: epoch_seconds(v)))
+
+    @model_validator(mode="after")
+    def _one_effect(self) -> "PromotionIn":
+        if (self.share is None) == (self.boost is None):
+            raise ValueError("give exactly one of share and boost")
+        if self.starts is not None and self.ends is not None and self.ends <= self.starts:
+            raise ValueError("ends must be after starts")
+        return self
 
 
-@router.get("/filters", summary="All named filters", responses=json_example({"filters": [_FILTER]}))
-def list_filters(request: Request) -> dict[str, Any]:
-    return {"filters": engine_of(request).controls.filters()}
+_FILTER = {"name": "cheap-shoes", "expression": EXAMPLE_FILTER, "updated_at": 1732521600.0}
+_PROMOTION = {"name": "summer-sale", "filter": 'tags contains "summer" and price < 100', "share": 0.2, "boost": None,
+              "starts": 1732521600.0, "ends": 1733126400.0, "updated_at": 1732521600.0, "running": True,
+              "impressions": 5200, "clicks": 310, "ctr": 0.0596}
 
 
-@router.get("/filters/{name}", summary="One named filter", responses=json_example(_FILTER))
-def get_filter(name: ControlName, request: Request) -> dict[str, Any]:
-    found = engine_of(request).controls.filter(name)
-    if found is None:
-        raise HTTPException(404, f"unknown filter {name!r}")
-    return found
+def _with_outcomes(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """A promotion with whether it runs now and the impressions, clicks and CTR of its slots."""
+    engine = engine_of(request)
+    counts = engine.feedback.slot_outcomes("promotion").get(body["name"], {"impressions": 0, "clicks": 0, "ctr": 0.0})
+    running = any(p.name == body["name"] for p in engine.controls.running_promotions())
+    return {**body, "running": running, **counts}
 
 
-@router.delete("/filters/{name}", summary="Delete a named filter",
-               responses=json_example({"name": "cheap-shoes", "deleted": True}))
-def delete_filter(name: ControlName, request: Request) -> dict[str, Any]:
-    if not engine_of(request).controls.delete_filter(name):
-        raise HTTPException(404, f"unknown filter {name!r}")
-    return {"name": name, "deleted": True}
+def _routes(kind: str, path: str, plural: str, model: type[Body], example: dict[str, Any], shape=lambda r, b: b) -> None:
+    """PUT/GET/DELETE {path}/{name} and GET {path} for one kind of control."""
+
+    @router.put(f"{path}/{{name}}", summary=f"Create or replace a {kind}", responses=json_example({**example, "created": True}),
+                name=f"put_{kind}")
+    def put(name: ControlName, body: model, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]
+        return engine_of(request).controls.put(kind, name, body.model_dump())  # type: ignore[attr-defined]
+
+    @router.get(path, summary=f"All {plural}", responses=json_example({plural: [example]}), name=f"list_{plural}")
+    def list_all(request: Request) -> dict[str, Any]:
+        return {plural: [shape(request, b) for b in engine_of(request).controls.all(kind)]}
+
+    @router.get(f"{path}/{{name}}", summary=f"One {kind}", responses=json_example(example), name=f"get_{kind}")
+    def get(name: ControlName, request: Request) -> dict[str, Any]:
+        found = engine_of(request).controls.get(kind, name)
+        if found is None:
+            raise HTTPException(404, f"unknown {kind} {name!r}")
+        return shape(request, found)
+
+    @router.delete(f"{path}/{{name}}", summary=f"Delete a {kind}", responses=json_example({"name": example["name"], "deleted": True}),
+                   name=f"delete_{kind}")
+    def delete(name: ControlName, request: Request) -> dict[str, Any]:
+        if not engine_of(request).controls.delete(kind, name):
+            raise HTTPException(404, f"unknown {kind} {name!r}")
+        return {"name": name, "deleted": True}
+
+
+_routes("filter", "/filters", "filters", FilterIn, _FILTER)
+_routes("promotion", "/promotions", "promotions", PromotionIn, _PROMOTION, shape=_with_outcomes)

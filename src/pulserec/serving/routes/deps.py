@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Request
@@ -10,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import MAX_ID
+from pulserec.recommend.controls import Controls
 from pulserec.recommend.expression import MAX_LENGTH
 from pulserec.recommend.service import Filters
 from pulserec.validation import N_CAP, InvalidInput, within_id_limit
@@ -52,21 +52,30 @@ class RankingParams(BaseModel):
                                           description="An inline filter expression every item must pass "
                                                       "(with `filter`, both must hold); see docs/filters.md.")
 
-    def rules(self, named: Callable[[str], str | None] | None = None, **overrides: object) -> Filters:
-        """The business rules of this query string; `named` looks up a named filter's text."""
+    max_per_category: int | None = Field(None, ge=1, le=N_CAP, description="At most this many items of one category.")
+    diversity: float = Field(0.0, ge=0.0, le=1.0, description="0: by score; towards 1: MMR re-ranking keeps similar "
+                                                             "items apart (trades relevance for variety).")
+
+    promotions: bool = Field(True, description="false: no promotions in this slate (PUT /promotions/{name}).")
+
+    def rules(self, controls: Controls | None = None, **overrides: object) -> Filters:
+        """The business rules of this query string; `controls`: the app's named filters and
+        promotions (the running ones apply unless `promotions=false`)."""
         if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
             raise HTTPException(422, "min_price must not exceed max_price")
         excluded = frozenset(x.strip() for x in self.exclude.split(",") if x.strip()) if self.exclude else frozenset()
         expressions: list[tuple[str, str]] = []
         if self.filter is not None:
-            text = named(self.filter) if named is not None else None
+            text = controls.filter_text(self.filter) if controls is not None else None
             if text is None:
                 raise InvalidInput("filter", f"unknown filter {self.filter!r} (see GET /filters)")
             expressions.append(("filter", text))
         if self.filter_expression is not None:
             expressions.append(("filter_expression", self.filter_expression))
         fields = {"category": self.category, "exclude_seen": self.exclude_seen, "exclude": excluded,
-                  "min_price": self.min_price, "max_price": self.max_price, "expressions": tuple(expressions)}
+                  "min_price": self.min_price, "max_price": self.max_price, "expressions": tuple(expressions),
+                  "max_per_category": self.max_per_category, "diversity": self.diversity,
+                  "promotions": controls.running_promotions() if controls is not None and self.promotions else ()}
         return Filters(**{**fields, **overrides})  # type: ignore[arg-type]
 
 

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from pulserec.engine import Engine
 from pulserec.experiments.assignment import ExperimentConfig
+from pulserec.experiments.service import Served
 from pulserec.ingest.schemas import Body, EpochSeconds, Id, epoch_seconds
 from pulserec.serving.errors import ErrorBody
 from pulserec.serving.routes.deps import engine_of
@@ -58,12 +59,24 @@ def record_impression(engine: Engine, impression: ImpressionIn, where: str = "re
         served.variant if served else None,
         list(impression.items or served.items),  # type: ignore[union-attr]
         ts,
+        _slots_shown(served, impression.items),
     )
+
+
+def _slots_shown(served: Served | None, items: list[str] | None) -> list[tuple[str, str, str]]:
+    """The promoted (or explored) slots of what was shown: all of the served ones, or those of
+    the items the impression names."""
+    if served is None:
+        return []
+    shown = set(items) if items is not None else None
+    return [slot for slot in served.slots if shown is None or slot[0] in shown]
 
 
 @router.get("/feedback", summary="Online CTR and conversion rate by strategy")
 def feedback(request: Request) -> dict[str, Any]:
-    return {"strategies": engine_of(request).feedback.outcomes("strategy")}
+    feedback = engine_of(request).feedback
+    promotions = [{"name": name, **counts} for name, counts in feedback.slot_outcomes("promotion").items()]
+    return {"strategies": feedback.outcomes("strategy"), "promotions": promotions}
 
 
 @router.get("/experiments", summary="All experiments")

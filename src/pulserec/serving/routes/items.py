@@ -62,7 +62,7 @@ def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
 def similar_items(item_id: ItemId, request: Request, params: Annotated[RankingParams, Query()]) -> dict[str, Any]:
     engine = engine_of(request)
     try:
-        items = engine.similar(item_id, params.n, params.rules(engine.controls.filter_text, exclude_seen=False), params.strategy)
+        items = engine.similar(item_id, params.n, params.rules(engine.controls, exclude_seen=False), params.strategy)
     except KeyError as exc:
         raise HTTPException(422, str(exc.args[0])) from None
     if items is None:

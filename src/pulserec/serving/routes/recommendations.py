@@ -17,7 +17,7 @@ router = APIRouter(tags=["recommendations"])
 
 def _serve(request: Request, user_id: str | None, session_id: str | None, params: RecommendationParams) -> dict[str, Any]:
     engine = engine_of(request)
-    n, strategy, experiment, rules, context = params.n, params.strategy, params.experiment, params.rules(engine.controls.filter_text), params.context()
+    n, strategy, experiment, rules, context = params.n, params.strategy, params.experiment, params.rules(engine.controls), params.context()
     try:
         assignment = engine.experiments.resolve(user_id or f"session:{session_id}", experiment, strategy)
         chosen = assignment.strategy if assignment else strategy
@@ -33,7 +33,8 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, params
         user_id=engine.user_key(user_id) if user_id else None, session_id=engine.session_key(session_id) if session_id else None,
         strategy=answer.strategy,
         experiment=assignment.experiment if assignment else None, variant=assignment.variant if assignment else None,
-        items=tuple(r.item_id for r in answer.items)))
+        items=tuple(r.item_id for r in answer.items),
+        slots=tuple((r.item_id, "promotion", r.promotion) for r in answer.items if r.promotion)))
     subject = {"user_id": user_id} if user_id is not None else {"session_id": session_id}
     return {
         **subject,
