@@ -110,12 +110,20 @@ class EventWeights:
 
     def of_arrays(self, types: np.ndarray | pd.Series, dwell: np.ndarray | pd.Series | None) -> np.ndarray:
         """Vectorised :meth:`of` (the bulk path); equal to it element by element."""
-        types = pd.Series(np.asarray(types, dtype=object))
-        weights = types.map(self.base).to_numpy(dtype=np.float64, copy=True)
+        # Dict lookups over a list, not Series.map/isin/to_numeric: ~1.7 ms -> ~0.1 ms for a stream
+        # updater's batch of 500 events (this runs for every batch applied).
+        names = np.asarray(types, dtype=object).tolist()
+        base, nan = self.base, float("nan")
+        weights = np.fromiter((base.get(t, nan) for t in names), dtype=np.float64, count=len(names))
         if dwell is None or not self.dwell_types:
             return weights
-        dwell = pd.to_numeric(pd.Series(np.asarray(dwell, dtype=object)), errors="coerce").to_numpy(dtype=np.float64)
-        scaled = types.isin(self.dwell_types).to_numpy() & ~np.isnan(dwell)
+        dwell = np.asarray(dwell)
+        if dwell.dtype.kind != "f":
+            if dwell.dtype == object and all(d is None for d in dwell.tolist()):
+                return weights  # no event states a dwell time
+            dwell = pd.to_numeric(pd.Series(dwell.astype(object)), errors="coerce").to_numpy(dtype=np.float64)
+        dwell_types = self.dwell_types
+        scaled = np.fromiter((t in dwell_types for t in names), dtype=bool, count=len(names)) & ~np.isnan(dwell)
         if scaled.any():
             weights[scaled] *= self.curve.factors(dwell[scaled])
         return weights

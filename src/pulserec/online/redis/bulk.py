@@ -48,14 +48,20 @@ def events_frame(batch: list[tuple[Event, int]]) -> pd.DataFrame:
     return frame
 
 
-def apply_frame(state: RedisState, frame: pd.DataFrame) -> np.ndarray:
+def apply_frame(state: RedisState, frame: pd.DataFrame, look_first: bool = True) -> np.ndarray:
     """Apply the frame's events not applied yet; returns the mask of those this call applied
-    (False for ids applied before, by anyone, and for repeats of an id within the frame)."""
+    (False for ids applied before, by anyone, and for repeats of an id within the frame).
+
+    `look_first` asks Redis which ids are applied before planning anything (a catch-up reads
+    mostly applied events). Without it (a stream batch: new but for redeliveries) COMMIT's own
+    check finds them ('dup'), and the group is planned again without them."""
     applied = np.zeros(len(frame), dtype=bool)
     if frame.empty:
         return applied
     ids = frame["event_id"].astype(str).to_numpy()
-    todo = ~applied_mask(state, ids) & ~pd.Series(ids).duplicated().to_numpy()
+    todo = ~pd.Series(ids).duplicated().to_numpy()
+    if look_first:
+        todo &= ~applied_mask(state, ids)
     if not todo.any():
         return applied
     positions = np.flatnonzero(todo)

@@ -226,7 +226,7 @@ class RedisState:
         few round trips and one COMMIT per group of owners, whatever its size. A smaller one
         (an API write) pipelines waves of one event per owner: two round trips per wave."""
         if len(batch) >= BULK_MIN:
-            return bulk.apply_frame(self, bulk.events_frame(batch)).tolist()
+            return bulk.apply_frame(self, bulk.events_frame(batch), look_first=False).tolist()
         results = [False] * len(batch)
         pending = list(range(len(batch)))
         for _ in range(len(batch) + MAX_ATTEMPTS):
