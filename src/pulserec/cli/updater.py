@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,6 +45,7 @@ def register(app: typer.Typer) -> None:
           pulserec updater --state redis://127.0.0.1:6379/0 --stream redis://127.0.0.1:6379/0
           pulserec updater --state redis://127.0.0.1:6379/0 --stream kafka://127.0.0.1:9092
         """
+        from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
         from pulserec.online.redis.state import RedisState
         from pulserec.online.streams import make_updater
 
@@ -51,8 +53,11 @@ def register(app: typer.Typer) -> None:
         if not settings.state_url or not settings.stream_url:
             raise typer.BadParameter("the updater needs both --state (redis://) and --stream (redis:// or kafka://)")
         name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        target = RedisState(settings)
+        with contextlib.suppress(StateUnavailable, *TRANSIENT):  # down or being rebuilt: the first batch loads it
+            target.catalog.synced()  # the catalogue mirror, loaded once now rather than inside the first batch
         try:
-            worker = make_updater(settings, RedisState(settings), group, name, batch=batch, min_idle_ms=min_idle_ms,
+            worker = make_updater(settings, target, group, name, batch=batch, min_idle_ms=min_idle_ms,
                                   session_timeout_ms=session_timeout_ms, shard=shard)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
