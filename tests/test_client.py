@@ -63,8 +63,10 @@ def test_async_client_covers_every_endpoint(server):
             assert profile.attrs == {"plan": "gold"} and profile.event_count == 1
             item = await api.item("shoe-1")
             assert item.category == "shoes" and item.events == 4
-            found = await api.search("shoe", limit=3, kind="items")
+            found = await api.find("shoe", limit=3, kind="items")
             assert isinstance(found, SearchResults) and len(found.items) == 3 and found.users == []
+            matches = await api.search_items("shoe", n=2, user_id="bea")
+            assert matches.query == "shoe" and [r.item_id.startswith("shoe-") for r in matches.items] == [True, True]
 
             assert (await api.stats())["events_applied"] == len(EVENTS) + 2
             assert {m["name"] for m in (await api.models())["models"]} >= {"default", "item_knn"}
@@ -77,7 +79,7 @@ def test_async_client_covers_every_endpoint(server):
                 await api.profile("bea")
             assert err.value.status == 404
             with pytest.raises(PulserecError) as err:
-                await api.search("")
+                await api.find("")
             assert err.value.status == 422 and "q" in err.value.detail
 
     asyncio.run(scenario())
@@ -87,6 +89,6 @@ def test_sync_and_async_clients_share_one_request_layer():
     from pulserec.client import _Endpoints
 
     endpoints = {name for name in vars(_Endpoints) if not name.startswith("_")}
-    assert endpoints >= {"send_events", "recommend", "profile", "search", "metrics", "overview"}
+    assert endpoints >= {"send_events", "recommend", "profile", "search_items", "find", "metrics", "overview"}
     for cls in (Client, AsyncClient):  # neither redefines an endpoint
         assert not endpoints & set(vars(cls)), cls

@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import httpx
 
-from pulserec.client_results import IngestResult, Item, Profile, Recommendation, Recommendations, SearchResults
+from pulserec.client_results import IngestResult, Item, ItemSearch, Profile, Recommendation, Recommendations, SearchResults
 
 __all__ = ["AsyncClient", "Client", "IngestResult", "Item", "Profile", "PulserecError", "Recommendation", "Recommendations",
-           "SearchResults"]
+           "SearchResults", "ItemSearch"]
 
 T = TypeVar("T")
 
@@ -152,10 +152,14 @@ class _Endpoints:
         return self._run(Call("GET", f"/sessions/{_segment(session_id)}/recommendations", _typed(Recommendations),
                               _params(n=n, **options)))
 
+    def search_items(self, q: str, n: int = 10, user_id: str | None = None, session_id: str | None = None) -> ItemSearch:
+        """Catalogue items matching the shopper's query `q`, ranked for `user_id` (or `session_id`)."""
+        return self._run(Call("GET", "/search", _typed(ItemSearch), _params(q=q, n=n, user_id=user_id, session_id=session_id)))
+
     # -- operations ---------------------------------------------------------------------------
-    def search(self, q: str, limit: int = 10, kind: Literal["all", "users", "items"] = "all") -> SearchResults:
-        """Users and items whose id (or item title) contains `q`, prefix matches first."""
-        return self._run(Call("GET", "/search", _typed(SearchResults), _params(q=q, limit=limit, kind=kind)))
+    def find(self, q: str, limit: int = 10, kind: Literal["all", "users", "items"] = "all") -> SearchResults:
+        """Operators: users and items whose id (or item title) contains `q`, prefix matches first."""
+        return self._run(Call("GET", "/dashboard/api/search", _typed(SearchResults), _params(q=q, limit=limit, kind=kind)))
 
     def overview(self, window: int = 60, top: int = 10) -> dict[str, Any]:
         """The dashboard's overview document (events/s, latency, trending, coverage, models...)."""

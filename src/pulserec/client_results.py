@@ -151,8 +151,15 @@ class Item(ApiResult):
 
 
 @dataclass(eq=False)
+class ItemSearch(Recommendations):
+    """Items matching a shopper's query, ranked for them (GET /search)."""
+
+    query: str = ""
+
+
+@dataclass(eq=False)
 class SearchResults(ApiResult):
-    """Users and items matching a search (GET /search)."""
+    """Users and items matching an operator's search (GET /dashboard/api/search)."""
 
     query: str = ""
     users: list[dict[str, Any]] = field(default_factory=list)

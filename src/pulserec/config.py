@@ -52,6 +52,14 @@ class Settings:
     dwell_bounce_factor: float = 0.25
     dwell_cap_s: float = 300.0
     dwell_max_factor: float = 3.0
+    # Search intent (issue 14.3, models/search_intent.py): right after a search, answers are
+    # (1 - w) x the strategy's scores + w x the search's (BM25 over item text, `search_lexical_share`
+    # of it, and what others chose after similar searches); w = `search_intent_weight`, halved
+    # every `search_intent_halflife` events after the search, 0 after `session_gap`.
+    search_intent_weight: float = 0.7
+    search_intent_halflife: float = 3.0
+    search_lexical_share: float = 0.5
+    search_click_types: tuple[str, ...] = ("click", "view", "add_to_cart", "purchase")
     # Popularity: half-life of the "trending" score.
     trending_halflife: float = 7 * DAY
     # Profiles: half-life of interest scores by category / tag.
@@ -241,6 +249,9 @@ class Settings:
                 raise ValueError(f"event type {name!r} needs an identifier name and a positive weight")
         self.value_rules  # noqa: B018 - parses (and so checks) event_values
         self.weighting.check()
+        if not (0 <= self.search_intent_weight <= 1 and 0 <= self.search_lexical_share <= 1
+                and self.search_intent_halflife > 0):
+            raise ValueError("search_intent_weight and search_lexical_share must be in [0, 1], search_intent_halflife > 0")
         if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
             raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
         if self.min_free_bytes < 0:
@@ -296,7 +307,8 @@ class Settings:
 AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "sasrec")
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
-_LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types", "auto_candidates")
+_LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types", "auto_candidates",
+                  "search_click_types")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

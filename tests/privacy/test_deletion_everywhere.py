@@ -88,14 +88,14 @@ def test_a_deleted_user_is_nowhere_under_the_data_dir_nor_in_redis(victim_engine
     with BackgroundServer(engine) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         shown = http.get(f"/users/{VICTIM}/recommendations", params={"strategy": "als"}).json()
         assert http.post("/impressions", json={"recommendation_id": shown["recommendation_id"]}).status_code == 200
-        assert http.get("/search", params={"q": "victim"}).json()["users"] == [{"user_id": VICTIM, "event_count": 6}]
+        assert http.get("/dashboard/api/search", params={"q": "victim"}).json()["users"] == [{"user_id": VICTIM, "event_count": 6}]
         assert http.delete(f"/users/{VICTIM}").json()["deleted_events"] == 6
         late = http.post("/impressions", json={"recommendation_id": shown["recommendation_id"]})
         assert late.status_code == 422  # what was served to them is forgotten too: no impression stores their id
         # Until the retrain is done the old models never use the victim's row...
         assert http.get(f"/users/{VICTIM}/recommendations", params={"strategy": "als"}).json()["history_size"] == 0
         wait_for_jobs(engine)
-        assert http.get("/search", params={"q": "victim"}).json()["users"] == []
+        assert http.get("/dashboard/api/search", params={"q": "victim"}).json()["users"] == []
         assert http.get(f"/users/{VICTIM}/profile").status_code == 404
     # ...and then they are replaced by models trained without them, on disk too.
     served = [m for m in engine.service.strategies.values() if isinstance(m, AlignedModel)]

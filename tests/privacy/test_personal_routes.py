@@ -18,7 +18,7 @@ READ_KEY = "read-key-0123456789abcdef"
 
 #: GET routes that reveal something about a person (the issue's list, and recommendations,
 #: whose reasons name the items a user touched).
-PERSONAL = ["/users/u1/profile", "/users/u1/recommendations", "/sessions/s1/recommendations", "/search?q=u1",
+PERSONAL = ["/users/u1/profile", "/users/u1/recommendations", "/sessions/s1/recommendations", "/search?q=u1", "/dashboard/api/search?q=u1",
             "/feedback", "/experiments", "/experiments/exp", "/dashboard/api/overview", "/metrics"]
 CATALOGUE = ["/items/i1", "/items/i1/similar", "/models", "/reports/metrics.json"]
 PUBLIC = ["/health", "/dashboard", "/dashboard/users/u1", "/dashboard/items/i1", "/docs", "/openapi.json"]

@@ -106,7 +106,7 @@ def test_redact_path_pseudonymises_ids_and_drops_personal_query_values():
     line = redact_path(f"/users/{quote(USER)}/recommendations?n=5&location={LOCATION}&strategy=als", pseudonym)
     assert line == f"/users/{pseudonym(USER)}/recommendations?n=5&location=-&strategy=als"
     assert redact_path(f"/sessions/{SESSION}/recommendations", pseudonym) == f"/sessions/{pseudonym.session(SESSION)}/recommendations"
-    assert redact_path(f"/search?q={quote(USER)}&limit=8", pseudonym) == "/search?q=-&limit=8"
+    assert redact_path(f"/dashboard/api/search?q={quote(USER)}&limit=8", pseudonym) == "/dashboard/api/search?q=-&limit=8"
     assert redact_path("/items/sku-1/similar?n=3", pseudonym) == "/items/sku-1/similar?n=3"
 
 
@@ -124,7 +124,7 @@ def test_no_raw_id_in_the_data_dir_or_the_access_log_of_a_real_server(tmp_path):
         shown = http.get(f"/users/{quote(USER)}/recommendations", params={"n": 3, "location": LOCATION}).json()
         impression = {"recommendation_id": shown["recommendation_id"], "user_id": USER, "session_id": SESSION}
         assert http.post("/impressions", json=impression).status_code == 200
-        assert http.get("/search", params={"q": USER}).json()["users"] == [{"user_id": USER, "event_count": 3}]
+        assert http.get("/dashboard/api/search", params={"q": USER}).json()["users"] == [{"user_id": USER, "event_count": 3}]
     text = log.read_text()
     assert f"PUT /users/{Pseudonymizer.from_settings(Settings.load(data, **_settings(env)))(USER)}" in text  # the log is on
     assert [form for form in raw_forms(USER, SESSION, LOCATION) if form.decode() in text] == []

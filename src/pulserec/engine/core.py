@@ -47,6 +47,7 @@ from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.history import History
+from pulserec.store.search_log import SearchLog
 from pulserec.store.pseudonym import Pseudonymizer
 from pulserec.validation import check_events, check_id_len, check_n
 
@@ -98,7 +99,8 @@ class Engine:
         self.publisher = make_publisher(settings)
         # With a shared state and a stream, `pulserec updater` applies what this process publishes.
         self.applies_locally = not (self.publisher and self.state.shared)
-        self.service = RecommendationService(self.state, settings)
+        self.searches = SearchLog(self.store)  # what people chose after searching (issue 14.3)
+        self.service = RecommendationService(self.state, settings, learned=self.searches)
         self.feedback = FeedbackStore(self.store)
         self.history = History(self.store)  # the dashboard's history and lists (after feedback: it indexes impressions)
         self.experiments = Experiments(self.feedback)
@@ -344,6 +346,13 @@ class Engine:
         key = SESSION_PREFIX + self.session_key(session_id)
         with self.lock, self.state.reading(key):
             return self.service.recommend(key, n, filters, strategy, context)
+
+    def search_items(self, query: str, n: int, user_id: str | None = None, session_id: str | None = None) -> list[Recommended]:
+        """Catalogue items matching `query`, ranked by match x the user's (or session's) personal score."""
+        check_n(n, self.settings.max_n)
+        key = self.user_key(user_id) if user_id else SESSION_PREFIX + self.session_key(session_id) if session_id else None
+        with self.lock, self.state.reading(key):
+            return self.service.search_items(key, query, n)
 
     def similar(self, item_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None) -> list[Recommended] | None:
         check_n(n, self.settings.max_n)

@@ -40,6 +40,8 @@ class Query:
     #: Every item of the user's whole history (ascending), their long-term taste; `items` may
     #: hold only the recent ones (see models/query.py).
     history: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: The owner's active search (issue 14.3): (query text, strength in (0, 1]); None without one.
+    search: tuple[str, float] | None = None
 
     @property
     def is_cold(self) -> bool:

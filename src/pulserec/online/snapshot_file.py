@@ -16,7 +16,8 @@ import numpy as np
 
 MAGIC = "pulserec-online-state"
 #: Bumped whenever the arrays' layout changes; a file of another version is never loaded.
-FORMAT = 4  # 2: items.listed (the catalogue policy); 3: profiles as the ProfileTable's columns; 4: cooc.last_seen
+FORMAT = 5  # 2: items.listed (the catalogue policy); 3: profiles as the ProfileTable's columns; 4: cooc.last_seen;
+#           5: the profiles' search marks
 _HEADER = "__header__"
 
 

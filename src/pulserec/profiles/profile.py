@@ -82,6 +82,10 @@ class UserProfile:
     hours: list[int] = field(default_factory=lambda: [0] * 24)
     weekdays: list[int] = field(default_factory=lambda: [0] * 7)
     searches: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+    #: The latest search (issue 14.3): when it was made, and how many events came after it (its
+    #: intent fades as the session moves on; see recommend/search_intent.py).
+    last_search_ts: float = -math.inf
+    since_search: int = 0
     categories: DecayedCounter = field(init=False)
     tags: DecayedCounter = field(init=False)
 
@@ -121,6 +125,15 @@ class UserProfile:
         self.weekdays[moment.weekday()] += 1
         if query:
             self.searches.append(query)
+            self.last_search_ts, self.since_search = ts, 0
+        else:
+            self.since_search += 1
+
+    def search_mark(self) -> tuple[str, float, int] | None:
+        """(the latest query, its time, events since), or None before any search."""
+        if not self.searches or not math.isfinite(self.last_search_ts):
+            return None
+        return self.searches[-1], self.last_search_ts, self.since_search
 
     def to_state(self) -> dict[str, Any]:
         """Everything needed to rebuild this profile exactly, as JSON-ready values."""
@@ -135,6 +148,8 @@ class UserProfile:
             "hours": self.hours,
             "weekdays": self.weekdays,
             "searches": list(self.searches),
+            "last_search_ts": _finite(self.last_search_ts),
+            "since_search": self.since_search,
             "categories": self.categories.to_state(),
             "tags": self.tags.to_state(),
         }
@@ -153,6 +168,9 @@ class UserProfile:
         profile.hours = list(state["hours"])
         profile.weekdays = list(state["weekdays"])
         profile.searches.extend(state["searches"])
+        last_search = state.get("last_search_ts")  # absent in profiles stored before issue 14.3
+        profile.last_search_ts = -math.inf if last_search is None else last_search
+        profile.since_search = int(state.get("since_search", 0))
         profile.categories.load_state(state["categories"])
         profile.tags.load_state(state["tags"])
         return profile
@@ -235,6 +253,8 @@ class UserProfile:
             "hours": list(self.hours),
             "weekdays": list(self.weekdays),
             "recent_searches": list(self.searches),
+            "last_search_at": _finite(self.last_search_ts),
+            "events_since_search": self.since_search if self.searches else None,
             "segments": self.segments(now),
         }
 

@@ -13,7 +13,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,9 @@ COUNTERS = ("devices", "locations")
 DECAYED = ("categories", "tags")
 #: Dense columns: name -> (dtype, width per owner, fill of a fresh row).
 DENSE = {"first": (np.float64, 0, math.inf), "last": (np.float64, 0, -math.inf), "total": (np.float64, 0, 0.0),
-         "hours": (np.int32, 24, 0), "weekdays": (np.int32, 7, 0)}
+         "hours": (np.int32, 24, 0), "weekdays": (np.int32, 7, 0),
+         # the latest search's time and the events since (issue 14.3: its intent fades with them)
+         "search_ts": (np.float64, 0, -math.inf), "since_search": (np.int64, 0, 0)}
 
 
 def hour_and_weekday(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +108,9 @@ class ProfileTable:
                 self.keyed[name].add_one(base | self.names[name].add(str(value)), 1.0)
         if query:
             self.keyed["searches"].add_one(base | self._next_search(1)[0], self.names["searches"].add(query))
+            d["search_ts"][owner], d["since_search"][owner] = ts, 0
+        else:
+            d["since_search"][owner] += 1
 
     def fold(self, owners: np.ndarray, types: np.ndarray, weights: np.ndarray, ts: np.ndarray,
              items: np.ndarray, records: Sequence[ItemRecord], contexts: np.ndarray | None,
@@ -133,6 +138,11 @@ class ProfileTable:
             self._fold_contexts(owners, contexts)
         if queries is not None:
             self._fold_queries(owners, queries)
+        marks = search_marks(owners, ts, queries)
+        searched = np.isfinite(marks.last_ts)
+        d["search_ts"][marks.owners[searched]] = marks.last_ts[searched]
+        d["since_search"][marks.owners[searched]] = marks.after[searched]
+        d["since_search"][marks.owners[~searched]] += marks.after[~searched]
 
     def _fold_items(self, owners, weights, ts, items, records) -> None:
         has = items >= 0
@@ -222,6 +232,7 @@ class ProfileTable:
                                                    zip(values.tolist(), times.tolist()))))
         _, queries, _ = self.keyed["searches"].of(owner)
         profile.searches.extend(self.names["searches"].ids_of(queries[-SEARCHES:].astype(np.int64).tolist()))
+        profile.last_search_ts, profile.since_search = float(d["search_ts"][owner]), int(d["since_search"][owner])
         return profile
 
     @property
@@ -229,6 +240,33 @@ class ProfileTable:
         """Bytes held in arrays (the interned names aside)."""
         return (self.exists.nbytes + self.counts.nbytes + sum(c.nbytes for c in self.dense.values())
                 + sum(t.nbytes for t in self.keyed.values()))
+
+
+class SearchMarks(NamedTuple):
+    """Per distinct owner of a batch: its latest search's time in the batch (-inf: none) and the
+    events after it (all of the owner's events in the batch when it has no search)."""
+
+    owners: np.ndarray
+    last_ts: np.ndarray
+    after: np.ndarray
+
+
+def search_marks(owners: np.ndarray, ts: np.ndarray, queries: Sequence[Any] | np.ndarray | None) -> SearchMarks:
+    """What a batch (arrival order) does to each owner's search mark, as `UserProfile.update`
+    does it event by event: an event with a query marks the search, any other counts one more."""
+    owners = np.asarray(owners, dtype=np.int64)
+    distinct, inverse, counts = np.unique(owners, return_inverse=True, return_counts=True)
+    has = np.zeros(len(owners), dtype=bool) if queries is None else np.fromiter(
+        (isinstance(q, str) and bool(q) for q in queries), dtype=bool, count=len(owners))
+    last_row = np.full(len(distinct), -1, dtype=np.int64)
+    np.maximum.at(last_row, inverse[has], np.flatnonzero(has))
+    searched = last_row >= 0
+    after = counts.astype(np.int64)
+    if searched.any():
+        later = np.bincount(inverse, weights=np.arange(len(owners)) > last_row[inverse], minlength=len(distinct))
+        after[searched] = later[searched].astype(np.int64)
+    last_ts = np.where(searched, np.asarray(ts, dtype=np.float64)[np.maximum(last_row, 0)], -np.inf)
+    return SearchMarks(distinct, last_ts, after)
 
 
 def decode_contexts(contexts: np.ndarray) -> tuple[np.ndarray, list]:

@@ -19,6 +19,7 @@ from pulserec.models.base import Recommender, meta_of
 from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Popular, Trending
+from pulserec.models.search_intent import LearnedSearches, SearchIntent
 from pulserec.online.base import State
 from pulserec.recommend.aligned import AlignedModel
 
@@ -36,9 +37,12 @@ class Rebindable(Protocol):
 class ModelSet:
     """Named models over `state`; `register` adds one, `install` serves a trained one."""
 
-    def __init__(self, state: State, settings: Settings) -> None:
+    def __init__(self, state: State, settings: Settings, learned: LearnedSearches | None = None) -> None:
         self.state = state
         self.settings = settings
+        self.learned = learned
+        self.search = SearchIntent(state.catalog, learned, lexical_share=settings.search_lexical_share,
+                                   click_types=settings.search_click_types, session_gap=settings.session_gap)
         self.item_knn = ItemKNN(state.cooc, support=state.popularity, min_support=settings.min_support)
         self.trending = Trending(state.popularity)
         self.trending.catalog = state.catalog
@@ -49,7 +53,7 @@ class ModelSet:
         #: What the self-chosen default (an installed `auto` model) chose, for GET /models; None
         #: while the built-in blend serves.
         self.default_choice: dict[str, Any] | None = None
-        for model in (self.item_knn, self.trending, self.popular, self.default):
+        for model in (self.item_knn, self.trending, self.popular, self.default, self.search):
             self.register(model)
 
     def register(self, model: Recommender, name: str | None = None) -> None:
@@ -96,7 +100,7 @@ class ModelSet:
 
     def rebound(self, state: State) -> ModelSet:
         """A model set over `state` serving every model this one serves, each re-bound to it."""
-        new = ModelSet(state, self.settings)
+        new = ModelSet(state, self.settings, self.learned)
         rebind = self.rebinder(new)
         for name, model in self.strategies.items():
             new.strategies[name] = rebind(model)
@@ -108,7 +112,7 @@ class ModelSet:
         models that do not read the state are kept as they are. Each model is mapped once."""
         done: dict[int, Recommender] = {
             id(self.item_knn): new.item_knn, id(self.trending): new.trending,
-            id(self.popular): new.popular, id(self.default): new.default,
+            id(self.popular): new.popular, id(self.default): new.default, id(self.search): new.search,
         }
 
         def rebind(model: Recommender) -> Recommender:
@@ -121,7 +125,7 @@ class ModelSet:
     def rebound_sources(self, sources: Mapping[str, Recommender], state: State) -> dict[str, Recommender]:
         """`sources` (models of this set, or built on them) re-bound to `state` (the ranker's
         training replays the log into states of its own)."""
-        rebind = self.rebinder(ModelSet(state, self.settings))
+        rebind = self.rebinder(ModelSet(state, self.settings, self.learned))
         return {name: rebind(model) for name, model in sources.items()}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -12,8 +12,10 @@ import numpy as np
 from pulserec.config import Settings
 from pulserec.decay import read_clock
 from pulserec.models.base import Query, Reason, Recommender, scored
+from pulserec.models.blend import normalised
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import serving_query
+from pulserec.models.search_intent import LearnedSearches, search_strength, with_intent
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.diversity import Diversity, cooc_similarity, rerank
@@ -53,10 +55,11 @@ class Answer:
 class RecommendationService:
     """Turns dense model scores into filtered, explained lists; the models are its `ModelSet`."""
 
-    def __init__(self, state: State, settings: Settings, models: ModelSet | None = None) -> None:
+    def __init__(self, state: State, settings: Settings, models: ModelSet | None = None,
+                 learned: LearnedSearches | None = None) -> None:
         self.state = state
         self.settings = settings
-        self.models = models if models is not None else ModelSet(state, settings)
+        self.models = models if models is not None else ModelSet(state, settings, learned)
         self.trending = self.models.trending  # the backfill of short lists
         self.filters = FilterCompiler(state.catalog)  # compiled filters, cached per catalogue revision
 
@@ -83,8 +86,22 @@ class RecommendationService:
     def query_for(self, owner_key: str | None, context: dict[str, Any] | None = None) -> Query:
         state = self.state
         owner = state.owners.get(owner_key) if owner_key is not None else None
-        return serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
-                             n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
+        query = serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
+                              n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
+        search = self.active_search(owner)
+        return replace(query, search=search) if search is not None else query
+
+    def active_search(self, owner: int | None) -> tuple[str, float] | None:
+        """The owner's latest search and how much it still counts (None: none, or faded)."""
+        profile = self.state.profiles.get(owner) if owner is not None else None
+        mark = profile.search_mark() if profile is not None else None
+        if mark is None:
+            return None
+        text, ts, since = mark
+        s = self.settings
+        strength = search_strength(s.search_intent_weight, s.search_intent_halflife, since, self.state.now - ts,
+                                   s.session_gap)
+        return (text, strength) if strength > 0 else None
 
     def clock(self) -> float:
         """`now` in filter expressions: the engine's clock (see decay.read_clock)."""
@@ -107,6 +124,10 @@ class RecommendationService:
         mask = self.filters.mask(self.state, query.user, filters, now=env.now, env=env)
         n_items = len(mask)
         result = scored(model, query, n_items) if n_items else None  # this request's scores and reasons
+        if n_items and query.search is not None and model is not self.models.search:
+            # Without a history the search is all the owner has said: it orders the list alone.
+            strength = 1.0 if query.is_cold else query.search[1]
+            result = with_intent(result, scored(self.models.search, query, n_items), strength)
         scores = result.scores if result else None
         picks = np.empty(0, dtype=np.int64)
         reasons: list[Reason | None] = []
@@ -116,7 +137,7 @@ class RecommendationService:
             picks, promoted, scores = self._slate(scores, n, mask, filters, env, fallback)
             reasons = result.explain(picks) if len(picks) else []
         out = self._render(picks, scores, reasons, name, promoted=promoted)
-        cold = scores is None or query.is_cold
+        cold = scores is None or query.is_cold and query.search is None
         if len(out) < n and model is not self.trending:
             out += self._backfill(query, n - len(out), mask, picks, filters)
         return Answer(out, name, cold, len(query.items))
@@ -139,6 +160,25 @@ class RecommendationService:
         if not rules.active:
             return top_n(scores, n, mask)
         return rerank(scores, mask, n, rules, self.state.catalog.category_codes(), cooc_similarity(self.state.cooc), taken)
+
+    def search_items(self, owner_key: str | None, text: str, n: int) -> list[Recommended]:
+        """Items matching `text` (BM25 and what others chose after similar searches), each match
+        times (1 + the owner's normalised default score): among equal matches, what they would
+        like comes first; without a match nothing is listed. Seen items stay (people search for
+        what they know)."""
+        query = self.query_for(owner_key)
+        mask = self.candidates(query.user, Filters(exclude_seen=False))
+        n_items = len(mask)
+        lexical, learned = self.models.search.parts(text, n_items)
+        match = lexical + learned
+        personal = scored(self.models.get(None)[1], query, n_items).scores if n_items and not query.is_cold else None
+        taste = normalised(np.asarray(personal, dtype=np.float64)) if personal is not None else np.zeros(n_items)
+        scores = match * (1.0 + taste)
+        picks = top_n(scores, n, mask & (match > 0))
+        reasons = [Reason("search", detail=(f'chosen by others who searched "{text}"' if learned[i] > lexical[i] else
+                                            f'matches "{text}"') + (", picked for you" if taste[i] > 0 else ""))
+                   for i in picks.tolist()]
+        return self._render(picks, scores, reasons, self.models.search.name)
 
     def _backfill(self, query: Query, n: int, mask: np.ndarray, taken: np.ndarray, filters: Filters) -> list[Recommended]:
         """Top up a short list with trending items (cold start, or a sparse neighbourhood)."""

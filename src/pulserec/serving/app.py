@@ -33,7 +33,7 @@ from pulserec.serving.openapi import document_rules
 from pulserec.serving.rate_limit import RateLimiter
 from pulserec.serving.operations import add_operations
 from pulserec.runtime.snapshot_task import SnapshotTask
-from pulserec.serving.routes import controls, events, feedback, items, jobs, recommendations, sdk, shop, system, users
+from pulserec.serving.routes import controls, events, feedback, items, jobs, recommendations, sdk, search, shop, system, users
 from pulserec.store.failures import StorageError
 from pulserec.validation import InvalidInput
 
@@ -82,7 +82,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
         app.add_exception_handler(unavailable, on_state_unavailable)
     # One access dependency on every router: the route's class (public, catalogue, personal,
     # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
-    for module in (events, items, users, recommendations, feedback, controls, system, jobs, sdk, shop):
+    for module in (events, items, users, recommendations, search, feedback, controls, system, jobs, sdk, shop):
         app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
     app.state.sdk_limiter = RateLimiter(engine.settings.sdk_rate, engine.settings.sdk_burst)  # publishable keys
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)

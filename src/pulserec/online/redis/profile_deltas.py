@@ -4,7 +4,8 @@ A profile in Redis is a hash of small fields (see `profiles.py`), so an update i
 read-modify-write of the whole profile in Python: each batch sends, per owner, the profile of
 its own events alone, and COMMIT merges it field by field. Every part of `UserProfile.update`
 merges exactly this way: counts add, first/last seen take min/max, device and location counts
-keep their first-seen order (ties of `most_common`), searches append (last 10 kept), and a
+keep their first-seen order (ties of `most_common`), searches append (last 10 kept), the latest
+search's time is set and the events since it count on (`qt`, `qn`), and a
 decayed score folded from a group of events equals one event of weight
 `S = sum w * exp(-rate * (T - t))` at the group's latest time `T` (linear decay; the same
 reduction `profiles/keyed.py:KeyedTable._aggregate` uses), which COMMIT adds with `DecayedCounter.add`'s
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pulserec.profiles.table import search_marks
 from pulserec.records import ItemRecord
 
 HOUR_FIELDS = [f"h:{h}" for h in range(24)]
@@ -67,6 +69,11 @@ def profile_deltas(owners: np.ndarray, names: Sequence[str], types: Sequence[str
         for owner, query in zip(inverse.tolist(), queries):
             if isinstance(query, str) and query:
                 deltas[owner]["s"].append(query)
+    marks = search_marks(owners, ts, queries)  # `np.unique` order, as the deltas
+    for delta, last_ts, after in zip(deltas, marks.last_ts.tolist(), marks.after.tolist()):
+        delta["qn"] = after
+        if last_ts != -np.inf:  # absent, not null: cjson reads null as a truthy value
+            delta["qt"] = last_ts
     return deltas
 
 

@@ -3,7 +3,8 @@
 Fields (written by COMMIT's MERGE_PROFILES from `profile_deltas`): `u` the user id; `fs`, `ls`,
 `tw` first seen, last seen and total weight (float64); `c:<type>`, `h:<hour>`, `wd:<weekday>`
 counts (integer text); `d:<device>`, `l:<location>` (int32 count, int32 first-seen rank); `k:<category>`,
-`t:<tag>` decayed scores (float64 value, float64 time of value); `#` the last rank given.
+`t:<tag>` decayed scores (float64 value, float64 time of value); `#` the last rank given; `qt`
+the latest search's time (float64), `qn` the events since it (integer text).
 psearch:<owner> holds the last 10 searches. Nothing is read to be written: a batch's change
 is merged in Redis, so concurrent writers never lose each other's updates."""
 
@@ -28,7 +29,7 @@ MERGE_PROFILES = """
 local rate = h.rate
 for _, d in ipairs(h.profiles) do
   local key = p .. 'prof:' .. d.o
-  local fields = {'u', 'fs', 'ls', 'tw', '#'}
+  local fields = {'u', 'fs', 'ls', 'tw', '#', 'qn'}
   for i = 1, #d.n, 2 do fields[#fields + 1] = d.n[i] end
   for i = 1, #d.r, 2 do fields[#fields + 1] = d.r[i] end
   for i = 1, #d.k, 3 do fields[#fields + 1] = d.k[i] end
@@ -47,7 +48,9 @@ for _, d in ipairs(h.profiles) do
   put('fs', struct.pack('<d', math.min(float(cur[2], d.f), d.f)))
   put('ls', struct.pack('<d', math.max(float(cur[3], d.l), d.l)))
   put('tw', struct.pack('<d', float(cur[4], 0) + d.w))
-  local rank, j = tonumber(cur[5] or '0'), 6
+  if d.qt then put('qt', struct.pack('<d', d.qt)); put('qn', string.format('%d', d.qn))
+  else put('qn', string.format('%d', tonumber(cur[6] or '0') + d.qn)) end
+  local rank, j = tonumber(cur[5] or '0'), 7
   for i = 1, #d.n, 2 do put(d.n[i], string.format('%d', tonumber(cur[j] or '0') + d.n[i + 1])); j = j + 1 end
   for i = 1, #d.r, 2 do
     local count, at = 0, 0
@@ -132,4 +135,7 @@ def decode_profile(fields: dict[bytes, bytes], searches: list[bytes], interest_h
     profile.categories.assign(categories)
     profile.tags.assign(tags)
     profile.searches.extend(s.decode() for s in searches)
+    if b"qt" in fields:
+        (profile.last_search_ts,) = struct.unpack("<d", fields[b"qt"])
+    profile.since_search = int(fields.get(b"qn", b"0"))
     return profile

@@ -1,4 +1,5 @@
-"""GET /metrics (Prometheus text format) and GET /search (users and items by id or title)."""
+"""GET /metrics (Prometheus text format) and GET /dashboard/api/search (the operators' search of
+users and items by id or title; the shoppers' item search is GET /search, routes/search.py)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def metrics(request: Request) -> Response:
     return Response(metrics_of(request).render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/search", summary="Find users and items by id or title (prefix matches first)",
+@router.get("/dashboard/api/search", summary="Operators: find users and items by id or title (prefix matches first)",
             responses=json_example(SEARCH_EXAMPLE))
-def search(
+def find(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$",
                             description="Text to find in user ids, item ids and item titles (case-insensitive).",

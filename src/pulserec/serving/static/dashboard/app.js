@@ -268,7 +268,7 @@ function setupSearch() {
     const q = input.value.trim();
     if (!q) { close(); return; }
     try {
-      const found = await api(`/search?q=${enc(q)}&limit=8`);
+      const found = await api(`/dashboard/api/search?q=${enc(q)}&limit=8`);
       if (input.value.trim() !== q) return;  // a newer query is on its way
       const link = (href, text, note) => h("a", { href, "data-link": true, class: "result" }, h("span", {}, text), h("span", { class: "muted" }, note));
       const users = found.users.map((u) => link(userHref(u.user_id), u.user_id, `${u.event_count} events`));
