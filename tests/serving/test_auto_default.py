@@ -173,3 +173,26 @@ def test_the_candidates_setting_names_what_auto_blends() -> None:
     assert first_params(Settings()) == {}  # the model's own default: every installed candidate
     with pytest.raises(ValueError, match="auto_candidates must name some of item_knn"):
         Settings.load(None, auto_candidates="ease,svd")
+
+
+def test_serve_with_workers_chooses_the_default_once_for_all_of_them(tmp_path, fill) -> None:
+    """`serve --workers 2`: the parent trains auto into models/; each worker's model watcher
+    installs it, so whichever worker answers serves the chosen default."""
+    data_dir = tmp_path / "data"
+    engine = Engine(Settings.load(data_dir))
+    fill(engine)
+    engine.close()
+    env = {"PULSEREC_AUTO_TRAIN_MIN_EVENTS": "1000", "PULSEREC_AUTO_CANDIDATES": "item_knn,long_term,ease",
+           "PULSEREC_MODEL_WATCH_INTERVAL": "0.3"}
+    with ServerProcess(data_dir, workers=2, env=env) as server:
+        deadline = time.monotonic() + 180
+        while not (data_dir / "models" / "auto.model").is_file():
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.3)
+        chosen = 0
+        while chosen < 10:  # ten answers in a row, each on a new connection (spread over the workers)
+            assert time.monotonic() < deadline, server.log_tail()
+            chosen = chosen + 1 if httpx.get(f"{server.url}/models", timeout=30).json()["default_choice"]["chosen"] else 0
+            time.sleep(0.05)
+        assert "the default chosen on" in server.log_tail()
+    assert read_meta(data_dir / "models" / "auto.model")["info"]["params"]["validation"] == "balanced"

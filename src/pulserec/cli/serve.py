@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pulserec.cli.common import DataDir, StateUrl, StreamUrl, console, open_engine, settings_for
+from pulserec.config import Settings
 
 
 def warn_if_empty(data_dir: Path, events: int, items: int | None = None) -> None:
@@ -16,6 +18,21 @@ def warn_if_empty(data_dir: Path, events: int, items: int | None = None) -> None
         console.print(f"[yellow]warning:[/] {data_dir.resolve()} holds no events and no items, so every list will be "
                       "empty: send events and PUT items, or run `pulserec import --items ... --events ...` "
                       "(`pulserec demo` shows it all)")
+
+
+def choose_in_background(settings: Settings) -> None:
+    """`serve --workers`: the parent trains the first `auto` into models/ (a daemon thread: a stop
+    abandons it, and the file is written atomically); every worker's model watcher installs it."""
+    from pulserec.recommend.auto_default import train_first_choice
+
+    def work() -> None:
+        try:
+            console.print(train_first_choice(settings))
+        except Exception as exc:  # noqa: BLE001 - serving goes on with the built-in default
+            console.print(f"[yellow]warning:[/] choosing the default failed: {type(exc).__name__}: {exc}")
+
+    console.print("choosing the default on validation in the background (auto, saved to models/ for the workers)")
+    threading.Thread(target=work, name="pulserec-first-choice", daemon=True).start()
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +66,7 @@ def register(app: typer.Typer) -> None:
         from pulserec.serving.app import create_app
         from pulserec.serving.server import run_foreground
         from pulserec.serving.auth import exposure_warning
-        from pulserec.recommend.auto_default import describe
+        from pulserec.recommend.auto_default import describe, saved_first_choice_due
         from pulserec.recommend.training import RetrainScheduler
 
         overrides = {"state_url": state, "stream_url": stream, "accept_data_loss": accept_data_loss or None}
@@ -65,6 +82,8 @@ def register(app: typer.Typer) -> None:
                 open_engine(data_dir, **overrides).close()
             stored = prepare_data_dir(settings)
             warn_if_empty(settings.data_dir, stored)
+            if saved_first_choice_due(settings, stored):
+                choose_in_background(settings)
             console.print(f"serving {stored:,} events with {workers} workers on {base} (docs: /docs)")
             run_workers(settings, host, port, workers, log_level)
             return

@@ -7,6 +7,8 @@ trending. Two rules, both decided here from what is served (the engine starts th
 * **first choice**: at start, when no `auto` is served (none saved under models/) and the log
   holds at least `auto_train_min_events` events, `auto` is trained in the background; the
   built-in default serves until it is installed (one assignment), then the chosen blend does.
+  With `serve --workers N` the parent process trains it into `<data_dir>/models/auto.model`
+  (:func:`train_first_choice`) and every worker installs it through its model watcher.
 * **re-selection**: after a training of models that the served `auto` blends (als, ease, ...),
   `auto` is trained again (`auto_reselect`), so its choice is made on the same log as theirs.
 
@@ -21,7 +23,11 @@ from typing import Any
 from pulserec.config import Settings
 from pulserec.models.auto import AutoBlend, candidates
 from pulserec.models.base import Recommender
+from pulserec.models.persist import ModelFileError, read_meta, save_model
 from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.saved_models import model_path
+from pulserec.recommend.training import fit_model, snapshot
+from pulserec.store import SQLiteStore
 
 AUTO = AutoBlend.name
 
@@ -69,3 +75,29 @@ def describe(job: Any, settings: Settings) -> str:
     """One log line for a started `auto` job."""
     names = settings.auto_candidates or [name for name, _ in candidates()]
     return f"choosing the default on validation in the background (job {job.id}: auto over {', '.join(names)})"
+
+
+def saved_first_choice_due(settings: Settings, events: int) -> bool:
+    """Like :func:`needs_first_choice` for processes that serve no models themselves (the parent
+    of `serve --workers`): no readable auto file saved, and enough events."""
+    threshold = settings.auto_train_min_events
+    if threshold <= 0 or events < threshold:
+        return False
+    try:
+        return read_meta(model_path(settings.data_dir, AUTO)).get("model") != AUTO
+    except (OSError, ModelFileError):
+        return True
+
+
+def train_first_choice(settings: Settings) -> str:
+    """Fit a first `auto` on the stored log and save it where serving processes load it from;
+    returns a log line. The store is opened for this read alone."""
+    store = SQLiteStore(settings.db_path, settings.sqlite_synchronous)
+    try:
+        data, watermark = snapshot(store, settings.event_weights)
+    finally:
+        store.close()
+    model, info = fit_model(AUTO, first_params(settings), data, None, settings, watermark)
+    target = model_path(settings.data_dir, AUTO)
+    save_model(model, target, info)
+    return f"{AUTO}: the default chosen on {len(data):,} interactions in {info['train_seconds']:.1f}s -> {target}"
