@@ -193,19 +193,25 @@ def normalise_events(frame: pd.DataFrame, weights: dict[str, float], first_row: 
 def _context_json(frame: pd.DataFrame) -> pd.Series:
     """Context columns (and a `context` JSON column) as one compact JSON object per row, or None.
 
-    Built column-wise: each distinct value is encoded once and rows are joined as strings
-    (a per-row dict + json.dumps cost ~25 us a row, most of an import's validation time)."""
+    Built per distinct combination of the columns' values: each combination's JSON is written
+    once and rows pick theirs by an integer code (a per-row dict + json.dumps cost ~25 us a
+    row; joining per-row strings column by column still ~4 us)."""
     present = [c for c in CONTEXT_COLUMNS if c in frame.columns]
     base = frame["context"] if "context" in frame else None
     if not present and base is None:
         return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    joined = np.full(len(frame), "", dtype=object)
+    combined = np.zeros(len(frame), dtype=np.int64)
+    columns = []
     for name in present:
         codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
-        fragments = np.array([f",{json.dumps(name)}:{json.dumps(v)}" if _context_value(v) else "" for v in uniques.tolist()]
-                             + [""], dtype=object)
-        joined = joined + fragments[codes]  # code -1 (missing) picks the trailing ""
-    out = np.where(joined == "", None, "{" + pd.Series(joined, dtype=object).str.slice(1).to_numpy(dtype=object) + "}")
+        fragments = [f"{json.dumps(name)}:{json.dumps(v)}" if _context_value(v) else "" for v in uniques.tolist()] + [""]
+        columns.append((codes, fragments))  # code -1 (missing) picks the trailing ""
+        combined = pd.factorize(combined * len(fragments) + np.where(codes < 0, len(fragments) - 1, codes))[0]
+    out = np.full(len(frame), None, dtype=object)
+    if columns and len(frame):
+        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        texts = [",".join(f for f in (fragments[codes[row]] for codes, fragments in columns) if f) for row in first.tolist()]
+        out = np.array([f"{{{t}}}" if t else None for t in texts], dtype=object)[inverse]
     if base is not None:
         has_base = np.flatnonzero(base.map(lambda v: isinstance(v, str) and bool(v)).to_numpy(dtype=bool))
         for row in has_base.tolist():  # rows that bring their own JSON: merge them one by one
