@@ -156,6 +156,11 @@ class Settings:
     # validation split carved from the log has too few users to choose between blends: the built-in
     # default (item-kNN + trending) serves until then, and after any later `POST /models/auto/train`.
     auto_train_min_events: int = 10_000
+    # Exploration (issue 15.3, recommend/exploration.py): the share of a slate (0-1) given to
+    # items with fewer than `exploration_max_impressions` impressions, per strategy, when a
+    # request does not say (`?exploration=`); strategies not listed explore nothing. TOML only.
+    exploration_defaults: dict[str, float] = field(default_factory=dict)
+    exploration_max_impressions: int = 100
     # After a training of models that `auto` blends (als, ease, ...), `auto` re-runs its choice on the
     # new log (a job of its own) when it is the served default, so the default never lags behind them.
     auto_reselect: bool = True
@@ -226,7 +231,7 @@ class Settings:
         known = {f.name: f for f in fields(cls)}
         for name, spec in known.items():
             env = os.environ.get(f"PULSEREC_{name.upper()}")
-            if env is None or name in ("data_dir", "event_weights", "event_values"):
+            if env is None or name in ("data_dir", "event_weights", "event_values", "exploration_defaults"):
                 continue
             values[name] = _coerce(env, spec.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -275,6 +280,11 @@ class Settings:
                 raise ValueError(f"{name} must be a positive number of seconds")
         if self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1")
+        for strategy, share in self.exploration_defaults.items():
+            if not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                raise ValueError(f"exploration_defaults[{strategy!r}] must be a share between 0 and 1")
+        if self.exploration_max_impressions < 1:
+            raise ValueError("exploration_max_impressions must be >= 1")
         if self.auto_train_min_events < 0:
             raise ValueError("auto_train_min_events must be >= 0 (0 = never train auto at start)")
         if any(name not in AUTO_CANDIDATES for name in self.auto_candidates):

@@ -41,6 +41,7 @@ from pulserec.online.streams import make_publisher
 from pulserec.recommend.jobs import JobRegistry
 from pulserec.recommend.search import SearchResults, search
 from pulserec.recommend.controls import Controls
+from pulserec.recommend.exploration import Exposure
 from pulserec.store.controls import ControlStore
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.records import ItemRecord
@@ -105,6 +106,7 @@ class Engine:
         self.history = History(self.store)  # the dashboard's history and lists (after feedback: it indexes impressions)
         self.experiments = Experiments(self.feedback)
         self.controls = Controls(ControlStore(self.store))  # named filters, promotions (this app's)
+        self.service.exposure = Exposure(self.feedback)  # impressions and clicks per item, for exploration
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
         self.jobs = JobRegistry(settings.max_jobs)

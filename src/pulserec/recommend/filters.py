@@ -42,7 +42,8 @@ class Filters:
     # How the slate is composed from what passes (recommend/diversity.py).
     max_per_category: int | None = None
     diversity: float = 0.0
-    promotions: tuple[Promotion, ...] = ()  # running now, for the user and session slates
+    promotions: tuple[Promotion, ...] = ()  # running now
+    exploration: float | None = None  # share of low-exposure items; None: the strategy's default
 
     def nodes(self, owner: int | None) -> list[Node]:
         """The fixed parameters as expression trees (conjuncts), without the expression."""

@@ -19,6 +19,7 @@ from pulserec.models.search_intent import LearnedSearches, search_strength, with
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.diversity import Diversity, cooc_similarity, rerank
+from pulserec.recommend.exploration import Exposure, explore
 from pulserec.recommend.filter_program import Env
 from pulserec.recommend.filters import FilterCompiler, Filters
 from pulserec.recommend.promotions import compose
@@ -26,6 +27,10 @@ from pulserec.recommend.reasons import render
 from pulserec.recommend.top_n import top_n, trending_list
 
 __all__ = ["DEFAULT_STRATEGY", "Answer", "Filters", "RecommendationService", "Recommended", "top_n", "trending_list"]  # re-exported
+
+
+#: The reason of an item given a slot by exploration.
+EXPLORING = "new here: exploring"
 
 
 @dataclass
@@ -37,11 +42,16 @@ class Recommended:
     title: str | None = None
     category: str | None = None
     promotion: str | None = None  # the promotion that placed or boosted it
+    explored: bool = False  # given a slot by exploration (recommend/exploration.py)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"item_id": self.item_id, "score": self.score, "reason": self.reason, "source": self.source,
-               "title": self.title, "category": self.category}
-        return {**out, "promotion": self.promotion} if self.promotion else out
+        out: dict[str, Any] = {"item_id": self.item_id, "score": self.score, "reason": self.reason, "source": self.source,
+                               "title": self.title, "category": self.category}
+        if self.promotion:
+            out["promotion"] = self.promotion
+        if self.explored:
+            out["explored"] = True
+        return out
 
 
 @dataclass
@@ -62,10 +72,14 @@ class RecommendationService:
         self.models = models if models is not None else ModelSet(state, settings, learned)
         self.trending = self.models.trending  # the backfill of short lists
         self.filters = FilterCompiler(state.catalog)  # compiled filters, cached per catalogue revision
+        self.exposure: Exposure | None = None  # impressions and clicks per item (the engine sets it)
+        self._rng = np.random.default_rng()
 
     def rebound(self, state: State) -> RecommendationService:
         """The same service over another state, serving the same models re-bound to it."""
-        return RecommendationService(state, self.settings, self.models.rebound(state))
+        out = RecommendationService(state, self.settings, self.models.rebound(state))
+        out.exposure = self.exposure
+        return out
 
     # The model set's names, for the callers that reach it through the service.
     @property
@@ -132,11 +146,13 @@ class RecommendationService:
         picks = np.empty(0, dtype=np.int64)
         reasons: list[Reason | None] = []
         promoted: list[str | None] = []
+        explored: set[int] = set()
         if result is not None and scores is not None:
             fallback = (lambda: self.trending.score(query, n_items)) if filters.promotions else None
             picks, promoted, scores = self._slate(scores, n, mask, filters, env, fallback)
+            picks, promoted, explored = self._explore(picks, promoted, mask, n, filters, name)
             reasons = result.explain(picks) if len(picks) else []
-        out = self._render(picks, scores, reasons, name, promoted=promoted)
+        out = self._render(picks, scores, reasons, name, promoted=promoted, explored=explored)
         cold = scores is None or query.is_cold and query.search is None
         if len(out) < n and model is not self.trending:
             out += self._backfill(query, n - len(out), mask, picks, filters)
@@ -152,6 +168,15 @@ class RecommendationService:
         slate, boosted = compose(scores, mask, n, selected, fallback() if fallback else None,
                                  lambda s, k, m: self._pick(s, k, m, filters))
         return slate.picks, slate.promoted, boosted
+
+    def _explore(self, picks: np.ndarray, promoted: list[str | None], mask: np.ndarray, n: int, filters: Filters,
+                 strategy: str) -> tuple[np.ndarray, list[str | None], set[int]]:
+        """Slots for low-exposure items (the request's share, else the strategy's default)."""
+        share = filters.exploration if filters.exploration is not None else self.settings.exploration_defaults.get(strategy, 0.0)
+        if share <= 0 or self.exposure is None:
+            return picks, promoted, set()
+        shown, clicked = self.exposure.arrays(self.state.catalog)
+        return explore(picks, promoted, mask, n, share, shown, clicked, self.settings.exploration_max_impressions, self._rng)
 
     def _pick(self, scores: np.ndarray, n: int, mask: np.ndarray, filters: Filters,
               taken: np.ndarray | None = None) -> np.ndarray:
@@ -192,21 +217,23 @@ class RecommendationService:
         return self._render(picks, scores, reasons, self.trending.name, scale=1e-6)
 
     def _render(self, picks, scores, reasons, source: str, scale: float = 1.0,
-                promoted: list[str | None] | None = None) -> list[Recommended]:
+                promoted: list[str | None] | None = None, explored: set[int] | None = None) -> list[Recommended]:
         catalog = self.state.catalog
         out = []
         for i, (item, reason) in enumerate(zip(picks, reasons)):
             record = catalog.record(int(item))
             promotion = promoted[i] if promoted else None
+            exploring = explored is not None and int(item) in explored
             out.append(
                 Recommended(
                     item_id=record.item_id,
                     score=round(float(scores[item]) * scale, 9),
-                    reason="promoted" if promotion else render(reason, catalog, source),
+                    reason="promoted" if promotion else EXPLORING if exploring else render(reason, catalog, source),
                     source=source,
                     title=record.title,
                     category=record.category,
                     promotion=promotion,
+                    explored=exploring,
                 )
             )
         return out

@@ -53,7 +53,9 @@ RESPONSE_EXAMPLES: dict[tuple[str, str], Any] = {
                         "counters": {"events.accepted": 1000, "events.view": 800}, "uptime_s": 3600.0},
     ("post", "/impressions"): {"recommendation_id": "5f0c9a3e4b8d4e2fa1c0d9e8b7a6f5e4", "recorded": True},
     ("get", "/feedback"): {"strategies": [{"name": "default", "impressions": 1200, "clicked": 180, "converted": 31, "users": 640,
-                                           "ctr": 0.15, "conversion_rate": 0.0258}]},
+                                           "ctr": 0.15, "conversion_rate": 0.0258}],
+                           "promotions": [{"name": "summer-sale", "impressions": 2400, "clicks": 130, "ctr": 0.0542}],
+                           "exploration": [{"strategy": "default", "impressions": 1200, "clicks": 41, "ctr": 0.0342}]},
     ("get", "/experiments"): {"experiments": [{"name": "homepage", "variants": [
         {"name": "control", "strategy": "default", "weight": 1.0}, {"name": "als", "strategy": "als", "weight": 1.0}],
         "active": True, "default": True}]},

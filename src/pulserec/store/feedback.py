@@ -43,6 +43,7 @@ CONVERSION_TYPES = ("purchase",)
 class FeedbackStore:
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
+        self.forgotten = 0  # users forgotten: counts derived from impressions must be rebuilt
         with store.connection() as db:
             db.executescript(_SCHEMA)
 
@@ -126,7 +127,22 @@ class FeedbackStore:
             for strategy, variant, n, c, v, _ in self._counts(("strategy", "variant"))
         ]
 
+    def impressions_after(self, rowid: int, limit: int = 50_000) -> list[tuple[int, str, str]]:
+        """(rowid, rec_id, items JSON) of the impressions recorded after `rowid`, oldest first."""
+        with self.store.connection() as db:
+            return db.execute("SELECT rowid, rec_id, items FROM impressions WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                              (rowid, limit)).fetchall()
+
+    def clicks_after(self, seq: int, limit: int = 50_000) -> list[tuple[int, str, str]]:
+        """(seq, rec_id, item_id) of the engagement events after `seq` that carry a recommendation id."""
+        clicks = ", ".join("?" * len(CLICK_TYPES))
+        with self.store.connection() as db:
+            return db.execute(f"SELECT seq, rec_id, item_id FROM events WHERE seq > ? AND rec_id IS NOT NULL "
+                              f"AND item_id IS NOT NULL AND type IN ({clicks}) ORDER BY seq LIMIT ?",
+                              (seq, *CLICK_TYPES, limit)).fetchall()
+
     def forget_user(self, user_id: str) -> None:
+        self.forgotten += 1  # aggregates over impressions (exploration's exposure) are rebuilt
         with self.store.connection() as db:
             db.execute("DELETE FROM impression_slots WHERE rec_id IN (SELECT rec_id FROM impressions WHERE user_id = ?)", (user_id,))
             db.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,))

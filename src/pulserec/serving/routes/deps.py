@@ -57,6 +57,8 @@ class RankingParams(BaseModel):
                                                              "items apart (trades relevance for variety).")
 
     promotions: bool = Field(True, description="false: no promotions in this slate (PUT /promotions/{name}).")
+    exploration: float | None = Field(None, ge=0.0, le=1.0, description="Share of the slate for items with little "
+                                      "exposure (Thompson sampling); default: the setting exploration_defaults.")
 
     def rules(self, controls: Controls | None = None, **overrides: object) -> Filters:
         """The business rules of this query string; `controls`: the app's named filters and
@@ -75,7 +77,8 @@ class RankingParams(BaseModel):
         fields = {"category": self.category, "exclude_seen": self.exclude_seen, "exclude": excluded,
                   "min_price": self.min_price, "max_price": self.max_price, "expressions": tuple(expressions),
                   "max_per_category": self.max_per_category, "diversity": self.diversity,
-                  "promotions": controls.running_promotions() if controls is not None and self.promotions else ()}
+                  "promotions": controls.running_promotions() if controls is not None and self.promotions else (),
+                  "exploration": self.exploration}
         return Filters(**{**fields, **overrides})  # type: ignore[arg-type]
 
 

@@ -76,7 +76,8 @@ def _slots_shown(served: Served | None, items: list[str] | None) -> list[tuple[s
 def feedback(request: Request) -> dict[str, Any]:
     feedback = engine_of(request).feedback
     promotions = [{"name": name, **counts} for name, counts in feedback.slot_outcomes("promotion").items()]
-    return {"strategies": feedback.outcomes("strategy"), "promotions": promotions}
+    exploration = [{"strategy": name, **counts} for name, counts in feedback.slot_outcomes("exploration").items()]
+    return {"strategies": feedback.outcomes("strategy"), "promotions": promotions, "exploration": exploration}
 
 
 @router.get("/experiments", summary="All experiments")

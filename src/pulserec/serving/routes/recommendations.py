@@ -34,7 +34,8 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, params
         strategy=answer.strategy,
         experiment=assignment.experiment if assignment else None, variant=assignment.variant if assignment else None,
         items=tuple(r.item_id for r in answer.items),
-        slots=tuple((r.item_id, "promotion", r.promotion) for r in answer.items if r.promotion)))
+        slots=tuple((r.item_id, "promotion", r.promotion) for r in answer.items if r.promotion)
+        + tuple((r.item_id, "exploration", answer.strategy) for r in answer.items if r.explored)))
     subject = {"user_id": user_id} if user_id is not None else {"session_id": session_id}
     return {
         **subject,
