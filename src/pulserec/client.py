@@ -230,6 +230,24 @@ class _Endpoints:
     def models(self) -> dict[str, Any]:
         return self._run(Call("GET", "/models", _json))
 
+    # -- apps (tenants): on a client of the default app, with the server's key ---------------------
+    def list_apps(self) -> dict[str, Any]:
+        """The apps the server serves (`default` first)."""
+        return self._run(Call("GET", "/apps", _json))
+
+    def put_app(self, app: str, settings: Mapping[str, Any] | None = None, api_keys: Iterable[str] = (),
+                read_keys: Iterable[str] = ()) -> dict[str, Any]:
+        """Create app `app` or replace its settings and keys; `Client(url, app=...)` then works on it."""
+        body = {"settings": dict(settings or {}), "api_keys": list(api_keys), "read_keys": list(read_keys)}
+        return self._run(Call("PUT", f"/apps/{_segment(app)}", _json, body=body))
+
+    def get_app(self, app: str) -> dict[str, Any]:
+        return self._run(Call("GET", f"/apps/{_segment(app)}", _json))
+
+    def delete_app(self, app: str) -> dict[str, Any]:
+        """Delete app `app` and all its data."""
+        return self._run(Call("DELETE", f"/apps/{_segment(app)}", _json))
+
     def health(self) -> dict[str, Any]:
         return self._run(Call("GET", "/health", _json))
 
@@ -238,11 +256,18 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"x-api-key": api_key} if api_key else {}
 
 
-class Client(_Endpoints):
-    """Synchronous client. `Client("http://127.0.0.1:8000")`; use as a context manager to close it."""
+def _app_url(base_url: str, app: str | None) -> str:
+    """The base URL of app `app`'s API (every route under `/apps/{app}`; None or "default": the server's own)."""
+    return base_url if app in (None, "default") else f"{base_url.rstrip('/')}/apps/{_segment(app)}"
 
-    def __init__(self, base_url: str, timeout: float = 10.0, api_key: str | None = None, **kwargs: Any) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=_headers(api_key), **kwargs)
+
+class Client(_Endpoints):
+    """Synchronous client. `Client("http://127.0.0.1:8000")`; use as a context manager to close it.
+    `Client(url, app="shop", api_key=...)` works on app `shop` (with one of its keys)."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0, api_key: str | None = None, app: str | None = None,
+                 **kwargs: Any) -> None:
+        self._http = httpx.Client(base_url=_app_url(base_url, app), timeout=timeout, headers=_headers(api_key), **kwargs)
 
     def _run(self, call: Call[T]) -> T:
         return call.send_with(self._http)
@@ -262,8 +287,10 @@ class AsyncClient(_Endpoints):
 
     `async with AsyncClient(url) as api: answer = await api.recommend("u42")`."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0, api_key: str | None = None, **kwargs: Any) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=_headers(api_key), **kwargs)
+    def __init__(self, base_url: str, timeout: float = 10.0, api_key: str | None = None, app: str | None = None,
+                 **kwargs: Any) -> None:
+        self._http = httpx.AsyncClient(base_url=_app_url(base_url, app), timeout=timeout, headers=_headers(api_key),
+                                       **kwargs)
 
     def _run(self, call: Call[T]) -> Any:  # a coroutine resolving to T
         return call.send_async(self._http)

@@ -106,6 +106,10 @@ class Settings:
     # Background jobs (trainings, rebuilds of the online state) running at once; each holds a copy
     # of the log (an ALS fit on MovieLens ~0.3 GiB), so a burst of train calls is refused past this.
     max_jobs: int = 2
+    # Apps (tenants, runtime/apps.py) open at once in one server process: each open app is an
+    # engine with its own online state in memory and its own SQLite connection; the least
+    # recently used idle app is closed (a snapshot written) to open another one.
+    max_open_apps: int = 16
     # Connection timeouts in seconds (wall clock): the request line and headers must arrive within
     # `header_timeout` of the request's first byte, body chunks at most `body_timeout` apart; an
     # idle keep-alive connection is closed after `keep_alive_timeout`. See serving/timeouts.py.
@@ -278,6 +282,8 @@ class Settings:
         for name in ("state_timeout_s", "state_sync_interval_s", "stream_grace_s"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds")
+        if not 1 <= self.max_open_apps <= 1024:
+            raise ValueError("max_open_apps must be between 1 and 1024")
         if self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1")
         for strategy, share in self.exploration_defaults.items():

@@ -50,3 +50,26 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert "unsupported file type" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_import_train_and_evaluate_an_app(tmp_path):
+    """`--app NAME` works on <data-dir>/apps/NAME with the app's settings (runtime/apps.py), and
+    leaves the default app's store alone; an app never created is one clear error."""
+    import json
+
+    data = tmp_path / "d"
+    app_dir = data / "apps" / "shop"
+    app_dir.mkdir(parents=True)
+    (app_dir / "app.json").write_text(json.dumps({"settings": {"trending_halflife": 3600.0}}))  # as PUT /apps/shop writes it
+    paths = write(generate(n_users=20, n_items=30, n_events=500, seed=1), tmp_path / "sample", "parquet")
+    out = run("import", "--app", "shop", "--items", paths["items"], "--events", paths["events"],
+              "--data-dir", str(data)).stdout
+    assert "500 stored" in out and (app_dir / "pulserec.db").is_file() and not (data / "pulserec.db").exists()
+    trained = run("train", "--app", "shop", "--model", "item_knn_bm25", "--data-dir", str(data)).stdout
+    assert str(app_dir / "models" / "item_knn_bm25.model") in trained
+    evaluated = run("evaluate", "--app", "shop", "--models", "popular", "--data-dir", str(data)).stdout
+    assert "popular" in evaluated
+    missing = run("import", "--app", "nope", "--events", paths["events"], "--data-dir", str(data), check=False)
+    assert missing.returncode != 0 and "no app 'nope'" in missing.stdout + missing.stderr
+    bad = run("import", "--app", "Bad!", "--events", paths["events"], "--data-dir", str(data), check=False)
+    assert bad.returncode != 0 and "app names are" in bad.stdout + bad.stderr

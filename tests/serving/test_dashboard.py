@@ -217,3 +217,39 @@ def test_dashboard_signs_in_with_a_key_kept_for_the_tab_only(browser, keyed):
     other.page.wait_for_selector("#login", timeout=10_000)
     other.page.context.close()
     context.close()
+
+
+@pytest.fixture(scope="module")
+def two_apps(tmp_path_factory) -> Iterator[str]:
+    """A server (no keys) whose default app holds 3 events and whose app `shop` holds 5."""
+    from pulserec.client import Client
+    from pulserec.config import Settings
+    from pulserec.engine import Engine
+    from pulserec.serving.server import BackgroundServer
+
+    engine = Engine(Settings.load(tmp_path_factory.mktemp("two-apps"), model_watch_interval=0.0))
+    with BackgroundServer(engine) as server, Client(server.url) as default:
+        default.send_events([{"user_id": "u-default", "item_id": f"i{k}", "type": "view"} for k in range(3)])
+        default.put_app("shop")
+        with Client(server.url, app="shop") as shop:
+            shop.send_events([{"user_id": "u-shop", "item_id": f"s{k}", "type": "view"} for k in range(5)])
+        yield server.url
+    engine.close()
+
+
+def test_dashboard_switches_between_apps(browser, two_apps):
+    tab = Tab(browser.new_context().new_page(), two_apps)
+    tab.open("/dashboard", "overview")
+    tab.page.wait_for_function("document.querySelector('#kpi-events')?.textContent === '3'")
+    tab.page.wait_for_function("document.querySelectorAll('#app-select option').length === 2")
+    assert [o.strip() for o in tab.page.locator("#app-select option").all_inner_texts()] == ["default", "shop"]
+    tab.page.select_option("#app-select", "shop")
+    tab.page.wait_for_selector("#view[data-ready=overview]", timeout=10_000)
+    tab.page.wait_for_function("document.querySelector('#kpi-events')?.textContent === '5'")
+    assert "app=shop" in tab.page.url and tab.page.locator("#app-select").input_value() == "shop"
+    tab.open("/dashboard/users/u-shop", "user")  # a full load keeps the app of this tab
+    assert tab.text("#user-id") == "u-shop"
+    tab.open("/dashboard/users/u-default", "user")  # the default app's user is not shop's
+    assert "No such user" in tab.text("#view")
+    tab.screenshot("dashboard-app-shop.png")
+    tab.assert_clean(expected_errors=("404", "/apps/shop/users/u-default/profile"))

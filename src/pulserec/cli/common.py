@@ -50,8 +50,25 @@ StreamUrl = Annotated[
 ]
 
 
-def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
-    return Settings.load(data_dir, **overrides)
+AppName = Annotated[
+    str | None,
+    typer.Option("--app", help="Work on this app (tenant) of the data dir: <data-dir>/apps/NAME, with the app's own "
+                                "settings (create it with PUT /apps/NAME on a running server).", show_default="default"),
+]
+
+
+def settings_for(data_dir: Path | None, app: str | None = None, **overrides: object) -> Settings:
+    """The data dir's settings, or those of its app `app` (runtime/apps.py: its own data dir,
+    keys and settings)."""
+    settings = Settings.load(data_dir, **overrides)
+    if app is None:
+        return settings
+    from pulserec.runtime.apps import AppError, app_settings  # noqa: PLC0415 - only with --app
+
+    try:
+        return app_settings(settings, app)
+    except AppError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--app") from None
 
 
 @contextmanager
@@ -64,9 +81,9 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
         yield progress
 
 
-def open_engine(data_dir: Path | None, **overrides: object) -> Engine:
-    """Open the engine, showing a progress bar while the online state is rebuilt from the log."""
-    settings = settings_for(data_dir, **overrides)
+def open_engine(data_dir: Path | None, app: str | None = None, **overrides: object) -> Engine:
+    """Open the engine (of `app`), showing a progress bar while the online state is rebuilt from the log."""
+    settings = settings_for(data_dir, app, **overrides)
     from pulserec.store import SQLiteStore
 
     store = SQLiteStore(settings.db_path, settings.sqlite_synchronous, settings.accept_data_loss)

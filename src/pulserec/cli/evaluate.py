@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from pulserec.cli.common import AppName, settings_for
 from pulserec.config import Settings
 from pulserec.evaluation.data import load_training_data
 from pulserec.evaluation.evaluate import EvalResult
@@ -26,6 +27,7 @@ def evaluate(
     movielens: Path | None = typer.Option(None, "--movielens", help="evaluate on a MovieLens directory"),
     report: Path | None = typer.Option(None, "--report", help="directory for report.md/report.html/PNGs"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="time/random split: share of events held out"),
+    app: AppName = None,
 ) -> None:
     """Fit each model on the training part of SPLIT and print ranking metrics on the test part.
 
@@ -37,7 +39,8 @@ def evaluate(
         raise typer.BadParameter(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(sorted(MODELS))}")
     if split not in METHODS:
         raise typer.BadParameter(f"--split must be one of {', '.join(METHODS)}")
-    data, catalog, settings = load_training_data(data_dir, movielens)
+    app_of = settings_for(data_dir, app) if app is not None else None
+    data, catalog, settings = load_training_data(data_dir, movielens, app_of)
     params = {"test_fraction": test_fraction} if split in ("time", "random", "mixed") else {}
     the_split = make_split(data, split, **params)
     if len(the_split.test) == 0:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pulserec.cli.common import DataDir, console, open_engine, progress_bar
+from pulserec.cli.common import AppName, DataDir, console, open_engine, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
                                                         exists=True, file_okay=False)] = None,
         on_error: Annotated[str, typer.Option(help="skip: report and skip bad rows; fail: abort before storing.")] = "skip",
         data_dir: DataDir = None,
+        app: AppName = None,
     ) -> None:
         """Import events, items and users in bulk (validated, deduplicated, time-ordered).
 
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
         if not any((events, items, users, movielens)):
             raise typer.BadParameter("give at least one of --events, --items, --users, --movielens")
-        engine = open_engine(data_dir)
+        engine = open_engine(data_dir, app)
         try:
             if items:
                 show("items", import_items(engine, items))

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from pulserec.cli.common import AppName, settings_for
 from pulserec.evaluation.data import load_training_data
 from pulserec.models.persist import SUFFIX, save_model
 from pulserec.models.registry import ONLINE_MODELS, TRAINABLE, build_model
@@ -42,6 +43,7 @@ def train(
                                             help="with --engine spark: local[N] or spark://host:7077 (default $PULSEREC_SPARK_MASTER or local[2])"),
     spark_conf: list[str] | None = typer.Option(None, "--spark-conf", help="with --engine spark: extra Spark setting key=value (repeatable)"),
     events: str | None = typer.Option(None, "--events", help="with --engine spark: an event export (.parquet/.csv file or directory; hdfs:// or s3a:// paths too)"),
+    app: AppName = None,
     staging_dir: Path | None = typer.Option(None, "--staging-dir",
                                             help="with --engine spark and --data-dir/--movielens: write the log as Parquet here (shared storage on a cluster; default a local temp dir)"),
 ) -> None:
@@ -71,18 +73,20 @@ def train(
     if out is None:
         if movielens is not None or (events is not None and data_dir is None):
             raise typer.BadParameter("--out is required with --movielens or --events (without --data-dir)")
-        from pulserec.config import Settings
-
-        out = Settings.load(data_dir).data_dir / "models" / f"{model}{SUFFIX}"
+        out = settings_for(data_dir, app).data_dir / "models" / f"{model}{SUFFIX}"
+    if app is not None and (movielens is not None or events is not None):
+        raise typer.BadParameter("--app trains on the app's store, not on --movielens or --events")
+    app_of = settings_for(data_dir, app) if app is not None else None  # the app's own directory and settings
     params = parse_params(param)
     if engine == "spark":
-        return train_spark(model, out, data_dir, movielens, events, params, spark_master, spark_conf, staging_dir)
+        source = app_of.data_dir if app_of is not None else data_dir
+        return train_spark(model, out, source, movielens, events, params, spark_master, spark_conf, staging_dir)
     if model == "ranker":
-        return train_ranker_cli(out, data_dir, movielens, params)
+        return train_ranker_cli(out, data_dir, movielens, params, app)
     from pulserec.recommend.training import fit_model
 
-    watermark = stored_watermark(data_dir) if movielens is None else None
-    data, catalog, settings = load_training_data(data_dir, movielens)
+    watermark = stored_watermark(app_of.data_dir if app_of is not None else data_dir) if movielens is None else None
+    data, catalog, settings = load_training_data(data_dir, movielens, app_of)
     try:
         recommender, info = fit_model(model, params, data, catalog, settings, watermark)
     except (TypeError, ValueError) as exc:  # a parameter the model does not take, or a bad value
@@ -130,14 +134,15 @@ def stored_watermark(data_dir: Path | None) -> int | None:
         store.close()
 
 
-def train_ranker_cli(out: Path, data_dir: Path | None, movielens: Path | None, params: dict[str, Any]) -> None:
+def train_ranker_cli(out: Path, data_dir: Path | None, movielens: Path | None, params: dict[str, Any],
+                     app: str | None = None) -> None:
     """The ranker replays the stored log through the online state: it needs the data dir's engine
     (its sources are the strategies that engine serves, models saved under models/ included)."""
     if movielens is not None:
         raise typer.BadParameter("the ranker trains on a data dir's store (--data-dir), not --movielens")
     from pulserec.cli.common import open_engine
 
-    engine = open_engine(data_dir)
+    engine = open_engine(data_dir, app)
     try:
         line = engine.training.ranker.train_saved(params, target=out)
     except (TypeError, ValueError) as exc:

@@ -23,12 +23,14 @@ def catalog_of(records: list[ItemRecord]) -> Catalog:
 
 
 def load_training_data(
-    data_dir: str | os.PathLike[str] | None = None, movielens: str | os.PathLike[str] | None = None
+    data_dir: str | os.PathLike[str] | None = None, movielens: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
 ) -> tuple[Interactions, Catalog, Settings]:
     """(interactions, catalogue, settings) from MovieLens when `movielens` is given, else from
     the store in `data_dir`. Event weights come from the data directory's settings; anonymous
-    sessions count as users (their owner key)."""
-    settings = Settings.load(data_dir)
+    sessions count as users (their owner key). `settings` (an app's, see runtime/apps.py) replace
+    those of `data_dir`."""
+    settings = settings or Settings.load(data_dir)
     if movielens is not None:
         from pulserec.ingest.movielens import read_movies, read_ratings
 

@@ -7,16 +7,17 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from pulserec import __version__
 from pulserec.config import Settings
 from pulserec.engine import STATE_UNAVAILABLE, Engine, StoredNotApplied
-from pulserec.recommend.saved_models import ModelWatcher
+from pulserec.runtime.apps import Apps
+from pulserec.runtime.tasks import Background
 from pulserec.serving.access_log import ACCESS_LOGGER, redact_access_log
-from pulserec.serving.auth import document_security, public_paths, require_access
+from pulserec.serving.auth import document_security, public_paths
 from pulserec.serving.cors import add_cors
 from pulserec.serving.errors import (
     ERROR_RESPONSES,
@@ -32,8 +33,10 @@ from pulserec.serving.limits import BodySizeLimit, SettingLimits
 from pulserec.serving.openapi import document_rules
 from pulserec.serving.rate_limit import RateLimiter
 from pulserec.serving.operations import add_operations
-from pulserec.runtime.snapshot_task import SnapshotTask
-from pulserec.serving.routes import controls, events, feedback, items, jobs, recommendations, sdk, search, shop, system, users
+from pulserec.serving.metrics import ServingMetrics
+from pulserec.serving.mounting import document_apps, mount_routers
+from pulserec.serving.routes import (apps, controls, events, feedback, items, jobs, recommendations, sdk, search, shop,
+                                     system, users)
 from pulserec.store.failures import StorageError
 from pulserec.validation import InvalidInput
 
@@ -44,26 +47,24 @@ before `POST /events` returns, so the very next request reflects it."""
 
 
 def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
-    """The API over `engine`. While it runs, a :class:`ModelWatcher` installs models saved by
-    other processes (setting `model_watch_interval`) and, with pseudonymised ids, the access log
-    shows pseudonyms only; with `close_engine` the engine is closed when the app shuts down."""
+    """The API over `engine` (the `default` app) and the apps created under its data dir
+    (`/apps/{app}/...`, runtime/apps.py). While it runs, the background tasks of each open engine
+    (model watcher, snapshots) run and, with pseudonymised ids, the access log shows pseudonyms
+    only; with `close_engine` the engine is closed when the app shuts down (the other apps always are)."""
+    registry = Apps(engine, attach=AppExtras)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        interval = engine.settings.model_watch_interval
-        watcher = ModelWatcher(engine.training.install_saved, interval).start() if interval > 0 else None
+        background = Background(engine)
         # Installed here, in the serving process, after uvicorn configured its loggers.
         redact = redact_access_log(engine.pseudonym) if engine.pseudonym else None
-        snapshots = SnapshotTask(engine).start() if engine.snapshots is not None else None
         try:
             yield
         finally:
             if redact:
                 logging.getLogger(ACCESS_LOGGER).removeFilter(redact)
-            if watcher:
-                watcher.stop()
-            if snapshots:
-                snapshots.stop()
+            background.stop()
+            registry.close()
             if close_engine:
                 engine.close()
 
@@ -71,6 +72,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     app = FastAPI(title="pulserec", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
                   lifespan=lifespan)
     app.state.engine = engine
+    app.state.apps = registry
     app.add_exception_handler(RequestValidationError, on_request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, on_pydantic_validation)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidInput, on_invalid_input)  # type: ignore[arg-type]
@@ -82,8 +84,8 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
         app.add_exception_handler(unavailable, on_state_unavailable)
     # One access dependency on every router: the route's class (public, catalogue, personal,
     # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
-    for module in (events, items, users, recommendations, search, feedback, controls, system, jobs, sdk, shop):
-        app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
+    mount_routers(app, (events, items, users, recommendations, search, feedback, controls, system, jobs, sdk, shop))
+    app.include_router(apps.router, responses=ERROR_RESPONSES)
     app.state.sdk_limiter = RateLimiter(engine.settings.sdk_rate, engine.settings.sdk_burst)  # publishable keys
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     app.add_middleware(SettingLimits, max_id_len=engine.settings.max_id_len)
@@ -91,7 +93,20 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     add_operations(app, engine)  # last: its middleware wraps the others
     document_security(app, public_paths(engine.settings))
     document_rules(app, engine)
+    document_apps(app)  # last: it copies every documented operation under /apps/{app}
     return app
+
+
+class AppExtras:
+    """What runs beside an app's engine while it is open: its own metrics and background tasks."""
+
+    def __init__(self, name: str, engine: Engine) -> None:
+        self.metrics = ServingMetrics(engine)
+        self.background = Background(engine)
+
+    def close(self) -> None:
+        self.background.stop()
+        self.metrics.close()
 
 
 def app_from_env() -> FastAPI:

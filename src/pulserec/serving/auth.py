@@ -32,7 +32,7 @@ from fastapi import FastAPI, HTTPException, Request
 
 from pulserec.config import Settings
 from pulserec.serving import publishable
-from pulserec.serving.routes.deps import engine_of
+from pulserec.serving.routes.deps import APP_PREFIX, engine_of
 
 #: Methods that only read; every other method needs a write key.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -75,14 +75,19 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def check_read(settings: Settings, key: str | None) -> None:
-    """Serving endpoints: open unless read keys are configured; then a read or api key."""
-    if not settings.read_keys:
+def _read_or_api_key(settings: Settings, key: str | None, guarded: bool, why: str = "") -> None:
+    """Once `guarded`, a read or an api key (the two read classes differ only in when they are)."""
+    if not guarded:
         return
     if key is None:
-        raise _unauthorized(f"missing API key: send {KEY_HEADER} or Authorization: Bearer")
+        raise _unauthorized(f"missing API key: {why}send {KEY_HEADER} or Authorization: Bearer")
     if not key_matches(key, (*settings.read_keys, *settings.api_keys)):
         raise _unauthorized("invalid API key")
+
+
+def check_read(settings: Settings, key: str | None) -> None:
+    """Serving endpoints: open unless read keys are configured; then a read or api key."""
+    _read_or_api_key(settings, key, bool(settings.read_keys))
 
 
 def check_write(settings: Settings, key: str | None) -> None:
@@ -99,13 +104,9 @@ def check_write(settings: Settings, key: str | None) -> None:
 
 
 def check_personal(settings: Settings, key: str | None) -> None:
-    """Reads that reveal a person: open only while no key at all is configured."""
-    if not settings.api_keys:  # read_keys cannot exist without api_keys (Settings.validate)
-        return
-    if key is None:
-        raise _unauthorized(f"missing API key: this route reveals personal data; send {KEY_HEADER} or Authorization: Bearer")
-    if not key_matches(key, (*settings.read_keys, *settings.api_keys)):
-        raise _unauthorized("invalid API key")
+    """Reads that reveal a person: open only while no key at all is configured (read_keys cannot
+    exist without api_keys, Settings.validate)."""
+    _read_or_api_key(settings, key, bool(settings.api_keys), "this route reveals personal data; ")
 
 
 def _open(settings: Settings, key: str | None) -> None:
@@ -166,6 +167,8 @@ async def require_access(request: Request) -> None:
     a publishable key (serving/publishable.py) is admitted to its few routes only."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
+    if path.startswith(APP_PREFIX + "/"):  # an app's route: the same class, with that app's keys
+        path = path[len(APP_PREFIX):]
     settings = engine_of(request).settings
     key = presented_key(request)
     if settings.publishable_keys:

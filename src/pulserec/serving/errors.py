@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.routing import Match
 
+from pulserec.serving.routes.deps import engine_of
 from pulserec.store.failures import StorageError, storage_error
 from pulserec.validation import InvalidInput
 
@@ -137,7 +138,7 @@ async def on_stored_not_applied(request: Request, exc: Exception) -> JSONRespons
 
 
 def _note_failure(request: Request, exc: Exception) -> None:
-    supervisor = getattr(request.app.state.engine, "supervisor", None)
+    supervisor = engine_of(request).supervisor
     if supervisor is not None and not isinstance(exc, RuntimeError):  # a Redis error, not "resyncing"
         supervisor.note_failure(exc)
 

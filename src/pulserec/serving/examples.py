@@ -112,8 +112,9 @@ def add_response_examples(app: FastAPI, examples: dict[tuple[str, str], Any] = R
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
+            paths = schema.get("paths", {})
             for (method, path), example in examples.items():
-                operation = schema.get("paths", {}).get(path, {}).get(method)
+                operation = paths.get(path, {}).get(method)
                 if operation is None:
                     continue
                 responses = operation.setdefault("responses", {})

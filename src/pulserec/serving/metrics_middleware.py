@@ -17,6 +17,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pulserec.serving.metrics import ANSWER_KEY, REQUEST_RECEIVED, ServingMetrics
+from pulserec.serving.routes.deps import APP_KEY
 
 #: Scope key where instrumented exception handlers leave the type name of the handled exception.
 CAUSE_KEY = "pulserec.error_cause"
@@ -54,16 +55,23 @@ class MetricsMiddleware:
             REQUEST_RECEIVED.reset(token)
             if status >= 400 and cause is None:
                 cause = scope.get(CAUSE_KEY) or _status_phrase(status)
-            self.metrics.observe_request(scope["method"], endpoint_of(scope), self._strategy(scope), status,
-                                         time.perf_counter() - received, cause, scope.get(ANSWER_KEY))
+            metrics = self._metrics_of(scope)
+            metrics.observe_request(scope["method"], endpoint_of(scope), self._strategy(scope, metrics), status,
+                                    time.perf_counter() - received, cause, scope.get(ANSWER_KEY))
 
-    def _strategy(self, scope: Scope) -> str:
+    def _metrics_of(self, scope: Scope) -> ServingMetrics:
+        """The metrics of the app that served the request (the default app's when none did)."""
+        opened = scope.get(APP_KEY)
+        extras = opened.extras if opened is not None else None
+        return extras.metrics if extras is not None else self.metrics
+
+    def _strategy(self, scope: Scope, metrics: ServingMetrics) -> str:
         """The strategy that served the request, or the known one it asked for; '' if none."""
         answer = scope.get(ANSWER_KEY)
         if answer is not None:
             return answer.strategy
         asked = Request(scope).query_params.get("strategy")
-        return asked if asked and self.metrics.engine.serves(asked) else ""
+        return asked if asked and metrics.engine.serves(asked) else ""
 
 
 def endpoint_of(scope: Scope) -> str:

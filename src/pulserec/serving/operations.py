@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pulserec.engine import Engine
-from pulserec.serving.auth import require_access
 from pulserec.serving.docs import STATIC_URL, add_docs
-from pulserec.serving.errors import ERROR_RESPONSES
 from pulserec.serving.examples import add_response_examples
 from pulserec.serving.metrics import ServingMetrics
+from pulserec.serving.mounting import mount_routers
 from pulserec.serving.metrics_middleware import MetricsMiddleware, instrument_exception_handlers
 from pulserec.serving.routes import dashboard, dashboard_api, monitoring, reports
 
@@ -22,8 +21,7 @@ def add_operations(app: FastAPI, engine: Engine) -> ServingMetrics:
     the exception handlers registered so far are instrumented to report their exception type."""
     metrics = ServingMetrics(engine)
     app.state.metrics = metrics
-    for module in (monitoring, dashboard, dashboard_api, reports):
-        app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
+    mount_routers(app, (monitoring, dashboard, dashboard_api, reports))
     app.mount(STATIC_URL, StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     add_docs(app)
     add_response_examples(app)

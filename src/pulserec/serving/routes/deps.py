@@ -1,13 +1,16 @@
-"""Shared request plumbing: the engine, id path parameters, filters from the query string."""
+"""Shared request plumbing: the engine (of the request's app), id path parameters, filters from
+the query string."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 from fastapi import HTTPException, Path, Request
 from pydantic import AfterValidator, BaseModel, Field
 
 from pulserec.engine import Engine
+from pulserec.runtime.apps import NAME_PATTERN, AppError, Apps, OpenApp
 from pulserec.ingest.schemas import MAX_ID
 from pulserec.recommend.controls import Controls
 from pulserec.recommend.expression import MAX_LENGTH
@@ -26,8 +29,49 @@ SessionId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATT
                       AfterValidator(within_id_limit)]
 
 
+#: Every router is mounted twice: as is (the `default` app) and under this prefix (serving/app.py).
+APP_PREFIX = "/apps/{app}"
+#: Scope key of the :class:`OpenApp` a request under `/apps/{app}` is leased (see :func:`app_scope`).
+APP_KEY = "pulserec.app"
+
+AppName = Annotated[str, Path(min_length=1, max_length=63, pattern=NAME_PATTERN, examples=["shop"],
+                              description="The app (tenant): `default` is the unprefixed API.")]
+
+
 def engine_of(request: Request) -> Engine:
-    return request.app.state.engine
+    """The engine of the request's app: THE way a route reaches an engine (unprefixed routes: the
+    default app, without any lookup; under `/apps/{app}`: the one :func:`app_scope` leased)."""
+    opened: OpenApp | None = request.scope.get(APP_KEY)
+    return opened.engine if opened is not None else request.app.state.engine
+
+
+def extras_of(request: Request) -> Any:
+    """What the server attached to the request's app (its metrics); None for the default app."""
+    opened: OpenApp | None = request.scope.get(APP_KEY)
+    return opened.extras if opened is not None else None
+
+
+def app_scope(request: Request, app: AppName) -> Iterator[None]:
+    """Router dependency of the `/apps/{app}` mount: lease the app's engine for this request
+    (opened on first use; 404 for an app never created, 503 when too many are busy). A plain
+    `def`: opening an app reads its log, which must not block the event loop."""
+    apps: Apps = request.app.state.apps
+    try:
+        lease = apps.lease(app)
+        opened = lease.__enter__()
+    except AppError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    request.scope[APP_KEY] = opened
+    try:
+        yield
+    finally:
+        lease.__exit__(None, None, None)
+
+
+def app_path(request: Request, path: str) -> str:
+    """`path` (absolute, as the default app has it) as this request's app serves it."""
+    opened: OpenApp | None = request.scope.get(APP_KEY)
+    return path if opened is None or opened.name == "default" else f"/apps/{opened.name}{path}"
 
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pulserec.models.registry import TRAINABLE
 from pulserec.recommend.jobs import Busy, Job, JobRefused
 from pulserec.serving.auth import require_read, require_write
-from pulserec.serving.routes.deps import engine_of
+from pulserec.serving.routes.deps import app_path, engine_of
 
 router = APIRouter(tags=["jobs"])
 ModelName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$", examples=["als"])]
@@ -26,7 +26,7 @@ REFUSED = {409: {"description": "a job for this target is running (it is in `run
            429: {"description": "max_jobs jobs are running (they are in `running`)"}}
 
 
-def _started(start: Callable[[], Job], **fields: Any) -> JSONResponse:
+def _started(request: Request, start: Callable[[], Job], **fields: Any) -> JSONResponse:
     try:
         job = start()
     except JobRefused as refused:
@@ -34,7 +34,7 @@ def _started(start: Callable[[], Job], **fields: Any) -> JSONResponse:
         body = {"detail": str(refused), "running": [job.as_dict() for job in refused.running]}
         return JSONResponse(body, status_code=status, headers=headers)
     body = {**fields, "job_id": job.id, "job": job.as_dict()}
-    return JSONResponse(body, status_code=202, headers={"Location": f"/jobs/{job.id}"})
+    return JSONResponse(body, status_code=202, headers={"Location": app_path(request, f"/jobs/{job.id}")})
 
 
 @router.post("/models/{name}/train", status_code=202, dependencies=[Depends(require_write)],
@@ -43,13 +43,13 @@ def _started(start: Callable[[], Job], **fields: Any) -> JSONResponse:
 def train_model(name: ModelName, request: Request) -> JSONResponse:
     if name not in TRAINABLE:
         raise HTTPException(404, f"unknown model {name!r}; trainable: {', '.join(sorted(TRAINABLE))}")
-    return _started(lambda: engine_of(request).training.start(name), model=name, status="training")
+    return _started(request, lambda: engine_of(request).training.start(name), model=name, status="training")
 
 
 @router.post("/admin/rebuild", status_code=202, dependencies=[Depends(require_write)], responses=REFUSED,
              summary="Rebuild the online state from the log in the background (a job to poll)")
 def rebuild(request: Request) -> JSONResponse:
-    return _started(engine_of(request).rebuilds.start, status="rebuilding")
+    return _started(request, engine_of(request).rebuilds.start, status="rebuilding")
 
 
 @router.get("/jobs", summary="Running jobs (oldest first), then finished ones (newest first)",

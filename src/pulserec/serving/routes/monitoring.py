@@ -13,7 +13,7 @@ from pydantic import AfterValidator
 from pulserec.ingest.schemas import MAX_ID
 from pulserec.serving.examples import json_example
 from pulserec.serving.metrics import ServingMetrics
-from pulserec.serving.routes.deps import engine_of
+from pulserec.serving.routes.deps import engine_of, extras_of
 from pulserec.validation import within_id_limit
 
 router = APIRouter(tags=["operations"])
@@ -31,7 +31,9 @@ SEARCH_EXAMPLE = {
 
 
 def metrics_of(request: Request) -> ServingMetrics:
-    return request.app.state.metrics
+    """The metrics of the request's app (each open app has its own, runtime/apps.py)."""
+    extras = extras_of(request)
+    return extras.metrics if extras is not None else request.app.state.metrics
 
 
 @router.get("/metrics", summary="Prometheus metrics: traffic, latency, ingestion, lag, state and model sizes, errors",

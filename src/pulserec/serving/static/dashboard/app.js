@@ -4,8 +4,8 @@
 
 import { colour, donut, formatNumber, groupedBars, horizontalBars, stackedColumns } from "./charts.js";
 import {
-  QUANTILE_COLOURS, ago, api, card, chip, duration, empty, enc, fill, h, itemHref, legend, ready, showSignOut, userHref, view,
-  whenKeyChanges,
+  QUANTILE_COLOURS, ago, api, appPath, card, chip, chooseApp, currentApp, duration, empty, enc, fill, h, itemHref, legend,
+  ready, showSignOut, userHref, view, whenKeyChanges,
 } from "./ui.js";
 import { itemActivity, renderConfig, renderHistory, renderItems, renderTasks, renderUsers } from "./pages.js";
 
@@ -315,8 +315,26 @@ async function showReportLink() {
   try {
     const { evaluation } = await api("/dashboard/api/overview?window=10&top=1");
     const link = document.getElementById("report-link");
-    if (evaluation.report_url && link) { link.href = evaluation.report_url; link.hidden = false; }
+    if (evaluation.report_url && link) { link.href = appPath(evaluation.report_url); link.hidden = false; }
   } catch { /* the overview page reports connection problems itself */ }
+}
+
+/** The app switch: every app the server lists (GET /apps needs the server's key; without it
+ * the switch shows the current app alone), and the app's own links (metrics). */
+async function showApps() {
+  const select = document.getElementById("app-select");
+  const shown = currentApp();
+  document.querySelector('.nav a[href="/metrics"]')?.setAttribute("href", appPath("/metrics"));
+  if (!select) return;
+  let names = [shown];
+  try {  // only the server's admin key may list apps: ask what the key may do first (a public route)
+    if ((await api("/dashboard/api/session", { server: true })).role === "admin") {
+      names = (await api("/apps", { server: true })).apps.map((a) => a.app);
+      if (!names.includes(shown)) names.push(shown);
+    }
+  } catch { /* the server cannot say: this app only */ }
+  fill(select, names.map((name) => h("option", { value: name, selected: name === shown }, name)));
+  select.addEventListener("change", () => chooseApp(select.value));
 }
 
 function navigate(href) {
@@ -335,5 +353,6 @@ window.addEventListener("popstate", route);
 setupSearch();
 whenKeyChanges(() => { route(); showReportLink(); });
 showSignOut();
+showApps();
 route();
 showReportLink();

@@ -32,7 +32,38 @@ export class ApiError extends Error {
 // key is kept in sessionStorage: this tab only, gone when it closes, never in a cookie that
 // other sites could make the browser send. A 401 from any call opens the sign-in form.
 
+// -- apps ----------------------------------------------------------------------------------
+// The dashboard shows one app (tenant) at a time: `?app=NAME` or the app chosen in the top bar
+// (kept in sessionStorage). Every API call of another app than `default` goes to /apps/NAME/...,
+// and each app has its own keys, so the key is kept per app.
+
+const APP_STORE = "pulserec.app";
+const APP_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function currentApp() {
+  const asked = new URLSearchParams(location.search).get("app");
+  if (asked && APP_NAME.test(asked)) {
+    try { sessionStorage.setItem(APP_STORE, asked); } catch { /* storage off: the URL says it */ }
+    return asked;
+  }
+  try { return sessionStorage.getItem(APP_STORE) || "default"; } catch { return "default"; }
+}
+
+export function chooseApp(name) {
+  try { sessionStorage.setItem(APP_STORE, name); } catch { /* storage off */ }
+  const url = new URL(location.href);
+  url.searchParams.set("app", name);
+  location.assign(url.pathname + url.search);
+}
+
+/** `path` of the default app's API as the current app serves it. */
+export function appPath(path) {
+  const app = currentApp();
+  return app === "default" ? path : `/apps/${app}${path}`;
+}
+
 const KEY_STORE = "pulserec.api_key";
+const keyStore = () => (currentApp() === "default" ? KEY_STORE : `${KEY_STORE}.${currentApp()}`);
 let signIn = null;
 let keyChanged = () => {};
 
@@ -42,7 +73,7 @@ export function whenKeyChanges(callback) {
 }
 
 export function storedKey() {
-  try { return sessionStorage.getItem(KEY_STORE); } catch { return null; }
+  try { return sessionStorage.getItem(keyStore()); } catch { return null; }
 }
 
 export function showSignIn(message) {
@@ -54,7 +85,7 @@ export function showSignIn(message) {
     h("button", { type: "submit" }, "Sign in"));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    try { sessionStorage.setItem(KEY_STORE, input.value.trim()); } catch { /* storage off: nothing to keep */ }
+    try { sessionStorage.setItem(keyStore(), input.value.trim()); } catch { /* storage off: nothing to keep */ }
     signIn.remove();
     signIn = null;
     showSignOut();
@@ -70,21 +101,21 @@ export function showSignOut() {
   if (!nav || !storedKey() || document.getElementById("logout")) return;
   nav.append(h("a", { id: "logout", href: "#", onclick: (e) => {
     e.preventDefault();
-    sessionStorage.removeItem(KEY_STORE);
+    sessionStorage.removeItem(keyStore());
     e.target.remove();
     keyChanged();
   } }, "Sign out"));
 }
 
-export async function api(path, { method = "GET" } = {}) {
+export async function api(path, { method = "GET", server = false } = {}) {
   const headers = { accept: "application/json" };
-  const key = storedKey();
+  const key = server ? sessionStorage.getItem(KEY_STORE) : storedKey();  // server: the apps list, the server's key
   if (key) headers["x-api-key"] = key;
-  const response = await fetch(path, { method, headers });
+  const response = await fetch(server ? path : appPath(path), { method, headers });
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
-    if (response.status === 401) showSignIn(key ? `The key was refused: ${detail}` : "This server needs an API key (a read key is enough).");
+    if (response.status === 401 && !server) showSignIn(key ? `The key was refused: ${detail}` : "This server needs an API key (a read key is enough).");
     throw new ApiError(response.status, detail);
   }
   return response.json();
