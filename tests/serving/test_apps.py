@@ -36,7 +36,7 @@ def seed_a(url: str) -> None:
     events.append({"session_id": "sess-of-a", "item_id": "sku-of-a", "type": "view"})
     assert httpx.post(f"{url}/apps/a/events", json={"events": events}, headers=headers).json()["accepted"] == 3
     assert httpx.put(f"{url}/apps/a/users/alice-of-a", json={"attrs": {"tier": "tier-of-a"}}, headers=headers).status_code < 300
-    assert httpx.get(f"{url}/apps/a/search", params={"q": "alice"}, headers=headers).json()["users"]
+    assert httpx.get(f"{url}/apps/a/dashboard/api/search", params={"q": "alice"}, headers=headers).json()["users"]
 
 
 @pytest.fixture(scope="module")
@@ -94,17 +94,19 @@ def test_no_get_route_shows_another_apps_data(three_apps, get_paths):
     leaks, failing = [], []
     for template in get_paths:
         path = filled(template)
-        own = httpx.get(f"{server.url}/apps/a{path}", headers={"x-api-key": KEY_A})
+        query = {"q": "title"} if "search" in template else {}  # the searches need a query (a's item is "Title-Of-A")
+        own = httpx.get(f"{server.url}/apps/a{path}", params=query, headers={"x-api-key": KEY_A})
         if own.status_code >= 500:
             failing.append(f"{template}: {own.status_code}")
         for prefix, key in (("/apps/b", KEY_B), ("", SERVER_KEY)):
-            answer = httpx.get(f"{server.url}{prefix}{path}", headers={"x-api-key": key})
+            answer = httpx.get(f"{server.url}{prefix}{path}", params=query, headers={"x-api-key": key})
             if any(marker in answer.text and marker not in path for marker in MARKERS):
                 leaks.append(f"{prefix}{template}")
     assert not failing and not leaks, (failing, leaks)
     # The walk can see a's data where it is a's: the markers are there to be found.
     assert "Title-Of-A" in httpx.get(f"{server.url}/apps/a/items/sku-of-a", headers={"x-api-key": KEY_A}).text
     assert "tier-of-a" in httpx.get(f"{server.url}/apps/a/users/alice-of-a/profile", headers={"x-api-key": KEY_A}).text
+    assert "sku-of-a" in httpx.get(f"{server.url}/apps/a/search", params={"q": "title"}, headers={"x-api-key": KEY_A}).text
     for prefix, key in (("/apps/b", KEY_B), ("", SERVER_KEY)):  # the routes that echo the id: not found elsewhere
         for path in ("/items/sku-of-a", "/users/alice-of-a/profile"):
             assert httpx.get(f"{server.url}{prefix}{path}", headers={"x-api-key": key}).status_code == 404
