@@ -88,7 +88,7 @@ def phase_import(data: Path, sample: Path) -> dict:
     out["snapshot_fork_pause_ms"] = (time.perf_counter() - started) * 1000  # what writers wait for
     engine.snapshots.wait()
     import_events(engine, tail)
-    os._exit(_dump(out))  # no clean shutdown: the next start replays the tail after the snapshot
+    os._exit(dump(out))  # no clean shutdown: the next start replays the tail after the snapshot
 
 
 def phase_start(data: Path, sample: Path, snapshots: bool, requests: int) -> dict:
@@ -117,7 +117,7 @@ def phase_start(data: Path, sample: Path, snapshots: bool, requests: int) -> dic
         # spent waiting for a core (the box's other processes), not work of the request.
         out["recommend_cpu_ms"] = percentiles_ms(time_each(lambda i: engine.recommend(str(picks[i]), 10), requests,
                                                            clock=time.thread_time))
-    os._exit(_dump(out))  # skip the shutdown snapshot: the next start must find the same files
+    os._exit(dump(out))  # skip the shutdown snapshot: the next start must find the same files
 
 
 def phase_redis(sample: Path) -> dict:
@@ -139,14 +139,14 @@ def phase_redis(sample: Path) -> dict:
     return {"redis_import_rate": report.rate, "redis_bytes": used, "redis_events": report.accepted}
 
 
-def _dump(values: dict) -> int:
+def dump(values: dict) -> int:
     print("RESULT " + json.dumps(values), flush=True)
     return 0
 
 
-def run_phase(*args: str) -> dict:
-    """One phase in a fresh interpreter (clean RSS); its RESULT line."""
-    result = subprocess.run([sys.executable, __file__, "--phase", *args], capture_output=True, text=True)
+def run_phase(*args: str, script: str = __file__) -> dict:
+    """One phase of `script` in a fresh interpreter (clean RSS); its RESULT line."""
+    result = subprocess.run([sys.executable, script, "--phase", *args], capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode != 0 or not lines:
         raise SystemExit(f"phase {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -201,13 +201,13 @@ def main() -> None:
     if args.phase:
         name, *rest = args.phase
         if name == "generate":
-            _dump(phase_generate(Path(rest[0]), int(rest[1])))
+            dump(phase_generate(Path(rest[0]), int(rest[1])))
         elif name == "import":
             phase_import(Path(rest[0]), Path(rest[1]))
         elif name == "start":
             phase_start(Path(rest[0]), Path(rest[1]), rest[2] == "1", int(rest[3]))
         else:
-            _dump(phase_redis(Path(rest[0])))
+            dump(phase_redis(Path(rest[0])))
         return
     sizes = args.sizes.split(",") + (["30M"] if args.with_30m else [])
     print(f"# scale benchmark: {machine()}, load {os.getloadavg()[0]:.1f}; TAIL={TAIL:,} events after the snapshot")
