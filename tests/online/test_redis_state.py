@@ -199,6 +199,8 @@ def test_a_process_read_cache_never_serves_stale_rows_or_vectors(tmp_path, redis
     users = [f"fan-{u}" for u in range(8)]
     for round_ in range(3):
         cached = {u: listing(reader.recommend(u, 5)) for u in users}  # fills the reader's cache
+        with reader.state.reading():
+            counts_before = reader.state.popularity.events.copy()  # cached until a write bumps vec_ver
         for i in range(200):  # one commit each: many appends per row
             writer.ingest([Event(f"w{round_}-{i}", f"other-{i % 30}", f"{'shoe' if i % 3 else 'book'}-{i % 5}", "click",
                                  NOW + 10_000 + round_ * 1000 + i)])
@@ -206,6 +208,9 @@ def test_a_process_read_cache_never_serves_stale_rows_or_vectors(tmp_path, redis
         try:
             assert {u: listing(reader.recommend(u, 5)) for u in users} == {u: listing(fresh.recommend(u, 5)) for u in users}
             assert cached != {u: listing(fresh.recommend(u, 5)) for u in users}  # the writes did change answers
+            with reader.state.reading(), fresh.state.reading():
+                counts = reader.state.popularity.events
+                assert (counts == fresh.state.popularity.events).all() and counts.sum() == counts_before.sum() + 200
         finally:
             fresh.close()
     assert reader.state.read_cache.rows and reader.state.read_cache.vec_ver

@@ -16,7 +16,8 @@ import numpy as np
 
 from pulserec.online.cooccurrence import NEGLIGIBLE, RowReader, event_pairs, log_pairs
 from pulserec.online.history import Touch
-from pulserec.online.redis.codec import decode_pairs, encode_pairs
+from pulserec.online.redis.codec import encode_pairs
+from pulserec.online.redis.read_cache import decoded_row
 from pulserec.online.redis.snapshot import fetch_rows, fetch_rows_at
 
 if TYPE_CHECKING:
@@ -38,11 +39,12 @@ class RedisCoOccurrence(RowReader):
         return self.state.view().degree  # type: ignore[return-value]
 
     def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """(other items, weights) of the row, read-only arrays (cached, see `read_cache`)."""
         view = self.state.view()
-        blob = view.rows.get(item)
-        if blob is None:
-            blob = view.rows[item] = fetch_rows(self.state, [item])[item]
-        return decode_pairs(blob)
+        row = view.rows.get(item)
+        if row is None:
+            row = view.rows[item] = fetch_rows(self.state, [item])[item]
+        return row
 
     @property
     def nnz(self) -> int:
@@ -82,7 +84,7 @@ class RedisCoOccurrence(RowReader):
         process holds, see `read_cache`), then compact every row. A compacted row is kept as
         the cached head of its next generation, so the next compaction reads only its tail
         (halves the bytes an updater moves; MovieLens rows average ~12 KB)."""
-        items = list(items)
+        items = list(dict.fromkeys(items))  # COMMIT names a row once per append
         if not items:
             return
         state = self.state
@@ -90,20 +92,19 @@ class RedisCoOccurrence(RowReader):
         pipe = state.client.pipeline(transaction=False)
         folded = []
         for item in items:
-            gen, blob = rows[item]
-            compacted = compact_pairs(blob)
-            state.scripts.compact_row(args=[state.keys.prefix, item, gen, len(blob), compacted], client=pipe)
-            folded.append((item, gen, compacted))
+            row = rows[item]
+            compacted = compact_pairs(row.items, row.weights)
+            state.scripts.compact_row(args=[state.keys.prefix, item, row.gen, row.nbytes, compacted], client=pipe)
+            folded.append((item, row.gen, compacted))
         for (item, gen, compacted), done in zip(folded, pipe.execute()):
             if done:  # the row now starts with `compacted`, at the next generation
-                state.read_cache.keep_row(item, gen + 1, compacted)
+                state.read_cache.keep_row(item, decoded_row(gen + 1, compacted))
 
 
-def compact_pairs(blob: bytes) -> bytes:
+def compact_pairs(others: np.ndarray, weights: np.ndarray) -> bytes:
     """A row's entries summed per other item (ascending), ~zero sums dropped. Entries are summed
     in row order either way; a dense `bincount` over the item range is used when that range is
     small next to the row (no sort: ~4x faster than `np.unique` on MovieLens rows)."""
-    others, weights = decode_pairs(blob)
     if len(others) == 0:
         return b""
     if int(others.max()) < 8 * len(others) + 4096:

@@ -42,7 +42,11 @@ class RedisPopularity:
         view = self.state.view()
         vector = view.vectors.get(name)
         if vector is None:
-            vector = view.vectors[name] = decode_vector(self.state.client.get(self.state.keys.vector(name)), len(view.trending))  # type: ignore[arg-type]
+            cache = self.state.read_cache.other_vectors
+            held = cache.get(name)
+            if held is None or held[0] != view.vec_ver:  # written since this process read it
+                held = cache[name] = (view.vec_ver, self.state.client.get(self.state.keys.vector(name)))
+            vector = view.vectors[name] = decode_vector(held[1], len(view.trending))  # type: ignore[arg-type]
         return vector
 
     def all_time(self, n: int) -> np.ndarray:

@@ -261,6 +261,26 @@ return {owner, hist, seen, new_ids, changed, records, created, version,
 """
 
 
+#: The co-occurrence rows a read needs, as far as they changed since this process read them.
+#: ARGV: prefix, n, items[n], generations held[n], bytes held[n]. Returns a flat list of
+#: (item, generation, 1 for a whole row / 0 for a tail, bytes) for the rows that changed only.
+ROWS = """
+local p, n = ARGV[1], tonumber(ARGV[2])
+local gens = redis.call('HMGET', p .. 'cooc:gen', unpack(ARGV, 3, 2 + n))
+local out = {}
+for i = 1, n do
+  local item, gen, held = ARGV[2 + i], tonumber(gens[i] or '0'), tonumber(ARGV[2 + 2 * n + i])
+  local key = p .. 'cooc:' .. item
+  if gen ~= tonumber(ARGV[2 + n + i]) then
+    out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 1; out[#out + 1] = redis.call('GET', key) or ''
+  elseif redis.call('STRLEN', key) > held then
+    out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 0; out[#out + 1] = redis.call('GETRANGE', key, held, -1)
+  end
+end
+return out
+"""
+
+
 class Scripts:
     """The scripts registered on one client (redis-py reloads them after a SCRIPT FLUSH)."""
 
@@ -271,3 +291,4 @@ class Scripts:
         self.commit = client.register_script(COMMIT)
         self.compact_row = client.register_script(COMPACT_ROW)
         self.read = client.register_script(READ)
+        self.rows = client.register_script(ROWS)

@@ -3,8 +3,8 @@
 1. The READ script (the owner's index, history and seen items, the catalogue changes this
    process has not seen yet, the clock and counters, and the trending and degree vectors if
    they changed since this process last read them; see `read_cache`).
-2. One MULTI: the co-occurrence rows of the distinct recent items the query uses (only the
-   bytes appended since this process cached them).
+2. One ROWS script call: the co-occurrence rows of the distinct items the query uses (only
+   the bytes appended since this process cached them; nothing for rows that did not change).
 
 Rows or vectors a request needs beyond that are fetched lazily and kept for the rest of it.
 Rows are read just after step 1, so they may include a few events more than its vectors."""
@@ -19,6 +19,7 @@ import numpy as np
 
 from pulserec.online.history import Touch
 from pulserec.online.redis.codec import decode_seen, decode_vector
+from pulserec.online.redis.read_cache import EMPTY_ROW, CachedRow, decoded_row
 
 if TYPE_CHECKING:
     from pulserec.online.redis.state import RedisState
@@ -30,13 +31,14 @@ class Snapshot:
     owner: int | None
     history: list[Touch]
     seen: set[int]
-    rows: dict[int, bytes]
+    rows: dict[int, tuple[np.ndarray, np.ndarray]]
     now: float
     landmark: float | None
     applied: int
     cooc_entries: int
     trending: np.ndarray | None
     degree: np.ndarray | None
+    vec_ver: str = ""
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -74,6 +76,7 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
         cooc_entries=int(cooc_entries),
         trending=decode_vector(vectors[0], n_items) if with_vectors else None,
         degree=decode_vector(vectors[1], n_items) if with_vectors else None,
+        vec_ver=vec_ver.decode(),
     )
 
 
@@ -87,33 +90,25 @@ def query_items(history: list[Touch], limit: int) -> list[int]:
     return list(picked)
 
 
-def fetch_rows(state: RedisState, items: list[int]) -> dict[int, bytes]:
-    """Co-occurrence rows of `items` (see `fetch_rows_at`)."""
-    return {item: blob for item, (_, blob) in fetch_rows_at(state, items).items()}
+def fetch_rows(state: RedisState, items: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Co-occurrence rows of `items` as (other items, weights), read-only (see `fetch_rows_at`)."""
+    return {item: (row.items, row.weights) for item, row in fetch_rows_at(state, items).items()}
 
 
-def fetch_rows_at(state: RedisState, items: list[int]) -> dict[int, tuple[int, bytes]]:
-    """(generation, bytes) of the co-occurrence rows of `items`, in one MULTI: their generations,
-    and of each row the bytes after the cached part (all of it when none is cached); a row
-    compacted since it was cached is read again whole (a second round trip, rare)."""
+def fetch_rows_at(state: RedisState, items: list[int]) -> dict[int, CachedRow]:
+    """The co-occurrence rows of `items`, current as of one ROWS script call: for each row this
+    process holds, only the bytes appended since (nothing at all for an unchanged row), a row
+    compacted since (another generation) or not held whole."""
+    items = list(dict.fromkeys(items))  # each row once: a tail must be added to its row once
     if not items:
         return {}
-    cache, keys = state.read_cache, state.keys
-    held = [cache.rows.get(item) for item in items]
-    pipe = state.client.pipeline(transaction=True)
-    pipe.hmget(keys.row_gen, items)
-    for item, entry in zip(items, held):
-        pipe.getrange(keys.row(item), len(entry[1]) if entry else 0, -1)
-    gens, *tails = pipe.execute()
-    out, stale = {}, []
-    for item, entry, gen, tail in zip(items, held, gens, tails):
-        gen = int(gen or 0)
-        if entry is None or entry[0] == gen:
-            out[item] = (gen, (entry[1] if entry else b"") + (tail or b""))
-            cache.keep_row(item, *out[item])
-        else:
-            stale.append(item)
-    if stale:
-        cache.rows = {k: v for k, v in cache.rows.items() if k not in stale}
-        out.update(fetch_rows_at(state, stale))
+    cache = state.read_cache
+    held = [cache.rows.get(item, EMPTY_ROW) for item in items]
+    reply = state.scripts.rows(args=[state.keys.prefix, len(items), *items, *(row.gen for row in held),
+                                     *(row.nbytes for row in held)])
+    out = dict(zip(items, held))
+    for k in range(0, len(reply), 4):
+        item, gen, whole, data = int(reply[k]), int(reply[k + 1]), reply[k + 2], reply[k + 3]
+        out[item] = decoded_row(gen, data) if whole else out[item].extended(gen, data)
+        cache.keep_row(item, out[item])
     return out
