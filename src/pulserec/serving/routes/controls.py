@@ -7,14 +7,15 @@ postponed, so that FastAPI sees each kind's body model in the closures)."""
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from pulserec.ingest.schemas import Body, EpochSeconds, epoch_seconds
+from pulserec.ingest.schemas import Body
 from pulserec.recommend.expression import MAX_LENGTH
 from pulserec.serving.examples import json_example
 from pulserec.serving.routes.deps import EXAMPLE_FILTER, FILTER_NAME, engine_of
 
 router = APIRouter(tags=["controls"])
+LATEST = 4_102_444_800.0  # 2100-01-01
 ControlName = Annotated[str, Path(min_length=1, max_length=64, pattern=FILTER_NAME, examples=["summer-sale"])]
 
 
@@ -36,10 +37,9 @@ class PromotionIn(Body):
     filter: str = Field(min_length=1, max_length=MAX_LENGTH)
     share: float | None = Field(None, gt=0, le=1, description="Share of each slate (0-1].")
     boost: float | None = Field(None, gt=0, le=1000, description="Score multiplier of the selected items.")
-    starts: EpochSeconds | None = None
-    ends: EpochSeconds | None = None
-
-    _times = field_validator("starts", "ends")(classmethod(lambda cls, v: epoch_seconds(v)))
+    # Campaigns are planned ahead: any time up to 2100 (unlike event timestamps, bounded to now + 1 day).
+    starts: float | None = Field(None, gt=0, le=LATEST, description="Unix seconds; default: already started.")
+    ends: float | None = Field(None, gt=0, le=LATEST, description="Unix seconds; default: never ends.")
 
     @model_validator(mode="after")
     def _one_effect(self) -> "PromotionIn":

@@ -49,7 +49,7 @@ async def dashboard() -> FileResponse:
 
 
 #: Pages of the single-page app besides the overview and the user and item pages.
-Page = Literal["history", "users", "items", "tasks", "config"]
+Page = Literal["history", "users", "items", "tasks", "controls", "config"]
 
 
 @router.get("/dashboard/{page}", include_in_schema=False)

@@ -1,6 +1,7 @@
 // The pulserec dashboard: a small single-page app over the JSON API (no framework, no CDN).
 // Routes: /dashboard (overview), /dashboard/users/{id}, /dashboard/items/{id}, and the pages of
-// pages.js: /dashboard/history, /dashboard/users, /dashboard/items, /dashboard/tasks, /dashboard/config.
+// pages.js: /dashboard/history, /dashboard/users, /dashboard/items, /dashboard/tasks, /dashboard/config;
+// controls.js: /dashboard/controls (filters, promotions, exploration).
 
 import { colour, donut, formatNumber, groupedBars, horizontalBars, stackedColumns } from "./charts.js";
 import {
@@ -8,8 +9,11 @@ import {
   ready, showSignOut, userHref, view, whenKeyChanges,
 } from "./ui.js";
 import { itemActivity, renderConfig, renderHistory, renderItems, renderTasks, renderUsers } from "./pages.js";
+import { renderControls } from "./controls.js";
 
-const PAGES = { history: renderHistory, users: renderUsers, items: renderItems, tasks: renderTasks, config: renderConfig };
+const PAGES = {
+  history: renderHistory, users: renderUsers, items: renderItems, tasks: renderTasks, controls: renderControls, config: renderConfig,
+};
 
 const REFRESH_MS = 2000;
 let stopPage = () => {};
