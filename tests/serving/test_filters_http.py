@@ -121,3 +121,19 @@ def test_slate_rules_over_http_cap_categories_and_validate(client, server):
                    {"max_per_category": 100_000}):
         response = httpx.get(f"{url}/users/u0/recommendations", params=params)
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == next(iter(params)), params
+
+
+def test_openapi_documents_the_controls_with_examples(server):
+    doc = httpx.get(f"{server.url}/openapi.json").json()
+    paths = doc["paths"]
+    for path in ("/filters", "/filters/{name}", "/promotions", "/promotions/{name}"):
+        for method, operation in paths[path].items():
+            content = operation["responses"]["200"]["content"]["application/json"]
+            assert "example" in content, (method, path)
+    for route in ("/users/{user_id}/recommendations", "/sessions/{session_id}/recommendations", "/items/{item_id}/similar"):
+        params = {p["name"]: p for p in paths[route]["get"]["parameters"]}
+        for name in ("filter", "filter_expression", "max_per_category", "diversity", "promotions", "exploration"):
+            assert name in params and (params[name].get("examples") or params[name]["schema"].get("examples")), (route, name)
+    body = paths["/promotions/{name}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "PromotionIn" in body.get("$ref", "")
+    assert doc["components"]["schemas"]["PromotionIn"]["examples"][0]["share"] == 0.2

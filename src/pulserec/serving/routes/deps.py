@@ -90,18 +90,18 @@ class RankingParams(BaseModel):
     exclude: str | None = Field(None, max_length=8192, description="Comma-separated item ids to leave out.")
     min_price: float | None = Field(None, ge=0, le=1e9, description="Only items at this price or above.")
     max_price: float | None = Field(None, ge=0, le=1e9, description="Only items at this price or below.")
-    filter: str | None = Field(None, min_length=1, max_length=64, pattern=FILTER_NAME,
+    filter: str | None = Field(None, min_length=1, max_length=64, pattern=FILTER_NAME, examples=["cheap-shoes"],
                                description="A named filter (PUT /filters/{name}) every item must pass.")
     filter_expression: str | None = Field(None, min_length=1, max_length=MAX_LENGTH, examples=[EXAMPLE_FILTER],
                                           description="An inline filter expression every item must pass "
                                                       "(with `filter`, both must hold); see docs/filters.md.")
 
-    max_per_category: int | None = Field(None, ge=1, le=N_CAP, description="At most this many items of one category.")
-    diversity: float = Field(0.0, ge=0.0, le=1.0, description="0: by score; towards 1: MMR re-ranking keeps similar "
+    max_per_category: int | None = Field(None, ge=1, le=N_CAP, examples=[2], description="At most this many items of one category.")
+    diversity: float = Field(0.0, ge=0.0, le=1.0, examples=[0.25], description="0: by score; towards 1: MMR re-ranking keeps similar "
                                                              "items apart (trades relevance for variety).")
 
-    promotions: bool = Field(True, description="false: no promotions in this slate (PUT /promotions/{name}).")
-    exploration: float | None = Field(None, ge=0.0, le=1.0, description="Share of the slate for items with little "
+    promotions: bool = Field(True, examples=[False], description="false: no promotions in this slate (PUT /promotions/{name}).")
+    exploration: float | None = Field(None, ge=0.0, le=1.0, examples=[0.1], description="Share of the slate for items with little "
                                       "exposure (Thompson sampling); default: the setting exploration_defaults.")
 
     def rules(self, controls: Controls | None = None, **overrides: object) -> Filters:
