@@ -82,3 +82,21 @@ def test_promotion_bodies_are_validated(server):
     assert httpx.put(f"{url}/promotions/p%20q", json={"filter": "true", "share": 0.2}).status_code == 422
     assert httpx.get(f"{url}/promotions/p").status_code == 404
     assert httpx.get(f"{url}/users/u/recommendations", params={"promotions": "maybe"}).status_code == 422
+
+
+def test_filters_and_promotions_belong_to_their_app(client, server):
+    url = server.url
+    assert httpx.put(f"{url}/apps/other", json={}).status_code == 201
+    for prefix in ("", "/apps/other"):
+        httpx.post(f"{url}{prefix}/items", json={"items": ITEMS})
+        httpx.post(f"{url}{prefix}/events", json={"events": [{"user_id": "fan", "item_id": f"i{k}", "type": "view"} for k in range(3)]})
+    assert httpx.put(f"{url}/apps/other/filters/only-sale", json={"expression": 'category == "sale"'}).status_code == 200
+    assert httpx.put(f"{url}/apps/other/promotions/sale", json={"filter": 'category == "sale"', "share": 0.5}).status_code == 200
+    assert httpx.get(f"{url}/filters/only-sale").status_code == 404 and httpx.get(f"{url}/promotions").json()["promotions"] == []
+    mine = httpx.get(f"{url}/users/fan/recommendations", params={"n": 4}).json()["items"]
+    assert all("promotion" not in r for r in mine)
+    theirs = httpx.get(f"{url}/apps/other/users/fan/recommendations", params={"n": 4}).json()["items"]
+    assert sum(1 for r in theirs if r.get("promotion") == "sale") == 2
+    assert httpx.get(f"{url}/users/fan/recommendations", params={"filter": "only-sale"}).status_code == 422
+    named = httpx.get(f"{url}/apps/other/users/fan/recommendations", params={"filter": "only-sale", "promotions": "false"})
+    assert named.status_code == 200 and {r["category"] for r in named.json()["items"]} <= {"sale"}
