@@ -152,6 +152,25 @@ class _Endpoints:
         return self._run(Call("GET", f"/sessions/{_segment(session_id)}/recommendations", _typed(Recommendations),
                               _params(n=n, **options)))
 
+    # -- social ties ----------------------------------------------------------------------------
+    def follow(self, user_id: str, other_id: str, weight: float = 1.0) -> dict[str, Any]:
+        """`user_id` follows `other_id` with tie strength `weight` (PUT again to change it)."""
+        return self._run(Call("PUT", f"/users/{_segment(user_id)}/follows/{_segment(other_id)}", _json, body={"weight": weight}))
+
+    def unfollow(self, user_id: str, other_id: str) -> dict[str, Any]:
+        return self._run(Call("DELETE", f"/users/{_segment(user_id)}/follows/{_segment(other_id)}", _json))
+
+    def follows(self, user_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """Whom `user_id` follows: {"user_id", "follows": [{"user_id", "weight", "since"}]}."""
+        return self._run(Call("GET", f"/users/{_segment(user_id)}/follows", _json, _params(limit=limit, offset=offset)))
+
+    def followers(self, user_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        return self._run(Call("GET", f"/users/{_segment(user_id)}/followers", _json, _params(limit=limit, offset=offset)))
+
+    def import_follows(self, edges: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """Bulk import of {"follower", "followee", "weight"?} edges (one transaction)."""
+        return self._run(Call("POST", "/follows", _json, body={"edges": [dict(e) for e in edges]}))
+
     def search_items(self, q: str, n: int = 10, user_id: str | None = None, session_id: str | None = None) -> ItemSearch:
         """Catalogue items matching the shopper's query `q`, ranked for `user_id` (or `session_id`)."""
         return self._run(Call("GET", "/search", _typed(ItemSearch), _params(q=q, n=n, user_id=user_id, session_id=session_id)))

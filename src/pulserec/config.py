@@ -60,6 +60,15 @@ class Settings:
     search_intent_halflife: float = 3.0
     search_lexical_share: float = 0.5
     search_click_types: tuple[str, ...] = ("click", "view", "add_to_cart", "purchase")
+    # Social ties (issue 14.4, models/social.py): the default blends in, with weight `social_blend`,
+    # what the people a user follows did (`social_types`), each action counting tie weight x its
+    # event weight x 2^(-age / social_halflife); at most `social_max_ties` ties (strongest first)
+    # count. Explanations name the person only with `social_reveal_names` (who follows whom is personal).
+    social_blend: float = 0.3
+    social_types: tuple[str, ...] = ("like", "share", "purchase", "rating")
+    social_halflife: float = 14 * DAY
+    social_max_ties: int = 100
+    social_reveal_names: bool = False
     # Popularity: half-life of the "trending" score.
     trending_halflife: float = 7 * DAY
     # Profiles: half-life of interest scores by category / tag.
@@ -261,6 +270,8 @@ class Settings:
         if not (0 <= self.search_intent_weight <= 1 and 0 <= self.search_lexical_share <= 1
                 and self.search_intent_halflife > 0):
             raise ValueError("search_intent_weight and search_lexical_share must be in [0, 1], search_intent_halflife > 0")
+        if not (0 <= self.social_blend < float("inf") and self.social_halflife > 0 and 1 <= self.social_max_ties <= 10_000):
+            raise ValueError("social_blend must be >= 0, social_halflife > 0, social_max_ties between 1 and 10,000")
         if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
             raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
         if self.min_free_bytes < 0:
@@ -324,7 +335,7 @@ AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "sasrec")
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
 _LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types", "auto_candidates",
-                  "search_click_types")
+                  "search_click_types", "social_types")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

@@ -49,8 +49,9 @@ from pulserec.store import SQLiteStore
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.history import History
 from pulserec.store.search_log import SearchLog
+from pulserec.store.social import SocialGraph
 from pulserec.store.pseudonym import Pseudonymizer
-from pulserec.validation import check_events, check_id_len, check_n
+from pulserec.validation import InvalidInput, check_events, check_id_len, check_n
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,7 +102,8 @@ class Engine:
         # With a shared state and a stream, `pulserec updater` applies what this process publishes.
         self.applies_locally = not (self.publisher and self.state.shared)
         self.searches = SearchLog(self.store)  # what people chose after searching (issue 14.3)
-        self.service = RecommendationService(self.state, settings, learned=self.searches)
+        self.social = SocialGraph(self.store)  # who follows whom (issue 14.4)
+        self.service = RecommendationService(self.state, settings, learned=self.searches, graph=self.social)
         self.feedback = FeedbackStore(self.store)
         self.history = History(self.store)  # the dashboard's history and lists (after feedback: it indexes impressions)
         self.experiments = Experiments(self.feedback)
@@ -320,6 +322,9 @@ class Engine:
         key = self.user_key(user_id)
         with self.lock:
             removed = self.store.delete_user(key)
+            self.social.forget(key)  # their ties, both ways
+            if removed["query"].notna().any():
+                self.searches.purge()  # their queries out of the search index's pages too
             self.feedback.forget_user(key)
             self.experiments.forget_user(key)
             self.state.forget(key, removed)
@@ -348,6 +353,27 @@ class Engine:
         key = SESSION_PREFIX + self.session_key(session_id)
         with self.lock, self.state.reading(key):
             return self.service.recommend(key, n, filters, strategy, context)
+
+    # -- social ties (issue 14.4) -------------------------------------------------------------
+    def follow(self, user_id: str, other_id: str, weight: float = 1.0) -> bool:
+        """`user_id` follows `other_id` (tie strength `weight`); True when the tie is new."""
+        if user_id == other_id:
+            raise InvalidInput("other_id", "a user cannot follow themselves")
+        return self.social.follow(self.user_key(user_id), self.user_key(other_id), weight)
+
+    def unfollow(self, user_id: str, other_id: str) -> bool:
+        return self.social.unfollow(self.user_key(user_id), self.user_key(other_id))
+
+    def follow_many(self, edges: Iterable[tuple[str, str, float]]) -> int:
+        """Bulk import of ties (one transaction); returns how many were new."""
+        return self.social.follow_many((self.user_key(a), self.user_key(b), w) for a, b, w in edges)
+
+    def ties(self, user_id: str, direction: str, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        """Whom `user_id` follows (`direction` "follows") or who follows them ("followers"), as
+        stored (pseudonyms when user ids are pseudonymised)."""
+        read = self.social.follows if direction == "follows" else self.social.followers
+        return [{"user_id": other, "weight": weight, "since": since}
+                for other, weight, since in read(self.user_key(user_id), limit, offset)]
 
     def search_items(self, query: str, n: int, user_id: str | None = None, session_id: str | None = None) -> list[Recommended]:
         """Catalogue items matching `query`, ranked by match x the user's (or session's) personal score."""

@@ -42,6 +42,8 @@ class Query:
     history: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     #: The owner's active search (issue 14.3): (query text, strength in (0, 1]); None without one.
     search: tuple[str, float] | None = None
+    #: The owner's social ties (issue 14.4): (followed owner's index, tie weight, their id).
+    ties: tuple[tuple[int, float, str], ...] = ()
 
     @property
     def is_cold(self) -> bool:

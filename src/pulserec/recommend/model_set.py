@@ -20,6 +20,7 @@ from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Popular, Trending
 from pulserec.models.search_intent import LearnedSearches, SearchIntent
+from pulserec.models.social import Social
 from pulserec.online.base import State
 from pulserec.recommend.aligned import AlignedModel
 
@@ -48,12 +49,15 @@ class ModelSet:
         self.trending.catalog = state.catalog
         self.popular = Popular(state.popularity)
         self.popular.catalog = state.catalog
-        self.default = Blend([(self.item_knn, 1.0), (self.trending, settings.trending_blend)], name=DEFAULT_STRATEGY)
+        self.social = Social(state.histories, settings.social_types, settings.social_halflife,
+                             reveal=settings.social_reveal_names)
+        self.default = Blend([(self.item_knn, 1.0), (self.trending, settings.trending_blend),
+                              (self.social, settings.social_blend)], name=DEFAULT_STRATEGY)
         self.strategies: dict[str, Recommender] = {}
         #: What the self-chosen default (an installed `auto` model) chose, for GET /models; None
         #: while the built-in blend serves.
         self.default_choice: dict[str, Any] | None = None
-        for model in (self.item_knn, self.trending, self.popular, self.default, self.search):
+        for model in (self.item_knn, self.trending, self.popular, self.default, self.search, self.social):
             self.register(model)
 
     def register(self, model: Recommender, name: str | None = None) -> None:
@@ -95,6 +99,7 @@ class ModelSet:
             else:
                 parts.append((AlignedModel(part, self.state.catalog, self.state.owners, dict(meta)), weight))
         if parts:
+            parts.append((self.social, self.settings.social_blend))  # ties count in any default (issue 14.4)
             self.register(Blend(parts, name=DEFAULT_STRATEGY))
             self.default_choice = {**auto.choice(), "version": meta.get("version")}
 
@@ -113,6 +118,7 @@ class ModelSet:
         done: dict[int, Recommender] = {
             id(self.item_knn): new.item_knn, id(self.trending): new.trending,
             id(self.popular): new.popular, id(self.default): new.default, id(self.search): new.search,
+            id(self.social): new.social,
         }
 
         def rebind(model: Recommender) -> Recommender:

@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 
 from pulserec.config import Settings
+from pulserec.events import SESSION_PREFIX
 from pulserec.decay import read_clock
 from pulserec.models.base import Query, Reason, Recommender, scored
 from pulserec.models.blend import normalised
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import serving_query
 from pulserec.models.search_intent import LearnedSearches, search_strength, with_intent
+from pulserec.store.social import SocialGraph
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.diversity import Diversity, cooc_similarity, rerank
@@ -66,9 +68,10 @@ class RecommendationService:
     """Turns dense model scores into filtered, explained lists; the models are its `ModelSet`."""
 
     def __init__(self, state: State, settings: Settings, models: ModelSet | None = None,
-                 learned: LearnedSearches | None = None) -> None:
+                 learned: LearnedSearches | None = None, graph: SocialGraph | None = None) -> None:
         self.state = state
         self.settings = settings
+        self.graph = graph  # who follows whom (issue 14.4); None: no ties (offline replays)
         self.models = models if models is not None else ModelSet(state, settings, learned)
         self.trending = self.models.trending  # the backfill of short lists
         self.filters = FilterCompiler(state.catalog)  # compiled filters, cached per catalogue revision
@@ -77,7 +80,7 @@ class RecommendationService:
 
     def rebound(self, state: State) -> RecommendationService:
         """The same service over another state, serving the same models re-bound to it."""
-        out = RecommendationService(state, self.settings, self.models.rebound(state))
+        out = RecommendationService(state, self.settings, self.models.rebound(state), graph=self.graph)
         out.exposure = self.exposure
         return out
 
@@ -102,8 +105,17 @@ class RecommendationService:
         owner = state.owners.get(owner_key) if owner_key is not None else None
         query = serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
                               n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
-        search = self.active_search(owner)
-        return replace(query, search=search) if search is not None else query
+        search, ties = self.active_search(owner), self.ties_of(owner_key)
+        return replace(query, search=search, ties=ties) if search is not None or ties else query
+
+    def ties_of(self, owner_key: str | None) -> tuple[tuple[int, float, str], ...]:
+        """The owner's strongest ties that the state knows (followed users who did something)."""
+        if self.graph is None or owner_key is None or owner_key.startswith(SESSION_PREFIX):
+            return ()
+        owners = self.state.owners
+        ties = ((owners.get(other), weight, other) for other, weight, _ in
+                self.graph.follows(owner_key, limit=self.settings.social_max_ties))
+        return tuple((owner, weight, other) for owner, weight, other in ties if owner is not None)
 
     def active_search(self, owner: int | None) -> tuple[str, float] | None:
         """The owner's latest search and how much it still counts (None: none, or faded)."""

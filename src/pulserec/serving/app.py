@@ -36,7 +36,7 @@ from pulserec.serving.operations import add_operations
 from pulserec.serving.metrics import ServingMetrics
 from pulserec.serving.mounting import document_apps, mount_routers
 from pulserec.serving.routes import (apps, controls, events, feedback, items, jobs, recommendations, sdk, search, shop,
-                                     system, users)
+                                     social, system, users)
 from pulserec.store.failures import StorageError
 from pulserec.validation import InvalidInput
 
@@ -84,7 +84,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
         app.add_exception_handler(unavailable, on_state_unavailable)
     # One access dependency on every router: the route's class (public, catalogue, personal,
     # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
-    mount_routers(app, (events, items, users, recommendations, search, feedback, controls, system, jobs, sdk, shop))
+    mount_routers(app, (events, items, users, social, recommendations, search, feedback, controls, system, jobs, sdk, shop))
     app.include_router(apps.router, responses=ERROR_RESPONSES)
     app.state.sdk_limiter = RateLimiter(engine.settings.sdk_rate, engine.settings.sdk_burst)  # publishable keys
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)

@@ -99,6 +99,13 @@ class SearchLog:
             return {}
         return {item: weight / top * count / (count + PRIOR_SEARCHES) for item, weight, count in rows}
 
+    def purge(self) -> None:
+        """Rewrite the index without what deleted rows left in it: FTS5 keeps a deleted row's
+        terms in old segments until they merge, and a deleted user's queries must go now
+        (secure_delete zeroes the freed pages). Costs a pass over the index: deletions only."""
+        with self.store.transaction() as db:
+            db.execute("INSERT INTO search_terms(search_terms) VALUES ('optimize')")
+
     def catalog_version(self) -> int:
         """Changes of the catalogue so far (item upserts, by any process): a cached index of item
         texts is rebuilt when this moves."""
