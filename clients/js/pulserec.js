@@ -5,8 +5,8 @@
  *
  * Captures item page views with their visible time (data-pulserec-item), clicks on recommended
  * items (attributed to their recommendation_id), searches (form submits) and pulserec.track();
- * renders data-pulserec-widget="recommendations|similar|trending" containers and reports what
- * they showed. Events go in batches by navigator.sendBeacon (fetch keepalive otherwise); a batch
+ * renders data-pulserec-widget="recommendations|similar|trending|search" containers and reports
+ * what they showed. Events go in batches by navigator.sendBeacon (fetch keepalive otherwise); a batch
  * is kept until a send is confirmed and sent again on the next page (the server drops copies by
  * event_id), so a page's last events are never lost to a beacon that was not delivered.
  * No dependencies, no build step, no cookies: the anonymous session id lives in localStorage.
@@ -18,7 +18,7 @@
 
   var VERSION = "1.0.0";
   var TYPES = ["view", "click", "search", "add_to_cart", "purchase", "like", "share"];
-  var WIDGETS = ["recommendations", "similar", "trending"];
+  var WIDGETS = ["recommendations", "similar", "trending", "search"];
   var FLUSH_MS = 1000;          // events wait at most this long for company in a batch
   var BATCH_MAX = 50;           // events per batch (a beacon carries at most 64 KiB)
   var PENDING_MAX = 20;         // unconfirmed batches kept for a later send
@@ -175,6 +175,12 @@
     var item = attr(el, "data-pulserec-item") || page.items[0] || null;
     var subject = userId ? "/users/" + encodeURIComponent(userId) : "/sessions/" + encodeURIComponent(sessionId);
     var filters = { n: n, category: attr(el, "data-pulserec-category") };
+    if (kind === "search") { // the items matching a query, ranked for this visitor
+      var q = attr(el, "data-pulserec-query");
+      if (!q) return null;
+      var who = userId ? { user_id: userId } : { session_id: sessionId };
+      return { kind: kind, url: url("/search", { q: q, n: n, user_id: who.user_id, session_id: who.session_id }) };
+    }
     if (kind === "similar") {
       if (!item) return null;
       return { kind: kind, item: item, url: url("/items/" + encodeURIComponent(item) + "/similar", filters) };
@@ -192,8 +198,10 @@
     return fetch(request.url, { credentials: "omit" }).then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) throw new Error(body.detail || response.status);
-        var rec = body.recommendation_id || "similar-" + randomId(); // similar lists get theirs here
-        draw(el, body.items || [], rec, request.kind === "similar" ? "similar" : body.strategy);
+        // Similar items and search results get their recommendation id here (the server's
+        // answers have none) and report their impressions under the widget's kind.
+        var rec = body.recommendation_id || request.kind + "-" + randomId();
+        draw(el, body.items || [], rec, body.recommendation_id ? body.strategy : request.kind);
         return body;
       });
     }).catch(function (error) {
@@ -221,6 +229,7 @@
     });
     var old = el.querySelector(".pulserec-list");
     if (old) el.replaceChild(list, old); else el.appendChild(list);
+    Array.prototype.forEach.call(el.querySelectorAll("[data-pulserec-fallback]"), function (x) { x.hidden = true; });
     el.setAttribute("data-pulserec-state", items.length ? "ready" : "empty");
     el.setAttribute("data-pulserec-rec-id", rec);
     el.dispatchEvent(new CustomEvent("pulserec:render", { bubbles: true, detail: { items: items, recommendation_id: rec } }));

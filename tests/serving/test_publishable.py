@@ -81,7 +81,7 @@ def test_identify_merges_the_session_into_the_user(api):
 
 @pytest.mark.parametrize("method,path", [
     ("GET", "/users/u1/profile"), ("POST", "/events"), ("GET", "/stats"), ("GET", "/dashboard/api/overview"),
-    ("DELETE", "/users/u1"), ("GET", "/feedback"), ("GET", "/search?q=u1"), ("POST", "/impressions"),
+    ("DELETE", "/users/u1"), ("GET", "/feedback"), ("GET", "/dashboard/api/search?q=u1"), ("POST", "/impressions"),
     ("PUT", "/items/i9"), ("GET", "/items/i1"),
 ])
 def test_a_publishable_key_may_not_read_profiles_admin_or_write_anything_else(api, method, path):
@@ -90,6 +90,15 @@ def test_a_publishable_key_may_not_read_profiles_admin_or_write_anything_else(ap
                    api.request(method, path, json={}, headers={"x-api-key": PK})):
         assert answer.status_code == 403, (path, answer.text)
         assert "publishable key may only" in answer.json()["detail"]
+
+
+def test_a_publishable_key_reads_recommendations_similar_items_and_item_search(api):
+    for path in ("/users/u1/recommendations", "/sessions/s-1/recommendations", "/items/i1/similar",
+                 "/search?q=item&session_id=s-1"):
+        answer = api.get(f"{path}{'&' if '?' in path else '?'}key={PK}", headers={"origin": SHOP})
+        assert answer.status_code == 200, (path, answer.text)
+    found = api.get(f"/search?q=item&user_id=u1&key={PK}").json()["items"]
+    assert found and all(i["reason"] for i in found)
 
 
 def test_secret_and_unknown_keys_are_refused_in_the_query_string(api):

@@ -192,16 +192,20 @@ def test_widgets_report_their_impressions(tab, shop):
     tab.assert_clean()
 
 
-def test_a_search_is_sent_with_its_query(tab, shop, shots):
-    open_page(tab, "/shop", "recommendations")
+def test_a_search_is_sent_with_its_query_and_changes_recommendations(tab, shop, shots):
+    before = open_page(tab, "/shop", "recommendations")
     tab.page.fill("#q", "running")
     tab.page.press("#q", "Enter")
     tab.page.wait_for_url("**/shop/search?q=running")
     after = listed(tab, "recommendations")
-    assert tab.page.locator(".grid .tile").count() > 0
+    results = listed(tab, "search")  # the query ranked for this visitor, replacing the server's list
+    assert results and tab.page.locator("#search [data-pulserec-fallback]").is_hidden()
+    titles = [shop.engine.item(i)["title"].lower() for i in results]
+    assert all("running" in t for t in titles[:3]), titles
+    assert all("running" in r for r in tab.page.locator("#search .pulserec-reason").all_inner_texts())
     events = shop.wait_for_events(session_of(tab), lambda es: any(e["type"] == "search" for e in es), "the search")
     assert [e["query"] for e in events if e["type"] == "search"] == ["running"]
-    assert after
+    assert after != before  # what was searched for shapes what is recommended next
     tab.page.screenshot(path=str(shots / "shop-search.png"), full_page=True)
     tab.assert_clean()
 

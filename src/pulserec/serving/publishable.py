@@ -2,7 +2,7 @@
 
 A publishable key is public (anyone can read it in the page's source), so it grants only what a
 shop's visitors do anyway: send the SDK's events (`POST /sdk/events`, restricted to the SDK's
-event types there) and read recommendations. It travels in the `key` query parameter, so that
+event types there) and read recommendations (and the personalised item search). It travels in the `key` query parameter, so that
 `navigator.sendBeacon` (which cannot set headers) and simple cross-origin GETs (no preflight) can
 carry it; secret keys are refused there, since URLs end up in logs and browser histories.
 
@@ -29,6 +29,7 @@ PUBLISHABLE_ROUTES = frozenset({
     ("GET", "/users/{user_id}/recommendations"),
     ("GET", "/sessions/{session_id}/recommendations"),
     ("GET", "/items/{item_id}/similar"),
+    ("GET", "/search"),  # items matching a query, ranked for the asker (routes/search.py)
 })
 
 
@@ -57,6 +58,6 @@ def admit(request: Request, path: str, key: str, settings: Settings) -> None:
     """The checks of a request made with the publishable key `key` for the route template `path`."""
     if (request.method, path) not in PUBLISHABLE_ROUTES:
         raise HTTPException(403, "a publishable key may only send SDK events (POST /sdk/events) and read recommendations "
-                                 "(/users/{id}/recommendations, /sessions/{id}/recommendations, /items/{id}/similar)")
+                                 "(/users/{id}/recommendations, /sessions/{id}/recommendations, /items/{id}/similar, /search)")
     check_origin(request, settings)
     throttle(request, key, settings)

@@ -106,6 +106,10 @@ def product(item: Mapping[str, Any]) -> str:
             + widget("similar", "Similar items", item=item_id) + widget("recommendations", "Recommended for you"))
 
 
-def results(query: str, items: list[Mapping[str, Any]]) -> str:
-    return (f'<section><h1>Results for “{escape(query)}”</h1>{tiles(items)}</section>'
+def results(query: str, items: list[Mapping[str, Any]], n: int) -> str:
+    """The server's lexical matches, replaced in the browser by the same query ranked for the
+    visitor (GET /search through pulserec.js)."""
+    return (f'<section><h1>Results for “{escape(query)}”</h1>'
+            f'<div id="search" class="widget" data-pulserec-widget="search" data-pulserec-query="{escape(query)}" '
+            f'data-pulserec-n="{n}"><div data-pulserec-fallback>{tiles(items)}</div></div></section>'
             + widget("recommendations", "Recommended for you"))

@@ -71,5 +71,5 @@ def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=20
     query = q.strip()
     if not query:
         raise HTTPException(422, "q: must not be blank")
-    found = engine.search(query, PER_PAGE, users=False, items=True).items
-    return _html(engine, f"Search: {query}", shop.results(query, found))
+    found = [r.to_dict() for r in engine.search_items(query, PER_PAGE)]  # lexical only: who asks is the browser's
+    return _html(engine, f"Search: {query}", shop.results(query, found, PER_PAGE))
