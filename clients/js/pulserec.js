@@ -29,7 +29,9 @@
   var script = document.currentScript;
   var config = {
     key: attr(script, "data-key"),
-    api: attr(script, "data-api") || (script && script.src ? new URL(script.src, location.href).origin : location.origin),
+    // data-api may be relative to the page ("/apps/shop"); the default is the script's origin.
+    api: attr(script, "data-api") ? new URL(attr(script, "data-api"), location.href).href.replace(/\/$/, "")
+      : (script && script.src ? new URL(script.src, location.href).origin : location.origin),
     itemUrl: attr(script, "data-item-url") || "",
     n: parseInt(attr(script, "data-n") || "6", 10) || 6,
     device: /Mobi|Android/i.test(navigator.userAgent) ? "mobile" : "desktop"

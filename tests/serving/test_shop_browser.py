@@ -271,3 +271,32 @@ def test_a_page_on_another_origin_gets_nothing_and_writes_nothing(tab, shop, els
     tab.page.wait_for_timeout(300)
     assert shop.events(session) == []  # refused (403) before anything was stored
     assert any("CORS" in e or "403" in e for e in tab.errors), tab.errors
+
+
+def test_the_storefront_of_an_app_talks_to_that_app(tab, shop):
+    """Under /apps/{app}/shop the links, the script and the SDK's calls carry the app's prefix,
+    its own publishable key is in the page, and what the visitor does lands in its store."""
+    admin, key, app_pk = {"x-api-key": SECRET}, "acme-secret-key-0123456789", "pk_acme_0123456789abcdef"
+    made = httpx.put(f"{shop.url}/apps/acme", json={"api_keys": [key], "settings": {"publishable_keys": [app_pk]}}, headers=admin)
+    assert made.status_code == 201, made.text
+    base, acme = f"{shop.url}/apps/acme", {"x-api-key": key}
+    items = [{"item_id": f"acme-{k}", "title": f"Acme anvil {k}", "category": "tools"} for k in range(6)]
+    assert httpx.post(f"{base}/items", json={"items": items}, headers=acme).status_code == 200
+    events = [{"user_id": f"buyer-{u}", "item_id": f"acme-{(u + k) % 6}", "type": "view"} for u in range(8) for k in range(3)]
+    assert httpx.post(f"{base}/events", json={"events": events}, headers=acme).json()["accepted"] == len(events)
+    similar = open_page(tab, "/apps/acme/shop/items/acme-1", "similar")
+    assert similar and all(i.startswith("acme-") for i in similar)
+    assert tab.page.get_attribute("script[data-key]", "data-key") == app_pk
+    assert tab.page.get_attribute("#similar .pulserec-item a", "href").startswith("/apps/acme/shop/items/")
+    session = session_of(tab)
+    tab.page.locator("#similar .pulserec-item a").first.click()
+    listed(tab, "similar")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    stored: list = []
+    while time.monotonic() < deadline and not stored:
+        with sqlite3.connect(shop.data_dir / "apps" / "acme" / "pulserec.db") as db:
+            stored = db.execute("SELECT type, item_id FROM events WHERE session_id = ?", (session,)).fetchall()
+        time.sleep(0.05)
+    assert ("view", "acme-1") in stored and ("click", similar[0]) in stored
+    assert shop.events(session) == []  # nothing of it in the default app's store
+    tab.assert_clean()

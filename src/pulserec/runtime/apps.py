@@ -49,6 +49,7 @@ SERVER_SETTINGS = frozenset({
     "cors_origins", "public_metrics", "follow_log", "state_url", "state_namespace", "stream_url", "stream_shards",
     "state_timeout_s", "state_sync_interval_s", "stream_grace_s", "accept_data_loss", "sqlite_synchronous",
     "min_free_bytes", "pseudonym_key_file", "max_open_apps", "torch_threads", "max_jobs",
+    "sdk_rate", "sdk_burst",  # one rate limiter per server process (serving/rate_limit.py), keyed by publishable key
 })
 KEY_SETTINGS = ("api_keys", "read_keys")
 #: What `PUT /apps/{app}` may set in `settings` (everything else that tunes an engine).

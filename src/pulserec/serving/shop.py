@@ -3,7 +3,9 @@
 The pages are what a shop's own server would render: the catalogue, a product page, search
 results. Everything personal on them (recommended for you, similar items, trending, each with its
 reason) is drawn in the browser by pulserec.js, which also reports what the visitor does; the
-server side never reads a profile. Every value is HTML-escaped where it is written.
+server side never reads a profile. Every value is HTML-escaped where it is written. Under an
+app (`/apps/{app}/shop`) every link, the script and the SDK's API calls carry the app's prefix
+(`base`).
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ STYLE = "/static/shop/shop.css"
 SCRIPT = "/static/shop/shop.js"
 
 
-def item_url(item_id: str) -> str:
-    return ITEM_URL.replace("{id}", quote(item_id, safe=""))
+def item_url(base: str, item_id: str) -> str:
+    return base + ITEM_URL.replace("{id}", quote(item_id, safe=""))
 
 
 def price(value: float | None) -> str:
     return "" if value is None else f"€{value:,.2f}"
 
 
-def page(title: str, body: str, key: str, notice: str | None = None) -> str:
+def page(title: str, body: str, key: str, base: str = "", notice: str | None = None) -> str:
     """A whole page: the SDK's script tag (with the publishable key), the header and `body`."""
     warning = f'<p class="notice" role="status">{escape(notice)}</p>' if notice else ""
     return f"""<!doctype html>
@@ -38,13 +40,13 @@ def page(title: str, body: str, key: str, notice: str | None = None) -> str:
   <title>{escape(title)} · pulserec shop</title>
   <link rel="icon" href="/static/dashboard/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="{STYLE}">
-  <script src="/sdk/pulserec.js" data-key="{escape(key)}" data-item-url="{ITEM_URL}" defer></script>
+  <script src="{base}/sdk/pulserec.js" data-key="{escape(key)}" data-api="{base}" data-item-url="{base}{ITEM_URL}" defer></script>
   <script src="{SCRIPT}" defer></script>
 </head>
 <body>
   <header class="bar">
-    <a class="brand" href="{SHOP_PATH}">pulserec shop</a>
-    <form class="search" action="{SHOP_PATH}/search" method="get" role="search">
+    <a class="brand" href="{base}{SHOP_PATH}">pulserec shop</a>
+    <form class="search" action="{base}{SHOP_PATH}/search" method="get" role="search">
       <input id="q" type="search" name="q" placeholder="Search products…" aria-label="Search products" maxlength="200" required>
       <button type="submit">Search</button>
     </form>
@@ -67,18 +69,19 @@ def widget(kind: str, heading: str, n: int = 6, item: str | None = None) -> str:
             f'<p class="muted">loading…</p></div></section>')
 
 
-def tiles(items: Iterable[Mapping[str, Any]]) -> str:
-    cards = [f'<li class="tile"><a href="{item_url(str(i["item_id"]))}" data-item="{escape(str(i["item_id"]))}">'
+def tiles(base: str, items: Iterable[Mapping[str, Any]]) -> str:
+    cards = [f'<li class="tile"><a href="{item_url(base, str(i["item_id"]))}" data-item="{escape(str(i["item_id"]))}">'
              f'<span class="title">{escape(str(i.get("title") or i["item_id"]))}</span>'
              f'<span class="meta">{escape(str(i.get("category") or ""))} {price(i.get("price"))}</span></a></li>'
              for i in items]
     return f'<ul class="grid">{"".join(cards)}</ul>' if cards else '<p class="muted">Nothing here.</p>'
 
 
-def home(items: list[Mapping[str, Any]], page_no: int, more: bool, category: str | None, categories: list[str]) -> str:
+def home(base: str, items: list[Mapping[str, Any]], page_no: int, more: bool, category: str | None,
+         categories: list[str]) -> str:
     def link(label: str, **query: Any) -> str:
         params = urlencode({k: v for k, v in query.items() if v})
-        return f'{SHOP_PATH}?{params}' if params else SHOP_PATH
+        return f'{base}{SHOP_PATH}?{params}' if params else base + SHOP_PATH
 
     chips = "".join(f'<a class="chip{" on" if c == category else ""}" href="{escape(link(c, category=c))}">{escape(c)}</a>'
                     for c in categories)
@@ -87,7 +90,7 @@ def home(items: list[Mapping[str, Any]], page_no: int, more: bool, category: str
         if page_no > 1 else "",
         f'<a id="next" href="{escape(link("", category=category, page=page_no + 1))}">next ›</a>' if more else ""))
     return (widget("recommendations", "Recommended for you") + widget("trending", "Trending now")
-            + f'<section><h2>Products</h2><nav class="chips">{chips}</nav>{tiles(items)}'
+            + f'<section><h2>Products</h2><nav class="chips">{chips}</nav>{tiles(base, items)}'
               f'<nav class="pager">{pager}</nav></section>')
 
 
@@ -106,10 +109,10 @@ def product(item: Mapping[str, Any]) -> str:
             + widget("similar", "Similar items", item=item_id) + widget("recommendations", "Recommended for you"))
 
 
-def results(query: str, items: list[Mapping[str, Any]], n: int) -> str:
+def results(base: str, query: str, items: list[Mapping[str, Any]], n: int) -> str:
     """The server's lexical matches, replaced in the browser by the same query ranked for the
     visitor (GET /search through pulserec.js)."""
     return (f'<section><h1>Results for “{escape(query)}”</h1>'
             f'<div id="search" class="widget" data-pulserec-widget="search" data-pulserec-query="{escape(query)}" '
-            f'data-pulserec-n="{n}"><div data-pulserec-fallback>{tiles(items)}</div></div></section>'
+            f'data-pulserec-n="{n}"><div data-pulserec-fallback>{tiles(base, items)}</div></div></section>'
             + widget("recommendations", "Recommended for you"))

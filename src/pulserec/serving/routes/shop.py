@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from pulserec.engine import Engine
 from pulserec.serving import shop
-from pulserec.serving.routes.deps import ItemId, engine_of
+from pulserec.serving.routes.deps import ItemId, app_path, engine_of
 
 router = APIRouter(tags=["shop"], include_in_schema=False)
 
@@ -25,11 +25,11 @@ NO_KEY = ("API keys are configured but no publishable key: recommendations canno
           "Set the setting publishable_keys (PULSEREC_PUBLISHABLE_KEYS).")
 
 
-def _html(engine: Engine, title: str, body: str) -> HTMLResponse:
-    settings = engine.settings
+def _html(request: Request, title: str, body: str) -> HTMLResponse:
+    settings = engine_of(request).settings
     key = settings.publishable_keys[0] if settings.publishable_keys else ""
     notice = NO_KEY if settings.api_keys and not key else None
-    return HTMLResponse(shop.page(title, body, key, notice), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(shop.page(title, body, key, app_path(request, ""), notice), headers={"Cache-Control": "no-store"})
 
 
 def _catalogue_page(engine: Engine, page: int, category: str | None) -> tuple[list[dict], bool]:
@@ -53,7 +53,7 @@ def home(request: Request, page: Annotated[int, Query(ge=1, le=1000)] = 1,
     engine = engine_of(request)
     items, more = _catalogue_page(engine, page, category)
     categories = engine.read(lambda state: sorted({r.category for r in state.catalog.records() if r.category and r.active and r.listed}))
-    return _html(engine, "Products", shop.home(items, page, more, category, categories))
+    return _html(request, "Products", shop.home(app_path(request, ""), items, page, more, category, categories))
 
 
 @router.get(shop.SHOP_PATH + "/items/{item_id}", response_class=HTMLResponse)
@@ -62,7 +62,7 @@ def product(item_id: ItemId, request: Request) -> HTMLResponse:
     item = engine.item(item_id)
     if item is None or item.get("title") is None and item.get("category") is None:
         raise HTTPException(404, f"unknown item {item_id!r}")
-    return _html(engine, str(item.get("title") or item_id), shop.product(item))
+    return _html(request, str(item.get("title") or item_id), shop.product(item))
 
 
 @router.get(shop.SHOP_PATH + "/search", response_class=HTMLResponse)
@@ -72,4 +72,4 @@ def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=20
     if not query:
         raise HTTPException(422, "q: must not be blank")
     found = [r.to_dict() for r in engine.search_items(query, PER_PAGE)]  # lexical only: who asks is the browser's
-    return _html(engine, f"Search: {query}", shop.results(query, found, PER_PAGE))
+    return _html(request, f"Search: {query}", shop.results(app_path(request, ""), query, found, PER_PAGE))
