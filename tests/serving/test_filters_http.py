@@ -37,6 +37,10 @@ def test_named_and_inline_filters_on_every_ranking_route(client, server):
     assert httpx.get(f"{url}/filters/no-acme").json()["expression"] == 'attrs.brand != "acme"'
     assert [f["name"] for f in httpx.get(f"{url}/filters").json()["filters"]] == ["no-acme"]
     routes = [f"{url}/users/u0/recommendations", f"{url}/sessions/fresh/recommendations", f"{url}/items/s1/similar"]
+    searched = httpx.get(f"{url}/search", params={"q": "boot runner tote satchel", "filter": "no-acme"})
+    assert _ids(searched) and _ids(searched) <= {"s1", "b2"}
+    assert _ids(httpx.get(f"{url}/search", params={"q": "tote satchel", "filter_expression": "price > 50"})) == {"b2"}
+    assert httpx.get(f"{url}/search", params={"q": "tote", "filter_expression": "price >"}).status_code == 422
     for route in routes:
         assert _ids(httpx.get(route, params={"filter": "no-acme", "exclude_seen": False})) <= {"s1", "b2"}, route
         assert _ids(httpx.get(route, params={"filter_expression": 'category == "bags"', "exclude_seen": False})) <= {"b1", "b2"}
@@ -130,6 +134,7 @@ def test_openapi_documents_the_controls_with_examples(server):
         for method, operation in paths[path].items():
             content = operation["responses"]["200"]["content"]["application/json"]
             assert "example" in content, (method, path)
+    assert {"filter", "filter_expression"} <= {p["name"] for p in paths["/search"]["get"]["parameters"]}
     for route in ("/users/{user_id}/recommendations", "/sessions/{session_id}/recommendations", "/items/{item_id}/similar"):
         params = {p["name"]: p for p in paths[route]["get"]["parameters"]}
         for name in ("filter", "filter_expression", "max_per_category", "diversity", "promotions", "exploration"):

@@ -375,12 +375,13 @@ class Engine:
         return [{"user_id": other, "weight": weight, "since": since}
                 for other, weight, since in read(self.user_key(user_id), limit, offset)]
 
-    def search_items(self, query: str, n: int, user_id: str | None = None, session_id: str | None = None) -> list[Recommended]:
+    def search_items(self, query: str, n: int, user_id: str | None = None, session_id: str | None = None,
+                     filters: Filters = Filters(exclude_seen=False)) -> list[Recommended]:
         """Catalogue items matching `query`, ranked by match x the user's (or session's) personal score."""
         check_n(n, self.settings.max_n)
         key = self.user_key(user_id) if user_id else SESSION_PREFIX + self.session_key(session_id) if session_id else None
         with self.lock, self.state.reading(key):
-            return self.service.search_items(key, query, n)
+            return self.service.search_items(key, query, n, filters)
 
     def similar(self, item_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None) -> list[Recommended] | None:
         check_n(n, self.settings.max_n)

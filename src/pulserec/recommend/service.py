@@ -198,13 +198,13 @@ class RecommendationService:
             return top_n(scores, n, mask)
         return rerank(scores, mask, n, rules, self.state.catalog.category_codes(), cooc_similarity(self.state.cooc), taken)
 
-    def search_items(self, owner_key: str | None, text: str, n: int) -> list[Recommended]:
+    def search_items(self, owner_key: str | None, text: str, n: int, filters: Filters = Filters(exclude_seen=False)) -> list[Recommended]:
         """Items matching `text` (BM25 and what others chose after similar searches), each match
         times (1 + the owner's normalised default score): among equal matches, what they would
         like comes first; without a match nothing is listed. Seen items stay (people search for
-        what they know)."""
+        what they know) unless `filters` say otherwise."""
         query = self.query_for(owner_key)
-        mask = self.candidates(query.user, Filters(exclude_seen=False))
+        mask = self.candidates(query.user, filters)
         n_items = len(mask)
         lexical, learned = self.models.search.parts(text, n_items)
         match = lexical + learned

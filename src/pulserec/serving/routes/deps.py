@@ -80,7 +80,29 @@ def app_path(request: Request, path: str) -> str:
 # validates it in one call, where separate parameters and dependencies cost ~4% of a request.
 
 
-class RankingParams(BaseModel):
+class FilterParams(BaseModel):
+    """A named filter and an inline filter expression: part of every query string that ranks items."""
+
+    filter: str | None = Field(None, min_length=1, max_length=64, pattern=FILTER_NAME, examples=["cheap-shoes"],
+                               description="A named filter (PUT /filters/{name}) every item must pass.")
+    filter_expression: str | None = Field(None, min_length=1, max_length=MAX_LENGTH, examples=[EXAMPLE_FILTER],
+                                          description="An inline filter expression every item must pass "
+                                                      "(with `filter`, both must hold); see docs/filters.md.")
+
+    def expressions(self, controls: Controls | None) -> tuple[tuple[str, str], ...]:
+        """(field, text) of the filters asked for; a 422 naming `filter` for an unknown name."""
+        out: list[tuple[str, str]] = []
+        if self.filter is not None:
+            text = controls.filter_text(self.filter) if controls is not None else None
+            if text is None:
+                raise InvalidInput("filter", f"unknown filter {self.filter!r} (see GET /filters)")
+            out.append(("filter", text))
+        if self.filter_expression is not None:
+            out.append(("filter_expression", self.filter_expression))
+        return tuple(out)
+
+
+class RankingParams(FilterParams):
     """How many, which model and which business rules: the query string of every route that ranks items."""
 
     n: int = Field(10, ge=1, le=N_CAP, description="How many results (1 to the setting max_n, default 500).")
@@ -90,12 +112,6 @@ class RankingParams(BaseModel):
     exclude: str | None = Field(None, max_length=8192, description="Comma-separated item ids to leave out.")
     min_price: float | None = Field(None, ge=0, le=1e9, description="Only items at this price or above.")
     max_price: float | None = Field(None, ge=0, le=1e9, description="Only items at this price or below.")
-    filter: str | None = Field(None, min_length=1, max_length=64, pattern=FILTER_NAME, examples=["cheap-shoes"],
-                               description="A named filter (PUT /filters/{name}) every item must pass.")
-    filter_expression: str | None = Field(None, min_length=1, max_length=MAX_LENGTH, examples=[EXAMPLE_FILTER],
-                                          description="An inline filter expression every item must pass "
-                                                      "(with `filter`, both must hold); see docs/filters.md.")
-
     max_per_category: int | None = Field(None, ge=1, le=N_CAP, examples=[2], description="At most this many items of one category.")
     diversity: float = Field(0.0, ge=0.0, le=1.0, examples=[0.25], description="0: by score; towards 1: MMR re-ranking keeps similar "
                                                              "items apart (trades relevance for variety).")
@@ -110,16 +126,8 @@ class RankingParams(BaseModel):
         if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
             raise HTTPException(422, "min_price must not exceed max_price")
         excluded = frozenset(x.strip() for x in self.exclude.split(",") if x.strip()) if self.exclude else frozenset()
-        expressions: list[tuple[str, str]] = []
-        if self.filter is not None:
-            text = controls.filter_text(self.filter) if controls is not None else None
-            if text is None:
-                raise InvalidInput("filter", f"unknown filter {self.filter!r} (see GET /filters)")
-            expressions.append(("filter", text))
-        if self.filter_expression is not None:
-            expressions.append(("filter_expression", self.filter_expression))
         fields = {"category": self.category, "exclude_seen": self.exclude_seen, "exclude": excluded,
-                  "min_price": self.min_price, "max_price": self.max_price, "expressions": tuple(expressions),
+                  "min_price": self.min_price, "max_price": self.max_price, "expressions": self.expressions(controls),
                   "max_per_category": self.max_per_category, "diversity": self.diversity,
                   "promotions": controls.running_promotions() if controls is not None and self.promotions else (),
                   "exploration": self.exploration}

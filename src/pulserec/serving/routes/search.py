@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, Field
 
 from pulserec.ingest.schemas import MAX_ID
 from pulserec.serving.examples import json_example
-from pulserec.serving.routes.deps import ID_PATTERN, engine_of
+from pulserec.recommend.filters import Filters
+from pulserec.serving.routes.deps import ID_PATTERN, FilterParams, engine_of
 from pulserec.validation import N_CAP, within_id_limit
 
 router = APIRouter(tags=["recommendations"])
@@ -26,7 +27,7 @@ EXAMPLE = {
 }
 
 
-class SearchParams(BaseModel):
+class SearchParams(FilterParams):
     q: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
                    description="The shopper's query (BM25 over item title, description, tags and category).",
                    examples=["running shoe"])
@@ -40,6 +41,8 @@ class SearchParams(BaseModel):
 def search_items(request: Request, params: Annotated[SearchParams, Query()]) -> dict[str, Any]:
     if params.user_id is not None and params.session_id is not None:
         raise HTTPException(422, "give a user_id or a session_id, not both")
-    found = engine_of(request).search_items(params.q, params.n, user_id=params.user_id, session_id=params.session_id)
+    engine = engine_of(request)
+    filters = Filters(exclude_seen=False, expressions=params.expressions(engine.controls))
+    found = engine.search_items(params.q, params.n, user_id=params.user_id, session_id=params.session_id, filters=filters)
     return {"query": params.q, "user_id": params.user_id, "session_id": params.session_id,
             "items": [r.to_dict() for r in found]}
