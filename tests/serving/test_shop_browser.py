@@ -300,3 +300,23 @@ def test_the_storefront_of_an_app_talks_to_that_app(tab, shop):
     assert ("view", "acme-1") in stored and ("click", similar[0]) in stored
     assert shop.events(session) == []  # nothing of it in the default app's store
     tab.assert_clean()
+
+
+def test_without_send_beacon_a_keepalive_fetch_carries_the_last_events(browser, shop):
+    context = browser.new_context()
+    context.add_init_script("Object.defineProperty(Navigator.prototype, 'sendBeacon', {value: undefined})")
+    tab = Tab(context.new_page(), shop.url)
+    tab.page.set_default_timeout(WAIT_MS)
+    try:
+        open_page(tab, "/shop/items/sku-00002", "similar")
+        assert tab.page.evaluate("typeof navigator.sendBeacon") == "undefined"
+        session = session_of(tab)
+        tab.page.wait_for_timeout(800)
+        # The page hides for a page without the SDK (so nothing sends it again): its view can only
+        # go by the fetch(..., {keepalive: true}) made as it hides.
+        tab.page.goto("about:blank")
+        views = shop.wait_for_events(session, lambda es: any(e["type"] == "view" for e in es), "the view")
+        assert [(v["item_id"], v["dwell_seconds"] >= 0.8) for v in views if v["type"] == "view"] == [("sku-00002", True)]
+        tab.assert_clean()
+    finally:
+        context.close()
