@@ -69,6 +69,13 @@ class Settings:
     social_halflife: float = 14 * DAY
     social_max_ties: int = 100
     social_reveal_names: bool = False
+    # Demographic cold start (issue 14.5, models/demographic.py): for users without a history the
+    # default blends in, with weight `segment_blend`, what users with the same value of each
+    # declared attribute (`user_attributes`, set by PUT /users/{id} attrs) engage with, smoothed
+    # toward trending by `segment_prior` pseudo-events.
+    user_attributes: tuple[str, ...] = ("age_band", "gender", "country", "plan")
+    segment_blend: float = 0.5
+    segment_prior: float = 20.0
     # Popularity: half-life of the "trending" score.
     trending_halflife: float = 7 * DAY
     # Profiles: half-life of interest scores by category / tag.
@@ -272,6 +279,8 @@ class Settings:
             raise ValueError("search_intent_weight and search_lexical_share must be in [0, 1], search_intent_halflife > 0")
         if not (0 <= self.social_blend < float("inf") and self.social_halflife > 0 and 1 <= self.social_max_ties <= 10_000):
             raise ValueError("social_blend must be >= 0, social_halflife > 0, social_max_ties between 1 and 10,000")
+        if not all(a.isidentifier() for a in self.user_attributes) or self.segment_blend < 0 or self.segment_prior <= 0:
+            raise ValueError("user_attributes must be identifiers, segment_blend >= 0 and segment_prior > 0")
         if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
             raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
         if self.min_free_bytes < 0:
@@ -335,7 +344,7 @@ AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "sasrec")
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
 _LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types", "auto_candidates",
-                  "search_click_types", "social_types")
+                  "search_click_types", "social_types", "user_attributes")
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

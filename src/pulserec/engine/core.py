@@ -49,6 +49,7 @@ from pulserec.store import SQLiteStore
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.history import History
 from pulserec.store.search_log import SearchLog
+from pulserec.store.segments import Segments
 from pulserec.store.social import SocialGraph
 from pulserec.store.pseudonym import Pseudonymizer
 from pulserec.validation import InvalidInput, check_events, check_id_len, check_n
@@ -103,7 +104,9 @@ class Engine:
         self.applies_locally = not (self.publisher and self.state.shared)
         self.searches = SearchLog(self.store)  # what people chose after searching (issue 14.3)
         self.social = SocialGraph(self.store)  # who follows whom (issue 14.4)
-        self.service = RecommendationService(self.state, settings, learned=self.searches, graph=self.social)
+        self.segments = Segments(self.store, settings.weighting, settings.trending_halflife)  # issue 14.5
+        self.service = RecommendationService(self.state, settings, learned=self.searches, graph=self.social,
+                                             segments=self.segments)
         self.feedback = FeedbackStore(self.store)
         self.history = History(self.store)  # the dashboard's history and lists (after feedback: it indexes impressions)
         self.experiments = Experiments(self.feedback)
@@ -323,6 +326,7 @@ class Engine:
         with self.lock:
             removed = self.store.delete_user(key)
             self.social.forget(key)  # their ties, both ways
+            self.segments.forget()  # cached segments hold their share
             if removed["query"].notna().any():
                 self.searches.purge()  # their queries out of the search index's pages too
             self.feedback.forget_user(key)

@@ -44,6 +44,8 @@ class Query:
     search: tuple[str, float] | None = None
     #: The owner's social ties (issue 14.4): (followed owner's index, tie weight, their id).
     ties: tuple[tuple[int, float, str], ...] = ()
+    #: The user's declared attributes (issue 14.5; read for users without a history): age band, country...
+    attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_cold(self) -> bool:

@@ -20,6 +20,7 @@ from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Popular, Trending
 from pulserec.models.search_intent import LearnedSearches, SearchIntent
+from pulserec.models.demographic import Demographic, SegmentSource
 from pulserec.models.social import Social
 from pulserec.online.base import State
 from pulserec.recommend.aligned import AlignedModel
@@ -38,10 +39,12 @@ class Rebindable(Protocol):
 class ModelSet:
     """Named models over `state`; `register` adds one, `install` serves a trained one."""
 
-    def __init__(self, state: State, settings: Settings, learned: LearnedSearches | None = None) -> None:
+    def __init__(self, state: State, settings: Settings, learned: LearnedSearches | None = None,
+                 segments: SegmentSource | None = None) -> None:
         self.state = state
         self.settings = settings
         self.learned = learned
+        self.segments = segments
         self.search = SearchIntent(state.catalog, learned, lexical_share=settings.search_lexical_share,
                                    click_types=settings.search_click_types, session_gap=settings.session_gap)
         self.item_knn = ItemKNN(state.cooc, support=state.popularity, min_support=settings.min_support)
@@ -51,13 +54,17 @@ class ModelSet:
         self.popular.catalog = state.catalog
         self.social = Social(state.histories, settings.social_types, settings.social_halflife,
                              reveal=settings.social_reveal_names)
+        self.segment = Demographic(state.catalog, state.popularity, segments, settings.user_attributes,
+                                   prior=settings.segment_prior)
         self.default = Blend([(self.item_knn, 1.0), (self.trending, settings.trending_blend),
-                              (self.social, settings.social_blend)], name=DEFAULT_STRATEGY)
+                              (self.social, settings.social_blend), (self.segment, settings.segment_blend)],
+                             name=DEFAULT_STRATEGY)
         self.strategies: dict[str, Recommender] = {}
         #: What the self-chosen default (an installed `auto` model) chose, for GET /models; None
         #: while the built-in blend serves.
         self.default_choice: dict[str, Any] | None = None
-        for model in (self.item_knn, self.trending, self.popular, self.default, self.search, self.social):
+        for model in (self.item_knn, self.trending, self.popular, self.default, self.search, self.social,
+                      self.segment):
             self.register(model)
 
     def register(self, model: Recommender, name: str | None = None) -> None:
@@ -100,12 +107,13 @@ class ModelSet:
                 parts.append((AlignedModel(part, self.state.catalog, self.state.owners, dict(meta)), weight))
         if parts:
             parts.append((self.social, self.settings.social_blend))  # ties count in any default (issue 14.4)
+            parts.append((self.segment, self.settings.segment_blend))  # and so do attributes (14.5)
             self.register(Blend(parts, name=DEFAULT_STRATEGY))
             self.default_choice = {**auto.choice(), "version": meta.get("version")}
 
     def rebound(self, state: State) -> ModelSet:
         """A model set over `state` serving every model this one serves, each re-bound to it."""
-        new = ModelSet(state, self.settings, self.learned)
+        new = ModelSet(state, self.settings, self.learned, self.segments)
         rebind = self.rebinder(new)
         for name, model in self.strategies.items():
             new.strategies[name] = rebind(model)
@@ -118,7 +126,7 @@ class ModelSet:
         done: dict[int, Recommender] = {
             id(self.item_knn): new.item_knn, id(self.trending): new.trending,
             id(self.popular): new.popular, id(self.default): new.default, id(self.search): new.search,
-            id(self.social): new.social,
+            id(self.social): new.social, id(self.segment): new.segment,
         }
 
         def rebind(model: Recommender) -> Recommender:
@@ -131,7 +139,7 @@ class ModelSet:
     def rebound_sources(self, sources: Mapping[str, Recommender], state: State) -> dict[str, Recommender]:
         """`sources` (models of this set, or built on them) re-bound to `state` (the ranker's
         training replays the log into states of its own)."""
-        rebind = self.rebinder(ModelSet(state, self.settings, self.learned))
+        rebind = self.rebinder(ModelSet(state, self.settings, self.learned, self.segments))
         return {name: rebind(model) for name, model in sources.items()}
 
 

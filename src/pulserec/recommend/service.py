@@ -17,6 +17,7 @@ from pulserec.models.blend import normalised
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import serving_query
 from pulserec.models.search_intent import LearnedSearches, search_strength, with_intent
+from pulserec.store.segments import Segments
 from pulserec.store.social import SocialGraph
 from pulserec.online.base import State
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
@@ -68,11 +69,13 @@ class RecommendationService:
     """Turns dense model scores into filtered, explained lists; the models are its `ModelSet`."""
 
     def __init__(self, state: State, settings: Settings, models: ModelSet | None = None,
-                 learned: LearnedSearches | None = None, graph: SocialGraph | None = None) -> None:
+                 learned: LearnedSearches | None = None, graph: SocialGraph | None = None,
+                 segments: Segments | None = None) -> None:
         self.state = state
         self.settings = settings
         self.graph = graph  # who follows whom (issue 14.4); None: no ties (offline replays)
-        self.models = models if models is not None else ModelSet(state, settings, learned)
+        self.segments = segments  # users' declared attributes and their segments (issue 14.5)
+        self.models = models if models is not None else ModelSet(state, settings, learned, segments)
         self.trending = self.models.trending  # the backfill of short lists
         self.filters = FilterCompiler(state.catalog)  # compiled filters, cached per catalogue revision
         self.exposure: Exposure | None = None  # impressions and clicks per item (the engine sets it)
@@ -80,7 +83,8 @@ class RecommendationService:
 
     def rebound(self, state: State) -> RecommendationService:
         """The same service over another state, serving the same models re-bound to it."""
-        out = RecommendationService(state, self.settings, self.models.rebound(state), graph=self.graph)
+        out = RecommendationService(state, self.settings, self.models.rebound(state), graph=self.graph,
+                                   segments=self.segments)
         out.exposure = self.exposure
         return out
 
@@ -106,7 +110,15 @@ class RecommendationService:
         query = serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
                               n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
         search, ties = self.active_search(owner), self.ties_of(owner_key)
-        return replace(query, search=search, ties=ties) if search is not None or ties else query
+        attrs = self.attrs_of(owner_key) if query.is_cold else {}
+        return replace(query, search=search, ties=ties, attrs=attrs) if search is not None or ties or attrs else query
+
+    def attrs_of(self, owner_key: str | None) -> dict[str, Any]:
+        """A user's declared attributes (`user_attributes`) for the segment model; none for sessions."""
+        if self.segments is None or owner_key is None or owner_key.startswith(SESSION_PREFIX):
+            return {}
+        attrs = self.segments.attrs_of(owner_key)
+        return {a: attrs[a] for a in self.settings.user_attributes if attrs.get(a) is not None}
 
     def ties_of(self, owner_key: str | None) -> tuple[tuple[int, float, str], ...]:
         """The owner's strongest ties that the state knows (followed users who did something)."""

@@ -1,0 +1,90 @@
+"""Demographic cold start (issue 14.5): what users with the same declared attributes engage with.
+
+For each declared attribute the user has (`Query.attrs`: age band, gender, country, plan, ...;
+the setting `user_attributes` says which count), the segment's engagement (store/segments.py)
+is turned into a distribution over items smoothed toward global trending:
+
+    p(item | segment) = (engagement(item) + prior * trending_share(item)) / (sum engagement + prior)
+
+so a segment of three users is mostly trending, one of thousands mostly itself. The user's
+scores are the mean over their attributes weighted by each segment's evidence n / (n + prior)
+(an attribute value nobody else has adds nothing). Served as `?strategy=segment` and blended into the
+default for users without a history (a cold user with attributes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from pulserec.models.base import Query, Reason, Scored
+from pulserec.online.base import ItemCatalog, PopularityCounts
+
+
+class SegmentSource(Protocol):
+    def engagement(self, attribute: str, value: Any) -> dict[str, float]: ...
+
+
+class Demographic:
+    """Segment distributions of the query's attributes, smoothed toward trending."""
+
+    name: ClassVar[str] = "segment"
+
+    def __init__(self, catalog: ItemCatalog, popularity: PopularityCounts, source: SegmentSource | None,
+                 attributes: Sequence[str], prior: float = 20.0) -> None:
+        self.catalog = catalog
+        self.popularity = popularity
+        self.source = source
+        self.attributes = tuple(attributes)
+        self.prior = prior
+
+    def fit(self, data, catalog=None) -> Demographic:  # noqa: ANN001 - online: nothing to train
+        return self
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        return None
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        return self.score_explained(query, n_items).scores
+
+    def segment_scores(self, attribute: str, value: Any, trending_share: np.ndarray) -> tuple[np.ndarray, float]:
+        """(p(item | attribute = value) over the catalogue, the segment's evidence n / (n + prior))
+        (see the module docstring)."""
+        n_items = len(trending_share)
+        counts = np.zeros(n_items, dtype=np.float64)
+        ids = self.catalog.item_ids
+        for item_id, weight in (self.source.engagement(attribute, value) if self.source else {}).items():
+            idx = ids.get(item_id)
+            if idx is not None and idx < n_items:
+                counts[idx] += weight
+        total = counts.sum()
+        return (counts + self.prior * trending_share) / (total + self.prior), total / (total + self.prior)
+
+    def score_explained(self, query: Query, n_items: int) -> Scored:
+        declared = [(a, query.attrs[a]) for a in self.attributes if query.attrs.get(a) is not None]
+        if not declared or self.source is None or n_items == 0:
+            return Scored(None, lambda picks: [None] * len(picks))
+        trending = self.popularity.trending_scores(n_items)
+        share = trending / trending.sum() if trending.sum() > 0 else np.full(n_items, 1.0 / n_items)
+        scored_parts = [self.segment_scores(a, v, share) for a, v in declared]
+        parts = np.stack([p for p, _ in scored_parts])
+        evidence = np.array([e for _, e in scored_parts])
+        if evidence.sum() <= 0:  # no segment has anyone in it yet: trending is all there is
+            return Scored(None, lambda picks: [None] * len(picks))
+        lift = parts - share  # what each segment likes more than everyone does
+        return Scored(evidence @ parts / evidence.sum(), self._explainer(declared, lift))
+
+    @staticmethod
+    def _explainer(declared: list[tuple[str, Any]], lift: np.ndarray) -> Callable[[np.ndarray], list[Reason | None]]:
+        def explain(picks: np.ndarray) -> list[Reason | None]:
+            out: list[Reason | None] = []
+            for item in np.asarray(picks).tolist():
+                best = int(np.argmax(lift[:, item]))
+                if lift[best, item] <= 0:
+                    out.append(Reason("trending"))
+                else:
+                    attribute, value = declared[best]
+                    out.append(Reason("segment", detail=f"popular with users of {attribute} {value}"))
+            return out
+        return explain
