@@ -113,6 +113,20 @@ class ScoresExplained(Protocol):
     def score_explained(self, query: Query, n_items: int) -> Scored: ...
 
 
+class OnlineScorer:
+    """Base of the online views that score and explain in one pass (search intent, social ties,
+    segments): nothing to fit, no item-to-item similarity, `score` is `score_explained`'s."""
+
+    def fit(self, data: Any, catalog: Any = None) -> Any:
+        return self
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        return None
+
+    def score(self, query: Query, n_items: int) -> np.ndarray | None:
+        return self.score_explained(query, n_items).scores  # type: ignore[attr-defined]
+
+
 def _unexplained(items: np.ndarray) -> list[Reason | None]:
     return [None] * len(items)
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from pulserec.models.base import Query, Reason, Scored
+from pulserec.models.base import OnlineScorer, Query, Reason, Scored
 from pulserec.online.base import ItemCatalog, PopularityCounts
 
 
@@ -26,7 +26,7 @@ class SegmentSource(Protocol):
     def engagement(self, attribute: str, value: Any) -> dict[str, float]: ...
 
 
-class Demographic:
+class Demographic(OnlineScorer):
     """Segment distributions of the query's attributes, smoothed toward trending."""
 
     name: ClassVar[str] = "segment"
@@ -38,15 +38,6 @@ class Demographic:
         self.source = source
         self.attributes = tuple(attributes)
         self.prior = prior
-
-    def fit(self, data, catalog=None) -> Demographic:  # noqa: ANN001 - online: nothing to train
-        return self
-
-    def similar(self, item: int, n_items: int) -> np.ndarray | None:
-        return None
-
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        return self.score_explained(query, n_items).scores
 
     def segment_scores(self, attribute: str, value: Any, trending_share: np.ndarray) -> tuple[np.ndarray, float]:
         """(p(item | attribute = value) over the catalogue, the segment's evidence n / (n + prior))

@@ -19,7 +19,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from pulserec.models.base import Query, Reason, Scored
+from pulserec.models.base import OnlineScorer, Query, Reason, Scored
 from pulserec.models.blend import normalised
 from pulserec.models.lexical import LexicalIndex
 from pulserec.online.base import ItemCatalog
@@ -42,7 +42,7 @@ def search_strength(weight: float, halflife_events: float, events_since: int, ag
     return weight * 0.5 ** (events_since / halflife_events)
 
 
-class SearchIntent:
+class SearchIntent(OnlineScorer):
     """Items for the query's active search: lexical match and learned clicks, times strength."""
 
     name: ClassVar[str] = "search"
@@ -56,12 +56,6 @@ class SearchIntent:
         self.click_types = tuple(click_types)
         self.session_gap = session_gap
         self.index = LexicalIndex()
-
-    def fit(self, data, catalog=None) -> SearchIntent:  # noqa: ANN001 - online: nothing to train
-        return self
-
-    def similar(self, item: int, n_items: int) -> np.ndarray | None:
-        return None
 
     def lexical(self, text: str, n_items: int) -> np.ndarray:
         version = self.learned.catalog_version() if self.learned is not None else 0
@@ -95,9 +89,6 @@ class SearchIntent:
         if not scores.any():
             return Scored(None, lambda items: [None] * len(items))
         return Scored(scores, self._explainer(text, lexical, learned))
-
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        return self.score_explained(query, n_items).scores
 
     @staticmethod
     def _explainer(text: str, lexical: np.ndarray, learned: np.ndarray) -> Callable[[np.ndarray], list[Reason | None]]:

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pulserec.models.base import Query, Reason, Scored
+from pulserec.models.base import OnlineScorer, Query, Reason, Scored
 from pulserec.online.base import HistoryLookup
 
 #: Past tense of the types a tie's action is explained with.
@@ -25,7 +25,7 @@ DONE = {"like": "liked", "share": "shared", "purchase": "bought", "rating": "rat
         "click": "clicked", "view": "viewed"}
 
 
-class Social:
+class Social(OnlineScorer):
     """Scores items by the recent actions of the query's ties (see the module docstring)."""
 
     name: ClassVar[str] = "social"
@@ -36,15 +36,6 @@ class Social:
         self.types = frozenset(types)
         self.rate = math.log(2.0) / halflife
         self.reveal = reveal
-
-    def fit(self, data, catalog=None) -> Social:  # noqa: ANN001 - online: nothing to train
-        return self
-
-    def similar(self, item: int, n_items: int) -> np.ndarray | None:
-        return None
-
-    def score(self, query: Query, n_items: int) -> np.ndarray | None:
-        return self.score_explained(query, n_items).scores
 
     def score_explained(self, query: Query, n_items: int) -> Scored:
         items, values, who, kinds = [], [], [], []
