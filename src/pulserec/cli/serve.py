@@ -62,6 +62,10 @@ def register(app: typer.Typer) -> None:
           pulserec serve --retrain als,content --retrain-every-events 50000
           pulserec serve --workers 2 --data-dir ./shop-data
           pulserec serve --workers 4 --state redis://127.0.0.1:6379/0
+
+        The data dir is the `default` app; apps created with PUT /apps/NAME live in
+        DATA_DIR/apps/NAME/ (their own store, models, snapshots and app.json) and are served
+        under /apps/NAME/... (see docs/architecture.md, "Apps").
         """
         from pulserec.serving.app import create_app
         from pulserec.serving.server import run_foreground
