@@ -22,6 +22,9 @@ KEY_A = "key-of-app-a-0123456789"
 KEY_B = "key-of-app-b-0123456789"
 SERVER_KEY = "server-admin-key-0123456789"
 
+#: Opening an app builds its engine (and closing one writes its snapshot): seconds on a loaded box.
+HTTP = httpx.Client(timeout=60.0)
+
 #: Path parameters by name for the walk (a's ids, so that leaks would show); others get "x".
 PARAMS = {"user_id": "alice-of-a", "item_id": "sku-of-a", "session_id": "sess-of-a", "path": "report.html",
           "page": "users", "name": "als", "job_id": "0123abcd"}
@@ -29,14 +32,14 @@ PARAMS = {"user_id": "alice-of-a", "item_id": "sku-of-a", "session_id": "sess-of
 
 def seed_a(url: str) -> None:
     headers = {"x-api-key": KEY_A}
-    assert httpx.put(f"{url}/apps/a/items/sku-of-a", json={"title": "Title-Of-A", "category": "c"},
+    assert HTTP.put(f"{url}/apps/a/items/sku-of-a", json={"title": "Title-Of-A", "category": "c"},
                      headers=headers).status_code == 200
-    assert httpx.put(f"{url}/apps/a/items/sku-2", json={"title": "Other", "category": "c"}, headers=headers).status_code == 200
+    assert HTTP.put(f"{url}/apps/a/items/sku-2", json={"title": "Other", "category": "c"}, headers=headers).status_code == 200
     events = [{"user_id": "alice-of-a", "item_id": item, "type": "view"} for item in ("sku-of-a", "sku-2")]
     events.append({"session_id": "sess-of-a", "item_id": "sku-of-a", "type": "view"})
-    assert httpx.post(f"{url}/apps/a/events", json={"events": events}, headers=headers).json()["accepted"] == 3
-    assert httpx.put(f"{url}/apps/a/users/alice-of-a", json={"attrs": {"tier": "tier-of-a"}}, headers=headers).status_code < 300
-    assert httpx.get(f"{url}/apps/a/dashboard/api/search", params={"q": "alice"}, headers=headers).json()["users"]
+    assert HTTP.post(f"{url}/apps/a/events", json={"events": events}, headers=headers).json()["accepted"] == 3
+    assert HTTP.put(f"{url}/apps/a/users/alice-of-a", json={"attrs": {"tier": "tier-of-a"}}, headers=headers).status_code < 300
+    assert HTTP.get(f"{url}/apps/a/dashboard/api/search", params={"q": "alice"}, headers=headers).json()["users"]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def three_apps(tmp_path_factory):
     with BackgroundServer(engine) as server:
         admin = {"x-api-key": SERVER_KEY}
         for name, key in (("a", KEY_A), ("b", KEY_B)):
-            answer = httpx.put(f"{server.url}/apps/{name}", json={"api_keys": [key]}, headers=admin)
+            answer = HTTP.put(f"{server.url}/apps/{name}", json={"api_keys": [key]}, headers=admin)
             assert answer.status_code == 201, answer.text
         seed_a(server.url)
         yield server, data
@@ -54,7 +57,7 @@ def three_apps(tmp_path_factory):
 
 
 def openapi_paths(url: str) -> dict[str, dict]:
-    return httpx.get(f"{url}/openapi.json").json()["paths"]
+    return HTTP.get(f"{url}/openapi.json").json()["paths"]
 
 
 def filled(template: str) -> str:
@@ -95,53 +98,53 @@ def test_no_get_route_shows_another_apps_data(three_apps, get_paths):
     for template in get_paths:
         path = filled(template)
         query = {"q": "title"} if "search" in template else {}  # the searches need a query (a's item is "Title-Of-A")
-        own = httpx.get(f"{server.url}/apps/a{path}", params=query, headers={"x-api-key": KEY_A})
+        own = HTTP.get(f"{server.url}/apps/a{path}", params=query, headers={"x-api-key": KEY_A})
         if own.status_code >= 500:
             failing.append(f"{template}: {own.status_code}")
         for prefix, key in (("/apps/b", KEY_B), ("", SERVER_KEY)):
-            answer = httpx.get(f"{server.url}{prefix}{path}", params=query, headers={"x-api-key": key})
+            answer = HTTP.get(f"{server.url}{prefix}{path}", params=query, headers={"x-api-key": key})
             if any(marker in answer.text and marker not in path for marker in MARKERS):
                 leaks.append(f"{prefix}{template}")
     assert not failing and not leaks, (failing, leaks)
     # The walk can see a's data where it is a's: the markers are there to be found.
-    assert "Title-Of-A" in httpx.get(f"{server.url}/apps/a/items/sku-of-a", headers={"x-api-key": KEY_A}).text
-    assert "tier-of-a" in httpx.get(f"{server.url}/apps/a/users/alice-of-a/profile", headers={"x-api-key": KEY_A}).text
-    assert "sku-of-a" in httpx.get(f"{server.url}/apps/a/search", params={"q": "title"}, headers={"x-api-key": KEY_A}).text
+    assert "Title-Of-A" in HTTP.get(f"{server.url}/apps/a/items/sku-of-a", headers={"x-api-key": KEY_A}).text
+    assert "tier-of-a" in HTTP.get(f"{server.url}/apps/a/users/alice-of-a/profile", headers={"x-api-key": KEY_A}).text
+    assert "sku-of-a" in HTTP.get(f"{server.url}/apps/a/search", params={"q": "title"}, headers={"x-api-key": KEY_A}).text
     for prefix, key in (("/apps/b", KEY_B), ("", SERVER_KEY)):  # the routes that echo the id: not found elsewhere
         for path in ("/items/sku-of-a", "/users/alice-of-a/profile"):
-            assert httpx.get(f"{server.url}{prefix}{path}", headers={"x-api-key": key}).status_code == 404
+            assert HTTP.get(f"{server.url}{prefix}{path}", headers={"x-api-key": key}).status_code == 404
 
 
 def test_writes_stay_in_their_app(three_apps):
     server, _ = three_apps
     a, b = {"x-api-key": KEY_A}, {"x-api-key": KEY_B}
-    before = httpx.get(f"{server.url}/apps/a/stats", headers=a).json()
-    assert httpx.post(f"{server.url}/apps/b/events", json={"user_id": "alice-of-a", "item_id": "sku-of-a", "type": "view"},
+    before = HTTP.get(f"{server.url}/apps/a/stats", headers=a).json()
+    assert HTTP.post(f"{server.url}/apps/b/events", json={"user_id": "alice-of-a", "item_id": "sku-of-a", "type": "view"},
                       headers=b).status_code == 200
-    assert httpx.delete(f"{server.url}/apps/b/users/alice-of-a", headers=b).status_code in (200, 404)
-    after = httpx.get(f"{server.url}/apps/a/stats", headers=a).json()
+    assert HTTP.delete(f"{server.url}/apps/b/users/alice-of-a", headers=b).status_code in (200, 404)
+    after = HTTP.get(f"{server.url}/apps/a/stats", headers=a).json()
     assert after["events_stored"] == before["events_stored"] == 3 and after["items"] == 2
-    assert httpx.get(f"{server.url}/apps/a/users/alice-of-a/profile", headers=a).json()["event_count"] == 2
-    assert httpx.get(f"{server.url}/stats", headers={"x-api-key": SERVER_KEY}).json()["events_stored"] == 0
+    assert HTTP.get(f"{server.url}/apps/a/users/alice-of-a/profile", headers=a).json()["event_count"] == 2
+    assert HTTP.get(f"{server.url}/stats", headers={"x-api-key": SERVER_KEY}).json()["events_stored"] == 0
 
 
 def test_keys_are_per_app(three_apps):
     server, _ = three_apps
     url = f"{server.url}/apps/a/users/alice-of-a/profile"
-    assert httpx.get(url, headers={"x-api-key": KEY_A}).status_code == 200
+    assert HTTP.get(url, headers={"x-api-key": KEY_A}).status_code == 200
     for key in (KEY_B, SERVER_KEY):  # another app's key, the server's key: not a's
-        answer = httpx.get(url, headers={"x-api-key": key})
+        answer = HTTP.get(url, headers={"x-api-key": key})
         assert answer.status_code == 401 and answer.json()["detail"] == "invalid API key"
-    assert httpx.get(f"{server.url}/apps", headers={"x-api-key": KEY_A}).status_code == 401  # managing apps: the server's key
-    assert httpx.get(f"{server.url}/apps/a/health").status_code == 200  # public routes stay public
+    assert HTTP.get(f"{server.url}/apps", headers={"x-api-key": KEY_A}).status_code == 401  # managing apps: the server's key
+    assert HTTP.get(f"{server.url}/apps/a/health").status_code == 200  # public routes stay public
 
 
 def test_managing_apps_validates_and_names_the_cause(three_apps):
     server, data = three_apps
     admin = {"x-api-key": SERVER_KEY}
-    listed = httpx.get(f"{server.url}/apps", headers=admin).json()
+    listed = HTTP.get(f"{server.url}/apps", headers=admin).json()
     assert [a["app"] for a in listed["apps"]] == ["default", "a", "b"]
-    shown = httpx.get(f"{server.url}/apps/a", headers=admin).json()
+    shown = HTTP.get(f"{server.url}/apps/a", headers=admin).json()
     assert shown["keys"] == {"api_keys": 1, "read_keys": 0} and KEY_A not in str(shown)
     cases = [
         ("PUT", "/apps/Bad!", {"api_keys": [KEY_A]}, 422, None),
@@ -158,7 +161,7 @@ def test_managing_apps_validates_and_names_the_cause(three_apps):
         ("GET", "/apps/Bad!/stats", None, 422, None),
     ]
     for method, path, body, status, cause in cases:
-        answer = httpx.request(method, f"{server.url}{path}", json=body, headers=admin)
+        answer = HTTP.request(method, f"{server.url}{path}", json=body, headers=admin)
         assert answer.status_code == status, (method, path, answer.text)
         assert cause is None or cause in answer.text, (path, answer.text)
     assert not (data / "apps" / "c").exists()
@@ -167,12 +170,12 @@ def test_managing_apps_validates_and_names_the_cause(three_apps):
 def test_settings_are_per_app_and_apply_when_reopened(three_apps):
     server, data = three_apps
     admin, b = {"x-api-key": SERVER_KEY}, {"x-api-key": KEY_B}
-    answer = httpx.put(f"{server.url}/apps/b", json={"api_keys": [KEY_B], "settings": {"max_n": 3}}, headers=admin)
+    answer = HTTP.put(f"{server.url}/apps/b", json={"api_keys": [KEY_B], "settings": {"max_n": 3}}, headers=admin)
     assert answer.status_code == 200 and answer.json()["settings"] == {"max_n": 3}
     assert (data / "apps" / "b" / "app.json").stat().st_mode & 0o077 == 0  # it holds keys
-    refused = httpx.get(f"{server.url}/apps/b/users/u/recommendations", params={"n": 4}, headers=b)
+    refused = HTTP.get(f"{server.url}/apps/b/users/u/recommendations", params={"n": 4}, headers=b)
     assert refused.status_code == 422 and "max_n" in refused.text
-    assert httpx.get(f"{server.url}/users/u/recommendations", params={"n": 4},
+    assert HTTP.get(f"{server.url}/users/u/recommendations", params={"n": 4},
                      headers={"x-api-key": SERVER_KEY}).status_code == 200
 
 
@@ -181,17 +184,17 @@ def test_open_apps_are_bounded_and_reopen_with_their_data(tmp_path):
     try:
         with BackgroundServer(engine) as server:
             for name in ("x", "y"):
-                assert httpx.put(f"{server.url}/apps/{name}", json={}).status_code == 201
-                assert httpx.post(f"{server.url}/apps/{name}/events",
+                assert HTTP.put(f"{server.url}/apps/{name}", json={}).status_code == 201
+                assert HTTP.post(f"{server.url}/apps/{name}/events",
                                   json={"user_id": f"u-{name}", "item_id": "i", "type": "view"}).status_code == 200
-            assert httpx.get(f"{server.url}/apps").json()["apps"][1:] == [
+            assert HTTP.get(f"{server.url}/apps").json()["apps"][1:] == [
                 {"app": "x", "open": False, "prefix": "/apps/x"}, {"app": "y", "open": True, "prefix": "/apps/y"}]
-            profile = httpx.get(f"{server.url}/apps/x/users/u-x/profile").json()  # reopened: y is closed for it
+            profile = HTTP.get(f"{server.url}/apps/x/users/u-x/profile").json()  # reopened: y is closed for it
             assert profile["event_count"] == 1
-            assert httpx.get(f"{server.url}/apps/x/users/u-y/profile").status_code == 404
-            assert httpx.delete(f"{server.url}/apps/x").json() == {"deleted": "x"}
+            assert HTTP.get(f"{server.url}/apps/x/users/u-y/profile").status_code == 404
+            assert HTTP.delete(f"{server.url}/apps/x").json() == {"deleted": "x"}
             assert not (tmp_path / "data" / "apps" / "x").exists()
-            assert httpx.get(f"{server.url}/apps/x/stats").status_code == 404
+            assert HTTP.get(f"{server.url}/apps/x/stats").status_code == 404
     finally:
         engine.close()
 
@@ -214,3 +217,7 @@ def test_the_python_client_takes_an_app(three_apps):
         assert missing.value.status == 404
     with Client(server.url, api_key=SERVER_KEY) as admin:
         assert admin.delete_app("c") == {"deleted": "c"}
+
+
+def teardown_module() -> None:
+    HTTP.close()

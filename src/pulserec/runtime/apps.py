@@ -9,7 +9,7 @@ snapshot is written, so reopening it replays nothing). `pulserec import/train/ev
 work on the same directory with :func:`app_settings`.
 
 Isolation: an app's engine is built from its own directory only, and a request reaches one
-engine (the one its `/apps/{app}` prefix names, :meth:`Apps.lease`), so no route can read
+engine (the one its `/apps/{app}` prefix names, :meth:`Apps.acquire`), so no route can read
 another app's data; keys are per app and never inherited, so the server's (default app's)
 keys do not open another app."""
 
@@ -23,8 +23,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -230,11 +229,13 @@ class Apps:
             _write_private(path / APP_FILE, json.dumps(described, indent=2, sort_keys=True))
             with self._lock:
                 opened = self._open.get(name)
+                idle = opened is not None and opened.leases == 0
                 if opened is not None:
-                    opened.stale = True
-                    done = opened.leases == 0 and self._open.pop(name) is opened
-            if opened is not None and done:
-                opened.close()
+                    opened.stale = True  # busy: closed by the last request's release
+                if idle:
+                    del self._open[name]
+            if idle:
+                opened.close()  # type: ignore[union-attr]
         return created
 
     def delete(self, name: str) -> None:
@@ -254,16 +255,9 @@ class Apps:
             shutil.rmtree(path)
 
     # -- serving ---------------------------------------------------------------------------------
-    @contextmanager
-    def lease(self, name: str) -> Iterator[OpenApp]:
-        """The open app `name` for one request: it is not closed before the request lets go."""
-        opened = self._acquire(name)
-        try:
-            yield opened
-        finally:
-            self._release(opened)
-
-    def _acquire(self, name: str) -> OpenApp:
+    def acquire(self, name: str) -> OpenApp:
+        """App `name` for one request, opened if it is not (raises :class:`AppError`); it is not
+        closed before the request gives it back with :meth:`release`."""
         if name == DEFAULT_APP:
             return self.default
         check_name(name)
@@ -316,7 +310,7 @@ class Apps:
         log.info("opened app %r (%s)", name, settings.data_dir)
         return OpenApp(name, engine, extras)
 
-    def _release(self, opened: OpenApp) -> None:
+    def release(self, opened: OpenApp) -> None:
         if opened is self.default:
             return
         with self._lock:

@@ -57,15 +57,14 @@ def app_scope(request: Request, app: AppName) -> Iterator[None]:
     `def`: opening an app reads its log, which must not block the event loop."""
     apps: Apps = request.app.state.apps
     try:
-        lease = apps.lease(app)
-        opened = lease.__enter__()
+        opened = apps.acquire(app)
     except AppError as exc:
         raise HTTPException(exc.status, exc.message) from None
     request.scope[APP_KEY] = opened
     try:
         yield
     finally:
-        lease.__exit__(None, None, None)
+        apps.release(opened)
 
 
 def app_path(request: Request, path: str) -> str:
