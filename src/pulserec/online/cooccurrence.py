@@ -226,9 +226,17 @@ class CoOccurrence(RowReader):
         tens of millions of pairs, and `base + chunk` per 35k-event chunk dominated an import)."""
         self.mid = _summed(self.mid, update)
         if self.mid.nnz > self.base.nnz // 4:
-            self._fold_mid()
+            self.compact()
 
-    def _fold_mid(self) -> None:
+    def compact(self) -> None:
+        """Fold the delta and the middle level into the CSR base. Always both: with a bound, a
+        subtraction (a forgotten user, a session merged into a user) folded without the pairs
+        still in the delta would clip at zero what those pairs then add back."""
+        if self.delta:
+            rows, cols, vals = self.delta.coo()
+            n = max(int(rows.max()), int(cols.max())) + 1
+            self.delta = DeltaRows()
+            self.mid = _summed(self.mid, sp.csr_matrix((vals, (rows, cols)), shape=(n, n)))
         if not self.mid.nnz:
             return
         merged = _summed(self.base, self.mid)
@@ -245,15 +253,6 @@ class CoOccurrence(RowReader):
             return None
         age = self.last_seen.max() - self.last_seen[matrix.indices]
         return matrix.data * np.exp2(-age / self.evict_halflife)
-
-    def compact(self) -> None:
-        """Fold the delta and the middle level into the CSR base."""
-        if self.delta:
-            rows, cols, vals = self.delta.coo()
-            n = max(int(rows.max()), int(cols.max())) + 1
-            self.delta = DeltaRows()
-            self.mid = _summed(self.mid, sp.csr_matrix((vals, (rows, cols)), shape=(n, n)))
-        self._fold_mid()
 
     # -- reads ------------------------------------------------------------------------------
     def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
