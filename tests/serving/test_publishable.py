@@ -101,6 +101,12 @@ def test_a_publishable_key_reads_recommendations_similar_items_and_item_search(a
     assert found and all(i["reason"] for i in found)
 
 
+def test_public_routes_stay_open_with_a_publishable_key(api):
+    for path in ("/health", "/sdk/pulserec.js", "/dashboard/api/session"):
+        assert api.get(path, headers={"x-api-key": PK}).status_code == 200, path
+        assert api.get(f"{path}?key={PK}").status_code == 200, path
+
+
 def test_secret_and_unknown_keys_are_refused_in_the_query_string(api):
     for key in (SECRET, READER, "pk_not_a_known_key_000000"):
         answer = api.get(f"/sessions/s-1/recommendations?key={key}")

@@ -179,7 +179,8 @@ async def require_access(request: Request) -> None:
                                     f"(send secret keys as {KEY_HEADER})")
             key = key or browser_key
         if key is not None and key_matches(key, settings.publishable_keys):
-            publishable.admit(request, path, key, settings)
+            if access_of(request.method, path, settings) is not _open:  # public routes stay open to everyone
+                publishable.admit(request, path, key, settings)
             return
     elif key is None and path == publishable.SDK_EVENTS_PATH and not settings.api_keys:
         publishable.throttle(request, None, settings)  # an open API: the browsers' route is still limited
