@@ -42,6 +42,7 @@ from pulserec.evaluation.metrics import mae, rmse  # noqa: E402
 from pulserec.evaluation.report import print_table, write_report  # noqa: E402
 from pulserec.evaluation.split import Split, make_split, validation_split  # noqa: E402
 from pulserec.ingest.movielens import read_movies, read_ratings  # noqa: E402
+from pulserec.models.auto import AutoBlend  # noqa: E402
 from pulserec.models.blend import Blend  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
 from pulserec.models.item_knn import ItemKNN  # noqa: E402
@@ -166,7 +167,7 @@ def evaluated(name: str, chosen: dict[str, Any], split: Split, catalog: Catalog,
     result = evaluate(model, split, catalog=catalog, label=name)
     if isinstance(model, SurpriseSVD):
         result.metrics.update(rating_errors(model, split))
-    result.params = chosen
+    result.params = {**chosen, "choice": model.choice()} if isinstance(model, AutoBlend) else chosen
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({**result.__dict__, "per_user": result.per_user.tolist()}, default=str))
