@@ -43,7 +43,8 @@ def default_choice(engine: Engine) -> dict[str, Any]:
     with engine.lock:
         choice = engine.service.models.default_choice
     if choice is None:
-        return {"chosen": False, "blend": "item_knn + trending (built-in; train `auto` to choose on validation)"}
+        return {"chosen": False, "blend": "item_knn + trending (built-in, until `auto` is trained: at start once the "
+                                          "log holds auto_train_min_events events, or by `pulserec train`; GET /jobs)"}
     return {"chosen": True, **choice}
 
 
