@@ -122,3 +122,27 @@ def test_ties_are_durable_imported_in_bulk_and_deleted_both_ways(tmp_path):
         assert b"friend-a" not in db and (not wal.exists() or b"friend-a" not in wal.read_bytes())
     finally:
         engine.close()
+
+
+def test_pulserec_import_follows_loads_a_file_and_reports_bad_rows(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    ties = tmp_path / "ties.csv"
+    ties.write_text("follower,followee,weight\nnewbie,friend-a,2\nnewbie,friend-b,\nnewbie,newbie,1\n"
+                    "friend-a,,1\nfriend-b,newbie,-3\nfriend-b,newbie,soon\n")
+    data = tmp_path / "data"
+    result = subprocess.run([sys.executable, "-m", "pulserec.cli.main", "import", "--follows", str(ties), "--data-dir", str(data)],
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 rows, 2 stored, 0 duplicates, 4 rejected" in result.stdout
+    for row, field in ((3, "followee"), (4, "followee"), (5, "weight"), (6, "weight")):  # row 1: the first data row
+        assert f"row {row} {field}" in result.stdout
+    engine = Engine(Settings.load(data))
+    try:
+        ties = engine.ties("newbie", "follows", 10)
+        assert [(t["user_id"], t["weight"]) for t in ties] == [("friend-a", 2.0), ("friend-b", 1.0)]
+        assert engine.ties("friend-b", "follows", 10) == []
+    finally:
+        engine.close()

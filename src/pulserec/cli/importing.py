@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         events: Annotated[Path | None, typer.Option(help="Events file (.csv/.parquet).", exists=True, dir_okay=False)] = None,
         items: Annotated[Path | None, typer.Option(help="Items file (.csv/.parquet).", exists=True, dir_okay=False)] = None,
         users: Annotated[Path | None, typer.Option(help="Users file (.csv/.parquet).", exists=True, dir_okay=False)] = None,
+        follows: Annotated[Path | None, typer.Option(help="Social ties (.csv/.parquet: follower, followee, weight).",
+                                                     exists=True, dir_okay=False)] = None,
         movielens: Annotated[Path | None, typer.Option(help="A MovieLens directory (ratings.csv, movies.csv, tags.csv).",
                                                         exists=True, file_okay=False)] = None,
         on_error: Annotated[str, typer.Option(help="skip: report and skip bad rows; fail: abort before storing.")] = "skip",
@@ -27,17 +29,22 @@ def register(app: typer.Typer) -> None:
         Examples:
           pulserec import --items items.csv --events events.parquet
           pulserec import --movielens ../shared/data/ml-latest-small
+          pulserec import --follows ties.csv
         """
         from pulserec.ingest.importer import ImportReport, count_rows, import_events, import_items, import_users
 
-        if not any((events, items, users, movielens)):
-            raise typer.BadParameter("give at least one of --events, --items, --users, --movielens")
+        if not any((events, items, users, movielens, follows)):
+            raise typer.BadParameter("give at least one of --events, --items, --users, --movielens, --follows")
         engine = open_engine(data_dir, app)
         try:
             if items:
                 show("items", import_items(engine, items))
             if users:
                 show("users", import_users(engine, users))
+            if follows:
+                from pulserec.ingest.follows import import_follows
+
+                show("follows", import_follows(engine, follows, on_error=on_error))
             if movielens:
                 from pulserec.ingest.movielens import read_checked_ratings, read_movies
 
