@@ -9,6 +9,10 @@ from pydantic import ConfigDict, Field, field_validator
 
 from pulserec.validation import Body
 
+#: Why a configuration naming two variants alike is refused (JSON Schema's uniqueItems compares
+#: whole objects, so the OpenAPI document lists it as a rule beyond the schema).
+UNIQUE_VARIANTS = "variant names must be unique"
+
 
 class Variant(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
@@ -34,7 +38,7 @@ class ExperimentConfig(Body):
     def _unique(cls, variants: list[Variant]) -> list[Variant]:
         names = [v.name for v in variants]
         if len(set(names)) != len(names):
-            raise ValueError("variant names must be unique")
+            raise ValueError(UNIQUE_VARIANTS)
         return variants
 
 

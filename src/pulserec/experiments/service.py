@@ -12,6 +12,9 @@ from pulserec.experiments.assignment import Assignment, ExperimentConfig, assign
 from pulserec.experiments.stats import two_proportion_z
 from pulserec.store.feedback import FeedbackStore
 
+#: The start of the KeyError for a request naming an experiment that does not exist (a 422).
+UNKNOWN_EXPERIMENT = "unknown experiment"
+
 
 @dataclass(frozen=True)
 class Served:
@@ -66,7 +69,7 @@ class Experiments:
                 return None
         config = self._configs.get(experiment)
         if config is None:
-            raise KeyError(f"unknown experiment {experiment!r}")
+            raise KeyError(f"{UNKNOWN_EXPERIMENT} {experiment!r}")
         if not config.active:
             return None
         return assign(experiment, config, subject)
@@ -90,7 +93,7 @@ class Experiments:
     def report(self, name: str) -> dict[str, Any]:
         config = self._configs.get(name)
         if config is None:
-            raise KeyError(f"unknown experiment {name!r}")
+            raise KeyError(f"{UNKNOWN_EXPERIMENT} {name!r}")
         rows = {r["name"]: r for r in self.feedback.outcomes("variant", name)}
         variants = []
         control = rows.get(config.variants[0].name)

@@ -54,15 +54,19 @@ LATEST_TS = 253_402_300_799.0
 CreatedSeconds = Annotated[float, Gt(0), Le(LATEST_TS)]
 EARLIEST_TS = 0.0
 FUTURE_SLACK = 86_400.0
+#: Why a timestamp past now + FUTURE_SLACK is refused (a rule of the clock, not of the schema).
+IN_THE_FUTURE = "more than one day in the future"
 MAX_CONTEXT_KEYS = 32
 MAX_TAGS = 64
+MAX_KEY_LEN = 64
+MAX_TEXT_VALUE = 256
 
 
 def check_timestamp(value: float) -> float:
     if not math.isfinite(value) or value <= EARLIEST_TS:
         raise ValueError("timestamp must be a positive number of seconds since 1970-01-01")
     if value > time.time() + FUTURE_SLACK:
-        raise ValueError("timestamp is more than one day in the future")
+        raise ValueError(f"timestamp is {IN_THE_FUTURE}")
     return value
 
 
@@ -91,13 +95,21 @@ def _small_flat_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] 
     for key, item in value.items():
         if not is_unicode(key):
             raise ValueError(f"{what} keys must be valid Unicode (no lone surrogates)")
-        if len(key) > 64:
-            raise ValueError(f"{what} key {key[:20]!r}... is longer than 64 characters")
+        if len(key) > MAX_KEY_LEN:
+            raise ValueError(f"{what} key {key[:20]!r}... is longer than {MAX_KEY_LEN} characters")
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError(f"{what}.{key} must be finite")
-        if isinstance(item, str) and len(item) > 256:
-            raise ValueError(f"{what}.{key} is longer than 256 characters")
+        if isinstance(item, str) and len(item) > MAX_TEXT_VALUE:
+            raise ValueError(f"{what}.{key} is longer than {MAX_TEXT_VALUE} characters")
     return value
+
+
+#: `_small_flat_dict`'s rules as JSON Schema (OpenAPI): a body the document allows is not refused
+#: for them. (Lone surrogates, also refused, are not JSON Schema's to state.)
+FLAT_DICT_SCHEMA: dict[str, Any] = {
+    "maxProperties": MAX_CONTEXT_KEYS, "propertyNames": {"maxLength": MAX_KEY_LEN},
+    "additionalProperties": {"anyOf": [{"type": "string", "maxLength": MAX_TEXT_VALUE}, {"type": "number"},
+                                       {"type": "boolean"}, {"type": "null"}]}}
 
 
 Scalar = str | int | float | bool | None
@@ -106,7 +118,7 @@ Scalar = str | int | float | bool | None
 class Context(BaseModel):
     """Where and how the event happened. Extra keys are kept (max 32, scalar values)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra=FLAT_DICT_SCHEMA)
     device: ShortText | None = Field(None, examples=["mobile"])
     location: ShortText | None = Field(None, examples=["Berlin"])
 
@@ -212,7 +224,7 @@ class ItemIn(Body):
     price: float | None = Field(None, ge=0, le=1e9)
     active: bool = True
     created_at: CreatedSeconds | IsoDatetime | None = None
-    attrs: dict[str, Scalar] | None = None
+    attrs: dict[str, Scalar] | None = Field(None, json_schema_extra=FLAT_DICT_SCHEMA)
 
     _created = field_validator("created_at")(classmethod(lambda cls, v: creation_seconds(v)))
 
@@ -231,7 +243,7 @@ class ItemIn(Body):
 
 class UserIn(Body):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"attrs": {"country": "DE", "plan": "pro"}}]})
-    attrs: dict[str, Scalar] = Field(default_factory=dict)
+    attrs: dict[str, Scalar] = Field(default_factory=dict, json_schema_extra=FLAT_DICT_SCHEMA)
     created_at: CreatedSeconds | IsoDatetime | None = None
 
     _attrs = field_validator("attrs")(classmethod(lambda cls, v: _small_flat_dict(v, "attrs")))

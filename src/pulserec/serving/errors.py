@@ -98,6 +98,18 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] | None = None
 
 
+#: OpenAPI extension of an operation: the rules a schema-valid request may still break (a 422
+#: whose `detail` contains the rule's text). They depend on the state (an unknown experiment),
+#: the clock (a timestamp in the future) or compare two fields (min_price > max_price), which
+#: JSON Schema cannot state; everything else is in the schema (serving/openapi.py).
+BEYOND_SCHEMA = "x-rules-beyond-schema"
+
+
+def beyond_schema(*rules: str) -> dict[str, Any]:
+    """`openapi_extra` of a route whose schema-valid requests may be refused for `rules`."""
+    return {BEYOND_SCHEMA: list(rules)}
+
+
 #: The error answers every route may give, for the OpenAPI document.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed request (e.g. invalid JSON)"},

@@ -15,10 +15,12 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
+from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import EventIn
+from pulserec.serving.errors import BEYOND_SCHEMA
 from pulserec.serving.routes.sdk import SDK_EVENT_TYPES, BrowserBatch
-from pulserec.validation import ID_LEN_CAP, N_CAP
+from pulserec.validation import ID_LEN_CAP, N_CAP, ValueRule
 
 REF = "#/components/schemas/{model}"
 
@@ -53,9 +55,10 @@ def _apply_rules(schema: dict[str, Any], engine: Engine, strategies: list[str]) 
                 node["schema"] = {"type": "string", "enum": strategies}
 
     _walk(schema, visit)
-    event = components.get("EventIn", {}).get("properties", {})
-    if "type" in event:
-        event["type"] = {"type": "string", "enum": sorted(settings.event_weights), "title": "Type"}
+    event = components.get("EventIn", {})
+    if "type" in event.get("properties", {}):
+        event["properties"]["type"] = {"type": "string", "enum": sorted(settings.event_weights), "title": "Type"}
+        event["allOf"] = _event_rules(settings)
     browser = components.get("BrowserEvent", {}).get("properties", {})
     if "type" in browser:
         known = [t for t in SDK_EVENT_TYPES if t in settings.event_weights]
@@ -63,6 +66,44 @@ def _apply_rules(schema: dict[str, Any], engine: Engine, strategies: list[str]) 
     variant = components.get("Variant", {}).get("properties", {})
     if "strategy" in variant:
         variant["strategy"] = {"type": "string", "enum": strategies, "title": "Strategy"}
+
+
+def _given(name: str, **schema: Any) -> dict[str, Any]:
+    return {"properties": {name: {"type": "string", **schema}}, "required": [name]}
+
+
+def _value_schema(event_type: str, rule: ValueRule) -> dict[str, Any]:
+    bounds: dict[str, Any] = {"type": "number"}
+    if rule.min is not None:
+        bounds["minimum"] = rule.min
+    if rule.max is not None:
+        bounds["maximum"] = rule.max
+    value = bounds if rule.required else {"anyOf": [bounds, {"type": "null"}]}
+    return {"properties": {"type": {"const": event_type}, "value": value}, "required": ["type", "value"] if rule.required else ["type"]}
+
+
+def _event_rules(settings: Settings) -> list[dict[str, Any]]:
+    """EventIn's own rules (a user or a session; an item unless it is a search with a query) and
+    the settings' value rules per event type, as JSON Schema: a request the document calls valid
+    is not refused for them (issue 13.16)."""
+    rules = settings.value_rules
+    free = sorted(set(settings.event_weights) - set(rules))
+    values = [{"properties": {"type": {"enum": free}}}] if free else []
+    values += [_value_schema(event_type, rule) for event_type, rule in sorted(rules.items())]
+    search = {"properties": {"type": {"const": "search"}, "query": {"type": "string", "minLength": 1}}, "required": ["type", "query"]}
+    return [{"anyOf": [_given("user_id"), _given("session_id")]},
+            {"anyOf": [_given("item_id"), search]},
+            {"anyOf": values}]
+
+
+def _describe_unstated(schema: dict[str, Any]) -> None:
+    """Name, in each operation's 422, the rules beyond its schema (serving/errors.py:BEYOND_SCHEMA)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            rules = operation.get(BEYOND_SCHEMA) if isinstance(operation, dict) else None
+            invalid = operation.get("responses", {}).get("422") if rules else None
+            if invalid is not None:
+                invalid["description"] += "; also, though the schema allows it: " + "; ".join(rules)
 
 
 def document_rules(app: FastAPI, engine: Engine) -> None:
@@ -77,6 +118,7 @@ def document_rules(app: FastAPI, engine: Engine) -> None:
             schema = build()
             _add_body_schemas(schema)
             _apply_rules(schema, engine, list(strategies))
+            _describe_unstated(schema)
             app.openapi_schema = schema
             built_for[:] = [strategies]
         return app.openapi_schema

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from pulserec.engine import Engine
 from pulserec.runtime.apps import NAME_PATTERN, AppError, Apps, OpenApp
+from pulserec.experiments.service import UNKNOWN_EXPERIMENT
 from pulserec.ingest.schemas import MAX_ID
 from pulserec.recommend.controls import Controls
 from pulserec.recommend.expression import MAX_LENGTH
@@ -21,6 +22,8 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 #: Names of filters and promotions: what fits in a URL path segment and a query string unescaped.
 FILTER_NAME = r"^[\w.-]+$"
 EXAMPLE_FILTER = 'category in ("shoes", "bags") and price < 100 and not seen'
+#: The filters' cross-field rule (documented as beyond the schema: serving/errors.py).
+PRICE_RANGE = "min_price must not exceed max_price"
 
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["u42"]), AfterValidator(within_id_limit)]
 ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["sku-123"]),
@@ -123,7 +126,7 @@ class RankingParams(FilterParams):
         """The business rules of this query string; `controls`: the app's named filters and
         promotions (the running ones apply unless `promotions=false`)."""
         if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
-            raise HTTPException(422, "min_price must not exceed max_price")
+            raise HTTPException(422, PRICE_RANGE)
         excluded = frozenset(x.strip() for x in self.exclude.split(",") if x.strip()) if self.exclude else frozenset()
         fields = {"category": self.category, "exclude_seen": self.exclude_seen, "exclude": excluded,
                   "min_price": self.min_price, "max_price": self.max_price, "expressions": self.expressions(controls),

@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from pulserec.ingest.schemas import EventIn
-from pulserec.serving.errors import error_items, parse_json, validation_response
+from pulserec.ingest.schemas import IN_THE_FUTURE, EventIn
+from pulserec.serving.errors import beyond_schema, error_items, parse_json, validation_response
 from pulserec.serving.routes.deps import engine_of
 from pulserec.validation import InvalidInput
 
@@ -34,8 +34,9 @@ _BODY_SCHEMA = {
                 "schema": {
                     "oneOf": [
                         {"$ref": "#/components/schemas/EventIn"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}},
-                        {"type": "object", "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}},
+                        {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EventIn"}},
+                        {"type": "object", "properties": {"events": {"type": "array", "minItems": 1,
+                                                                    "items": {"$ref": "#/components/schemas/EventIn"}}},
                          "required": ["events"]},
                     ]
                 },
@@ -50,7 +51,7 @@ _BODY_SCHEMA = {
 }
 
 
-@router.post("/events", response_model=IngestResponse, openapi_extra=_BODY_SCHEMA,
+@router.post("/events", response_model=IngestResponse, openapi_extra={**_BODY_SCHEMA, **beyond_schema(IN_THE_FUTURE)},
              summary="Ingest behaviour events (applied to the online state before the response)")
 async def post_events(request: Request) -> Any:
     # `async` to read the raw body without a thread (the body is parsed here, so that an error can

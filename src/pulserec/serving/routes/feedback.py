@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import ConfigDict, Field, field_validator
 
 from pulserec.engine import Engine
-from pulserec.experiments.assignment import ExperimentConfig
+from pulserec.experiments.assignment import UNIQUE_VARIANTS, ExperimentConfig
 from pulserec.experiments.service import Served
-from pulserec.ingest.schemas import Body, EpochSeconds, Id, epoch_seconds
-from pulserec.serving.errors import ErrorBody
+from pulserec.ingest.schemas import IN_THE_FUTURE, Body, EpochSeconds, Id, epoch_seconds
+from pulserec.serving.errors import ErrorBody, beyond_schema
 from pulserec.serving.routes.deps import engine_of
 
 router = APIRouter(tags=["feedback"])
@@ -36,7 +36,12 @@ class ImpressionIn(Body):
     _timestamp = field_validator("timestamp")(classmethod(lambda cls, v: epoch_seconds(v)))
 
 
-@router.post("/impressions", summary="Record that a recommendation list was shown")
+#: An impression without strategy and items must name a recommendation this server made.
+UNKNOWN_RECOMMENDATION = "unknown recommendation_id"
+
+
+@router.post("/impressions", summary="Record that a recommendation list was shown",
+             openapi_extra=beyond_schema(UNKNOWN_RECOMMENDATION, IN_THE_FUTURE))
 def post_impression(impression: ImpressionIn, request: Request) -> dict[str, Any]:
     recorded = record_impression(engine_of(request), impression)
     return {"recommendation_id": impression.recommendation_id, "recorded": recorded}
@@ -47,7 +52,7 @@ def record_impression(engine: Engine, impression: ImpressionIn, where: str = "re
     batches, where `where` names the impression in an error)."""
     served = engine.experiments.served(impression.recommendation_id)
     if served is None and (impression.strategy is None or impression.items is None):
-        raise HTTPException(422, f"{where}: unknown recommendation_id: give strategy and items explicitly")
+        raise HTTPException(422, f"{where}: {UNKNOWN_RECOMMENDATION}: give strategy and items explicitly")
     ts = impression.timestamp if impression.timestamp is not None else time.time()
     user = engine.user_key(impression.user_id) if impression.user_id else (served.user_id if served else None)
     return engine.feedback.add_impression(
@@ -87,7 +92,8 @@ def list_experiments(request: Request) -> dict[str, Any]:
 
 
 @router.put("/experiments/{name}", summary="Create or change an A/B experiment",
-            responses={409: {"model": ErrorBody, "description": "Another experiment is already the default one"}})
+            responses={409: {"model": ErrorBody, "description": "Another experiment is already the default one"}},
+            openapi_extra=beyond_schema(UNIQUE_VARIANTS))
 def put_experiment(name: ExperimentName, config: ExperimentConfig, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     served = engine.served_models()

@@ -9,10 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from pulserec.serving.metrics import note_answer
-from pulserec.serving.routes.deps import RecommendationParams, SessionId, UserId, engine_of
+from pulserec.serving.errors import beyond_schema
+from pulserec.serving.routes.deps import PRICE_RANGE, UNKNOWN_EXPERIMENT, RecommendationParams, SessionId, UserId, engine_of
 from pulserec.experiments.service import Served
 
 router = APIRouter(tags=["recommendations"])
+RULES = beyond_schema(PRICE_RANGE, UNKNOWN_EXPERIMENT)
 
 
 def _serve(request: Request, user_id: str | None, session_id: str | None, params: RecommendationParams) -> dict[str, Any]:
@@ -50,14 +52,15 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, params
     }
 
 
-@router.get("/users/{user_id}/recommendations", summary="What this user should see now")
+@router.get("/users/{user_id}/recommendations", summary="What this user should see now", openapi_extra=RULES)
 def user_recommendations(
     user_id: UserId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
     return _serve(request, user_id, None, params)
 
 
-@router.get("/sessions/{session_id}/recommendations", summary="Recommendations for an anonymous session")
+@router.get("/sessions/{session_id}/recommendations", summary="Recommendations for an anonymous session",
+            openapi_extra=RULES)
 def session_recommendations(
     session_id: SessionId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
