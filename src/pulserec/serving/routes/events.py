@@ -37,7 +37,7 @@ _BODY_SCHEMA = {
                         {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EventIn"}},
                         {"type": "object", "properties": {"events": {"type": "array", "minItems": 1,
                                                                     "items": {"$ref": "#/components/schemas/EventIn"}}},
-                         "required": ["events"]},
+                         "required": ["events"], "additionalProperties": False},
                     ]
                 },
                 "examples": {
