@@ -224,6 +224,11 @@ class Settings:
     def db_path(self) -> Path:
         return self.data_dir / "pulserec.db"
 
+    @property
+    def jobs_path(self) -> Path:
+        """Background jobs of every process on this data dir (store/job_table.py)."""
+        return self.data_dir / "jobs.db"
+
     def weight(self, event_type: str) -> float:
         return self.event_weights[event_type]
 

@@ -89,7 +89,7 @@ def test_a_burst_of_train_calls_grows_neither_threads_nor_memory(server, engine,
     engine.jobs.close(wait_s=120)
     assert set(codes) <= {202, 409, 429} and codes.count(202) >= 2
     assert codes.count(409) + codes.count(429) > 30  # most were refused, not started
-    assert peak <= threads_before + engine.settings.max_jobs
+    assert peak <= threads_before + engine.settings.max_jobs + 1  # + the heartbeat of the jobs' leases
     assert rss_mib() - rss_before < 150  # MiB; 20 unbounded trainings once took +1.5 GiB
 
 

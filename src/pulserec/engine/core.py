@@ -48,6 +48,7 @@ from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.history import History
+from pulserec.store.job_table import JobTable
 from pulserec.store.search_log import SearchLog
 from pulserec.store.segments import Segments
 from pulserec.store.social import SocialGraph
@@ -114,7 +115,7 @@ class Engine:
         self.service.exposure = Exposure(self.feedback)  # impressions and clicks per item, for exploration
         self.pseudonym = Pseudonymizer.from_settings(settings) if settings.pseudonymize_users else None
         self.counters: Counter[str] = Counter()
-        self.jobs = JobRegistry(settings.max_jobs)
+        self.jobs = JobRegistry(settings.max_jobs, JobTable(settings.jobs_path))  # shared by --workers
         self.training = Training(self)
         self.rebuilds = Rebuilds(self)
         self.bulk = BulkIngest(self)
@@ -162,6 +163,7 @@ class Engine:
             return
         self._closed = True
         self.jobs.close()  # no training or rebuild outlives the store it reads
+        self.jobs.table.close()
         self.history.close()
         self.checkpoints.on_close()
         self.health.stop()

@@ -6,6 +6,10 @@ Before this, every `POST /models/{name}/train` started a thread: 20 calls took t
 that is still running is refused (`Busy`, naming the running job), and so is any job past
 `max_jobs` running at once (`TooManyJobs`), so a burst of calls costs no thread and no memory.
 A finished job stays listed (the newest `HISTORY` of them) with its result or error.
+
+The limits hold across the processes of one data dir (`pulserec serve --workers N`): jobs are
+claimed in a shared `JobTable` (store/job_table.py, `<data_dir>/jobs.db`; an in-memory one for
+a registry on its own), and a heartbeat renews the leases of this process's running jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from pulserec.store.job_table import JobTable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,13 @@ class Job:
 
     def report(self, progress: float, note: str) -> None:
         self.progress, self.note = min(max(float(progress), 0.0), 1.0), note
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Job:
+        """A job as another process stored it (`as_dict`)."""
+        return cls(body["kind"], tuple(body["target"].split(",")), id=body["id"], state=body["state"],
+                   progress=body["progress"], note=body["note"], started_at=body["started_at"],
+                   finished_at=body["finished_at"], result=body["result"], error=body["error"])
 
     def as_dict(self) -> dict[str, Any]:
         end = self.finished_at if self.finished_at is not None else time.time()
@@ -95,15 +109,19 @@ class TooManyJobs(JobRefused):
 
 class JobRegistry:
     """Starts jobs in their own daemon threads, at most one per kind and target (a scheduled training
-    of als and content blocks a training of als) and `max_jobs` in all."""
+    of als and content blocks a training of als) and `max_jobs` in all, counted over every
+    process that shares `table`."""
 
-    def __init__(self, max_jobs: int) -> None:
+    def __init__(self, max_jobs: int, table: JobTable | None = None) -> None:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         self.max_jobs = max_jobs
+        self.table = table if table is not None else JobTable(Path(":memory:"))
         self._lock = threading.Lock()
         self._running: dict[str, tuple[Job, threading.Thread | None]] = {}
         self._finished: deque[Job] = deque(maxlen=HISTORY)
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def start(self, kind: str, targets: tuple[str, ...], work: Work) -> Job:
         """Run `work` in a new thread and return its job at once; raises Busy or TooManyJobs."""
@@ -121,16 +139,33 @@ class JobRegistry:
         return job
 
     def _claim(self, kind: str, targets: tuple[str, ...]) -> Job:
+        job = Job(kind, tuple(targets))
         with self._lock:
-            running = [job for job, _ in self._running.values()]
-            same = [job for job in running if job.kind == kind and set(job.targets) & set(targets)]
-            if same:
-                raise Busy(f"a {kind} of {same[0].target} is already running (job {same[0].id})", same)
-            if len(running) >= self.max_jobs:
-                raise TooManyJobs(f"{len(running)} jobs are running, the limit (max_jobs) is {self.max_jobs}", running)
-            job = Job(kind, tuple(targets))
-            self._running[job.id] = (job, None)
-            return job
+            refusal, rows = self.table.claim(job.as_dict(), job.targets, self.max_jobs)
+            if refusal is None:
+                self._running[job.id] = (job, None)
+                self._beat()
+                return job
+            local = {held.id: held for held, _ in self._running.values()}
+        running = [local.get(row["id"]) or Job.from_dict(row) for row in rows]
+        if refusal == "busy":
+            raise Busy(f"a {kind} of {running[0].target} is already running (job {running[0].id})", running)
+        raise TooManyJobs(f"{len(running)} jobs are running, the limit (max_jobs) is {self.max_jobs}", running)
+
+    def _beat(self) -> None:
+        """Start the heartbeat that renews this process's leases (under self._lock)."""
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._heartbeat = threading.Thread(target=self._renew_leases, name="pulserec-job-leases", daemon=True)
+            self._heartbeat.start()
+
+    def _renew_leases(self) -> None:
+        while not self._stop.wait(self.table.lease_s / 6):
+            with self._lock:
+                bodies = [job.as_dict() for job, _ in self._running.values()]
+            try:
+                self.table.renew(bodies)
+            except Exception:  # noqa: BLE001 - a failed renewal is retried at the next beat
+                log.exception("renewing the leases of %d running jobs failed", len(bodies))
 
     def _execute(self, job: Job, work: Work) -> None:
         try:
@@ -145,21 +180,31 @@ class JobRegistry:
             with self._lock:
                 self._running.pop(job.id, None)
                 self._finished.appendleft(job)
+            try:  # last: the slot is free for a new job (of any process) only now
+                self.table.finish(job.as_dict(), keep=HISTORY)
+            except Exception:  # noqa: BLE001 - its lease then expires and other processes see it failed
+                log.exception("storing the end of job %s failed", job.id)
+
+    def _local(self) -> dict[str, Job]:
+        with self._lock:
+            return {**{job.id: job for job in self._finished}, **{job.id: job for job, _ in self._running.values()}}
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            if job_id in self._running:
-                return self._running[job_id][0]
-            return next((job for job in self._finished if job.id == job_id), None)
+        """A job of this process (the live object), else one another process stored."""
+        found = self._local().get(job_id)
+        if found is not None:
+            return found
+        body = self.table.get(job_id)
+        return None if body is None else Job.from_dict(body)
 
     def jobs(self) -> list[Job]:
-        """Running jobs first (oldest first), then finished ones (newest first)."""
-        with self._lock:
-            running = sorted((job for job, _ in self._running.values()), key=lambda j: j.started_at)
-            return running + list(self._finished)
+        """Running jobs first (oldest first), then finished ones (newest first), of every process."""
+        local = self._local()
+        return [local.get(body["id"]) or Job.from_dict(body) for body in self.table.listing()[:HISTORY]]
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Wait (bounded) for running jobs, so none outlives the store it reads."""
+        self._stop.set()
         deadline = time.monotonic() + wait_s
         with self._lock:
             threads = [thread for _, thread in self._running.values() if thread is not None]
