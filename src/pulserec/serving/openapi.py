@@ -59,10 +59,12 @@ def _apply_rules(schema: dict[str, Any], engine: Engine, strategies: list[str]) 
     if "type" in event.get("properties", {}):
         event["properties"]["type"] = {"type": "string", "enum": sorted(settings.event_weights), "title": "Type"}
         event["allOf"] = _event_rules(settings)
-    browser = components.get("BrowserEvent", {}).get("properties", {})
-    if "type" in browser:
+    browser = components.get("BrowserEvent", {})
+    if "type" in browser.get("properties", {}):
         known = [t for t in SDK_EVENT_TYPES if t in settings.event_weights]
-        browser["type"] = {"type": "string", "enum": known, "title": "Type"}
+        browser["properties"]["type"] = {"type": "string", "enum": known, "title": "Type"}
+        browser["properties"]["timestamp"] = {"type": "null", "title": "Timestamp"}  # the server stamps them
+        browser["allOf"] = _event_rules(settings, known)
     variant = components.get("Variant", {}).get("properties", {})
     if "strategy" in variant:
         variant["strategy"] = {"type": "string", "enum": strategies, "title": "Strategy"}
@@ -82,12 +84,13 @@ def _value_schema(event_type: str, rule: ValueRule) -> dict[str, Any]:
     return {"properties": {"type": {"const": event_type}, "value": value}, "required": ["type", "value"] if rule.required else ["type"]}
 
 
-def _event_rules(settings: Settings) -> list[dict[str, Any]]:
+def _event_rules(settings: Settings, types: list[str] | None = None) -> list[dict[str, Any]]:
     """EventIn's own rules (a user or a session; an item unless it is a search with a query) and
-    the settings' value rules per event type, as JSON Schema: a request the document calls valid
-    is not refused for them (issue 13.16)."""
-    rules = settings.value_rules
-    free = sorted(set(settings.event_weights) - set(rules))
+    the settings' value rules per event type (of `types`, default all), as JSON Schema: a
+    request the document calls valid is not refused for them (issue 13.16)."""
+    known = set(settings.event_weights if types is None else types)
+    rules = {name: rule for name, rule in settings.value_rules.items() if name in known}
+    free = sorted(known - set(rules))
     values = [{"properties": {"type": {"enum": free}}}] if free else []
     values += [_value_schema(event_type, rule) for event_type, rule in sorted(rules.items())]
     search = {"properties": {"type": {"const": "search"}, "query": {"type": "string", "minLength": 1}}, "required": ["type", "query"]}

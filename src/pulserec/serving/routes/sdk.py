@@ -16,11 +16,11 @@ from pydantic import ConfigDict, Field, TypeAdapter, field_validator
 
 from pulserec.engine import Engine
 from pulserec.ingest.schemas import EventIn, Id
-from pulserec.serving.errors import ErrorBody, parse_json, validation_response
+from pulserec.serving.errors import ErrorBody, beyond_schema, parse_json, validation_response
 from pulserec.serving.examples import json_example
 from pulserec.serving.routes.dashboard import STATIC_DIR
 from pulserec.serving.routes.deps import engine_of
-from pulserec.serving.routes.feedback import ImpressionIn, record_impression
+from pulserec.serving.routes.feedback import UNKNOWN_RECOMMENDATION, ImpressionIn, record_impression
 from pulserec.validation import Body, InvalidInput
 
 SCRIPT = STATIC_DIR / "sdk" / "pulserec.js"
@@ -88,7 +88,8 @@ _BODY = {"requestBody": {"required": True, "content": {
 SDK_EVENTS_EXAMPLE = {"accepted": 1, "duplicates": 0, "impressions": 1, "identified": False}
 
 
-@router.post("/sdk/events", openapi_extra=_BODY, responses=json_example(SDK_EVENTS_EXAMPLE),
+@router.post("/sdk/events", openapi_extra={**_BODY, **beyond_schema(UNKNOWN_RECOMMENDATION)},
+             responses=json_example(SDK_EVENTS_EXAMPLE),
              summary="The browser SDK's batch of events and impressions (publishable key in ?key=)")
 async def post_browser_events(request: Request) -> dict[str, Any]:
     # `async` to read the raw body whatever its content type (a beacon sends text/plain, which
