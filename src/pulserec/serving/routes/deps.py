@@ -24,6 +24,11 @@ FILTER_NAME = r"^[\w.-]+$"
 EXAMPLE_FILTER = 'category in ("shoes", "bags") and price < 100 and not seen'
 #: The filters' cross-field rule (documented as beyond the schema: serving/errors.py).
 PRICE_RANGE = "min_price must not exceed max_price"
+#: A named filter must exist; an inline expression must parse and type-check (docs/filters.md):
+#: rules of the state and of a grammar, which the document lists beyond the schema.
+UNKNOWN_FILTER = "unknown filter"
+BAD_EXPRESSION = "filter_expression: "
+RANKING_RULES = (PRICE_RANGE, UNKNOWN_FILTER, BAD_EXPRESSION)
 
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["u42"]), AfterValidator(within_id_limit)]
 ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["sku-123"]),
@@ -97,7 +102,7 @@ class FilterParams(BaseModel):
         if self.filter is not None:
             text = controls.filter_text(self.filter) if controls is not None else None
             if text is None:
-                raise InvalidInput("filter", f"unknown filter {self.filter!r} (see GET /filters)")
+                raise InvalidInput("filter", f"{UNKNOWN_FILTER} {self.filter!r} (see GET /filters)")
             out.append(("filter", text))
         if self.filter_expression is not None:
             out.append(("filter_expression", self.filter_expression))

@@ -10,7 +10,7 @@ from pydantic import Field
 from pulserec.ingest.schemas import Body, Id, ItemIn
 from pulserec.records import ItemRecord
 from pulserec.serving.errors import beyond_schema
-from pulserec.serving.routes.deps import PRICE_RANGE, ItemId, RankingParams, engine_of
+from pulserec.serving.routes.deps import RANKING_RULES, ItemId, RankingParams, engine_of
 
 router = APIRouter(tags=["items"])
 
@@ -60,7 +60,7 @@ def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
 
 
 @router.get("/items/{item_id}/similar", summary="Items similar to this one, with reasons",
-            openapi_extra=beyond_schema(PRICE_RANGE))
+            openapi_extra=beyond_schema(*RANKING_RULES))
 def similar_items(item_id: ItemId, request: Request, params: Annotated[RankingParams, Query()]) -> dict[str, Any]:
     engine = engine_of(request)
     try:

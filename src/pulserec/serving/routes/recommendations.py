@@ -10,11 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from pulserec.serving.metrics import note_answer
 from pulserec.serving.errors import beyond_schema
-from pulserec.serving.routes.deps import PRICE_RANGE, UNKNOWN_EXPERIMENT, RecommendationParams, SessionId, UserId, engine_of
+from pulserec.serving.routes.deps import RANKING_RULES, UNKNOWN_EXPERIMENT, RecommendationParams, SessionId, UserId, engine_of
 from pulserec.experiments.service import Served
 
 router = APIRouter(tags=["recommendations"])
-RULES = beyond_schema(PRICE_RANGE, UNKNOWN_EXPERIMENT)
+RULES = beyond_schema(*RANKING_RULES, UNKNOWN_EXPERIMENT)
 
 
 def _serve(request: Request, user_id: str | None, session_id: str | None, params: RecommendationParams) -> dict[str, Any]:
