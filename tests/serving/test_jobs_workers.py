@@ -13,7 +13,7 @@ import time
 import httpx
 
 from pulserec.recommend.jobs import JobRegistry
-from pulserec.serving.process import ServerProcess
+from pulserec.runtime.process import ServerProcess
 from pulserec.store.job_table import LOST, JobTable
 
 
