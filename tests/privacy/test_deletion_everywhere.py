@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -152,5 +153,26 @@ def test_a_deletion_whose_retrain_never_ran_is_retrained_at_the_next_start(tmp_p
         wait_for_jobs(engine)
         assert files_with(tmp_path / "data", VICTIM.encode()) == []
         assert not any(VICTIM in m.model_users for m in engine.service.strategies.values() if isinstance(m, AlignedModel))
+    finally:
+        engine.close()
+
+
+def test_a_retrain_refused_for_max_jobs_runs_when_the_job_in_its_way_ends(tmp_path, fill, shop):
+    """With max_jobs = 1 and a rebuild running, the deletion's retrain is refused; it starts by
+    itself when the rebuild ends (not at some later deletion)."""
+    engine = engine_with_victim(Settings.load(tmp_path / "data", max_jobs=1), fill, shop)
+    try:
+        release = threading.Event()
+        engine.jobs.start("rebuild", ("online-state",), lambda report: release.wait(60))
+        engine.delete_user(VICTIM)
+        assert [job.kind for job in engine.jobs.jobs()] == ["rebuild"]  # the retrain was refused
+        assert all(m.forgotten for m in engine.service.strategies.values() if isinstance(m, AlignedModel))
+        release.set()
+        deadline = time.monotonic() + 240
+        while any(m.holds(VICTIM) for m in engine.service.strategies.values() if isinstance(m, AlignedModel)):
+            assert time.monotonic() < deadline, [job.as_dict() for job in engine.jobs.jobs()]
+            time.sleep(0.05)
+        wait_for_jobs(engine)
+        assert "train" in [job.kind for job in engine.jobs.jobs()]
     finally:
         engine.close()

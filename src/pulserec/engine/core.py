@@ -117,6 +117,7 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.jobs = JobRegistry(settings.max_jobs, JobTable(settings.jobs_path))  # shared by --workers
         self.training = Training(self)
+        self.jobs.on_finished.append(self.training.retrain_forgotten)  # a retrain refused for max_jobs
         self.rebuilds = Rebuilds(self)
         self.bulk = BulkIngest(self)
         self.started_at = time.time()

@@ -180,7 +180,7 @@ class Training:
 
     def retrain_forgotten(self, exclude: Sequence[str] = (), trainings_allowed: int = 0) -> None:
         """Retrain, as a job, the served models that still hold a deleted user; a refused job is
-        retried when the training in its way finishes (or at the next deletion)."""
+        retried when any job of this process ends (JobRegistry.on_finished) or at the next deletion."""
         engine = self.engine
         with engine.lock:
             names = [name for name in Forgotten.stale(engine.service.strategies) if name not in exclude]

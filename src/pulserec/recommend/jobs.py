@@ -122,6 +122,9 @@ class JobRegistry:
         self._finished: deque[Job] = deque(maxlen=HISTORY)
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        #: Called (in the finishing job's thread, its slot free) after every job of this process,
+        #: until close: work refused for want of a slot (a retrain without deleted users) retries.
+        self.on_finished: list[Callable[[], None]] = []
 
     def start(self, kind: str, targets: tuple[str, ...], work: Work) -> Job:
         """Run `work` in a new thread and return its job at once; raises Busy or TooManyJobs."""
@@ -184,6 +187,11 @@ class JobRegistry:
                 self.table.finish(job.as_dict(), keep=HISTORY)
             except Exception:  # noqa: BLE001 - its lease then expires and other processes see it failed
                 log.exception("storing the end of job %s failed", job.id)
+            for listener in list(self.on_finished) if not self._stop.is_set() else []:
+                try:
+                    listener()
+                except Exception:  # noqa: BLE001 - a listener's failure is not the job's
+                    log.exception("after job %s: %r failed", job.id, listener)
 
     def _local(self) -> dict[str, Job]:
         with self._lock:
