@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from pulserec.config import Settings
 from pulserec.ingest.synthetic import as_events
 from pulserec.recommend.diversity import Diversity, intra_list_diversity, rerank, tag_similarity
 from pulserec.recommend.filters import Filters
+
+
+@pytest.fixture
+def settings(tmp_path, backend) -> Settings:
+    """Both online states: MMR reads the co-occurrence rows through the State protocol."""
+    return Settings.load(tmp_path / "data", **backend)
 
 
 def _fixed(matrix: np.ndarray):

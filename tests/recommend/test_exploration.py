@@ -51,3 +51,21 @@ def test_exposure_counts_impressions_and_clicks_on_shown_items_once(engine):
     engine.delete_user("u")
     exposure.refresh(force=True)
     assert exposure.impressions == {} and exposure.clicks == {}  # rebuilt without the forgotten user
+
+
+def test_exposure_arrays_follow_new_counts_and_new_items(engine):
+    from pulserec.records import ItemRecord
+
+    engine.put_items([ItemRecord("a"), ItemRecord("b")])
+    exposure = Exposure(engine.feedback)
+    catalog = engine.state.catalog
+    engine.feedback.add_impression("r1", "u", None, "default", None, None, ["a", "z"], 1.0)
+    exposure.refresh(force=True)
+    shown, clicked = exposure.arrays(catalog)
+    assert shown.tolist() == [1, 0] and clicked.tolist() == [0, 0]
+    engine.ingest([Event("c1", "u", "a", "click", 2.0, rec_id="r1")])
+    engine.put_items([ItemRecord("z")])  # known now: its earlier impression is placed
+    exposure.refresh(force=True)
+    shown, clicked = exposure.arrays(catalog)
+    ids = catalog.item_ids
+    assert shown[ids.get("a")] == 1 and clicked[ids.get("a")] == 1 and shown[ids.get("z")] == 1 and shown[ids.get("b")] == 0

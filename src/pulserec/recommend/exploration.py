@@ -53,6 +53,8 @@ class Exposure:
         self._clicked: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._forgotten = self.feedback.forgotten
         self._read_at = 0.0
+        self._changed: set[str] = set()  # item ids whose counts changed since `arrays` last ran
+        self._aligned: tuple[int, np.ndarray, np.ndarray] | None = None  # (id of the catalogue, shown, clicked)
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -66,6 +68,7 @@ class Exposure:
                 shown = frozenset(json.loads(items))
                 for item in shown:
                     self.impressions[item] = self.impressions.get(item, 0) + 1
+                self._changed |= shown
                 self._shown[rec_id] = shown
                 self._rowid = rowid
             while len(self._shown) > CLICKED_MEMORY:
@@ -75,21 +78,37 @@ class Exposure:
                 if item in self._shown.get(rec_id, ()) and (rec_id, item) not in self._clicked:
                     self._clicked[(rec_id, item)] = None
                     self.clicks[item] = self.clicks.get(item, 0) + 1
+                    self._changed.add(item)
             while len(self._clicked) > CLICKED_MEMORY:
                 self._clicked.popitem(last=False)
 
     def arrays(self, catalog: ItemCatalog) -> tuple[np.ndarray, np.ndarray]:
-        """(impressions, clicks) aligned with the catalogue's item indices."""
+        """(impressions, clicks) aligned with the catalogue's item indices: kept between requests
+        and updated for the items whose counts changed (a rebuild for another catalogue)."""
         self.refresh()
         n = len(catalog)
-        shown, clicked = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        index = catalog.item_ids
-        for counts, out in ((self.impressions, shown), (self.clicks, clicked)):
-            for item, count in list(counts.items()):
+        with self._lock:
+            aligned = self._aligned
+            if aligned is None or aligned[0] != id(catalog) or len(aligned[1]) > n:
+                shown, clicked = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+                changed = set(self.impressions) | set(self.clicks)
+            else:
+                _, shown, clicked = aligned
+                if len(shown) < n:
+                    shown = np.concatenate([shown, np.zeros(n - len(shown), dtype=np.int64)])
+                    clicked = np.concatenate([clicked, np.zeros(n - len(clicked), dtype=np.int64)])
+                changed = self._changed
+            index = catalog.item_ids
+            unplaced = set()  # ids the catalogue does not know (yet): placed once it does
+            for item in changed:
                 idx = index.get(item)
                 if idx is not None and idx < n:
-                    out[idx] = count
-        return shown, clicked
+                    shown[idx], clicked[idx] = self.impressions.get(item, 0), self.clicks.get(item, 0)
+                else:
+                    unplaced.add(item)
+            self._changed = unplaced
+            self._aligned = (id(catalog), shown, clicked)
+            return shown, clicked
 
 
 def explore(picks: np.ndarray, labels: list[str | None], mask: np.ndarray, n: int, share: float,
