@@ -76,7 +76,7 @@ def test_errors_by_status_class_and_cause(client, server, engine):
     assert httpx.get(f"{server.url}/users/u/recommendations", params={"strategy": "broken"}).status_code == 500
     families = scrape(server.url)
     errors = "pulserec_http_errors_total"
-    assert value(families, errors, endpoint="/events", status_class="4xx", cause="bad_request") == 1
+    assert value(families, errors, endpoint="/events", status_class="4xx", cause="HTTPException") == 1  # parse_json raises it
     recs = "/users/{user_id}/recommendations"
     assert value(families, errors, endpoint=recs, status_class="4xx", cause="HTTPException") == 1
     assert value(families, errors, endpoint=recs, status_class="4xx", cause="RequestValidationError") == 1
