@@ -188,3 +188,25 @@ def test_bound_settings_are_validated(tmp_path, name, value):
 
     with pytest.raises(ValueError, match=name):
         Settings.load(tmp_path, **{name: value})
+
+
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_the_gathered_read_of_many_rows_equals_the_row_by_row_read(top_k):
+    """similar_rows gathers base, middle and delta levels at once; it must give exactly what the
+    generic per-row read gives (same entries, same order, so scores and ties are unchanged)."""
+    from pulserec.online.cooccurrence import RowReader
+
+    big, small, live = random_log(4), tuple(column[:40] for column in random_log(5)), random_log(6, n=60)
+    cooc = CoOccurrence(5, 86_400.0, top_k=top_k)
+    cooc.add_log(*big)
+    cooc.add_log(*small)  # waits in the middle level
+    hist = Histories(50)
+    for o, i, w, t in zip(*live):  # per-event pairs wait in the delta level
+        cooc.add_event(int(i), float(w), float(t), list(hist.recent(int(o)))[-5:][::-1])
+        hist.add(int(o), Touch(int(i), float(w), float(t), "view"))
+    assert cooc.base.nnz and cooc.mid.nnz and cooc.delta.nnz
+    items = [3, 0, 39, 7, 7, 55, 12, 1000, 21]  # repeats and items past every level's end included
+    fast, generic = cooc.similar_rows(items), RowReader.similar_rows(cooc, items)
+    for got, want in zip(fast, generic):
+        np.testing.assert_array_equal(got, want)
+    assert all(len(part) == 0 for part in cooc.similar_rows([1000, 2000]))
