@@ -79,6 +79,8 @@ def assert_profiles(table: ProfileTable, expected: dict[int, UserProfile]) -> No
         others = {k: v for k, v in got.items() if k not in ("categories", "tags")}
         assert others == {k: v for k, v in want.items() if k not in ("categories", "tags")}, owner
         assert table.get(owner).to_dict(1.8e9) == profile.to_dict(1.8e9) or _same_but_rounding(table, owner, profile)
+        assert table.search_mark(owner) == profile.search_mark(), owner  # read from the columns alone
+    assert table.search_mark(10**6) is None
 
 
 def _same_but_rounding(table, owner, profile) -> bool:

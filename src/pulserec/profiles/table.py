@@ -235,6 +235,19 @@ class ProfileTable:
         profile.last_search_ts, profile.since_search = float(d["search_ts"][owner]), int(d["since_search"][owner])
         return profile
 
+    def search_mark(self, owner: int) -> tuple[str, float, int] | None:
+        """`UserProfile.search_mark` read from the columns without building the profile: every
+        recommend asks it (search intent, issue 14.3), a whole profile copy costs ~20-50 us."""
+        if owner not in self:
+            return None
+        ts = float(self.dense["search_ts"][owner])
+        if not math.isfinite(ts):
+            return None
+        _, queries, _ = self.keyed["searches"].of(owner)
+        if not len(queries):
+            return None
+        return self.names["searches"].id_of(int(queries[-1])), ts, int(self.dense["since_search"][owner])
+
     @property
     def nbytes(self) -> int:
         """Bytes held in arrays (the interned names aside)."""

@@ -131,8 +131,7 @@ class RecommendationService:
 
     def active_search(self, owner: int | None) -> tuple[str, float] | None:
         """The owner's latest search and how much it still counts (None: none, or faded)."""
-        profile = self.state.profiles.get(owner) if owner is not None else None
-        mark = profile.search_mark() if profile is not None else None
+        mark = self.state.profiles.search_mark(owner) if owner is not None else None
         if mark is None:
             return None
         text, ts, since = mark

@@ -92,6 +92,10 @@ class RedisProfiles:
         self.state = state
         self.interest_halflife = interest_halflife
 
+    def search_mark(self, owner: int) -> tuple[str, float, int] | None:
+        profile = self.get(owner)
+        return profile.search_mark() if profile is not None else None
+
     def get(self, owner: int) -> UserProfile | None:
         pipe = self.state.client.pipeline(transaction=True)
         pipe.hgetall(self.state.keys.profile(owner))
