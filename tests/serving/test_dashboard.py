@@ -246,7 +246,9 @@ def test_dashboard_switches_between_apps(browser, two_apps):
     tab.page.select_option("#app-select", "shop")
     tab.page.wait_for_selector("#view[data-ready=overview]", timeout=10_000)
     tab.page.wait_for_function("document.querySelector('#kpi-events')?.textContent === '5'")
-    assert "app=shop" in tab.page.url and tab.page.locator("#app-select").input_value() == "shop"
+    # the switch's options are fetched after the page loads: wait for it to show the app (bounded)
+    tab.page.wait_for_function("document.querySelector('#app-select')?.value === 'shop'", timeout=10_000)
+    assert "app=shop" in tab.page.url
     tab.open("/dashboard/users/u-shop", "user")  # a full load keeps the app of this tab
     assert tab.text("#user-id") == "u-shop"
     tab.open("/dashboard/users/u-default", "user")  # the default app's user is not shop's
