@@ -86,7 +86,7 @@ def main() -> None:
     spark, t_session = timed(lambda: spark_session(SparkConfig.from_env(master=args.master)))
     staging = tempfile.TemporaryDirectory(prefix="pulserec-events-")
     prepared, t_prepare = timed(lambda: prepare(
-        spark, load_events(spark, movielens=path, staging_dir=staging.name)[0], settings.event_weights))
+        spark, load_events(spark, movielens=path, staging_dir=staging.name)[0], settings.weighting))
     distributed, t = timed(lambda: train_als(spark, prepared))
     rows.append(["als (cholesky)", f"spark {args.master}", f"{t_session:.1f} + {t_prepare:.1f}", round(t, 2)])
     diff = float(np.abs(distributed.user_factors @ distributed.item_factors.T - exact.user_factors @ exact.item_factors.T).max())

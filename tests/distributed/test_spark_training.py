@@ -19,7 +19,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from pulserec.config import DEFAULT_EVENT_WEIGHTS, Settings  # noqa: E402
 from pulserec.distributed.als import train_als  # noqa: E402
-from pulserec.distributed.events import prepare, read_events, stage_frames  # noqa: E402
+from pulserec.distributed.events import owner_events, prepare, read_events, stage_frames, weight_column  # noqa: E402
 from pulserec.distributed.item_knn import train_item_knn  # noqa: E402
 from pulserec.distributed.session import SparkConfig, parse_conf, spark_session  # noqa: E402
 from pulserec.distributed.train import train_with_spark  # noqa: E402
@@ -189,3 +189,27 @@ def test_a_csv_export_prepares_like_the_in_process_loader(spark, shop, tmp_path)
     local = Interactions.from_frame(shop.events.sort_values("ts", kind="stable"), DEFAULT_EVENT_WEIGHTS)
     assert prepared.user_ids.ids == local.user_ids.ids and prepared.item_ids.ids == local.item_ids.ids
     assert abs(prepared.user_items() - local.to_csr()).max() == 0
+
+
+def test_spark_weights_equal_the_settings_weighting_with_dwell(spark, tmp_path) -> None:
+    """The Spark log weighs each event as settings.weighting.of_frame does (type x dwell curve,
+    the curve's own parameters: the default one and another), staged and from a CSV export."""
+    curves = [Settings(), Settings(dwell_bounce_s=5.0, dwell_bounce_factor=0.5, dwell_cap_s=60.0, dwell_max_factor=5.0,
+                                   dwell_types=("view", "click"))]
+    rng = np.random.default_rng(5)
+    edges = [None, 0.0, 2.999, 3.0, 5.0, 10.0, 59.9, 60.0, 299.0, 300.0, 301.0, 86_400.0]
+    dwell = [*edges, *rng.uniform(0, 400, 300).round(3).tolist()]
+    types = np.array(["view", "click", "purchase", "rating", "unknown_type"])[np.arange(len(dwell)) % 5]
+    frame = pd.DataFrame({"user_id": [f"u{k}" for k in range(len(dwell))], "item_id": "i1", "type": types,
+                          "ts": np.arange(len(dwell), dtype=np.float64), "dwell_seconds": dwell})
+    expected = [np.nan_to_num(s.weighting.of_frame(frame), nan=1.0).astype(np.float32) for s in curves]
+    assert all(len(np.unique(e[types == "view"])) > 8 for e in expected)  # the curves are exercised
+    staged = read_events(spark, stage_frames([frame], tmp_path / "staged"))
+    weights = staged.select("seq", *[weight_column(staged, s.weighting).alias(f"w{k}") for k, s in enumerate(curves)])
+    got = weights.orderBy("seq").toPandas()
+    for k, want in enumerate(expected):
+        np.testing.assert_array_equal(got[f"w{k}"].to_numpy(np.float32), want)
+    frame.to_csv(tmp_path / "events.csv", index=False)
+    from_csv = owner_events(read_events(spark, tmp_path / "events.csv"), curves[1].weighting).toPandas()
+    np.testing.assert_array_equal(from_csv.sort_values("ts")["w"].to_numpy(np.float32), expected[1])
+    assert not np.array_equal(expected[1], np.nan_to_num(curves[1].weighting.of_arrays(types, None), nan=1.0))

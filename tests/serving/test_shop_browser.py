@@ -193,18 +193,27 @@ def test_widgets_report_their_impressions(tab, shop):
 
 
 def test_a_search_is_sent_with_its_query_and_changes_recommendations(tab, shop, shots):
+    """The storefront's search is the BM25 one (GET /search and the page's own fallback list): a
+    query with its words reversed and a plural, which no item's text holds as a substring, finds
+    the running sandals first."""
+    query = "sandals running"
+    texts = {r.item_id: f"{r.title} {r.description}".lower() for r in shop.engine.store.load_items()}
+    assert not any(query in text for text in texts.values())  # a substring search lists nothing
+    page = httpx.get(f"{shop.url}/shop/search", params={"q": query}, headers={"x-api-key": SECRET})
+    assert page.status_code == 200 and "Running sandal" in page.text  # the server's fallback list: BM25 too
     before = open_page(tab, "/shop", "recommendations")
-    tab.page.fill("#q", "running")
+    tab.page.fill("#q", query)
     tab.page.press("#q", "Enter")
-    tab.page.wait_for_url("**/shop/search?q=running")
+    tab.page.wait_for_url("**/shop/search?q=sandals+running")
     after = listed(tab, "recommendations")
     results = listed(tab, "search")  # the query ranked for this visitor, replacing the server's list
     assert results and tab.page.locator("#search [data-pulserec-fallback]").is_hidden()
     titles = [shop.engine.item(i)["title"].lower() for i in results]
-    assert all("running" in t for t in titles[:3]), titles
-    assert all("running" in r for r in tab.page.locator("#search .pulserec-reason").all_inner_texts())
+    assert titles[0].startswith("running sandal"), titles
+    assert all("running" in t or "sandal" in t for t in titles), titles
+    assert all(query in r for r in tab.page.locator("#search .pulserec-reason").all_inner_texts())
     events = shop.wait_for_events(session_of(tab), lambda es: any(e["type"] == "search" for e in es), "the search")
-    assert [e["query"] for e in events if e["type"] == "search"] == ["running"]
+    assert [e["query"] for e in events if e["type"] == "search"] == [query]
     assert after != before  # what was searched for shapes what is recommended next
     tab.page.screenshot(path=str(shots / "shop-search.png"), full_page=True)
     tab.assert_clean()

@@ -4,20 +4,24 @@ Sources:
 
 * an event export in Parquet or CSV (a file or a directory of parts, on shared storage for a
   cluster) with the stored-event columns ``user_id, item_id, type, ts`` and optionally
-  ``session_id`` (anonymous owners) and ``seq`` (log order);
+  ``session_id`` (anonymous owners), ``seq`` (log order) and ``dwell_seconds`` (a view's visible
+  time);
 * the engine's SQLite store (``--data-dir``), read in pandas chunks and staged as Parquet;
 * a MovieLens directory, staged the same way.
 
 :func:`prepare` turns events into what the trainers need: dense user/item indices numbered
 exactly as :meth:`Interactions.from_frame` numbers them on the time-sorted log (by first event
-time, ties by log order), and the summed event weight of every (user, item) pair.
+time, ties by log order), and the summed event weight of every (user, item) pair. The weight
+is the settings' `weighting` (event_weights.py: type weight x dwell factor) written as a Spark
+expression from the same parameters (:func:`weight_column`), so a long read counts on Spark as it
+does in process.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,15 +30,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from pulserec.event_weights import FACTOR_STEP, DwellCurve, EventWeights
 from pulserec.events import SESSION_PREFIX
 from pulserec.ids import IdIndex
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from pulserec.config import Settings
 
-#: Columns kept from any source; `session_id` and `seq` may be missing in an export.
+#: Columns kept from any source; `session_id`, `seq` and `dwell_seconds` may be missing in an export.
 STRING_COLUMNS = ("user_id", "session_id", "item_id", "type")
 
 
@@ -45,7 +50,8 @@ def read_events(spark: SparkSession, path: str | os.PathLike[str]) -> DataFrame:
     text = str(path)
     is_csv = text.endswith(".csv") or (Path(text).is_dir() and any(Path(text).glob("*.csv")))
     if is_csv:
-        return spark.read.csv(text, header=True, inferSchema=False).withColumn("ts", _col("ts").cast("double"))
+        frame = spark.read.csv(text, header=True, inferSchema=False).withColumn("ts", _col("ts").cast("double"))
+        return frame.withColumn("dwell_seconds", _col("dwell_seconds").cast("double")) if "dwell_seconds" in frame.columns else frame
     return spark.read.parquet(text)
 
 
@@ -59,13 +65,16 @@ def stage_frames(frames: Iterable[pd.DataFrame], directory: str | os.PathLike[st
 
     out = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="pulserec-events-"))
     out.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([(c, pa.string()) for c in STRING_COLUMNS] + [("ts", pa.float64()), ("seq", pa.int64())])
+    schema = pa.schema([(c, pa.string()) for c in STRING_COLUMNS]
+                       + [("ts", pa.float64()), ("seq", pa.int64()), ("dwell_seconds", pa.float64())])
     offset = 0
     for part, frame in enumerate(frames):
         columns = {c: _as_strings(frame[c]) if c in frame else pd.Series([None] * len(frame), dtype=object)
                    for c in STRING_COLUMNS}
         columns["ts"] = frame["ts"].astype("float64").to_numpy()
         columns["seq"] = np.arange(offset, offset + len(frame), dtype=np.int64)
+        columns["dwell_seconds"] = (pd.to_numeric(frame["dwell_seconds"], errors="coerce").to_numpy(np.float64)
+                                    if "dwell_seconds" in frame else np.full(len(frame), np.nan))
         offset += len(frame)
         table = pa.Table.from_pandas(pd.DataFrame(columns), schema=schema, preserve_index=False)
         pq.write_table(table, out / f"part-{part:05d}.parquet")
@@ -110,10 +119,41 @@ def load_events(
     return read_events(spark, stage_frames(store_frames(data_dir), staging_dir)), settings
 
 
-def owner_events(events: DataFrame, event_weights: dict[str, float]) -> DataFrame:
+def as_weighting(event_weights: EventWeights | Mapping[str, float]) -> EventWeights:
+    """The settings' `weighting`; a plain mapping gives the type weights alone (as Interactions.from_frame)."""
+    return event_weights if isinstance(event_weights, EventWeights) else EventWeights(event_weights, ())
+
+
+def dwell_factor_column(curve: DwellCurve, dwell: Column) -> Column:
+    """:meth:`DwellCurve.factors` as a Spark expression (null dwell -> 1): the same formula from
+    the same parameters, rounded half to even (``bround``, as ``np.round``) to FACTOR_STEP."""
+    from pyspark.sql import functions as F
+
+    grown = F.lit(1.0) + F.lit(curve.max_factor - 1.0) * F.log(F.greatest(dwell, F.lit(curve.bounce_s)) / F.lit(
+        curve.bounce_s)) / F.lit(float(np.log(curve.cap_s / curve.bounce_s)))
+    factor = F.least(F.bround(grown / F.lit(FACTOR_STEP), 0) * F.lit(FACTOR_STEP), F.lit(curve.max_factor))
+    return (F.when(dwell.isNull() | F.isnan(dwell), F.lit(1.0))
+            .when(dwell < F.lit(curve.bounce_s), F.lit(curve.bounce_factor)).otherwise(factor))
+
+
+def weight_column(events: DataFrame, weighting: EventWeights) -> Column:
+    """Each event's weight (:meth:`EventWeights.of_frame`; 1 for a type without a weight, as the
+    in-process loader counts it): the type's weight, times the dwell factor for `dwell_types`."""
+    from pyspark.sql import functions as F
+
+    weights = F.create_map(*[F.lit(x) for pair in weighting.base.items() for x in pair])
+    weight = F.coalesce(weights[F.col("type")], F.lit(1.0)).cast("double")
+    if "dwell_seconds" not in events.columns or not weighting.dwell_types:
+        return weight
+    scaled = F.col("type").isin(*sorted(weighting.dwell_types))
+    dwell = F.col("dwell_seconds").cast("double")
+    return F.when(scaled, weight * dwell_factor_column(weighting.curve, dwell)).otherwise(weight)
+
+
+def owner_events(events: DataFrame, event_weights: EventWeights | Mapping[str, float]) -> DataFrame:
     """Rows with an item as (owner, item_id, w, ts, ord): the owner is the user id, or the
-    session key of an anonymous event (as :func:`pulserec.events.owner_keys`); `w` the event
-    type's weight (1 for unknown types); `ord` the log order."""
+    session key of an anonymous event (as :func:`pulserec.events.owner_keys`); `w` the event's
+    weight (:func:`weight_column`); `ord` the log order."""
     from pyspark.sql import functions as F
 
     owner = F.col("user_id").cast("string")
@@ -121,11 +161,10 @@ def owner_events(events: DataFrame, event_weights: dict[str, float]) -> DataFram
         session = F.concat(F.lit(SESSION_PREFIX), F.coalesce(F.col("session_id").cast("string"), F.lit("None")))
         owner = F.when(owner.isNotNull() & (owner != ""), owner).otherwise(session)
     order = F.col("seq").cast("long") if "seq" in events.columns else F.monotonically_increasing_id()
-    weights = F.create_map(*[F.lit(x) for pair in event_weights.items() for x in pair])
     return events.where(F.col("item_id").isNotNull()).select(
         owner.alias("owner"),
         F.col("item_id").cast("string").alias("item_id"),
-        F.coalesce(weights[F.col("type")], F.lit(1.0)).cast("float").alias("w"),
+        weight_column(events, as_weighting(event_weights)).cast("float").alias("w"),
         F.col("ts").cast("double").alias("ts"),
         order.alias("ord"),
     )
@@ -162,7 +201,7 @@ class SparkInteractions:
         return matrix
 
 
-def prepare(spark: SparkSession, events: DataFrame, event_weights: dict[str, float]) -> SparkInteractions:
+def prepare(spark: SparkSession, events: DataFrame, event_weights: EventWeights | Mapping[str, float]) -> SparkInteractions:
     """Index owners and items (numbered by first (ts, log order), as the in-process loader does)
     and sum the weights of every (user, item) pair."""
     from pyspark.sql import functions as F

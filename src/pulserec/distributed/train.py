@@ -65,7 +65,7 @@ def train_with_spark(
         started = time.perf_counter()
         frame, settings = load_events(spark, events=events, data_dir=data_dir, movielens=movielens,
                                       staging_dir=staging_dir)
-        data = prepare(spark, frame, settings.event_weights)
+        data = prepare(spark, frame, settings.weighting)
         prepared = time.perf_counter()
         try:
             model = fit_on_spark(spark, name, data, params or {})
