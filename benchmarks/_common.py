@@ -46,14 +46,15 @@ def print_table(headers: list[str], rows: list[list[object]]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
-def serving_latency(engine, ratings, requests: int, seed: int = 0) -> dict[str, float]:
-    """In-process recommend and similar-items latency (p50/p99, ms) for random MovieLens users/items."""
+def serving_latency(engine, ratings, requests: int, seed: int = 0, strategy: str | None = None) -> dict[str, float]:
+    """In-process recommend and similar-items latency (p50/p99, ms) for random MovieLens users/items;
+    `strategy` None is the engine's default."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(ratings["user_id"].unique(), requests)
     for i in range(50):  # warm-up
-        engine.recommend(str(picks[i % requests]), 10)
+        engine.recommend(str(picks[i % requests]), 10, strategy=strategy)
     out: dict[str, float] = {}
-    lat = time_each(lambda i: engine.recommend(str(picks[i]), 10), requests)
+    lat = time_each(lambda i: engine.recommend(str(picks[i]), 10, strategy=strategy), requests)
     out["recommend p50 ms"], out["recommend p99 ms"] = percentiles_ms(lat)
     items = ratings["item_id"].unique()
     sim = time_each(lambda i: engine.similar(str(items[i % len(items)]), 10), requests)

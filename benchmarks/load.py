@@ -1,12 +1,13 @@
 """HTTP load on MovieLens latest-small: `pulserec serve` under a mixed read/write workload.
 
-    python benchmarks/load.py [--movielens PATH] [--seconds 20] [--warmup 5] [--workers 1,2]
+    python benchmarks/load.py [--movielens PATH] [--seconds 20] [--warmup 5] [--workers 1,2] [--strategy NAME]
 
 For each worker count: a copy of the imported data dir, `pulserec serve --workers N` on
 127.0.0.1 as a child process, and a load generator in another process: `--connections`
 keep-alive HTTP/1.1 connections in one asyncio loop, each sending its next request as soon as
 the previous answer arrived. Mix: 40% recommendations, 20% similar items, 20% profiles
-(reads), 20% event batches of 1-5 events (writes). Reported: req/s, p50/p99 latency, errors
+(reads), 20% event batches of 1-5 events (writes); recommendations ask for `--strategy` (default:
+the server's default). Reported: req/s, p50/p99 latency, errors
 (non-2xx or transport errors), and server RSS (all processes) after warm-up and at the end.
 
 Two generators, same mix (`--client`):
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -44,14 +46,14 @@ MIX = (0.4, 0.2, 0.2, 0.2)
 
 
 # -- the load generator (a separate process) ---------------------------------------------------
-def make_request(kind: str, rng: random.Random, users: list[str], items: list[str], host: str) -> bytes:
+def make_request(kind: str, rng: random.Random, users: list[str], items: list[str], host: str, query: str = "") -> bytes:
     if kind == "events":
         events = [{"user_id": rng.choice(users), "item_id": rng.choice(items), "type": rng.choice(("view", "click", "like"))}
                   for _ in range(rng.randint(1, 5))]
         body = json.dumps({"events": events}).encode()
         return (f"POST /events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    path = {"recommend": f"/users/{rng.choice(users)}/recommendations?n=10",
+    path = {"recommend": f"/users/{rng.choice(users)}/recommendations?n=10{query}",
             "similar": f"/items/{rng.choice(items)}/similar?n=10",
             "profile": f"/users/{rng.choice(users)}/profile"}[kind]
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
@@ -70,7 +72,8 @@ async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: 
     return status
 
 
-async def drive(port: int, seconds: float, warmup: float, connections: int, users: list[str], items: list[str]) -> dict:
+async def drive(port: int, seconds: float, warmup: float, connections: int, users: list[str], items: list[str],
+                query: str = "") -> dict:
     started = time.perf_counter()
     measure_from, stop_at = started + warmup, started + warmup + seconds
     latencies: dict[str, list[float]] = {kind: [] for kind in KINDS}
@@ -82,7 +85,7 @@ async def drive(port: int, seconds: float, warmup: float, connections: int, user
         try:
             while (now := time.perf_counter()) < stop_at:
                 kind = rng.choices(KINDS, MIX)[0]
-                raw = make_request(kind, rng, users, items, f"127.0.0.1:{port}")
+                raw = make_request(kind, rng, users, items, f"127.0.0.1:{port}", query)
                 try:
                     status = await send(reader, writer, raw)
                 except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
@@ -115,7 +118,7 @@ local random = math.random
 request = function()
   local r = random()
   if r < 0.4 then
-    return wrk.format("GET", "/users/" .. users[random(#users)] .. "/recommendations?n=10")
+    return wrk.format("GET", "/users/" .. users[random(#users)] .. "/recommendations?n=10%(query)s")
   elseif r < 0.6 then
     return wrk.format("GET", "/items/" .. items[random(#items)] .. "/similar?n=10")
   elseif r < 0.8 then
@@ -139,12 +142,12 @@ end
 """
 
 
-def wrk_drive(port: int, seconds: float, warmup: float, connections: int, ids: Path) -> dict:
+def wrk_drive(port: int, seconds: float, warmup: float, connections: int, ids: Path, query: str = "") -> dict:
     """Warm up, then measure, with `wrk` (one thread: the cores are for the server)."""
     sample = json.loads(ids.read_text())
     script = ids.with_suffix(".lua")
     quoted = lambda values: ",".join(json.dumps(v) for v in values)  # noqa: E731 - JSON strings are Lua strings here
-    script.write_text(WRK_SCRIPT % {"users": quoted(sample["users"]), "items": quoted(sample["items"])})
+    script.write_text(WRK_SCRIPT % {"users": quoted(sample["users"]), "items": quoted(sample["items"]), "query": query})
 
     def run(duration: float) -> dict:
         out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
@@ -160,8 +163,9 @@ def wrk_drive(port: int, seconds: float, warmup: float, connections: int, ids: P
 
 
 def generator_main(args: argparse.Namespace) -> None:
+    query = f"&strategy={quote(args.strategy)}" if args.strategy else ""
     if args.client == "wrk":
-        print(json.dumps(wrk_drive(args.port, args.seconds, args.warmup, args.connections, Path(args.ids))))
+        print(json.dumps(wrk_drive(args.port, args.seconds, args.warmup, args.connections, Path(args.ids), query)))
         return
     try:
         import uvloop
@@ -170,7 +174,7 @@ def generator_main(args: argparse.Namespace) -> None:
     except ImportError:
         pass
     sample = json.loads(Path(args.ids).read_text())
-    result = asyncio.run(drive(args.port, args.seconds, args.warmup, args.connections, sample["users"], sample["items"]))
+    result = asyncio.run(drive(args.port, args.seconds, args.warmup, args.connections, sample["users"], sample["items"], query))
     print(json.dumps(result))
 
 
@@ -194,7 +198,7 @@ def run_config(base: Path, work: Path, ids: Path, workers: int, args: argparse.N
     with ServerProcess(data_dir, workers=workers, log_path=work / f"server-w{workers}.log") as server:
         command = [sys.executable, __file__, "--generate", "--port", str(server.port), "--ids", str(ids),
                    "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--connections", str(args.connections),
-                   "--client", args.client]
+                   "--client", args.client] + (["--strategy", args.strategy] if args.strategy else [])
         generator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         samples: list[tuple[float, int]] = []
 
@@ -226,6 +230,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
                         help="load generator (default: wrk where it is installed)")
+    parser.add_argument("--strategy", default=None, help="model the recommendations ask for (default: the server's default)")
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
@@ -234,7 +239,8 @@ def main() -> None:
         generator_main(args)
         return
     source = movielens_path(args.movielens)
-    print(f"machine: {machine()}; client {args.client}, {args.connections} connections, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured")
+    print(f"machine: {machine()}; client {args.client}, {args.connections} connections, {args.warmup:.0f} s warm-up + "
+          f"{args.seconds:.0f} s measured, strategy {args.strategy or 'default'}")
     with tempfile.TemporaryDirectory(prefix="pulserec-load-") as tmp:
         work = Path(tmp)
         base, ids = work / "imported", work / "ids.json"

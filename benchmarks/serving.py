@@ -1,6 +1,6 @@
 """Serving speed on MovieLens latest-small: recommendation latency, online update and import throughput.
 
-    python benchmarks/serving.py [--movielens PATH] [--requests 2000]
+    python benchmarks/serving.py [--movielens PATH] [--requests 2000] [--strategy NAME]
 
 pulserec is measured in-process next to rtrec (a real-time recommender library with online
 updates) on the same data in the same run. Targets (issue 2): p50 < 2 ms, p99 < 10 ms,
@@ -21,7 +21,7 @@ from pulserec.events import Event
 from pulserec.ingest.movielens import read_movies, read_ratings
 
 
-def bench_pulserec(ratings, movies, requests: int) -> dict[str, float]:
+def bench_pulserec(ratings, movies, requests: int, strategy: str | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(Settings.load(tmp))
@@ -34,7 +34,7 @@ def bench_pulserec(ratings, movies, requests: int) -> dict[str, float]:
         Engine(Settings.load(tmp)).close()
         out["restart: rebuild state from log, s"] = time.perf_counter() - start
 
-        out.update(serving_latency(engine, ratings, requests))
+        out.update(serving_latency(engine, ratings, requests, strategy=strategy))
         rng = np.random.default_rng(0)
         picks = rng.choice(ratings["user_id"].unique(), requests)
         items = ratings["item_id"].unique()
@@ -93,11 +93,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--movielens", default=None)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--strategy", default=None, help="model to recommend with (default: the engine's default)")
     args = parser.parse_args()
     ratings = read_ratings(args.movielens)
     movies = read_movies(args.movielens)
-    print(f"# serving benchmark: {len(ratings):,} MovieLens ratings, {len(movies):,} movies; {machine()}\n")
-    ours = bench_pulserec(ratings, movies, args.requests)
+    print(f"# serving benchmark: {len(ratings):,} MovieLens ratings, {len(movies):,} movies, "
+          f"strategy {args.strategy or 'default'}; {machine()}\n")
+    ours = bench_pulserec(ratings, movies, args.requests, args.strategy)
     peer = bench_rtrec(ratings, args.requests)
     rows = []
     for metric, value in ours.items():

@@ -13,13 +13,16 @@ from conftest import group_items
 
 from pulserec.models.base import Query
 from pulserec.models.ease import EASE
+from pulserec.models import registry
 from pulserec.models.persist import (
     META_ENTRY,
     PAYLOAD_ENTRY,
+    Loadable,
     ModelFileError,
     load_model,
     read_meta,
     save_model,
+    saveable_class,
 )
 from pulserec.models.registry import MODELS, SAVED_ONLY, saved_class
 
@@ -68,6 +71,16 @@ def test_every_saved_model_class_declares_the_ability() -> None:
             continue
         cls = saved_class(name)
         assert all(callable(getattr(cls, m, None)) for m in ("saved_params", "saved_values", "from_saved")), name
+        assert issubclass(cls, Loadable), name
+
+
+def test_a_registered_class_that_cannot_load_is_refused_by_name(monkeypatch) -> None:
+    """The check is the declared protocol: a class the registry names without `from_saved`
+    (a blend is built, never loaded) is a ModelFileError naming the model, not an AttributeError."""
+    monkeypatch.setitem(registry.SAVED_ONLY, "blended", "pulserec.models.blend:Blend")
+    with pytest.raises(ModelFileError, match="model 'blended' cannot be loaded from a file"):
+        saveable_class("blended")
+    assert saveable_class("ease").__name__ == "EASE"
 
 
 def _importable(name: str) -> bool:

@@ -195,7 +195,7 @@ def test_writes_racing_with_a_merge_make_it_start_over(tmp_path, shop, redis_ser
     seed(engine, shop)
     ids = item_ids(shop)
     reads = []
-    merge_logs = engine._merge_logs
+    merge_logs = engine.sessions.merge_logs
 
     def racing_logs(user_key, session_id, claimed):
         read = merge_logs(user_key, session_id, claimed)
@@ -210,7 +210,7 @@ def test_writes_racing_with_a_merge_make_it_start_over(tmp_path, shop, redis_ser
 
         return racing_read
 
-    monkeypatch.setattr(engine, "_merge_logs", racing_logs)
+    monkeypatch.setattr(engine.sessions, "merge_logs", racing_logs)
     engine.ingest([login_event(shop)])
     assert len(reads) == 2 and "race-u" not in reads[0] and {"race-u", "race-s"} <= set(reads[1])
     assert len(engine.store.user_events("alice")) == 3 + 5 + 2 + 1  # race-s was claimed by the retry

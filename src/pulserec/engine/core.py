@@ -8,7 +8,8 @@ The Engine owns the lock, the store, the state and the service, and keeps the wr
 paths; what runs beside them has a module of its own in this package and is reached as an
 attribute: `training` (train, install, retrain without deleted users), `rebuilds` (POST
 /admin/rebuild), `checkpoints` (when snapshots are written), `health` (readiness, the shared
-state's supervisor), `bulk` (the pipelined import path behind `ingest_frames`)."""
+state's supervisor), `bulk` (the pipelined import path behind `ingest_frames`), `sessions` (the
+login merge of an anonymous session into its user)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pulserec.engine.bulk import CHUNK, BulkIngest
 from pulserec.engine.checkpoints import Checkpoints, restore
 from pulserec.engine.health import Health, start_supervisor
 from pulserec.engine.rebuild import Rebuilds
+from pulserec.engine.sessions import SessionMerge
 from pulserec.engine.training import Training
 from pulserec.engine.views import item_view, profile_view
 from pulserec.events import SESSION_PREFIX, Event
@@ -38,21 +40,21 @@ from pulserec.online import make_state
 from pulserec.online.base import State
 from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.streams import make_publisher
-from pulserec.recommend.jobs import JobRegistry
-from pulserec.recommend.search import SearchResults, search
 from pulserec.recommend.controls import Controls
 from pulserec.recommend.exploration import Exposure
-from pulserec.store.controls import ControlStore
+from pulserec.recommend.jobs import JobRegistry
+from pulserec.recommend.search import SearchResults, search
 from pulserec.recommend.service import Answer, Filters, Recommended, RecommendationService
 from pulserec.records import ItemRecord
 from pulserec.store import SQLiteStore
+from pulserec.store.controls import ControlStore
 from pulserec.store.feedback import FeedbackStore
 from pulserec.store.history import History
 from pulserec.store.job_table import JobTable
+from pulserec.store.pseudonym import Pseudonymizer
 from pulserec.store.search_log import SearchLog
 from pulserec.store.segments import Segments
 from pulserec.store.social import SocialGraph
-from pulserec.store.pseudonym import Pseudonymizer
 from pulserec.validation import InvalidInput, check_events, check_id_len, check_n
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class Engine:
         self.jobs.on_finished.append(self.training.retrain_forgotten)  # a retrain refused for max_jobs
         self.rebuilds = Rebuilds(self)
         self.bulk = BulkIngest(self)
+        self.sessions = SessionMerge(self)
         self.started_at = time.time()
         #: Observers of live ingestion (metrics, dashboards); not called for the rebuild at start-up.
         self.ingest_listeners: list[IngestListener] = []
@@ -202,7 +205,7 @@ class Engine:
         with self.lock:
             for event in events:
                 if event.user_id and event.session_id:
-                    self._log_in(event.user_id, event.session_id)
+                    self.sessions.log_in(event.user_id, event.session_id)
             seqs = self.store.append_events([e.row() for e in events])
             failure = self._apply_stored(events, seqs)
         accepted = sum(s is not None for s in seqs)
@@ -222,39 +225,7 @@ class Engine:
         check_id_len("user_id", user_id, self.settings.max_id_len)
         check_id_len("session_id", session_id, self.settings.max_id_len)
         with self.lock:
-            self._log_in(self.user_key(user_id), self.session_key(session_id))
-
-    def _log_in(self, user_key: str, session_id: str) -> None:
-        """Merge an anonymous session into the user on their first event that names both."""
-        session_key = SESSION_PREFIX + session_id
-        if self.state.shared:  # it may lag the log (stream mode, other processes): the log decides
-            if not self.store.has_anonymous_events(session_id):
-                return
-        else:
-            owner = self.state.owners.get(session_key)
-            if owner is None or not self.state.histories.recent(owner) and owner not in self.state.profiles:
-                return
-        claimed = self.store.claim_session(session_id, user_key)
-        if claimed.empty:
-            return
-        user_events = self.store.user_events(user_key)
-        user_events = user_events[~user_events["seq"].isin(claimed["seq"])]
-        self.state.absorb(user_key, session_key, user_events, claimed, reload=self._merge_logs(user_key, session_id, claimed))
-        self.checkpoints.log_rewritten()
-        self.counters["sessions.merged"] += 1
-
-    def _merge_logs(self, user_key: str, session_id: str, claimed: pd.DataFrame) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame]]:
-        """Re-reads (the user's other events, the session's claimed events) from the log for a
-        shared state's `absorb`, first claiming session events stored since (by other processes)."""
-        seqs = set(claimed["seq"].tolist())
-
-        def read() -> tuple[pd.DataFrame, pd.DataFrame]:
-            seqs.update(self.store.claim_session(session_id, user_key)["seq"].tolist())
-            events = self.store.user_events(user_key)
-            session = events["seq"].isin(seqs).to_numpy()
-            return events[~session], events[session]
-
-        return read
+            self.sessions.log_in(self.user_key(user_id), self.session_key(session_id))
 
     def _apply_stored(self, events: list[Event], seqs: list[int | None]) -> BaseException | None:
         """Apply (or publish) the events the store just accepted (those given a `seq`), in order.

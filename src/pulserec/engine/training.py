@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pulserec.models.base import Recommender, meta_of
+from pulserec.models.persist import Saveable
 from pulserec.recommend.aligned import AlignedModel
 from pulserec.recommend.auto_default import AUTO, first_params, needs_first_choice, needs_reselection
 from pulserec.recommend.forgetting import DELETION_VERSION, Forgotten
@@ -145,11 +146,11 @@ class Training:
             served = installed_stamps(meta_of(m) for m in self.engine.service.strategies.values())
         return install_changed(models_dir(self.engine.settings.data_dir), served, self.install_loaded, failed)
 
-    def install_loaded(self, model: Any, meta: dict[str, Any]) -> Recommender | None:
+    def install_loaded(self, model: Saveable, meta: dict[str, Any]) -> Recommender | None:
         """Serve a model loaded from a file: a ranking model over the served sources it was trained
         with (None when one of them is not served), any other as a batch model."""
         apply_torch_threads(self.engine.settings.torch_threads)
-        if getattr(model, "name", None) != RANKER:
+        if model.name != RANKER:
             return self.install_model(model, meta)
         return self.ranker.install_loaded(model, meta)
 

@@ -71,8 +71,9 @@ class ItemKNN(SavedState):
         return model
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> ItemKNN:
-        cooc = CoOccurrence(self.cooc.window, self.cooc.gap_tau, max_neighbours=getattr(self.cooc, "max_neighbours", 0),
-                            evict_halflife=getattr(self.cooc, "evict_halflife", 0.0))
+        # A trained item-kNN owns an in-memory CoOccurrence (the live views are never fitted).
+        old = self.cooc
+        cooc = CoOccurrence(old.window, old.gap_tau, max_neighbours=old.max_neighbours, evict_halflife=old.evict_halflife)
         order = np.argsort(data.timestamps, kind="stable")
         cooc.add_log(data.users[order], data.items[order], data.weights[order], data.timestamps[order])
         self.cooc = cooc

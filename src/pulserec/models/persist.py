@@ -64,6 +64,15 @@ class Saveable(Protocol):
     def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> Saveable: ...
 
 
+@runtime_checkable
+class Loadable(Protocol):
+    """A class that rebuilds a model from a file (the half of :class:`Saveable` a class has;
+    methods only, so `issubclass` can check it)."""
+
+    @classmethod
+    def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> Saveable: ...
+
+
 class SavedState:
     """Default :class:`Saveable` behaviour: parameters are the ``__init__`` arguments kept as
     attributes of the same name; the state is the attributes listed in ``saved_fields``."""
@@ -186,7 +195,7 @@ def saveable_class(name: str) -> type:
         cls = saved_class(name)
     except KeyError as exc:
         raise ModelFileError(str(exc.args[0])) from None
-    if not hasattr(cls, "from_saved"):
+    if not issubclass(cls, Loadable):
         raise ModelFileError(f"model {name!r} cannot be loaded from a file")
     return cls
 
