@@ -52,6 +52,13 @@ def test_errors_are_one_clear_line(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_serve_refuses_an_untrainable_retrain_before_opening_anything(tmp_path):
+    result = run("serve", "--retrain", "als,nope", "--data-dir", str(tmp_path / "d"), check=False)
+    assert result.returncode == 1
+    assert "--retrain: cannot train nope; choose from" in result.stdout + result.stderr
+    assert not (tmp_path / "d" / "pulserec.db").exists() and "Traceback" not in result.stdout + result.stderr
+
+
 def test_import_train_and_evaluate_an_app(tmp_path):
     """`--app NAME` works on <data-dir>/apps/NAME with the app's settings (runtime/apps.py), and
     leaves the default app's store alone; an app never created is one clear error."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,6 +33,64 @@ def choose_in_background(settings: Settings) -> None:
 
     console.print("choosing the default on validation in the background (auto, saved to models/ for the workers)")
     threading.Thread(target=work, name="pulserec-first-choice", daemon=True).start()
+
+
+def retrain_names(retrain: str) -> list[str]:
+    """`--retrain`'s comma-separated models, each one that can be trained (else a usage error)."""
+    from pulserec.models.registry import TRAINABLE
+
+    names = [n.strip() for n in retrain.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TRAINABLE]
+    if unknown:
+        raise typer.BadParameter(f"--retrain: cannot train {', '.join(unknown)}; choose from {', '.join(sorted(TRAINABLE))}")
+    return names
+
+
+def serve_workers(settings: Settings, data_dir: Path | None, overrides: dict[str, Any], host: str, port: int,
+                  workers: int, log_level: str) -> None:
+    """`serve --workers N`: the data dir prepared (and a shared state loaded) once, then N worker
+    processes on one port."""
+    from pulserec.recommend.auto_default import saved_first_choice_due
+    from pulserec.serving.workers import prepare_data_dir, run_workers
+
+    if settings.state_url:  # load the shared state once; the workers then attach to it
+        open_engine(data_dir, **overrides).close()
+    stored = prepare_data_dir(settings)
+    warn_if_empty(settings.data_dir, stored)
+    if saved_first_choice_due(settings, stored):
+        choose_in_background(settings)
+    console.print(f"serving {stored:,} events with {workers} workers on http://{host}:{port} (docs: /docs)")
+    run_workers(settings, host, port, workers, log_level)
+
+
+def serve_in_process(settings: Settings, data_dir: Path | None, overrides: dict[str, Any], host: str, port: int,
+                     log_level: str, names: list[str], retrain_interval: float, retrain_every_events: int) -> None:
+    """One process: the engine, the first `auto` job when one is due, the retrain scheduler when
+    asked for, and uvicorn until SIGTERM/SIGINT."""
+    from pulserec.recommend.auto_default import describe
+    from pulserec.recommend.training import RetrainScheduler
+    from pulserec.serving.app import create_app
+    from pulserec.serving.server import run_foreground
+
+    engine = open_engine(data_dir, **overrides)
+    stats = engine.stats()
+    warn_if_empty(settings.data_dir, stats["events_stored"], stats["items"])
+    choosing = engine.training.choose_default()
+    if choosing is not None:
+        console.print(f"{describe(choosing, settings)}; the built-in default (item-kNN + trending) serves until it is "
+                      "installed (GET /models: default_choice, GET /jobs)")
+    scheduler = None
+    if retrain_interval > 0 or retrain_every_events > 0:
+        applied = lambda: engine.read(lambda state: state.applied)  # noqa: E731 - the scheduler's event count
+        scheduler = RetrainScheduler(engine.training.train_in_turn, applied, names, retrain_interval, retrain_every_events).start()
+        console.print(f"background retrain of {', '.join(names)} every "
+                      + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",
+                                                 f"{retrain_every_events:,} events" if retrain_every_events else "") if x))
+    base = f"http://{host}:{port}"
+    console.print(f"serving {stats['events_applied']:,} events on {base}\n"
+                  f"  dashboard: {base}/dashboard   docs: {base}/docs   metrics: {base}/metrics")
+    run_foreground(create_app(engine), engine, host, port, log_level, on_stop=scheduler.stop if scheduler else None)
+    console.print("stopped cleanly (engine closed, WAL checkpointed into pulserec.db)")
 
 
 def register(app: typer.Typer) -> None:
@@ -67,53 +125,18 @@ def register(app: typer.Typer) -> None:
         DATA_DIR/apps/NAME/ (their own store, models, snapshots and app.json) and are served
         under /apps/NAME/... (see docs/architecture.md, "Apps").
         """
-        from pulserec.serving.app import create_app
-        from pulserec.serving.server import run_foreground
         from pulserec.serving.auth import exposure_warning
-        from pulserec.recommend.auto_default import describe, saved_first_choice_due
-        from pulserec.recommend.training import RetrainScheduler
 
         overrides = {"state_url": state, "stream_url": stream, "accept_data_loss": accept_data_loss or None}
         settings = settings_for(data_dir, **overrides)
         warning = exposure_warning(host, settings)
         if warning:
             console.print(f"[yellow]warning:[/] {warning}")
-        base = f"http://{host}:{port}"
         if workers > 1:
-            from pulserec.serving.workers import prepare_data_dir, run_workers
-
-            if settings.state_url:  # load the shared state once; the workers then attach to it
-                open_engine(data_dir, **overrides).close()
-            stored = prepare_data_dir(settings)
-            warn_if_empty(settings.data_dir, stored)
-            if saved_first_choice_due(settings, stored):
-                choose_in_background(settings)
-            console.print(f"serving {stored:,} events with {workers} workers on {base} (docs: /docs)")
-            run_workers(settings, host, port, workers, log_level)
+            serve_workers(settings, data_dir, overrides, host, port, workers, log_level)
             return
-        from pulserec.models.registry import TRAINABLE
-
-        names = [n.strip() for n in retrain.split(",") if n.strip()]
-        unknown = [n for n in names if n not in TRAINABLE]
-        if unknown:
-            raise typer.BadParameter(f"--retrain: cannot train {', '.join(unknown)}; choose from {', '.join(sorted(TRAINABLE))}")
-        engine = open_engine(data_dir, **overrides)
-        warn_if_empty(settings.data_dir, engine.store.event_count(), len(engine.state.catalog))
-        choosing = engine.training.choose_default()
-        if choosing is not None:
-            console.print(f"{describe(choosing, settings)}; the built-in default (item-kNN + trending) serves until it is "
-                          "installed (GET /models: default_choice, GET /jobs)")
-        scheduler = None
-        if retrain_interval > 0 or retrain_every_events > 0:
-            applied = lambda: engine.read(lambda state: state.applied)  # noqa: E731 - the scheduler's event count
-            scheduler = RetrainScheduler(engine.training.train_in_turn, applied, names, retrain_interval, retrain_every_events).start()
-            console.print(f"background retrain of {', '.join(names)} every "
-                          + " or ".join(x for x in (f"{retrain_interval:g}s" if retrain_interval else "",
-                                                     f"{retrain_every_events:,} events" if retrain_every_events else "") if x))
-        console.print(f"serving {engine.stats()['events_applied']:,} events on {base}\n"
-                      f"  dashboard: {base}/dashboard   docs: {base}/docs   metrics: {base}/metrics")
-        run_foreground(create_app(engine), engine, host, port, log_level, on_stop=scheduler.stop if scheduler else None)
-        console.print("stopped cleanly (engine closed, WAL checkpointed into pulserec.db)")
+        names = retrain_names(retrain)
+        serve_in_process(settings, data_dir, overrides, host, port, log_level, names, retrain_interval, retrain_every_events)
 
     @app.command()
     def stats(data_dir: DataDir = None) -> None:

@@ -391,6 +391,11 @@ class Engine:
         with self.lock:
             return dict(self.service.strategies)
 
+    def default_choice(self) -> dict[str, Any] | None:
+        """What the self-chosen default (an installed `auto`) chose; None while the built-in blend serves."""
+        with self.lock:
+            return self.service.models.default_choice
+
     def serves(self, name: str) -> bool:
         """Whether strategy `name` is served. Without the lock: the metrics middleware asks on the
         event loop, and one dict lookup is atomic (a strategy installed meanwhile counts next time)."""

@@ -40,8 +40,7 @@ def model_list(engine: Engine) -> list[dict[str, Any]]:
 def default_choice(engine: Engine) -> dict[str, Any]:
     """What serves as the default: the built-in blend, or the blend an `auto` training chose on
     validation (its weights, validation scores and date)."""
-    with engine.lock:
-        choice = engine.service.models.default_choice
+    choice = engine.default_choice()
     if choice is None:
         return {"chosen": False, "blend": "item_knn + trending (built-in, until `auto` is trained: at start once the "
                                           "log holds auto_train_min_events events, or by `pulserec train`; GET /jobs)"}

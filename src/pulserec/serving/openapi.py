@@ -115,7 +115,7 @@ def document_rules(app: FastAPI, engine: Engine) -> None:
     built_for: list[tuple[str, ...]] = []
 
     def openapi() -> dict[str, Any]:
-        strategies = tuple(sorted(engine.service.strategies))
+        strategies = tuple(sorted(engine.served_models()))
         if app.openapi_schema is None or built_for != [strategies]:
             app.openapi_schema = None  # the inner builders cache in the same attribute
             schema = build()
