@@ -103,8 +103,9 @@ class Settings:
     # Catalogue policy (docs/architecture.md): items seen only in events (never PUT or imported
     # into the catalogue) are stored and counted but not served, unless `serve_unknown_items`.
     serve_unknown_items: bool = False
-    # Minimum support: an item with fewer events is nobody's co-occurrence neighbour (item-kNN),
-    # so a user's few clicks cannot make an item the top neighbour of a popular one.
+    # Minimum support: an item fewer distinct users (or sessions) touched is nobody's co-occurrence
+    # neighbour (item-kNN), so one user's clicks, however many, cannot make an item the top
+    # neighbour of a popular one.
     min_support: int = 2
     # Serving: how many recent events make up the user's query, and how fast older ones fade.
     history_len: int = 50
@@ -295,7 +296,7 @@ class Settings:
         if self.min_free_bytes < 0:
             raise ValueError("min_free_bytes must be 0 or more")
         if self.min_support < 0:
-            raise ValueError("min_support must be 0 or more events")
+            raise ValueError("min_support must be 0 or more users")
         if not 1 <= self.max_n <= N_CAP:
             raise ValueError(f"max_n must be between 1 and {N_CAP}")
         for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap",

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pulserec.config import Settings
-from pulserec.events import SESSION_PREFIX, Event
+from pulserec.events import SESSION_PREFIX, Event, owner_keys
 from pulserec.online import make_state
 from pulserec.online.base import State
 from pulserec.online.streams.redis_streams import EventPublisher, StreamUpdater
@@ -103,6 +103,12 @@ def loaded(backend: Backend, shop, frame: pd.DataFrame, one_by_one: bool) -> Sta
     return state
 
 
+def owners_per_item(state: State, item_ids) -> np.ndarray:
+    """How many owners touched each of `item_ids` (minimum support), as the state counts them."""
+    counts, ids = state.histories.owner_counts, state.catalog.item_ids
+    return np.array([counts[ids.get(i)] if ids.get(i) < len(counts) else 0 for i in item_ids], dtype=np.int64)
+
+
 def profiles_of(state: State, users) -> dict[str, dict]:
     """Profiles as the API shows them, rounded; interests of equal score in name order (the
     order of ties depends on the order the events were folded in, which no contract fixes)."""
@@ -132,6 +138,9 @@ def test_the_state_holds_what_the_log_says(backend, shop, log, one_by_one):
         np.testing.assert_allclose(state.popularity.all_time(n)[index], per_item.to_numpy(), rtol=1e-9)
         np.testing.assert_array_equal(np.asarray(state.popularity.events)[[ids.get(i) for i in counted.index]],
                                       counted.to_numpy())
+        people = log.loc[has_item].assign(owner=owner_keys(log.loc[has_item])).groupby("item_id")["owner"].nunique()
+        assert people.max() < counted.max()  # some owner touched an item more than once
+        np.testing.assert_array_equal(owners_per_item(state, people.index), people.to_numpy())
         age = state.now - log["ts"]
         rate = np.log(2) / Settings().trending_halflife
         trending = (weights * np.exp(-rate * age))[has_item].groupby(log.loc[has_item, "item_id"]).sum()
@@ -181,6 +190,8 @@ def test_forgetting_an_owner_equals_never_having_seen_them(backend, shop, log):
         owner = full.owners.get(victim)  # the Redis state drops the id itself, the in-memory one keeps the slot
         assert owner is None or full.profiles.get(owner) is None
         assert full.applied == without.applied
+        items = log.loc[log["item_id"].notna() & (log["user_id"] == victim), "item_id"].unique()
+        np.testing.assert_array_equal(owners_per_item(full, items), owners_per_item(without, items))
         n = len(full.catalog)
         np.testing.assert_allclose(full.popularity.all_time(n), without.popularity.all_time(n), atol=1e-9)
 
@@ -217,4 +228,6 @@ def test_a_login_merge_equals_the_user_having_done_it_all(backend, shop, log):
     with state.reading(), reference.reading():
         assert answers(state, users) == answers(reference, users)
         assert profiles_of(state, [user]) == profiles_of(reference, [user])
+        items = log["item_id"].dropna().unique()
+        np.testing.assert_array_equal(owners_per_item(state, items), owners_per_item(reference, items))
         assert state.owners.get(session_key) is None or not state.histories.recent(state.owners.get(session_key))

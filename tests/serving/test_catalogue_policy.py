@@ -103,3 +103,38 @@ def test_the_policy_survives_a_restart(tmp_path):
     engine = Engine(settings)
     assert [r.item_id for r in engine.similar("listed-a", 10)] == before == ["listed-b"]
     engine.close()
+
+
+def _views(user: str | None, items: list[str], start: float, session: str | None = None):
+    from pulserec.events import Event
+
+    return [Event(f"{user or session}-{start}-{k}", user, item, "view", start + k, session_id=session)
+            for k, item in enumerate(items)]
+
+
+def test_support_counts_people_not_events(tmp_path, backend):
+    """One user viewing an item fifty times does not make it a neighbour of a popular item; a
+    second person does; forgetting that person, or merging a session into the first user, takes
+    it back (the count is of owners, kept exact by deletions and merges). Both online states."""
+    from pulserec.records import ItemRecord
+
+    engine = Engine(Settings.load(tmp_path, **backend))
+    try:
+        engine.put_items([ItemRecord(i, title=i) for i in ("popular", "peer", "spammed")])
+        engine.ingest([e for u in range(6) for e in _views(f"fan{u}", ["popular", "peer"], 1.7e9 + 100 * u)])
+        engine.ingest(_views("spammer", ["popular"] + ["spammed"] * 50, 1.7e9 + 1_000))
+
+        def neighbours() -> list[str]:
+            return [r.item_id for r in engine.similar("popular", 10) or []]
+
+        assert neighbours() == ["peer"]  # 51 events, one person: no neighbourhood
+        engine.ingest(_views(None, ["spammed", "popular"], 1.7e9 + 2_000, session="anon"))
+        assert "spammed" in neighbours()  # a second owner (an anonymous session)
+        engine.log_in("spammer", "anon")  # ... who was the spammer all along: one person again
+        assert neighbours() == ["peer"]
+        engine.ingest(_views("second", ["popular", "spammed"], 1.7e9 + 3_000))
+        assert "spammed" in neighbours()
+        engine.delete_user("second")
+        assert neighbours() == ["peer"]
+    finally:
+        engine.close()

@@ -19,17 +19,18 @@ from pulserec.online.cooccurrence import CoOccurrence
 
 
 class SupportCounts(Protocol):
-    """Events per item index (the popularity counters of either state)."""
+    """Distinct owners per item index (the histories of either state)."""
 
     @property
-    def events(self) -> np.ndarray: ...
+    def owner_counts(self) -> np.ndarray: ...
 
 
 class ItemKNN(SavedState):
-    """Neighbours need support: with `support` (the live popularity counters) an item with fewer
-    than `min_support` events is nobody's neighbour. Cosine divides by both degrees, so an item
-    one user touched once co-occurs with everything that user saw at a similarity near 1.0,
-    above the popular items' real neighbours (issue 13.1).
+    """Neighbours need support: with `support` (the live histories) an item that fewer than
+    `min_support` distinct users (or sessions) touched is nobody's neighbour. Cosine divides by
+    both degrees, so an item one user touched co-occurs with everything that user saw at a
+    similarity near 1.0, above the popular items' real neighbours, however many events that one
+    user sends (issue 13.1).
 
     Saved (as part of a blend, e.g. the self-chosen default) as its compacted co-occurrence
     matrix and item degrees; the live one is the online state's and is never saved."""
@@ -45,13 +46,13 @@ class ItemKNN(SavedState):
         self.min_support = min_support
 
     def _supported(self, idx: np.ndarray) -> np.ndarray:
-        """Which of the neighbour indices `idx` have at least `min_support` events."""
+        """Which of the neighbour indices `idx` have at least `min_support` distinct owners."""
         if self.support is None or self.min_support <= 1 or len(idx) == 0:
             return np.ones(len(idx), dtype=bool)
-        events = self.support.events
+        owners = self.support.owner_counts
         counts = np.zeros(len(idx), dtype=np.int64)
-        inside = idx < len(events)
-        counts[inside] = events[idx[inside]]
+        inside = idx < len(owners)
+        counts[inside] = owners[idx[inside]]
         return counts >= self.min_support
 
     def saved_params(self) -> dict[str, Any]:

@@ -101,6 +101,10 @@ class HistoryLookup(Protocol):
 
     def recent(self, owner: int | None) -> deque[Touch]: ...
     def seen(self, owner: int | None) -> set[int]: ...
+    @property
+    def owner_counts(self) -> np.ndarray:
+        """How many owners have touched each item index (item-kNN's minimum support)."""
+        ...
 
 
 class ProfileLookup(Protocol):

@@ -22,7 +22,12 @@ class Touch(NamedTuple):
 
 class Histories:
     """Each owner's last `max_len` touches and every item they touched, in NumPy segments
-    (see `history_segments`): ~17 bytes a kept touch and 8 a seen item, not ~180 as objects."""
+    (see `history_segments`): ~17 bytes a kept touch and 8 a seen item, not ~180 as objects.
+
+    `owner_counts[item]` is how many owners have touched the item (the number of seen pairs
+    that name it): item-kNN's minimum support counts people, not events, so one user viewing an
+    item fifty times does not make it anybody's neighbour (issue 13.1). It is kept where the
+    seen pairs change (add, add_many, forget), so it stays exact through deletions and merges."""
 
     def __init__(self, max_len: int) -> None:
         self.max_len = max_len
@@ -32,6 +37,7 @@ class Histories:
         self._kinds: dict[tuple[str, float], int] = {}  # (type, weight) -> kind code
         self.kind_types: list[str] = []
         self.kind_weights: list[float] = []
+        self._owner_counts = np.zeros(0, dtype=np.int64)
 
     def _kind(self, event_type: str, weight: float) -> int:
         code = self._kinds.get((event_type, weight))
@@ -43,7 +49,30 @@ class Histories:
             self.kind_weights.append(weight)
         return code
 
+    @property
+    def owner_counts(self) -> np.ndarray:
+        """Owners (users, sessions) who touched each item index (zeros past the last counted)."""
+        return self._owner_counts
+
+    def _count(self, items: np.ndarray, sign: int) -> None:
+        if len(items) == 0:
+            return
+        n = int(items.max()) + 1
+        if n > len(self._owner_counts):
+            grown = np.zeros(max(n, 2 * len(self._owner_counts), 1024), dtype=np.int64)
+            grown[: len(self._owner_counts)] = self._owner_counts
+            self._owner_counts = grown
+        np.add.at(self._owner_counts, items, sign)
+
+    def has_seen(self, owner: int, item: int) -> bool:
+        """Whether `owner` touched `item` before (one binary search per segment)."""
+        if any(t.item == item for t in self._pending.get(owner, ())):
+            return True
+        return any(segment.has_seen(owner, item) for segment in self.segments)
+
     def add(self, owner: int, touch: Touch) -> None:
+        if not self.has_seen(owner, touch.item):
+            self._count(np.array([touch.item], dtype=np.int64), 1)
         self._pending.setdefault(owner, []).append(touch)
         self._pending_n += 1
         if self._pending_n >= FLUSH_AT:
@@ -54,6 +83,7 @@ class Histories:
         if len(owners) == 0:
             return
         self.flush()
+        self._count_new_pairs(np.asarray(owners, dtype=np.int64), np.asarray(items, dtype=np.int64))
         codes = np.empty(len(owners), dtype=np.int8)
         type_codes, type_names = pd.factorize(pd.Series(types, dtype=object))
         for t, name in enumerate(type_names.tolist()):
@@ -61,6 +91,23 @@ class Histories:
             for weight in np.unique(weights[rows]).tolist():
                 codes[rows & (weights == weight)] = self._kind(name, weight)
         self._push(segment_of(np.asarray(owners), np.asarray(items), np.asarray(ts, dtype=np.float64), codes, self.max_len))
+
+    def _count_new_pairs(self, owners: np.ndarray, items: np.ndarray) -> None:
+        """Count the (owner, item) pairs of a log that no segment holds yet (pending is flushed)."""
+        pairs = np.unique((owners << 32) | items)
+        known = np.zeros(len(pairs), dtype=bool)
+        for segment in self.segments:
+            held = _seen_keys(segment)
+            if len(held):
+                at = np.minimum(held.searchsorted(pairs), len(held) - 1)
+                known |= held[at] == pairs
+        self._count(pairs[~known] & 0xFFFFFFFF, 1)
+
+    def recount(self) -> None:
+        """Owner counts from the segments (after they were loaded from a snapshot)."""
+        self._owner_counts = np.zeros(0, dtype=np.int64)
+        if self.segments:
+            self._count(np.unique(np.concatenate([_seen_keys(s) for s in self.segments])) & 0xFFFFFFFF, 1)
 
     def flush(self) -> None:
         """Turn the per-event touches into a segment."""
@@ -123,9 +170,15 @@ class Histories:
         return owner, item, np.asarray(self.kind_weights, dtype=np.float64)[kind] if len(kind) else np.empty(0), ts
 
     def forget(self, owner: int) -> None:
+        self._count(np.fromiter(self.seen(owner), dtype=np.int64), -1)
         self.segments = [s.without(owner) if s.rows(owner).stop > s.rows(owner).start or s.seen_rows(owner).stop >
                          s.seen_rows(owner).start else s for s in self.segments]
         self._pending_n -= len(self._pending.pop(owner, ()))
+
+
+def _seen_keys(segment: Segment) -> np.ndarray:
+    """A segment's seen pairs as sorted int64 keys `owner << 32 | item`."""
+    return (segment.seen_owner.astype(np.int64) << 32) | segment.seen_item.astype(np.int64)
 
 
 def owner_tails(owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, types: np.ndarray, max_len: int):

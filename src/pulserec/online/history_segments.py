@@ -31,15 +31,30 @@ class Segment:
         return len(self.owner) + len(self.seen_owner)
 
     def rows(self, owner: int) -> slice:
-        return slice(*np.searchsorted(self.owner, [owner, owner + 1]).tolist())
+        return _run(self.owner, owner)
 
     def seen_rows(self, owner: int) -> slice:
-        return slice(*np.searchsorted(self.seen_owner, [owner, owner + 1]).tolist())
+        return _run(self.seen_owner, owner)
+
+    def has_seen(self, owner: int, item: int) -> bool:
+        rows = _run(self.seen_owner, owner)
+        if rows.start == rows.stop:
+            return False
+        items = self.seen_item[rows]
+        at = int(items.searchsorted(np.int32(item)))
+        return at < len(items) and int(items[at]) == item
 
     def without(self, owner: int) -> Segment:
         keep, seen = self.owner != owner, self.seen_owner != owner
         return Segment(self.owner[keep], self.item[keep], self.ts[keep], self.kind[keep], self.seen_owner[seen],
                        self.seen_item[seen])
+
+
+def _run(keys: np.ndarray, key: int) -> slice:
+    """Rows of `key` in the sorted int32 `keys`. The probe has the keys' own dtype: a Python int
+    or an int64 probe makes NumPy cast the whole array first (O(n): ~70 us a lookup on MovieLens'
+    100k seen pairs instead of ~2 us)."""
+    return slice(*keys.searchsorted(np.array([key, key + 1], dtype=keys.dtype)).tolist())
 
 
 def segment_of(owner: np.ndarray, item: np.ndarray, ts: np.ndarray, kind: np.ndarray, max_len: int,

@@ -122,3 +122,4 @@ def _histories_from(state: OnlineState, arrays: Arrays) -> None:
     if len(arrays["hist.owner"]) or len(arrays["hist.seen_owner"]):
         histories.segments = [Segment(*(arrays[f"hist.{name}"] for name in
                                         ("owner", "item", "ts", "kind", "seen_owner", "seen_item")))]
+    histories.recount()

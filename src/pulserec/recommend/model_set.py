@@ -47,7 +47,7 @@ class ModelSet:
         self.segments = segments
         self.search = SearchIntent(state.catalog, learned, lexical_share=settings.search_lexical_share,
                                    click_types=settings.search_click_types, session_gap=settings.session_gap)
-        self.item_knn = ItemKNN(state.cooc, support=state.popularity, min_support=settings.min_support)
+        self.item_knn = ItemKNN(state.cooc, support=state.histories, min_support=settings.min_support)
         self.trending = Trending(state.popularity)
         self.trending.catalog = state.catalog
         self.popular = Popular(state.popularity)

@@ -38,7 +38,8 @@ class RedisPopularity:
         """Trending weights read at time `at` (default: the newest event; see read_clock)."""
         return self.trending.decayed(n, at)
 
-    def _vector(self, name: str) -> np.ndarray:
+    def vector(self, name: str) -> np.ndarray:
+        """A per-item vector (vec:<name>), fetched at most once per request and cached per vec_ver."""
         view = self.state.view()
         vector = view.vectors.get(name)
         if vector is None:
@@ -50,16 +51,16 @@ class RedisPopularity:
         return vector
 
     def all_time(self, n: int) -> np.ndarray:
-        vector = self._vector("total")
+        vector = self.vector("total")
         return vector[:n] if len(vector) >= n else np.pad(vector, (0, n - len(vector)))
 
     @property
     def total(self) -> np.ndarray:
-        return self._vector("total")
+        return self.vector("total")
 
     @property
     def events(self) -> np.ndarray:
-        return self._vector("events").astype(np.int64)
+        return self.vector("events").astype(np.int64)
 
     @property
     def now(self) -> float:

@@ -41,6 +41,11 @@ class RedisHistories:
             return view.seen
         return decode_seen(self.state.client.get(self.state.keys.seen(owner)))
 
+    @property
+    def owner_counts(self) -> np.ndarray:
+        """Owners who touched each item (vec:users, kept by COMMIT where seen sets change)."""
+        return self.state.popularity.vector("users").astype(np.int64)
+
     # -- writes ------------------------------------------------------------------------------
     def plan_log(self, plan: CommitPlan, owners: np.ndarray, items: np.ndarray, weights: np.ndarray,
                  ts: np.ndarray, types: np.ndarray) -> None:

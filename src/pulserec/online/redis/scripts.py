@@ -181,8 +181,46 @@ for _, item in ipairs(h.rows) do
 end
 if entries ~= 0 then redis.call('HINCRBY', meta, 'cooc_entries', entries) end
 
+-- Owners per item (vec:users; item-kNN's minimum support counts people, not events): -1 for
+-- each item of a seen set deleted, +1 for each item a seen set gains. Kept here, where seen
+-- sets change, so deletions and merges keep it exact (Histories.owner_counts in memory).
+local owner_delta = {}
+local function count_owner(item, delta) owner_delta[item] = (owner_delta[item] or 0) + delta end
+local function seen_set(data)
+  local set = {}
+  for i = 0, #data / 4 - 1 do set[struct.unpack('<i4', data, i * 4 + 1)] = true end
+  return set
+end
+local function holds(data, packed)  -- an aligned occurrence of the int32 in the seen string
+  local from = 1
+  while true do
+    local at = string.find(data, packed, from, true)
+    if not at then return false end
+    if (at - 1) % 4 == 0 then return true end
+    from = at + 1
+  end
+end
+local function append_seen(key, data)
+  local old = redis.call('GET', key) or ''
+  local known = (#data > 64 and #old > 0) and seen_set(old) or nil  -- many items: one pass over old
+  local added = {}
+  for i = 0, #data / 4 - 1 do
+    local packed = string.sub(data, i * 4 + 1, i * 4 + 4)
+    local item = struct.unpack('<i4', packed)
+    if not added[item] then
+      added[item] = true
+      local had = false
+      if known then had = known[item] or false elseif #old > 0 then had = holds(old, packed) end
+      if not had then count_owner(item, 1) end
+    end
+  end
+  redis.call('APPEND', key, data)
+end
+
 -- Forgetting comes first, so that a change can also rebuild what it forgot (a session merge).
 for _, owner in ipairs(h.forget) do
+  local seen = redis.call('GET', p .. 'seen:' .. owner)
+  if seen then for item in pairs(seen_set(seen)) do count_owner(item, -1) end end
   redis.call('DEL', p .. 'hist:' .. owner, p .. 'seen:' .. owner)
   forget_profile(owner)
 end
@@ -193,7 +231,15 @@ for _, owner in ipairs(h.history) do
     redis.call('SET', key, redis.call('GETRANGE', key, length - h.history_bytes, -1))
   end
 end
-for _, owner in ipairs(h.seen) do redis.call('APPEND', p .. 'seen:' .. owner, blob()) end
+for _, owner in ipairs(h.seen) do append_seen(p .. 'seen:' .. owner, blob()) end
+local counted = {}
+for item, delta in pairs(owner_delta) do
+  if delta ~= 0 then counted[#counted + 1] = struct.pack('<i4d', item, delta) end
+end
+if #counted > 0 then
+  add_to_vector(p .. 'vec:users', table.concat(counted), 1)
+  redis.call('HINCRBY', meta, 'vec_ver', 1)
+end
 """ + MERGE_PROFILES + """
 
 if h.applied ~= 0 then redis.call('HINCRBY', meta, 'applied', h.applied) end

@@ -67,8 +67,9 @@ INIT_WAIT_S = 600.0
 #: The init lock expires this long after the loader last renewed it (a killed loader frees it).
 INIT_LOCK_S = 30
 #: The layout of the values in Redis (part of the fingerprint: a namespace written by a pulserec
-#: with another layout is rebuilt, not misread). 2: profiles as hashes of fields, merged by COMMIT.
-STATE_FORMAT = 2
+#: with another layout is rebuilt, not misread). 2: profiles as hashes of fields, merged by COMMIT;
+#: 3: owners per item (vec:users, the minimum support).
+STATE_FORMAT = 3
 
 
 class RedisState:
