@@ -147,7 +147,7 @@ def _rebound(model: Recommender, rebind: Callable[[Recommender], Recommender], o
              state: State) -> Recommender:
     """One model over `state` instead of `old` (its parts mapped through `rebind`)."""
     if isinstance(model, ItemKNN) and model.cooc is old.cooc:  # a live view built outside the set
-        support = state.popularity if model.support is not None else None
+        support = state.histories if model.support is not None else None
         return ItemKNN(state.cooc, support=support, min_support=model.min_support)
     if isinstance(model, Trending) and model.popularity is old.popularity:  # also Popular
         view = type(model)(state.popularity)
