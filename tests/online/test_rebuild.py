@@ -83,16 +83,16 @@ def test_a_rebuild_carries_every_served_model_over_once(engine, fill):
 
 def test_a_live_item_knn_built_outside_the_set_keeps_its_support_rule(engine, fill):
     """A view over the state's co-occurrence registered by hand (as a ranker's source may be)
-    moves to the new state with its minimum support, counted by the new state's popularity."""
+    moves to the new state with its minimum support, counted by the new state's histories (owners per item)."""
     from pulserec.models.item_knn import ItemKNN
 
     fill(engine, upto=500)
-    engine.service.register(ItemKNN(engine.state.cooc, support=engine.state.popularity, min_support=5), name="strict")
+    engine.service.register(ItemKNN(engine.state.cooc, support=engine.state.histories, min_support=5), name="strict")
     engine.service.register(ItemKNN(engine.state.cooc), name="loose")
     engine.rebuilds.rebuild()
     strict, loose = engine.service.strategies["strict"], engine.service.strategies["loose"]
     assert strict.cooc is loose.cooc is engine.state.cooc
-    assert strict.support is engine.state.popularity and strict.min_support == 5
+    assert strict.support is engine.state.histories and strict.min_support == 5
     assert loose.support is None and loose.min_support == 0
 
 
