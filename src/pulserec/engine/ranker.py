@@ -66,7 +66,8 @@ class RankerTraining:
             items = engine.store.load_items()
         frames = list(engine.store.iter_events())
         events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        model = train_ranker(events, items, engine.settings, models, chosen, options, impressions, labels)
+        model = train_ranker(events, items, engine.settings, models, chosen, options, impressions, labels,
+                             user_attrs=engine.store.user_attrs())
         info = keep(model) if keep is not None else None
         with engine.lock:
             return install_ranker(engine.service.models, model, chosen, trained_over=models, info=info)

@@ -44,7 +44,8 @@ class Query:
     search: tuple[str, float] | None = None
     #: The owner's social ties (issue 14.4): (followed owner's index, tie weight, their id).
     ties: tuple[tuple[int, float, str], ...] = ()
-    #: The user's declared attributes (issue 14.5; read for users without a history): age band, country...
+    #: The user's declared attributes (issue 14.5; read for users without a history, and for a model
+    #: that ReadsAttributes): age band, country...
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,6 +185,15 @@ class FeatureImportances(Protocol):
 
     @property
     def feature_importance(self) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class ReadsAttributes(Protocol):
+    """Optional: a model that reads the user's declared attributes (`Query.attrs`) for users with
+    a history too (the ranker's attribute features); others are given them only when cold."""
+
+    @property
+    def reads_attributes(self) -> bool: ...
 
 
 def meta_of(model: object) -> Mapping[str, Any]:

@@ -9,17 +9,23 @@ is turned into a distribution over items smoothed toward global trending:
 so a segment of three users is mostly trending, one of thousands mostly itself. The user's
 scores are the mean over their attributes weighted by each segment's evidence n / (n + prior)
 (an attribute value nobody else has adds nothing). Served as `?strategy=segment` and blended into the
-default for users without a history (a cold user with attributes)."""
+default for users without a history (a cold user with attributes): a user with a history is
+served by it; the ranker reads :meth:`Demographic.distribution` for everyone, as a feature."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from pulserec.models.base import OnlineScorer, Query, Reason, Scored
 from pulserec.online.base import ItemCatalog, PopularityCounts
+
+
+def declared_attributes(attrs: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The attributes of `attrs` that count (`names`: the setting `user_attributes`), unset ones left out."""
+    return {a: attrs[a] for a in names if attrs.get(a) is not None}
 
 
 class SegmentSource(Protocol):
@@ -52,19 +58,32 @@ class Demographic(OnlineScorer):
         total = counts.sum()
         return (counts + self.prior * trending_share) / (total + self.prior), total / (total + self.prior)
 
-    def score_explained(self, query: Query, n_items: int) -> Scored:
-        declared = [(a, query.attrs[a]) for a in self.attributes if query.attrs.get(a) is not None]
+    def distribution(self, attrs: Mapping[str, Any], n_items: int) -> np.ndarray | None:
+        """p(item | the user's segments) over the catalogue (None: no declared attribute has a
+        segment with anyone in it): what the ranker reads as a feature, cold user or not."""
+        found = self._parts(attrs, n_items)
+        return found[0] if found is not None else None
+
+    def _parts(self, attrs: Mapping[str, Any], n_items: int) -> tuple[np.ndarray, list[tuple[str, Any]], np.ndarray] | None:
+        """(the mixed distribution, the declared (attribute, value) pairs, each segment's lift over trending)."""
+        declared = list(declared_attributes(attrs, self.attributes).items())
         if not declared or self.source is None or n_items == 0:
-            return Scored(None, lambda picks: [None] * len(picks))
+            return None
         trending = self.popularity.trending_scores(n_items)
         share = trending / trending.sum() if trending.sum() > 0 else np.full(n_items, 1.0 / n_items)
         scored_parts = [self.segment_scores(a, v, share) for a, v in declared]
         parts = np.stack([p for p, _ in scored_parts])
         evidence = np.array([e for _, e in scored_parts])
         if evidence.sum() <= 0:  # no segment has anyone in it yet: trending is all there is
+            return None
+        return evidence @ parts / evidence.sum(), declared, parts - share  # lift: what each segment likes more
+
+    def score_explained(self, query: Query, n_items: int) -> Scored:
+        found = self._parts(query.attrs, n_items) if query.is_cold else None  # a history says more
+        if found is None:
             return Scored(None, lambda picks: [None] * len(picks))
-        lift = parts - share  # what each segment likes more than everyone does
-        return Scored(evidence @ parts / evidence.sum(), self._explainer(declared, lift))
+        mixed, declared, lift = found
+        return Scored(mixed, self._explainer(declared, lift))
 
     @staticmethod
     def _explainer(declared: list[tuple[str, Any]], lift: np.ndarray) -> Callable[[np.ndarray], list[Reason | None]]:

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import expit
 
 from pulserec.models.base import Query, Reason, Recommender, Scored, explanation
-from pulserec.models.ranker_features import FeatureContext, Recall, allowed_items, recall
+from pulserec.models.ranker_features import FeatureContext, Recall, SegmentScores, allowed_items, recall
 from pulserec.models.persist import load_model, save_model
 from pulserec.models.ranker_learners import RankingModel
 
@@ -32,7 +32,8 @@ class Ranker:
     name: ClassVar[str] = "ranker"
 
     def __init__(self, sources: Mapping[str, Recommender], state: FeatureContext, model: RankingModel,
-                 depth: int | None = None, info: Mapping[str, Any] | None = None) -> None:
+                 depth: int | None = None, info: Mapping[str, Any] | None = None,
+                 segment: SegmentScores | None = None) -> None:
         missing = [s for s in model.features.sources if s not in sources]
         if missing:
             raise ValueError(f"the ranking model was trained with sources {', '.join(missing)} that are not given")
@@ -41,6 +42,13 @@ class Ranker:
         self.model = model
         self.depth = depth or model.features.depth
         self.info = dict(info or {})  # how and when it was trained, the file it was loaded from
+        self.segment = segment  # the segment model, for the attribute features (none: their score is 0)
+
+    @property
+    def reads_attributes(self) -> bool:
+        """Whether its features include the user's declared attributes (the service then reads
+        them for every user, not only for those without a history)."""
+        return bool(self.model.features.attributes)
 
     # -- Recommender -----------------------------------------------------------------------
     def fit(self, data: Any, catalog: Any = None) -> Ranker:
@@ -54,7 +62,7 @@ class Ranker:
     def _ranked(self, query: Query, n_items: int) -> tuple[Recall, np.ndarray, np.ndarray]:
         """Recall set, feature matrix and learned margins of one request."""
         found = recall(self.sources, query, n_items, self.depth, allowed_items(self.state, query, n_items))
-        matrix = self.model.features.transform(self.state, query, found)
+        matrix = self.model.features.transform(self.state, query, found, self.segment)
         margins = self.model.predict(matrix) if len(found) else np.empty(0)
         return found, matrix, margins
 
@@ -108,7 +116,9 @@ class Ranker:
     def rebound(self, rebind: Callable[[Recommender], Recommender], state: FeatureContext) -> Ranker:
         """The same learned model over another state (after a state rebuild), each source mapped
         by `rebind` (the model set re-binds each source once, so it stays the served model)."""
-        return Ranker({name: rebind(model) for name, model in self.sources.items()}, state, self.model, self.depth, self.info)
+        segment = rebind(self.segment) if isinstance(self.segment, Recommender) else self.segment
+        return Ranker({name: rebind(model) for name, model in self.sources.items()}, state, self.model, self.depth, self.info,
+                      segment)
 
     # -- introspection and persistence -----------------------------------------------------
     @property
@@ -132,6 +142,7 @@ class Ranker:
         return save_model(self.model, path, {"sources": list(self.sources), **(info or {})})
 
     @classmethod
-    def load(cls, path: str | Path, sources: Mapping[str, Recommender], state: FeatureContext, depth: int | None = None) -> Ranker:
+    def load(cls, path: str | Path, sources: Mapping[str, Recommender], state: FeatureContext, depth: int | None = None,
+             segment: SegmentScores | None = None) -> Ranker:
         model, _ = load_model(path, expected=RankingModel.name)
-        return cls(sources, state, model, depth)
+        return cls(sources, state, model, depth, segment=segment)

@@ -8,10 +8,15 @@ candidate set. Stage two turns each candidate into a feature row (:class:`Featur
 - item: log all-time and trending popularity, age in days, log price, category (categorical);
 - user x item: the user's decayed interest share in the item's category, log hours since the
   user last touched that category, the length of the user's history;
-- request context: hour of day, weekday, device and location (categorical codes).
+- request context: hour of day, weekday, device and location (categorical codes);
+- the user's declared attributes (issue 14.5: the setting `user_attributes` that training users
+  declare, e.g. age band, country, plan): one categorical code per attribute (`user:<name>`) and
+  the segment model's score for the candidate (`segment_score`: p(item | the user's segments),
+  normalised per query). A model trained without attributes has neither (older files load so).
 
-Interactions such as "on mobile this user buys category X" are not hand-coded: device and
-category are plain categorical inputs and the learner finds their interactions.
+Interactions such as "on mobile this user buys category X" or "users on plan pro buy category
+X" are not hand-coded: device, plan and category are plain categorical inputs and the learner
+finds their interactions.
 
 Categorical codes: 0 means unknown/missing; known values are 1..K, fixed when the builder is
 fitted (the vocabularies travel with the saved model)."""
@@ -44,6 +49,14 @@ ITEM_FEATURES = ("pop_all_log", "pop_trending_log", "item_age_days", "price_log"
 USER_FEATURES = ("category_affinity", "category_recency_log_h", "history_len")
 CONTEXT_FEATURES = ("hour", "weekday")
 CATEGORICAL_FEATURES = ("item_category", "device", "location")
+SEGMENT_FEATURE = "segment_score"
+ATTRIBUTE_PREFIX = "user:"
+
+
+class SegmentScores(Protocol):
+    """The segment model's view (models/demographic.py:Demographic.distribution)."""
+
+    def distribution(self, attrs: Mapping[str, Any], n_items: int) -> np.ndarray | None: ...
 
 
 class FeatureContext(Protocol):
@@ -164,6 +177,8 @@ class FeatureBuilder:
     categories: Vocabulary = field(default_factory=Vocabulary)
     devices: Vocabulary = field(default_factory=Vocabulary)
     locations: Vocabulary = field(default_factory=Vocabulary)
+    #: Declared user attribute -> its values' codes, in column order (empty: no attribute features).
+    attributes: dict[str, Vocabulary] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._category_codes = np.zeros(1, dtype=np.float64)
@@ -177,26 +192,33 @@ class FeatureBuilder:
         self.__post_init__()
 
     @classmethod
-    def fit(cls, sources: Sequence[str], depth: int, category_names: Iterable[str], contexts: Iterable[Mapping[str, Any]]) -> FeatureBuilder:
-        contexts = list(contexts)
+    def fit(cls, sources: Sequence[str], depth: int, category_names: Iterable[str], contexts: Iterable[Mapping[str, Any]],
+            user_attrs: Iterable[Mapping[str, Any]] = (), attributes: Sequence[str] = ()) -> FeatureBuilder:
+        """Vocabularies from the training data; an attribute of `attributes` becomes a feature
+        when some training user declares it (`user_attrs`: their attributes)."""
+        contexts, user_attrs = list(contexts), list(user_attrs)
+        declared = {a: Vocabulary.fit(u.get(a) for u in user_attrs) for a in attributes}
         return cls(
             tuple(sources),
             depth,
             Vocabulary.fit(category_names),
             Vocabulary.fit(c.get("device") for c in contexts),
             Vocabulary.fit(c.get("location") for c in contexts),
+            {a: vocabulary for a, vocabulary in declared.items() if len(vocabulary)},
         )
 
     @property
     def names(self) -> list[str]:
         per_source = [f"{s}:{kind}" for s in self.sources for kind in ("score", "rank")]
-        return [*per_source, *ITEM_FEATURES, *USER_FEATURES, *CONTEXT_FEATURES, *CATEGORICAL_FEATURES]
+        segment = [SEGMENT_FEATURE] if self.attributes else []
+        return [*per_source, *ITEM_FEATURES, *USER_FEATURES, *CONTEXT_FEATURES, *segment, *CATEGORICAL_FEATURES,
+                *(ATTRIBUTE_PREFIX + a for a in self.attributes)]
 
     @property
     def categorical(self) -> list[int]:
-        """Column positions of the categorical features."""
-        n = len(self.names)
-        return list(range(n - len(CATEGORICAL_FEATURES), n))
+        """Column positions of the categorical features (the last ones)."""
+        n, k = len(self.names), len(CATEGORICAL_FEATURES) + len(self.attributes)
+        return list(range(n - k, n))
 
     def without_source(self, matrix: np.ndarray, source: int, depth: int) -> np.ndarray:
         """A copy of `matrix` as if source number `source` had not recalled any candidate."""
@@ -251,9 +273,21 @@ class FeatureBuilder:
         weekday = float(context.get("weekday", moment.weekday()))
         return hour, weekday, float(self.devices.code(context.get("device"))), float(self.locations.code(context.get("location")))
 
+    def _attribute_block(self, query: Query, items: np.ndarray, segment: SegmentScores | None) -> list[np.ndarray]:
+        """The segment score per candidate and one code column per declared attribute."""
+        if not self.attributes:
+            return []
+        n = len(items)
+        dense = segment.distribution(query.attrs, max(query.n_items, int(items.max()) + 1)) if segment is not None else None
+        scores = normalised(np.asarray(dense, dtype=np.float64))[items] if dense is not None else np.zeros(n)
+        codes = [np.full(n, float(vocabulary.code(query.attrs.get(a)))) for a, vocabulary in self.attributes.items()]
+        return [scores[:, None], np.column_stack(codes)]
+
     # -- public ------------------------------------------------------------------------------
-    def transform(self, state: FeatureContext, query: Query, candidates: Recall) -> np.ndarray:
-        """Feature matrix (n_candidates, len(names)), finite everywhere."""
+    def transform(self, state: FeatureContext, query: Query, candidates: Recall,
+                  segment: SegmentScores | None = None) -> np.ndarray:
+        """Feature matrix (n_candidates, len(names)), finite everywhere. `segment` gives the
+        segment scores (with attribute features; none: 0) of the query's `attrs`."""
         items = candidates.items
         n = len(items)
         if n == 0:
@@ -264,6 +298,9 @@ class FeatureBuilder:
         per_source[:, 1::2] = candidates.ranks.T
         hour, weekday, device, location = self._context_values(query)
         categories = self._category_code_table(state.catalog)[category_idx]
-        context = np.column_stack([np.full(n, hour), np.full(n, weekday), categories, np.full(n, device), np.full(n, location)])
-        matrix = np.hstack([per_source, self._item_block(state, items, query.now), self._user_block(state, query, category_idx), context])
-        return np.nan_to_num(matrix, nan=UNKNOWN, posinf=0.0, neginf=0.0)
+        attributes = self._attribute_block(query, items, segment)
+        numeric_context = np.column_stack([np.full(n, hour), np.full(n, weekday)])
+        categorical = np.column_stack([categories, np.full(n, device), np.full(n, location)])
+        blocks = [per_source, self._item_block(state, items, query.now), self._user_block(state, query, category_idx),
+                  numeric_context, *attributes[:1], categorical, *attributes[1:]]
+        return np.nan_to_num(np.hstack(blocks), nan=UNKNOWN, posinf=0.0, neginf=0.0)

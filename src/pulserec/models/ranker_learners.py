@@ -194,12 +194,16 @@ class RankingModel(SavedState):
         features = self.features
         return {"sources": list(features.sources), "depth": features.depth, "categories": features.categories.codes,
                 "devices": features.devices.codes, "locations": features.locations.codes, "stats": self.stats,
+                # the attributes' order is their columns' (a dict's keys would be sorted in the file)
+                "attributes": list(features.attributes), "attribute_codes": {a: v.codes for a, v in features.attributes.items()},
                 "learner_kind": self.learner.kind, "learner": self.learner.saved_values()}
 
     @classmethod
     def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> RankingModel:
+        codes = values.get("attribute_codes", {})  # absent from models saved before attribute features
+        attributes = {str(a): Vocabulary(dict(codes[a])) for a in values.get("attributes", [])}
         features = FeatureBuilder(tuple(values["sources"]), int(values["depth"]), Vocabulary(dict(values["categories"])),
-                                  Vocabulary(dict(values["devices"])), Vocabulary(dict(values["locations"])))
+                                  Vocabulary(dict(values["devices"])), Vocabulary(dict(values["locations"])), attributes)
         kind = values["learner_kind"]
         if kind not in LEARNERS:
             raise ValueError(f"unknown ranking learner {kind!r}")

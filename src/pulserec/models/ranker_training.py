@@ -12,6 +12,10 @@ catalogue, counters, co-occurrences, history and profile *as they were* when it 
   labelled 1 and `negatives` other candidates 0. Events whose item was not recalled are
   counted as recall misses and skipped (the ranker can only reorder what recall found).
 
+With the users' declared attributes (`user_attrs`: user id -> attrs, as stored by PUT /users),
+each query carries its user's attributes and the features include them with the segment model's
+score over the replay (store/segments.py:LogSegments: each segment as it was at that point).
+
 Sources that are not rebuilt over the replayed state (e.g. a batch model trained on the whole
 log) see the future during training; `sources_for` decides what each source is."""
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,12 +33,14 @@ import pandas as pd
 from pulserec.config import Settings
 from pulserec.events import events_from_frame, owner_keys
 from pulserec.models.base import Query, Recommender
+from pulserec.models.demographic import Demographic, declared_attributes
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Trending
 from pulserec.models.ranker_features import FeatureBuilder, allowed_items, describe, recall
 from pulserec.models.ranker_learners import RankingModel, make_learner
 from pulserec.records import ItemRecord
 from pulserec.online.state import OnlineState
+from pulserec.store.segments import LogSegments
 from pulserec.models.query import serving_query
 
 #: Relevance grade of the events that follow an impression.
@@ -152,9 +158,11 @@ def impression_points(log: pd.DataFrame, impressions: pd.DataFrame, labels: pd.D
 
 
 class _Replay:
-    """A fresh online state that follows the log up to each query point."""
+    """A fresh online state that follows the log up to each query point (and the segments of
+    the users' declared attributes with it)."""
 
-    def __init__(self, log: pd.DataFrame, items: Sequence[ItemRecord], settings: Settings, start: int) -> None:
+    def __init__(self, log: pd.DataFrame, items: Sequence[ItemRecord], settings: Settings, start: int,
+                 user_attrs: Mapping[str, Mapping[str, Any]]) -> None:
         self.settings = settings
         self.state = OnlineState(settings)
         for record in items:
@@ -164,29 +172,41 @@ class _Replay:
         self.cursor = start
         self.pending = events_from_frame(log.iloc[start:])
         self.seqs = log["seq"].to_numpy()
+        self.user_attrs = user_attrs
+        self.segments = LogSegments(log, user_attrs, settings.weighting, settings.trending_halflife) if user_attrs else None
+        self.segment = Demographic(self.state.catalog, self.state.popularity, self.segments, settings.user_attributes,
+                                   prior=settings.segment_prior) if self.segments is not None else None
 
     def advance(self, position: int) -> None:
         while self.cursor < position:
             self.state.apply(self.pending[self.cursor - self.start], int(self.seqs[self.cursor]))
             self.cursor += 1
+        if self.segments is not None:
+            self.segments.at(self.cursor)
 
     def query(self, point: QueryPoint) -> Query:
         state = self.state
         owner = state.owners.get(point.owner)
-        return serving_query(owner, state.histories.recent(owner), self.settings, now=point.ts,
-                             n_items=len(state.catalog), context=point.context, seen=state.histories.seen(owner))
+        query = serving_query(owner, state.histories.recent(owner), self.settings, now=point.ts,
+                              n_items=len(state.catalog), context=point.context, seen=state.histories.seen(owner))
+        attrs = declared_attributes(self.user_attrs.get(point.owner, {}), self.settings.user_attributes)
+        return replace(query, attrs=attrs) if attrs else query
 
 
 def build_training_set(log: pd.DataFrame, items: Sequence[ItemRecord], settings: Settings, sources_for: SourceFactory,
                        features: FeatureBuilder | None, points: list[QueryPoint], options: TrainingOptions,
-                       contexts: list[dict[str, Any]]) -> tuple[FeatureBuilder, TrainingSet]:
+                       contexts: list[dict[str, Any]], user_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+                       ) -> tuple[FeatureBuilder, TrainingSet]:
     """Replay `log` and featurise every query point; fits the feature vocabularies if not given."""
     rng = np.random.default_rng(options.seed + 1)
-    replay = _Replay(log, items, settings, points[0].position if points else len(log))
+    owners = set(log["owner"].tolist())
+    user_attrs = {u: a for u, a in (user_attrs or {}).items() if u in owners and a}  # the log's users only
+    replay = _Replay(log, items, settings, points[0].position if points else len(log), user_attrs)
     sources = dict(sources_for(replay.state))
     if features is None:
         catalog_names = {r.category for r in items if r.category} | set(replay.state.catalog.categories.ids)
-        features = FeatureBuilder.fit(list(sources), options.depth, catalog_names, [*contexts, *(p.context for p in points)])
+        features = FeatureBuilder.fit(list(sources), options.depth, catalog_names, [*contexts, *(p.context for p in points)],
+                                      user_attrs.values(), settings.user_attributes)
     blocks, labels, groups, misses, from_impressions = [], [], [], 0, 0
     for point in points:
         replay.advance(point.position)
@@ -214,7 +234,7 @@ def build_training_set(log: pd.DataFrame, items: Sequence[ItemRecord], settings:
             found = found.subset(np.concatenate([hit, negatives]))
             grades = np.zeros(len(found), dtype=np.int32)
             grades[0] = 1
-        blocks.append(features.transform(state, query, found))
+        blocks.append(features.transform(state, query, found, replay.segment))
         labels.append(grades)
         groups.append(len(grades))
     width = len(features.names)
@@ -238,8 +258,12 @@ def train_ranking_model(
     impressions: pd.DataFrame | None = None,
     labels: pd.DataFrame | None = None,
     options: TrainingOptions | None = None,
+    user_attrs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RankingModel:
     """Train a ranking model on a stored event log (EVENT_COLUMNS; context as JSON text).
+
+    `user_attrs` (user id -> declared attributes, as stored) adds the attribute features of the
+    setting `user_attributes` that the log's users declare.
 
     With `impressions` (recommendation_id, user_id, item_id, ts, context) and `labels` (events
     with user_id, item_id, ts, type, optionally recommendation_id), the shown lists are the
@@ -254,7 +278,8 @@ def train_ranking_model(
         shown = impression_points(log, impressions, labels if labels is not None else log, options)
         before_impressions = [p for p in points if p.position < shown[0].position] if shown else points
         points = sorted(before_impressions + shown, key=lambda p: p.position)
-    features, training = build_training_set(log, items, settings, sources_for, None, points, options, contexts)
+    features, training = build_training_set(log, items, settings, sources_for, None, points, options, contexts,
+                                            user_attrs)
     if training.groups.sum() == 0 or not (training.labels > 0).any():
         raise ValueError("no training queries with a positive label: the log is too short or recall never finds the item")
     learner = make_learner(options.backend, features.categorical, options.rounds, options.objective)

@@ -40,13 +40,15 @@ def sources_named(models: ModelSet, names: Sequence[str] | None) -> dict[str, Re
 
 def train_ranker(events: pd.DataFrame, items: Sequence[ItemRecord], settings: Settings, models: ModelSet,
                  sources: Mapping[str, Recommender], options: TrainingOptions | None = None,
-                 impressions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None) -> RankingModel:
-    """Learn a ranking model on the log `events`, with `sources` (served by `models`) as recall."""
+                 impressions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
+                 user_attrs: Mapping[str, Mapping[str, Any]] | None = None) -> RankingModel:
+    """Learn a ranking model on the log `events`, with `sources` (served by `models`) as recall
+    and the declared attributes of its users (`user_attrs`) as features."""
     if events.empty:
         raise ValueError("the engine has no stored events to train the ranker on")
     return train_ranking_model(
         events, items, settings, sources_for=lambda replayed: models.rebound_sources(sources, replayed),
-        impressions=impressions, labels=labels, options=options,
+        impressions=impressions, labels=labels, options=options, user_attrs=user_attrs,
     )
 
 
@@ -58,6 +60,6 @@ def install_ranker(models: ModelSet, model: RankingModel, sources: Mapping[str, 
     chosen = dict(sources) if sources is not None else default_sources(models)
     if trained_over is not None and trained_over is not models:
         chosen = trained_over.rebound_sources(chosen, models.state)
-    ranker = Ranker(chosen, models.state, model, info=info)
+    ranker = Ranker(chosen, models.state, model, info=info, segment=models.segment)
     models.register(ranker)
     return ranker

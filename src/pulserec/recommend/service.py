@@ -12,7 +12,8 @@ import numpy as np
 from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX
 from pulserec.decay import read_clock
-from pulserec.models.base import Query, Reason, Recommender, scored
+from pulserec.models.base import Query, ReadsAttributes, Reason, Recommender, scored
+from pulserec.models.demographic import declared_attributes
 from pulserec.models.blend import normalised
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.query import serving_query
@@ -104,21 +105,23 @@ class RecommendationService:
         return self.models.get(name)
 
     # -- queries ----------------------------------------------------------------------------
-    def query_for(self, owner_key: str | None, context: dict[str, Any] | None = None) -> Query:
+    def query_for(self, owner_key: str | None, context: dict[str, Any] | None = None, *,
+                  with_attrs: bool = False) -> Query:
+        """The owner's query: history, active search, ties; their declared attributes when they
+        have no history (the segment model's cold start) or `with_attrs` (a model reads them)."""
         state = self.state
         owner = state.owners.get(owner_key) if owner_key is not None else None
         query = serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
                               n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
         search, ties = self.active_search(owner), self.ties_of(owner_key)
-        attrs = self.attrs_of(owner_key) if query.is_cold else {}
+        attrs = self.attrs_of(owner_key) if query.is_cold or with_attrs else {}
         return replace(query, search=search, ties=ties, attrs=attrs) if search is not None or ties or attrs else query
 
     def attrs_of(self, owner_key: str | None) -> dict[str, Any]:
         """A user's declared attributes (`user_attributes`) for the segment model; none for sessions."""
         if self.segments is None or owner_key is None or owner_key.startswith(SESSION_PREFIX):
             return {}
-        attrs = self.segments.attrs_of(owner_key)
-        return {a: attrs[a] for a in self.settings.user_attributes if attrs.get(a) is not None}
+        return declared_attributes(self.segments.attrs_of(owner_key), self.settings.user_attributes)
 
     def ties_of(self, owner_key: str | None) -> tuple[tuple[int, float, str], ...]:
         """The owner's strongest ties that the state knows (followed users who did something)."""
@@ -156,7 +159,7 @@ class RecommendationService:
         context: dict[str, Any] | None = None,
     ) -> Answer:
         name, model = self.strategy(strategy)
-        query = self.query_for(owner_key, context)
+        query = self.query_for(owner_key, context, with_attrs=isinstance(model, ReadsAttributes) and model.reads_attributes)
         env = self.filters.env(self.state, query.user, now=self.clock(), context=context)
         mask = self.filters.mask(self.state, query.user, filters, now=env.now, env=env)
         n_items = len(mask)

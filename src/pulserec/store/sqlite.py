@@ -440,6 +440,12 @@ class SQLiteStore:
             return None
         return {"attrs": json.loads(row[0]) if row[0] else {}, "created_ts": row[1]}
 
+    def user_attrs(self) -> dict[str, dict[str, Any]]:
+        """User id -> declared attributes, for every user who declared any (the ranker's training)."""
+        with self.connection() as db:
+            rows = db.execute("SELECT user_id, attrs FROM users WHERE attrs IS NOT NULL").fetchall()
+        return {uid: attrs for uid, text in rows if isinstance(attrs := json.loads(text), dict) and attrs}
+
     def user_count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
