@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pulserec.models.base import ScoresExplained, ScoresMany, TrainedIds, TrainedUserIds, scored
+from pulserec.models.base import Explainer, ScoresExplained, ScoresMany, TrainedIds, TrainedUserIds, declares, scored
 from pulserec.models.popularity import Trending
 from pulserec.recommend.aligned import AlignedModel
 
@@ -44,3 +44,15 @@ def test_abilities_are_declared(engine, shop, fill):
     assert isinstance(als, ScoresMany) == hasattr(type(als), "score_many")
     with pytest.raises(TypeError, match="no trained item ids"):
         AlignedModel(Trending(), engine.state.catalog, engine.state.owners)
+
+
+def test_a_declared_ability_is_what_isinstance_says_of_every_served_model(engine, fill):
+    """`declares` asks the class (cached); it must agree with `isinstance` on the instance for
+    every served model, the trained and aligned ones included."""
+    fill(engine, upto=2000)
+    engine.training.train(["als", "ease"], save=False)
+    models = list(engine.service.strategies.values())
+    models += [m.model for m in models if isinstance(m, AlignedModel)]
+    for model in models:
+        for ability in (Explainer, ScoresExplained, ScoresMany):
+            assert declares(model, ability) == isinstance(model, ability), (type(model).__name__, ability.__name__)

@@ -128,23 +128,32 @@ class OnlineScorer:
         return self.score_explained(query, n_items).scores  # type: ignore[attr-defined]
 
 
+def declares(model: object, ability: type) -> bool:
+    """Whether `model`'s class implements `ability`, a protocol of methods only (`Explainer`,
+    `ScoresExplained`, `ScoresMany`): `isinstance`'s answer, asked of the class. The ABC machinery
+    caches `issubclass` per class (0.3 us), while `isinstance` against a protocol walks its members
+    on every call on Python 3.11 (10 us, 60 us when the answer is no) and a default-blend request
+    asks seven times. Abilities are methods of a model's class, never attributes of an instance."""
+    return issubclass(type(model), ability)
+
+
 def _unexplained(items: np.ndarray) -> list[Reason | None]:
     return [None] * len(items)
 
 
 def scored(model: Recommender, query: Query, n_items: int) -> Scored:
     """`model`'s scores for `query`, with their explanation (none for a model that gives none)."""
-    if isinstance(model, ScoresExplained):
-        return model.score_explained(query, n_items)
+    if declares(model, ScoresExplained):
+        return model.score_explained(query, n_items)  # type: ignore[attr-defined]
     scores = model.score(query, n_items)
-    if isinstance(model, Explainer):
+    if declares(model, Explainer):
         return Scored(scores, lambda items: model.explain(query, items))
     return Scored(scores, _unexplained)
 
 
 def explanation(model: object, query: Query, items: np.ndarray) -> list[Reason | None]:
     """`model.explain(query, items)` for an :class:`Explainer`, else no reasons."""
-    return model.explain(query, items) if isinstance(model, Explainer) else _unexplained(items)
+    return model.explain(query, items) if declares(model, Explainer) else _unexplained(items)  # type: ignore[attr-defined]
 
 
 @runtime_checkable

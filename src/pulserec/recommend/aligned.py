@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from pulserec.ids import IdIndex
-from pulserec.models.base import Explainer, Query, Reason, Recommender, TrainedIds, TrainedUserIds
+from pulserec.models.base import Explainer, Query, Reason, Recommender, TrainedIds, TrainedUserIds, declares
 from pulserec.online.base import ItemCatalog, OwnerIndex
 
 
@@ -91,7 +91,7 @@ class AlignedModel:
         return self._to_live(self.model.similar(int(self._to_model[item]), len(self.model_items)), n_items)
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
-        if not isinstance(self.model, Explainer):
+        if not declares(self.model, Explainer):
             return [None] * len(items)
         inner = self._translate(query)
         reasons = self.model.explain(inner, self._to_model[items])
