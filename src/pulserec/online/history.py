@@ -138,20 +138,32 @@ class Histories:
         return self.segments[0] if self.segments else None
 
     def recent(self, owner: int | None) -> list[Touch]:
-        if owner is None:
+        """The owner's last `max_len` touches, oldest first."""
+        return self.latest(owner, self.max_len)
+
+    def latest(self, owner: int | None, k: int) -> list[Touch]:
+        """The owner's last `k` (at most `max_len`) touches, oldest first. Segments are read
+        newest first and only until `k` are found: the per-event path pairs an event with the
+        last `cooc_window` touches and would otherwise build `max_len` named tuples each time."""
+        if owner is None or k <= 0:
             return []
-        touches: list[Touch] = []
+        k = min(k, self.max_len)
+        pending = self._pending.get(owner, ())
+        newest = list(pending[-k:])
+        chunks: list[list[Touch]] = [newest]
+        need = k - len(newest)
         types, weights = self.kind_types, self.kind_weights
-        for segment in self.segments:
+        for segment in reversed(self.segments):
+            if need <= 0:
+                break
             rows = segment.rows(owner)
             if rows.start < rows.stop:
+                rows = slice(max(rows.start, rows.stop - need), rows.stop)
                 kinds = segment.kind[rows].tolist()
-                touches.extend(map(Touch, segment.item[rows].tolist(), [weights[k] for k in kinds],
-                                   segment.ts[rows].tolist(), [types[k] for k in kinds]))
-        pending = self._pending.get(owner)
-        if pending:
-            touches.extend(pending)
-        return touches[-self.max_len:] if len(touches) > self.max_len else touches
+                chunks.append(list(map(Touch, segment.item[rows].tolist(), [weights[c] for c in kinds],
+                                       segment.ts[rows].tolist(), [types[c] for c in kinds])))
+                need -= rows.stop - rows.start
+        return [touch for chunk in reversed(chunks) for touch in chunk]
 
     def seen(self, owner: int | None) -> set[int]:
         if owner is None:

@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -86,8 +85,8 @@ class OnlineState:
             record = self.catalog.record(item)
             category, tags = record.category, record.tags
             self.popularity.add(item, weight, event.ts)
-            recent = self.histories.recent(owner)
-            self.cooc.add_event(item, weight, event.ts, islice(reversed(recent), self.cooc.window))
+            recent = self.histories.latest(owner, self.cooc.window)
+            self.cooc.add_event(item, weight, event.ts, reversed(recent))
             self.histories.add(owner, Touch(item, weight, event.ts, event.type))
         else:
             self.popularity.advance(event.ts)

@@ -1,0 +1,32 @@
+"""Histories.latest reads only the newest segments it needs: the same touches as the whole history."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pulserec.online.history import Histories, Touch
+
+
+def test_latest_is_the_tail_of_the_whole_history_across_segments_and_pending():
+    rng = np.random.default_rng(3)
+    max_len, n = 8, 400
+    owners, items = rng.integers(0, 12, n), rng.integers(0, 30, n)
+    weights, ts = rng.choice([1.0, 2.0, 3.0], n), np.arange(n, dtype=np.float64)
+    types = np.array(["view", "click", "like"], dtype=object)[rng.integers(0, 3, n)]
+    hist = Histories(max_len)
+    every: dict[int, list[Touch]] = {}
+    for o, i, w, t, kind in zip(owners, items, weights, ts, types):
+        every.setdefault(int(o), []).append(Touch(int(i), float(w), float(t), str(kind)))
+    hist.add_many(owners[:150], items[:150], weights[:150], ts[:150], types[:150])  # a bulk segment
+    for k in range(150, 330):  # per-event touches, flushed into segments of different sizes
+        hist.add(int(owners[k]), Touch(int(items[k]), float(weights[k]), float(ts[k]), str(types[k])))
+        if k in (170, 260, 300):
+            hist.flush()
+    for k in range(330, n):  # and some still pending
+        hist.add(int(owners[k]), Touch(int(items[k]), float(weights[k]), float(ts[k]), str(types[k])))
+    assert len(hist.segments) >= 2 and hist._pending
+    for owner, touches in every.items():
+        assert hist.recent(owner) == touches[-max_len:]
+        for k in range(0, max_len + 3):
+            assert hist.latest(owner, k) == (touches[-min(k, max_len):] if k else []), (owner, k)
+    assert hist.latest(None, 5) == [] and hist.latest(99, 5) == []
