@@ -180,3 +180,16 @@ def test_the_checks_find_upward_imports_and_circles(tmp_path, files, upward, cir
     graph = _package(tmp_path, files)
     assert upward_imports(graph, TOY_LAYERS) == upward
     assert circles(graph) == circle
+
+
+def test_the_architecture_names_every_module():
+    """docs/architecture.md's "Where things are" names each module (a new one is added there,
+    on its floor, in the same change)."""
+    import re
+
+    doc = (SRC.parent / "docs" / "architecture.md").read_text()
+    section = doc.split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_0-9]+)(?:\.py)?`", section))
+    missing = sorted(str(p.relative_to(SRC)) for p in (SRC / "pulserec").rglob("*.py")
+                     if p.stem != "__init__" and p.stem not in named)
+    assert missing == [], f"add these to docs/architecture.md, 'Where things are': {missing}"
