@@ -210,3 +210,31 @@ def test_the_gathered_read_of_many_rows_equals_the_row_by_row_read(top_k):
     for got, want in zip(fast, generic):
         np.testing.assert_array_equal(got, want)
     assert all(len(part) == 0 for part in cooc.similar_rows([1000, 2000]))
+
+
+@pytest.mark.parametrize("rounding", [None, 1])
+def test_strongest_keeps_what_a_sort_by_row_and_score_keeps(rounding):
+    """The partition-based selection equals a stable lexsort by (row, -score): rows under, at
+    and far over k (several padding widths), empty rows, and many ties (scores rounded to one
+    decimal), which go to the earlier entry."""
+    import scipy.sparse as sp
+
+    from pulserec.online.cooccurrence import strongest
+
+    rng = np.random.default_rng(3)
+    n, k = 300, 20
+    counts = rng.choice([0, 5, 20, 21, 40, 150, 299], n)
+    rows = np.repeat(np.arange(n), counts)
+    cols = np.concatenate([np.sort(rng.choice(n, c, replace=False)) for c in counts])
+    matrix = sp.csr_matrix((rng.random(len(rows)) + 0.01, (rows, cols)), shape=(n, n))
+    scores = matrix.data * np.exp2(-rng.random(matrix.nnz))
+    if rounding is not None:
+        scores = np.round(scores, rounding)
+    order = np.lexsort((-scores, rows))
+    rank = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
+    expected = np.sort(order[rank < k])
+    kept = strongest(matrix, k, scores)
+    assert np.array_equal(kept.indptr, np.r_[0, np.cumsum(np.minimum(counts, k))])
+    assert np.array_equal(kept.indices, matrix.indices[expected])
+    assert np.array_equal(kept.data, matrix.data[expected])
+    assert strongest(matrix, 299, scores) is matrix  # no row over k: nothing to do

@@ -393,15 +393,7 @@ def prefixed(owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.
 def strongest(matrix: sp.csr_matrix, k: int, scores: np.ndarray | None = None) -> sp.csr_matrix:
     """Each row's k entries of highest `scores` (default: the weights), in CSR order (rows with
     fewer are kept whole)."""
-    counts = np.diff(matrix.indptr)
-    if matrix.nnz == 0 or counts.max() <= k:
-        return matrix
-    rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((-(matrix.data if scores is None else scores), rows))
-    rank = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
-    keep = np.sort(order[rank < k])
-    indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    return _top_per_row(matrix, k, matrix.data if scores is None else scores)
 
 
 def prune_rows(matrix: sp.csr_matrix, degree: np.ndarray, k: int) -> sp.csr_matrix:
@@ -410,12 +402,50 @@ def prune_rows(matrix: sp.csr_matrix, degree: np.ndarray, k: int) -> sp.csr_matr
     if matrix.nnz == 0 or counts.max() <= k:
         return matrix
     rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    sims = matrix.data / np.sqrt(degree[rows] * degree[matrix.indices] + 1e-12)
-    order = np.lexsort((-sims, rows))
-    rank = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
-    keep = np.sort(order[rank < k])
+    return _top_per_row(matrix, k, matrix.data / np.sqrt(degree[rows] * degree[matrix.indices] + 1e-12))
+
+
+def _top_per_row(matrix: sp.csr_matrix, k: int, scores: np.ndarray) -> sp.csr_matrix:
+    """The rows' k entries of highest (finite) `scores`, ties to the earlier entry: what a
+    stable sort by (row, -score) keeps, without sorting. Each fold of a bounded co-occurrence
+    runs this over the whole base: a lexsort of its ~3M entries took 1.6 s (36% of a 1M-event
+    import's state apply); a threshold per row from `np.partition` takes 0.16 s (issue 17.3)."""
+    counts = np.diff(matrix.indptr)
+    if matrix.nnz == 0 or counts.max() <= k:
+        return matrix
+    full = counts > k
+    in_full = np.repeat(full, counts)
+    values, sizes = scores[in_full], counts[full]
+    segment = np.repeat(np.arange(len(sizes)), sizes)
+    threshold = kth_largest(values, sizes, k)[segment]
+    above, tie = values > threshold, values == threshold
+    n_above = np.bincount(segment, weights=above, minlength=len(sizes)).astype(np.int64)
+    ties = np.cumsum(tie)
+    ties_before = np.r_[0, ties[np.cumsum(sizes)[:-1] - 1]]  # ties in the segments before
+    tie_rank = ties - ties_before[segment] - 1
+    keep = np.ones(matrix.nnz, dtype=bool)
+    keep[in_full] = above | (tie & (tie_rank < (k - n_above)[segment]))
     indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]
     return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+
+
+def kth_largest(values: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
+    """The k-th largest of each segment of `values` (consecutive runs of `sizes`, each > k).
+
+    Segments are padded with -inf into one 2-D array per power-of-two width (at most twice the
+    entries) and partitioned along the rows: O(entries), vectorised."""
+    out = np.empty(len(sizes), dtype=np.float64)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    width = np.left_shift(1, np.ceil(np.log2(sizes)).astype(np.int64))
+    for w in np.unique(width).tolist():
+        rows = np.flatnonzero(width == w)
+        n = sizes[rows]
+        grid = np.full((len(rows), w), -np.inf)
+        row = np.repeat(np.arange(len(rows)), n)
+        col = np.arange(len(row)) - np.repeat(np.cumsum(n) - n, n)
+        grid[row, col] = values[np.repeat(starts[rows], n) + col]
+        out[rows] = np.partition(grid, w - k, axis=1)[:, w - k]
+    return out
 
 
 def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
