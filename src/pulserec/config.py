@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pulserec.event_weights import EventWeights
-from pulserec.urls import REDIS_SCHEMES, check_stream_url
+from pulserec.urls import check_state_url, check_stream_url
 from pulserec.validation import ID_LEN_CAP, ID_LEN_MIN, N_CAP, ValueRule, value_rules
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
@@ -277,6 +277,13 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        """Raise ValueError naming the first setting out of its range (and why)."""
+        self._check_events_and_models()
+        self._check_limits()
+        self._check_backends()
+        self._check_keys()
+
+    def _check_events_and_models(self) -> None:
         if not self.event_weights:
             raise ValueError("event_weights must name at least one event type")
         for name, weight in self.event_weights.items():
@@ -291,29 +298,8 @@ class Settings:
             raise ValueError("social_blend must be >= 0, social_halflife > 0, social_max_ties between 1 and 10,000")
         if not all(a.isidentifier() for a in self.user_attributes) or self.segment_blend < 0 or self.segment_prior <= 0:
             raise ValueError("user_attributes must be identifiers, segment_blend >= 0 and segment_prior > 0")
-        if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
-            raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
-        if self.min_free_bytes < 0:
-            raise ValueError("min_free_bytes must be 0 or more")
         if self.min_support < 0:
             raise ValueError("min_support must be 0 or more users")
-        if not 1 <= self.max_n <= N_CAP:
-            raise ValueError(f"max_n must be between 1 and {N_CAP}")
-        for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap",
-                     "header_timeout", "body_timeout", "keep_alive_timeout", "live_clock_window"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.state_url and not self.state_url.startswith(REDIS_SCHEMES):
-            raise ValueError(f"state_url must be a redis:// (or rediss://, unix://) URL, got {self.state_url!r}")
-        if self.stream_url:
-            check_stream_url(self.stream_url)
-        if not 1 <= self.stream_shards <= 1024:
-            raise ValueError("stream_shards must be between 1 and 1024")
-        for name in ("state_timeout_s", "state_sync_interval_s", "stream_grace_s"):
-            if not 0 < getattr(self, name) < float("inf"):
-                raise ValueError(f"{name} must be a positive number of seconds")
-        if not 1 <= self.max_open_apps <= 1024:
-            raise ValueError("max_open_apps must be between 1 and 1024")
         if self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1")
         for strategy, share in self.exploration_defaults.items():
@@ -326,24 +312,51 @@ class Settings:
         if any(name not in AUTO_CANDIDATES for name in self.auto_candidates):
             raise ValueError(f"auto_candidates must name some of {', '.join(AUTO_CANDIDATES)}, "
                              f"not {', '.join(self.auto_candidates)}")
-        if self.sqlite_synchronous not in ("NORMAL", "FULL"):
-            raise ValueError("sqlite_synchronous must be NORMAL or FULL")
-        if not 0 <= self.model_watch_interval < float("inf"):
-            raise ValueError("model_watch_interval must be 0 (off) or a positive number of seconds")
         if self.cooc_max_neighbours < 0:
             raise ValueError("cooc_max_neighbours must be >= 0 (0 = unbounded)")
         if not 0 <= self.cooc_evict_halflife < float("inf"):
             raise ValueError("cooc_evict_halflife must be 0 (by weight alone) or a positive number of seconds")
+
+    def _check_limits(self) -> None:
+        if not ID_LEN_MIN <= self.max_id_len <= ID_LEN_CAP:
+            raise ValueError(f"max_id_len must be between {ID_LEN_MIN} and {ID_LEN_CAP}")
+        if self.min_free_bytes < 0:
+            raise ValueError("min_free_bytes must be 0 or more")
+        if not 1 <= self.max_n <= N_CAP:
+            raise ValueError(f"max_n must be between 1 and {N_CAP}")
+        for name in ("trending_halflife", "interest_halflife", "cooc_gap_tau", "session_gap",
+                     "header_timeout", "body_timeout", "keep_alive_timeout", "live_clock_window"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if not 1 <= self.max_open_apps <= 1024:
+            raise ValueError("max_open_apps must be between 1 and 1024")
+        if not 0 <= self.model_watch_interval < float("inf"):
+            raise ValueError("model_watch_interval must be 0 (off) or a positive number of seconds")
         if self.snapshot_every_events < 0 or not 0 <= self.snapshot_every_s < float("inf") or self.snapshot_keep < 1:
             raise ValueError("snapshot_every_events and snapshot_every_s must be >= 0 (0 = off), snapshot_keep >= 1")
+        if not 0 < self.sdk_rate < float("inf") or self.sdk_burst < 1:
+            raise ValueError("sdk_rate must be a positive number of requests per second, sdk_burst >= 1")
+
+    def _check_backends(self) -> None:
+        if self.state_url:
+            check_state_url(self.state_url)
+        if self.stream_url:
+            check_stream_url(self.stream_url)
+        if not 1 <= self.stream_shards <= 1024:
+            raise ValueError("stream_shards must be between 1 and 1024")
+        for name in ("state_timeout_s", "state_sync_interval_s", "stream_grace_s"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if self.sqlite_synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("sqlite_synchronous must be NORMAL or FULL")
+
+    def _check_keys(self) -> None:
         if self.read_keys and not self.api_keys:
             raise ValueError("read_keys need api_keys too (otherwise nobody could write)")
         if self.publishable_keys and not self.api_keys:
             raise ValueError("publishable_keys need api_keys too (without api_keys the API is open anyway)")
         if set(self.publishable_keys) & {*self.api_keys, *self.read_keys}:
             raise ValueError("a publishable key must not also be an api or read key (it is public)")
-        if not 0 < self.sdk_rate < float("inf") or self.sdk_burst < 1:
-            raise ValueError("sdk_rate must be a positive number of requests per second, sdk_burst >= 1")
         for key in (*self.api_keys, *self.read_keys, *self.publishable_keys):
             if len(key) < 16 or not key.isascii() or not key.isprintable():
                 raise ValueError("API keys must be at least 16 printable ASCII characters")

@@ -42,6 +42,12 @@ def is_kafka_url(url: str) -> bool:
     return url.startswith(KAFKA_SCHEME)
 
 
+def check_state_url(url: str) -> None:
+    """Raise ValueError unless `url` names a Redis server (the shared online state)."""
+    if not url.startswith(REDIS_SCHEMES):
+        raise ValueError(f"state_url must be a redis:// (or rediss://, unix://) URL, got {url!r}")
+
+
 def check_stream_url(url: str) -> None:
     """Raise ValueError, saying what is wrong, unless `url` names a Redis or a Kafka stream."""
     if url.startswith(REDIS_SCHEMES):
