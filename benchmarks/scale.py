@@ -29,6 +29,11 @@ from _common import machine, percentiles_ms, print_table, time_each
 
 #: Events imported after the snapshot, replayed by the start from it.
 TAIL = 20_000
+#: The generator's seed for every size (the shop is a function of it and the size).
+SEED = 17
+#: Generated shops are kept here between runs, keyed by size and seed: the 10M shop is over a
+#: minute of generate + Parquet on the 2-core box, a sizeable share of one turn of the bench lock.
+CACHE = Path(os.environ.get("PULSEREC_SCALE_CACHE", "/tmp/pulserec-scale-cache"))
 
 
 def size_of(label: str) -> int:
@@ -41,19 +46,43 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def shop_dir(events: int) -> Path:
+    return CACHE / f"shop-{events}-seed{SEED}"
+
+
 def phase_generate(out: Path, events: int) -> dict:
+    """The shop's Parquet files in `out`, generated unless a complete earlier run left them (its
+    generate time is then the one measured then, flagged `cached`). Written into a temporary
+    directory and renamed, so a run killed midway leaves no half shop behind."""
     from pulserec.ingest.synthetic import generate_tables, write
 
+    done = out / "generated.json"
+    if done.is_file():
+        return {**json.loads(done.read_text()), "cached": True}
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     started = time.perf_counter()
-    tables = generate_tables(n_users=events // 10, n_items=events // 100, n_events=events, seed=17, end_ts=1_764_000_000.0)
-    write(tables, out, "parquet")
-    return {"generate_s": time.perf_counter() - started}
+    tables = generate_tables(n_users=events // 10, n_items=events // 100, n_events=events, seed=SEED,
+                             end_ts=1_764_000_000.0)
+    write(tables, tmp, "parquet")
+    del tables
+    _split(tmp / "events.parquet", tmp)
+    result = {"generate_s": time.perf_counter() - started}
+    (tmp / "generated.json").write_text(json.dumps(result))
+    tmp.rename(out)
+    return result
+
+
+def _split(events_path: Path, out: Path) -> None:
+    """head.parquet (all but the last TAIL events) and tail.parquet beside the shop's events."""
+    import pyarrow.parquet as pq
+
+    events = pq.read_table(events_path)
+    pq.write_table(events.slice(0, len(events) - TAIL), out / "head.parquet")
+    pq.write_table(events.slice(len(events) - TAIL), out / "tail.parquet")
 
 
 def phase_import(data: Path, sample: Path) -> dict:
     """Import all but the tail, snapshot, import the tail, exit without a clean shutdown."""
-    import pyarrow.parquet as pq
-
     from pulserec.config import Settings
     from pulserec.engine import Engine
     from pulserec.ingest.importer import import_events, import_items
@@ -61,11 +90,7 @@ def phase_import(data: Path, sample: Path) -> dict:
     engine = Engine(Settings.load(data))
     base = rss_bytes()
     import_items(engine, sample / "items.parquet")
-    events = pq.read_table(sample / "events.parquet")
     head, tail = sample / "head.parquet", sample / "tail.parquet"
-    pq.write_table(events.slice(0, len(events) - TAIL), head)
-    pq.write_table(events.slice(len(events) - TAIL), tail)
-    del events
     report = import_events(engine, head)
     out = {"import_s": report.seconds, "import_rate": report.rate, "rss_after_import": rss_bytes(), "rss_empty": base,
            "users": len(engine.state.profiles), "items": len(engine.state.catalog), "events": report.accepted,
@@ -154,7 +179,7 @@ def run_phase(*args: str, script: str = __file__) -> dict:
 
 
 def bench(label: str, events: int, root: Path, requests: int, with_redis: bool, full_replay: bool = True) -> dict:
-    sample, data = root / f"shop-{label}", root / f"data-{label}"
+    sample, data = shop_dir(events), root / f"data-{label}"
     out = {"label": label, **run_phase("generate", str(sample), str(events))}
     out.update(run_phase("import", str(data), str(sample)))
     snap = run_phase("start", str(data), str(sample), "1", str(requests))

@@ -29,7 +29,7 @@ import numpy as np
 
 from _common import machine, percentiles_ms, print_table, time_each
 import scale
-from scale import dump, phase_generate, rss_bytes, size_of
+from scale import dump, phase_generate, rss_bytes, shop_dir, size_of
 
 
 def _items(path: Path) -> list:
@@ -121,7 +121,7 @@ def run_phase(*args: str) -> dict:
 
 
 def bench(label: str, root: Path, requests: int) -> dict:
-    sample, data = root / f"shop-{label}", root / f"data-{label}"
+    sample, data = shop_dir(size_of(label)), root / f"data-{label}"
     data.mkdir(parents=True, exist_ok=True)
     out = {"label": label, "load_avg": os.getloadavg()[0], **run_phase("generate", str(sample), str(size_of(label)))}
     out.update(run_phase("build", str(sample), str(data), str(requests)))

@@ -92,8 +92,9 @@ def tails(segments: list[Segment], owners: np.ndarray, k: int) -> tuple[np.ndarr
     across the segments, grouped by owner in time order."""
     parts = []
     for segment in segments:
-        starts = np.searchsorted(segment.owner, owners, "left")
-        ends = np.searchsorted(segment.owner, owners, "right")
+        keys = owners.astype(segment.owner.dtype, copy=False)  # else the segment is cast (see _run)
+        starts = np.searchsorted(segment.owner, keys, "left")
+        ends = np.searchsorted(segment.owner, keys, "right")
         starts = np.maximum(starts, ends - k)
         lengths = ends - starts
         if not lengths.any():
