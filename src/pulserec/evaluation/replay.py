@@ -108,6 +108,20 @@ class _Replayer:
         self.service.register(Blend(components, name=DEFAULT_STRATEGY))
 
 
+def _evaluated_positions(events: pd.DataFrame, cut: int, max_evaluations: int, seed: int) -> set[int]:
+    """Positions in the stream (after `cut`) of the events scored: a sample of the first-time
+    (owner, item) events, judged on the true timeline, so that every mode is evaluated on
+    exactly the same events."""
+    owners = events["user_id"].where(events["user_id"].notna(), "~" + events["session_id"].astype(str))
+    first_time = ~pd.DataFrame({"o": owners, "i": events["item_id"]}).duplicated().to_numpy()
+    first_time &= events["item_id"].notna().to_numpy()
+    candidates = np.flatnonzero(first_time[cut:])
+    if not len(candidates):
+        return set()
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(candidates, min(max_evaluations, len(candidates)), replace=False).tolist())
+
+
 def replay(
     events: pd.DataFrame,
     items: Sequence[ItemRecord],
@@ -131,14 +145,7 @@ def replay(
     replayer = _Replayer(settings, items, warm, batch_models if mode == "online+retrain" else (), batch_weight)
     if mode == "online+retrain":
         replayer.retrain()
-    # Score only first-time (user, item) events, judged on the true timeline, so that every mode
-    # is evaluated on exactly the same events.
-    owners = events["user_id"].where(events["user_id"].notna(), "~" + events["session_id"].astype(str))
-    first_time = ~pd.DataFrame({"o": owners, "i": events["item_id"]}).duplicated().to_numpy()
-    first_time &= events["item_id"].notna().to_numpy()
-    candidates = np.flatnonzero(first_time[cut:])
-    rng = np.random.default_rng(seed)
-    chosen = set(rng.choice(candidates, min(max_evaluations, len(candidates)), replace=False).tolist()) if len(candidates) else set()
+    chosen = _evaluated_positions(events, cut, max_evaluations, seed)
     hits, gains, positions = [], [], []
     retrains = 1 if mode == "online+retrain" and replayer.batch_models else 0
     started = time.perf_counter()
