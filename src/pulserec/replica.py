@@ -74,10 +74,11 @@ class ReplicaEngine(Engine):
 
     def _reset(self) -> None:
         """Fresh state rebuilt from the log (after a deletion, possibly by another process), serving
-        the same models (trained ones included) re-bound to it."""
+        the same models (trained ones included) re-bound to it, which stop using deleted users."""
         log.info("rebuilding online state after a deletion")
         self.swap_state(OnlineState(self.settings))
         self._rebuild()
+        self.deleted_elsewhere(moved=True)
 
     def stats(self) -> dict[str, Any]:
         """The base statistics, plus which worker process answered (counters are per process)."""

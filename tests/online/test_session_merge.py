@@ -114,6 +114,9 @@ def test_login_merges_the_session_into_the_user(engine, shop):
     assert [r["item_id"] for r in profile["recent_items"]][:5] == [ids[20], ids[13], ids[12], ids[11], ids[10]]
     assert engine.recommend_session("sess-9", 5).cold_start  # the session now lives in the user
     assert history(engine, SESSION_PREFIX + "sess-9") == ([], [])
+    if engine.state.shared:  # the merged session's id left the owner map (the in-memory state keeps the slot)
+        assert engine.state.client.hget(engine.state.keys.owners, SESSION_PREFIX + "sess-9") is None
+        assert (SESSION_PREFIX + "sess-9").encode() not in engine.state.client.lrange(engine.state.keys.owners_ids, 0, -1)
     assert len(engine.store.user_events("alice")) == 9
     after = observe(engine, shop)
     assert after["similar"] != before["similar"]  # the session's pairs now pair with alice's too

@@ -138,11 +138,11 @@ def test_a_training_racing_the_deletion_is_retrained(victim_engine, monkeypatch)
     assert len(engine.training.forgotten) == 0
 
 
-def test_a_deletion_whose_retrain_never_ran_is_retrained_at_the_next_start(tmp_path, fill, shop):
+def test_a_deletion_whose_retrain_never_ran_is_retrained_at_the_next_start(tmp_path, fill, shop, backend):
     """The process stopped between the deletion and the retrain: the saved files still hold the
-    user; the next start finds them absent from the state and retrains. (In-memory state only:
-    with a Redis state this start-up check is not made, see docs/security.md.)"""
-    settings = Settings.load(tmp_path / "data")
+    user; the next start finds them absent from the log and retrains. Both states (the check
+    reads the log, not the state)."""
+    settings = Settings.load(tmp_path / "data", **backend)
     first = engine_with_victim(settings, fill, shop)
     first.training.retrain_forgotten = lambda *args, **kwargs: None  # the process stops before it retrains
     first.delete_user(VICTIM)

@@ -136,6 +136,7 @@ class Engine:
         self.checkpoints.started()
         self.health = Health(self.store, settings, start_supervisor(self.state, self.store, settings, self.publisher))
         self.training.install_saved()  # serve the models saved under <data_dir>/models/
+        self._deletions = self.state.deletions
         self.training.forget_absent_users()
 
     @property
@@ -323,6 +324,7 @@ class Engine:
         check_n(n, self.settings.max_n)
         key = self.user_key(user_id)
         with self.lock, self.state.reading(key):
+            self.deleted_elsewhere()
             return self.service.recommend(key, n, filters, strategy, context)
 
     def recommend_session(self, session_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,
@@ -330,7 +332,18 @@ class Engine:
         check_n(n, self.settings.max_n)
         key = SESSION_PREFIX + self.session_key(session_id)
         with self.lock, self.state.reading(key):
+            self.deleted_elsewhere()
             return self.service.recommend(key, n, filters, strategy, context)
+
+    def deleted_elsewhere(self, moved: bool = False) -> None:
+        """Another process deleted a user (a shared state counts the ids it unmapped; a replica
+        passes `moved`): this process's cached segments drop their share and its trained models
+        stop using users the log no longer has. A comparison per request, the check per deletion."""
+        if not moved and self.state.deletions == self._deletions:
+            return
+        self._deletions = self.state.deletions
+        self.segments.forget()
+        self.training.forget_absent_users()
 
     # -- social ties (issue 14.4) -------------------------------------------------------------
     def follow(self, user_id: str, other_id: str, weight: float = 1.0) -> bool:

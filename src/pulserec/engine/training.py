@@ -160,19 +160,17 @@ class Training:
         self.forgotten.add(key, self.engine.store.head()[2], self.engine.service.strategies)
 
     def forget_absent_users(self) -> None:
-        """At start: saved models holding users the log no longer has (deleted, and the retrain
-        never finished: the process stopped first) stop using them and are retrained. Only for
-        the in-memory state, where the check is a lookup per model user."""
+        """Served models holding users the log no longer has stop using them and are retrained:
+        at start (deleted, and the retrain never finished: the process stopped first), and when
+        another process deleted a user (see `Engine.notice_deletions`). Checked against the log,
+        the same for every state: one indexed query per 500 model users."""
         engine = self.engine
-        if engine.state.shared:
-            return
-        owners, profiles = engine.state.owners, engine.state.profiles
         version = engine.store.head()[2]
-        absent: set[str] = set()
+        held: set[str] = set()
         for model in list(engine.service.strategies.values()):
             if isinstance(model, AlignedModel) and model.model_users is not None:
-                absent.update(key for key in model.model_users.ids
-                              if (owner := owners.get(key)) is None or owner not in profiles)
+                held.update(model.model_users.ids)
+        absent = held - engine.store.owners_in_log(sorted(held))
         if absent:
             log.warning("saved models hold %d users the log no longer has: retraining them without", len(absent))
             for key in absent:

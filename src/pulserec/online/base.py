@@ -139,6 +139,12 @@ class State(Protocol):
         """Event-time clock: the latest timestamp applied."""
         ...
 
+    @property
+    def deletions(self) -> int:
+        """How many owner ids (deleted users, merged sessions) any process has unmapped, as of the
+        last read: when it moves, a process's own copies of deleted users go (Engine.deleted_elsewhere)."""
+        ...
+
     def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
         """Bring the state up to the stored log (at start)."""
         ...

@@ -31,6 +31,8 @@ class OnlineState:
 
     #: Whether other processes see this state (False: it lives in this process only).
     shared = False
+    #: Owner ids other processes unmapped from this state (none: only this process writes it).
+    deletions = 0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

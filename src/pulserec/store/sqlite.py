@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from pulserec.events import SESSION_PREFIX
 from pulserec.records import ItemRecord
 from pulserec.store.failures import StorageError, storage_error
 from pulserec.store.watermark import RAISE_MARK, Sidecar, check_on_open, sidecar_path
@@ -320,6 +321,22 @@ class SQLiteStore:
         view._db.execute("BEGIN")
         view.max_seq()  # the first read takes the snapshot
         return view
+
+    def owners_in_log(self, keys: Sequence[str]) -> set[str]:
+        """Which of these owner keys (user keys; SESSION_PREFIX + a session id for an anonymous
+        session) own events in the log: the truth a model's users are checked against."""
+        users = [k for k in keys if not k.startswith(SESSION_PREFIX)]
+        sessions = [k[len(SESSION_PREFIX):] for k in keys if k.startswith(SESSION_PREFIX)]
+        found: set[str] = set()
+        with self._lock:
+            for column, wanted, prefix in (("user_id", users, ""), ("session_id", sessions, SESSION_PREFIX)):
+                anonymous = " AND user_id IS NULL" if column == "session_id" else ""
+                for start in range(0, len(wanted), 500):  # SQLite's bound-variable limit
+                    chunk = wanted[start:start + 500]
+                    rows = self._db.execute(f"SELECT DISTINCT {column} FROM events WHERE {column} IN "
+                                            f"({','.join('?' * len(chunk))}){anonymous}", chunk).fetchall()
+                    found.update(prefix + row[0] for row in rows)
+        return found
 
     def user_events(self, user_id: str) -> pd.DataFrame:
         with self._lock:

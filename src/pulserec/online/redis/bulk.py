@@ -115,7 +115,10 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
     applied = np.ones(len(frame), dtype=bool)
     rows = np.arange(len(frame))
     context_bytes = state.cooc.window * TOUCH.itemsize
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
+        generation = state.owners.generation
+        if attempt:  # 'stale' dropped the cached indices (another process unmapped an id): anew
+            owners = state.owners.add_many(owner_ids)
         distinct = np.unique(owners)
         # One MULTI: what the group's change depends on, read at one instant (checked by COMMIT).
         pipe = state.client.pipeline(transaction=True)
@@ -126,7 +129,7 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
         versions, landmark, *tails = pipe.execute()
         context = dict(zip(distinct.tolist(), tails))
 
-        plan = state.new_plan()
+        plan = state.new_plan(generation)
         plan.mark_applied(frame["event_id"].astype(str).tolist())
         plan.check_versions(distinct, [int(v or 0) for v in versions])
         plan_log(state, plan, frame, owners, owner_ids, items, records, float(landmark) if landmark else None,

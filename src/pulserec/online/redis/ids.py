@@ -2,7 +2,12 @@
 
 Every process interns through the same Lua script, so all agree on the dense indices. A
 mapping never changes once made (until a reset, which bumps the epoch and clears the cache),
-except that a deleted owner's id is dropped (`drop`), so lookups are cached in-process."""
+except that a deleted user's or a merged session's id is unmapped (COMMIT's `drop`), so lookups
+are cached in-process, as of a *generation*: the count of unmapped ids (`meta.drops`) read
+before the cached lookups. Every read returns the count, and a cache of an older generation is
+dropped; COMMIT refuses ('stale') a plan whose indices came from one. Without it another process
+kept mapping a deleted id to its old slot and wrote a returning user's events there, where the
+deleting process could neither see nor delete them."""
 
 from __future__ import annotations
 
@@ -19,17 +24,6 @@ if TYPE_CHECKING:
 #: characters, so it cannot clash); the index itself stays, as every per-owner key is by index.
 FORGOTTEN_ID = "\x00forgotten:"
 
-#: drop(owners hash, id list; owner key, tombstone prefix): unmap the owner and overwrite its slot.
-_DROP = """
-local idx = redis.call('HGET', KEYS[1], ARGV[1])
-if idx then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('LSET', KEYS[2], tonumber(idx), ARGV[2] .. idx)
-end
-return idx
-"""
-
-
 class RedisIdIndex:
     """The `IdIndex` interface over owners:<...> keys."""
 
@@ -37,10 +31,28 @@ class RedisIdIndex:
         self.state = state
         self._index: dict[str, int] = {}
         self._ids: dict[int, str] = {}
+        self._generation: int | None = None  # meta.drops when the cached lookups began (None: not read)
 
-    def clear_cache(self) -> None:
+    def clear_cache(self, generation: int | None = None) -> None:
         self._index.clear()
         self._ids.clear()
+        self._generation = generation
+
+    @property
+    def generation(self) -> int:
+        """The unmapped-id count the cached indices are valid for (read before the first lookup)."""
+        self._pin_generation()
+        return self._generation  # type: ignore[return-value]
+
+    def _pin_generation(self) -> None:
+        """Before a lookup that fills the cache: know which generation it belongs to."""
+        if self._generation is None:
+            self._generation = int(self.state.client.hget(self.state.keys.meta, "drops") or 0)
+
+    def check_generation(self, drops: int) -> None:
+        """A read saw `drops` ids unmapped so far: a cache of an older generation goes."""
+        if self._generation != drops:
+            self.clear_cache(drops)
 
     def _remember(self, value: str, idx: int) -> None:
         self._index[value] = idx
@@ -50,6 +62,7 @@ class RedisIdIndex:
         idx = self._index.get(value)
         if idx is not None:
             return idx
+        self._pin_generation()
         view = self.state.current_view()
         if view is not None and view.owner_key == value:
             found = view.owner
@@ -66,6 +79,7 @@ class RedisIdIndex:
     def id_of(self, idx: int) -> str:
         value = self._ids.get(idx)
         if value is None:
+            self._pin_generation()
             raw = self.state.client.lindex(self.state.keys.owners_ids, idx)
             if raw is None:
                 raise IndexError(idx)
@@ -88,6 +102,7 @@ class RedisIdIndex:
         values = list(values)
         distinct = [v for v in dict.fromkeys(values) if v not in self._index]
         if distinct:
+            self._pin_generation()
             indices = self.state.scripts.intern_many(args=[self.state.keys.prefix, "owners", len(distinct), *distinct])
             for value, idx in zip(distinct, indices):
                 self._remember(value, int(idx))
@@ -95,12 +110,3 @@ class RedisIdIndex:
 
     def add(self, value: str) -> int:
         return int(self.add_many([value])[0])
-
-    def drop(self, value: str) -> None:
-        """Forget a deleted owner's id (right to be forgotten: Redis keeps no copy of it). If they
-        come back they are interned anew. Other processes may still hold the old mapping in
-        their cache until their next epoch (reset) or restart."""
-        idx = self.state.client.eval(_DROP, 2, self.state.keys.owners, self.state.keys.owners_ids, value, FORGOTTEN_ID)
-        if idx is not None:
-            self._ids.pop(int(idx), None)
-        self._index.pop(value, None)

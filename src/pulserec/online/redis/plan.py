@@ -1,7 +1,8 @@
 """A change to the Redis state, assembled in Python and applied by the COMMIT script at once.
 
 The script first checks every precondition (event ids not yet applied, owner versions and the
-trending landmark unchanged since they were read) and only then writes, so a change is all or
+trending landmark unchanged since they were read, no owner id unmapped since the plan's cached
+owner indices were read) and only then writes, so a change is all or
 nothing, and a concurrent writer makes it answer 'conflict' (the caller re-reads and retries)
 or 'dup' (the event was applied meanwhile)."""
 
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pulserec.online.redis.codec import encode_float, encode_pairs
+from pulserec.online.redis.ids import FORGOTTEN_ID
 
 _SECTIONS = ("vectors", "rows", "history", "seen")
 #: COMMIT rewrites a vector whole (one GET and one SET) rather than in place (a GETRANGE and a
@@ -25,10 +27,12 @@ VECTOR_REWRITE = 64
 class CommitPlan:
     """Preconditions and writes of one COMMIT call, encoded as a JSON header + binary blobs."""
 
-    def __init__(self, history_bytes: int, compact_bytes: int, state_id: str = "", interest_rate: float = 0.0) -> None:
+    def __init__(self, history_bytes: int, compact_bytes: int, state_id: str = "", interest_rate: float = 0.0,
+                 drops: int = 0) -> None:
         self.header: dict[str, Any] = {
-            "state_id": state_id, "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [], "history": [], "seen": [],
-            "profiles": [], "forget": [], "applied": 0, "last_seq": 0, "now": "",
+            "state_id": state_id, "drops": drops, "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [],
+            "history": [], "seen": [], "profiles": [], "forget": [], "drop": [], "tombstone": FORGOTTEN_ID,
+            "applied": 0, "last_seq": 0, "now": "",
             "history_bytes": history_bytes, "compact_bytes": compact_bytes, "rate": interest_rate,
             "vector_rewrite": VECTOR_REWRITE,
         }
@@ -81,6 +85,10 @@ class CommitPlan:
     def forget_owner(self, owner: int) -> None:
         """Delete the owner's history, seen items and profile (before this plan's own writes to them)."""
         self.header["forget"].append(int(owner))
+
+    def drop_id(self, owner_key: str) -> None:
+        """Unmap the owner's id (a deleted user, a merged session): Redis keeps no copy of it."""
+        self.header["drop"].append(owner_key)
 
     def count(self, applied: int, last_seq: int = 0, now: float | None = None) -> None:
         """Event counter delta, the highest seq applied and the event-time clock."""

@@ -74,8 +74,9 @@ return {0, owner, item, version, tail, record, redis.call('HGET', p .. 'meta', '
 """
 
 #: Apply one planned change atomically (see `plan.CommitPlan` for the header fields).
-#: Returns {'ok', items whose rows need compaction}, {'dup'}, {'conflict'}, or {'lost'} when the
-#: namespace is not the state this process attached to (`meta.state_id`, see `RedisState.attach`).
+#: Returns {'ok', items whose rows need compaction}, {'dup'}, {'conflict'}, {'stale'} when an owner
+#: id was unmapped since this process's cached indices were read (`meta.drops`, see `ids.py`), or
+#: {'lost'} when the namespace is not the state this process attached to (`meta.state_id`).
 COMMIT = """
 local p = ARGV[1]
 
@@ -88,6 +89,8 @@ local applied, versions = p .. 'applied', p .. 'ver'
 
 -- A state lost (Redis restarted empty) or reloaded since this process attached: write nothing.
 if (redis.call('HGET', meta, 'state_id') or '') ~= h.state_id then return {'lost'} end
+-- Owner indices the plan took from this process's cache are valid while no id was unmapped since.
+if tonumber(redis.call('HGET', meta, 'drops') or '0') ~= h.drops then return {'stale'} end
 
 local fresh, done = {}, {}
 for i = 1, h.fresh do fresh[i] = blob() end
@@ -231,6 +234,16 @@ for _, owner in ipairs(h.history) do
     redis.call('SET', key, redis.call('GETRANGE', key, length - h.history_bytes, -1))
   end
 end
+-- Deleted (or merged) owners' ids leave the owner map; the slot keeps a tombstone (per-owner
+-- keys are by index). Every process sees `drops` move and drops its cached indices.
+for _, key in ipairs(h.drop) do
+  local idx = redis.call('HGET', p .. 'owners', key)
+  if idx then
+    redis.call('HDEL', p .. 'owners', key)
+    redis.call('LSET', p .. 'owners:ids', tonumber(idx), h.tombstone .. idx)
+    redis.call('HINCRBY', meta, 'drops', 1)
+  end
+end
 for _, owner in ipairs(h.seen) do append_seen(p .. 'seen:' .. owner, blob()) end
 local counted = {}
 for item, delta in pairs(owner_delta) do
@@ -271,7 +284,8 @@ return 1
 #: version held ('-': send no vectors; see `read_cache`).
 #: Returns {owner (-1), history, seen, new item ids, changed items, their records, their
 #: creation times, catalogue version, now, landmark, applied, cooc entries, epoch, state id, ready,
-#: vector version, trending and degree (nil unless the version differs from the one held)}.
+#: vector version, trending and degree (nil unless the version differs from the one held), owner
+#: ids unmapped so far (`drops`)}.
 READ = """
 local p = ARGV[1]
 local owner, hist, seen = -1, '', ''
@@ -295,7 +309,7 @@ for start = 1, #changed, 500 do
   for i = 1, #chunk do records[#records + 1] = r[i] or ''; created[#created + 1] = c[i] or '' end
 end
 local m = redis.call('HMGET', p .. 'meta', 'now', 'landmark', 'applied', 'cooc_entries', 'state_id', 'ready',
-                     'vec_ver')
+                     'vec_ver', 'drops')
 local vec_ver, trending, degree = m[7] or '0', false, false
 if ARGV[5] ~= '-' and ARGV[5] ~= vec_ver then
   trending = redis.call('GET', p .. 'vec:trending') or ''
@@ -303,7 +317,7 @@ if ARGV[5] ~= '-' and ARGV[5] ~= vec_ver then
 end
 return {owner, hist, seen, new_ids, changed, records, created, version,
         m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0',
-        m[5] or '', m[6] or '', vec_ver, trending, degree}
+        m[5] or '', m[6] or '', vec_ver, trending, degree, m[8] or '0'}
 """
 
 

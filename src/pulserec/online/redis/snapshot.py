@@ -48,11 +48,12 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
     for _ in range(2):
         held = cache.vec_ver if with_vectors else "-"
         (owner, hist, seen, new_ids, changed, records, created, version, now, landmark, applied, cooc_entries,
-         epoch, state_id, ready, vec_ver, trending, degree) = state.scripts.read(
+         epoch, state_id, ready, vec_ver, trending, degree, drops) = state.scripts.read(
             args=[keys.prefix, owner_key or "", catalog.version, catalog.mirrored, held])
         state.check_identity(state_id.decode(), bool(ready))  # raises StateUnavailable if lost
         if state.check_epoch(int(epoch)):  # the namespace was reset: the caches were dropped, read again
             continue
+        state.owners.check_generation(int(drops))  # ids unmapped by a deletion anywhere: indices anew
         catalog.absorb(new_ids, changed, records, created, int(version))
         if trending is not None:
             cache.vec_ver, cache.vectors = vec_ver.decode(), (trending, degree)

@@ -173,14 +173,21 @@ class RedisState:
         return int(self._meta("applied") or 0)
 
     @property
+    def deletions(self) -> int:
+        """Owner ids unmapped so far (`meta.drops`), as of this process's owner cache."""
+        return self.owners.generation
+
+    @property
     def synced_seq(self) -> int:
         """Every stored event with a seq up to this one is applied (see `sync`)."""
         return sync.watermark(self)[0]
 
     # -- writes ------------------------------------------------------------------------------
-    def new_plan(self) -> CommitPlan:
+    def new_plan(self, generation: int | None = None) -> CommitPlan:
+        """An empty change; `generation`: that of the cached owner indices it uses (default: now)."""
         return CommitPlan(self.settings.history_len * TOUCH.itemsize, COMPACT_BYTES, self.state_id,
-                          LN2 / self.settings.interest_halflife)
+                          LN2 / self.settings.interest_halflife,
+                          self.owners.generation if generation is None else generation)
 
     def commit(self, plan: CommitPlan) -> str:
         """Run COMMIT; returns 'ok', 'dup' or 'conflict' (and compacts rows it reports)."""
@@ -190,6 +197,8 @@ class RedisState:
         status = reply[0].decode()
         if status == "lost":  # raises unless another process reloaded it (then plan again)
             self.check_identity(*self.identity())
+        if status == "stale":  # an owner id was unmapped meanwhile: look the indices up again
+            self.owners.clear_cache()
         if status == "ok" and reply[1]:
             self.cooc.compact(int(i) for i in reply[1])
         return status
@@ -251,7 +260,7 @@ class RedisState:
             retry = []
             for (i, _), reply in zip(plans, pipe.execute()):
                 status = self._committed(reply)
-                if status in ("conflict", "lost"):
+                if status in ("conflict", "lost", "stale"):
                     retry.append(i)
                 results[i] = status == "ok"
             pending = sorted(retry + later)
@@ -306,8 +315,9 @@ class RedisState:
             if len(items):
                 self.popularity.plan_add(plan, landmark, items, weights, ts, float(ts.max()), sign=-1.0)
             plan.count(-int(done.sum()))
+            plan.drop_id(owner_key)  # in the same COMMIT: no event lands in the slot between the two
             if self.commit(plan) == "ok":
-                self.owners.drop(owner_key)
+                self.owners.clear_cache()  # this commit moved the generation
                 return
         raise StateConflictError(f"forgetting {owner_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
 
@@ -337,6 +347,8 @@ class RedisState:
             session_done, user_done = self._plan_ids(plan, session_events), self._plan_ids(plan, user_events)
             self._plan_drop_owner(plan, session, session_version, session_events[session_done])
             self._plan_drop_owner(plan, user, user_version, user_events[user_done])
+            if session is not None:
+                plan.drop_id(session_key)  # the merged session's id leaves the owner map
             joint = pd.concat([user_events.assign(_new=~user_done), session_events.assign(_new=~session_done)],
                               ignore_index=True).sort_values("seq", kind="stable", ignore_index=True)
             if len(joint):
@@ -345,6 +357,8 @@ class RedisState:
                               np.full(len(joint), user_key, dtype=object), bulk.intern_items(self, joint),
                               self.catalog.records(), landmark, lambda _owner: (), new=joint["_new"].to_numpy(bool))
             if self.commit(plan) == "ok":
+                if session is not None:
+                    self.owners.clear_cache()
                 return
         raise StateConflictError(f"merging a session into {user_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
 
