@@ -19,8 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -33,12 +32,12 @@ from pulserec.engine.rebuild import Rebuilds
 from pulserec.engine.sessions import SessionMerge
 from pulserec.engine.training import Training
 from pulserec.engine.views import item_view, profile_view
+from pulserec.engine.writes import STATE_UNAVAILABLE, IngestListener, IngestResult, StoredNotApplied
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
 from pulserec.models.base import Recommender
 from pulserec.online import make_state
 from pulserec.online.base import State
-from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 from pulserec.online.streams import make_publisher
 from pulserec.recommend.controls import Controls
 from pulserec.recommend.exploration import Exposure
@@ -62,36 +61,6 @@ T = TypeVar("T")
 
 #: A start that applied at least this many events moves its objects out of the cyclic GC's sight.
 FREEZE_AFTER_EVENTS = 100_000
-
-#: What a shared (Redis) state raises when it cannot answer now (down, stalled, resyncing).
-STATE_UNAVAILABLE: tuple[type[BaseException], ...] = (StateUnavailable, *TRANSIENT)
-
-
-@dataclass
-class IngestResult:
-    accepted: int
-    duplicates: int
-    event_ids: list[str]
-    accepted_mask: list[bool]
-
-
-class StoredNotApplied(RuntimeError):
-    """The events are durably stored but the shared state could not take them now. They are
-    applied later, in order, by whichever process next syncs the state with the log (within
-    `state_sync_interval_s` of the state coming back); a retry with the same event ids answers
-    `duplicates` and changes nothing."""
-
-    def __init__(self, result: IngestResult, cause: BaseException, retry_after_s: int = 2) -> None:
-        super().__init__(f"stored {result.accepted} events but the online state is unavailable: {cause}")
-        self.result = result
-        self.retry_after_s = retry_after_s
-
-
-class IngestListener(Protocol):
-    """Told about every ingested batch, after its new events are applied to the online state."""
-
-    def __call__(self, accepted_by_type: Mapping[str, int], duplicates: int, latest_ts: float | None) -> None: ...
-
 
 class Engine:
     def __init__(self, settings: Settings, store: SQLiteStore | None = None, progress: Callable[[int], None] | None = None) -> None:
