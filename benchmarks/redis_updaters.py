@@ -2,7 +2,7 @@
 
 Used by `redis_state.py --updaters 1,2,4` (or run alone, same options). For each N the first
 `--stream-events` MovieLens ratings (time order) are published into N shards
-(`stream_shards = N`), then N `StreamUpdater` processes (one per shard, batches of 500) drain
+(`stream_shards = N`), then N `StreamUpdater` processes (one per shard, batches of up to `DEFAULT_BATCH` = 2,000) drain
 them. Reported per N: aggregate events/s (all events / wall time from the first updater's
 first read to the last one's end), events/s per updater, and CPU per event of the updaters and
 of redis-server, so that the figures mean something on a shared box too: a per-core rate is
@@ -10,6 +10,7 @@ events / (updater CPU + Redis CPU) seconds."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -24,17 +25,19 @@ from pulserec.events import events_from_frame
 from pulserec.online.redis.state import RedisState
 from pulserec.online.streams import make_updater
 from pulserec.online.streams.redis_streams import EventPublisher
+from pulserec.online.streams.updater import DEFAULT_BATCH
 from pulserec.urls import stream_key
 
 HERE = Path(__file__).resolve().parent
 
 
-def worker(url: str, namespace: str, shards: int, shard: int) -> None:
+def worker(url: str, namespace: str, shards: int, shard: int, batch: int = DEFAULT_BATCH) -> None:
     """One updater process: drain its shard, print {events, start, end, cpu} as JSON."""
     settings = Settings(state_url=url, state_namespace=namespace, stream_url=url, stream_shards=shards)
     state = RedisState(settings)
     state.catalog.synced()  # attach: the catalogue mirror is loaded once at start, not per event (~0.15 s CPU)
-    updater = make_updater(settings, state, consumer=f"bench-{shard}", shard=shard, batch=500)
+    gc.freeze()  # as `pulserec updater` does
+    updater = make_updater(settings, state, consumer=f"bench-{shard}", shard=shard, batch=batch)
     handled, idle = 0, 0
     start = end = cpu_start = cpu_end = 0.0
     while idle < 3:  # three empty reads in a row (0.2 s each): the shard is drained

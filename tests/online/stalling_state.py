@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 
-from pulserec.events import Event
+import numpy as np
+import pandas as pd
+
 from pulserec.online.redis.state import RedisState
 
 
@@ -14,8 +16,8 @@ class StallingState:
     def __init__(self, state: RedisState) -> None:
         self.state = state
 
-    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
-        done = self.state.apply_many(batch)
+    def apply_delivered(self, frame: pd.DataFrame) -> np.ndarray:
+        done = self.state.apply_delivered(frame)
         print(f"applied {sum(done)}", flush=True)
         time.sleep(3600)  # killed here: applied, never acknowledged or committed
         return done

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+import pandas as pd
+
 from pulserec.events import Event
 from pulserec.online.redis.state import RedisState
 
@@ -29,9 +32,9 @@ class CrashingState:
     def __init__(self, state: RedisState, survive: int) -> None:
         self.state, self.left = state, survive
 
-    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
-        done = self.state.apply_many(batch[: self.left])
-        if len(batch) > self.left:
+    def apply_delivered(self, frame: pd.DataFrame) -> np.ndarray:
+        done = self.state.apply_delivered(frame.head(self.left))
+        if len(frame) > self.left:
             raise RuntimeError("consumer crashed")
-        self.left -= len(batch)
+        self.left -= len(frame)
         return done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -34,7 +35,8 @@ def register(app: typer.Typer) -> None:
                                                       "this long.", min=0)] = 30_000,
         session_timeout_ms: Annotated[int, typer.Option(help="Kafka: a member silent this long is dropped and its "
                                                              "partitions go to the others.", min=1000, max=3_600_000)] = 10_000,
-        batch: Annotated[int, typer.Option(help="Messages read per round.", min=1, max=100_000)] = 500,
+        batch: Annotated[int | None, typer.Option(help="Messages read per round, at most [default: 2000].", min=1,
+                                                  max=100_000)] = None,
         shard: Annotated[int, typer.Option(help="Redis Streams with stream_shards = N: the shard (0..N-1) this "
                                                 "updater applies.", min=0)] = 0,
         data_dir: DataDir = None,
@@ -48,6 +50,7 @@ def register(app: typer.Typer) -> None:
         from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
         from pulserec.online.redis.state import RedisState
         from pulserec.online.streams import make_updater
+        from pulserec.online.streams.updater import DEFAULT_BATCH
 
         settings = settings_for(data_dir, state_url=state, stream_url=stream)
         if not settings.state_url or not settings.stream_url:
@@ -56,8 +59,12 @@ def register(app: typer.Typer) -> None:
         target = RedisState(settings)
         with contextlib.suppress(StateUnavailable, *TRANSIENT):  # down or being rebuilt: the first batch loads it
             target.catalog.synced()  # the catalogue mirror, loaded once now rather than inside the first batch
+        # What is loaded by now (modules, the catalogue mirror: ~200k objects) lives as long as the
+        # process: kept out of the cyclic collector's full passes, which otherwise cost ~8 us an
+        # event at batches of 2,000 (measured with gc.callbacks on MovieLens).
+        gc.freeze()
         try:
-            worker = make_updater(settings, target, group, name, batch=batch, min_idle_ms=min_idle_ms,
+            worker = make_updater(settings, target, group, name, batch=batch or DEFAULT_BATCH, min_idle_ms=min_idle_ms,
                                   session_timeout_ms=session_timeout_ms, shard=shard)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None

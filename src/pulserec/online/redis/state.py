@@ -266,6 +266,12 @@ class RedisState:
             pending = sorted(retry + later)
         raise StateConflictError(f"{len(pending)} events kept conflicting with concurrent writers")
 
+    def apply_delivered(self, frame: pd.DataFrame) -> np.ndarray:
+        """Apply a stream batch (a stored-event frame, arrival order) in bulk, whatever its size
+        (one event or thousands: a few round trips and one COMMIT per group of owners); returns
+        the mask of the events this call applied (False: applied before, a redelivery)."""
+        return bulk.apply_frame(self, frame, look_first=False)
+
     def _prepare_args(self, event: Event) -> list[Any]:
         item_id = event.item_id or ""
         new_record = encode_record(ItemRecord(item_id=item_id, listed=False)) if item_id else b""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from pulserec.online.streams.redis_streams import shard_key
-from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
+from pulserec.online.streams.updater import DEFAULT_BATCH, DEFAULT_GROUP, Applier, Updater
 from pulserec.urls import KafkaUrl, is_kafka_url, stream_key
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def make_publisher(settings: Settings) -> Publisher | None:
 
 
 def make_updater(settings: Settings, state: Applier, group: str = DEFAULT_GROUP, consumer: str = "updater-1", *,
-                 batch: int = 500, min_idle_ms: int = 30_000, session_timeout_ms: int = 10_000, shard: int = 0) -> Updater:
+                 batch: int = DEFAULT_BATCH, min_idle_ms: int = 30_000, session_timeout_ms: int = 10_000, shard: int = 0) -> Updater:
     """The updater for the backend `stream_url` selects. `min_idle_ms` is for Redis (reclaim what
     a silent consumer left pending), `session_timeout_ms` for Kafka (reassign a silent member's
     partitions); `shard` picks one of `stream_shards` Redis streams."""

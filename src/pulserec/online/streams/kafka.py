@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from pulserec.events import Event
-from pulserec.online.streams.codec import decode_message, encode_message
-from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
+from pulserec.online.streams.codec import encode_message, message_fields
+from pulserec.online.streams.updater import DEFAULT_BATCH, DEFAULT_GROUP, Applier, Updater
 from pulserec.urls import KafkaUrl
 
 try:
@@ -124,7 +124,7 @@ class KafkaUpdater(Updater):
     retry_on = (KafkaException,)
 
     def __init__(self, state: Applier, url: KafkaUrl, topic: str, group: str = DEFAULT_GROUP, consumer: str = "updater-1",
-                 batch: int = 500, block_ms: int = 1000, session_timeout_ms: int = 10_000, timeout_s: float = 10.0) -> None:
+                 batch: int = DEFAULT_BATCH, block_ms: int = 1000, session_timeout_ms: int = 10_000, timeout_s: float = 10.0) -> None:
         super().__init__(state, group, batch, block_ms)
         self.url = url
         self.topic = topic
@@ -154,7 +154,7 @@ class KafkaUpdater(Updater):
         if first is not None:
             polled = [first, *(self.consumer.consume(self.batch - 1, timeout=0) if self.batch > 1 else [])]
         records = [message for message in polled if _usable(message)]
-        self.apply(((_message_id(message), message.value()) for message in records), decode_message)
+        self.apply(((_message_id(message), message.value()) for message in records), message_fields)
         for message in records:
             self.uncommitted[(message.topic(), message.partition())] = message.offset() + 1
         self.commit()

@@ -18,8 +18,8 @@ import redis
 
 from pulserec.events import Event
 from pulserec.online.redis.connection import connect
-from pulserec.online.streams.codec import decode_event, encode_event
-from pulserec.online.streams.updater import DEFAULT_GROUP, Applier, Updater
+from pulserec.online.streams.codec import encode_event, entry_fields
+from pulserec.online.streams.updater import DEFAULT_BATCH, DEFAULT_GROUP, Applier, Updater
 
 
 def shard_key(key: str, shard: int, shards: int) -> str:
@@ -66,7 +66,7 @@ class StreamUpdater(Updater):
         group: str = DEFAULT_GROUP,
         consumer: str = "updater-1",
         min_idle_ms: int = 30_000,
-        batch: int = 500,
+        batch: int = DEFAULT_BATCH,
         block_ms: int = 1000,
     ) -> None:
         super().__init__(state, group, batch, block_ms)
@@ -93,7 +93,7 @@ class StreamUpdater(Updater):
         """Apply then acknowledge; returns how many messages were handled."""
         ids = [message_id for message_id, _ in messages]
         # fields is None for an entry trimmed away while pending: nothing to apply
-        self.apply(((message_id.decode(), fields) for message_id, fields in messages if fields), decode_event)
+        self.apply(((message_id.decode(), fields) for message_id, fields in messages if fields), entry_fields)
         if ids:
             self.client.xack(self.key, self.group, *ids)
         return len(ids)

@@ -14,22 +14,31 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from pulserec.events import Event
+import numpy as np
+import pandas as pd
+
 from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
-from pulserec.online.streams.codec import MalformedMessage
+from pulserec.online.streams.codec import MalformedMessage, decode_batch
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "pulserec-updater"
+#: Messages an updater reads per round by default. A round's fixed costs (the reads a COMMIT
+#: depends on, the script call, pandas and NumPy calls, rewriting the per-item vectors) are
+#: shared by its events: on MovieLens, updater CPU per event 64 -> 51 us and Redis's 28 -> 20 us
+#: from 500 to 2,000 (a round only waits for the first message, so a quiet stream still applies
+#: each event at once).
+DEFAULT_BATCH = 2_000
 
 Encoded = TypeVar("Encoded")
 
 
 class Applier(Protocol):
-    def apply_many(self, batch: list[tuple[Event, int]]) -> list[bool]:
-        """Apply in order; False for events applied before (idempotent by event id)."""
+    def apply_delivered(self, frame: pd.DataFrame) -> np.ndarray:
+        """Apply a stored-event frame (`codec.decode_batch`) in order; returns, per row, False
+        where the event id was applied before (idempotent by event id)."""
         ...
 
 
@@ -60,18 +69,26 @@ class Updater(ABC):
         self.block_ms = block_ms  # how long a round waits for messages
         self.stats = UpdaterStats()
 
-    def apply(self, messages: Iterable[tuple[str, Encoded]], decode: Callable[[Encoded], tuple[Event, int]]) -> None:
-        """Decode (message id, payload) pairs, skipping malformed ones, and apply them in order."""
-        batch = []
+    def apply(self, messages: Iterable[tuple[str, Encoded]], fields: Callable[[Encoded], tuple[Any, Any]]) -> None:
+        """Decode (message id, payload) pairs in one batch (`fields` takes a payload's event JSON
+        and seq out), skipping malformed ones, and apply them in order."""
+        triples = []
         for message_id, payload in messages:
             try:
-                batch.append(decode(payload))
+                triples.append((message_id, *fields(payload)))
             except MalformedMessage as exc:
-                log.error("skipping malformed stream message %s: %s", message_id, exc)
-                self.stats.malformed += 1
-        results = self.state.apply_many(batch) if batch else []
-        self.stats.applied += sum(results)
-        self.stats.duplicates += len(results) - sum(results)
+                self._skip(message_id, str(exc))
+        frame, malformed = decode_batch(triples)
+        for message_id, why in malformed:
+            self._skip(message_id, why)
+        if len(frame):
+            applied = int(np.count_nonzero(self.state.apply_delivered(frame)))
+            self.stats.applied += applied
+            self.stats.duplicates += len(frame) - applied
+
+    def _skip(self, message_id: str, why: str) -> None:
+        log.error("skipping malformed stream message %s: %s", message_id, why)
+        self.stats.malformed += 1
 
     @abstractmethod
     def step(self, block_ms: int | None = None) -> int:
