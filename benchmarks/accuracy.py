@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import itertools
 import json
 import sys
@@ -72,8 +73,12 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "rp3beta": {"alpha": [0.5, 1.0], "beta": [0.2, 0.5], "top_k": [100]},
 }
 #: Peers tuned with fewer points than ours would be an unfair comparison; RecBole's sequence
-#: models run with fixed, small epochs (the 2-core box) and are not tuned.
-PEER_DEFAULTS: dict[str, dict[str, Any]] = {"recbole_sasrec": {"epochs": 5}, "recbole_gru4rec": {"epochs": 5}}
+#: models run with RecBole's model defaults (SASRec: 2 layers, 2 heads, hidden 64, inner 256;
+#: GRU4Rec: embedding 64, 1 layer) but GRU4Rec's hidden size 64 (its default 128: the 2-core
+#: box), sequences of the last 50 items, CE loss, at most 20 epochs with early stopping on
+#: RecBole's leave-one-out validation and 150 s of training each (recbole_peers.py), not tuned.
+PEER_DEFAULTS: dict[str, dict[str, Any]] = {"recbole_sasrec": {"budget_s": 150},
+                                            "recbole_gru4rec": {"hidden_size": 64, "budget_s": 150}}
 
 
 def make(name: str, params: dict[str, Any]):
@@ -104,6 +109,16 @@ def hybrid_params(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, A
         "components": [(c, chosen.get(c, {})) for c in HYBRID_COMPONENTS],
         "validation": method,
     }
+
+
+def auto_params(method: str, sequence: bool, validation: str) -> dict[str, Any]:
+    """`auto` as served (balanced validation), or learning on a validation split of the test
+    split's kind carved from the training part ("split"), as a user who knows what they serve
+    would set `auto_validation`."""
+    params: dict[str, Any] = {"sequence": sequence}
+    if validation == "split":
+        params.update(validation=method, validation_params=SPLITS[method])
+    return params
 
 
 def tune(split: Split, method: str, catalog: Catalog, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -139,18 +154,21 @@ def cached_path(cache: Path | None, method: str, name: str, params: dict[str, An
     for that code."""
     if cache is None:
         return None
-    key = json.dumps([method, name, params, SPLITS[method], code_version(name in PEERS)], sort_keys=True, default=str)
+    key = json.dumps([method, name, params, SPLITS[method], code_version(name)], sort_keys=True, default=str)
     return cache / f"{method}-{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
-def code_version(peer: bool) -> str:
-    """A hash of what a result depends on: the evaluator, the query and the benchmark's peer code
-    for a peer; all of pulserec's models besides for ours."""
+def code_version(name: str) -> str:
+    """A hash of what a result depends on: the evaluator, the query, the peers' shared adapter
+    code and the peer's own file(s) for a peer; all of pulserec's models besides for ours."""
     src = Path(__file__).resolve().parents[1] / "src" / "pulserec"
     here = Path(__file__).resolve().parent
-    files = [*sorted((src / "evaluation").glob("*.py")), src / "models" / "query.py", *sorted(here.glob("*peer*.py")),
-             here / "closed_form.py", here / "recbole_runner.py"]
-    if not peer:
+    files = [*sorted((src / "evaluation").glob("*.py")), src / "models" / "query.py", here / "peer_base.py",
+             here / "peers.py"]
+    if name in PEERS:
+        files.append(Path(inspect.getsourcefile(PEERS[name])))
+        files += [here / "recbole_runner.py"] if files[-1].name == "recbole_peers.py" else []
+    else:
         files += sorted((src / "models").glob("*.py")) + sorted((src / "online").glob("*.py"))
     digest = hashlib.sha256()
     for path in files:
@@ -180,7 +198,8 @@ def run_split(method: str, data: Interactions, catalog: Catalog, params: dict[st
     print(f"\n== split {method}: {split.stats}", flush=True)
     results: list[EvalResult] = []
     for name in names:
-        chosen = hybrid_params(params, method) if name == "hybrid" else params.get(name, {})
+        # a peer's own defaults count in its cache key: a changed default is a new result
+        chosen = hybrid_params(params, method) if name == "hybrid" else {**PEER_DEFAULTS.get(name, {}), **params.get(name, {})}
         path = cached_path(cache, method, name, chosen)
         kept = " (cached)" if path is not None and path.is_file() else ""
         result = evaluated(name, chosen, split, catalog, path)
@@ -217,13 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--auto-sequence", action="store_true",
                         help="let `auto` include SASRec (its two fits take minutes on a 2-core box)")
+    parser.add_argument("--auto-validation", choices=("balanced", "split"), default="balanced",
+                        help="what `auto` learns its weights on: its own default (balanced) or a validation split "
+                             "of the same kind as the test split, carved from the training part")
     parser.add_argument("--report", type=Path, default=Path("reports/accuracy"))
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep each (split, model, params) result here and reuse it in later runs of the same "
                              "code: a slow peer is measured once, and a run cut short keeps what it finished")
     parser.add_argument("--recbole-epochs", type=int, default=None,
-                        help="epochs of the RecBole peers (default 5; each takes minutes on a 2-core box)")
+                        help="at most this many epochs of the RecBole peers (default recbole_peers.EPOCHS, early stopping)")
     parser.add_argument("--extra", default="", help="more of our models to include, e.g. sasrec,gru4rec,content_embed "
                                                     "(default hyper-parameters; they need the seq / embed extras)")
     args = parser.parse_args(argv)
@@ -246,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             stored[method] = tune(make_split(data, method, **SPLITS[method]), method, catalog, names)
             print(f"  tuning took {time.perf_counter() - start:.0f}s")
             args.params.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
-        chosen = {**stored.get(method, {}), "auto": {"sequence": args.auto_sequence}}
+        chosen = {**stored.get(method, {}), "auto": auto_params(method, args.auto_sequence, args.auto_validation)}
         if args.recbole_epochs is not None:
             chosen.update({name: {"epochs": args.recbole_epochs} for name in PEER_DEFAULTS})
         split, results = run_split(method, data, catalog, chosen, names, args.cache)

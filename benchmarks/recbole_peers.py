@@ -4,7 +4,8 @@ full-ranking top items per user come back as dense score rows for pulserec's eva
 
 The environment is $RECBOLE_PYTHON (default /work/recbole-venv/bin/python); see
 docs/benchmarks.md for how it is made. Epochs are kept small for a 2-core box (stated in the
-results); `epochs=` changes them."""
+results); `epochs=` and `budget_s=` change them, any other parameter goes to RecBole's config
+(e.g. `hidden_size=64`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ from pulserec.models.interactions import Interactions
 RUNNER = Path(__file__).with_name("recbole_runner.py")
 #: How many unseen items per user come back: the evaluator cuts the top 20 of them.
 TOP = 50
+#: At most this many epochs, each followed by RecBole's leave-one-out validation; training stops
+#: after 3 epochs without a better validation NDCG@10 (recbole_runner.PATIENCE) or once BUDGET_S
+#: seconds of training have passed (the 2-core box: a benchmark run stays within ~10 minutes).
+EPOCHS = 20
+BUDGET_S = 240.0
 
 
 def recbole_python() -> str:
@@ -36,8 +42,10 @@ class RecBolePeer(BatchPeer):
     model: ClassVar[str] = ""
     module: ClassVar[str] = "recbole"
 
-    def __init__(self, epochs: int = 10, **params) -> None:
-        self.epochs = int(epochs)
+    def __init__(self, epochs: int = EPOCHS, budget_s: float = BUDGET_S, **params) -> None:
+        if epochs < 1 or budget_s <= 0:
+            raise ValueError("epochs must be >= 1 and budget_s > 0")
+        self.epochs, self.budget_s = int(epochs), float(budget_s)
         self.params = params
         self.rows = np.zeros((0, 0), dtype=np.int64)
 
@@ -55,7 +63,7 @@ class RecBolePeer(BatchPeer):
                                                                 data.timestamps[order].tolist())]
             (folder / "bench.inter").write_text("\n".join(lines) + "\n")
             env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-            args = [recbole_python(), str(RUNNER), root, self.model, str(self.epochs), str(TOP)]
+            args = [recbole_python(), str(RUNNER), root, self.model, str(self.epochs), str(TOP), str(self.budget_s)]
             args += [f"{k}={v}" for k, v in self.params.items()]
             subprocess.run(args, check=True, env=env, cwd=root, stdout=subprocess.DEVNULL)
             with np.load(Path(root) / "top.npz", allow_pickle=False) as top:

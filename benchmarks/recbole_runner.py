@@ -2,11 +2,13 @@
 
 Run by recbole_peers.py inside RecBole's own environment (its pins conflict with ours: ray
 <= 2.6.3, colorlog 4.7.2), e.g. /work/recbole-venv/bin/python recbole_runner.py DIR MODEL
-EPOCHS TOP. DIR holds DIR/bench/bench.inter (user_id:token, item_id:token, timestamp:float).
+EPOCHS TOP BUDGET_S [key=value ...]. DIR holds DIR/bench/bench.inter (user_id:token, item_id:token, timestamp:float).
 
 Training uses RecBole's own dataset (its next-item augmentation of each user's sequence), model
-and Trainer, on ALL the rows of the file: no internal validation split (the benchmark's split
-already held its test part out), a fixed number of epochs. Scoring is RecBole's
+and Trainer on the file's rows but each user's last one, which is RecBole's validation target
+(leave-one-out, full ranking): at most EPOCHS epochs and BUDGET_S seconds of training (an epoch reaching it
+ends early), stopping after PATIENCE epochs without a better validation NDCG@10 and keeping
+the best epoch. Scoring is RecBole's
 full_sort_predict on each user's whole training sequence (its last MAX_ITEM_LIST_LENGTH
 items), with the user's training items masked; the TOP best items per user go to
 DIR/top.npz (user/item tokens as ints, no pickle) for pulserec's evaluator to rank and score."""
@@ -30,11 +32,14 @@ def numpy2_aliases() -> None:
             setattr(np, old, new)
 
 
-def main(root: str, model_name: str, epochs: str, top: str, *extra: str) -> None:
+#: Epochs without a better validation NDCG@10 before training stops (RecBole's stopping_step).
+PATIENCE = 3
+
+
+def main(root: str, model_name: str, epochs: str, top: str, budget_s: str, *extra: str) -> None:
     numpy2_aliases()
     from recbole.config import Config
-    from recbole.data import create_dataset
-    from recbole.data.dataloader import TrainDataLoader
+    from recbole.data import create_dataset, data_preparation
     from recbole.data.interaction import Interaction
     from recbole.utils import get_model, get_trainer, init_seed
 
@@ -43,7 +48,9 @@ def main(root: str, model_name: str, epochs: str, top: str, *extra: str) -> None
     config = Config(model=model_name, dataset="bench", config_dict={
         "data_path": root, "epochs": int(epochs), "train_batch_size": 256, "loss_type": "CE",
         "train_neg_sample_args": None, "MAX_ITEM_LIST_LENGTH": 50, "show_progress": False,
-        "eval_args": {"split": {"RS": [1.0, 0.0, 0.0]}, "order": "TO", "mode": "full", "group_by": "user"},
+        # each user's last training item is RecBole's validation target (early stopping only)
+        "eval_args": {"split": {"LS": "valid_only"}, "order": "TO", "mode": "full", "group_by": "user"},
+        "metrics": ["NDCG"], "topk": [10], "valid_metric": "NDCG@10", "eval_batch_size": 1024,
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "device": "cpu", "use_gpu": False,
         "checkpoint_dir": str(Path(root) / "saved"), "log_wandb": False, "state": "WARNING",
         **{k: float(v) if "." in v else int(v) for k, v in params.items()},
@@ -51,16 +58,55 @@ def main(root: str, model_name: str, epochs: str, top: str, *extra: str) -> None
     init_seed(config["seed"], config["reproducibility"])
     started = time.perf_counter()
     dataset = create_dataset(config)
-    train = dataset.build()[0]
-    model = get_model(config["model"])(config, train).to("cpu")
+    train, valid, _ = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train._dataset).to("cpu")
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     loaded = time.perf_counter()
-    trainer.fit(TrainDataLoader(config, train, None, shuffle=True), valid_data=None, saved=False, verbose=False)
+    log = train_bounded(trainer, train, valid, int(epochs), float(budget_s))
     trained = time.perf_counter()
     users, items = scores_top(model, dataset, int(top), config["MAX_ITEM_LIST_LENGTH"], Interaction)
     np.savez(Path(root) / "top.npz", users=users, items=items)
     print(f"recbole {model_name}: load {loaded - started:.0f}s, train {trained - loaded:.0f}s "
-          f"({epochs} epochs), score {time.perf_counter() - trained:.0f}s", file=sys.stderr)
+          f"({len(log)} epochs, validation NDCG@10 {', '.join(f'{v:.4f}' for v in log)}; best kept), "
+          f"score {time.perf_counter() - trained:.0f}s", file=sys.stderr)
+
+
+def train_bounded(trainer, train, valid, epochs: int, budget_s: float) -> list[float]:
+    """Train up to `epochs` epochs, each followed by a full-ranking validation NDCG@10; stop after
+    PATIENCE epochs without improvement or once `budget_s` seconds of training have passed (the
+    last epoch is then cut short between two batches and still validated), and keep the best
+    epoch's weights (in memory: no checkpoint file is written or read back)."""
+    trainer.eval_collector.data_collect(train)
+    batches = UntilDeadline(train, time.perf_counter() + budget_s)
+    best, best_state, log, since = -1.0, None, [], 0
+    for epoch in range(epochs):
+        trainer._train_epoch(batches, epoch, show_progress=False)
+        score, _ = trainer._valid_epoch(valid, show_progress=False)
+        log.append(float(score))
+        if score > best:
+            best, since = score, 0
+            best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        else:
+            since += 1
+        if since >= PATIENCE or batches.expired:
+            break
+    if best_state is not None:
+        trainer.model.load_state_dict(best_state)
+    return log
+
+
+class UntilDeadline:
+    """RecBole's training batches until a deadline: an epoch that reaches it ends early."""
+
+    def __init__(self, loader, deadline: float) -> None:
+        self.loader, self.deadline, self.expired = loader, deadline, False
+
+    def __iter__(self):
+        for batch in self.loader:
+            if time.perf_counter() > self.deadline:
+                self.expired = True
+                return
+            yield batch
 
 
 def scores_top(model, dataset, top: int, max_len: int, interaction_cls) -> tuple[np.ndarray, np.ndarray]:

@@ -192,6 +192,11 @@ class Settings:
     # What a first `auto` chooses between (names from models/auto.py's candidates); empty = all of
     # them that are installed. A small box may leave out sasrec (its two fits take minutes on 2 cores).
     auto_candidates: tuple[str, ...] = ()
+    # What `auto` learns its weights on, carved from the log: "balanced" (each user's last event
+    # and a random tenth of the rest, weighed equally: the next item and long-term taste) or one
+    # kind of split alone, for a shop that knows what it serves: "leave-last-out" (the next
+    # item), "random" (returning users' long-term taste), "time" (the latest period).
+    auto_validation: str = "balanced"
     # Scale-out (issue 7): keep the online state in Redis ("redis://host:port/db") so several
     # API processes share it; empty = the embedded in-memory state. Keys live under
     # `state_namespace`. With `stream_url`, accepted events are also published to a stream
@@ -312,6 +317,8 @@ class Settings:
         if any(name not in AUTO_CANDIDATES for name in self.auto_candidates):
             raise ValueError(f"auto_candidates must name some of {', '.join(AUTO_CANDIDATES)}, "
                              f"not {', '.join(self.auto_candidates)}")
+        if self.auto_validation not in AUTO_VALIDATIONS:
+            raise ValueError(f"auto_validation must be one of {', '.join(AUTO_VALIDATIONS)}, not {self.auto_validation!r}")
         if self.cooc_max_neighbours < 0:
             raise ValueError("cooc_max_neighbours must be >= 0 (0 = unbounded)")
         if not 0 <= self.cooc_evict_halflife < float("inf"):
@@ -363,7 +370,9 @@ class Settings:
 
 
 #: What the self-chosen default blends (models/auto.py's `candidates`, which a test keeps equal).
-AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "sasrec")
+#: What `auto` may learn its weights on (models/auto.py's `validation_params`).
+AUTO_VALIDATIONS = ("balanced", "leave-last-out", "random", "time")
+AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "trending", "popular", "sasrec")
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
 _LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types", "auto_candidates",

@@ -170,9 +170,25 @@ def test_the_candidates_setting_names_what_auto_blends() -> None:
     assert tuple(name for name, _ in auto.candidates(True)) == AUTO_CANDIDATES
     assert [name for name, _ in first_params(Settings(auto_candidates=("ease", "sasrec")))["components"]] == \
         ["ease", "sasrec"]
-    assert first_params(Settings()) == {}  # the model's own default: every installed candidate
+    assert first_params(Settings()) == {"validation": "balanced"}  # every installed candidate
     with pytest.raises(ValueError, match="auto_candidates must name some of item_knn"):
         Settings.load(None, auto_candidates="ease,svd")
+
+
+def test_the_validation_setting_says_what_auto_learns_on(engine, fill, monkeypatch) -> None:
+    assert first_params(Settings(auto_validation="random")) == {"validation": "random",
+                                                                "validation_params": {"test_fraction": 0.25}}
+    assert first_params(Settings(auto_validation="time"))["validation_params"] == {"test_fraction": 0.4, "warm_start": 5}
+    with pytest.raises(ValueError, match="auto_validation must be one of balanced"):
+        Settings.load(None, auto_validation="weekly")
+    monkeypatch.setattr(auto, "candidates", lambda sequence=None: list(SMALL))
+    fill(engine)
+    engine.settings = Settings.load(engine.settings.data_dir, auto_validation="leave-last-out")
+    engine.training.train(["auto"])  # nothing saved yet: the setting's validation
+    assert engine.service.models.default_choice["validation_split"] == "leave-last-out"
+    engine.settings = Settings.load(engine.settings.data_dir)
+    engine.training.train(["auto"])  # a retrain keeps what it was trained with
+    assert engine.service.models.default_choice["validation_split"] == "leave-last-out"
 
 
 def test_serve_with_workers_chooses_the_default_once_for_all_of_them(tmp_path, fill) -> None:

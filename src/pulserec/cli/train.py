@@ -87,6 +87,10 @@ def train(
 
     watermark = stored_watermark(app_of.data_dir if app_of is not None else data_dir) if movielens is None else None
     data, catalog, settings = load_training_data(data_dir, movielens, app_of)
+    if model == "auto":  # as `serve` would choose it: auto_validation, auto_candidates; -p overrides
+        from pulserec.recommend.auto_default import first_params
+
+        params = {**first_params(settings), **params}
     try:
         recommender, info = fit_model(model, params, data, catalog, settings, watermark)
     except (TypeError, ValueError) as exc:  # a parameter the model does not take, or a bad value

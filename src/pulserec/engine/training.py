@@ -124,11 +124,13 @@ class Training:
 
     def trained_params(self, name: str) -> dict[str, Any]:
         """The parameters model `name` was last trained with: the served model's, else its saved
-        file's, else none (the defaults)."""
+        file's, else none (the defaults; for `auto` those its settings give a first choice)."""
         with self.engine.lock:
             served = self.engine.service.strategies.get(name)
         params = meta_of(served).get("params")
-        return dict(params) if isinstance(params, dict) else saved_params(self.engine.settings.data_dir, name) or {}
+        if isinstance(params, dict):
+            return dict(params)
+        return saved_params(self.engine.settings.data_dir, name) or (first_params(self.engine.settings) if name == AUTO else {})
 
     # -- installing ----------------------------------------------------------------------------
     def install_model(self, model: Recommender, meta: dict[str, Any]) -> AlignedModel:

@@ -2,8 +2,10 @@
 
 :class:`AutoBlend` is a :class:`~pulserec.models.hybrid.Hybrid` whose candidates are what
 pulserec can serve: item-kNN on the recent events (the online model, fresh after every event),
-item-kNN on the whole history (:class:`LongTerm`: long-term taste), EASE, RP3beta, ALS and,
-when the `seq` extra is installed, SASRec. Its weights are learned on a validation split
+item-kNN on the whole history (:class:`LongTerm`: long-term taste), EASE, RP3beta, ALS,
+trending and all-time popularity (a time split's test period rewards them: on MovieLens' time
+validation popularity alone beats every personal model) and, when the `seq` extra is
+installed, SASRec. Its weights are learned on a validation split
 carved from the training log ("balanced": each user's last event and a random tenth of the
 rest held out, the two scored apart and weighed equally, so that neither the next item nor the
 long-term taste alone decides; models/hybrid.py), starting from the best single candidate, so
@@ -37,6 +39,26 @@ LONG_TERM_WEIGHT = 1.0
 SEQUENCE_EPOCHS = 10
 
 
+#: The validation splits `auto` may learn on besides BALANCED (the `auto_validation` setting),
+#: with the parameters that make each the kind of split it names on a log like MovieLens': a
+#: time split holds out the latest 40% and warms new users up with their first 5 events (else
+#: too few users have events on both sides), a random one a quarter of each user's events.
+VALIDATIONS: dict[str, dict[str, float]] = {
+    "leave-last-out": {},
+    "random": {"test_fraction": 0.25},
+    "time": {"test_fraction": 0.4, "warm_start": 5},
+}
+
+
+def validation_params(validation: str) -> dict[str, Any]:
+    """AutoBlend's parameters for learning on `validation` (BALANCED or a VALIDATIONS name)."""
+    if validation == BALANCED:
+        return {"validation": BALANCED}
+    if validation not in VALIDATIONS:
+        raise ValueError(f"unknown validation {validation!r}; choose {BALANCED} or one of {', '.join(VALIDATIONS)}")
+    return {"validation": validation, "validation_params": dict(VALIDATIONS[validation])}
+
+
 def candidates(sequence: bool | None = None) -> list[ComponentSpec]:
     """What the default chooses from; SASRec only where torch is installed (`sequence`=None),
     or as `sequence` says (a small box may leave it out: its training takes minutes)."""
@@ -46,6 +68,8 @@ def candidates(sequence: bool | None = None) -> list[ComponentSpec]:
         ("ease", {}),
         ("rp3beta", {}),
         ("als", {}),
+        ("trending", {}),
+        ("popular", {}),
     ]
     if sequence or (sequence is None and importlib.util.find_spec("torch") is not None):
         specs.append(("sasrec", {"max_epochs": SEQUENCE_EPOCHS}))

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pulserec.config import Settings
-from pulserec.models.auto import AutoBlend, candidates
+from pulserec.models.auto import AutoBlend, candidates, validation_params
 from pulserec.models.base import Recommender
 from pulserec.models.persist import ModelFileError, read_meta, save_model
 from pulserec.recommend.aligned import AlignedModel
@@ -65,10 +65,12 @@ def needs_reselection(trained: Iterable[str], strategies: Mapping[str, Recommend
 
 def first_params(settings: Settings) -> dict[str, Any]:
     """The parameters of a first `auto`: its candidates as `auto_candidates` names them (all of
-    them that are installed when empty, the model's own default)."""
-    if not settings.auto_candidates:
-        return {}
-    return {"components": [spec for spec in candidates(True) if spec[0] in settings.auto_candidates]}
+    them that are installed when empty, the model's own default) and the validation split it
+    learns on (`auto_validation`)."""
+    params = validation_params(settings.auto_validation)
+    if settings.auto_candidates:
+        params["components"] = [spec for spec in candidates(True) if spec[0] in settings.auto_candidates]
+    return params
 
 
 def describe(job: Any, settings: Settings) -> str:
