@@ -21,3 +21,6 @@ class StallingState:
         print(f"applied {sum(done)}", flush=True)
         time.sleep(3600)  # killed here: applied, never acknowledged or committed
         return done
+
+    def forgotten(self, event_ids: list[str]) -> list[bool]:
+        return self.state.forgotten(event_ids)

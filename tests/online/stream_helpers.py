@@ -38,3 +38,6 @@ class CrashingState:
             raise RuntimeError("consumer crashed")
         self.left -= len(frame)
         return done
+
+    def forgotten(self, event_ids: list[str]) -> list[bool]:
+        return self.state.forgotten(event_ids)

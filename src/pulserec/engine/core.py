@@ -276,6 +276,8 @@ class Engine:
             self.feedback.forget_user(key)
             self.experiments.forget_user(key)
             self.state.forget(key, removed)
+            if self.publisher and len(removed):
+                self._forget_published(key, removed)
             self.checkpoints.log_rewritten(removes_user=True)  # they hold the user: one without them soon
             if self.state.shared and len(removed):  # the log's newest seqs may be reused (see sync)
                 self.state.truncated(self.store.max_seq())
@@ -286,6 +288,16 @@ class Engine:
         self.training.retrain_forgotten()
         self.counters["users.deleted"] += 1
         return len(removed)
+
+    def _forget_published(self, key: str, removed: pd.DataFrame) -> None:
+        """The deleted user's events out of the stream (as the user's, or as sessions they merged).
+        A stream that cannot be reached keeps them (logged): the state's deletion set still keeps
+        every updater from applying them."""
+        sessions = removed["session_id"].dropna().unique().tolist()
+        try:
+            self.publisher.forget([key, *(SESSION_PREFIX + s for s in sessions)], removed["event_id"].tolist())
+        except Exception as exc:  # noqa: BLE001 - the deletion itself is done; the stream retains them
+            log.warning("could not delete a deleted user's %d events from the stream: %s", len(removed), exc)
 
     # -- reads ------------------------------------------------------------------------------
     def recommend(self, user_id: str, n: int, filters: Filters = Filters(), strategy: str | None = None,

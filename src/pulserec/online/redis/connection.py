@@ -72,6 +72,7 @@ class Keys:
         self.catalog_log = p + "catalog:log"  # list of item indices, one per catalogue change
         self.versions = p + "ver"  # hash owner index -> write version (optimistic concurrency)
         self.applied = p + "applied"  # set of applied (or tombstoned) event ids
+        self.forgotten = p + "forgotten"  # set of digests of deleted users' event ids (kept by reset)
         self.row_gen = p + "cooc:gen"  # hash item -> compactions so far (guards concurrent compaction)
         self.row_clean = p + "cooc:clen"  # hash item -> leading bytes of the row that are compacted
         self.init_lock = p + "init-lock"  # held by the one process loading an empty namespace

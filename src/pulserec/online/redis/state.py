@@ -72,6 +72,12 @@ INIT_LOCK_S = 30
 STATE_FORMAT = 3
 
 
+def event_digests(event_ids) -> list[bytes]:
+    """What the deletion set holds for event ids: 16 bytes of their SHA-256, not the ids (which
+    may name the user)."""
+    return [hashlib.sha256(str(i).encode("utf-8", "surrogatepass")).digest()[:16] for i in event_ids]
+
+
 class RedisState:
     """Online state in Redis, shared by every process that uses the same URL and namespace."""
 
@@ -311,7 +317,11 @@ class RedisState:
         """Remove every trace of one owner, given all of their stored events.
 
         Events not applied yet (still in the stream) are recorded as applied so that a later
-        delivery cannot bring them back."""
+        delivery cannot bring them back, and every event's id goes into the deletion set (as a
+        digest) that updaters consult, which outlives a reset: a stream replayed from its start
+        (a Kafka topic, which cannot delete records) never applies them again."""
+        if len(events):
+            self.client.sadd(self.keys.forgotten, *event_digests(events["event_id"].astype(str)))
         for _ in range(MAX_ATTEMPTS):
             owner = self.owners.get(owner_key)
             landmark, (version,) = self._pin([owner])
@@ -367,6 +377,12 @@ class RedisState:
                     self.owners.clear_cache()
                 return
         raise StateConflictError(f"merging a session into {user_key!r} conflicted {MAX_ATTEMPTS} times with concurrent writers")
+
+    def forgotten(self, event_ids: list[str]) -> list[bool]:
+        """True for events of deleted users (the deletion set; one round trip per batch)."""
+        if not event_ids:
+            return []
+        return [bool(v) for v in self.client.smismember(self.keys.forgotten, event_digests(event_ids))]
 
     def _pin(self, owners: list[int | None]) -> tuple[float | None, list[int]]:
         """The trending landmark and these owners' versions (0 for None), read at one instant."""
@@ -490,8 +506,9 @@ class RedisState:
                 self.client.delete(self.keys.init_lock)
 
     def reset(self) -> None:
-        """Delete this namespace's state (not its epoch or init lock) and bump the epoch."""
-        keep = {self.keys.epoch.encode(), self.keys.init_lock.encode()}
+        """Delete this namespace's state (not its epoch, init lock or deletion set: streams still
+        hold deleted users' events after a rebuild) and bump the epoch."""
+        keep = {self.keys.epoch.encode(), self.keys.init_lock.encode(), self.keys.forgotten.encode()}
         batch: list[Any] = []
         for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
             if key not in keep:

@@ -9,7 +9,7 @@ state at-least-once and idempotently by event id (`updater`), with the same mess
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from pulserec.online.streams.redis_streams import shard_key
@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 class Publisher(Protocol):
     def publish(self, events: Iterable[tuple[Event, int]]) -> None:
         """Hand stored events to the stream; raises if the stream did not take them all."""
+        ...
+
+    def forget(self, owners: Collection[str], event_ids: Collection[str]) -> int:
+        """A user was deleted: remove these events, published as events of `owners` (the user and
+        the sessions they merged), from the stream where the backend can (Redis Streams: XDEL;
+        Kafka cannot, the state's deletion set keeps updaters from applying them again).
+        Returns how many entries were removed."""
         ...
 
     def close(self) -> None: ...

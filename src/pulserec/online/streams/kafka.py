@@ -19,7 +19,7 @@ replication) unless it exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from pulserec.events import Event
@@ -111,6 +111,11 @@ class KafkaPublisher:
             missing = deliveries.sent - deliveries.acknowledged
             reason = deliveries.errors[0] if deliveries.errors else f"no acknowledgement in {self.timeout_s:g}s"
             raise PublishError(f"{missing} of {deliveries.sent} events not acknowledged by {self.url.url}: {reason}")
+
+    def forget(self, owners: Collection[str], event_ids: Collection[str]) -> int:
+        """Kafka cannot delete single records: they stay until the topic's retention drops them
+        (docs/security.md); the state's deletion set keeps every updater from applying them."""
+        return 0
 
     def close(self) -> None:
         """Drop what failed publishes left queued: the engine applied those events itself."""

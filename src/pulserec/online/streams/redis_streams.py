@@ -10,15 +10,15 @@ over with XAUTOCLAIM once idle for `min_idle_ms`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+import json
 import zlib
+from collections.abc import Collection, Iterable
 
 import redis
 
-from pulserec.events import Event
+from pulserec.events import SESSION_PREFIX, Event
 from pulserec.online.redis.connection import connect
-from pulserec.online.streams.codec import encode_event, entry_fields
+from pulserec.online.streams.codec import MalformedMessage, decode_event, encode_event, entry_fields
 from pulserec.online.streams.updater import DEFAULT_BATCH, DEFAULT_GROUP, Applier, Updater
 
 
@@ -49,8 +49,43 @@ class EventPublisher:
             pipe.xadd(key, encode_event(event, seq), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.execute()
 
+    def forget(self, owners: Collection[str], event_ids: Collection[str]) -> int:
+        """XDEL these events (published as events of `owners`: the user, and sessions they merged)
+        from those owners' shards. Entries carry no index by owner, so each shard is read once in
+        chunks; only an entry whose JSON names one of the owners is decoded. A pending entry
+        deleted here is acknowledged without being applied (its fields come back empty)."""
+        wanted = set(event_ids)
+        markers = [json.dumps(owner[len(SESSION_PREFIX):] if owner.startswith(SESSION_PREFIX) else owner).encode()
+                   for owner in owners]
+        shards = {shard_key(self.key, shard_of(owner, self.shards), self.shards) for owner in owners}
+        return sum(self._delete_entries(key, markers, wanted) for key in sorted(shards)) if wanted else 0
+
+    def _delete_entries(self, key: str, markers: list[bytes], wanted: set[str]) -> int:
+        removed, start = 0, "-"
+        while True:
+            entries = self.client.xrange(key, min=start, max="+", count=FORGET_CHUNK)
+            doomed = [entry_id for entry_id, fields in entries
+                      if any(m in fields.get(b"event", b"") for m in markers) and _names(fields, wanted)]
+            if doomed:
+                removed += self.client.xdel(key, *doomed)
+            if len(entries) < FORGET_CHUNK:
+                return removed
+            start = "(" + entries[-1][0].decode()
+
     def close(self) -> None:
         self.client.close()
+
+
+#: Entries read per XRANGE call when forgetting a user's events.
+FORGET_CHUNK = 5_000
+
+
+def _names(fields: dict[bytes, bytes], event_ids: set[str]) -> bool:
+    """Whether a stream entry is one of `event_ids` (a malformed entry is not)."""
+    try:
+        return decode_event(fields)[0].event_id in event_ids
+    except MalformedMessage:
+        return False
 
 
 class StreamUpdater(Updater):

@@ -41,6 +41,11 @@ class Applier(Protocol):
         where the event id was applied before (idempotent by event id)."""
         ...
 
+    def forgotten(self, event_ids: list[str]) -> list[bool]:
+        """True for events of users deleted since they were published: never applied again,
+        whatever replays the stream (a reset consumer group, a Kafka topic read from the start)."""
+        ...
+
 
 @dataclass
 class UpdaterStats:
@@ -48,9 +53,11 @@ class UpdaterStats:
     duplicates: int = 0
     reclaimed: int = 0  # Redis: taken over from a consumer that stopped acknowledging
     malformed: int = 0  # skipped: not an encoded event
+    forgotten: int = 0  # skipped: events of users deleted after they were published
 
     def summary(self) -> str:
         text = f"{self.applied:,} applied, {self.duplicates:,} duplicates, {self.reclaimed:,} reclaimed"
+        text += f", {self.forgotten:,} of deleted users skipped" if self.forgotten else ""
         return text + (f", {self.malformed:,} malformed skipped" if self.malformed else "")
 
 
@@ -71,7 +78,8 @@ class Updater(ABC):
 
     def apply(self, messages: Iterable[tuple[str, Encoded]], fields: Callable[[Encoded], tuple[Any, Any]]) -> None:
         """Decode (message id, payload) pairs in one batch (`fields` takes a payload's event JSON
-        and seq out), skipping malformed ones, and apply them in order."""
+        and seq out), skipping malformed ones and those of deleted users (`Applier.forgotten`),
+        and apply them in order."""
         triples = []
         for message_id, payload in messages:
             try:
@@ -81,6 +89,11 @@ class Updater(ABC):
         frame, malformed = decode_batch(triples)
         for message_id, why in malformed:
             self._skip(message_id, why)
+        if len(frame):
+            gone = np.asarray(self.state.forgotten(frame["event_id"].astype(str).tolist()), dtype=bool)
+            if gone.any():
+                self.stats.forgotten += int(gone.sum())
+                frame = frame[~gone].reset_index(drop=True)
         if len(frame):
             applied = int(np.count_nonzero(self.state.apply_delivered(frame)))
             self.stats.applied += applied
