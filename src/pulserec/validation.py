@@ -32,6 +32,15 @@ N_CAP = 10_000
 ID_LIMIT: ContextVar[int] = ContextVar("max_id_len", default=128)
 
 
+#: An id: printable (no control characters) and not whitespace only. Surrounding whitespace is
+#: stripped (" u1 " is the id "u1"), so an id of spaces alone would be empty: the schema states it
+#: with a pattern that asks for one character neither control nor whitespace (the second class:
+#: space and every other character Python's str.strip() removes; ECMA-262, Python's re and
+#: pydantic's Rust regex read this pattern alike; tests/test_validation.py checks the class).
+ID_PATTERN = (r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+              r"[^\x00-\x1f\x7f]*$")
+
+
 def within_id_limit(value: str) -> str:
     """Validator of every id field and id path parameter."""
     limit = ID_LIMIT.get()

@@ -4,6 +4,7 @@ Each case here was a 5xx, a silent coercion or an unbounded input before issue 7
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -12,7 +13,9 @@ from fastapi.testclient import TestClient
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.serving.app import create_app
+from pulserec.serving.errors import BAD_ID
 from pulserec.serving.server import BackgroundServer
+from pulserec.validation import ID_PATTERN
 
 JSON = {"content-type": "application/json"}
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -66,6 +69,74 @@ def test_iso_timestamps_still_parse(api):
 def test_wrong_method_lists_every_allowed_one(api, method, path, allowed):
     answer = api.request(method, path)
     assert answer.status_code == 405 and answer.headers["allow"] == allowed
+
+
+def test_every_documented_path_lists_its_documented_methods_in_allow(api):
+    """Plain and under `/apps/{app}` alike: the app mount shares route objects with the plain one,
+    and listing the methods by walking the routers once gave `Allow: PUT` for GET/PUT paths there."""
+    assert api.put("/apps/shop", json={}).status_code == 201
+    paths = api.get("/openapi.json").json()["paths"]
+    assert any(path.startswith("/apps/{app}/items") for path in paths)
+    for path, operations in paths.items():
+        url = re.sub(r"\{[^}]+\}", "x1", path.replace("{app}", "shop"))
+        answer = api.options(url)
+        assert answer.status_code == 405, path
+        assert answer.headers["allow"] == ", ".join(sorted(m.upper() for m in operations)), path
+        assert answer.json()["detail"] == "method OPTIONS not allowed here"
+
+
+#: Every character Python's str.strip() removes (the ids' stripping) that is not a control character.
+SPACES = [chr(c) for c in range(0x110000) if chr(c).isspace() and c > 0x1f and c != 0x7f]
+
+
+def test_the_id_pattern_refuses_exactly_whitespace_only_and_control_characters():
+    assert len(SPACES) == 20 and not any(re.fullmatch(ID_PATTERN, c * 3) for c in SPACES)
+    assert all(re.fullmatch(ID_PATTERN, f"{c}a{c}") for c in SPACES)  # surrounded: valid, and stripped
+    assert not any(re.fullmatch(ID_PATTERN, f"a{chr(c)}b") for c in [*range(0x20), 0x7f])
+    assert all(re.fullmatch(ID_PATTERN, text) for text in ("a", "sku 12", "é", "\u200b", "x" * 1024))
+
+
+@pytest.mark.parametrize("method,path,body,field", [
+    ("PUT", "/items/%20%20", {"title": "x"}, "item_id"),
+    ("PUT", "/users/%C2%A0", {}, "user_id"),
+    ("GET", "/sessions/%E3%80%80/recommendations", None, "session_id"),
+    ("POST", "/items", {"items": [{"item_id": " "}]}, "items[0].item_id"),
+    ("POST", "/events", {"user_id": "\u2003", "item_id": "a", "type": "view"}, "user_id"),
+    ("GET", "/search?q=shoe&user_id=%20", None, "user_id"),
+])
+def test_a_whitespace_only_id_is_refused_by_the_documented_pattern(api, engine, method, path, body, field):
+    answer = api.request(method, path, json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0] == {"field": field, "message": BAD_ID}
+    assert engine.store.event_count() == 0 and not engine.store.load_items()
+
+
+def test_surrounding_whitespace_is_stripped_from_path_and_body_ids_alike(api, engine):
+    assert api.put("/items/%20sku-1%20", json={"title": "x"}).json()["item_id"] == "sku-1"
+    assert api.post("/events", json={"user_id": " u1\u00a0", "item_id": "sku-1 ", "type": "view"}).status_code == 200
+    assert api.get("/users/u1/profile").json()["recent_items"][0]["item_id"] == "sku-1"
+    assert api.get("/users/%20u1/profile").json()["event_count"] == 1
+    document = api.get("/openapi.json").json()
+    parameter = document["paths"]["/items/{item_id}"]["put"]["parameters"][0]["schema"]
+    assert parameter["pattern"] == ID_PATTERN == document["components"]["schemas"]["EventIn"]["properties"]["user_id"]["anyOf"][0]["pattern"]
+
+
+@pytest.mark.parametrize("path", ["/users/u1/recommendations?device=a&device=b", "/items/i1/similar?n=2&n=3",
+                                  "/search?q=a&q=b", "/apps?x=1&x=2", "/apps/shop/sessions/s1/recommendations?device=a&device=b"])
+def test_a_query_parameter_given_twice_is_a_422_naming_it(api, path):
+    assert api.put("/apps/shop", json={}).status_code == 201
+    answer = api.get(path)
+    assert answer.status_code == 422, answer.text
+    name = path.split("?")[1].split("=")[0]
+    assert answer.json()["errors"] == [{"field": name, "message": "given 2 times; a query parameter takes one value"}]
+    assert api.get(path.split("&")[0]).status_code != 422  # once: answered as usual
+
+
+def test_no_query_parameter_of_the_document_is_a_list(api):
+    """What makes refusing every repeated query parameter right: none is declared as several values."""
+    operations = [op for ops in api.get("/openapi.json").json()["paths"].values() for op in ops.values()]
+    query = [p for op in operations for p in op.get("parameters", []) if p["in"] == "query"]
+    assert len(query) > 50 and not [p["name"] for p in query if "array" in str(p["schema"])]
 
 
 @pytest.mark.parametrize("n", ["0", "501", "-1", "1e3", "ten"])

@@ -71,6 +71,17 @@ def test_a_beacon_with_a_publishable_key_stores_events_and_impressions(api):
     assert item["events"] == 3 + 1  # three of the seed's views and the beacon's one
 
 
+def test_an_empty_beacon_is_a_no_op(api, tmp_path):
+    """`{}` is valid by the schema (every part has a default): answered with zeros, nothing stored."""
+    before = api.get("/items/i1", headers={"x-api-key": SECRET}).json()["events"]
+    for body in ({}, {"events": [], "impressions": []}):
+        answer = beacon(api, body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"accepted": 0, "duplicates": 0, "impressions": 0, "identified": False}
+    assert api.get("/items/i1", headers={"x-api-key": SECRET}).json()["events"] == before
+    assert beacon(api, {"events": [], "extra": 1}).status_code == 422  # still a closed shape
+
+
 def test_identify_merges_the_session_into_the_user(api):
     beacon(api, {"events": [view("s-9.a", session="s-9", item="i3")]})
     merged = beacon(api, {"identify": {"user_id": "u-new", "session_id": "s-9"}})
@@ -166,7 +177,7 @@ def test_buckets_are_per_caller_and_refill_at_the_rate():
     ({"events": [view("x.4", extra_field=1)]}, 422, "events[0].extra_field"),
     ({"events": [view(f"x.{k}") for k in range(201)]}, 422, "events"),
     ({"impressions": [{"recommendation_id": "never-served", "session_id": "s-1"}]}, 422, None),
-    ({}, 422, None),
+    ({"identify": {}}, 422, "identify.user_id"),
     ("{not json", 400, None),
 ])
 def test_bad_beacons_are_refused_naming_the_field(api, body, status, field):

@@ -53,7 +53,7 @@ from pulserec.store.job_table import JobTable
 from pulserec.store.pseudonym import Pseudonymizer
 from pulserec.store.search_log import SearchLog
 from pulserec.store.segments import Segments
-from pulserec.store.social import SocialGraph
+from pulserec.store.social import SELF_FOLLOW, SocialGraph
 from pulserec.validation import InvalidInput, check_events, check_id_len, check_n
 
 log = logging.getLogger(__name__)
@@ -330,7 +330,7 @@ class Engine:
     def follow(self, user_id: str, other_id: str, weight: float = 1.0) -> bool:
         """`user_id` follows `other_id` (tie strength `weight`); True when the tie is new."""
         if user_id == other_id:
-            raise InvalidInput("other_id", "a user cannot follow themselves")
+            raise InvalidInput("other_id", SELF_FOLLOW)
         return self.social.follow(self.user_key(user_id), self.user_key(other_id), weight)
 
     def unfollow(self, user_id: str, other_id: str) -> bool:

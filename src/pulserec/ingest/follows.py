@@ -13,7 +13,7 @@ import pandas as pd
 
 from pulserec.engine import Engine
 from pulserec.ingest.importer import ImportAborted, ImportReport, _texts, read_table
-from pulserec.store.social import MAX_WEIGHT
+from pulserec.store.social import MAX_WEIGHT, SELF_FOLLOW
 
 _BAD_ID = r"[\x00-\x1f\x7f]"
 
@@ -32,7 +32,7 @@ def check_edges(frame: pd.DataFrame, max_id: int, first_row: int = 0) -> tuple[p
         text = out[name].astype("string")
         bad = (text.isna() | (text.str.len() > max_id) | text.str.contains(_BAD_ID, regex=True)).fillna(True)
         checks.append((bad.to_numpy(dtype=bool), name, f"must be 1-{max_id} printable characters"))
-    checks.append(((out["follower"] == out["followee"]).to_numpy(dtype=bool), "followee", "a user cannot follow themselves"))
+    checks.append(((out["follower"] == out["followee"]).to_numpy(dtype=bool), "followee", SELF_FOLLOW))
     w = out["weight"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):
         checks.append((~((w > 0) & (w <= MAX_WEIGHT)), "weight", f"must be a number above 0 and at most {MAX_WEIGHT:g}"))

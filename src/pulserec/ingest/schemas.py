@@ -14,14 +14,17 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema,
 
 from pulserec.event_weights import MAX_DWELL_S
 from pulserec.events import Event
-from pulserec.validation import ID_LEN_CAP, Body, is_unicode, within_id_limit
+from pulserec.validation import ID_LEN_CAP, ID_PATTERN, Body, is_unicode, within_id_limit
 
 #: The schema's bound on ids; the engine enforces `settings.max_id_len` (default 128) below it,
 #: and the app writes that setting into its OpenAPI document.
 MAX_ID = ID_LEN_CAP
-#: Ids are opaque printable strings: no control characters, no surrounding whitespace.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^\x00-\x1f\x7f]+$", strip_whitespace=True),
-               AfterValidator(within_id_limit)]
+#: THE id type, of bodies and (serving/routes/deps.py) paths and query strings alike: an opaque
+#: printable string, not whitespace only (validation.ID_PATTERN), stored without surrounding
+#: whitespace. The pattern and lengths are checked on the text as sent, as the schema states
+#: them, and the stripping comes after (it can never leave an empty id).
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN),
+               AfterValidator(within_id_limit), AfterValidator(str.strip)]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
 
 

@@ -55,6 +55,12 @@ KEY_SETTINGS = ("api_keys", "read_keys")
 APP_SETTINGS = frozenset(f.name for f in fields(Settings)) - SERVER_SETTINGS - set(KEY_SETTINGS)
 
 
+#: Rules of PUT /apps/{app} that its schema cannot state (they depend on the server's settings, or
+#: are the engine's own checks of a setting's value, code rather than a range in the document).
+KEYS_REQUIRED = "this server requires API keys"
+SETTING_REFUSED = "a setting's value is refused"
+
+
 class AppError(Exception):
     """A request about an app that cannot be served; `status` is the HTTP answer."""
 
@@ -142,7 +148,7 @@ def app_settings(server: Settings, name: str, described: Mapping[str, Any] | Non
     try:
         settings.validate()
     except ValueError as exc:
-        raise InvalidApp(str(exc)) from exc
+        raise InvalidApp(f"{SETTING_REFUSED}: {exc}") from exc
     return settings
 
 
@@ -217,7 +223,7 @@ class Apps:
         if check_name(name) == DEFAULT_APP:
             raise InvalidApp("the default app is the server's own data dir: its settings are the server's")
         if self.server.api_keys and not api_keys:
-            raise InvalidApp("this server requires API keys: give the app its own api_keys (they are not inherited)")
+            raise InvalidApp(f"{KEYS_REQUIRED}: give the app its own api_keys (they are not inherited)")
         path = app_dir(self.server, name)
         described = {"settings": dict(settings), "api_keys": list(api_keys), "read_keys": list(read_keys)}
         app_settings(self.server, name, described)  # refuses what would not open, before anything is written

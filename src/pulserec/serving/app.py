@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -35,6 +35,7 @@ from pulserec.serving.rate_limit import RateLimiter
 from pulserec.serving.operations import add_operations
 from pulserec.serving.metrics import ServingMetrics
 from pulserec.serving.mounting import document_apps, mount_routers
+from pulserec.serving.routes.deps import single_valued_query
 from pulserec.serving.routes import (apps, controls, events, feedback, items, jobs, recommendations, sdk, search, shop,
                                      social, system, users)
 from pulserec.store.failures import StorageError
@@ -85,7 +86,7 @@ def create_app(engine: Engine, close_engine: bool = False) -> FastAPI:
     # One access dependency on every router: the route's class (public, catalogue, personal,
     # write) is declared in serving/auth.py, and a GET route nobody classified is personal.
     mount_routers(app, (events, items, users, social, recommendations, search, feedback, controls, system, jobs, sdk, shop))
-    app.include_router(apps.router, responses=ERROR_RESPONSES)
+    app.include_router(apps.router, responses=ERROR_RESPONSES, dependencies=[Depends(single_valued_query)])
     app.state.sdk_limiter = RateLimiter(engine.settings.sdk_rate, engine.settings.sdk_burst)  # publishable keys
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_body_bytes)
     app.add_middleware(SettingLimits, max_id_len=engine.settings.max_id_len)

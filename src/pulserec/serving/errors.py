@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -14,7 +14,7 @@ from starlette.routing import Match
 
 from pulserec.serving.routes.deps import engine_of
 from pulserec.store.failures import StorageError, storage_error
-from pulserec.validation import InvalidInput
+from pulserec.validation import ID_PATTERN, InvalidInput
 
 
 def field_path(loc: Sequence[Any]) -> str:
@@ -41,11 +41,17 @@ def parse_json(raw: bytes) -> Any:
         raise HTTPException(400, "malformed JSON: nested too deeply") from None
 
 
+#: What an id that breaks validation.ID_PATTERN is told (instead of the pattern itself).
+BAD_ID = "must be printable text, not whitespace only (no control characters)"
+
+
 def error_items(errors: Iterable[dict[str, Any]], prefix: Sequence[Any] = ()) -> list[dict[str, str]]:
     out = []
     for error in errors:
         loc = [*prefix, *[p for p in error.get("loc", ()) if not str(p).startswith("function-after")]]
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == ID_PATTERN:
+            message = BAD_ID
         out.append({"field": field_path(loc), "message": message})
     return out
 
@@ -117,7 +123,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "The API key may not do this (read-only key)"},
     404: {"model": ErrorBody, "description": "Unknown user, item or session"},
     413: {"model": ErrorBody, "description": "Body or batch over the configured limit"},
-    422: {"model": ErrorBody, "description": "Invalid input; `errors` names each bad field"},
+    422: {"model": ErrorBody, "description": "Invalid input; `errors` names each bad field (a query parameter "
+                                             "given more than once too: each takes one value)"},
     503: {"model": ErrorBody, "description": "A dependency is unavailable now: the shared Redis state, or the store "
                                              "(read-only, I/O error, locked; `cause` names it); retry after "
                                              "`Retry-After` seconds. For POST /events, `stored` says whether the "
@@ -155,22 +162,26 @@ def _note_failure(request: Request, exc: Exception) -> None:
         supervisor.note_failure(exc)
 
 
+#: The methods a 405's `Allow` may list: those the API's routes are declared with.
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
 async def on_method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     """405 whose `Allow` header lists every method of the path (Starlette's lists one route's only)."""
-    allowed: set[str] = set()
-    for route in _leaf_routes(request.app.router.routes):
-        methods = getattr(route, "methods", None)
-        if methods and route.matches(request.scope)[0] != Match.NONE:
-            allowed |= methods
+    allowed = allowed_methods(request.app.router.routes, request.scope)
     return JSONResponse({"detail": f"method {request.method} not allowed here"}, status_code=405,
-                        headers={"Allow": ", ".join(sorted(allowed))})
+                        headers={"Allow": ", ".join(allowed)})
 
 
-def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
-    """Every endpoint route, looking inside included routers (which FastAPI may wrap)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None) or getattr(route, "router", None)
-        if inner is not None and hasattr(inner, "routes"):
-            yield from _leaf_routes(inner.routes)
-        else:
-            yield route
+def allowed_methods(routes: Iterable[Any], scope: dict[str, Any]) -> list[str]:
+    """The methods some route answers at this request's path: each asked of the app's own routes
+    as a request of that method (a fresh scope per probe). Walking the included routers' routes
+    would not do: the `/apps/{app}` mount shares its route objects with the plain mount (FastAPI
+    keeps one route and a per-mount context in the scope), so such a walk saw one method only."""
+    allowed = []
+    for method in METHODS:
+        probe = {"type": "http", "method": method, "path": scope["path"], "root_path": scope.get("root_path", ""),
+                 "headers": [], "query_string": b""}
+        if any(route.matches(probe)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return sorted(allowed)

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from pulserec.serving.auth import require_access
 from pulserec.serving.errors import ERROR_RESPONSES
 from pulserec.runtime.apps import NAME_PATTERN
-from pulserec.serving.routes.deps import APP_PREFIX, app_scope
+from pulserec.serving.routes.deps import APP_PREFIX, app_scope, single_valued_query
 
 
 def mount_routers(app: FastAPI, modules: Sequence[ModuleType]) -> None:
@@ -19,10 +19,11 @@ def mount_routers(app: FastAPI, modules: Sequence[ModuleType]) -> None:
     `/apps/{app}` (the app's engine leased by `app_scope` before the access check reads its
     keys). A router added here is an app route at once; tests/serving/test_apps.py walks them all."""
     for module in modules:
-        app.include_router(module.router, dependencies=[Depends(require_access)], responses=ERROR_RESPONSES)
+        app.include_router(module.router, dependencies=[Depends(require_access), Depends(single_valued_query)],
+                           responses=ERROR_RESPONSES)
     for module in modules:  # documented by copying the plain operations (document_apps): FastAPI would build each twice
-        app.include_router(module.router, prefix=APP_PREFIX, dependencies=[Depends(app_scope), Depends(require_access)],
-                           responses=ERROR_RESPONSES, include_in_schema=False)
+        app.include_router(module.router, prefix=APP_PREFIX, responses=ERROR_RESPONSES, include_in_schema=False,
+                           dependencies=[Depends(app_scope), Depends(require_access), Depends(single_valued_query)])
 
 
 #: The `app` path parameter of every operation under `/apps/{app}`.

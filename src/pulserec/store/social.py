@@ -16,6 +16,8 @@ from pulserec.store.sqlite import SQLiteStore
 MAX_WEIGHT = 100.0
 #: At most this many ties are read for one user's recommendations (the strongest, then newest).
 MAX_TIES = 500
+#: The one rule of a tie its schema cannot state (it compares the two ids).
+SELF_FOLLOW = "a user cannot follow themselves"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS follows (

@@ -6,14 +6,16 @@ server's keys), while an app's own data needs that app's keys."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from pulserec.runtime.apps import AppError, Apps
+from pulserec.config import Settings
+from pulserec.runtime.apps import APP_SETTINGS, DEFAULT_APP, KEYS_REQUIRED, SETTING_REFUSED, AppError, Apps
 from pulserec.serving.auth import require_write
+from pulserec.serving.errors import beyond_schema
 from pulserec.serving.examples import json_example
 from pulserec.serving.routes.deps import AppName
 from pulserec.validation import Body
@@ -24,10 +26,24 @@ APP_EXAMPLE = {"app": "shop", "open": True, "created_at": 1764590000.0, "setting
                "keys": {"api_keys": 1, "read_keys": 0}, "prefix": "/apps/shop"}
 
 
+#: JSON Schema of a setting by the type of its default (runtime/apps.py:_checked_settings' rule).
+_JSON_TYPES = {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
+               tuple: {"type": "array", "items": {"type": "string"}}, dict: {"type": "object"}}
+
+
+def _settings_schema() -> dict[str, Any]:
+    """The per-app settings, each with its type: names and types are in the document (the
+    server's own settings and the keys are not among them); value ranges are the engine's checks."""
+    defaults = Settings()
+    return {"properties": {name: _JSON_TYPES[type(getattr(defaults, name))] for name in sorted(APP_SETTINGS)},
+            "additionalProperties": False}
+
+
 class AppIn(Body):
     """An app's settings (those that differ from the server's) and its own keys."""
 
     settings: dict[str, Any] = Field(default_factory=dict, max_length=64, examples=[{"trending_halflife": 86400.0}],
+                                     json_schema_extra=_settings_schema(),
                                      description="Engine settings for this app (not the server's: limits, timeouts, "
                                                  "state and stream URLs); see GET /dashboard/api/config for names.")
     api_keys: list[str] = Field(default_factory=list, max_length=16, description="The app's keys that may read, "
@@ -56,9 +72,14 @@ def list_apps(request: Request) -> dict[str, Any]:
                      for name in apps.names()], "max_open_apps": apps.max_open}
 
 
+#: The default app is the server's data dir, configured as the server is: not created by PUT.
+NewAppName = Annotated[AppName, Path(json_schema_extra={"not": {"const": DEFAULT_APP}})]
+
+
 @router.put("/apps/{app}", summary="Create an app, or replace its settings and keys",
-            responses={**json_example(APP_EXAMPLE, 201), **json_example(APP_EXAMPLE, 200)})
-def put_app(request: Request, app: AppName, body: AppIn) -> JSONResponse:
+            responses={**json_example(APP_EXAMPLE, 201), **json_example(APP_EXAMPLE, 200)},
+            openapi_extra=beyond_schema(KEYS_REQUIRED, SETTING_REFUSED))
+def put_app(request: Request, app: NewAppName, body: AppIn) -> JSONResponse:
     """201 when created, 200 when updated: an open app reopens with the new settings once idle."""
     apps = apps_of(request)
     created = _answer(lambda: apps.put(app, body.settings, body.api_keys, body.read_keys))

@@ -11,8 +11,9 @@ from pydantic import ConfigDict, Field, model_validator
 
 from pulserec.ingest.schemas import Body
 from pulserec.recommend.expression import MAX_LENGTH
+from pulserec.serving.errors import beyond_schema
 from pulserec.serving.examples import json_example
-from pulserec.serving.routes.deps import EXAMPLE_FILTER, FILTER_NAME, engine_of
+from pulserec.serving.routes.deps import BAD_EXPRESSION, EXAMPLE_FILTER, FILTER_NAME, engine_of
 
 router = APIRouter(tags=["controls"])
 LATEST = 4_102_444_800.0  # 2100-01-01
@@ -26,6 +27,14 @@ class FilterIn(Body):
     expression: str = Field(min_length=1, max_length=MAX_LENGTH)
 
 
+ONE_EFFECT = "give exactly one of share and boost"
+#: Compares two fields, which JSON Schema cannot: listed beyond the schema of PUT /promotions/{name}.
+ENDS_AFTER_STARTS = "ends must be after starts"
+#: ONE_EFFECT as JSON Schema: one of the two is a number, the other absent or null.
+_ONE_EFFECT_SCHEMA = [{"required": [given], "properties": {given: {"type": "number"}, other: {"type": "null"}}}
+                      for given, other in (("share", "boost"), ("boost", "share"))]
+
+
 class PromotionIn(Body):
     """Items selected by `filter` take `share` of each slate (placed by the personal score among
     them), or have their score multiplied by `boost`; between `starts` and `ends` (Unix
@@ -33,7 +42,7 @@ class PromotionIn(Body):
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"filter": 'tags contains "summer" and price < 100', "share": 0.2, "starts": 1732521600, "ends": 1733126400},
-        {"filter": 'attrs.brand == "acme"', "boost": 1.5}]})
+        {"filter": 'attrs.brand == "acme"', "boost": 1.5}], "anyOf": _ONE_EFFECT_SCHEMA})
     filter: str = Field(min_length=1, max_length=MAX_LENGTH)
     share: float | None = Field(None, gt=0, le=1, description="Share of each slate (0-1].")
     boost: float | None = Field(None, gt=0, le=1000, description="Score multiplier of the selected items.")
@@ -44,9 +53,9 @@ class PromotionIn(Body):
     @model_validator(mode="after")
     def _one_effect(self) -> "PromotionIn":
         if (self.share is None) == (self.boost is None):
-            raise ValueError("give exactly one of share and boost")
+            raise ValueError(ONE_EFFECT)
         if self.starts is not None and self.ends is not None and self.ends <= self.starts:
-            raise ValueError("ends must be after starts")
+            raise ValueError(ENDS_AFTER_STARTS)
         return self
 
 
@@ -64,11 +73,13 @@ def _with_outcomes(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "running": running, **counts}
 
 
-def _routes(kind: str, path: str, plural: str, model: type[Body], example: dict[str, Any], shape=lambda r, b: b) -> None:
-    """PUT/GET/DELETE {path}/{name} and GET {path} for one kind of control."""
+def _routes(kind: str, path: str, plural: str, model: type[Body], example: dict[str, Any], rules: tuple[str, ...],
+            shape=lambda r, b: b) -> None:
+    """PUT/GET/DELETE {path}/{name} and GET {path} for one kind of control; `rules`: those of
+    its body beyond the schema."""
 
     @router.put(f"{path}/{{name}}", summary=f"Create or replace a {kind}", responses=json_example({**example, "created": True}),
-                name=f"put_{kind}")
+                name=f"put_{kind}", openapi_extra=beyond_schema(*rules))
     def put(name: ControlName, body: model, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]
         return engine_of(request).controls.put(kind, name, body.model_dump())  # type: ignore[attr-defined]
 
@@ -91,5 +102,5 @@ def _routes(kind: str, path: str, plural: str, model: type[Body], example: dict[
         return {"name": name, "deleted": True}
 
 
-_routes("filter", "/filters", "filters", FilterIn, _FILTER)
-_routes("promotion", "/promotions", "promotions", PromotionIn, _PROMOTION, shape=_with_outcomes)
+_routes("filter", "/filters", "filters", FilterIn, _FILTER, (BAD_EXPRESSION,))
+_routes("promotion", "/promotions", "promotions", PromotionIn, _PROMOTION, (BAD_EXPRESSION, ENDS_AFTER_STARTS), shape=_with_outcomes)

@@ -7,18 +7,17 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Path, Request
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from pulserec.engine import Engine
 from pulserec.runtime.apps import NAME_PATTERN, AppError, Apps, OpenApp
 from pulserec.experiments.service import UNKNOWN_EXPERIMENT
-from pulserec.ingest.schemas import MAX_ID
+from pulserec.ingest.schemas import Id
 from pulserec.recommend.controls import Controls
-from pulserec.recommend.expression import MAX_LENGTH
+from pulserec.recommend.expression import INVALID as INVALID_EXPRESSION, MAX_LENGTH
 from pulserec.recommend.service import Filters
-from pulserec.validation import N_CAP, InvalidInput, within_id_limit
+from pulserec.validation import N_CAP, InvalidInput
 
-ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 #: Names of filters and promotions: what fits in a URL path segment and a query string unescaped.
 FILTER_NAME = r"^[\w.-]+$"
 EXAMPLE_FILTER = 'category in ("shoes", "bags") and price < 100 and not seen'
@@ -27,14 +26,13 @@ PRICE_RANGE = "min_price must not exceed max_price"
 #: A named filter must exist; an inline expression must parse and type-check (docs/filters.md):
 #: rules of the state and of a grammar, which the document lists beyond the schema.
 UNKNOWN_FILTER = "unknown filter"
-BAD_EXPRESSION = "filter_expression: "
+BAD_EXPRESSION = INVALID_EXPRESSION
 RANKING_RULES = (PRICE_RANGE, UNKNOWN_FILTER, BAD_EXPRESSION)
 
-UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["u42"]), AfterValidator(within_id_limit)]
-ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["sku-123"]),
-                   AfterValidator(within_id_limit)]
-SessionId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["s-9f2c"]),
-                      AfterValidator(within_id_limit)]
+#: Id path parameters: the one id type (ingest/schemas.py:Id), with an example each.
+UserId = Annotated[Id, Path(examples=["u42"])]
+ItemId = Annotated[Id, Path(examples=["sku-123"])]
+SessionId = Annotated[Id, Path(examples=["s-9f2c"])]
 
 
 #: Every router is mounted twice: as is (the `default` app) and under this prefix (serving/app.py).
@@ -81,6 +79,20 @@ def app_path(request: Request, path: str) -> str:
     return path if opened is None or opened.name == "default" else f"/apps/{opened.name}{path}"
 
 
+#: Why a repeated query parameter is refused (every parameter of the document is one value).
+REPEATED = "given {n} times; a query parameter takes one value"
+
+
+async def single_valued_query(request: Request) -> None:
+    """Router dependency of every route: a query parameter given twice is a 422 naming it.
+    FastAPI would keep the last of `?device=a&device=b` for a scalar, so a client's mistake (or a
+    proxy appending a parameter) went unnoticed; no parameter of this API is a list
+    (tests/reliability/test_bad_input.py checks the document). `async`: nothing blocks, and a
+    plain `def` would cost every request a thread-pool hop. Counting keys is O(1) when none repeats."""
+    params = request.query_params
+    if len(params) != len(params.multi_items()):  # distinct keys vs (key, value) pairs
+        name = next(key for key in params if len(params.getlist(key)) > 1)
+        raise InvalidInput(name, REPEATED.format(n=len(params.getlist(name))))
 
 
 # Query strings are parsed as one pydantic model per route (`Annotated[Model, Query()]`): FastAPI

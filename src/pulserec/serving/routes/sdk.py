@@ -9,13 +9,13 @@ import hashlib
 import time
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ConfigDict, Field, TypeAdapter, field_validator
 
 from pulserec.engine import Engine
-from pulserec.ingest.schemas import EventIn, Id
+from pulserec.ingest.schemas import IN_THE_FUTURE, EventIn, Id
 from pulserec.serving.errors import ErrorBody, beyond_schema, parse_json, validation_response
 from pulserec.serving.examples import json_example
 from pulserec.serving.routes.dashboard import STATIC_DIR
@@ -88,16 +88,18 @@ _BODY = {"requestBody": {"required": True, "content": {
 SDK_EVENTS_EXAMPLE = {"accepted": 1, "duplicates": 0, "impressions": 1, "identified": False}
 
 
-@router.post("/sdk/events", openapi_extra={**_BODY, **beyond_schema(UNKNOWN_RECOMMENDATION)},
+@router.post("/sdk/events", openapi_extra={**_BODY, **beyond_schema(UNKNOWN_RECOMMENDATION, IN_THE_FUTURE)},
              responses=json_example(SDK_EVENTS_EXAMPLE),
-             summary="The browser SDK's batch of events and impressions (publishable key in ?key=)")
+             summary="The browser SDK's batch of events and impressions (publishable key in ?key=)",
+             description="`identify` is applied first, then the events are stored, then the impressions. "
+                         "Every part is optional: an empty batch (`{}`) is a no-op answered with zeros.")
 async def post_browser_events(request: Request) -> dict[str, Any]:
     # `async` to read the raw body whatever its content type (a beacon sends text/plain, which
     # needs no CORS preflight); the blocking writes run in the thread pool.
     engine = engine_of(request)
+    # An empty batch (`{}`: every part has its default) is valid and does nothing: a beacon's
+    # answer is read by no page, and the schema allows it, so refusing it would only be noise.
     batch = _BATCH.validate_python(parse_json(await request.body()))  # ValidationError: a 422 naming the field
-    if not batch.events and not batch.impressions and batch.identify is None:
-        raise HTTPException(422, "empty batch: send events, impressions or identify")
     if batch.identify is not None:
         await run_in_threadpool(engine.log_in, batch.identify.user_id, batch.identify.session_id)
     now = time.time()

@@ -7,18 +7,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from pulserec.ingest.schemas import MAX_ID
+from pulserec.ingest.schemas import Id
 from pulserec.serving.examples import json_example
 from pulserec.recommend.filters import Filters
-from pulserec.serving.routes.deps import ID_PATTERN, FilterParams, engine_of
-from pulserec.validation import N_CAP, within_id_limit
+from pulserec.serving.errors import beyond_schema
+from pulserec.serving.routes.deps import BAD_EXPRESSION, UNKNOWN_FILTER, FilterParams, engine_of
+from pulserec.validation import N_CAP
 
 router = APIRouter(tags=["recommendations"])
+#: The asker is a user or a session (a query string cannot state "not both" in JSON Schema).
+ONE_ASKER = "give a user_id or a session_id, not both"
 
-OptionalId = Annotated[str | None, Field(None, min_length=1, max_length=MAX_ID, pattern=ID_PATTERN), AfterValidator(
-    lambda v: within_id_limit(v) if v is not None else v)]
 
 EXAMPLE = {
     "query": "running shoe", "user_id": "u42", "session_id": None,
@@ -31,16 +32,16 @@ class SearchParams(FilterParams):
     q: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
                    description="The shopper's query (BM25 over item title, description, tags and category).",
                    examples=["running shoe"])
-    user_id: OptionalId = Field(None, description="Rank for this user (their taste lifts the items they would like).")
-    session_id: OptionalId = Field(None, description="Rank for this anonymous session (when no user_id).")
+    user_id: Id | None = Field(None, description="Rank for this user (their taste lifts the items they would like).")
+    session_id: Id | None = Field(None, description="Rank for this anonymous session (when no user_id).")
     n: int = Field(10, ge=1, le=N_CAP, description="How many results (1 to the setting max_n).")
 
 
 @router.get("/search", summary="Items matching a query, ranked by match x the asker's personal score",
-            responses=json_example(EXAMPLE))
+            responses=json_example(EXAMPLE), openapi_extra=beyond_schema(ONE_ASKER, UNKNOWN_FILTER, BAD_EXPRESSION))
 def search_items(request: Request, params: Annotated[SearchParams, Query()]) -> dict[str, Any]:
     if params.user_id is not None and params.session_id is not None:
-        raise HTTPException(422, "give a user_id or a session_id, not both")
+        raise HTTPException(422, ONE_ASKER)
     engine = engine_of(request)
     filters = Filters(exclude_seen=False, expressions=params.expressions(engine.controls))
     found = engine.search_items(params.q, params.n, user_id=params.user_id, session_id=params.session_id, filters=filters)

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulserec.ingest.schemas import Id
+from pulserec.serving.errors import beyond_schema
 from pulserec.serving.examples import json_example
 from pulserec.serving.routes.deps import UserId, engine_of
-from pulserec.store.social import MAX_TIES, MAX_WEIGHT
+from pulserec.store.social import MAX_TIES, MAX_WEIGHT, SELF_FOLLOW
 from pulserec.validation import Body, InvalidInput
 
 router = APIRouter(tags=["social"])
@@ -50,6 +51,7 @@ TIES_EXAMPLE = {"user_id": "u42", "follows": [{"user_id": "u7", "weight": 1.0, "
 
 
 @router.put("/users/{user_id}/follows/{other_id}", summary="Follow a user (or change the tie's strength)",
+            openapi_extra=beyond_schema(SELF_FOLLOW),
             responses=json_example({"user_id": "u42", "follows": "u7", "weight": 1.0, "created": True}))
 def follow(user_id: UserId, other_id: UserId, request: Request, body: FollowIn | None = None) -> dict[str, Any]:
     weight = body.weight if body is not None else 1.0
@@ -75,10 +77,11 @@ def followers(user_id: UserId, request: Request, page: Annotated[TiePage, Query(
 
 
 @router.post("/follows", summary="Import follow edges in bulk (one transaction; existing ties re-weighted)",
+             openapi_extra=beyond_schema(SELF_FOLLOW),
              responses=json_example({"edges": 2, "created": 2}))
 def import_follows(body: EdgesIn, request: Request) -> dict[str, Any]:
     for i, edge in enumerate(body.edges):
         if edge.follower == edge.followee:
-            raise InvalidInput(f"edges[{i}].followee", "a user cannot follow themselves")
+            raise InvalidInput(f"edges[{i}].followee", SELF_FOLLOW)
     created = engine_of(request).follow_many((e.follower, e.followee, e.weight) for e in body.edges)
     return {"edges": len(body.edges), "created": created}
