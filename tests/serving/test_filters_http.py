@@ -79,6 +79,46 @@ def test_filter_errors_are_422_naming_field_position_and_expectation(client, ser
     assert httpx.put(f"{url}/filters/{'x' * 65}", json={"expression": "true"}).status_code == 422
 
 
+def test_user_attributes_in_filters_are_the_requesting_users(client, server):
+    """`user.attrs.NAME`: the asker's declared attributes (PUT /users/{id}), read per request and
+    compared against every item at once; sessions and users without the attribute match nothing."""
+    _seed(client)
+    url = server.url
+    client.put_items([{"item_id": "s1", "title": "Runner", "category": "shoes", "price": 80, "attrs": {"brand": "zest", "min_age": 18}},
+                      {"item_id": "b1", "title": "Tote", "category": "bags", "price": 40, "attrs": {"brand": "acme", "min_age": 0}}])
+    client.put_user("u0", {"age": 16, "preferred": "bags", "brand": "acme"})
+    client.put_user("u1", {"age": 30, "preferred": "shoes"})
+    every = {"exclude_seen": False, "n": 10}
+
+    def ids(user: str, expression: str) -> set[str]:
+        return _ids(httpx.get(f"{url}/users/{user}/recommendations", params={**every, "filter_expression": expression}))
+
+    assert ids("u0", "attrs.min_age <= user.attrs.age") == {"b1"}
+    assert ids("u1", "attrs.min_age <= user.attrs.age") == {"s1", "b1"}
+    assert ids("u0", "category in user.attrs.preferred") == {"b1", "b2"}  # an attribute is one value: a list of one
+    assert ids("u1", "category in user.attrs.preferred") == {"s1", "s2"}
+    assert ids("u0", "category not in user.attrs.preferred") == {"s1", "s2"}
+    assert ids("u0", "attrs.brand == user.attrs.brand") == {"b1", "s2"}
+    assert ids("u1", "attrs.brand == user.attrs.brand") == set()  # no brand declared: compares false
+    assert ids("u1", "user.attrs.age >= 18 and price > 100") == {"s2"}
+    assert ids("u0", "user.attrs.age >= 18 or category == \"bags\"") == {"b1", "b2"}
+    assert ids("u0", "attrs.min_age <= user.attrs.brand") == set()  # text is not a number
+    assert ids("u1", "tags contains user.attrs.preferred or attrs.brand == \"zest\"") == {"s1"}
+    session = httpx.get(f"{url}/sessions/s-new/recommendations", params={**every, "filter_expression": "category in user.attrs.preferred"})
+    assert _ids(session) == set()
+    assert httpx.put(f"{url}/filters/for-me", json={"expression": "category in user.attrs.preferred"}).status_code == 200
+    assert _ids(httpx.get(f"{url}/users/u0/recommendations", params={**every, "filter": "for-me"})) == {"b1", "b2"}
+    assert _ids(httpx.get(f"{url}/search", params={"q": "tote runner boot satchel", "user_id": "u1", "filter": "for-me"})) == {"s1", "s2"}
+    for expression, position, needle in (("category in user.attrs", 13, "unknown field 'user.attrs'"),
+                                         ("category in attrs.brand", 13, "in takes a list"),
+                                         ("user.attrs.age >", 17, "ends too early"),
+                                         ("tags contains user.name", 15, "unknown field 'user.name'")):
+        bad = httpx.get(f"{url}/users/u0/recommendations", params={"filter_expression": expression})
+        assert bad.status_code == 422, expression
+        error = bad.json()["errors"][0]
+        assert error["field"] == "filter_expression" and error["position"] == position and needle in error["message"], error
+
+
 def test_named_filters_survive_a_restart(tmp_path):
     settings = Settings.load(tmp_path / "data")
     engine = Engine(settings)

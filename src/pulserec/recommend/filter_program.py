@@ -4,12 +4,15 @@ Each comparison becomes one vectorised NumPy operation over a catalogue column. 
 only on the catalogue (`price < 100`, `attrs.brand != "acme"`, `tags contains "x"`) is
 *static*: the largest static parts of an expression are computed once and cached per
 catalogue revision (`filter_columns.Cached`, kept current row by row). What depends on the
-request (`seen`, `now`, `context.*`, a list of item ids) is evaluated per request, which is
-one comparison or one scatter of the seen items.
+request (`seen`, `now`, `context.*`, `user.attrs.*`, a list of item ids) is evaluated per
+request, which is one comparison or one scatter of the seen items: a request's value is one
+scalar (or list) broadcast against a catalogue column, so it stays one vectorised operation.
 
 Semantics: a comparison with a missing value is false (`price < 10` leaves out items without
 a price), except `!=` and `not in`, which are the negation of `==` and `in` (an item without a
-brand is `!= "acme"`). Text compares exactly (`title contains` case-insensitively)."""
+brand is `!= "acme"`). Text compares exactly (`title contains` case-insensitively). A request
+value that is not a single text or number (a user attribute holding a list or an object)
+compares like a missing one, except on the right of `in`, where a list is the set of values."""
 
 from __future__ import annotations
 
@@ -25,18 +28,28 @@ from pulserec.recommend.filter_columns import Columns, Rows
 
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 ITEM_FIELDS = ("item_id", "title", "category", "price", "created_at", "active", "tags", "attrs.<name>")
-REQUEST_FIELDS = ("seen", "now", "context.<name>")
+REQUEST_FIELDS = ("seen", "now", "context.<name>", "user.attrs.<name>")
 
 
 @dataclass
 class Env:
-    """One request's view: the catalogue columns, the clock, what the owner has seen, the context."""
+    """One request's view: the catalogue columns, the clock, what the owner has seen, the
+    context and (read at the first `user.attrs.*` an expression asks for) the user's attributes."""
 
     columns: Columns
     now: float = 0.0
     seen: Any = ()  # item indices the owner has touched
     context: Mapping[str, Any] = field(default_factory=dict)
+    #: The requesting user's declared attributes (PUT /users/{id} attrs); None: none (a session,
+    #: similar items). A callable: a store read, made only by requests whose filters use them.
+    attrs_of: Callable[[], Mapping[str, Any]] | None = None
     _seen_mask: np.ndarray | None = None
+    _user_attrs: Mapping[str, Any] | None = None
+
+    def user_attr(self, name: str) -> Any:
+        if self._user_attrs is None:
+            self._user_attrs = (self.attrs_of() if self.attrs_of is not None else None) or {}
+        return self._user_attrs.get(name)
 
     def seen_mask(self) -> np.ndarray:
         if self._seen_mask is None:
@@ -91,6 +104,8 @@ def _field(f: Field, error_field: str) -> Value:
         return Value("attr", name, lambda env, rows: None, static=True, key=path[1])
     if len(path) == 2 and path[0] == "context":
         return Value("scalar", name, lambda env, rows: env.context.get(path[1]), static=False)
+    if len(path) == 3 and path[:2] == ("user", "attrs"):
+        return Value("scalar", name, lambda env, rows: env.user_attr(path[2]), static=False)
     known = ", ".join((*ITEM_FIELDS, *REQUEST_FIELDS))
     raise FilterError(error_field, f"unknown field {name!r} (known: {known})", f.pos)
 
@@ -131,6 +146,10 @@ def _equals(column: Value, scalar: Value, pos: int, error_field: str) -> MaskFn:
     def fn(env: Env, rows: Rows) -> np.ndarray:
         v = scalar.get(env, rows)
         cols = env.columns
+        if (v is None and not scalar.static) or (v is not None and not isinstance(v, (str, int, float))):
+            # a request value that is missing (no such attribute or context key) or not one value
+            # compares false: only the literal `null` asks for items without a value
+            return np.zeros(_size(env, rows), dtype=bool)
         if kind == "category":
             code = -1 if v is None else cols.category_code(v) if isinstance(v, str) else -2
             return cols.category_codes(rows) == code
@@ -177,6 +196,8 @@ def _compare(node: Compare, error_field: str) -> Mask:
     if node.op == "contains":
         return _contains(node, error_field)
     left = _operand(node.left, error_field)
+    if node.op == "in" and isinstance(node.right, Field):
+        return _member_of(left, _field(node.right, error_field), node.right.pos, error_field)
     if node.op == "in":
         values = tuple(_operand(lit, error_field) for lit in node.right)  # type: ignore[union-attr]
         for lit in node.right:  # type: ignore[union-attr]
@@ -208,27 +229,72 @@ def _member(left: Value, values: tuple[Any, ...], pos: int, error_field: str) ->
         raise FilterError(error_field, "tags is a list: use tags contains \"x\"", pos)
     if not left.per_item:
         return Mask(lambda env, rows: left.get(env, rows) in values, static=left.static)
-    texts = [v for v in values if isinstance(v, str)]
-    numbers = np.array([float(v) for v in values if isinstance(v, (int, float))], dtype=np.float64)
-    with_null = any(v is None for v in values)
-    if left.kind == "item_id":  # one lookup per id, not a pass over the catalogue
-        return Mask(lambda env, rows: env.columns.item_mask(tuple(texts))[rows], static=False)
+    split = _Members.of(values)
+    # item ids: one lookup per id, not a pass over the catalogue (so not cached)
+    return Mask(lambda env, rows: _isin(left, split, env, rows), static=left.static and left.kind != "item_id")
 
-    def fn(env: Env, rows: Rows) -> np.ndarray:
-        cols = env.columns
-        if left.kind == "category":
-            codes = cols.category_codes(rows)
-            return np.isin(codes, [cols.category_code(v) for v in texts] + ([-1] if with_null else []))
-        if left.kind == "title":
-            raw = _raw_titles(env, rows)
-            return np.isin(raw, texts + ([""] if with_null else []))
-        if left.kind == "attr":
-            codes, nums = cols.attr_codes(left.key, rows), cols.attr_numbers(left.key, rows)
-            out = np.isin(codes, [cols.attr_code(left.key, v) for v in texts]) | np.isin(nums, numbers)
-            return out | ((codes == -1) & np.isnan(nums)) if with_null else out
-        column = left.get(env, rows).astype(np.float64)
-        return np.isin(column, numbers) | (np.isnan(column) if with_null else False)
-    return Mask(fn, static=left.static)
+
+def _member_of(left: Value, right: Value, pos: int, error_field: str) -> Mask:
+    """`left in user.attrs.NAME` (or `context.NAME`): the list is the request's, read per request;
+    a single value is a list of one, a missing one matches nothing."""
+    if right.per_item or right.static:
+        raise FilterError(error_field, f"in takes a list (a, b, ...) or a request value such as user.attrs.<name>, "
+                                       f"not {right.name}", pos)
+    if left.kind == "tags":
+        raise FilterError(error_field, "tags is a list: use tags contains \"x\"", pos)
+
+    def fn(env: Env, rows: Rows) -> np.ndarray | bool:
+        given = right.get(env, rows)
+        values = tuple(given) if isinstance(given, (list, tuple)) else () if given is None else (given,)
+        values = tuple(v for v in values if v is None or isinstance(v, (str, int, float)))
+        if not left.per_item:
+            return left.get(env, rows) in values
+        return _isin(left, _Members.of(values), env, rows)
+    return Mask(fn, static=False)
+
+
+@dataclass(frozen=True)
+class _Members:
+    """The values of an `in` list by kind: texts, numbers, and whether null is among them."""
+
+    texts: list[str]
+    numbers: np.ndarray
+    with_null: bool
+
+    @classmethod
+    def of(cls, values: tuple[Any, ...]) -> _Members:
+        return cls([v for v in values if isinstance(v, str)],
+                   np.array([float(v) for v in values if isinstance(v, (int, float))], dtype=np.float64),
+                   any(v is None for v in values))
+
+
+def _isin(left: Value, members: _Members, env: Env, rows: Rows) -> np.ndarray:
+    """The mask of `left in members` over `rows`, for a per-item `left` (not tags)."""
+    texts, numbers, with_null = members.texts, members.numbers, members.with_null
+    cols = env.columns
+    if left.kind == "item_id":
+        return cols.item_mask(tuple(texts))[rows]
+    if left.kind == "category":
+        codes = cols.category_codes(rows)
+        return np.isin(codes, [cols.category_code(v) for v in texts] + ([-1] if with_null else []))
+    if left.kind == "title":
+        raw = _raw_titles(env, rows)
+        return np.isin(raw, texts + ([""] if with_null else []))
+    if left.kind == "attr":
+        codes, nums = cols.attr_codes(left.key, rows), cols.attr_numbers(left.key, rows)
+        out = np.isin(codes, [cols.attr_code(left.key, v) for v in texts]) | np.isin(nums, numbers)
+        return out | ((codes == -1) & np.isnan(nums)) if with_null else out
+    column = left.get(env, rows).astype(np.float64)
+    return np.isin(column, numbers) | (np.isnan(column) if with_null else False)
+
+
+def _numeric(value: Any) -> bool:
+    """A number to order by: an item column, or a request value that is an int or float (not a bool)."""
+    return isinstance(value, np.ndarray) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _size(env: Env, rows: Rows) -> int:
+    return len(range(*rows.indices(len(env.columns)))) if isinstance(rows, slice) else len(rows)
 
 
 def _ordering(node: Compare, left: Value, right: Value, error_field: str) -> Mask:
@@ -242,8 +308,8 @@ def _ordering(node: Compare, left: Value, right: Value, error_field: str) -> Mas
     def fn(env: Env, rows: Rows) -> np.ndarray | bool:
         a = _numbers(left, env, rows) if left.per_item else left.get(env, rows)
         b = _numbers(right, env, rows) if right.per_item else right.get(env, rows)
-        if a is None or b is None or isinstance(a, str) or isinstance(b, str):
-            return False  # a context value that is not a number compares false
+        if not (_numeric(a) and _numeric(b)):
+            return False  # a request value that is not a number (text, a list, missing) compares false
         with np.errstate(invalid="ignore"):
             return op(a, b)  # NaN (missing) compares false
     return Mask(fn, left.static and right.static)
@@ -251,14 +317,28 @@ def _ordering(node: Compare, left: Value, right: Value, error_field: str) -> Mas
 
 def _contains(node: Compare, error_field: str) -> Mask:
     left = _operand(node.left, error_field)
-    right = node.right
-    if left.kind not in ("tags", "title") or not isinstance(right, Literal) or not isinstance(right.value, str):
-        raise FilterError(error_field, "contains needs tags or title on the left and a string on the right", node.pos)
-    needle = right.value
+    right = _operand(node.right, error_field) if isinstance(node.right, (Literal, Field)) else None
+    literal = right is not None and right.static and isinstance(right.get(None, None), str)  # type: ignore[arg-type]
+    per_request = right is not None and right.kind == "scalar" and not right.static  # user.attrs.style, context.x
+    if left.kind not in ("tags", "title") or not (literal or per_request):
+        raise FilterError(error_field, "contains needs tags or title on the left and a string (or a request value "
+                                       "such as user.attrs.<name>) on the right", node.pos)
+    assert right is not None
+    if literal:
+        needle = right.get(None, None)  # type: ignore[arg-type]
+        return Mask(lambda env, rows: _contained(left, needle, env, rows), static=True)
+
+    def fn(env: Env, rows: Rows) -> np.ndarray | bool:
+        needle = right.get(env, rows)
+        return _contained(left, needle, env, rows) if isinstance(needle, str) else False  # not text: nothing matches
+    return Mask(fn, static=False)
+
+
+def _contained(left: Value, needle: str, env: Env, rows: Rows) -> np.ndarray:
     if left.kind == "tags":
-        return Mask(lambda env, rows: env.columns.tag_mask(needle, rows), static=True)
+        return env.columns.tag_mask(needle, rows)
     folded = needle.casefold()
-    return Mask(lambda env, rows: np.fromiter((folded in t for t in env.columns.texts("title", rows)), dtype=bool), static=True)
+    return np.fromiter((folded in t for t in env.columns.texts("title", rows)), dtype=bool)
 
 
 def _truthy(node: Truthy, error_field: str) -> Mask:

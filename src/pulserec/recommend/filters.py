@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,15 +109,16 @@ class FilterCompiler:
         return Mask(fn, static=True)
 
     def env(self, state: State, owner: int | None, *, now: float, seen: Collection[int] | None = None,
-            context: Mapping[str, Any] | None = None) -> Env:
-        """What one request's masks may read besides the catalogue (the seen items only when used)."""
+            context: Mapping[str, Any] | None = None, attrs_of: Callable[[], Mapping[str, Any]] | None = None) -> Env:
+        """What one request's masks may read besides the catalogue (the seen items only when used;
+        `attrs_of`: the user's declared attributes, called at the first `user.attrs.*` read)."""
         if seen is None:
             seen = state.histories.seen(owner) if owner is not None else ()
-        return Env(self.columns, now=now, seen=seen, context=context or {})
+        return Env(self.columns, now=now, seen=seen, context=context or {}, attrs_of=attrs_of)
 
     def mask(self, state: State, owner: int | None, filters: Filters, *, now: float,
              seen: Collection[int] | None = None, context: Mapping[str, Any] | None = None,
-             env: Env | None = None) -> np.ndarray:
+             env: Env | None = None, attrs_of: Callable[[], Mapping[str, Any]] | None = None) -> np.ndarray:
         """Boolean mask over the catalogue of the items `filters` let through for `owner`."""
         catalog = state.catalog
         n = len(catalog)
@@ -127,7 +128,7 @@ class FilterCompiler:
         nodes += [self.parse(text, field) for field, text in filters.expressions]
         if not nodes:
             return out
-        env = env if env is not None else self.env(state, owner, now=now, seen=seen, context=context)
+        env = env if env is not None else self.env(state, owner, now=now, seen=seen, context=context, attrs_of=attrs_of)
         for node in nodes:
             out &= self.evaluate(node, env)
         return out

@@ -123,6 +123,15 @@ class RecommendationService:
             return {}
         return declared_attributes(self.segments.attrs_of(owner_key), self.settings.user_attributes)
 
+    def declared_attrs(self, owner_key: str | None) -> Callable[[], dict[str, Any]] | None:
+        """How a request's filters read the user's declared attributes (all of them, not only
+        `user_attributes`: `user.attrs.NAME` in docs/filters.md); None for sessions and no owner.
+        A callable: the store is read only when an expression asks."""
+        if self.segments is None or owner_key is None or owner_key.startswith(SESSION_PREFIX):
+            return None
+        segments = self.segments
+        return lambda: segments.attrs_of(owner_key)
+
     def ties_of(self, owner_key: str | None) -> tuple[tuple[int, float, str], ...]:
         """The owner's strongest ties that the state knows (followed users who did something)."""
         if self.graph is None or owner_key is None or owner_key.startswith(SESSION_PREFIX):
@@ -147,8 +156,10 @@ class RecommendationService:
         """`now` in filter expressions: the engine's clock (see decay.read_clock)."""
         return read_clock(self.state.now, time.time(), self.settings.live_clock_window)
 
-    def candidates(self, owner: int | None, filters: Filters, context: dict[str, Any] | None = None) -> np.ndarray:
-        return self.filters.mask(self.state, owner, filters, now=self.clock(), context=context)
+    def candidates(self, owner: int | None, filters: Filters, context: dict[str, Any] | None = None,
+                   owner_key: str | None = None) -> np.ndarray:
+        return self.filters.mask(self.state, owner, filters, now=self.clock(), context=context,
+                                 attrs_of=self.declared_attrs(owner_key))
 
     def recommend(
         self,
@@ -160,7 +171,8 @@ class RecommendationService:
     ) -> Answer:
         name, model = self.strategy(strategy)
         query = self.query_for(owner_key, context, with_attrs=isinstance(model, ReadsAttributes) and model.reads_attributes)
-        env = self.filters.env(self.state, query.user, now=self.clock(), context=context)
+        env = self.filters.env(self.state, query.user, now=self.clock(), context=context,
+                               attrs_of=self.declared_attrs(owner_key))
         mask = self.filters.mask(self.state, query.user, filters, now=env.now, env=env)
         n_items = len(mask)
         result = scored(model, query, n_items) if n_items else None  # this request's scores and reasons
@@ -218,7 +230,7 @@ class RecommendationService:
         like comes first; without a match nothing is listed. Seen items stay (people search for
         what they know) unless `filters` say otherwise."""
         query = self.query_for(owner_key)
-        mask = self.candidates(query.user, filters)
+        mask = self.candidates(query.user, filters, owner_key=owner_key)
         n_items = len(mask)
         lexical, learned = self.models.search.parts(text, n_items)
         match = lexical + learned
