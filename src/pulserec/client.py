@@ -144,7 +144,7 @@ class _Endpoints:
     def recommend(self, user_id: str, n: int = 10, **options: Any) -> Recommendations:
         """What `user_id` should see now; options: strategy, category, exclude_seen, exclude,
         min_price, max_price, filter (a named filter), filter_expression, max_per_category,
-        diversity (0-1), promotions (False: none), device, location."""
+        diversity (0-1), promotions (False: none), exploration (0-1), experiment, device, location."""
         return self._run(Call("GET", f"/users/{_segment(user_id)}/recommendations", _typed(Recommendations),
                               _params(n=n, **options)))
 
@@ -171,9 +171,12 @@ class _Endpoints:
         """Bulk import of {"follower", "followee", "weight"?} edges (one transaction)."""
         return self._run(Call("POST", "/follows", _json, body={"edges": [dict(e) for e in edges]}))
 
-    def search_items(self, q: str, n: int = 10, user_id: str | None = None, session_id: str | None = None) -> ItemSearch:
-        """Catalogue items matching the shopper's query `q`, ranked for `user_id` (or `session_id`)."""
-        return self._run(Call("GET", "/search", _typed(ItemSearch), _params(q=q, n=n, user_id=user_id, session_id=session_id)))
+    def search_items(self, q: str, n: int = 10, user_id: str | None = None, session_id: str | None = None,
+                     **options: Any) -> ItemSearch:
+        """Catalogue items matching the shopper's query `q`, ranked for `user_id` (or `session_id`);
+        options: filter (a named filter), filter_expression."""
+        return self._run(Call("GET", "/search", _typed(ItemSearch), _params(q=q, n=n, user_id=user_id, session_id=session_id,
+                                                                             **options)))
 
     # -- operations ---------------------------------------------------------------------------
     def find(self, q: str, limit: int = 10, kind: Literal["all", "users", "items"] = "all") -> SearchResults:

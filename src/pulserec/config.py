@@ -184,6 +184,8 @@ class Settings:
     # Exploration (issue 15.3, recommend/exploration.py): the share of a slate (0-1) given to
     # items with fewer than `exploration_max_impressions` impressions, per strategy, when a
     # request does not say (`?exploration=`); strategies not listed explore nothing. TOML only.
+    # Empty by default, chosen on the measured trade-off (docs/filters.md, "Defaults"): slates
+    # stay deterministic and pay no CTR unless a shop that onboards items asks for exposure.
     exploration_defaults: dict[str, float] = field(default_factory=dict)
     exploration_max_impressions: int = 100
     # After a training of models that `auto` blends (als, ease, ...), `auto` re-runs its choice on the

@@ -146,6 +146,9 @@ def test_the_python_client_manages_and_uses_filters(client):
     assert [f["name"] for f in client.filters()] == ["bags"] and client.filter("bags")["expression"] == 'category == "bags"'
     assert {r.item_id for r in client.recommend("u0", filter="bags", exclude_seen=False).items} == {"b1", "b2"}
     assert {r.item_id for r in client.similar("s1", filter_expression="price < 90").items} <= {"s1", "b1"}
+    found = client.search_items("tote satchel runner", user_id="u0", filter="bags").items
+    assert found and {r.item_id for r in found} <= {"b1", "b2"}
+    assert [r.item_id for r in client.search_items("tote satchel", filter_expression="price > 50").items] == ["b2"]
     with pytest.raises(PulserecError) as caught:
         client.put_filter("bad", "price <")
     assert caught.value.status == 422 and "position 8" in caught.value.detail
