@@ -70,8 +70,10 @@ def serve_in_process(settings: Settings, data_dir: Path | None, overrides: dict[
     from pulserec.recommend.auto_default import describe
     from pulserec.recommend.training import RetrainScheduler
     from pulserec.serving.app import create_app
+    from pulserec.serving.malloc import limit_malloc_arenas
     from pulserec.serving.server import run_foreground
 
+    limit_malloc_arenas()  # before the engine's and the server's threads
     engine = open_engine(data_dir, **overrides)
     stats = engine.stats()
     warn_if_empty(settings.data_dir, stats["events_stored"], stats["items"])

@@ -19,7 +19,6 @@ from pulserec.serving.timeouts import connection_options
 
 log = logging.getLogger(__name__)
 
-
 class BackgroundServer:
     """uvicorn serving `engine` on host:port from a daemon thread; `stop()` shuts it down."""
 

@@ -13,6 +13,7 @@ import signal
 import socket
 
 from pulserec.config import Settings
+from pulserec.serving.malloc import limit_malloc_arenas
 from pulserec.serving.timeouts import connection_options
 from pulserec.store import SQLiteStore
 from pulserec.store.pseudonym import Pseudonymizer
@@ -98,6 +99,7 @@ def _serve_worker(host: str, port: int, log_level: str) -> None:  # runs in a wo
     import uvicorn
 
     _die_with_parent()
+    limit_malloc_arenas()
     sock = _reuse_port_socket(host, port)
     options = connection_options(Settings.load())  # the settings come from the env (worker_environment)
     server = uvicorn.Server(uvicorn.Config(APP_FACTORY, factory=True, log_level=log_level, access_log=False, **options))
