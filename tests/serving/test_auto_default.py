@@ -17,7 +17,11 @@ from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.models import auto
 from pulserec.models.blend import Blend
-from pulserec.models.persist import read_meta
+from pulserec.models.base import Query
+from pulserec.models.persist import load_model, read_meta, save_model
+from pulserec.models.registry import build_model
+from pulserec.recommend.aligned import AlignedModel
+from pulserec.recommend.training import snapshot
 from pulserec.recommend.auto_default import first_params
 from pulserec.runtime.process import ServerProcess
 from pulserec.serving.server import BackgroundServer
@@ -167,7 +171,7 @@ def test_pulserec_serve_chooses_the_default_in_the_background_and_stays_fresh(tm
 
 
 def test_the_candidates_setting_names_what_auto_blends() -> None:
-    assert tuple(name for name, _ in auto.candidates(True)) == AUTO_CANDIDATES
+    assert tuple(dict.fromkeys(name for name, _ in auto.candidates(True))) == AUTO_CANDIDATES
     assert [name for name, _ in first_params(Settings(auto_candidates=("ease", "sasrec")))["components"]] == \
         ["ease", "sasrec"]
     assert first_params(Settings()) == {"validation": "balanced"}  # every installed candidate
@@ -212,3 +216,28 @@ def test_serve_with_workers_chooses_the_default_once_for_all_of_them(tmp_path, f
             time.sleep(0.05)
         assert "the default chosen on" in server.log_tail()
     assert read_meta(data_dir / "models" / "auto.model")["info"]["params"]["validation"] == "balanced"
+
+
+def test_a_long_trending_horizon_is_served_as_trained_and_the_weekly_one_live(engine, shop, fill, tmp_path) -> None:
+    """auto's two trending horizons: the one that decays like the live counters is served by them
+    (fresh after every event), the year's as trained, through its trained ids, saved and loaded."""
+    fill(engine)
+    year = ("trending", {"halflife": auto.LONG_TRENDING_HALFLIFE})
+    chosen = auto.AutoBlend(components=[("item_knn", {}), ("trending", {}), year], rounds=1)
+    data, _ = snapshot(engine.store, engine.settings.weighting)
+    chosen.models = [build_model(name, **params).fit(data) for name, params in chosen.components]
+    chosen.weights, chosen.user_ids, chosen.item_ids = [1.0, 0.5, 0.5], data.user_ids, data.item_ids
+    chosen.after_load()
+    save_model(chosen, tmp_path / "auto.model")
+    loaded, _ = load_model(tmp_path / "auto.model", "auto")
+    assert loaded.component_names() == ["item_knn", "trending", "trending(halflife=31536000.0)"]
+    models = engine.service.models
+    models.choose_default(loaded, {"version": 1})
+    parts = [part for part, _ in engine.service.strategies["default"].components]
+    assert parts[0] is models.item_knn and parts[1] is models.trending
+    assert isinstance(parts[2], AlignedModel) and parts[2].model.halflife == auto.LONG_TRENDING_HALFLIFE
+    yearly = parts[2].score(Query(), len(engine.state.catalog))
+    counts = np.bincount(data.items, weights=data.weights, minlength=data.n_items)
+    top = data.item_ids.ids[int(np.argmax(counts))]  # the shop's log spans days: a year decays little
+    assert engine.state.catalog.item_ids.ids[int(np.nanargmax(yearly))] == top
+    assert len(engine.recommend(str(shop.events["user_id"].iloc[0]), 5).items) == 5

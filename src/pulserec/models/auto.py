@@ -34,6 +34,10 @@ from pulserec.online.catalog import Catalog
 #: Weight of each whole-history item in the long-term view; the blend weight between the two
 #: item-kNN views is what is learned (a larger value here changes little once normalised).
 LONG_TERM_WEIGHT = 1.0
+#: What was popular over about the last year: between the live trending (a week's half-life)
+#: and all-time popularity; on MovieLens' time validation a long horizon beats both. Served as
+#: trained (recommend/model_set.py: only the live half-life is read from the live counters).
+LONG_TRENDING_HALFLIFE = 365 * 86_400.0
 #: SASRec's epochs inside the default (each of its two fits): its early stopping otherwise runs
 #: up to 50, minutes on a 2-core box.
 SEQUENCE_EPOCHS = 10
@@ -69,6 +73,7 @@ def candidates(sequence: bool | None = None) -> list[ComponentSpec]:
         ("rp3beta", {}),
         ("als", {}),
         ("trending", {}),
+        ("trending", {"halflife": LONG_TRENDING_HALFLIFE}),
         ("popular", {}),
     ]
     if sequence or (sequence is None and importlib.util.find_spec("torch") is not None):
@@ -153,9 +158,8 @@ class AutoBlend(Hybrid):
 
     def choice(self) -> dict[str, Any]:
         """What GET /models shows: the weights chosen, the validation scores, when."""
-        names = [spec if isinstance(spec, str) else spec[0] for spec in self.components]
         return {
-            "weights": {name: round(float(w), 4) for name, w in zip(names, self.weights)},
+            "weights": {name: round(float(w), 4) for name, w in zip(self.component_names(), self.weights)},
             "validation": {k: round(float(v), 5) for k, v in self.validation_scores.items()},
             "validation_split": self.validation,
             "metric": self.metric,

@@ -46,6 +46,18 @@ def _label(spec: ComponentSpec) -> str:
     return spec if isinstance(spec, str) else spec[0]
 
 
+def labels(specs: Sequence[ComponentSpec]) -> list[str]:
+    """One label per component: its model's name, with its parameters where the name repeats
+    (two trending horizons are "trending" and "trending(halflife=31536000.0)")."""
+    out: list[str] = []
+    for spec in specs:
+        label = _label(spec)
+        if label in out and not isinstance(spec, str):
+            label = f"{label}({', '.join(f'{k}={v}' for k, v in sorted(spec[1].items()))})"
+        out.append(label)
+    return out
+
+
 def search_weights(
     objective: Callable[[np.ndarray], float], n: int, grid: Sequence[float], rounds: int
 ) -> tuple[np.ndarray, float, list[float]]:
@@ -120,7 +132,7 @@ class Hybrid(SavedState):
         self.blend = Blend(list(zip(self.models, self.weights)), name=self.name)
 
     def component_names(self) -> list[str]:
-        return [_label(spec) for spec in self.components]
+        return labels(self.components)
 
     def _learn_weights(self, data: Interactions, catalog: Catalog | None) -> tuple[list[float], float]:
         method = "mixed" if self.validation == BALANCED else self.validation
@@ -157,7 +169,7 @@ class Hybrid(SavedState):
             return float(np.mean([scores[name] / best_single[name] for name in targets]))
 
         weights, best, singles = search_weights(objective, len(self.components), self.grid, self.rounds)
-        self.validation_scores = {**{_label(spec): score for spec, score in zip(self.components, singles)},
+        self.validation_scores = {**dict(zip(labels(self.components), singles)),
                                   "blend": best}
         return weights.tolist(), best
 

@@ -32,8 +32,11 @@ class Trending(SavedState):
     def saved_values(self) -> dict[str, Any]:
         """The counters of a batch-fitted popularity (inside a hybrid); the live one is the state's."""
         decay = self.popularity.trending
-        return {"total": self.popularity.total, "events": self.popularity.events, "trending": decay.values,
-                "landmark": decay.landmark, "now": decay.now if math.isfinite(decay.now) else None}
+        values = {"total": self.popularity.total, "events": self.popularity.events, "trending": decay.values,
+                  "landmark": decay.landmark, "now": decay.now if math.isfinite(decay.now) else None}
+        if hasattr(self, "item_ids"):  # fitted on a log: served through its trained ids (AlignedModel)
+            values["item_ids"] = self.item_ids
+        return values
 
     @classmethod
     def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> Trending:
@@ -42,13 +45,18 @@ class Trending(SavedState):
         popularity.total, popularity.events = values["total"].astype(np.float64), values["events"].astype(np.int64)
         decay.values, decay.landmark = values["trending"].astype(np.float64), values["landmark"]
         decay.now = -math.inf if values["now"] is None else float(values["now"])
+        if "item_ids" in values:
+            model.item_ids = values["item_ids"]
         return model
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> Trending:
         popularity = Popularity(self.halflife)
         popularity.add_many(data.items, data.weights.astype(np.float64), data.timestamps)
         self.popularity = popularity
-        self.catalog = catalog
+        # its indices are the log's (AlignedModel maps them to live ones), not the catalog's: a
+        # reason names no category rather than another item's
+        self.catalog = None
+        self.item_ids = data.item_ids
         return self
 
     def _raw(self, n_items: int) -> np.ndarray:

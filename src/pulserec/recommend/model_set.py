@@ -10,6 +10,8 @@ state, each model mapped once, so a ranker's source is the very model served und
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -101,8 +103,8 @@ class ModelSet:
                 parts.append((self.item_knn, weight))
             elif isinstance(part, LongTerm) and isinstance(part.inner, ItemKNN):
                 parts.append((LongTerm.over(self.item_knn, part.weight), weight))
-            elif isinstance(part, Trending):  # also Popular: the live counters
-                parts.append((self.popular if isinstance(part, Popular) else self.trending, weight))
+            elif isinstance(part, Popular) or (isinstance(part, Trending) and live_horizon(part, self.trending)):
+                parts.append((self.popular if isinstance(part, Popular) else self.trending, weight))  # live counters
             else:
                 parts.append((AlignedModel(part, self.state.catalog, self.state.owners, dict(meta)), weight))
         if parts:
@@ -141,6 +143,12 @@ class ModelSet:
         training replays the log into states of its own)."""
         rebind = self.rebinder(ModelSet(state, self.settings, self.learned, self.segments))
         return {name: rebind(model) for name, model in sources.items()}
+
+
+def live_horizon(part: Trending, live: Trending) -> bool:
+    """Whether a trained trending part decays like the live counters (then they serve it, fresh
+    after every event); a longer horizon (auto's year) is served as trained."""
+    return math.isclose(part.halflife, live.halflife, rel_tol=1e-6)
 
 
 def _rebound(model: Recommender, rebind: Callable[[Recommender], Recommender], old: State,
