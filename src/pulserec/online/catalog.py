@@ -42,7 +42,8 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.item_ids)
 
-    def _grow(self, n: int) -> None:
+    def grow(self, n: int) -> None:
+        """Room for `n` items in the per-item arrays (grown geometrically; a snapshot load sizes it once)."""
         cap = len(self.active)
         if n <= cap:
             return
@@ -59,7 +60,7 @@ class Catalog:
         if idx is not None:
             return idx
         idx = self.item_ids.add(item_id)
-        self._grow(idx + 1)
+        self.grow(idx + 1)
         self._records.append(ItemRecord(item_id=item_id, created_ts=ts, listed=False))
         self.active[idx] = True
         self.created_ts[idx] = np.nan if ts is None else ts

@@ -39,7 +39,8 @@ class Histories:
         self.kind_weights: list[float] = []
         self._owner_counts = np.zeros(0, dtype=np.int64)
 
-    def _kind(self, event_type: str, weight: float) -> int:
+    def kind(self, event_type: str, weight: float) -> int:
+        """The code of (event type, weight), given on first sight (a snapshot load replays them in order)."""
         code = self._kinds.get((event_type, weight))
         if code is None:
             if len(self.kind_types) >= 127:
@@ -89,7 +90,7 @@ class Histories:
         for t, name in enumerate(type_names.tolist()):
             rows = type_codes == t
             for weight in np.unique(weights[rows]).tolist():
-                codes[rows & (weights == weight)] = self._kind(name, weight)
+                codes[rows & (weights == weight)] = self.kind(name, weight)
         self._push(segment_of(np.asarray(owners), np.asarray(items), np.asarray(ts, dtype=np.float64), codes, self.max_len))
 
     def _count_new_pairs(self, owners: np.ndarray, items: np.ndarray) -> None:
@@ -120,7 +121,7 @@ class Histories:
             np.fromiter((o for o, _ in touches), dtype=np.int64, count=n),
             np.fromiter((t.item for _, t in touches), dtype=np.int64, count=n),
             np.fromiter((t.ts for _, t in touches), dtype=np.float64, count=n),
-            np.fromiter((self._kind(t.type, t.weight) for _, t in touches), dtype=np.int8, count=n), self.max_len))
+            np.fromiter((self.kind(t.type, t.weight) for _, t in touches), dtype=np.int8, count=n), self.max_len))
 
     def _push(self, segment: Segment) -> None:
         segments = self.segments

@@ -16,7 +16,7 @@ Arrays = dict[str, np.ndarray]
 
 def profile_arrays(table: ProfileTable, n_owners: int) -> Arrays:
     """Columns of every owner slot up to `n_owners` (an empty slot holds no data)."""
-    table._ensure(n_owners)
+    table.ensure(n_owners)
     out: Arrays = {"prof.exists": table.exists[:n_owners], "prof.counts": table.counts[:n_owners],
                    "prof.searches.next": np.array([table._searches], dtype=np.int64)}
     for name in DENSE:

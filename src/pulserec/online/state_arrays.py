@@ -99,7 +99,7 @@ def _catalog_from(arrays: Arrays) -> Catalog:
         values = dict(zip(_RECORD_FIELDS, json.loads(text)))
         values["tags"] = tuple(values["tags"])
         catalog.records().append(ItemRecord(item_id=item_id, **values))
-    catalog._grow(len(ids))
+    catalog.grow(len(ids))
     for name in ("category_idx", "price", "active", "listed", "created_ts"):
         getattr(catalog, name)[: len(ids)] = arrays[f"items.{name}"]
     return catalog
@@ -118,7 +118,7 @@ def _history_arrays(out: Arrays, state: OnlineState) -> None:
 def _histories_from(state: OnlineState, arrays: Arrays) -> None:
     histories = state.histories
     for event_type, weight in zip(_get_strings(arrays, "hist.kind_types"), arrays["hist.kind_weights"].tolist()):
-        histories._kind(event_type, weight)
+        histories.kind(event_type, weight)
     if len(arrays["hist.owner"]) or len(arrays["hist.seen_owner"]):
         histories.segments = [Segment(*(arrays[f"hist.{name}"] for name in
                                         ("owner", "item", "ts", "kind", "seen_owner", "seen_item")))]

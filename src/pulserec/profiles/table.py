@@ -64,7 +64,9 @@ class ProfileTable:
     def __contains__(self, owner: int) -> bool:
         return 0 <= owner < len(self.exists) and bool(self.exists[owner])
 
-    def _ensure(self, n_owners: int, n_types: int = 0) -> None:
+    def ensure(self, n_owners: int, n_types: int = 0) -> None:
+        """Room for `n_owners` owners and `n_types` event types (grown geometrically; a snapshot
+        load sizes it once)."""
         cap, width = self.counts.shape
         if n_owners > cap:
             new = max(n_owners, 2 * cap, 1024)
@@ -84,7 +86,7 @@ class ProfileTable:
                tags: Sequence[str], context: dict[str, Any] | None, query: str | None) -> None:
         """One event (the live path): what `UserProfile.update` does, into the columns."""
         code = self.types.add(event_type)
-        self._ensure(owner + 1, code + 1)
+        self.ensure(owner + 1, code + 1)
         if not self.exists[owner]:
             self._created(np.array([owner]))
         d = self.dense
@@ -123,7 +125,7 @@ class ProfileTable:
         owners = owners.astype(np.int64)
         type_codes, type_names = pd.factorize(pd.Series(types, dtype=object))
         table_codes = np.array([self.types.add(t) for t in type_names.tolist()], dtype=np.int64)
-        self._ensure(int(owners.max()) + 1, len(self.types))
+        self.ensure(int(owners.max()) + 1, len(self.types))
         self._created(np.unique(owners))
         d = self.dense
         np.minimum.at(d["first"], owners, ts)
