@@ -96,6 +96,38 @@ def test_vectors_written_in_place_and_rewritten_whole_agree(redis_server, monkey
     assert events.sum() == len(log) - sum(e.user_id == "user-3" for e in log) and (events >= 0).all()
 
 
+def test_a_bounded_row_compaction_keeps_the_k_strongest_by_last_use(redis_server):
+    """cooc_max_neighbours on Redis: a compacted row keeps its K entries of highest weight x
+    2^(-(now - the neighbour's last event) / half-life), as the in-memory fold ranks them, and
+    clips a subtraction below zero; the unbounded state keeps every pair."""
+    halflife = 50.0
+    log = [Event(f"b{k}", f"user-{k % 5}", f"item-{(k * 7 + k // 37) % 40}", "view", NOW + 3 * k) for k in range(600)]
+    states = {k: RedisState(redis_settings(redis_server, cooc_max_neighbours=k, cooc_evict_halflife=halflife))
+              for k in (0, 6)}
+    for state in states.values():
+        state.apply_many([(e, 0) for e in log])
+        state.cooc.compact(range(40))  # rows this short wait for no compaction: fold them all now
+    full, bounded = states[0], states[6]
+    seen_at = np.frombuffer(full.client.get(full.keys.vector("seen_at")), dtype="<f8")
+    last = {full.catalog.item_ids.get(e.item_id): e.ts for e in log}
+    np.testing.assert_array_equal(seen_at[list(last)], list(last.values()))  # each item's last event
+    ids = full.catalog.item_ids
+    assert sum(len(full.cooc.row(item)[0]) > 12 for item in range(40)) > 20  # most rows are cut
+    for item in range(40):
+        others, weights = full.cooc.row(item)
+        assert len(others) == len(np.unique(others))  # compacted: one entry per neighbour
+        score = weights * np.exp2(-(seen_at.max() - seen_at[others]) / halflife)
+        keep = sorted(np.argsort(-score, kind="stable")[:6])
+        b_others, b_weights = bounded.cooc.row(bounded.catalog.item_ids.get(ids.id_of(item)))
+        assert [bounded.catalog.item_ids.id_of(o) for o in b_others] == [ids.id_of(o) for o in others[keep]]
+        np.testing.assert_allclose(b_weights, weights[keep], rtol=1e-12)
+    plan = bounded.new_plan()  # a subtraction below zero: clipped, then the row ranked again
+    plan.append_row(0, np.array([int(bounded.cooc.row(0)[0][0])]), np.array([-1e6]))
+    assert bounded.commit(plan) == "ok"
+    bounded.cooc.compact([0])
+    assert (bounded.cooc.row(0)[1] > 0).all() and len(bounded.cooc.row(0)[0]) <= 6
+
+
 def seed_engine(engine: Engine) -> None:
     engine.put_items([ItemRecord(f"shoe-{i}", title=f"Shoe {i}", category="shoes", price=50.0 + i) for i in range(5)]
                      + [ItemRecord(f"book-{i}", title=f"Book {i}", category="books", price=10.0 + i) for i in range(5)])

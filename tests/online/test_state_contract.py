@@ -17,6 +17,7 @@ from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX, Event, owner_keys
 from pulserec.online import make_state
 from pulserec.online.base import State
+from pulserec.online.cooccurrence import RowReader
 from pulserec.online.streams.redis_streams import EventPublisher, StreamUpdater
 from pulserec.store import SQLiteStore
 from pulserec.urls import stream_key
@@ -231,3 +232,34 @@ def test_a_login_merge_equals_the_user_having_done_it_all(backend, shop, log):
         items = log["item_id"].dropna().unique()
         np.testing.assert_array_equal(owners_per_item(state, items), owners_per_item(reference, items))
         assert state.owners.get(session_key) is None or not state.histories.recent(state.owners.get(session_key))
+
+
+def test_the_search_mark_is_the_profiles(backend, shop, log):
+    """`profiles.search_mark` (read by every recommend without building the profile) equals the
+    built profile's mark, inside a read scope (the Redis state's snapshot holds it) and outside."""
+    state = loaded(backend, shop, log, one_by_one=False)
+    searched = log["query"].notna() & (log["query"] != "")
+    users = log.loc[searched, "user_id"].unique().tolist()[:8] + log.loc[~searched, "user_id"].unique().tolist()[-8:]
+    marks = [state.profiles.get(state.owners.get(user)).search_mark() for user in users]
+    assert any(marks) and not all(marks)
+    for user, mark in zip(users, marks):
+        owner = state.owners.get(user)
+        assert state.profiles.search_mark(owner) == mark, user
+        with state.reading(user):
+            assert state.profiles.search_mark(owner) == mark, user
+
+
+def test_many_rows_read_at_once_equal_the_rows_read_one_by_one(backend, shop, log):
+    """`cooc.similar_rows` (each backend's vectorised read of a query's rows) gives exactly the
+    generic read's entries, in its order: items with rows, without (unknown to the co-occurrence)
+    and repeated."""
+    state = loaded(backend, shop, log, one_by_one=False)
+    user = log["user_id"].value_counts().index[0]
+    with state.reading(user):
+        owner = state.owners.get(user)
+        items = [t.item for t in state.histories.recent(owner)][::-1][:30]
+        items += [items[0], len(state.catalog) - 1]
+        fast, generic = state.cooc.similar_rows(items), RowReader.similar_rows(state.cooc, items)
+        assert len(fast[0]) > 100
+        for got, want in zip(fast, generic):
+            np.testing.assert_array_equal(got, want)

@@ -98,5 +98,6 @@ class Keys:
         return f"{self.prefix}vec:{name}"
 
 
-#: Dense per-item float64 vectors, stored as binary strings under vec:<name>.
-VECTORS = ("total", "events", "trending", "degree")
+#: Dense per-item float64 vectors, stored as binary strings under vec:<name> (users: distinct
+#: owners per item; seen_at: the item's last event time).
+VECTORS = ("total", "events", "trending", "degree", "users", "seen_at")

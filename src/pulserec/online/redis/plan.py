@@ -62,9 +62,16 @@ class CommitPlan:
     # -- writes ------------------------------------------------------------------------------
     def add_to_vector(self, name: str, items: np.ndarray, deltas: np.ndarray, clamp: bool = False) -> None:
         """vec:<name>[item] += delta (then max(., 0) when `clamp`)."""
+        self._vector(name, 1 if clamp else 0, items, deltas)
+
+    def raise_vector(self, name: str, items: np.ndarray, values: np.ndarray) -> None:
+        """vec:<name>[item] = max(vec:<name>[item], value) (0 where never written)."""
+        self._vector(name, 2, items, values)
+
+    def _vector(self, name: str, mode: int, items: np.ndarray, values: np.ndarray) -> None:
         if len(items):
-            self.header["vectors"].append([name, int(clamp)])
-            self._blobs["vectors"].append(encode_pairs(items, deltas))
+            self.header["vectors"].append([name, mode])
+            self._blobs["vectors"].append(encode_pairs(items, values))
 
     def append_row(self, item: int, others: np.ndarray, weights: np.ndarray) -> None:
         self.header["rows"].append(int(item))

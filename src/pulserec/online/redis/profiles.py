@@ -10,6 +10,7 @@ is merged in Redis, so concurrent writers never lose each other's updates."""
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import TYPE_CHECKING
 
@@ -93,8 +94,16 @@ class RedisProfiles:
         self.interest_halflife = interest_halflife
 
     def search_mark(self, owner: int) -> tuple[str, float, int] | None:
-        profile = self.get(owner)
-        return profile.search_mark() if profile is not None else None
+        """`UserProfile.search_mark` from three fields, without building the profile (every
+        recommend asks it): the request's snapshot holds them (READ), else one round trip."""
+        view = self.state.current_view()
+        if view is not None and view.owner == owner:
+            return decode_mark(*view.mark) if view.mark else None
+        pipe = self.state.client.pipeline(transaction=True)
+        pipe.hmget(self.state.keys.profile(owner), "qt", "qn")
+        pipe.lindex(self.state.keys.searches(owner), -1)
+        (qt, qn), query = pipe.execute()
+        return decode_mark(qt, qn, query)
 
     def get(self, owner: int) -> UserProfile | None:
         pipe = self.state.client.pipeline(transaction=True)
@@ -108,6 +117,15 @@ class RedisProfiles:
 
     def __len__(self) -> int:
         return int(self.state.client.hget(self.state.keys.meta, "profiles") or 0)
+
+
+def decode_mark(qt: bytes | None, qn: bytes | None, query: bytes | None) -> tuple[str, float, int] | None:
+    """(latest query, its time, events since) from the fields `qt`, `qn` and the last search, as
+    `UserProfile.search_mark` gives it from the decoded profile (None before any search)."""
+    if not qt or not query:
+        return None
+    (ts,) = struct.unpack("<d", qt)
+    return (query.decode(), ts, int(qn or b"0")) if math.isfinite(ts) else None
 
 
 def decode_profile(fields: dict[bytes, bytes], searches: list[bytes], interest_halflife: float) -> UserProfile | None:

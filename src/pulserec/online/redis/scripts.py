@@ -116,20 +116,26 @@ local function scale_vector(key, factor)
   for i = 0, #data / 8 - 1 do parts[i + 1] = struct.pack('<d', struct.unpack('<d', data, i * 8 + 1) * factor) end
   redis.call('SET', key, table.concat(parts))
 end
--- vec[idx] += delta for each (int32 idx, float64 delta) entry, in order (then max(., 0) when
--- clamping). Few entries are written in place (two calls each); many (an updater's batch touches
--- ~15% of MovieLens' items) by rewriting the vector once: one GET, one SET, no call per entry
--- (measured: Redis CPU per event 42 -> 26 us when the vectors are not written at all).
-local function add_to_vector(key, data, clamp)
+-- vec[idx] = combined(vec[idx], delta) for each (int32 idx, float64 delta) entry, in order: mode 0
+-- adds, 1 adds then takes max(., 0) (clamping), 2 takes the larger (last-seen times). Few entries
+-- are written in place (two calls each); many (an updater's batch touches ~15% of MovieLens'
+-- items) by rewriting the vector once: one GET, one SET, no call per entry (measured: Redis CPU
+-- per event 42 -> 26 us when the vectors are not written at all).
+local function combined(mode, old, delta)  -- past a vector's end, old is 0 (the vectors are zero-padded)
+  if mode == 2 then return math.max(old, delta) end
+  local value = old + delta
+  if mode == 1 and value < 0 then return 0 end
+  return value
+end
+local function add_to_vector(key, data, mode)
   local n = #data / 12
   if n * h.vector_rewrite < redis.call('STRLEN', key) / 8 then
     for i = 0, n - 1 do
       local idx, delta = struct.unpack('<i4d', data, i * 12 + 1)
       local cur = redis.call('GETRANGE', key, idx * 8, idx * 8 + 7)
-      local value = delta
-      if #cur == 8 then value = struct.unpack('<d', cur) + delta end
-      if clamp == 1 and value < 0 then value = 0 end
-      redis.call('SETRANGE', key, idx * 8, struct.pack('<d', value))
+      local old = 0
+      if #cur == 8 then old = struct.unpack('<d', cur) end
+      redis.call('SETRANGE', key, idx * 8, struct.pack('<d', combined(mode, old, delta)))
     end
     return
   end
@@ -140,12 +146,10 @@ local function add_to_vector(key, data, clamp)
     local value = new[idx]
     if value == nil then
       order[#order + 1] = idx
-      if idx * 8 + 8 <= #vec then value = struct.unpack('<d', vec, idx * 8 + 1) + delta else value = delta end
-    else
-      value = value + delta
+      value = 0
+      if idx * 8 + 8 <= #vec then value = struct.unpack('<d', vec, idx * 8 + 1) end
     end
-    if clamp == 1 and value < 0 then value = 0 end
-    new[idx] = value
+    new[idx] = combined(mode, value, delta)
   end
   table.sort(order)
   local parts, pos = {}, 0
@@ -285,16 +289,19 @@ return 1
 #: Returns {owner (-1), history, seen, new item ids, changed items, their records, their
 #: creation times, catalogue version, now, landmark, applied, cooc entries, epoch, state id, ready,
 #: vector version, trending and degree (nil unless the version differs from the one held), owner
-#: ids unmapped so far (`drops`)}.
+#: ids unmapped so far (`drops`), the owner's search mark (profile fields qt, qn and the latest
+#: query: what every recommend asks, see `profiles.search_mark`)}.
 READ = """
 local p = ARGV[1]
-local owner, hist, seen = -1, '', ''
+local owner, hist, seen, mark = -1, '', '', {}
 if ARGV[2] ~= '' then
   local idx = redis.call('HGET', p .. 'owners', ARGV[2])
   if idx then
     owner = tonumber(idx)
     hist = redis.call('GET', p .. 'hist:' .. idx) or ''
     seen = redis.call('GET', p .. 'seen:' .. idx) or ''
+    mark = redis.call('HMGET', p .. 'prof:' .. idx, 'qt', 'qn')
+    mark[3] = redis.call('LINDEX', p .. 'psearch:' .. idx, -1)
   end
 end
 local new_ids = redis.call('LRANGE', p .. 'items:ids', tonumber(ARGV[4]), -1)
@@ -317,21 +324,31 @@ if ARGV[5] ~= '-' and ARGV[5] ~= vec_ver then
 end
 return {owner, hist, seen, new_ids, changed, records, created, version,
         m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0',
-        m[5] or '', m[6] or '', vec_ver, trending, degree, m[8] or '0'}
+        m[5] or '', m[6] or '', vec_ver, trending, degree, m[8] or '0', mark}
 """
 
 
 #: The co-occurrence rows a read needs, as far as they changed since this process read them.
-#: ARGV: prefix, n, items[n], generations held[n], bytes held[n]. Returns a flat list of
-#: (item, generation, 1 for a whole row / 0 for a tail, bytes) for the rows that changed only.
+#: ARGV: prefix, then three binary strings of little-endian int32: the items, the generations
+#: held and the bytes held (a read names ~150 rows: one argument each cost ~8 us of the client's
+#: packing per row). Returns a flat list of (item, generation, 1 for a whole row / 0 for a tail,
+#: bytes) for the rows that changed only.
 ROWS = """
-local p, n = ARGV[1], tonumber(ARGV[2])
-local gens = redis.call('HMGET', p .. 'cooc:gen', unpack(ARGV, 3, 2 + n))
+local p, items, held_gens, held_bytes = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local n = #items / 4
+local ids = {}
+for i = 1, n do ids[i] = struct.unpack('<i4', items, i * 4 - 3) end
+local gens = {}
+for start = 1, n, 1000 do  -- unpack() of a long list would overflow Lua's stack
+  local part = redis.call('HMGET', p .. 'cooc:gen', unpack(ids, start, math.min(start + 999, n)))
+  for i = 1, #part do gens[#gens + 1] = part[i] end
+end
 local out = {}
 for i = 1, n do
-  local item, gen, held = ARGV[2 + i], tonumber(gens[i] or '0'), tonumber(ARGV[2 + 2 * n + i])
+  local item, gen = ids[i], tonumber(gens[i] or '0')
+  local held = struct.unpack('<i4', held_bytes, i * 4 - 3)
   local key = p .. 'cooc:' .. item
-  if gen ~= tonumber(ARGV[2 + n + i]) then
+  if gen ~= struct.unpack('<i4', held_gens, i * 4 - 3) then
     out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 1; out[#out + 1] = redis.call('GET', key) or ''
   elseif redis.call('STRLEN', key) > held then
     out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 0; out[#out + 1] = redis.call('GETRANGE', key, held, -1)

@@ -40,6 +40,8 @@ class Snapshot:
     degree: np.ndarray | None
     vec_ver: str = ""
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The owner's (qt, qn, latest query) profile fields, raw (see `profiles.search_mark`).
+    mark: list[bytes | None] = field(default_factory=list)
 
 
 def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
@@ -48,7 +50,7 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
     for _ in range(2):
         held = cache.vec_ver if with_vectors else "-"
         (owner, hist, seen, new_ids, changed, records, created, version, now, landmark, applied, cooc_entries,
-         epoch, state_id, ready, vec_ver, trending, degree, drops) = state.scripts.read(
+         epoch, state_id, ready, vec_ver, trending, degree, drops, mark) = state.scripts.read(
             args=[keys.prefix, owner_key or "", catalog.version, catalog.mirrored, held])
         state.check_identity(state_id.decode(), bool(ready))  # raises StateUnavailable if lost
         if state.check_epoch(int(epoch)):  # the namespace was reset: the caches were dropped, read again
@@ -78,6 +80,7 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
         trending=decode_vector(vectors[0], n_items) if with_vectors else None,
         degree=decode_vector(vectors[1], n_items) if with_vectors else None,
         vec_ver=vec_ver.decode(),
+        mark=mark,
     )
 
 
@@ -105,8 +108,8 @@ def fetch_rows_at(state: RedisState, items: list[int]) -> dict[int, CachedRow]:
         return {}
     cache = state.read_cache
     held = [cache.rows.get(item, EMPTY_ROW) for item in items]
-    reply = state.scripts.rows(args=[state.keys.prefix, len(items), *items, *(row.gen for row in held),
-                                     *(row.nbytes for row in held)])
+    packed = [np.array(column, dtype="<i4").tobytes() for column in (items, [r.gen for r in held], [r.nbytes for r in held])]
+    reply = state.scripts.rows(args=[state.keys.prefix, *packed])
     out = dict(zip(items, held))
     for k in range(0, len(reply), 4):
         item, gen, whole, data = int(reply[k]), int(reply[k + 1]), reply[k + 2], reply[k + 3]

@@ -68,8 +68,9 @@ INIT_WAIT_S = 600.0
 INIT_LOCK_S = 30
 #: The layout of the values in Redis (part of the fingerprint: a namespace written by a pulserec
 #: with another layout is rebuilt, not misread). 2: profiles as hashes of fields, merged by COMMIT;
-#: 3: owners per item (vec:users, the minimum support).
-STATE_FORMAT = 3
+#: 3: owners per item (vec:users, the minimum support); 4: each item's last event time
+#: (vec:seen_at), which bounded row compactions rank by (`cooc_max_neighbours`).
+STATE_FORMAT = 4
 
 
 def event_digests(event_ids) -> list[bytes]:
@@ -94,7 +95,8 @@ class RedisState:
         self.catalog = RedisCatalog(self)
         self.owners = RedisIdIndex(self)
         self.popularity = RedisPopularity(self, settings.trending_halflife)
-        self.cooc = RedisCoOccurrence(self, settings.cooc_window, settings.cooc_gap_tau)
+        self.cooc = RedisCoOccurrence(self, settings.cooc_window, settings.cooc_gap_tau, settings.cooc_max_neighbours,
+                                      settings.cooc_evict_halflife)
         self.histories = RedisHistories(self, settings.history_len)
         self.profiles = RedisProfiles(self, settings.interest_halflife)
         self._local = threading.local()
@@ -423,7 +425,7 @@ class RedisState:
         """The settings the stored state depends on: a state built with others is unusable."""
         s = self.settings
         basis = [self.weights.basis(), s.cooc_window, s.cooc_gap_tau, s.trending_halflife,
-                 s.interest_halflife, s.history_len, STATE_FORMAT]
+                 s.interest_halflife, s.history_len, STATE_FORMAT, s.cooc_max_neighbours, s.cooc_evict_halflife]
         return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
 
     def restore(self, store: SQLiteStore, progress: Callable[[int], None] | None = None) -> None:
