@@ -1,6 +1,7 @@
 """The Redis state (issue 7) next to the in-memory state, in one run, on MovieLens latest-small.
 
-    python benchmarks/redis_state.py [--movielens PATH] [--requests 2000] [--redis URL]
+    python benchmarks/redis_state.py [--movielens PATH] [--requests 2000] [--seeds 3] [--redis URL]
+    python benchmarks/redis_state.py --updaters 1,2,4 --stream-events 60000 --only-updaters
 
 Without --redis a throwaway local redis-server (no persistence) is started. Everything is
 in-process (no HTTP), so the figures are the engine's own cost plus, for Redis, the round trips."""
@@ -27,7 +28,7 @@ from local_redis import LocalRedis  # noqa: E402
 from redis_updaters import HEADERS, scaling  # noqa: E402
 
 
-def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: int) -> dict[str, float]:
+def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: int, seeds: int = 1) -> dict[str, float]:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.load(tmp, **overrides)
@@ -42,7 +43,9 @@ def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: in
             Engine(settings).close()
             out[f"{label} process start after import (memory: replay; Redis: attach), s"] = time.perf_counter() - start
 
-        out.update(serving_latency(engine, ratings, requests))
+        for seed in range(seeds):  # each seed its own random users (the spread of repeats)
+            latency = serving_latency(engine, ratings, requests, seed)
+            out.update({f"{name} (seed {seed})" if seeds > 1 else name: value for name, value in latency.items()})
         rng = np.random.default_rng(0)
         picks = rng.choice(ratings["user_id"].unique(), requests)
         items = ratings["item_id"].unique()
@@ -79,6 +82,8 @@ def main() -> None:
                                                        "owner-sharded Redis streams (redis_updaters.py)")
     parser.add_argument("--stream-events", type=int, default=50_000, help="events the updaters apply per count")
     parser.add_argument("--only-updaters", action="store_true", help="skip the state comparison")
+    parser.add_argument("--seeds", type=int, default=1, help="recommend latency measured this many times, each on "
+                                                             "its own random users")
     args = parser.parse_args()
     ratings = read_ratings(args.movielens)
     movies = read_movies(args.movielens)
@@ -96,12 +101,13 @@ def main() -> None:
         print_table(HEADERS, rows)
         if args.only_updaters:
             return
-    memory = bench(ratings, movies, args.requests, {}, args.updates)
+    memory = bench(ratings, movies, args.requests, {}, args.updates, args.seeds)
     with tempfile.TemporaryDirectory() as tmp:
         local = None if args.redis else LocalRedis(tmp)
         url = args.redis or local.url  # type: ignore[union-attr]
         try:
-            shared = bench(ratings, movies, args.requests, {"state_url": url, "state_namespace": "bench"}, args.updates)
+            shared = bench(ratings, movies, args.requests, {"state_url": url, "state_namespace": "bench"}, args.updates,
+                           args.seeds)
         finally:
             if local:
                 local.stop()

@@ -7,6 +7,7 @@ store); none compares one backend with another."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,6 +20,7 @@ from pulserec.online import make_state
 from pulserec.online.base import State
 from pulserec.online.cooccurrence import RowReader
 from pulserec.online.streams.redis_streams import EventPublisher, StreamUpdater
+from pulserec.profiles.profile import UserProfile
 from pulserec.store import SQLiteStore
 from pulserec.urls import stream_key
 
@@ -263,3 +265,29 @@ def test_many_rows_read_at_once_equal_the_rows_read_one_by_one(backend, shop, lo
         assert len(fast[0]) > 100
         for got, want in zip(fast, generic):
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("one_by_one", [True, False], ids=["one-by-one", "bulk"])
+def test_profiles_are_the_per_event_fold_of_the_log(backend, shop, log, one_by_one):
+    """Every backend's profiles (the Redis state's are merged from per-batch deltas) equal
+    `UserProfile.update` applied event by event to the log: counts, devices, hours, searches and
+    the decayed category and tag interests (each tag weight / sqrt(tags))."""
+    state = loaded(backend, shop, log, one_by_one)
+    records = {r.item_id: r for r in shop.items}
+    weights = Settings().weighting.of_frame(log)
+    users = log["user_id"].value_counts().index[:12].tolist()
+    expected: dict[str, UserProfile] = {}
+    for row, weight in zip(log.itertuples(index=False), weights):
+        if row.user_id in users:
+            record = records.get(row.item_id) if isinstance(row.item_id, str) else None
+            profile = expected.setdefault(row.user_id, UserProfile(row.user_id, Settings().interest_halflife))
+            profile.update(row.type, float(weight), float(row.ts), record.category if record else None,
+                           record.tags if record else (), json.loads(row.context) if row.context else None,
+                           row.query if isinstance(row.query, str) else None)
+    assert any(p.tags for p in expected.values()) and any(p.categories for p in expected.values())
+    got = profiles_of(state, users)
+    for user in users:
+        want = rounded(expected[user].to_dict(state.now))
+        for kind, ranked in want.get("interests", {}).items():
+            want["interests"][kind] = sorted(ranked, key=lambda entry: (-entry["score"], entry["name"]))
+        assert got[user] == want, user

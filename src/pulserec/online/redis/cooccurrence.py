@@ -83,9 +83,8 @@ class RedisCoOccurrence(RowReader):
             return
         others = np.fromiter((o for o, _ in pairs), dtype=np.int64, count=len(pairs))
         weights = np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs))
-        plan.append_row(item, others, weights)
-        for other, w in zip(others.tolist(), weights.tolist()):
-            plan.append_row(other, np.array([item]), np.array([w]))
+        plan.append_rows(np.r_[item, others], np.r_[len(others), np.ones(len(others), dtype=np.int64)],
+                         np.r_[others, np.full(len(others), item)], np.r_[weights, weights])
         # The same additions as CoOccurrence.add_event: the item and each other item gain the pair weight.
         degree_items = np.empty(2 * len(pairs), dtype=np.int64)
         degree_items[0::2], degree_items[1::2] = item, others
@@ -105,8 +104,7 @@ class RedisCoOccurrence(RowReader):
             return
         unique_rows, inverse = np.unique(rows, return_inverse=True)
         plan.add_to_vector("degree", unique_rows, sign * np.bincount(inverse, weights=vals))
-        for row, cols_row, vals_row in _by_row(rows, cols, sign * vals):
-            plan.append_row(row, cols_row, vals_row)
+        plan.append_rows(*_by_row(rows, cols, sign * vals))
 
     def compact(self, items: Iterable[int]) -> None:
         """Fold the rows of `items` (reported by COMMIT) into one entry per other item, in two
@@ -182,14 +180,12 @@ def compact_pairs(others: np.ndarray, weights: np.ndarray, max_neighbours: int =
     return encode_pairs(unique, sums)
 
 
-def _by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray):
-    """(row, columns, summed values) per distinct row, duplicates summed like a CSR build."""
-    keys = rows.astype(np.int64) * (int(cols.max()) + 1) + cols
-    unique, inverse = np.unique(keys, return_inverse=True)
-    sums = np.bincount(inverse, weights=vals)
+def _by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct rows, entries per row, columns, summed values): duplicates summed like a CSR
+    build, rows ascending, each row's columns ascending."""
     width = int(cols.max()) + 1
-    urows, ucols = unique // width, unique % width
+    unique, inverse = np.unique(rows.astype(np.int64) * width + cols, return_inverse=True)
+    sums = np.bincount(inverse, weights=vals)
+    urows, ucols = np.divmod(unique, width)
     starts = np.flatnonzero(np.r_[True, urows[1:] != urows[:-1]])
-    ends = np.r_[starts[1:], len(urows)]
-    for start, end in zip(starts.tolist(), ends.tolist()):
-        yield int(urows[start]), ucols[start:end], sums[start:end]
+    return urows[starts], np.diff(np.r_[starts, len(urows)]), ucols, sums

@@ -30,7 +30,7 @@ class CommitPlan:
     def __init__(self, history_bytes: int, compact_bytes: int, state_id: str = "", interest_rate: float = 0.0,
                  drops: int = 0) -> None:
         self.header: dict[str, Any] = {
-            "state_id": state_id, "drops": drops, "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [],
+            "state_id": state_id, "drops": drops, "fresh": 0, "done": 0, "versions": [], "vectors": [], "rows": [], "row_n": [],
             "history": [], "seen": [], "profiles": [], "forget": [], "drop": [], "tombstone": FORGOTTEN_ID,
             "applied": 0, "last_seq": 0, "now": "",
             "history_bytes": history_bytes, "compact_bytes": compact_bytes, "rate": interest_rate,
@@ -38,6 +38,7 @@ class CommitPlan:
         }
         self._ids: list[str] = []
         self._done: list[str] = []
+        self._rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # see append_rows
         # Blobs per section, sent in the order the script reads them.
         self._blobs: dict[str, list[bytes]] = {name: [] for name in _SECTIONS}
 
@@ -74,8 +75,14 @@ class CommitPlan:
             self._blobs["vectors"].append(encode_pairs(items, values))
 
     def append_row(self, item: int, others: np.ndarray, weights: np.ndarray) -> None:
-        self.header["rows"].append(int(item))
-        self._blobs["rows"].append(encode_pairs(others, weights))
+        """Append (other, weight) entries to the co-occurrence row of `item`."""
+        self.append_rows(np.array([item]), np.array([len(others)]), np.asarray(others), np.asarray(weights))
+
+    def append_rows(self, items: np.ndarray, counts: np.ndarray, others: np.ndarray, weights: np.ndarray) -> None:
+        """Many rows at once: row `items[i]` gets the next `counts[i]` of the (others, weights)
+        entries. All rows of a plan travel as one string (a blob per row cost ~5 us of encoding
+        and argument packing each; a batch of 2,000 MovieLens events appends to ~1,000 rows)."""
+        self._rows.append((items, counts, others, weights))
 
     def append_history(self, owner: int, touches: bytes) -> None:
         self.header["history"].append(int(owner))
@@ -105,6 +112,10 @@ class CommitPlan:
             self.header["now"] = encode_float(now)
 
     def args(self, prefix: str) -> list[Any]:
+        if self._rows:
+            items, counts, others, weights = (np.concatenate(part) for part in zip(*self._rows))
+            self.header["rows"], self.header["row_n"] = items.tolist(), counts.tolist()
+            self._blobs["rows"] = [encode_pairs(others, weights)]
         self.header["fresh"], self.header["done"] = len(self._ids), len(self._done)
         header = json.dumps(self.header, separators=(",", ":"), ensure_ascii=False)  # UTF-8 as it is: Lua keeps bytes
         return [prefix, header, *self._ids, *self._done,

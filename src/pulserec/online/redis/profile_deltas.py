@@ -51,17 +51,7 @@ def profile_deltas(owners: np.ndarray, names: Sequence[str], types: Sequence[str
         for owner, field, count in _pair_counts(inverse, codes, fields):
             deltas[owner]["n"] += [field, count]
 
-    rows = np.flatnonzero(items >= 0)
-    listed = [records[i] for i in items[rows].tolist()]
-    with_category = [(row, r.category) for row, r in zip(rows.tolist(), listed) if r.category]
-    if with_category:
-        cat_rows = np.array([row for row, _ in with_category], dtype=np.int64)
-        _decayed(deltas, inverse[cat_rows], ["k:" + c for _, c in with_category], weights[cat_rows], ts[cat_rows], rate)
-    tag_rows = [(row, tag, len(r.tags)) for row, r in zip(rows.tolist(), listed) for tag in r.tags]
-    if tag_rows:
-        rows_t = np.array([row for row, _, _ in tag_rows], dtype=np.int64)
-        share = weights[rows_t] / np.sqrt(np.array([n for _, _, n in tag_rows], dtype=np.float64))
-        _decayed(deltas, inverse[rows_t], ["t:" + t for _, t, _ in tag_rows], share, ts[rows_t], rate)
+    _interests(deltas, inverse, items, records, weights, ts, rate)
 
     if contexts is not None:
         _contexts(deltas, inverse, contexts)
@@ -96,10 +86,38 @@ def _pair_counts(owners: np.ndarray, codes: np.ndarray, names: list[str]) -> Ite
     return ((o, names[c], n) for o, c, n in zip(pair_owners.tolist(), pair_codes.tolist(), counts[ranked].tolist()))
 
 
-def _decayed(deltas: list[dict[str, Any]], owners: np.ndarray, fields: list[str], weights: np.ndarray,
-             ts: np.ndarray, rate: float) -> None:
-    """Per (owner, field): (S, T) as in the module docstring, as [field, S, T] triples."""
-    codes, names = _factorize(fields)
+def _interests(deltas: list[dict[str, Any]], owners: np.ndarray, items: np.ndarray, records: list[ItemRecord],
+               weights: np.ndarray, ts: np.ndarray, rate: float) -> None:
+    """Category (`k:`) and tag (`t:`, weight / sqrt(tags) each) scores of the rows with an item.
+    Records are read once per distinct item of the batch; rows are then gathered with NumPy
+    (per-row Python over ~2.3 tags an event cost ~3 us of the ~7 an event of this module)."""
+    rows = np.flatnonzero(items >= 0)
+    if not len(rows):
+        return
+    distinct, at = np.unique(items[rows], return_inverse=True)
+    listed = [records[i] for i in distinct.tolist()]
+    categories, category_names = _factorize(["k:" + r.category if r.category else None for r in listed])
+    missing = category_names.index(None) if None in category_names else -1
+    row_categories = categories[at]
+    has = row_categories != missing
+    if has.any():
+        _decayed(deltas, owners[rows[has]], row_categories[has], category_names, weights[rows[has]], ts[rows[has]], rate)
+    counts = np.fromiter((len(r.tags) for r in listed), dtype=np.int64, count=len(listed))
+    if not counts.any():
+        return
+    tag_codes, tag_names = _factorize(["t:" + tag for r in listed for tag in r.tags])
+    per_row = counts[at]
+    tag_rows = np.repeat(rows, per_row)  # each row once per tag of its item, in tag order
+    first = np.repeat(np.cumsum(counts)[at] - per_row, per_row)  # where the row's item's tags start
+    offset = np.arange(len(tag_rows)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    share = weights[tag_rows] / np.sqrt(np.repeat(per_row, per_row).astype(np.float64))
+    _decayed(deltas, owners[tag_rows], tag_codes[first + offset], tag_names, share, ts[tag_rows], rate)
+
+
+def _decayed(deltas: list[dict[str, Any]], owners: np.ndarray, codes: np.ndarray, names: list[str],
+             weights: np.ndarray, ts: np.ndarray, rate: float) -> None:
+    """Per (owner, field): (S, T) as in the module docstring, as [field, S, T] triples
+    (`codes` index `names`)."""
     groups, inverse = np.unique(owners.astype(np.int64) * len(names) + codes, return_inverse=True)
     latest = np.full(len(groups), -np.inf)
     np.maximum.at(latest, inverse, ts)

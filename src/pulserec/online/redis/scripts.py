@@ -177,10 +177,13 @@ end
 for _, spec in ipairs(h.vectors) do add_to_vector(p .. 'vec:' .. spec[1], blob(), spec[2]) end
 
 local compact, entries = {}, 0
-for _, item in ipairs(h.rows) do
-  local data = blob()
+local rows_blob, at = (#h.rows > 0 and blob() or ''), 1  -- every row's entries in one string, row_n each
+for i, item in ipairs(h.rows) do
+  local size = h.row_n[i] * 12
+  local data = string.sub(rows_blob, at, at + size - 1)
+  at = at + size
   local length = redis.call('APPEND', p .. 'cooc:' .. item, data)
-  entries = entries + #data / 12
+  entries = entries + h.row_n[i]
   if length > h.compact_bytes then  -- a shorter row is never compacted: no need to read its clean length
     local clean = tonumber(redis.call('HGET', p .. 'cooc:clen', item) or '0')
     if length - clean > math.max(clean, h.compact_bytes) then table.insert(compact, item) end
