@@ -138,3 +138,16 @@ def test_replayed_segments_equal_the_served_ones_and_never_see_later_events(engi
     before = log.iloc[:40]
     pro = {u for u, a in engine.store.user_attrs().items() if a.get("plan") == "pro"}
     assert set(early.engagement("plan", "pro")) == set(before[before["owner"].isin(pro)]["item_id"])
+
+
+def test_a_state_rebuild_carries_the_attribute_features_over(tmp_path):
+    """After a rebuild the served ranker reads the new model set's segment model (not the old state's)."""
+    engine = engine_with(tmp_path, "rebuilt", ("plan", "country"))
+    try:
+        before = segment_share(engine)
+        engine.rebuilds.rebuild()
+        ranker = engine.service.strategies["ranker"]
+        assert ranker.segment is engine.service.models.segment and ranker.state is engine.state
+        assert segment_share(engine) == pytest.approx(before)
+    finally:
+        engine.close()
