@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pulserec.config import Settings
 from pulserec.models.auto import AutoBlend, LongTerm
-from pulserec.models.base import Recommender, meta_of
+from pulserec.models.base import ReadsAttributes, Recommender, meta_of
 from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.popularity import Popular, Trending
@@ -62,6 +62,9 @@ class ModelSet:
                               (self.social, settings.social_blend), (self.segment, settings.segment_blend)],
                              name=DEFAULT_STRATEGY)
         self.strategies: dict[str, Recommender] = {}
+        #: Strategies whose model reads the user's declared attributes for warm users too (the
+        #: ranker with attribute features): the service reads them for those only.
+        self.attribute_readers: set[str] = set()
         #: What the self-chosen default (an installed `auto` model) chose, for GET /models; None
         #: while the built-in blend serves.
         self.default_choice: dict[str, Any] | None = None
@@ -70,7 +73,13 @@ class ModelSet:
             self.register(model)
 
     def register(self, model: Recommender, name: str | None = None) -> None:
-        self.strategies[name or model.name] = model
+        name = name or model.name
+        self.strategies[name] = model
+        # Decided here, once: a negative isinstance on a runtime protocol costs ~26 us a request.
+        if isinstance(model, ReadsAttributes) and model.reads_attributes:
+            self.attribute_readers.add(name)
+        else:
+            self.attribute_readers.discard(name)
 
     def get(self, name: str | None) -> tuple[str, Recommender]:
         """(name, model) of strategy `name` (the default when None); KeyError naming the known ones."""
@@ -118,7 +127,7 @@ class ModelSet:
         new = ModelSet(state, self.settings, self.learned, self.segments)
         rebind = self.rebinder(new)
         for name, model in self.strategies.items():
-            new.strategies[name] = rebind(model)
+            new.register(rebind(model), name)
         new.default_choice = self.default_choice
         return new
 

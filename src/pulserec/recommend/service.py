@@ -12,7 +12,7 @@ import numpy as np
 from pulserec.config import Settings
 from pulserec.events import SESSION_PREFIX
 from pulserec.decay import read_clock
-from pulserec.models.base import Query, ReadsAttributes, Reason, Recommender, scored
+from pulserec.models.base import Query, Reason, Recommender, scored
 from pulserec.models.demographic import declared_attributes
 from pulserec.models.blend import normalised
 from pulserec.models.item_knn import ItemKNN
@@ -170,7 +170,7 @@ class RecommendationService:
         context: dict[str, Any] | None = None,
     ) -> Answer:
         name, model = self.strategy(strategy)
-        query = self.query_for(owner_key, context, with_attrs=isinstance(model, ReadsAttributes) and model.reads_attributes)
+        query = self.query_for(owner_key, context, with_attrs=name in self.models.attribute_readers)
         env = self.filters.env(self.state, query.user, now=self.clock(), context=context,
                                attrs_of=self.declared_attrs(owner_key))
         mask = self.filters.mask(self.state, query.user, filters, now=env.now, env=env)
