@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -72,13 +72,21 @@ def settings_for(data_dir: Path | None, app: str | None = None, **overrides: obj
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None = None) -> Iterator[Progress]:
+def progress_bar(description: str, total: int | None = None, *, threaded: bool = True) -> Iterator[Progress]:
+    """A progress bar; `threaded=False` draws it only when it advances (`advancing`), without
+    rich's refresh thread: a bulk import forks its writer process only while no other thread
+    runs (engine/bulk.py), and falls back to a slower writer thread otherwise."""
     columns = [TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     if total:
         columns.append(TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, auto_refresh=threaded) as progress:
         progress.add_task(description, total=total)
         yield progress
+
+
+def advancing(progress: Progress) -> Callable[[int], None]:
+    """A callback that advances the bar by n and redraws it."""
+    return lambda n: progress.update(progress.task_ids[0], advance=n, refresh=True)
 
 
 def open_engine(data_dir: Path | None, app: str | None = None, **overrides: object) -> Engine:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pulserec.cli.common import AppName, DataDir, console, open_engine, progress_bar
+from pulserec.cli.common import AppName, DataDir, advancing, console, open_engine, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
           pulserec import --movielens ../shared/data/ml-latest-small
           pulserec import --follows ties.csv
         """
-        from pulserec.ingest.importer import ImportReport, count_rows, import_events, import_items, import_users
+        from pulserec.ingest.importer import count_rows, import_events, import_items, import_users
 
         if not any((events, items, users, movielens, follows)):
             raise typer.BadParameter("give at least one of --events, --items, --users, --movielens, --follows")
@@ -46,30 +46,37 @@ def register(app: typer.Typer) -> None:
 
                 show("follows", import_follows(engine, follows, on_error=on_error))
             if movielens:
-                from pulserec.ingest.movielens import read_checked_ratings, read_movies
-
-                engine.put_items(read_movies(movielens))
-                frame, errors = read_checked_ratings(movielens, engine.settings.value_rules)
-                with progress_bar("importing MovieLens ratings", len(frame)) as progress:
-                    import time
-
-                    started = time.perf_counter()
-                    report = ImportReport(rows=len(frame) + len(errors), rejected=len(errors), errors=errors[:50])
-                    for start in range(0, len(frame), 100_000):
-                        part = frame.iloc[start : start + 100_000]
-                        accepted, duplicates = engine.ingest_frame(part)
-                        report.accepted += accepted
-                        report.duplicates += duplicates
-                        progress.advance(progress.task_ids[0], len(part))
-                    report.seconds = time.perf_counter() - started
-                show("MovieLens ratings", report)
+                show("MovieLens ratings", import_movielens(engine, movielens))
             if events:
-                with progress_bar(f"importing {events.name}", count_rows(events)) as progress:
-                    report = import_events(engine, events, on_error=on_error,
-                                           progress=lambda n: progress.advance(progress.task_ids[0], n))
+                with progress_bar(f"importing {events.name}", count_rows(events), threaded=False) as progress:
+                    report = import_events(engine, events, on_error=on_error, progress=advancing(progress))
                 show("events", report)
         finally:
             engine.close()
+
+
+def import_movielens(engine, directory: Path):  # noqa: ANN001, ANN201 - Engine, ImportReport (imported lazily)
+    """movies.csv into the catalogue, then the checked ratings in one bulk pipeline."""
+    import time
+
+    from pulserec.ingest.importer import ImportReport
+    from pulserec.ingest.movielens import read_checked_ratings, read_movies
+
+    engine.put_items(read_movies(directory))
+    frame, errors = read_checked_ratings(directory, engine.settings.value_rules)
+    started = time.perf_counter()
+    report = ImportReport(rows=len(frame) + len(errors), rejected=len(errors), errors=errors[:50])
+    with progress_bar("importing MovieLens ratings", len(frame), threaded=False) as progress:
+        step = advancing(progress)
+
+        def parts():  # noqa: ANN202
+            for start in range(0, len(frame), 100_000):
+                yield frame.iloc[start : start + 100_000]
+                step(min(100_000, len(frame) - start))
+
+        report.accepted, report.duplicates = engine.ingest_frames(parts())
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def show(what: str, report) -> None:

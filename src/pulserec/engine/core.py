@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -235,9 +235,10 @@ class Engine:
         """Bulk path: a validated frame with EVENT_COLUMNS (context as JSON text), in time order."""
         return self.ingest_frames([frame])
 
-    def ingest_frames(self, frames: Iterable[pd.DataFrame], chunk: int = CHUNK, use_process: bool | None = None) -> tuple[int, int]:
+    def ingest_frames(self, frames: Iterable[pd.DataFrame], chunk: int = CHUNK, use_process: bool | None = None,
+                      finish: Sequence[str] = ()) -> tuple[int, int]:
         """Bulk path over many frames, pipelined (see :class:`BulkIngest`); returns (accepted, duplicates)."""
-        return self.bulk.ingest(frames, chunk, use_process)
+        return self.bulk.ingest(frames, chunk, use_process, finish)
 
     def notify(self, accepted_by_type: Mapping[str, int], duplicates: int, latest_ts: float | None) -> None:
         for listener in self.ingest_listeners:

@@ -276,14 +276,18 @@ def import_events(
             if errors:
                 raise ImportAborted(f"{len(errors)}+ invalid rows, first: row {errors[0]['row']} {errors[0]['field']}: {errors[0]['message']}")
             first += len(chunk)
-    with indexes_deferred(engine.store, count_rows(path) or 0):
-        _store_chunks(engine, path, chunk_size, report, progress)
+    with indexes_deferred(engine.store, count_rows(path) or 0) as rebuild:
+        # One pipeline over the whole file: the writer runs ahead across read chunks and builds
+        # the deferred indexes after the last one while the state applies the last chunks.
+        report.accepted, report.duplicates = engine.ingest_frames(_valid_chunks(engine, path, chunk_size, report, progress),
+                                                                  finish=rebuild)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _store_chunks(engine: Engine, path: str | Path, chunk_size: int, report: ImportReport,
-                  progress: Callable[[int], None] | None) -> None:
+def _valid_chunks(engine: Engine, path: str | Path, chunk_size: int, report: ImportReport,
+                  progress: Callable[[int], None] | None) -> Iterator[pd.DataFrame]:
+    """The file's valid rows, chunk by chunk in time order; counts the rest into `report`."""
     first = 0
     for chunk in read_table(path, chunk_size):
         valid, errors = normalise_events(chunk, engine.settings.event_weights, first, **checks_of(engine.settings))
@@ -292,10 +296,7 @@ def _store_chunks(engine: Engine, path: str | Path, chunk_size: int, report: Imp
         report.errors.extend(errors[: max(0, 50 - len(report.errors))])
         report.unknown_items += engine.read(lambda state: sum(1 for i in valid["item_id"].dropna().unique()
                                                              if i not in state.catalog.item_ids))
-        valid = valid.sort_values("ts", kind="stable")
-        accepted, duplicates = engine.ingest_frame(valid)
-        report.accepted += accepted
-        report.duplicates += duplicates
+        yield valid.sort_values("ts", kind="stable")
         first += len(chunk)
         if progress:
             progress(len(chunk))

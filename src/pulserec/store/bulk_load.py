@@ -15,6 +15,7 @@ correctness."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,22 +29,26 @@ MIN_ROWS = 200_000
 
 
 @contextmanager
-def indexes_deferred(store: SQLiteStore, incoming_rows: int) -> Iterator[bool]:
+def indexes_deferred(store: SQLiteStore, incoming_rows: int) -> Iterator[list[str]]:
     """Within: the events table without its secondary indexes, when `incoming_rows` is at least
-    `MIN_ROWS` and the stored log's size; yields whether they were dropped."""
+    `MIN_ROWS` and the stored log's size. Yields the statements that build them again (empty:
+    they were kept): a bulk writer may run them itself after its last chunk, overlapping the
+    build with the last state applies; on the way out whatever is still missing is built."""
     if incoming_rows < max(MIN_ROWS, store.event_count()):
-        yield False
+        yield []
         return
     with store.connection() as db:
-        saved = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
-                           "AND sql IS NOT NULL ORDER BY name").fetchall()
-        for name, _ in saved:
+        saved = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+                                "AND sql IS NOT NULL ORDER BY name").fetchall())
+        for name in saved:
             db.execute(f'DROP INDEX "{name}"')
     try:
-        yield True
+        yield [re.sub(r"^CREATE (UNIQUE )?INDEX", r"CREATE \1INDEX IF NOT EXISTS", sql) for sql in saved.values()]
     finally:
         started = time.perf_counter()
         with store.connection() as db:
-            for _, sql in saved:
-                db.execute(sql)
+            have = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+            for name, sql in saved.items():
+                if name not in have:
+                    db.execute(sql)
         log.info("rebuilt %d events indexes after the bulk load in %.1fs", len(saved), time.perf_counter() - started)

@@ -3,50 +3,117 @@
 In one process the SQLite writer holds the GIL while it binds parameters, so a writer thread
 overlaps the online-state work only partly. A forked writer process owns its own connection to
 the same WAL database and runs truly in parallel; the parent only waits for each chunk's
-`seq` of each row (None: a duplicate) before applying that chunk."""
+`seq` of each row (-1: a duplicate) before applying that chunk.
+
+Chunks are written strictly in order, and once one fails none after it is: the log never
+holds a later chunk without an earlier one (a caller may have queued several ahead)."""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from pulserec.store.sqlite import SQLiteStore, frame_rows
-
-_CHILD_STORE: SQLiteStore | None = None
+from pulserec.store.sqlite import SQLiteStore
 
 
-def _append_in_child(path: str, synchronous: str, frame: pd.DataFrame) -> list[int | None]:
-    """In the writer process: the frame arrives pickled column by column (cheap), and the
-    row tuples SQLite binds are built here, off the parent's critical path."""
-    global _CHILD_STORE
-    if _CHILD_STORE is None or str(_CHILD_STORE.path) != path:
-        _CHILD_STORE = SQLiteStore(path, synchronous, indexes=False)
-    return _CHILD_STORE.append_events(frame_rows(frame))
+class WriterStopped(RuntimeError):
+    """A chunk queued after one that failed: it was not written."""
+
+
+class _Sequential:
+    """The writer's side: appends chunks in order and refuses every chunk after a failure."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.failed = False
+
+    def append(self, frame: pd.DataFrame) -> np.ndarray:
+        self._check()
+        try:
+            return self.store.append_frame(frame)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def execute(self, statements: Sequence[str]) -> None:
+        """Statements run after the last chunk (a bulk load's index builds), each its own transaction."""
+        self._check()
+        with self.store.connection() as db:
+            for statement in statements:
+                db.execute(statement)
+
+    def _check(self) -> None:
+        if self.failed:
+            raise WriterStopped("an earlier chunk of this bulk write failed; later ones are not written")
+
+
+#: The writer process's side (one per forked child; each BulkWriter forks its own).
+_CHILD: _Sequential | None = None
+#: Linux's prctl option that signals a process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the writer process, first: a SIGKILL when the importing process dies, however it dies
+    (kill -9 included). Otherwise an orphaned writer waits on its task pipe for ever, holding the
+    database open; its parent's death also ends any chunk it is writing, which SQLite rolls back."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+
+
+def _in_child(path: str, synchronous: str, method: str, argument: object) -> object:
+    """In the writer process: the frame arrives pickled column by column (cheap); the values
+    SQLite binds are built here, off the parent's critical path."""
+    global _CHILD
+    if _CHILD is None or str(_CHILD.store.path) != path:
+        _CHILD = _Sequential(SQLiteStore(path, synchronous, indexes=False))
+    return getattr(_CHILD, method)(argument)
 
 
 class BulkWriter:
     """Submits frames to the store in the background; `submit(frame)` returns a future of each
-    row's `seq` (None for a duplicate). Uses a forked process when available, else a thread."""
+    row's `seq` (an int64 array, -1 for a duplicate). Uses a forked process when available,
+    else a thread."""
 
     def __init__(self, store: SQLiteStore, synchronous: str, use_process: bool = True) -> None:
-        self.store = store
         self.path = str(Path(store.path))
         self.synchronous = synchronous
         self._executor: Executor
+        self._local: _Sequential | None = None
         if use_process and "fork" in multiprocessing.get_all_start_methods():
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-            self.in_process = True
+            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                                                 initializer=_die_with_parent, initargs=(os.getpid(),))
         else:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulserec-store")
-            self.in_process = False
+            self._local = _Sequential(store)
+
+    @property
+    def in_process(self) -> bool:
+        return self._local is None
 
     def submit(self, frame: pd.DataFrame) -> Future:
-        if self.in_process:
-            return self._executor.submit(_append_in_child, self.path, self.synchronous, frame)
-        return self._executor.submit(lambda: self.store.append_events(frame_rows(frame)))
+        return self._call("append", frame)
+
+    def execute(self, statements: Sequence[str]) -> Future:
+        """Run `statements` in the writer after every chunk submitted so far."""
+        return self._call("execute", list(statements))
+
+    def _call(self, method: str, argument: object) -> Future:
+        if self._local is not None:
+            return self._executor.submit(getattr(self._local, method), argument)
+        return self._executor.submit(_in_child, self.path, self.synchronous, method, argument)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
