@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pulserec.online.redis.codec import decode_pairs
+from pulserec.online.redis.codec import PAIR, decode_pairs
 
 #: Bytes of cached co-occurrence rows per process before the cache starts over (MovieLens: ~12 KB
 #: a row, so ~5,000 rows).
@@ -59,6 +59,11 @@ EMPTY_ROW = _frozen(0, 0, *decode_pairs(b""))
 
 def decoded_row(gen: int, blob: bytes) -> CachedRow:
     return _frozen(gen, len(blob), *decode_pairs(blob))
+
+
+def frozen_row(gen: int, items: np.ndarray, weights: np.ndarray) -> CachedRow:
+    """A row held as arrays (int32 items, float64 weights, owned by the row), as Redis stores it."""
+    return _frozen(gen, len(items) * PAIR.itemsize, items, weights)
 
 
 class ReadCache:

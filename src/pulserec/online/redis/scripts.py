@@ -273,17 +273,31 @@ end
 return {'ok', compact}
 """
 
-#: Replace the first `old length` bytes of a row by their compacted form, keeping whatever was
-#: appended since it was read. ARGV: prefix, item, generation read, old length, compacted.
-COMPACT_ROW = """
-local p, item = ARGV[1], ARGV[2]
-if tonumber(redis.call('HGET', p .. 'cooc:gen', item) or '0') ~= tonumber(ARGV[3]) then return 0 end
-local key = p .. 'cooc:' .. item
-redis.call('SET', key, ARGV[5] .. redis.call('GETRANGE', key, tonumber(ARGV[4]), -1))
-redis.call('HSET', p .. 'cooc:clen', item, #ARGV[5])
-redis.call('HINCRBY', p .. 'cooc:gen', item, 1)
-redis.call('HINCRBY', p .. 'meta', 'cooc_entries', (#ARGV[5] - tonumber(ARGV[4])) / 12)
-return 1
+#: Replace the first `old length` bytes of each row by its compacted form, keeping whatever was
+#: appended since it was read; a row compacted by another process since (its generation moved)
+#: is left alone. ARGV: prefix, then little-endian int32 strings of the items, the generations
+#: read, the old lengths and the compacted entries per row, and one string of every row's
+#: compacted (int32, float64) entries in that order. Returns 1 (compacted) or 0 per row.
+COMPACT_ROWS = """
+local p, items, gens, lengths, counts, data = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local out, at, entries = {}, 1, 0
+for i = 1, #items / 4 do
+  local item, gen = struct.unpack('<i4', items, i * 4 - 3), struct.unpack('<i4', gens, i * 4 - 3)
+  local old, size = struct.unpack('<i4', lengths, i * 4 - 3), struct.unpack('<i4', counts, i * 4 - 3) * 12
+  local compacted = string.sub(data, at, at + size - 1)
+  at = at + size
+  out[i] = 0
+  if tonumber(redis.call('HGET', p .. 'cooc:gen', item) or '0') == gen then
+    local key = p .. 'cooc:' .. item
+    redis.call('SET', key, compacted .. redis.call('GETRANGE', key, old, -1))
+    redis.call('HSET', p .. 'cooc:clen', item, size)
+    redis.call('HINCRBY', p .. 'cooc:gen', item, 1)
+    entries = entries + (size - old) / 12
+    out[i] = 1
+  end
+end
+if entries ~= 0 then redis.call('HINCRBY', p .. 'meta', 'cooc_entries', entries) end
+return out
 """
 
 #: The small part of a request's snapshot (large strings are cheaper to GET outside Lua).
@@ -369,6 +383,6 @@ class Scripts:
         self.upsert_items = client.register_script(UPSERT_ITEMS)
         self.prepare = client.register_script(PREPARE)
         self.commit = client.register_script(COMMIT)
-        self.compact_row = client.register_script(COMPACT_ROW)
+        self.compact_rows = client.register_script(COMPACT_ROWS)
         self.read = client.register_script(READ)
         self.rows = client.register_script(ROWS)
