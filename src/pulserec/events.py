@@ -46,7 +46,7 @@ def owner_keys(frame: pd.DataFrame) -> np.ndarray:
 
 
 def events_from_frame(frame: pd.DataFrame) -> list[Event]:
-    """Stored rows (EVENT_COLUMNS, context as JSON text) back into events."""
+    """Stored rows (EVENT_COLUMNS, context as JSON text or as a dict) back into events."""
     out = []
     for r in frame.itertuples(index=False):
         ctx = r.context
@@ -60,7 +60,7 @@ def events_from_frame(frame: pd.DataFrame) -> list[Event]:
                 value=None if r.value is None or pd.isna(r.value) else float(r.value),
                 session_id=_none(r.session_id),
                 query=_none(r.query),
-                context=json.loads(ctx) if isinstance(ctx, str) and ctx else None,
+                context=json.loads(ctx) if isinstance(ctx, str) and ctx else (ctx if isinstance(ctx, dict) else None),
                 rec_id=_none(r.rec_id),
                 dwell_seconds=_number(getattr(r, "dwell_seconds", None)),
             )

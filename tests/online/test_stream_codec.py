@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pulserec.events import Event
+from pulserec.events import Event, events_from_frame
 from pulserec.online.streams.codec import (MalformedMessage, decode_batch, decode_event, decode_fields, decode_message,
                                            encode_event, encode_message)
 
@@ -77,3 +77,10 @@ def test_a_malformed_event_in_a_batch_is_named_and_the_others_kept(bad):
     assert frame["event_id"].tolist() == ["e0", "e1", "e2"] and frame["seq"].tolist() == [1, 2, 3]
     with pytest.raises(MalformedMessage):  # the same rules, one message at a time
         decode_fields(bad, "7")
+
+
+def test_a_decoded_batch_gives_back_its_events():
+    """The per-event path of a small stream batch rebuilds the events from the frame."""
+    events = good_events(5)
+    frame, _ = decode_batch([(f"m{i}", encode_event(e, i + 1)["event"], str(i + 1)) for i, e in enumerate(events)])
+    assert events_from_frame(frame) == events
