@@ -110,11 +110,12 @@ class EventWeights:
 
     def of_arrays(self, types: np.ndarray | pd.Series, dwell: np.ndarray | pd.Series | None) -> np.ndarray:
         """Vectorised :meth:`of` (the bulk path); equal to it element by element."""
-        # Dict lookups over a list, not Series.map/isin/to_numeric: ~1.7 ms -> ~0.1 ms for a stream
-        # updater's batch of 500 events (this runs for every batch applied).
-        names = np.asarray(types, dtype=object).tolist()
-        base, nan = self.base, float("nan")
-        weights = np.fromiter((base.get(t, nan) for t in names), dtype=np.float64, count=len(names))
+        # Each distinct type looked up once (pd.factorize), not a dict lookup per event: 2x less
+        # for a stream updater's batch of 500 events and for an import's 35k-event chunk.
+        codes, names = pd.factorize(np.asarray(types, dtype=object))
+        names = names.tolist()
+        nan = float("nan")
+        weights = np.array([self.base.get(t, nan) for t in names] + [nan], dtype=np.float64)[codes]  # -1: no type
         if dwell is None or not self.dwell_types:
             return weights
         dwell = np.asarray(dwell)
@@ -123,7 +124,7 @@ class EventWeights:
                 return weights  # no event states a dwell time
             dwell = pd.to_numeric(pd.Series(dwell.astype(object)), errors="coerce").to_numpy(dtype=np.float64)
         dwell_types = self.dwell_types
-        scaled = np.fromiter((t in dwell_types for t in names), dtype=bool, count=len(names)) & ~np.isnan(dwell)
+        scaled = np.array([t in dwell_types for t in names] + [False], dtype=bool)[codes] & ~np.isnan(dwell)
         if scaled.any():
             weights[scaled] *= self.curve.factors(dwell[scaled])
         return weights

@@ -271,8 +271,7 @@ def search_marks(owners: np.ndarray, ts: np.ndarray, queries: Sequence[Any] | np
     does it event by event: an event with a query marks the search, any other counts one more."""
     owners = np.asarray(owners, dtype=np.int64)
     distinct, inverse, counts = np.unique(owners, return_inverse=True, return_counts=True)
-    has = np.zeros(len(owners), dtype=bool) if queries is None else np.fromiter(
-        (isinstance(q, str) and bool(q) for q in queries), dtype=bool, count=len(owners))
+    has = np.zeros(len(owners), dtype=bool) if queries is None else _is_query(queries)
     last_row = np.full(len(distinct), -1, dtype=np.int64)
     np.maximum.at(last_row, inverse[has], np.flatnonzero(has))
     searched = last_row >= 0
@@ -282,6 +281,13 @@ def search_marks(owners: np.ndarray, ts: np.ndarray, queries: Sequence[Any] | np
         after[searched] = later[searched].astype(np.int64)
     last_ts = np.where(searched, np.asarray(ts, dtype=np.float64)[np.maximum(last_row, 0)], -np.inf)
     return SearchMarks(distinct, last_ts, after)
+
+
+def _is_query(queries: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Per row: a non-empty text. Each distinct value is checked once (a Python test per row
+    was ~1.3 us of an import's ~12 us per event)."""
+    codes, uniques = pd.factorize(np.asarray(queries, dtype=object))
+    return np.array([isinstance(q, str) and bool(q) for q in uniques.tolist()] + [False], dtype=bool)[codes]
 
 
 def decode_contexts(contexts: np.ndarray) -> tuple[np.ndarray, list]:
