@@ -255,8 +255,10 @@ class CoOccurrence(RowReader):
     def _eviction_scores(self, matrix: sp.csr_matrix) -> np.ndarray | None:
         if not self.evict_halflife or not matrix.nnz:
             return None
-        age = self.last_seen.max() - self.last_seen[matrix.indices]
-        return matrix.data * np.exp2(-age / self.evict_halflife)
+        # The decay depends on the neighbour only: one exp2 per item, gathered per pair (the same
+        # numbers as one per pair; a fold has ~2.5M pairs at 10k items).
+        decay = np.exp2(-(self.last_seen.max() - self.last_seen) / self.evict_halflife)
+        return matrix.data * decay[matrix.indices]
 
     # -- reads ------------------------------------------------------------------------------
     def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
