@@ -34,23 +34,28 @@ def served_queries(train: Interactions, users, long_term_weight: float, settings
     return [histories.query(int(user)) for user in users]
 
 
-def main() -> None:
-    settings = Settings()
-    data = Interactions.from_frame(read_ratings(None), DEFAULT_EVENT_WEIGHTS)
-    print("| split | validation | " + " | ".join(str(w) for w in WEIGHTS) + " |")
+def validation_sets(data: Interactions):
+    """For every benchmark split: (split, validation name, validation split, its held-out users,
+    online item-kNN fitted on its training part, those users' seen items)."""
     for method, params in SPLITS.items():
         split = make_split(data, method, **params)
         for name, val in ((method, validation_split(split.train, method, **params)),
                           ("mixed", validation_split(split.train, "mixed"))):
             users = held_out_users(val)
-            model = ItemKNN().fit(val.train)
-            seen = val.train.to_csr()[users]
-            cells = []
-            for weight in WEIGHTS:
-                queries = served_queries(val.train, users, weight, settings)
-                recs = top_k(score_queries(model, queries, val.train.n_items), 10, seen)
-                cells.append(f"{metrics_of(recs, val, users, ks=(10,))['ndcg@10']:.4f}")
-            print(f"| {method} | {name} ({len(users)} users) | " + " | ".join(cells) + " |", flush=True)
+            yield method, name, val, users, ItemKNN().fit(val.train), val.train.to_csr()[users]
+
+
+def main() -> None:
+    settings = Settings()
+    data = Interactions.from_frame(read_ratings(None), DEFAULT_EVENT_WEIGHTS)
+    print("| split | validation | " + " | ".join(str(w) for w in WEIGHTS) + " |")
+    for method, name, val, users, model, seen in validation_sets(data):
+        cells = []
+        for weight in WEIGHTS:
+            queries = served_queries(val.train, users, weight, settings)
+            recs = top_k(score_queries(model, queries, val.train.n_items), 10, seen)
+            cells.append(f"{metrics_of(recs, val, users, ks=(10,))['ndcg@10']:.4f}")
+        print(f"| {method} | {name} ({len(users)} users) | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,9 @@ class Settings:
     # (0 = the recent events alone). Chosen on validation splits of MovieLens (docs/benchmarks.md);
     # the self-chosen default learns its own (models/auto.py).
     long_term_weight: float = 0.1
+    #: At most this many history items older than the query's recent ones carry long-term taste
+    #: (those the most users share; 0 = all): chosen on validation, docs/benchmarks.md.
+    long_term_max_items: int = 0
     trending_blend: float = 0.05
     # A new session starts after this much inactivity.
     session_gap: float = 30 * 60.0
@@ -307,6 +310,8 @@ class Settings:
             raise ValueError("user_attributes must be identifiers, segment_blend >= 0 and segment_prior > 0")
         if self.min_support < 0:
             raise ValueError("min_support must be 0 or more users")
+        if self.long_term_max_items < 0:
+            raise ValueError("long_term_max_items must be 0 (every history item) or more")
         if self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1")
         for strategy, share in self.exploration_defaults.items():

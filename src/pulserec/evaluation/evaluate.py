@@ -61,6 +61,9 @@ class Histories:
         self.n_items = train.n_items
         self.now = float(train.timestamps.max()) if len(train) else 0.0
         self.settings = settings if settings is not None else Settings()
+        # Owners per item (the online state's `owner_counts`): which older items carry long-term taste.
+        pairs = np.unique((train.users.astype(np.int64) << 32) | train.items.astype(np.int64))
+        self.support = np.bincount(pairs & 0xFFFFFFFF, minlength=train.n_items)
 
     def query(self, user: int) -> Query:
         first, hi = self.indptr[user], self.indptr[user + 1]
@@ -68,7 +71,8 @@ class Histories:
         touches = map(Touch, self.items[lo:hi].tolist(), self.weights[lo:hi].tolist(),
                       self.timestamps[lo:hi].tolist(), self.types[lo:hi].tolist())
         seen = np.unique(self.items[first:hi]).tolist()  # the whole training history, as the state's seen set
-        return serving_query(int(user), touches, self.settings, now=self.now, n_items=self.n_items, seen=seen)
+        return serving_query(int(user), touches, self.settings, now=self.now, n_items=self.n_items, seen=seen,
+                             support=self.support)
 
 
 def score_queries(model: Recommender, queries: Sequence[Query], n_items: int) -> np.ndarray:

@@ -24,17 +24,20 @@ class QuerySettings(Protocol):
     query_len: int
     position_decay: float
     long_term_weight: float
+    long_term_max_items: int
 
 
 def serving_query(owner: int | None, recent: Iterable[Touch], settings: QuerySettings, *, now: float, n_items: int,
-                  context: dict[str, Any] | None = None, seen: Iterable[int] = ()) -> Query:
+                  context: dict[str, Any] | None = None, seen: Iterable[int] = (),
+                  support: np.ndarray | None = None) -> Query:
     """The query for a user whose item events, oldest first, are `recent` (the latest
     `history_len` of them count: what the online state keeps) and who touched the items `seen`
     in their whole history, through :func:`build_query` with the settings' lengths and weights."""
     recent = list(recent)
     return build_query(owner, recent[-settings.history_len:], max_items=settings.query_len,
                        position_decay=settings.position_decay, now=now, n_items=n_items, context=context,
-                       seen=seen, long_term_weight=settings.long_term_weight)
+                       seen=seen, long_term_weight=settings.long_term_weight,
+                       long_term_max_items=settings.long_term_max_items, support=support)
 
 
 def build_query(
@@ -48,6 +51,8 @@ def build_query(
     context: dict[str, Any] | None = None,
     seen: Iterable[int] = (),
     long_term_weight: float = 0.0,
+    long_term_max_items: int = 0,
+    support: np.ndarray | None = None,
 ) -> Query:
     """Short-term intent and long-term taste in one query.
 
@@ -56,7 +61,11 @@ def build_query(
     position and its strongest event). With `long_term_weight` > 0 every item of the user's
     whole history (`seen`) adds that weight too, the ones older than the recent window
     following them (ascending item order, type "", time NaN): without it a user with hundreds
-    of events is served by their last few alone. The weight is learned on validation."""
+    of events is served by their last few alone. The weight is learned on validation.
+
+    With `long_term_max_items` > 0 at most that many of the older items count, those the most
+    owners share (`support`: owners per item index; then the lower index): a user with 1,000
+    events otherwise made item-kNN read ~200k neighbour entries per request (7 ms)."""
     items: list[int] = []
     weights: list[float] = []
     types: list[str] = []
@@ -86,9 +95,24 @@ def build_query(
         context=dict(context or {}),
         now=now,
         n_items=n_items,
-        history=np.unique(np.fromiter(seen, dtype=np.int64)),
+        history=_long_term_items(np.unique(np.fromiter(seen, dtype=np.int64)), items, long_term_max_items, support),
     )
     return with_long_term(query, long_term_weight)
+
+
+def _long_term_items(history: np.ndarray, recent: list[int], max_items: int, support: np.ndarray | None) -> np.ndarray:
+    """`history` (ascending) with at most `max_items` of the items not in `recent`: those with the
+    most support (0 for an item past its end), the lower index first among equals."""
+    older = ~np.isin(history, recent)
+    if max_items <= 0 or int(older.sum()) <= max_items:
+        return history
+    candidates = history[older]
+    counts = np.zeros(len(candidates), dtype=np.int64)
+    if support is not None:
+        inside = candidates < len(support)
+        counts[inside] = support[candidates[inside]]
+    kept = candidates[np.lexsort((candidates, -counts))[:max_items]]
+    return np.sort(np.concatenate([history[~older], kept]))
 
 
 def with_long_term(query: Query, weight: float) -> Query:

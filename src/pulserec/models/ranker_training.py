@@ -188,7 +188,8 @@ class _Replay:
         state = self.state
         owner = state.owners.get(point.owner)
         query = serving_query(owner, state.histories.recent(owner), self.settings, now=point.ts,
-                              n_items=len(state.catalog), context=point.context, seen=state.histories.seen(owner))
+                              n_items=len(state.catalog), context=point.context, seen=state.histories.seen(owner),
+                              support=state.histories.owner_counts)
         attrs = declared_attributes(self.user_attrs.get(point.owner, {}), self.settings.user_attributes)
         return replace(query, attrs=attrs) if attrs else query
 

@@ -112,7 +112,8 @@ class RecommendationService:
         state = self.state
         owner = state.owners.get(owner_key) if owner_key is not None else None
         query = serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
-                              n_items=len(state.catalog), context=context, seen=state.histories.seen(owner))
+                              n_items=len(state.catalog), context=context, seen=state.histories.seen(owner),
+                              support=state.histories.owner_counts)
         search, ties = self.active_search(owner), self.ties_of(owner_key)
         attrs = self.attrs_of(owner_key) if query.is_cold or with_attrs else {}
         return replace(query, search=search, ties=ties, attrs=attrs) if search is not None or ties or attrs else query
