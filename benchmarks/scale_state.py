@@ -4,16 +4,17 @@ write and load, without the SQLite log.
     python benchmarks/scale_state.py [--sizes 4M,10M] [--requests 2000]
 
 `benchmarks/scale.py` runs the whole pipeline (generate, `import` into SQLite + state, restart
-from a snapshot + tail and by full replay); on the shared 2-core box its SQLite writes (~20-45k
-rows/s there, see docs/benchmarks.md) make a 10M-event run take far longer than a polite turn
-of the benchmark lock. This script builds the same in-memory state the import builds (the
-importer's own validation, then `OnlineState.apply_frame` per 250k-row chunk, catalogue from
-the items file), then in that process: RSS and bytes per component, recommend / similar latency
-through the `RecommendationService` the engine serves with (p50/p99 by wall clock, without the
-garbage collector, and in thread CPU time), a snapshot written as the engine writes one and the
-fork a background snapshot pauses writers for; then, in a fresh process, the start from that
-snapshot (load + state rebuilt from the arrays). Per size: users = events / 10, items = events
-/ 100, as in scale.py."""
+from a snapshot + tail and by full replay); on the shared 2-core box its SQLite writes make a
+10M-event run take far longer than a polite turn of the benchmark lock. This script builds the
+same in-memory state the import builds from all but the last TAIL events (the importer's own
+validation, then `OnlineState.apply_frame` per 250k-row chunk, catalogue from the items file:
+the "state apply" time is what a full replay costs the state), then in that process: RSS and
+bytes per component, recommend / similar latency through the `RecommendationService` the
+engine serves with (p50/p99 by wall clock, without the garbage collector, and in thread CPU
+time), a snapshot written as the engine writes one, and three background snapshots started
+while a writer thread applies events (the lock held for the fork, the writers' worst stall);
+then, in a fresh process, the start from that snapshot + the TAIL events. Per size: users =
+events / 10, items = events / 100, as in scale.py; the generated shop is cached (scale.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from _common import machine, percentiles_ms, print_table, time_each
 import scale
-from scale import dump, phase_generate, rss_bytes, shop_dir, size_of
+from scale import TAIL, dump, phase_generate, rss_bytes, shop_dir, size_of
 
 
 def _items(path: Path) -> list:
@@ -43,11 +44,22 @@ def _items(path: Path) -> list:
             for r in frame.itertuples(index=False)]
 
 
-def phase_build(sample: Path, data: Path, requests: int) -> dict:
+def _frames(path: Path, settings, seq: int):
+    """The importer's own validation of each 250k-row chunk, with log sequence numbers."""
     import pyarrow.parquet as pq
 
-    from pulserec.config import Settings
     from pulserec.ingest.importer import checks_of, normalise_events
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=250_000):
+        valid, _ = normalise_events(batch.to_pandas(), settings.event_weights, seq, **checks_of(settings))
+        valid = valid.sort_values("ts", kind="stable").assign(seq=np.arange(seq + 1, seq + len(valid) + 1))
+        seq += len(valid)
+        yield valid
+
+
+def phase_build(sample: Path, data: Path, requests: int) -> dict:
+    from pulserec.config import Settings
+    from pulserec.engine.heap import trim_heap
     from pulserec.online import snapshot_file
     from pulserec.online.state import OnlineState
     from pulserec.online.state_arrays import to_arrays
@@ -57,62 +69,125 @@ def phase_build(sample: Path, data: Path, requests: int) -> dict:
     state = OnlineState(settings)
     empty = rss_bytes()
     state.catalog.upsert_many(_items(sample / "items.parquet"))
-    seq, apply_s, started = 0, 0.0, time.perf_counter()
-    for batch in pq.ParquetFile(sample / "events.parquet").iter_batches(batch_size=250_000):
-        valid, _ = normalise_events(batch.to_pandas(), settings.event_weights, seq, **checks_of(settings))
-        valid = valid.sort_values("ts", kind="stable").assign(seq=np.arange(seq + 1, seq + len(valid) + 1))
-        seq += len(valid)
+    apply_s, started = 0.0, time.perf_counter()
+    for valid in _frames(sample / "head.parquet", settings, 0):  # all but the TAIL the start replays
         t = time.perf_counter()
         state.apply_frame(valid)
         apply_s += time.perf_counter() - t
-    out = {"build_s": time.perf_counter() - started, "apply_s": apply_s, "events": seq, "rss_empty": empty}
+    seq = state.last_seq
+    out = {"build_s": time.perf_counter() - started, "apply_s": apply_s, "events": seq, "rss_empty": empty,
+           "rss_built": rss_bytes()}
     gc.collect()
     gc.freeze()  # as the engine does after a start that applied 100k+ events
+    trim_heap()  # likewise (engine/heap.py)
     state.cooc.compact()
     out.update(rss_after=rss_bytes(), users=len(state.profiles), items=len(state.catalog),
                profile_bytes=state.profiles.nbytes, cooc_nnz=state.cooc.base.nnz,
                cooc_bytes=sum(a.nbytes for a in (state.cooc.base.data, state.cooc.base.indices, state.cooc.base.indptr)),
                history_bytes=sum(sum(getattr(s, f).nbytes for f in vars(s)) for s in state.histories.segments))
-    service = RecommendationService(state, settings)
+    out.update(_latency(state, RecommendationService(state, settings), requests))
+    started = time.perf_counter()
+    out["snapshot_bytes"] = snapshot_file.write(data / "state.npz", to_arrays(state), {"watermark": seq})
+    out["snapshot_s"] = time.perf_counter() - started
+    out.update(_background_snapshot(state, settings, sample))
+    os._exit(dump(out))
+
+
+def _latency(state, service, requests: int) -> dict:
+    """recommend / similar p50/p99 by wall clock, recommend without the collector and in CPU time."""
     users = [k for k in state.owners.ids[: len(state.owners)] if not k.startswith("s:")]
     rng = np.random.default_rng(0)
     picks, things = rng.choice(np.array(users, dtype=object), requests), rng.choice(np.array(state.catalog.item_ids.ids, dtype=object), requests)
     for i in range(50):
         service.recommend(picks[i], 10)
-    out["recommend_ms"] = percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests))
-    out["similar_ms"] = percentiles_ms(time_each(lambda i: service.similar(things[i], 10), requests))
+    out = {"recommend_ms": percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests)),
+           "similar_ms": percentiles_ms(time_each(lambda i: service.similar(things[i], 10), requests))}
     gc.disable()
     out["recommend_nogc_ms"] = percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests))
     gc.enable()
     out["recommend_cpu_ms"] = percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests,
                                                        clock=time.thread_time))
-    started = time.perf_counter()
-    path = data / "state.npz"
-    out["snapshot_bytes"] = snapshot_file.write(path, to_arrays(state), {"watermark": seq})
-    out["snapshot_s"] = time.perf_counter() - started
-    pauses, cpu = [], []
-    for _ in range(5):  # what a background snapshot pauses writers for: the fork (the header is ~1 ms)
+    return out
+
+
+#: Seconds a writer sleeps between the events it applies (~2k writes/s: a busy shop).
+PACE_S = 0.0005
+
+
+def _background_snapshot(state, settings, sample: Path) -> dict:
+    """What a background snapshot pauses writers for: a writer thread applies the tail's events
+    one by one under a lock (as the engine's write path does) while three background snapshots
+    (`Snapshots.write_in_background`, the engine's own, fork under that lock) are written.
+    Reports the fork's lock hold (wall and CPU), the writers' worst stall while a snapshot
+    starts and their p99 otherwise (the children's copy-on-write included). The tail's events
+    are applied here to a state the start then does not use (the snapshot on disk is the head's)."""
+    import itertools
+    import threading
+
+    import pandas as pd
+
+    from pulserec.events import Event
+    from pulserec.online.snapshots import Snapshots
+
+    tail = pd.read_parquet(sample / "tail.parquet")
+    events = [Event(event_id=f"bg{i}", user_id=u, item_id=it, type=t, ts=float(ts), value=None if v != v else v,
+                    query=q) for i, (u, it, t, ts, v, q) in
+              enumerate(zip(tail["user_id"], tail["item_id"], tail["type"], tail["ts"], tail["value"], tail["query"]))]
+    lock, stop, done = threading.Lock(), threading.Event(), []
+
+    def writer() -> None:
+        seq = state.last_seq
+        for event in itertools.cycle(events):  # the tail again if the snapshots outlast it
+            if stop.is_set():
+                break
+            seq += 1
+            with lock:
+                state.apply(event, seq)
+            done.append(time.perf_counter())
+            time.sleep(PACE_S)
+
+    snapshots = Snapshots(settings)  # <data>/snapshots/, beside the state.npz the start loads
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holds, cpu, windows = [], [], []
+    for k in range(3):
+        time.sleep(0.5)
         t, c = time.perf_counter(), time.thread_time()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        pauses.append((time.perf_counter() - t) * 1000)
-        cpu.append((time.thread_time() - c) * 1000)  # the kernel's work; the rest is waiting for a core
-        os.waitpid(pid, 0)
-    out["fork_ms"], out["fork_cpu_ms"] = sorted(pauses), sorted(cpu)
-    os._exit(dump(out))
+        with lock:
+            snapshots.write_in_background(state, {"watermark": state.last_seq, "applied": state.applied})
+            holds.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.thread_time() - c) * 1000)
+        windows.append((t, time.perf_counter()))
+        snapshots.wait()
+    stop.set()
+    thread.join()
+    # A writer's stall is the gap between two of its writes beyond its pace: it includes the
+    # time it could not even run (the fork holds the GIL), which a timer around the lock misses.
+    ends = np.asarray(done)
+    gaps, starts = np.diff(ends) - PACE_S, ends[:-1]
+    during = np.zeros(len(gaps), dtype=bool)
+    for a, b in windows:
+        during |= (starts <= b) & (ends[1:] >= a)
+    return {"fork_ms": sorted(holds), "fork_cpu_ms": sorted(cpu), "writes": len(ends),
+            "writer_stall_ms": float(gaps[during].max(initial=0.0)) * 1000,
+            "writer_p99_ms": float(np.percentile(gaps[~during], 99)) * 1000 if (~during).any() else float("nan")}
 
 
-def phase_load(data: Path) -> dict:
+def phase_load(data: Path, sample: Path) -> dict:
+    """A start from the snapshot: load it, then apply the TAIL events after its watermark."""
     from pulserec.config import Settings
     from pulserec.online import snapshot_file
     from pulserec.online.state_arrays import from_arrays
 
+    settings = Settings.load(data)
     started = time.perf_counter()
     _, arrays = snapshot_file.read(data / "state.npz")
-    state = from_arrays(Settings.load(data), arrays)
+    state = from_arrays(settings, arrays)
     del arrays
-    out = {"load_s": time.perf_counter() - started, "rss_loaded": rss_bytes(), "applied": state.applied}
+    loaded = time.perf_counter() - started
+    for frame in _frames(sample / "tail.parquet", settings, state.last_seq):
+        state.apply_frame(frame)
+    out = {"load_s": loaded, "start_s": time.perf_counter() - started, "rss_loaded": rss_bytes(), "applied": state.applied}
     os._exit(dump(out))
 
 
@@ -125,7 +200,7 @@ def bench(label: str, root: Path, requests: int) -> dict:
     data.mkdir(parents=True, exist_ok=True)
     out = {"label": label, "load_avg": os.getloadavg()[0], **run_phase("generate", str(sample), str(size_of(label)))}
     out.update(run_phase("build", str(sample), str(data), str(requests)))
-    out.update(run_phase("load", str(data)))
+    out.update(run_phase("load", str(data), str(sample)))
     out["load_avg_end"] = os.getloadavg()[0]
     print(json.dumps(out), flush=True)
     return out
@@ -143,16 +218,19 @@ def report(results: list[dict]) -> None:
                      "{:.2f} / {:.2f} (no gc {:.2f} / {:.2f}; cpu {:.2f} / {:.2f})".format(
                          *r["recommend_ms"], *r["recommend_nogc_ms"], *r["recommend_cpu_ms"]),
                      "{:.2f} / {:.2f}".format(*r["similar_ms"]),
-                     f"{r['snapshot_s']:.0f} s / {r['snapshot_bytes'] / mib:.0f} MiB", f"{r['fork_ms'][2]:.0f} ms (cpu {r['fork_cpu_ms'][2]:.0f})",
-                     f"{r['load_s']:.1f} s, {r['rss_loaded'] / gib:.2f} GiB"])
+                     f"{r['snapshot_s']:.0f} s / {r['snapshot_bytes'] / mib:.0f} MiB",
+                     f"{r['fork_ms'][1]:.0f} ms (cpu {r['fork_cpu_ms'][1]:.0f}); writers' worst {r['writer_stall_ms']:.0f} ms, p99 "
+                     f"{r['writer_p99_ms']:.1f} ms otherwise",
+                     f"{r['start_s']:.1f} s ({r['load_s']:.1f} load + {TAIL // 1000}k tail), {r['rss_loaded'] / gib:.2f} GiB"])
     print_table(["events", "load avg", "generate s", "state apply s (rate)", "RSS", "bytes per event / user / item",
                  "history B/event, profile B/user, cooc B/item", "recommend p50/p99 ms", "similar p50/p99 ms",
-                 "snapshot write / size", "fork (median of 5)", "start from snapshot"], rows)
+                 "snapshot write / size", "background snapshot: lock held (median of 3)",
+                 "start from snapshot + tail"], rows)
 
 
 PHASES = {"generate": lambda sample, events: dump(phase_generate(Path(sample), int(events))),
           "build": lambda sample, data, requests: phase_build(Path(sample), Path(data), int(requests)),
-          "load": lambda data: phase_load(Path(data))}
+          "load": lambda data, sample: phase_load(Path(data), Path(sample))}
 
 
 def main() -> None:

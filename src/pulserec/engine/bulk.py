@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pulserec.engine.heap import trim_heap
 from pulserec.store.bulk_writer import BulkWriter
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ CHUNK = 35_000
 #: side is faster on a given stretch of the data does not wait for the other at every chunk
 #: (~10 MB a chunk of the synthetic shop).
 AHEAD = 4
+#: A bulk ingest of at least this many events hands its freed temporaries back (engine/heap.py).
+TRIM_AFTER_EVENTS = 100_000
 
 
 def chunk_bounds(n: int, chunk: int, first: bool) -> list[tuple[int, int]]:
@@ -61,10 +64,13 @@ class BulkIngest:
         with self.engine.lock:
             self.depth += 1
         try:
-            return self._ingest(frames, chunk, use_process, finish)
+            accepted, duplicates = self._ingest(frames, chunk, use_process, finish)
         finally:
             with self.engine.lock:
                 self.depth -= 1
+        if accepted >= TRIM_AFTER_EVENTS:
+            trim_heap()  # the chunks' freed temporaries (engine/heap.py)
+        return accepted, duplicates
 
     def _ingest(self, frames: Iterable[pd.DataFrame], chunk: int, use_process: bool | None,
                 finish: Sequence[str]) -> tuple[int, int]:
