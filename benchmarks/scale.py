@@ -65,8 +65,10 @@ def phase_generate(out: Path, events: int) -> dict:
                              end_ts=1_764_000_000.0)
     write(tables, tmp, "parquet")
     del tables
+    result = {"generate_s": time.perf_counter() - started}  # what `pulserec generate --format parquet` does
+    started = time.perf_counter()
     _split(tmp / "events.parquet", tmp)
-    result = {"generate_s": time.perf_counter() - started}
+    result["split_s"] = time.perf_counter() - started
     (tmp / "generated.json").write_text(json.dumps(result))
     tmp.rename(out)
     return result
@@ -159,9 +161,10 @@ def phase_redis(sample: Path) -> dict:
         before = redis.Redis.from_url(local.url).info("memory")["used_memory"]
         import_items(engine, sample / "items.parquet")
         report = import_events(engine, sample / "head.parquet")
-        used = redis.Redis.from_url(local.url).info("memory")["used_memory"] - before
+        client = redis.Redis.from_url(local.url)
+        used, keys = client.info("memory")["used_memory"] - before, client.dbsize()
         engine.close()
-    return {"redis_import_rate": report.rate, "redis_bytes": used, "redis_events": report.accepted}
+    return {"redis_import_rate": report.rate, "redis_bytes": used, "redis_events": report.accepted, "redis_keys": keys}
 
 
 def dump(values: dict) -> int:
@@ -219,6 +222,8 @@ def main() -> None:
     parser.add_argument("--with-30m", action="store_true", help="also 30M events (long)")
     parser.add_argument("--redis", action="store_true", help="also the Redis state's memory at the smallest size")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--redis-only", action="store_true",
+                        help="only the Redis state's memory (import into it) at the first size")
     parser.add_argument("--no-full-replay", action="store_true", help="skip the start by full replay (as long as the import)")
     parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
@@ -235,6 +240,15 @@ def main() -> None:
             dump(phase_redis(Path(rest[0])))
         return
     sizes = args.sizes.split(",") + (["30M"] if args.with_30m else [])
+    if args.redis_only:
+        sample = shop_dir(size_of(sizes[0]))
+        out = {"label": sizes[0], "load_avg": os.getloadavg()[0], **run_phase("generate", str(sample), str(size_of(sizes[0]))),
+               **run_phase("redis", str(sample)), "load_avg_end": os.getloadavg()[0]}
+        print(json.dumps(out))
+        print(f"Redis state at {out['redis_events']:,} events ({out['redis_keys']:,} keys): "
+              f"{out['redis_bytes'] / 2 ** 20:.0f} MiB, {out['redis_bytes'] / out['redis_events']:.0f} B/event, "
+              f"import {out['redis_import_rate'] / 1000:.1f}k events/s (load {out['load_avg']:.1f}-{out['load_avg_end']:.1f})")
+        return
     print(f"# scale benchmark: {machine()}, load {os.getloadavg()[0]:.1f}; TAIL={TAIL:,} events after the snapshot")
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         results = [bench(label, size_of(label), Path(tmp), args.requests, args.redis and k == 0,
