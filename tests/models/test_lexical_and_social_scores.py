@@ -59,3 +59,43 @@ def test_social_scores_equal_the_per_touch_definition():
     only_views = Social(Histories({0: [Touch(1, 1.0, 5.0, "view"), Touch(2, 1.0, 6.0, "click")]}))
     assert only_views.score_explained(Query(ties=((0, 1.0, "x"),), now=10.0), 64).scores is None
     assert model.score_explained(Query(ties=((99, 1.0, "nobody"),), now=1.0), 64).scores is None
+
+
+def real_histories(rng: np.random.Generator, max_len: int = 25):
+    """In-memory histories with a bulk segment, per-event touches still pending, and owners past
+    `max_len`, beside the same touches as plain lists (what `recent` must return)."""
+    from pulserec.online.history import Histories
+
+    histories = Histories(max_len)
+    types = ["like", "share", "purchase", "rating", "view"]
+    n = 400
+    owners, items = rng.integers(0, 8, n), rng.integers(0, 60, n)
+    weights, ts = rng.choice([1.0, 0.5, 3.0], n), np.sort(rng.uniform(0, 10**6, n))
+    kinds = np.array(types, dtype=object)[rng.integers(0, len(types), n)]
+    histories.add_many(owners, items, weights, ts, kinds)
+    for k in range(30):  # per-event touches, not flushed into a segment
+        histories.add(int(k % 5), Touch(int(rng.integers(0, 60)), 1.0, 2e6 + k, str(rng.choice(types))))
+    return histories
+
+
+def test_history_columns_equal_the_recent_touches():
+    histories = real_histories(np.random.default_rng(2))
+    for owner in [*range(9), None]:
+        touches = histories.recent(owner)
+        items, weights, ts, types = histories.recent_columns(owner)
+        assert items.tolist() == [t.item for t in touches] and weights.tolist() == [t.weight for t in touches]
+        assert ts.tolist() == [t.ts for t in touches] and types.tolist() == [t.type for t in touches]
+    assert len(histories.recent(0)) == 25  # trimmed to max_len, like recent
+
+
+def test_social_reads_history_columns_as_it_reads_touches():
+    histories = real_histories(np.random.default_rng(3))
+    plain = Histories({o: list(histories.recent(o)) for o in range(8)})
+    ties = tuple((o, 1.0 + o / 4, f"user-{o}") for o in range(8))
+    query = Query(ties=ties, now=2.5e6)
+    columnar, tuples = Social(histories, halflife=86_400.0), Social(plain, halflife=86_400.0)
+    assert columnar._columnar is histories and tuples._columnar is None
+    got, want = columnar.score_explained(query, 64), tuples.score_explained(query, 64)
+    np.testing.assert_array_equal(got.scores, want.scores)
+    picks = np.argsort(-want.scores)[:5]
+    assert got.explain(picks) == want.explain(picks)

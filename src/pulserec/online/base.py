@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,14 @@ class HistoryLookup(Protocol):
     def owner_counts(self) -> np.ndarray:
         """How many owners have touched each item index (item-kNN's minimum support)."""
         ...
+
+
+@runtime_checkable
+class RecentColumns(Protocol):
+    """Optional for a :class:`HistoryLookup`: `recent` as columns (items, weights, times, type
+    names) without a `Touch` per event (the in-memory histories)."""
+
+    def recent_columns(self, owner: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 class ProfileLookup(Protocol):
