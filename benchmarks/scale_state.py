@@ -98,9 +98,11 @@ def _latency(state, service, requests: int) -> dict:
     users = [k for k in state.owners.ids[: len(state.owners)] if not k.startswith("s:")]
     rng = np.random.default_rng(0)
     picks, things = rng.choice(np.array(users, dtype=object), requests), rng.choice(np.array(state.catalog.item_ids.ids, dtype=object), requests)
-    for i in range(50):
-        service.recommend(picks[i], 10)
-    out = {"recommend_ms": percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests)),
+    # The first pass after the build is timed apart: its tail is one-off costs (the first
+    # collection after gc.freeze, page faults of the heap the trim handed back), measured at 4M
+    # as p99 6.8 ms and one 105 ms request against 3.2 ms on the next pass.
+    out = {"recommend_cold_ms": percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests)),
+           "recommend_ms": percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests)),
            "similar_ms": percentiles_ms(time_each(lambda i: service.similar(things[i], 10), requests))}
     gc.disable()
     out["recommend_nogc_ms"] = percentiles_ms(time_each(lambda i: service.recommend(picks[i], 10), requests))
@@ -216,8 +218,8 @@ def report(results: list[dict]) -> None:
                      f"{r['apply_s']:.0f} ({r['events'] / r['apply_s'] / 1000:.0f}k/s)", f"{r['rss_after'] / gib:.2f} GiB",
                      f"{state / r['events']:.0f} / {state / r['users']:.0f} / {state / r['items']:.0f}",
                      f"{r['history_bytes'] / r['events']:.1f} / {r['profile_bytes'] / r['users']:.0f} / {r['cooc_bytes'] / r['items']:.0f}",
-                     "{:.2f} / {:.2f} (no gc {:.2f} / {:.2f}; cpu {:.2f} / {:.2f})".format(
-                         *r["recommend_ms"], *r["recommend_nogc_ms"], *r["recommend_cpu_ms"]),
+                     "{:.2f} / {:.2f} (first pass {:.2f} / {:.2f}; no gc {:.2f} / {:.2f}; cpu {:.2f} / {:.2f})".format(
+                         *r["recommend_ms"], *r["recommend_cold_ms"], *r["recommend_nogc_ms"], *r["recommend_cpu_ms"]),
                      "{:.2f} / {:.2f}".format(*r["similar_ms"]),
                      f"{r['snapshot_s']:.0f} s / {r['snapshot_bytes'] / mib:.0f} MiB",
                      f"{r['fork_ms'][len(r['fork_ms']) // 2]:.0f} ms (cpu {r['fork_cpu_ms'][len(r['fork_cpu_ms']) // 2]:.0f}); writers' worst {r['writer_stall_ms']:.0f} ms, p99 "
