@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from conftest import two_group_frame
+from planted_groups import two_group_frame
 from typer.testing import CliRunner
 
 from pulserec.cli import evaluate as evaluate_cli

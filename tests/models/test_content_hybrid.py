@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from conftest import group_items
+from planted_groups import group_items
 
 from pulserec.models import registry
 from pulserec.models.base import Query

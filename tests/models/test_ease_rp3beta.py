@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import group_items
+from planted_groups import group_items
 
 from pulserec.config import DEFAULT_EVENT_WEIGHTS
 from pulserec.models.base import Query

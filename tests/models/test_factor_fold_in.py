@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import group_items
+from planted_groups import group_items
 
 from pulserec.models.als import ALS
 from pulserec.models.base import Query

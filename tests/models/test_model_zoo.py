@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import group_items
+from planted_groups import group_items
 
 from pulserec.models.base import Query, Recommender
 from pulserec.models.registry import MODELS, build_model, model_class

@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import group_items
+from planted_groups import group_items
 
 from pulserec.models.base import Query
 from pulserec.models.ease import EASE
