@@ -105,9 +105,11 @@ class ItemKNN(SavedState):
     def similar(self, item: int, n_items: int) -> np.ndarray | None:
         if not self.cooc.has_item(item):
             return None
-        row = self.cooc.dense_row(item, n_items)
-        row[~self._supported(np.arange(len(row)))] = 0.0
-        return row
+        # Only the row's own entries are checked for support (a few hundred), not every item of
+        # the catalogue: the same row as the dense one with unsupported items zeroed.
+        idx, sims = self.cooc.similar_row(item)
+        keep = self._supported(idx)
+        return np.bincount(idx[keep], weights=sims[keep], minlength=n_items)[:n_items]
 
 
 def _strongest_sources(query: Query, contributions: tuple[np.ndarray, np.ndarray, np.ndarray],
