@@ -1,19 +1,18 @@
 """Hands the free memory of glibc's malloc heap back to the kernel after the engine built a
-large state (a start, a bulk import): smaller RSS, and a shorter background-snapshot fork.
+large state (a start, a bulk import): a smaller RSS (and, at some sizes, a shorter snapshot fork).
 
 A build allocates and frees many mid-sized buffers (pandas and NumPy temporaries of each chunk);
 glibc keeps their pages mapped for reuse. Those 4 KiB pages cost twice: in RSS, and in the
 page tables a fork copies while writers wait (`online/snapshots.py` forks under the engine
-lock). Measured on the 1M-event shop's state (benchmarks/scale_state.py, load ~4): RSS 575 ->
-434 MiB and the fork 24.6 -> 10.0 ms wall (13.5 -> 10.0 ms CPU) after one `malloc_trim(0)`,
-which itself took 10 ms. Called where the work is done, not on the request path."""
+lock). Measured on the shop's state (benchmarks/scale_state.py): at 1M events RSS 575 -> 434 MiB and
+the fork 24.6 -> 10.0 ms; at 10M 1.79 -> 1.43 GiB. The fork does not always gain: at 4M it went
+16.7 -> 21.8 ms, as pages handed back inside NumPy's transparent huge pages split them (see
+docs/benchmarks.md). One `malloc_trim(0)` took 10 ms at 1M. Called where the work is done, not
+on the request path."""
 
 from __future__ import annotations
 
 import ctypes
-import logging
-
-log = logging.getLogger(__name__)
 
 _libc: ctypes.CDLL | None = None
 _tried = False
