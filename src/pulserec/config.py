@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -288,10 +289,28 @@ class Settings:
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of its range (and why)."""
+        self._check_types()
+        self._check_ranges()
         self._check_events_and_models()
         self._check_limits()
         self._check_backends()
         self._check_keys()
+
+    def _check_types(self) -> None:
+        """Each plain setting holds its declared type: a TOML `cooc_window = "20"` or `= 2.5` is
+        named here, not a TypeError deep inside a request; floats must be finite (NaN passes every
+        `<`/`>` comparison below as False, and so every range check written as `if x < 0`)."""
+        for spec in fields(self):
+            kind = _KINDS.get(str(spec.type))
+            if kind is not None and not kind[1](getattr(self, spec.name)):
+                raise ValueError(f"{spec.name} must be {kind[0]}, not {getattr(self, spec.name)!r}")
+
+    def _check_ranges(self) -> None:
+        for name, (low, high) in _RANGES.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must be between {low:g} and {high:g}, not {getattr(self, name)!r}")
+        if self.position_decay <= 0:
+            raise ValueError("position_decay must be positive (the events a query fades over)")
 
     def _check_events_and_models(self) -> None:
         if not self.event_weights:
@@ -312,8 +331,6 @@ class Settings:
             raise ValueError("min_support must be 0 or more users")
         if self.long_term_max_items < 0:
             raise ValueError("long_term_max_items must be 0 (every history item) or more")
-        if self.torch_threads < 1:
-            raise ValueError("torch_threads must be >= 1")
         for strategy, share in self.exploration_defaults.items():
             if not isinstance(share, (int, float)) or not 0 <= share <= 1:
                 raise ValueError(f"exploration_defaults[{strategy!r}] must be a share between 0 and 1")
@@ -381,6 +398,38 @@ class Settings:
 AUTO_VALIDATIONS = ("balanced", "leave-last-out", "random", "time")
 AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "trending", "popular", "sasrec")
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_float(value: Any) -> bool:
+    return (isinstance(value, float) or _is_int(value)) and math.isfinite(value)
+
+
+#: Declared type (as the annotation reads) -> (what the error says, check).
+_KINDS: dict[str, tuple[str, Any]] = {
+    "int": ("an integer", _is_int),
+    "float": ("a finite number", _is_float),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "tuple[str, ...]": ("a list of strings", lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v)),
+}
+
+#: Inclusive ranges of the numeric settings no other check bounds: what a query, a batch or a
+#: body may cost. Beyond them a request would allocate without bound (or nothing would work).
+_RANGES: dict[str, tuple[float, float]] = {
+    "cooc_window": (1, 10_000),
+    "cooc_top_k": (0, 1_000_000),
+    "history_len": (1, 100_000),
+    "query_len": (1, 100_000),
+    "long_term_weight": (0, 1e6),
+    "trending_blend": (0, 1e6),
+    "max_batch": (1, 1_000_000),
+    "max_body_bytes": (1024, 1 << 31),
+    "max_jobs": (1, 64),
+    "torch_threads": (1, 1024),
+}
+
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).
 _LIST_SETTINGS = ("api_keys", "read_keys", "publishable_keys", "cors_origins", "dwell_types", "auto_candidates",
                   "search_click_types", "social_types", "user_attributes")
@@ -392,12 +441,19 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
     return tuple(str(item).strip() for item in items if str(item).strip())
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
 def _coerce(raw: str, type_name: Any) -> Any:
     text = str(type_name)
     if "tuple" in text:
         return _as_tuple(raw)
     if "bool" in text:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+        word = raw.strip().lower()
+        if word not in _TRUE + _FALSE:
+            raise ValueError(f"a true/false setting reads one of {', '.join(_TRUE + _FALSE)}, not {raw!r}")
+        return word in _TRUE
     if "int" in text:
         return int(raw)
     if "float" in text:

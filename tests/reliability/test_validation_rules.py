@@ -119,6 +119,39 @@ def test_limit_settings_are_bounded(tmp_path):
         Settings.load(tmp_path, max_id_len=8)  # below the server's own 32-digit ids
 
 
+@pytest.mark.parametrize("name, value, says", [
+    ("cooc_window", -1, "cooc_window must be between 1"),
+    ("cooc_window", 0, "cooc_window must be between 1"),
+    ("history_len", 10**9, "history_len must be between"),
+    ("max_batch", 0, "max_batch must be between"),
+    ("max_body_bytes", 10, "max_body_bytes must be between"),
+    ("position_decay", 0.0, "position_decay must be positive"),
+    ("long_term_weight", float("nan"), "long_term_weight must be a finite number"),
+    ("trending_halflife", float("inf"), "trending_halflife must be a finite number"),
+    ("cooc_window", 2.5, "cooc_window must be an integer"),
+    ("cooc_window", True, "cooc_window must be an integer"),
+    ("snapshots", "yes", "snapshots must be true or false"),
+    ("state_namespace", 7, "state_namespace must be a string"),
+])
+def test_every_numeric_setting_is_typed_and_bounded(tmp_path, name, value, says):
+    """A TOML file, an env var and an app's settings all pass Settings.validate: a wrong type or
+    an unbounded value is named at load, not met as a TypeError or a huge allocation later."""
+    with pytest.raises(ValueError, match=says):
+        Settings.load(tmp_path, **{name: value})
+
+
+def test_settings_files_and_env_vars_are_checked_the_same_way(tmp_path, monkeypatch):
+    (tmp_path / "pulserec.toml").write_text('cooc_window = "20"\n')
+    with pytest.raises(ValueError, match="cooc_window must be an integer"):
+        Settings.load(tmp_path)
+    (tmp_path / "pulserec.toml").unlink()
+    monkeypatch.setenv("PULSEREC_SNAPSHOTS", "ture")
+    with pytest.raises(ValueError, match="true/false setting"):
+        Settings.load(tmp_path)
+    monkeypatch.setenv("PULSEREC_SNAPSHOTS", "off")
+    assert Settings.load(tmp_path).snapshots is False
+
+
 def test_csv_import_applies_the_same_value_rules(tmp_path):
     from pulserec.ingest.importer import import_events
 
