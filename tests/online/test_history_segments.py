@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 
 from pulserec.online.history import Histories, Touch
-from pulserec.online.history_segments import tails
+from pulserec.online.history_segments import merged, segment_of, tails
 
 
 def _histories(n_rows: int, n_owners: int, max_len: int = 50) -> tuple[Histories, np.ndarray, np.ndarray]:
@@ -48,3 +48,22 @@ def test_a_read_does_not_copy_the_segment() -> None:
     finally:
         tracemalloc.stop()
     assert peak < segment.owner.nbytes // 10
+
+
+def test_a_merge_equals_the_segment_of_both_logs() -> None:
+    """`merged` places rows by binary search instead of re-sorting them: the same segment as
+    `segment_of` over the older rows then the newer (owners in both, trimmed to max_len, seen
+    pairs in both and pairs only the older one still holds)."""
+    rng = np.random.default_rng(11)
+
+    def log(n: int) -> tuple[np.ndarray, ...]:
+        return (rng.integers(0, 300, n), rng.integers(0, 80, n), rng.random(n), rng.integers(0, 5, n).astype(np.int8))
+
+    for n_old, n_new, max_len in ((5_000, 3_000, 6), (40, 2_000, 50), (1, 0, 3), (0, 7, 2)):
+        old, new = log(n_old), log(n_new)
+        older, newer = segment_of(*old, max_len), segment_of(*new, max_len)
+        both = segment_of(*(np.concatenate([a, b]) for a, b in zip(old, new)), max_len)
+        result = merged(older, newer, max_len)
+        for name in ("owner", "item", "ts", "kind", "seen_owner", "seen_item"):
+            got, want = getattr(result, name), getattr(both, name)
+            assert got.dtype == want.dtype and np.array_equal(got, want), name

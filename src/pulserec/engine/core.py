@@ -33,7 +33,7 @@ from pulserec.engine.rebuild import Rebuilds
 from pulserec.engine.sessions import SessionMerge
 from pulserec.engine.training import Training
 from pulserec.engine.views import item_view, profile_view
-from pulserec.engine.writes import STATE_UNAVAILABLE, IngestListener, IngestResult, StoredNotApplied
+from pulserec.engine.writes import IngestListener, IngestResult, StoredNotApplied, state_unavailable
 from pulserec.events import SESSION_PREFIX, Event
 from pulserec.experiments.service import Experiments
 from pulserec.models.base import Recommender
@@ -205,7 +205,7 @@ class Engine:
         fresh = [(event, seq) for event, seq in zip(events, seqs) if seq is not None]
         try:
             self._apply_or_publish(fresh)
-        except STATE_UNAVAILABLE as exc:
+        except state_unavailable() as exc:
             log.warning("stored %d events the online state could not take now (%s); they are applied later",
                         len(fresh), exc)
             self.health.note_failure(exc)

@@ -5,14 +5,30 @@ without the Engine."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
 
-#: What a shared (Redis) state raises when it cannot answer now (down, stalled, resyncing).
-STATE_UNAVAILABLE: tuple[type[BaseException], ...] = (StateUnavailable, *TRANSIENT)
+@functools.cache
+def state_unavailable() -> tuple[type[BaseException], ...]:
+    """What a shared (Redis) state raises when it cannot answer now (down, stalled, resyncing).
+
+    A function, so that the redis client is imported only where it is needed: `import redis`
+    (it pulls in redis.asyncio) cost ~0.75 s of every CLI start, `pulserec import` included,
+    though only a Redis state uses it. `except state_unavailable():` is evaluated only when an
+    exception reaches it."""
+    from pulserec.online.redis.connection import TRANSIENT, StateUnavailable
+
+    return (StateUnavailable, *TRANSIENT)
+
+
+def __getattr__(name: str) -> Any:
+    """`STATE_UNAVAILABLE`, the tuple of :func:`state_unavailable`, built on first use."""
+    if name == "STATE_UNAVAILABLE":
+        return state_unavailable()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

@@ -71,10 +71,42 @@ def segment_of(owner: np.ndarray, item: np.ndarray, ts: np.ndarray, kind: np.nda
 
 
 def merged(older: Segment, newer: Segment, max_len: int) -> Segment:
-    cat = np.concatenate
-    return segment_of(cat([older.owner, newer.owner]), cat([older.item, newer.item]), cat([older.ts, newer.ts]),
-                      cat([older.kind, newer.kind]), max_len,
-                      (cat([older.seen_owner, newer.seen_owner]), cat([older.seen_item, newer.seen_item])))
+    """`segment_of` the two segments' rows (older first), without sorting them again: both are
+    sorted already, so each row's place in the merge is its own index plus how many rows of the
+    other segment go before it (a stable merge, older rows first within an owner), and the seen
+    pairs merge the same way, duplicates dropped. On a 1M-event shop import the re-sort (a stable
+    argsort of the rows and an np.unique of the pairs) was 14% of the state apply (issue 17.3)."""
+    before_older = np.searchsorted(newer.owner, older.owner, "left")  # newer rows of a smaller owner
+    before_newer = np.searchsorted(older.owner, newer.owner, "right")  # older rows of an owner <= it
+    at_older = np.arange(len(older.owner)) + before_older
+    at_newer = np.arange(len(newer.owner)) + before_newer
+    owner, item, ts, kind = (_interleaved(a, b, at_older, at_newer) for a, b in (
+        (older.owner, newer.owner), (older.item, newer.item), (older.ts, newer.ts), (older.kind, newer.kind)))
+    keep = _last_per_group(owner, max_len)
+    pairs = _union_sorted(_pair_keys(older), _pair_keys(newer))
+    return Segment(owner[keep], item[keep], ts[keep], kind[keep], (pairs >> 32).astype(np.int32),
+                   (pairs & 0xFFFFFFFF).astype(np.int32))
+
+
+def _interleaved(a: np.ndarray, b: np.ndarray, at_a: np.ndarray, at_b: np.ndarray) -> np.ndarray:
+    out = np.empty(len(a) + len(b), dtype=np.result_type(a, b))
+    out[at_a] = a
+    out[at_b] = b
+    return out
+
+
+def _pair_keys(segment: Segment) -> np.ndarray:
+    """The segment's seen pairs as sorted unique int64 keys (owner << 32 | item)."""
+    return (segment.seen_owner.astype(np.int64) << 32) | segment.seen_item.astype(np.int64)
+
+
+def _union_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted union of two sorted arrays of unique keys."""
+    out = _interleaved(a, b, np.arange(len(a)) + np.searchsorted(b, a, "left"),
+                       np.arange(len(b)) + np.searchsorted(a, b, "right"))
+    if len(out) < 2:
+        return out
+    return out[np.r_[True, out[1:] != out[:-1]]]
 
 
 def _last_per_group(sorted_keys: np.ndarray, k: int) -> np.ndarray:

@@ -11,6 +11,7 @@ what was expected."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -230,7 +231,11 @@ class _ToTree(Transformer):
         return Field(tuple(str(items[0]).split(".")), _pos(items[0]))
 
 
-_PARSER = Lark(_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+@functools.cache
+def _parser() -> Lark:
+    """The LALR parser, built at the first expression parsed: building it took ~0.2 s of every
+    process start (`pulserec import` included), most of which never parse a filter."""
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
 def _expected(error: UnexpectedInput) -> list[str]:
@@ -259,7 +264,7 @@ def parse(text: str, field: str = "filter_expression") -> Node:
     if _depth(text) > MAX_DEPTH:
         raise FilterError(field, f"parentheses nest deeper than {MAX_DEPTH}")
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
     except UnexpectedCharacters as exc:
         raise FilterError(field, f"unexpected character {text[exc.pos_in_stream]!r}", exc.column, _expected(exc)) from None
     except UnexpectedEOF as exc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from pulserec.online.streams.redis_streams import shard_key
 from pulserec.online.streams.updater import DEFAULT_BATCH, DEFAULT_GROUP, Applier, Updater
 from pulserec.urls import KafkaUrl, is_kafka_url, stream_key
 
@@ -61,7 +60,7 @@ def make_updater(settings: Settings, state: Applier, group: str = DEFAULT_GROUP,
         url = KafkaUrl.parse(settings.stream_url)
         return KafkaUpdater(state, url, url.topic_for(settings), group, consumer, batch=batch,
                             session_timeout_ms=session_timeout_ms)
-    from pulserec.online.streams.redis_streams import StreamUpdater
+    from pulserec.online.streams.redis_streams import StreamUpdater, shard_key
 
     if not 0 <= shard < settings.stream_shards:
         raise ValueError(f"shard {shard} does not exist: stream_shards is {settings.stream_shards}")
