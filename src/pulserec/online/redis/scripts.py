@@ -92,21 +92,31 @@ if (redis.call('HGET', meta, 'state_id') or '') ~= h.state_id then return {'lost
 -- Owner indices the plan took from this process's cache are valid while no id was unmapped since.
 if tonumber(redis.call('HGET', meta, 'drops') or '0') ~= h.drops then return {'stale'} end
 
-local fresh, done = {}, {}
-for i = 1, h.fresh do fresh[i] = blob() end
-for i = 1, h.done do done[i] = blob() end
-for _, id in ipairs(fresh) do
-  if redis.call('SISMEMBER', applied, id) == 1 then return {'dup'} end
+-- Event ids are ARGV[fresh .. fresh + h.fresh - 1] and then h.done more; sets are asked and
+-- written in chunks of them (one call per id cost ~1 us of Redis CPU an event).
+local fresh, done = pos, pos + h.fresh
+pos = done + h.done
+local function chunks(from, n, fn)  -- fn(first, last) over ARGV[from .. from + n - 1]; stops at a non-nil answer
+  for start = from, from + n - 1, 1000 do
+    local answer = fn(start, math.min(start + 999, from + n - 1))
+    if answer ~= nil then return answer end
+  end
 end
-for _, id in ipairs(done) do
-  if redis.call('SISMEMBER', applied, id) == 0 then return {'conflict'} end
+local function any_is(wanted)
+  return function(first, last)
+    for _, member in ipairs(redis.call('SMISMEMBER', applied, unpack(ARGV, first, last))) do
+      if member == wanted then return true end
+    end
+  end
 end
+if chunks(fresh, h.fresh, any_is(1)) then return {'dup'} end
+if chunks(done, h.done, any_is(0)) then return {'conflict'} end
 for _, check in ipairs(h.versions) do
   if tonumber(redis.call('HGET', versions, check[1]) or '0') ~= check[2] then return {'conflict'} end
 end
 if h.landmark and (redis.call('HGET', meta, 'landmark') or '') ~= h.landmark[1] then return {'conflict'} end
 
-for _, id in ipairs(fresh) do redis.call('SADD', applied, id) end
+chunks(fresh, h.fresh, function(first, last) redis.call('SADD', applied, unpack(ARGV, first, last)) end)
 for _, check in ipairs(h.versions) do redis.call('HINCRBY', versions, check[1], 1) end
 
 local function scale_vector(key, factor)

@@ -107,6 +107,8 @@ class RedisState:
         #: process) is not the state this process knows: COMMIT refuses to write to it.
         self.state_id = ""
         self._loading = False  # this process is loading the namespace (it reads it meanwhile)
+        self._due: list[int] | None = None  # rows due for compaction when deferred (defer_compaction)
+        self._due_lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
@@ -208,8 +210,27 @@ class RedisState:
         if status == "stale":  # an owner id was unmapped meanwhile: look the indices up again
             self.owners.clear_cache()
         if status == "ok" and reply[1]:
-            self.cooc.compact(int(i) for i in reply[1])
+            if self._due is None:
+                self.cooc.compact(int(i) for i in reply[1])
+            else:
+                with self._due_lock:
+                    self._due.extend(int(i) for i in reply[1])
         return status
+
+    def defer_compaction(self) -> Callable[[], None]:
+        """Leave the row compactions COMMITs ask for to the caller: returns the function that folds
+        the rows due so far. An updater runs it on its read-ahead thread while it plans and commits
+        the next batch (~10 us an event of its CPU on MovieLens): COMPACT_ROWS keeps what was
+        appended meanwhile, so a compaction may run beside this process's and others' commits;
+        a row reported again before it ran is folded once."""
+        self._due = []
+        return self._compact_due
+
+    def _compact_due(self) -> None:
+        with self._due_lock:
+            rows, self._due = self._due, []
+        if rows:
+            self.cooc.compact(rows)
 
     def identity(self) -> tuple[str, bool]:
         """The namespace's (state id, ready) as Redis has them now."""

@@ -14,7 +14,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,23 @@ class Applier(Protocol):
         """True for events of users deleted since they were published: never applied again,
         whatever replays the stream (a reset consumer group, a Kafka topic read from the start)."""
         ...
+
+
+@runtime_checkable
+class DefersCompaction(Protocol):
+    """An applier whose housekeeping after a commit may run beside the next batch (the Redis
+    state's row compaction): `defer_compaction()` returns the function that does what is due."""
+
+    def defer_compaction(self) -> Callable[[], None]: ...
+
+
+@dataclass
+class Decoded:
+    """A batch ready to apply: its well-formed events of users not deleted, as a frame."""
+
+    frame: pd.DataFrame
+    malformed: list[tuple[str, str]]  # (message id, why) of the messages skipped
+    forgotten: int  # events of deleted users skipped
 
 
 @dataclass
@@ -76,31 +93,38 @@ class Updater(ABC):
         self.stats = UpdaterStats()
 
     def apply(self, messages: Iterable[tuple[str, Encoded]], fields: Callable[[Encoded], tuple[Any, Any]]) -> None:
-        """Decode (message id, payload) pairs in one batch (`fields` takes a payload's event JSON
-        and seq out), skipping malformed ones and those of deleted users (`Applier.forgotten`),
-        and apply them in order."""
-        triples = []
+        """Decode (message id, payload) pairs in one batch and apply them in order (see `decode`)."""
+        self.apply_decoded(self.decode(messages, fields))
+
+    def decode(self, messages: Iterable[tuple[str, Encoded]], fields: Callable[[Encoded], tuple[Any, Any]]) -> Decoded:
+        """The batch as a stored-event frame (`fields` takes a payload's event JSON and seq out),
+        without malformed messages and those of deleted users (`Applier.forgotten`). Changes
+        nothing here, so it may run on another thread while the previous batch is applied."""
+        triples, malformed = [], []
         for message_id, payload in messages:
             try:
                 triples.append((message_id, *fields(payload)))
             except MalformedMessage as exc:
-                self._skip(message_id, str(exc))
-        frame, malformed = decode_batch(triples)
-        for message_id, why in malformed:
-            self._skip(message_id, why)
+                malformed.append((message_id, str(exc)))
+        frame, bad = decode_batch(triples)
+        forgotten = 0
         if len(frame):
             gone = np.asarray(self.state.forgotten(frame["event_id"].astype(str).tolist()), dtype=bool)
             if gone.any():
-                self.stats.forgotten += int(gone.sum())
+                forgotten = int(gone.sum())
                 frame = frame[~gone].reset_index(drop=True)
-        if len(frame):
-            applied = int(np.count_nonzero(self.state.apply_delivered(frame)))
-            self.stats.applied += applied
-            self.stats.duplicates += len(frame) - applied
+        return Decoded(frame, malformed + bad, forgotten)
 
-    def _skip(self, message_id: str, why: str) -> None:
-        log.error("skipping malformed stream message %s: %s", message_id, why)
-        self.stats.malformed += 1
+    def apply_decoded(self, decoded: Decoded) -> None:
+        """Apply a decoded batch and count it."""
+        for message_id, why in decoded.malformed:
+            log.error("skipping malformed stream message %s: %s", message_id, why)
+        self.stats.malformed += len(decoded.malformed)
+        self.stats.forgotten += decoded.forgotten
+        if len(decoded.frame):
+            applied = int(np.count_nonzero(self.state.apply_delivered(decoded.frame)))
+            self.stats.applied += applied
+            self.stats.duplicates += len(decoded.frame) - applied
 
     @abstractmethod
     def step(self, block_ms: int | None = None) -> int:
