@@ -51,7 +51,8 @@ from pulserec.models.registry import build_model  # noqa: E402
 from pulserec.online.catalog import Catalog  # noqa: E402
 
 PARAMS_FILE = Path(__file__).with_name("accuracy_params.json")
-OURS = ("default", "auto", "popular", "item_knn", "item_knn_bm25", "als", "ease", "rp3beta", "hybrid")
+OURS = ("default", "auto", "popular", "item_knn", "item_knn_bm25", "als", "ease", "ease_local", "rp3beta", "hybrid",
+        "rerank")
 #: What a user gets without `strategy=` (the first one found in the results is the headline).
 DEFAULTS = ("auto", "default")
 SPLITS: dict[str, dict[str, float]] = {
@@ -70,6 +71,8 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "implicit_als": {"factors": [32, 64, 128], "regularization": [0.01, 0.1, 1.0], "alpha": [0.5, 2.0]},
     "implicit_bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05]},
     "ease": {"l2": [100.0, 300.0, 1000.0]},
+    # the kernel width of the time-local EASE (models/ease_local.py); floor 1 would be plain EASE
+    "ease_local": {"regularization": [300.0], "time_scale": [1800.0, 3600.0, 14400.0], "floor": [0.0, 0.1]},
     "rp3beta": {"alpha": [0.5, 1.0], "beta": [0.2, 0.5], "top_k": [100]},
 }
 #: Peers tuned with fewer points than ours would be an unfair comparison; RecBole's sequence
@@ -119,6 +122,12 @@ def auto_params(method: str, sequence: bool, validation: str) -> dict[str, Any]:
     if validation == "split":
         params.update(validation=method, validation_params=SPLITS[method])
     return params
+
+
+def recbole_overrides(epochs: int | None, budget_s: float | None) -> dict[str, dict[str, Any]]:
+    """The RecBole peers' epochs / training budget given on the command line (none: their defaults)."""
+    given = {key: value for key, value in (("epochs", epochs), ("budget_s", budget_s)) if value is not None}
+    return {name: dict(given) for name in PEER_DEFAULTS} if given else {}
 
 
 def tune(split: Split, method: str, catalog: Catalog, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -246,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                              "code: a slow peer is measured once, and a run cut short keeps what it finished")
     parser.add_argument("--recbole-epochs", type=int, default=None,
                         help="at most this many epochs of the RecBole peers (default recbole_peers.EPOCHS, early stopping)")
+    parser.add_argument("--recbole-budget", type=float, default=None,
+                        help="seconds of training per RecBole peer (default PEER_DEFAULTS' 150 s: under one epoch "
+                             "on a loaded 2-core box; a converged run needs tens of minutes)")
     parser.add_argument("--extra", default="", help="more of our models to include, e.g. sasrec,gru4rec,content_embed "
                                                     "(default hyper-parameters; they need the seq / embed extras)")
     args = parser.parse_args(argv)
@@ -265,12 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     for method in args.splits.split(","):
         if args.tune:
             start = time.perf_counter()
-            stored[method] = tune(make_split(data, method, **SPLITS[method]), method, catalog, names)
+            # merged: tuning some models keeps the others' stored choices
+            stored[method] = {**stored.get(method, {}), **tune(make_split(data, method, **SPLITS[method]), method, catalog, names)}
             print(f"  tuning took {time.perf_counter() - start:.0f}s")
             args.params.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
         chosen = {**stored.get(method, {}), "auto": auto_params(method, args.auto_sequence, args.auto_validation)}
-        if args.recbole_epochs is not None:
-            chosen.update({name: {"epochs": args.recbole_epochs} for name in PEER_DEFAULTS})
+        if args.auto_validation == "split":  # the re-ranking stage learns on the same kind of validation
+            chosen["rerank"] = {"validation": method, "validation_params": SPLITS[method]}
+        chosen.update(recbole_overrides(args.recbole_epochs, args.recbole_budget))
         split, results = run_split(method, data, catalog, chosen, names, args.cache)
         line, ratios = ratio_lines(results)
         print_table(results, title=f"split: {method}  ({split.stats['test_users']} test users)")

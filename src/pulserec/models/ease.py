@@ -35,13 +35,26 @@ VARIANTS = ("auto", "dense", "low_rank")
 
 
 def ease_dense(gram: np.ndarray, regularization: float) -> np.ndarray:
-    """B = I - P diag(1/diag(P)), P = (G + lambda I)^-1, zero diagonal (float32). `gram` is X^T X."""
-    g = np.array(gram, dtype=np.float64, copy=True)
+    """B = I - P diag(1/diag(P)), P = (G + lambda I)^-1, zero diagonal (float32). `gram` is X^T X.
+
+    G + lambda I is symmetric positive definite, so P comes from its Cholesky factor in float32
+    (LAPACK potrf + potri: about a quarter of a float64 LU inverse's time; 9.7k items on one
+    loaded core 48 s instead of 132 s); float64 LU where float32 Cholesky fails (lambda tiny
+    next to G's scale)."""
+    g = np.array(gram, dtype=np.float32, copy=True, order="F")
     g[np.diag_indices_from(g)] += regularization
-    p = scipy.linalg.inv(g, overwrite_a=True, check_finite=False)
+    factor, info = scipy.linalg.lapack.spotrf(g, lower=False, overwrite_a=True, clean=False)
+    if info == 0:
+        p, info = scipy.linalg.lapack.spotri(factor, lower=False, overwrite_c=True)
+    if info == 0:
+        p = np.triu(p) + np.triu(p, 1).T
+    else:
+        g = np.array(gram, dtype=np.float64, copy=True)
+        g[np.diag_indices_from(g)] += regularization
+        p = scipy.linalg.inv(g, overwrite_a=True, check_finite=False)
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
-    return b.astype(np.float32)
+    return b.astype(np.float32, copy=False)
 
 
 def low_rank_factors(x: sp.csr_matrix, rank: int, regularization: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,13 +102,17 @@ class EASE(TrainingRows, BatchScorer, SavedState):
         n = data.n_items
         dense = self.variant == "dense" or (self.variant == "auto" and n <= self.dense_max_items)
         if dense or n < 3:
-            gram = as_dense(self.user_items.T @ self.user_items)
-            self.weights = ease_dense(gram, self.regularization)
+            self.weights = ease_dense(self.gram(data), self.regularization)
             self.factors, self.shrink, self.p_diag = np.zeros((0, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
         else:
             self.factors, self.shrink, self.p_diag = low_rank_factors(self.user_items, self.rank, self.regularization, self.seed)
             self.weights = np.zeros((0, 0), dtype=np.float32)
         return self
+
+    def gram(self, data: Interactions) -> np.ndarray:
+        """The dense item x item matrix EASE inverts: X^T X of the kept training rows (a subclass
+        may weight the pairs, models/ease_local.py)."""
+        return as_dense(self.user_items.T @ self.user_items)
 
     @property
     def n_known(self) -> int:

