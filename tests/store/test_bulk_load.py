@@ -79,3 +79,26 @@ def test_indexes_lost_with_a_killed_import_come_back_at_the_next_open(engine, tm
         assert event_indexes(reopened.store.path) == before
     finally:
         reopened.close()
+
+
+def test_an_import_asked_for_a_snapshot_writes_it_before_the_close(tmp_path, files, monkeypatch):
+    """`snapshot=True` (the CLI's import): the snapshot is written once every chunk is applied, at
+    the log's last seq, while the writer builds the deferred indexes; the close finds it current
+    and writes none, and the next start replays nothing. Without snapshots it is a no-op."""
+    monkeypatch.setattr(bulk_load, "MIN_ROWS", 100)
+    settings = Settings.load(tmp_path / "data")
+    engine = Engine(settings)
+    import_items(engine, files["items"])
+    report = import_events(engine, files["events"], chunk_size=1000, snapshot=True)
+    written = engine.stats()["snapshot"]
+    assert report.accepted == 3000 and written["watermark"] == engine.store.max_seq() and written["events_since"] == 0
+    assert engine.counters["snapshots.written"] == 1
+    engine.close()
+    assert engine.counters["snapshots.written"] == 1 and len(list((tmp_path / "data" / "snapshots").glob("*.npz"))) == 1
+    again = Engine(settings)
+    assert again.stats()["snapshot"]["watermark"] == written["watermark"] and again.state.applied == 3000
+    again.close()
+    off = Engine(Settings.load(tmp_path / "off", snapshots=False))
+    import_items(off, files["items"])
+    assert import_events(off, files["events"], snapshot=True).accepted == 3000 and off.stats()["snapshot"] is None
+    off.close()

@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
                 show("MovieLens ratings", import_movielens(engine, movielens))
             if events:
                 with progress_bar(f"importing {events.name}", count_rows(events), threaded=False) as progress:
-                    report = import_events(engine, events, on_error=on_error, progress=advancing(progress))
+                    report = import_events(engine, events, on_error=on_error, progress=advancing(progress), snapshot=True)
                 show("events", report)
         finally:
             engine.close()

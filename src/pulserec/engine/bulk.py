@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -52,28 +52,43 @@ class BulkIngest:
         return self.depth > 0
 
     def ingest(self, frames: Iterable[pd.DataFrame], chunk: int = CHUNK, use_process: bool | None = None,
-               finish: Sequence[str] = ()) -> tuple[int, int]:
+               finish: Sequence[str] = (), snapshot: bool = False) -> tuple[int, int]:
         """Pipelined: while later chunks are written to SQLite by a writer process, earlier ones
         are applied to the online state. Order is preserved; each chunk is applied only once its
         write committed, and every chunk that was written is applied, also when reading the
         frames or writing a later chunk fails. `finish`: statements the writer runs after the
         last chunk (a bulk load's index builds), while the last chunks are applied.
 
+        `snapshot`: once every chunk is applied (the state then reflects a gapless prefix of the
+        log), write the state's snapshot while the writer still runs `finish`: `pulserec import`
+        of the 1M-event shop spent ~2 s writing it on close after ~3 s of index builds, one
+        after the other on two cores.
+
         The writer is a forked process only when forking is safe (no other thread alive, not
         even a stream client's: no lock can be inherited held), else a thread."""
         with self.engine.lock:
             self.depth += 1
-        try:
-            accepted, duplicates = self._ingest(frames, chunk, use_process, finish)
-        finally:
+        running = [True]
+
+        def applied_all() -> None:
             with self.engine.lock:
                 self.depth -= 1
+            running[0] = False
+            if snapshot:
+                self.engine.checkpoints.write_if_behind()
+
+        try:
+            accepted, duplicates = self._ingest(frames, chunk, use_process, finish, applied_all)
+        finally:
+            if running[0]:
+                with self.engine.lock:
+                    self.depth -= 1
         if accepted >= TRIM_AFTER_EVENTS:
             trim_heap()  # the chunks' freed temporaries (engine/heap.py)
         return accepted, duplicates
 
     def _ingest(self, frames: Iterable[pd.DataFrame], chunk: int, use_process: bool | None,
-                finish: Sequence[str]) -> tuple[int, int]:
+                finish: Sequence[str], applied_all: Callable[[], None]) -> tuple[int, int]:
         engine = self.engine
         if use_process is None:
             # A stream client (librdkafka) runs native threads that threading cannot see.
@@ -93,6 +108,7 @@ class BulkIngest:
                 built = writer.execute(finish) if finish else None
                 while pending:
                     self._apply_chunk(*pending.popleft(), counts)
+                applied_all()
                 if built is not None:
                     built.result()
             finally:

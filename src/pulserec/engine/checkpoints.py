@@ -113,6 +113,11 @@ class Checkpoints:
 
     def on_close(self) -> None:
         """A clean shutdown writes one, so the next start replays nothing."""
+        self.write_if_behind()
+
+    def write_if_behind(self) -> None:
+        """Write one now unless the newest already reflects the state (failures are logged: the
+        log has everything, a start without it replays more)."""
         if self.snapshots is None:
             return
         self.snapshots.wait()

@@ -238,9 +238,9 @@ class Engine:
         return self.ingest_frames([frame])
 
     def ingest_frames(self, frames: Iterable[pd.DataFrame], chunk: int = CHUNK, use_process: bool | None = None,
-                      finish: Sequence[str] = ()) -> tuple[int, int]:
+                      finish: Sequence[str] = (), snapshot: bool = False) -> tuple[int, int]:
         """Bulk path over many frames, pipelined (see :class:`BulkIngest`); returns (accepted, duplicates)."""
-        return self.bulk.ingest(frames, chunk, use_process, finish)
+        return self.bulk.ingest(frames, chunk, use_process, finish, snapshot)
 
     def notify(self, accepted_by_type: Mapping[str, int], duplicates: int, latest_ts: float | None) -> None:
         for listener in self.ingest_listeners:

@@ -263,8 +263,11 @@ def import_events(
     on_error: str = "skip",
     chunk_size: int = 250_000,
     progress: Callable[[int], None] | None = None,
+    snapshot: bool = False,
 ) -> ImportReport:
-    """Validate, sort by time and store+apply every chunk of an events file."""
+    """Validate, sort by time and store+apply every chunk of an events file. `snapshot`: write
+    the state's snapshot at the end, while the writer builds the deferred indexes (the CLI's
+    import closes the engine next, which would write it after them)."""
     if on_error not in ("skip", "fail"):
         raise ValueError("on_error must be 'skip' or 'fail'")
     report = ImportReport()
@@ -280,7 +283,7 @@ def import_events(
         # One pipeline over the whole file: the writer runs ahead across read chunks and builds
         # the deferred indexes after the last one while the state applies the last chunks.
         report.accepted, report.duplicates = engine.ingest_frames(_valid_chunks(engine, path, chunk_size, report, progress),
-                                                                  finish=rebuild)
+                                                                  finish=rebuild, snapshot=snapshot)
     report.seconds = time.perf_counter() - started
     return report
 

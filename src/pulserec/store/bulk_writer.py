@@ -58,6 +58,10 @@ class _Sequential:
 
 #: The writer process's side (one per forked child; each BulkWriter forks its own).
 _CHILD: _Sequential | None = None
+#: WAL pages (4 KiB) after which the writer process's commits checkpoint the WAL into the
+#: database (SQLite's default is 1,000): each checkpoint fsyncs the WAL and the database, ~10 ms
+#: each on this box, and a 1M-event import made ~47 of them; 64 MiB keeps the WAL bounded.
+CHECKPOINT_PAGES = 16_384
 #: Linux's prctl option that signals a process when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -79,6 +83,8 @@ def _in_child(path: str, synchronous: str, method: str, argument: object) -> obj
     global _CHILD
     if _CHILD is None or str(_CHILD.store.path) != path:
         _CHILD = _Sequential(SQLiteStore(path, synchronous, indexes=False))
+        with _CHILD.store.connection() as db:
+            db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
     return getattr(_CHILD, method)(argument)
 
 
