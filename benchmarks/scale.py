@@ -1,6 +1,6 @@
 """A shop's history on one machine (issue 17): generate, import, snapshot, restart, serve.
 
-    python benchmarks/scale.py [--sizes 1M,4M,10M] [--with-30m] [--redis] [--out DIR]
+    python benchmarks/scale.py [--sizes 1M,4M,10M] [--with-30m] [--redis] [--phases import,start,replay]
 
 Per size (events; users = events / 10, items = events / 100): `pulserec generate` (Parquet), a
 bulk import of all but the last TAIL events (SQLite + in-memory state), RSS after it, a
@@ -8,7 +8,12 @@ snapshot (seconds, bytes), the tail imported and the process killed (no clean sh
 a start from the snapshot + tail and a start by full replay (each in a fresh process), and
 in-process recommend / similar latency on the started engine. Memory per event / user / item
 is the RSS the state adds over an empty engine. With --redis, the same import into the Redis
-state (at 1M events) and the memory Redis reports for it."""
+state (at the first size) and the memory Redis reports for it.
+
+Imports and every phase's figures are kept under --work (scale_cache.py): a run does the
+phases asked for and reuses a kept import made by the same import code, so the 10M row can be
+measured in turns of the benchmark lock (e.g. `--sizes 10M --phases import`, then `--phases
+replay`, then `--phases start` in a quiet window); the table names when each phase ran."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import machine, percentiles_ms, print_table, time_each
+from scale_cache import Kept, import_fingerprint
 
 #: Events imported after the snapshot, replayed by the start from it.
 TAIL = 20_000
@@ -126,7 +132,12 @@ def phase_start(data: Path, sample: Path, snapshots: bool, requests: int) -> dic
 
     started = time.perf_counter()
     engine = Engine(Settings.load(data, snapshots=snapshots, model_watch_interval=0))
-    out = {"start_s": time.perf_counter() - started, "rss_started": rss_bytes()}
+    out = {"start_s": time.perf_counter() - started, "rss_started": rss_bytes(), "events_started": engine.state.applied}
+    if snapshots:
+        latest = engine.snapshots.latest  # set by a load; None: the snapshot was refused (logged)
+        if latest is None:
+            raise SystemExit("the start did not load the import's snapshot: it replayed the whole log")
+        out["snapshot_watermark"] = latest["watermark"]
     if requests:
         users = pd.read_parquet(sample / "users.parquet", columns=["user_id"])["user_id"].to_numpy()
         items = pd.read_parquet(sample / "items.parquet", columns=["item_id"])["item_id"].to_numpy()
@@ -181,39 +192,66 @@ def run_phase(*args: str, script: str = __file__) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def bench(label: str, events: int, root: Path, requests: int, with_redis: bool, full_replay: bool = True) -> dict:
-    sample, data = shop_dir(events), root / f"data-{label}"
-    out = {"label": label, **run_phase("generate", str(sample), str(events))}
-    out.update(run_phase("import", str(data), str(sample)))
-    snap = run_phase("start", str(data), str(sample), "1", str(requests))
-    full = run_phase("start", str(data), str(sample), "0", "0") if full_replay else {"start_s": float("nan")}
-    out.update({"start_snapshot_s": snap["start_s"], "start_full_s": full["start_s"], "rss_started": snap["rss_started"],
-                "recommend_ms": snap["recommend_ms"], "similar_ms": snap["similar_ms"],
-                "recommend_nogc_ms": snap["recommend_nogc_ms"], "gc_collections": snap["gc_collections"],
-                "recommend_cpu_ms": snap["recommend_cpu_ms"]})
-    if with_redis:
-        out.update(run_phase("redis", str(sample)))
-    print(json.dumps(out), flush=True)
-    return out
+#: The phases of a size's row after generate, in the order they run.
+PHASES = ("import", "start", "replay", "redis")
 
 
-def report(results: list[dict]) -> None:
-    mib = 1024 ** 2
-    rows = []
-    for r in results:
-        state = r["rss_after_import"] - r["rss_empty"]
-        rows.append([r["label"], f"{r['generate_s']:.1f}", f"{r['import_s']:.0f} ({r['import_rate'] / 1000:.1f}k/s)",
-                     f"{r['rss_after_import'] / 1024 ** 3:.2f} GiB", f"{r['snapshot_s']:.1f} s / {r['snapshot_bytes'] / mib:.0f} MiB",
-                     f"{r['snapshot_fork_pause_ms']:.0f} ms ({r['snapshot_header_ms']:.0f} header)", f"{r['start_snapshot_s']:.1f}", f"{r['start_full_s']:.1f}",
-                     "{:.2f} / {:.2f} (no gc {:.2f} / {:.2f}; cpu {:.2f} / {:.2f})".format(
-                         *r["recommend_ms"], *r["recommend_nogc_ms"], *r["recommend_cpu_ms"]),
-                     "{:.2f} / {:.2f}".format(*r["similar_ms"]),
-                     f"{state / r['events']:.0f} / {state / r['users']:.0f} / {state / r['items']:.0f}",
-                     f"{r['history_bytes'] / r['events']:.1f} / {r['profile_bytes'] / r['users']:.0f} / {r['cooc_bytes'] / r['items']:.0f}",
-                     f"{r['redis_bytes'] / r['redis_events']:.0f} B/event" if "redis_bytes" in r else "-"])
+def bench(label: str, kept: Kept, phases: set[str], requests: int, reimport: bool, stale_ok: bool) -> None:
+    """Run `phases` of one size, each kept in `kept` as soon as it is done (see scale_cache)."""
+    events, load = size_of(label), os.getloadavg()[0]
+    sample = shop_dir(events)
+    kept.record("generate", run_phase("generate", str(sample), str(events)), load)
+    fingerprint = import_fingerprint()
+    if "import" in phases and (reimport or not kept.import_usable(fingerprint)):
+        data, load = kept.fresh_data(), os.getloadavg()[0]
+        kept.record("import", run_phase("import", str(data), str(sample)), load, fingerprint=fingerprint)
+    elif not kept.import_usable(fingerprint) and phases & {"start", "replay"}:
+        if not (stale_ok and "import" in kept.phases and kept.data.is_dir()):
+            raise SystemExit(f"{label}: no import made by this code under {kept.work}: add 'import' to --phases "
+                             f"(or --stale-import-ok to start from the one made at {kept.phases.get('import', {}).get('commit')})")
+        print(f"# {label}: starting from an import made by other code (commit {kept.phases['import']['commit']})")
+    for phase, args in (("start", ("1", str(requests))), ("replay", ("0", "0"))):
+        if phase in phases:
+            load = os.getloadavg()[0]
+            kept.record(phase, run_phase("start", str(kept.data), str(sample), *args), load,
+                        import_commit=kept.phases["import"]["commit"])
+    if "redis" in phases:
+        load = os.getloadavg()[0]
+        kept.record("redis", run_phase("redis", str(sample)), load)
+    print(json.dumps({"label": label, **kept.phases}), flush=True)
+
+
+def report(kept: list[Kept]) -> None:
+    rows = [_row(k.label, k.phases) for k in kept]
     print_table(["events", "generate s", "import s (rate)", "RSS after import", "snapshot write / size", "bg snapshot pause",
                  "start: snapshot+tail s", "start: full replay s", "recommend p50/p99 ms", "similar p50/p99 ms",
                  "state bytes per event / user / item", "history B/event, profile B/user, cooc B/item", "Redis state"], rows)
+    for k in kept:  # when each figure was measured: the rows may come from several turns of the lock
+        print(f"# {k.label}: " + "; ".join(f"{name} {p['at']} (load {p['load'][0]}-{p['load'][1]}, {p['commit']})"
+                                           for name, p in k.phases.items()))
+
+
+def _row(label: str, phases: dict[str, dict]) -> list[str]:
+    mib, none = 1024 ** 2, "-"
+    imp, start, replay, redis = (phases.get(p) for p in PHASES)
+    row = [label, f"{phases['generate']['generate_s']:.1f}" if "generate" in phases else none]
+    if imp:
+        state = imp["rss_after_import"] - imp["rss_empty"]
+        row += [f"{imp['import_s']:.0f} ({imp['import_rate'] / 1000:.1f}k/s)", f"{imp['rss_after_import'] / 1024 ** 3:.2f} GiB",
+                f"{imp['snapshot_s']:.1f} s / {imp['snapshot_bytes'] / mib:.0f} MiB",
+                f"{imp['snapshot_fork_pause_ms']:.0f} ms ({imp['snapshot_header_ms']:.0f} header)"]
+    else:
+        row += [none] * 4
+    row.append(f"{start['start_s']:.1f}" if start else none)
+    row.append(f"{replay['start_s']:.1f}" if replay else none)
+    row += (["{:.2f} / {:.2f} (no gc {:.2f} / {:.2f}; cpu {:.2f} / {:.2f})".format(
+                 *start["recommend_ms"], *start["recommend_nogc_ms"], *start["recommend_cpu_ms"]),
+             "{:.2f} / {:.2f}".format(*start["similar_ms"])] if start and "recommend_ms" in start else [none] * 2)
+    row += ([f"{state / imp['events']:.0f} / {state / imp['users']:.0f} / {state / imp['items']:.0f}",
+             f"{imp['history_bytes'] / imp['events']:.1f} / {imp['profile_bytes'] / imp['users']:.0f} / {imp['cooc_bytes'] / imp['items']:.0f}"]
+            if imp else [none] * 2)
+    row.append(f"{redis['redis_bytes'] / mib:.0f} MiB, {redis['redis_bytes'] / redis['redis_events']:.0f} B/event" if redis else none)
+    return row
 
 
 def main() -> None:
@@ -224,8 +262,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--redis-only", action="store_true",
                         help="only the Redis state's memory (import into it) at the first size")
-    parser.add_argument("--no-full-replay", action="store_true", help="skip the start by full replay (as long as the import)")
-    parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--phases", default="import,start,replay",
+                        help="which of import,start,replay,redis to run (the rest comes from earlier runs)")
+    parser.add_argument("--reimport", action="store_true", help="import again even if the kept import is usable")
+    parser.add_argument("--stale-import-ok", action="store_true",
+                        help="start from a kept import that other code made (named in the output)")
+    parser.add_argument("--work", type=Path, default=CACHE / "work",
+                        help="where imports and figures are kept between runs (one data dir per size)")
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -249,11 +292,16 @@ def main() -> None:
               f"{out['redis_bytes'] / 2 ** 20:.0f} MiB, {out['redis_bytes'] / out['redis_events']:.0f} B/event, "
               f"import {out['redis_import_rate'] / 1000:.1f}k events/s (load {out['load_avg']:.1f}-{out['load_avg_end']:.1f})")
         return
-    print(f"# scale benchmark: {machine()}, load {os.getloadavg()[0]:.1f}; TAIL={TAIL:,} events after the snapshot")
-    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
-        results = [bench(label, size_of(label), Path(tmp), args.requests, args.redis and k == 0,
-                         not args.no_full_replay) for k, label in enumerate(sizes)]
-    report(results)
+    phases = set(args.phases.split(","))
+    if phases - set(PHASES):
+        parser.error(f"--phases: unknown {sorted(phases - set(PHASES))}; known: {', '.join(PHASES)}")
+    print(f"# scale benchmark: {machine()}, load {os.getloadavg()[0]:.1f}; TAIL={TAIL:,} events after the snapshot; "
+          f"kept under {args.work}")
+    kept = [Kept(args.work, label) for label in sizes]
+    for k, item in enumerate(kept):  # the Redis state at the first (smallest) size only
+        wanted = phases - {"redis"} | ({"redis"} if k == 0 and (args.redis or "redis" in phases) else set())
+        bench(item.label, item, wanted, args.requests, args.reimport, args.stale_import_ok)
+    report(kept)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,10 @@ def test_top_n_edge_cases() -> None:
     big = np.zeros(10_000)
     big[[17, 4_000, 9_999]] = [3.0, 2.0, 1.0]
     assert top_n(big, 2, big > 0).tolist() == [17, 4_000]
+
+
+def test_top_n_scans_a_block_that_holds_a_nan() -> None:
+    # The block's maximum is NaN, so it says nothing about the block's other scores.
+    big = np.zeros(10_000)
+    big[[17, 18, 4_000]] = [np.nan, 3.0, 2.0]
+    assert top_n(big, 2, np.ones(10_000, dtype=bool)).tolist() == [18, 4_000]

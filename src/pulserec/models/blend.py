@@ -48,13 +48,12 @@ class Blend:
                 continue
             result = scored(model, query, n_items)
             if result.scores is not None:
-                parts.append((result, weight * normalised(result.scores)))
+                parts.append((result, _weighted(normalised(result.scores), weight)))
         return parts
 
     def score_explained(self, query: Query, n_items: int) -> Scored:
         parts = self._parts(query, n_items)
-        total = np.sum([p for _, p in parts], axis=0) if parts else None
-        return Scored(total, lambda items: _explained_by_winner(parts, items))
+        return Scored(_summed([p for _, p in parts]), lambda items: _explained_by_winner(parts, items))
 
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
         return self.score_explained(query, n_items).scores
@@ -68,6 +67,30 @@ class Blend:
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         return self.score_explained(query, query.n_items).explain(items)
+
+
+def _weighted(part: np.ndarray, weight: float) -> np.ndarray:
+    """`weight * part`, in place where `part` is a float array of its own (normalised's result
+    is: a new array): one catalogue-sized allocation less per component and request."""
+    if weight == 1.0:
+        return part
+    if part.dtype.kind == "f" and part.size:
+        part *= weight
+        return part
+    return weight * part
+
+
+def _summed(parts: list[np.ndarray]) -> np.ndarray | None:
+    """`np.sum(parts, axis=0)`, the same sums in the same order (first + second, then each next
+    added), without first stacking the parts into one len(parts) x n_items array."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return np.array(parts[0], copy=True)
+    total = np.add(parts[0], parts[1], dtype=np.result_type(*parts))  # np.sum stacks in the widest type first
+    for part in parts[2:]:
+        total += part
+    return total
 
 
 def _explained_by_winner(parts: list[tuple[Scored, np.ndarray]], items: np.ndarray) -> list[Reason | None]:

@@ -103,8 +103,10 @@ def build_query(
 def _long_term_items(history: np.ndarray, recent: list[int], max_items: int, support: np.ndarray | None) -> np.ndarray:
     """`history` (ascending) with at most `max_items` of the items not in `recent`: those with the
     most support (0 for an item past its end), the lower index first among equals."""
-    older = ~np.isin(history, recent)
-    if max_items <= 0 or int(older.sum()) <= max_items:
+    if max_items <= 0:
+        return history
+    older = ~_among(history, recent)
+    if int(older.sum()) <= max_items:
         return history
     candidates = history[older]
     counts = np.zeros(len(candidates), dtype=np.int64)
@@ -120,7 +122,7 @@ def with_long_term(query: Query, weight: float) -> Query:
     ones not among the recent items follow them (type "", time NaN: no order to read)."""
     if weight <= 0 or len(query.history) == 0:
         return query
-    older = query.history[~np.isin(query.history, query.items)]
+    older = query.history[~_among(query.history, query.items)]
     return replace(
         query,
         items=np.concatenate([query.items, older]),
@@ -128,3 +130,14 @@ def with_long_term(query: Query, weight: float) -> Query:
         types=(*query.types, *([""] * len(older))),
         timestamps=np.concatenate([np.asarray(query.timestamps, dtype=np.float64), np.full(len(older), np.nan)]),
     )
+
+
+def _among(values: np.ndarray, members: Iterable[int] | np.ndarray) -> np.ndarray:
+    """`np.isin(values, members)` for the few items of one query. np.isin picks its table method
+    for integers, a boolean array over the range of the values: up to the catalogue's size per
+    call (0.1-0.2 ms at 100k items, twice a request); a binary search costs the members' sort."""
+    members = np.sort(np.asarray(list(members) if not isinstance(members, np.ndarray) else members, dtype=values.dtype))
+    if len(members) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(members, values), len(members) - 1)
+    return members[at] == values
