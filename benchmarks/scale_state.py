@@ -119,10 +119,12 @@ PACE_S = 0.0005
 def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     """What a background snapshot pauses writers for: a writer thread applies the tail's events
     one by one under a lock (as the engine's write path does) while `rounds` background snapshots
-    (`Snapshots.write_in_background`, the engine's own, fork under that lock) are written.
-    Reports the fork's lock hold (wall and CPU), the writers' worst stall while a snapshot
-    starts and their p99 otherwise (the children's copy-on-write included). The tail's events
-    are applied here to a state the start then does not use (the snapshot on disk is the head's)."""
+    (`Snapshots.write_in_background`, the engine's own, started under that lock) are written.
+    Reports the lock hold of the start (wall and CPU), and over each whole snapshot (start to
+    file renamed: a fork's child or the writing thread): the writers' worst stall and p99, and
+    the peak RSS above the RSS before it (sampled every 20 ms); the writers' p99 otherwise. The
+    tail's events are applied here to a state the start then does not use (the snapshot on disk
+    is the head's)."""
     import itertools
     import threading
 
@@ -148,31 +150,51 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
             done.append(time.perf_counter())
             time.sleep(PACE_S)
 
+    peaks: list[int] = []
+    sampling = threading.Event()
+
+    def sampler() -> None:  # the RSS while a snapshot is written
+        while not stop.is_set():
+            if sampling.is_set():
+                peaks[-1] = max(peaks[-1], rss_bytes())
+            time.sleep(0.02)
+
     snapshots = Snapshots(settings)  # <data>/snapshots/, beside the state.npz the start loads
-    thread = threading.Thread(target=writer)
-    thread.start()
-    holds, cpu, windows = [], [], []
+    threads = [threading.Thread(target=writer), threading.Thread(target=sampler)]
+    for thread in threads:
+        thread.start()
+    holds, cpu, windows, rss_before, write_s = [], [], [], [], []
     for _ in range(rounds):
         time.sleep(0.5)
+        rss_before.append(rss_bytes())
+        peaks.append(rss_before[-1])
+        sampling.set()
         t, c = time.perf_counter(), time.thread_time()
         with lock:
             snapshots.write_in_background(state, {"watermark": state.last_seq, "applied": state.applied})
             holds.append((time.perf_counter() - t) * 1000)
             cpu.append((time.thread_time() - c) * 1000)
-        windows.append((t, time.perf_counter()))
         snapshots.wait()
+        sampling.clear()
+        windows.append((t, time.perf_counter()))
+        write_s.append(windows[-1][1] - t)
     stop.set()
-    thread.join()
+    for thread in threads:
+        thread.join()
     # A writer's stall is the gap between two of its writes beyond its pace: it includes the
-    # time it could not even run (the fork holds the GIL), which a timer around the lock misses.
+    # time it could not even run (the fork holds the GIL; the writing thread holds it between
+    # its pauses), which a timer around the lock misses.
     ends = np.asarray(done)
     gaps, starts = np.diff(ends) - PACE_S, ends[:-1]
     during = np.zeros(len(gaps), dtype=bool)
     for a, b in windows:
         during |= (starts <= b) & (ends[1:] >= a)
-    return {"fork_ms": sorted(holds), "fork_cpu_ms": sorted(cpu), "writes": len(ends),
+    return {"fork_ms": sorted(holds), "fork_cpu_ms": sorted(cpu), "writes": len(ends), "writes_during": int(during.sum()),
             "writer_stall_ms": float(gaps[during].max(initial=0.0)) * 1000,
-            "writer_p99_ms": float(np.percentile(gaps[~during], 99)) * 1000 if (~during).any() else float("nan")}
+            "writer_during_p99_ms": float(np.percentile(gaps[during], 99)) * 1000 if during.any() else float("nan"),
+            "writer_p99_ms": float(np.percentile(gaps[~during], 99)) * 1000 if (~during).any() else float("nan"),
+            "bg_write_s": write_s, "bg_rss_peak_over": [p - b for p, b in zip(peaks, rss_before)],
+            "bg_rss_before": rss_before}
 
 
 def phase_load(data: Path, sample: Path) -> dict:
@@ -222,8 +244,9 @@ def report(results: list[dict]) -> None:
                          *r["recommend_ms"], *r["recommend_cold_ms"], *r["recommend_nogc_ms"], *r["recommend_cpu_ms"]),
                      "{:.2f} / {:.2f}".format(*r["similar_ms"]),
                      f"{r['snapshot_s']:.0f} s / {r['snapshot_bytes'] / mib:.0f} MiB",
-                     f"{r['fork_ms'][len(r['fork_ms']) // 2]:.0f} ms (cpu {r['fork_cpu_ms'][len(r['fork_cpu_ms']) // 2]:.0f}); writers' worst {r['writer_stall_ms']:.0f} ms, p99 "
-                     f"{r['writer_p99_ms']:.1f} ms otherwise",
+                     f"{r['fork_ms'][len(r['fork_ms']) // 2]:.1f} ms (cpu {r['fork_cpu_ms'][len(r['fork_cpu_ms']) // 2]:.1f}); "
+                     f"writers' worst {r['writer_stall_ms']:.1f} ms, p99 {r.get('writer_during_p99_ms', float('nan')):.1f} ms "
+                     f"during, {r['writer_p99_ms']:.1f} ms otherwise; RSS +{max(r.get('bg_rss_peak_over', [0])) / mib:.0f} MiB",
                      f"{r['start_s']:.1f} s ({r['load_s']:.1f} load + {TAIL // 1000}k tail), {r['rss_loaded'] / gib:.2f} GiB"])
     print_table(["events", "load avg", "generate s", "state apply s (rate)", "RSS", "bytes per event / user / item",
                  "history B/event, profile B/user, cooc B/item", "recommend p50/p99 ms", "similar p50/p99 ms",

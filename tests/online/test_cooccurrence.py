@@ -238,3 +238,39 @@ def test_strongest_keeps_what_a_sort_by_row_and_score_keeps(rounding):
     assert np.array_equal(kept.indices, matrix.indices[expected])
     assert np.array_equal(kept.data, matrix.data[expected])
     assert strongest(matrix, 299, scores) is matrix  # no row over k: nothing to do
+
+
+def test_sealed_delta_levels_read_and_fold_like_one_delta():
+    """A background snapshot seals the delta (`seal`) and reads it without the lock: reads,
+    the entries it sees and the compaction are those of one unsealed delta."""
+    log = random_log(seed=4, n=900)
+    plain = incremental(*log, min_delta=10**9)  # everything stays in the delta
+    sealed = CoOccurrence(5, 86_400.0, min_delta=10**9)
+    hist = Histories(50)
+    levels = []
+    for k, (o, i, w, t) in enumerate(zip(*log)):
+        sealed.add_event(int(i), float(w), float(t), list(hist.recent(int(o)))[-5:][::-1])
+        hist.add(int(o), Touch(int(i), float(w), float(t), "view"))
+        if k in (200, 500):
+            levels = sealed.seal()
+            assert len(sealed.seal()) == len(levels)  # the delta is empty: nothing more to seal
+    assert len(levels) == 2 and len(sealed.sealed) == 2 and sealed.delta and sealed.nnz == plain.nnz
+    np.testing.assert_allclose(dense(sealed, 40), dense(plain, 40), rtol=1e-12)
+    for item in range(40):
+        np.testing.assert_array_equal(sealed.row(item)[0], plain.row(item)[0])
+    got = np.concatenate([step for level in levels for step in level.peek_entries()])
+    assert len(got) == sum(level.nnz for level in levels)
+    before = sp_dense(got, 40)
+    levels[0].get(int(got["row"][0]))  # a reader settles a row: what a peek sees is unchanged
+    np.testing.assert_array_equal(sp_dense(np.concatenate(list(levels[0].peek_entries())), 40),
+                                  sp_dense(np.concatenate(list(levels[0].peek_entries())), 40))
+    np.testing.assert_allclose(sp_dense(np.concatenate([s for lv in levels for s in lv.peek_entries()]), 40), before)
+    sealed.compact(), plain.compact()
+    assert not sealed.sealed and not sealed.delta
+    np.testing.assert_allclose(sealed.base.toarray(), plain.base.toarray(), rtol=1e-12)
+
+
+def sp_dense(entries, n):
+    out = np.zeros((n, n))
+    np.add.at(out, (entries["row"], entries["col"]), entries["weight"])
+    return out

@@ -17,11 +17,13 @@ import numpy as np
 from dataclasses import replace
 import pytest
 
+from pulserec import frozen
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.ingest.synthetic import as_events
-from pulserec.online import snapshot_file
+from pulserec.online import snapshot_file, snapshots, strings
 from pulserec.online.state import OnlineState
+from pulserec.online.state_arrays import from_arrays
 
 sys.path.insert(0, str(Path(__file__).parent))
 from state_equality import assert_same_state  # noqa: E402
@@ -88,6 +90,73 @@ def test_a_clean_shutdown_writes_one_and_a_background_one_equals_it(engine, shop
     restarted = reopen(engine)
     try:
         assert restarted.snapshots.latest["watermark"] == 2200
+        assert_same_state(full_replay(restarted), restarted.state)
+    finally:
+        restarted.close()
+
+
+def writes_between_steps(engine: Engine, shop, monkeypatch, fail_after: int | None = None) -> list[int]:
+    """Make the background writer apply events at every pause of its Python work (per-event
+    and bulk batches in turn, 20 events each, from seq 2001 on), with small frozen chunks;
+    with `fail_after`, the pause after that many raises (a disk error mid-write)."""
+    monkeypatch.setattr(frozen, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(strings, "PAUSE_EVERY_S", 0.0)
+    starts = iter(range(2000, 3000, 20))
+    applied: list[int] = []
+
+    def writing() -> None:
+        if fail_after is not None and len(applied) >= fail_after:
+            raise OSError(28, "No space left on device")
+        start = next(starts, None)
+        if start is not None:
+            if len(applied) % 2:
+                engine.ingest_frame(frame_of(shop, start, start + 20))
+            else:
+                engine.ingest(as_events(shop.events.iloc[start : start + 20]))
+            applied.append(start)
+
+    monkeypatch.setattr(snapshots, "gil_pause", writing)
+    return applied
+
+
+def test_a_background_snapshot_under_writes_is_the_state_at_its_watermark(engine, shop, monkeypatch):
+    """Writes go on while the thread writes (they change profiles' columns and tables in place,
+    add co-occurrence pairs, touches, items and counts): the file is the state at the capture's
+    watermark, and a start from it and the tail equals a full replay."""
+    applied = writes_between_steps(engine, shop, monkeypatch)
+    assert engine.checkpoints.write(background=True)["watermark"] == 2000
+    engine.snapshots.wait()
+    assert len(applied) >= 6 and engine.store.max_seq() == 2000 + 20 * len(applied)
+    assert engine.snapshots.last_error is None
+    path = Path(engine.snapshots.latest["path"])
+    header, arrays = snapshot_file.read(path)
+    assert header["watermark"] == 2000
+    at_watermark = OnlineState(engine.settings)
+    at_watermark.load(engine.store, upto_seq=2000)
+    assert_same_state(at_watermark, from_arrays(engine.settings, arrays))
+    monkeypatch.undo()
+    restarted = reopen(engine)  # no clean shutdown of `engine`: the background snapshot + tail
+    try:
+        assert restarted.snapshots.latest["path"] == str(path)
+        assert_same_state(full_replay(restarted), restarted.state)
+    finally:
+        restarted.close()
+
+
+def test_a_background_snapshot_failing_midway_leaves_the_previous_one(engine, shop, monkeypatch):
+    previous = engine.checkpoints.write()
+    writes_between_steps(engine, shop, monkeypatch, fail_after=3)
+    assert engine.checkpoints.write(background=True) is not None
+    engine.snapshots.wait()
+    assert "No space left on device" in engine.snapshots.last_error
+    assert [p.name for p in engine.snapshots.files()] == [Path(previous["path"]).name]
+    assert not list(engine.snapshots.dir.glob(".*.tmp"))  # the half-written file is gone
+    assert engine.stats()["snapshot"]["watermark"] == 2000
+    monkeypatch.undo()
+    engine.ingest(as_events(shop.events.iloc[2100:2200]))  # the state is whole: writes go on
+    restarted = reopen(engine)
+    try:
+        assert restarted.snapshots.latest["path"] == previous["path"]
         assert_same_state(full_replay(restarted), restarted.state)
     finally:
         restarted.close()
@@ -172,14 +241,19 @@ from pulserec.engine import Engine
 engine = Engine(Settings.load(sys.argv[1], snapshot_keep=50))
 print("ready", flush=True)
 while True:
-    engine.checkpoints.write()
+    if sys.argv[2] == "background":  # the thread writes while this one waits
+        engine.checkpoints.write(background=True)
+        engine.snapshots.wait()
+    else:
+        engine.checkpoints.write()
 """
 
 
-def test_sigkill_while_writing_a_snapshot_leaves_a_valid_state(engine, shop):
+@pytest.mark.parametrize("mode", ["foreground", "background"])
+def test_sigkill_while_writing_a_snapshot_leaves_a_valid_state(engine, shop, mode):
     engine.ingest(as_events(shop.events.iloc[2000:]))
     engine.close()
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(engine.settings.data_dir)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(engine.settings.data_dir), mode], stdout=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
         assert proc.stdout.readline().strip() == b"ready"

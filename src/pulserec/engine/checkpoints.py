@@ -72,7 +72,8 @@ class Checkpoints:
 
     def write(self, background: bool = False) -> dict[str, Any] | None:
         """Write a snapshot of the online state now (None: a bulk import or another background
-        snapshot is running). In the background only the fork pauses writers."""
+        snapshot is running). In the background writers pause only for the capture of the
+        state's levels (O(structures); a thread writes the file, `online/snapshots.py`)."""
         if self.snapshots is None:
             raise ValueError("snapshots are off (settings.snapshots) or the state is shared (Redis persists itself)")
         engine = self.engine

@@ -15,7 +15,7 @@ from their events and subtracted exactly (right to be forgotten).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +26,10 @@ _EMPTY_I = np.empty(0, dtype=np.int32)
 _EMPTY_F = np.empty(0, dtype=np.float64)
 #: A delta row's pending (Python list) entries are moved into its NumPy buffers at this count.
 SETTLE_AT = 64
+#: Rows of a sealed delta level read between two pauses of a background snapshot (~1 ms).
+PEEK_STEP = 256
+#: One delta entry as a snapshot stores it.
+ENTRY = np.dtype([("row", np.int64), ("col", np.int64), ("weight", np.float64)])
 #: Accumulated weights smaller than this (left over by subtractions) are dropped on compaction.
 NEGLIGIBLE = 1e-9
 
@@ -126,18 +130,20 @@ class DeltaRows:
 
     @staticmethod
     def _settle(entry: list) -> None:
-        """Move a row's pending entries into its buffers (grown by doubling)."""
-        pending = len(entry[3])
-        n = entry[2]
-        if n + pending > len(entry[0]):
-            size = max(8, 2 * len(entry[0]), n + pending)
-            columns, weights = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.float64)
-            columns[:n], weights[:n] = entry[0][:n], entry[1][:n]
-            entry[0], entry[1] = columns, weights
-        entry[0][n : n + pending] = entry[3]
-        entry[1][n : n + pending] = entry[4]
-        entry[2] = n + pending
-        entry[3], entry[4] = [], []
+        """Move a row's pending entries into its buffers (grown by doubling). The entry is
+        replaced in one step, and buffers are only written past their used length, so a reader
+        without the lock (`peek_entries` of a sealed level, a background snapshot) sees the row
+        before or after, never half of it."""
+        columns, weights, n, pending_columns, pending_weights = entry
+        pending = len(pending_columns)
+        if n + pending > len(columns):
+            size = max(8, 2 * len(columns), n + pending)
+            grown_columns, grown_weights = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.float64)
+            grown_columns[:n], grown_weights[:n] = columns[:n], weights[:n]
+            columns, weights = grown_columns, grown_weights
+        columns[n : n + pending] = pending_columns
+        weights[n : n + pending] = pending_weights
+        entry[:] = [columns, weights, n + pending, [], []]
 
     def get(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
         entry = self._rows.get(row)
@@ -151,11 +157,34 @@ class DeltaRows:
     def coo(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every entry as (rows, columns, weights)."""
         rows = list(self._rows)
-        parts = [self.get(row) for row in rows]
-        lengths = [len(columns) for columns, _ in parts]  # type: ignore[misc]
-        return (np.repeat(np.asarray(rows, dtype=np.int64), lengths),
-                np.concatenate([columns for columns, _ in parts]).astype(np.int64),  # type: ignore[misc]
-                np.concatenate([weights for _, weights in parts]))  # type: ignore[misc]
+        return _coo(rows, [self.get(row) for row in rows])  # type: ignore[misc]
+
+    def peek_entries(self, pause: Callable[[], None] = lambda: None) -> Iterator[np.ndarray]:
+        """Every entry as `ENTRY` records, `PEEK_STEP` rows at a time, without settling anything:
+        safe without the lock on a sealed level (one that is no longer written; readers may
+        still settle its rows, see `_settle`). `pause` between steps (a background snapshot
+        lets writers take the GIL; a level can hold millions of entries)."""
+        rows = list(self._rows)
+        for start in range(0, len(rows), PEEK_STEP):
+            step = rows[start : start + PEEK_STEP]
+            parts = []
+            for row in step:
+                columns, weights, n, pending_columns, pending_weights = self._rows[row]
+                parts.append((np.r_[columns[:n], np.asarray(pending_columns, dtype=np.int32)],
+                              np.r_[weights[:n], np.asarray(pending_weights, dtype=np.float64)]))
+            out = np.empty(sum(len(c) for c, _ in parts), dtype=ENTRY)
+            out["row"], out["col"], out["weight"] = _coo(step, parts)
+            yield out
+            pause()
+
+
+def _coo(rows: list[int], parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not rows:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    lengths = [len(columns) for columns, _ in parts]
+    return (np.repeat(np.asarray(rows, dtype=np.int64), lengths),
+            np.concatenate([columns for columns, _ in parts]).astype(np.int64),
+            np.concatenate([weights for _, weights in parts]))
 
 
 class CoOccurrence(RowReader):
@@ -178,6 +207,9 @@ class CoOccurrence(RowReader):
         #: Bulk updates since the last fold into the base (`_merge`).
         self.mid = sp.csr_matrix((0, 0), dtype=np.float64)
         self.delta = DeltaRows()
+        #: Delta levels sealed by background snapshots (`seal`): read like the delta, never
+        #: written again, folded into the base with it at the next compaction.
+        self.sealed: list[DeltaRows] = []
         self.degree = np.zeros(0, dtype=np.float64)
 
     # -- writes -----------------------------------------------------------------------------
@@ -200,8 +232,20 @@ class CoOccurrence(RowReader):
         delta.scatter(others, item, weights)
         degree[item] += math.fsum(weights)
         np.add.at(degree, np.array(others), np.array(weights))  # `others` may repeat (an item touched twice)
-        if delta.nnz > max(self.min_delta, self.base.nnz // 4):
+        if delta.nnz + self._sealed_nnz() > max(self.min_delta, self.base.nnz // 4):
             self.compact()
+
+    def _sealed_nnz(self) -> int:
+        return sum(level.nnz for level in self.sealed) if self.sealed else 0
+
+    def seal(self) -> list[DeltaRows]:
+        """Stop writing the delta (a new one takes the next pairs) and return every level a
+        reader without the lock may now read: O(1), for a background snapshot, which sees the
+        base, middle and sealed levels as of now (none of them is changed in place again)."""
+        if self.delta:
+            self.sealed.append(self.delta)
+            self.delta = DeltaRows()
+        return list(self.sealed)
 
     def add_log(self, owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, sign: float = 1.0,
                 fresh: np.ndarray | None = None) -> None:
@@ -236,11 +280,12 @@ class CoOccurrence(RowReader):
         """Fold the delta and the middle level into the CSR base. Always both: with a bound, a
         subtraction (a forgotten user, a session merged into a user) folded without the pairs
         still in the delta would clip at zero what those pairs then add back."""
-        if self.delta:
-            rows, cols, vals = self.delta.coo()
-            n = max(int(rows.max()), int(cols.max())) + 1
-            self.delta = DeltaRows()
-            self.mid = _summed(self.mid, sp.csr_matrix((vals, (rows, cols)), shape=(n, n)))
+        if self.delta or self.sealed:
+            rows, cols, vals = (np.concatenate(c) for c in zip(*(level.coo() for level in (*self.sealed, self.delta))))
+            self.delta, self.sealed = DeltaRows(), []
+            if len(rows):
+                n = max(int(rows.max()), int(cols.max())) + 1
+                self.mid = _summed(self.mid, sp.csr_matrix((vals, (rows, cols)), shape=(n, n)))
         if not self.mid.nnz:
             return
         merged = _summed(self.base, self.mid)
@@ -251,6 +296,15 @@ class CoOccurrence(RowReader):
         merged.eliminate_zeros()
         self.base = strongest(merged, self.max_neighbours, self._eviction_scores(merged)) if self.max_neighbours else merged
         self._pruned = None
+
+    def load_levels(self, base: sp.csr_matrix, mid: sp.csr_matrix, later: np.ndarray) -> None:
+        """The levels a snapshot holds: the base, the middle level and the delta levels' pairs
+        (`ENTRY` records), which join the middle level as the next compaction would fold them."""
+        self.base, self.mid, self.delta, self.sealed, self._pruned = base, mid, DeltaRows(), [], None
+        if len(later):
+            rows, cols = later["row"], later["col"]
+            n = max(int(rows.max()), int(cols.max())) + 1
+            self.mid = _summed(mid, sp.csr_matrix((later["weight"], (rows, cols)), shape=(n, n)))
 
     def _eviction_scores(self, matrix: sp.csr_matrix) -> np.ndarray | None:
         if not self.evict_halflife or not matrix.nnz:
@@ -290,9 +344,11 @@ class CoOccurrence(RowReader):
         pieces = [_gathered(self._scoring_base(), rows)]
         if self.mid.nnz:
             pieces.append(_gathered(self.mid, rows))
-        if self.delta:
+        for level in (*self.sealed, self.delta):
+            if not level:
+                continue
             for pos, item in enumerate(items):
-                extra = self.delta.get(item)
+                extra = level.get(item)
                 if extra is not None and len(extra[0]):
                     pieces.append((extra[0], extra[1], np.full(len(extra[0]), pos, dtype=np.int32)))
         pieces = [piece for piece in pieces if len(piece[0])]
@@ -310,14 +366,15 @@ class CoOccurrence(RowReader):
         parts = [_row_of(base, item)]
         if self.mid.nnz and item < self.mid.shape[0]:
             parts.append(_row_of(self.mid, item))
-        extra = self.delta.get(item)
-        if extra is not None:
-            parts.append(extra)
+        for level in (*self.sealed, self.delta):
+            extra = level.get(item)
+            if extra is not None:
+                parts.append(extra)
         return parts
 
     @property
     def nnz(self) -> int:
-        return self.base.nnz + self.mid.nnz + self.delta.nnz
+        return self.base.nnz + self.mid.nnz + self.delta.nnz + self._sealed_nnz()
 
 
 def event_pairs(item: int, weight: float, ts: float, previous: Iterable[Touch], gap_tau: float) -> list[tuple[int, float]]:

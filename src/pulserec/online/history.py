@@ -20,6 +20,14 @@ class Touch(NamedTuple):
     type: str
 
 
+class Pending(NamedTuple):
+    """Pending touches at one moment: owners, their lists, and each list's length then."""
+
+    owners: list[int]
+    groups: list[list[Touch]]
+    lengths: list[int]
+
+
 class Histories:
     """Each owner's last `max_len` touches and every item they touched, in NumPy segments
     (see `history_segments`): ~17 bytes a kept touch and 8 a seen item, not ~180 as objects.
@@ -72,6 +80,7 @@ class Histories:
         return any(segment.has_seen(owner, item) for segment in self.segments)
 
     def add(self, owner: int, touch: Touch) -> None:
+        self.kind(touch.type, touch.weight)  # known before the touch is in a segment (`segment_of_touches`)
         if not self.has_seen(owner, touch.item):
             self._count(np.array([touch.item], dtype=np.int64), 1)
         self._pending.setdefault(owner, []).append(touch)
@@ -114,14 +123,26 @@ class Histories:
         """Turn the per-event touches into a segment."""
         if not self._pending:
             return
-        touches = [(owner, t) for owner, group in self._pending.items() for t in group]
+        pending = self.pending()
         self._pending, self._pending_n = {}, 0
+        self._push(self.segment_of_pending(pending))
+
+    def pending(self) -> Pending:
+        """The per-event touches not in a segment yet, as they are now, in C-speed copies (what a
+        background snapshot takes under the lock; segments are never changed in place, and a
+        pending list is only appended to, so its first `length` touches stay as they are)."""
+        groups = list(self._pending.values())
+        return Pending(list(self._pending), groups, list(map(len, groups)))
+
+    def segment_of_pending(self, pending: Pending) -> Segment:
+        """A segment of the pending touches (their kinds are known: `add` registers them)."""
+        touches = [(owner, t) for owner, group, length in zip(*pending) for t in group[:length]]
         n = len(touches)
-        self._push(segment_of(
+        return segment_of(
             np.fromiter((o for o, _ in touches), dtype=np.int64, count=n),
             np.fromiter((t.item for _, t in touches), dtype=np.int64, count=n),
             np.fromiter((t.ts for _, t in touches), dtype=np.float64, count=n),
-            np.fromiter((self.kind(t.type, t.weight) for _, t in touches), dtype=np.int8, count=n), self.max_len))
+            np.fromiter((self._kinds[(t.type, t.weight)] for _, t in touches), dtype=np.int8, count=n), self.max_len)
 
     def _push(self, segment: Segment) -> None:
         segments = self.segments
@@ -129,6 +150,12 @@ class Histories:
         while len(segments) >= 2 and 2 * len(segments[-1]) >= len(segments[-2]):
             newer = segments.pop()
             segments[-1] = merged(segments[-1], newer, self.max_len)
+
+    def load_segments(self, segments: list[Segment]) -> None:
+        """Segments a snapshot holds, oldest first (the last may be the pending touches')."""
+        for segment in segments:
+            self._push(segment)
+        self.recount()
 
     def compact(self) -> Segment | None:
         """Everything in one segment (for snapshots); None when there is nothing."""

@@ -1,7 +1,9 @@
 """One snapshot file: the state's arrays in an `.npz` (read with `allow_pickle=False`), with a
 JSON header holding a magic string, the format version, a checksum of every array and the log
-watermark. Written to a temporary file, fsynced, renamed over, and the directory fsynced, so a
-crash leaves the previous file or the new one, never half of one."""
+watermark. Arrays are streamed into the archive chunk by chunk (a background snapshot reads a
+changing state's arrays only as it writes them, see `pulserec/frozen.py`). Written to a
+temporary file, fsynced, renamed over, and the directory fsynced, so a crash leaves the
+previous file or the new one, never half of one."""
 
 from __future__ import annotations
 
@@ -9,40 +11,80 @@ import hashlib
 import json
 import os
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 MAGIC = "pulserec-online-state"
 #: Bumped whenever the arrays' layout changes; a file of another version is never loaded.
-FORMAT = 5  # 2: items.listed (the catalogue policy); 3: profiles as the ProfileTable's columns; 4: cooc.last_seen;
-#           5: the profiles' search marks
+FORMAT = 6  # 2: items.listed (the catalogue policy); 3: profiles as the ProfileTable's columns; 4: cooc.last_seen;
+#           5: the profiles' search marks; 6: the structures' levels as they are (history segments, co-occurrence
+#           base + later entries, profile tables' main/delta/pending), a checksum of per-array digests (streamed)
 _HEADER = "__header__"
+#: Bytes handed to the archive per write: slices of the array's memory (no copy); hashing, the
+#: zip CRC and the file write all release the GIL on pieces this size, so writers run meanwhile.
+PIECE = 1 << 20
 
 
 class SnapshotError(ValueError):
     """A snapshot that must not be loaded (unreadable, corrupt, foreign or mismatching)."""
 
 
-def checksum(arrays: dict[str, np.ndarray]) -> str:
-    """BLAKE2b over every array's name, dtype, shape and bytes, in name order."""
+class Member(NamedTuple):
+    """One array of a snapshot: its name, dtype and shape, and its bytes as C-order chunks."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    chunks: Iterable[np.ndarray]
+
+
+def whole(name: str, array: np.ndarray) -> Member:
+    array = np.ascontiguousarray(array)
+    return Member(name, array.dtype, array.shape, (array,))
+
+
+def _digest(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> Any:
     digest = hashlib.blake2b(digest_size=20)
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+    digest.update(f"{name}|{np.dtype(dtype).str}|{tuple(shape)}|".encode())
+    return digest
+
+
+def _combined(digests: dict[str, str]) -> str:
+    """One checksum from every array's digest, in name order."""
+    return hashlib.blake2b("\n".join(f"{n}:{digests[n]}" for n in sorted(digests)).encode(), digest_size=20).hexdigest()
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    """BLAKE2b of each array's name, dtype, shape and bytes, combined in name order."""
+    digests = {}
+    for name, array in arrays.items():
+        digest = _digest(name, array.dtype, array.shape)
+        array = np.ascontiguousarray(array)
         digest.update(memoryview(array).cast("B") if array.size else b"")
-    return digest.hexdigest()
+        digests[name] = digest.hexdigest()
+    return _combined(digests)
 
 
 def write(path: Path, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> int:
     """Write atomically; returns the file's size in bytes."""
-    header = {**header, "magic": MAGIC, "format": FORMAT, "checksum": checksum(arrays)}
-    blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    return write_members(path, [whole(name, array) for name, array in arrays.items()], header)
+
+
+def write_members(path: Path, members: Iterable[Member], header: dict[str, Any]) -> int:
+    """Write the members (produced as they are written: a background snapshot reads each
+    array's chunks only now) atomically, the header with their checksum last; returns the
+    file's size in bytes."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **{_HEADER: blob}, **arrays)
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+                digests = {member.name: _write_member(archive, member) for member in members}
+                blob = np.frombuffer(json.dumps({**header, "magic": MAGIC, "format": FORMAT,
+                                                 "checksum": _combined(digests)}).encode(), dtype=np.uint8)
+                _write_member(archive, whole(_HEADER, blob))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -54,6 +96,28 @@ def write(path: Path, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> 
     finally:
         os.close(directory)
     return path.stat().st_size
+
+
+def _write_member(archive: zipfile.ZipFile, member: Member) -> str:
+    """One `.npy` member, streamed; returns its digest."""
+    digest = _digest(member.name, member.dtype, member.shape)
+    expected = int(np.prod(member.shape, dtype=np.int64)) * np.dtype(member.dtype).itemsize
+    written = 0
+    with archive.open(f"{member.name}.npy", "w", force_zip64=True) as out:
+        np.lib.format.write_array_header_2_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(member.dtype)),
+                                                    "fortran_order": False, "shape": tuple(member.shape)})
+        for chunk in member.chunks:
+            if chunk.dtype != member.dtype or not chunk.flags.c_contiguous:
+                raise ValueError(f"snapshot array {member.name}: a chunk of another dtype or layout")
+            raw = memoryview(chunk).cast("B") if chunk.size else memoryview(b"")
+            for start in range(0, len(raw), PIECE):
+                piece = raw[start : start + PIECE]
+                digest.update(piece)
+                out.write(piece)
+            written += len(raw)
+    if written != expected:
+        raise ValueError(f"snapshot array {member.name}: {written} bytes written, its shape holds {expected}")
+    return digest.hexdigest()
 
 
 def read_header(path: Path) -> dict[str, Any]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+import time
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 
 def pack(strings: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
     """Strings as (UTF-8 bytes, int64 offsets of len n+1); surrogates survive the round trip."""
-    encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
+    return _packed([s.encode("utf-8", "surrogatepass") for s in strings])
+
+
+def _packed(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
     return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
@@ -19,3 +24,23 @@ def unpack(data: np.ndarray, offsets: np.ndarray) -> list[str]:
     raw = data.tobytes()
     bounds = offsets.tolist()
     return [raw[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+#: Strings encoded between two looks at the clock, and the Python work between two pauses of
+#: a background snapshot (a writer waiting for the GIL waits about this long, not the 5 ms
+#: switch interval).
+STEP, PAUSE_EVERY_S = 256, 0.001
+
+
+def pack_in_steps(strings: Iterable[str], n: int, pause: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
+    """`pack` of `n` strings (an iterator may produce them: record JSON), calling `pause` about
+    every `PAUSE_EVERY_S` of work (a background snapshot lets writers take the GIL)."""
+    encoded: list[bytes] = []
+    it = iter(strings)
+    last = time.perf_counter()
+    for start in range(0, n, STEP):
+        encoded.extend(s.encode("utf-8", "surrogatepass") for s in itertools.islice(it, min(STEP, n - start)))
+        if time.perf_counter() - last > PAUSE_EVERY_S:
+            pause()
+            last = time.perf_counter()
+    return _packed(encoded)

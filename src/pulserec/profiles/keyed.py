@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from pulserec.frozen import FrozenArrays
+
 #: Codes at or above this mark erased entries (real codes are interned indices, far below).
 ERASED = 1 << 31
 #: Single-event entries wait in Python lists until this many, then fold as one batch.
@@ -37,7 +39,7 @@ def keys_of(owners: np.ndarray, codes: np.ndarray) -> np.ndarray:
 class KeyedTable:
     """Sorted (owner, code) -> value (and, for decayed scores, time of value)."""
 
-    __slots__ = ("rate", "keep_last", "main", "delta", "_pending")
+    __slots__ = ("rate", "keep_last", "main", "delta", "_pending", "frozen")
 
     def __init__(self, halflife: float | None = None, keep_last: int = 0) -> None:
         #: Decay rate of a decayed score per second; None: plain counters (added).
@@ -47,6 +49,8 @@ class KeyedTable:
         self.main = _empty()
         self.delta = _empty()
         self._pending: tuple[list[int], list[float], list[float]] = ([], [], [])
+        #: A background snapshot reading this table (its in-place changes save before-images).
+        self.frozen: FrozenArrays | None = None
 
     # -- writes -----------------------------------------------------------------------------
     def add(self, keys: np.ndarray, values: np.ndarray, ts: np.ndarray | None = None) -> None:
@@ -61,6 +65,9 @@ class KeyedTable:
             pos = np.minimum(np.searchsorted(level[0], keys), len(level[0]) - 1)
             hit = level[0][pos] == keys
             at = pos[hit]
+            if self.frozen is not None:
+                self.frozen.before_write(level[1], at)
+                self.frozen.before_write(level[2], at)
             level[1][at], level[2][at] = self._combine(level[1][at], level[2][at], values[hit], ts[hit])
             keys, values, ts = keys[~hit], values[~hit], ts[~hit]
         if len(keys):
@@ -113,6 +120,9 @@ class KeyedTable:
             lo, hi = np.searchsorted(level[0], [owner << 32, (owner + 1) << 32])
             n = int(hi - lo)
             if n:
+                if self.frozen is not None:
+                    for column in level:
+                        self.frozen.before_write(column, slice(int(lo), int(hi)))
                 # Sorted and unique within the owner's range, above every real code.
                 level[0][lo:hi] = (owner << 32) + (1 << 32) - n + np.arange(n)
                 level[1][lo:hi] = 0.0
@@ -147,12 +157,26 @@ class KeyedTable:
         self.merge()
         return self.main
 
-    def load(self, keys: np.ndarray, values: np.ndarray, ts: np.ndarray) -> None:
-        if len(keys) > 1 and not (np.diff(keys) > 0).all():
-            raise ValueError("profile table keys are not sorted and unique")
+    def levels(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[list, list, list]]:
+        """(main, delta, pending) as they are, registered with `frozen` (a background snapshot
+        reads them as of now: call with writers held still; O(pending) copies)."""
+        if self.frozen is not None:
+            for column in (*self.main, *self.delta):
+                self.frozen.track(column)
+        return self.main, self.delta, tuple(list(column) for column in self._pending)  # type: ignore[return-value]
+
+    def load(self, keys: np.ndarray, values: np.ndarray, ts: np.ndarray,
+             delta: tuple[np.ndarray, ...] | None = None, pending: tuple[np.ndarray, ...] | None = None) -> None:
+        """Fill from a snapshot: main (sorted, unique keys), and the delta and pending entries
+        it held (merged here, as the next merge would have)."""
+        for level in (keys, *(delta[:1] if delta else ())):
+            if len(level) > 1 and not (np.diff(level) > 0).all():
+                raise ValueError("profile table keys are not sorted and unique")
         self.main = (keys.astype(np.int64), values.astype(np.float64), ts.astype(np.float64))
-        self.delta = _empty()
-        self._pending = ([], [], [])
+        self.delta = _empty() if delta is None else tuple(c.astype(d) for c, d in zip(delta, (np.int64, np.float64, np.float64)))
+        self._pending = ([], [], []) if pending is None else tuple(c.tolist() for c in pending)  # type: ignore[assignment]
+        if delta is not None or pending is not None:
+            self.merge()
 
     # -- combining --------------------------------------------------------------------------
     def _aggregate(self, keys: np.ndarray, values: np.ndarray, ts: np.ndarray):

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from pulserec.frozen import FrozenArrays
 from pulserec.ids import IdIndex
 from pulserec.profiles.keyed import KeyedTable, keys_of
 from pulserec.profiles.profile import UserProfile
@@ -56,6 +57,8 @@ class ProfileTable:
         self._searches = 0  # sequence number of the next search (its code in the searches log)
         self._items: dict[int, tuple[ItemRecord, int, np.ndarray]] = {}
         self._live = 0
+        #: A background snapshot reading the columns (in-place changes save before-images first).
+        self.frozen: FrozenArrays | None = None
 
     # -- shape ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -81,12 +84,35 @@ class ProfileTable:
         self._live += int((~self.exists[owners]).sum())
         self.exists[owners] = True
 
+    def _before_write(self, owners: int | np.ndarray) -> None:
+        """Rows of `owners` are about to change in place: a running snapshot keeps their image."""
+        frozen = self.frozen
+        if frozen is not None:
+            for column in (self.exists, self.counts, *self.dense.values()):
+                frozen.before_write(column, owners)
+
+    def freeze(self, frozen: FrozenArrays) -> None:
+        """Let a background snapshot read the columns as of now (call with writers held still):
+        the row columns and every keyed table's levels are registered with `frozen`."""
+        self.frozen = frozen
+        for column in (self.exists, self.counts, *self.dense.values()):
+            frozen.track(column)
+        for table in self.keyed.values():
+            table.frozen = frozen
+
+    def thaw(self) -> None:
+        """The snapshot is done: in-place changes save nothing any more."""
+        self.frozen = None
+        for table in self.keyed.values():
+            table.frozen = None
+
     # -- writes -----------------------------------------------------------------------------
     def update(self, owner: int, event_type: str, weight: float, ts: float, category: str | None,
                tags: Sequence[str], context: dict[str, Any] | None, query: str | None) -> None:
         """One event (the live path): what `UserProfile.update` does, into the columns."""
         code = self.types.add(event_type)
         self.ensure(owner + 1, code + 1)
+        self._before_write(owner)
         if not self.exists[owner]:
             self._created(np.array([owner]))
         d = self.dense
@@ -126,7 +152,9 @@ class ProfileTable:
         type_codes, type_names = pd.factorize(pd.Series(types, dtype=object))
         table_codes = np.array([self.types.add(t) for t in type_names.tolist()], dtype=np.int64)
         self.ensure(int(owners.max()) + 1, len(self.types))
-        self._created(np.unique(owners))
+        distinct = np.unique(owners)
+        self._before_write(distinct)
+        self._created(distinct)
         d = self.dense
         np.minimum.at(d["first"], owners, ts)
         np.maximum.at(d["last"], owners, ts)
@@ -205,6 +233,7 @@ class ProfileTable:
         """Every trace of one owner gone (personal data), its slot left empty."""
         if owner not in self:
             return
+        self._before_write(owner)
         self.exists[owner] = False
         self._live -= 1
         for name, (_, _, fill) in DENSE.items():

@@ -10,8 +10,8 @@ CHECK_EVERY_S = 1.0
 
 
 class SnapshotTask(PeriodicTask):
-    """Every second: if the settings' triggers are met, fork a snapshot writer (the only pause
-    writers see is the fork; see `online/snapshots.py`)."""
+    """Every second: if the settings' triggers are met, start a background snapshot (writers
+    pause only for the capture of the state's levels; see `online/snapshots.py`)."""
 
     thread_name = "pulserec-snapshots"
 
