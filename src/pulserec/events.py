@@ -40,9 +40,14 @@ class Event(NamedTuple):
 
 def owner_keys(frame: pd.DataFrame) -> np.ndarray:
     """Vectorised :attr:`Event.owner` for a frame of stored events."""
-    users = frame["user_id"]
-    sessions = SESSION_PREFIX + frame["session_id"].astype(str)
-    return np.where(users.notna() & (users != ""), users, sessions).astype(object)
+    users = frame["user_id"].to_numpy(dtype=object)
+    named = pd.notna(users)
+    named[named] = users[named] != ""
+    anonymous = ~named
+    owners = users.copy()
+    if anonymous.any():  # a string built only for sessions' rows (pandas' Series "+" cost ~3 us an event)
+        owners[anonymous] = [SESSION_PREFIX + str(s) for s in frame["session_id"].to_numpy(dtype=object)[anonymous]]
+    return owners
 
 
 def events_from_frame(frame: pd.DataFrame) -> list[Event]:

@@ -41,6 +41,13 @@ def applied_mask(state: RedisState, event_ids: np.ndarray) -> np.ndarray:
     return np.fromiter((bool(v) for chunk in pipe.execute() for v in chunk), dtype=bool, count=len(event_ids))
 
 
+def event_ids(frame: pd.DataFrame) -> np.ndarray:
+    """The frame's event ids as an object array of str (as stored and as decoded from a stream
+    they are str already: pandas' astype(str) built an Arrow string array, ~2 us an event)."""
+    ids = frame["event_id"].to_numpy(dtype=object)
+    return ids if set(map(type, ids)) <= {str} else frame["event_id"].astype(str).to_numpy(dtype=object)
+
+
 def events_frame(batch: list[tuple[Event, int]]) -> pd.DataFrame:
     """(event, seq) pairs as a stored-event frame (seq + EVENT_COLUMNS, context as JSON text)."""
     frame = pd.DataFrame([event.row() for event, _ in batch], columns=list(EVENT_COLUMNS))
@@ -58,7 +65,7 @@ def apply_frame(state: RedisState, frame: pd.DataFrame, look_first: bool = True)
     applied = np.zeros(len(frame), dtype=bool)
     if frame.empty:
         return applied
-    ids = frame["event_id"].astype(str).to_numpy()
+    ids = event_ids(frame)
     todo = ~pd.Series(ids).duplicated().to_numpy()
     if look_first:
         todo &= ~applied_mask(state, ids)
@@ -130,7 +137,7 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
         context = dict(zip(distinct.tolist(), tails))
 
         plan = state.new_plan(generation)
-        plan.mark_applied(frame["event_id"].astype(str).tolist())
+        plan.mark_applied(event_ids(frame).tolist())
         plan.check_versions(distinct, [int(v or 0) for v in versions])
         plan_log(state, plan, frame, owners, owner_ids, items, records, float(landmark) if landmark else None,
                  lambda owner: state.codes.decode_touches(context.get(owner)))
@@ -140,7 +147,7 @@ def _commit_group(state: RedisState, frame: pd.DataFrame, owners: np.ndarray, ow
         if status == "lost":  # reloaded by another process: these indices are stale, start over
             raise StateUnavailable("the Redis state was reloaded from the log meanwhile; apply again")
         if status == "dup":  # another process applied some of these meanwhile: drop them
-            keep = ~applied_mask(state, frame["event_id"].astype(str).to_numpy())
+            keep = ~applied_mask(state, event_ids(frame))
             applied[rows[~keep]] = False
             rows = rows[keep]
             frame, owners, owner_ids, items = frame[keep].reset_index(drop=True), owners[keep], owner_ids[keep], items[keep]

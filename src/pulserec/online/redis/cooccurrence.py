@@ -102,9 +102,10 @@ class RedisCoOccurrence(RowReader):
         rows, cols, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, fresh=fresh)
         if len(rows) == 0:
             return
-        unique_rows, inverse = np.unique(rows, return_inverse=True)
-        plan.add_to_vector("degree", unique_rows, sign * np.bincount(inverse, weights=vals))
-        plan.append_rows(*_by_row(rows, cols, sign * vals))
+        unique_rows, counts, others, sums = _by_row(rows, cols, sign * vals)
+        # each row's degree change is the sum of its entries (from the summed entries: no second sort of the pairs)
+        plan.add_to_vector("degree", unique_rows, np.add.reduceat(sums, np.cumsum(counts) - counts))
+        plan.append_rows(unique_rows, counts, others, sums)
 
     def compact(self, items: Iterable[int]) -> None:
         """Fold the rows of `items` (reported by COMMIT) into one entry per other item, in two
