@@ -78,3 +78,18 @@ def test_profile_and_keyed_tables_save_before_they_change_in_place(small_chunks)
     np.testing.assert_array_equal(frozen.image(main[1]), main_values)
     table.thaw()
     assert table.frozen is None and all(k.frozen is None for k in table.keyed.values())
+
+
+def test_strings_packed_in_steps_are_packs_pieces(monkeypatch):
+    from pulserec.online import strings
+
+    monkeypatch.setattr(strings, "STEP", 7)
+    monkeypatch.setattr(strings, "PAUSE_EVERY_S", 0.0)
+    words = [f"id-{k}" * (k % 3) + "\udcff" * (k % 2) for k in range(50)]  # empty ids and surrogates too
+    pauses = []
+    pieces = strings.pack_in_steps(iter(words), len(words), lambda: pauses.append(1))
+    data, offsets = strings.pack(words)
+    np.testing.assert_array_equal(np.concatenate(pieces.data), data)
+    np.testing.assert_array_equal(np.concatenate(pieces.offsets), offsets)
+    assert pieces.n_bytes == len(data) and len(pauses) == 8  # one per step of 7
+    assert strings.unpack(np.concatenate(pieces.data), np.concatenate(pieces.offsets)) == words

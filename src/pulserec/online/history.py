@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +19,10 @@ class Touch(NamedTuple):
     weight: float
     ts: float
     type: str
+
+
+#: Owners' pending touches turned into columns between two pauses of a background snapshot.
+PENDING_STEP = 256
 
 
 class Pending(NamedTuple):
@@ -134,15 +139,21 @@ class Histories:
         groups = list(self._pending.values())
         return Pending(list(self._pending), groups, list(map(len, groups)))
 
-    def segment_of_pending(self, pending: Pending) -> Segment:
-        """A segment of the pending touches (their kinds are known: `add` registers them)."""
-        touches = [(owner, t) for owner, group, length in zip(*pending) for t in group[:length]]
-        n = len(touches)
-        return segment_of(
-            np.fromiter((o for o, _ in touches), dtype=np.int64, count=n),
-            np.fromiter((t.item for _, t in touches), dtype=np.int64, count=n),
-            np.fromiter((t.ts for _, t in touches), dtype=np.float64, count=n),
-            np.fromiter((self._kinds[(t.type, t.weight)] for _, t in touches), dtype=np.int8, count=n), self.max_len)
+    def segment_of_pending(self, pending: Pending, pause: Callable[[], None] = lambda: None) -> Segment:
+        """A segment of the pending touches (their kinds are known: `add` registers them);
+        `pause` every `PENDING_STEP` owners (a background snapshot lets writers take the GIL)."""
+        owners, items, stamps, kinds = [], [], [], []
+        codes = self._kinds
+        for k, (owner, group, length) in enumerate(zip(*pending)):
+            for touch in group[:length]:
+                owners.append(owner)
+                items.append(touch.item)
+                stamps.append(touch.ts)
+                kinds.append(codes[(touch.type, touch.weight)])
+            if k % PENDING_STEP == PENDING_STEP - 1:
+                pause()
+        return segment_of(np.array(owners, dtype=np.int64), np.array(items, dtype=np.int64),
+                          np.array(stamps, dtype=np.float64), np.array(kinds, dtype=np.int8), self.max_len)
 
     def _push(self, segment: Segment) -> None:
         segments = self.segments

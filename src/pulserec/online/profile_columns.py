@@ -79,9 +79,10 @@ class ProfileImage:
 
 def string_members(name: str, strings, pause: Callable[[], None], n: int | None = None) -> Iterator[Member]:
     """Strings as the two arrays of `strings.pack` (`n`: how many, when `strings` is an iterator)."""
-    data, offsets = pack_in_steps(strings, len(strings) if n is None else n, pause)
-    yield whole(f"{name}.data", data)
-    yield whole(f"{name}.offsets", offsets)
+    n = len(strings) if n is None else n
+    pieces = pack_in_steps(strings, n, pause)
+    yield Member(f"{name}.data", np.dtype(np.uint8), (pieces.n_bytes,), pieces.data)
+    yield Member(f"{name}.offsets", np.dtype(np.int64), (n + 1,), pieces.offsets)
 
 
 def load_profiles(table: ProfileTable, arrays: Arrays) -> None:

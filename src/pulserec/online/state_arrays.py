@@ -97,7 +97,7 @@ class StateImage:
         yield from (whole(f"items.{name}", array) for name, array in self.items.items())
 
     def _histories(self, pause: Callable[[], None]) -> Iterator[Member]:
-        segments = self.segments + ([self.histories.segment_of_pending(self.pending)] if self.pending.owners else [])
+        segments = self.segments + ([self.histories.segment_of_pending(self.pending, pause)] if self.pending.owners else [])
         yield whole("hist.segments", np.array([len(segments)], dtype=np.int64))
         for k, segment in enumerate(segments):
             yield from (whole(f"hist.{k}.{name}", getattr(segment, name)) for name in _SEGMENT_FIELDS)

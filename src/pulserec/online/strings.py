@@ -5,16 +5,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 
 
 def pack(strings: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
     """Strings as (UTF-8 bytes, int64 offsets of len n+1); surrogates survive the round trip."""
-    return _packed([s.encode("utf-8", "surrogatepass") for s in strings])
-
-
-def _packed(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
     return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
@@ -32,15 +30,27 @@ def unpack(data: np.ndarray, offsets: np.ndarray) -> list[str]:
 STEP, PAUSE_EVERY_S = 256, 0.001
 
 
-def pack_in_steps(strings: Iterable[str], n: int, pause: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
-    """`pack` of `n` strings (an iterator may produce them: record JSON), calling `pause` about
-    every `PAUSE_EVERY_S` of work (a background snapshot lets writers take the GIL)."""
-    encoded: list[bytes] = []
-    it = iter(strings)
-    last = time.perf_counter()
+class Pieces(NamedTuple):
+    """`pack`'s two arrays as consecutive pieces (the offsets' first piece starts with 0)."""
+
+    data: list[np.ndarray]
+    offsets: list[np.ndarray]
+    n_bytes: int
+
+
+def pack_in_steps(strings: Iterable[str], n: int, pause: Callable[[], None]) -> Pieces:
+    """`pack` of `n` strings (an iterator may produce them: record JSON) in pieces of `STEP`,
+    calling `pause` about every `PAUSE_EVERY_S` of work: a background snapshot lets writers
+    take the GIL, and no C loop over all strings holds it (lengths and the join of 1M ids
+    take ~40 ms in one call)."""
+    data, offsets = [], [np.zeros(1, dtype=np.int64)]
+    it, end, last = iter(strings), 0, time.perf_counter()
     for start in range(0, n, STEP):
-        encoded.extend(s.encode("utf-8", "surrogatepass") for s in itertools.islice(it, min(STEP, n - start)))
+        encoded = [s.encode("utf-8", "surrogatepass") for s in itertools.islice(it, min(STEP, n - start))]
+        data.append(np.frombuffer(b"".join(encoded), dtype=np.uint8))
+        offsets.append(end + np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))))
+        end = int(offsets[-1][-1]) if len(encoded) else end
         if time.perf_counter() - last > PAUSE_EVERY_S:
             pause()
             last = time.perf_counter()
-    return _packed(encoded)
+    return Pieces(data, offsets, end)
