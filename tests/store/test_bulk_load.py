@@ -15,9 +15,21 @@ from pulserec.store import bulk_load
 
 
 def event_indexes(path) -> dict[str, str]:
+    """The events table's indexes, and the search index's insert trigger (a bulk load defers both)."""
     with sqlite3.connect(path) as db:
-        return dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
-                               "AND sql IS NOT NULL"))
+        return dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') "
+                               "AND tbl_name = 'events' AND sql IS NOT NULL"))
+
+
+def indexed_searches(path, checked: bool = True) -> list[tuple[int, str]]:
+    """Every (seq, query) the search index finds for the stored queries' words, after FTS5's own
+    check that the index matches the log (`checked`)."""
+    with sqlite3.connect(path) as db:
+        if checked:
+            db.execute("INSERT INTO search_terms(search_terms, rank) VALUES ('integrity-check', 1)")
+        words = {w.lower() for (q,) in db.execute("SELECT query FROM events WHERE query IS NOT NULL") for w in q.split()}
+        return sorted(hit for w in words for hit in db.execute(
+            "SELECT rowid, query FROM search_terms WHERE search_terms MATCH ?", (f'"{w}"',)))
 
 
 @pytest.fixture
@@ -40,8 +52,13 @@ def test_a_large_import_drops_and_rebuilds_every_events_index(engine, files, mon
     during: list[dict] = []
     report = import_events(engine, files["events"], chunk_size=1000,
                            progress=lambda n: during.append(event_indexes(engine.store.path)))
-    assert report.accepted == 3000 and during and all(seen == {} for seen in during)
-    assert event_indexes(engine.store.path) == before
+    assert report.accepted == 3000 and during and all(seen.keys() == {"search_terms_drop"} for seen in during)
+    assert event_indexes(engine.store.path) == before and "search_terms_add" in before
+    searches = indexed_searches(engine.store.path)
+    with sqlite3.connect(engine.store.path) as db:  # every stored query is found, by its own row
+        stored = db.execute("SELECT seq, query FROM events WHERE query IS NOT NULL").fetchall()
+    assert stored and set(stored) <= set(searches)
+    assert engine.searches.clicks_after(stored[0][1], ["view", "purchase"], 3600.0)
     assert len(engine.store.user_events("u0001")) > 0 and engine.history.item_activity("sku-00001", "day") is not None
 
 
@@ -71,12 +88,31 @@ def test_a_failed_import_still_rebuilds_them(engine, files, monkeypatch):
 def test_indexes_lost_with_a_killed_import_come_back_at_the_next_open(engine, tmp_path):
     before = event_indexes(engine.store.path)
     with engine.store.connection() as db:  # what a process killed inside the bulk load leaves
-        for name in before:
-            db.execute(f'DROP INDEX "{name}"')
+        for name, sql in before.items():
+            db.execute(f'DROP {"TRIGGER" if sql.startswith("CREATE TRIGGER") else "INDEX"} "{name}"')
     engine.close()
     reopened = Engine(Settings.load(tmp_path / "data"))
     try:
         assert event_indexes(reopened.store.path) == before
+    finally:
+        reopened.close()
+
+
+def test_a_search_index_left_without_its_trigger_is_rebuilt_at_the_next_open(engine, files, tmp_path):
+    """What a bulk load killed before its end leaves: queries stored while the trigger was dropped
+    are missing from the index; the next open re-indexes the log and puts the trigger back."""
+    import_events(engine, files["events"])
+    with engine.store.connection() as db:
+        db.execute("DROP TRIGGER search_terms_add")
+        db.execute("INSERT INTO events (event_id, user_id, item_id, type, ts, query) "
+                   "VALUES ('late', 'u0001', NULL, 'search', 1.7e9, 'zebrafinch')")
+        seq = db.execute("SELECT seq FROM events WHERE event_id = 'late'").fetchone()[0]
+    assert (seq, "zebrafinch") not in indexed_searches(engine.store.path, checked=False)
+    engine.close()
+    reopened = Engine(Settings.load(tmp_path / "data"))
+    try:
+        assert (seq, "zebrafinch") in indexed_searches(reopened.store.path)
+        assert "search_terms_add" in event_indexes(reopened.store.path)
     finally:
         reopened.close()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pulserec.store.bulk_load import run_script
 from pulserec.store.sqlite import SQLiteStore
 
 
@@ -45,11 +46,12 @@ class _Sequential:
             raise
 
     def execute(self, statements: Sequence[str]) -> None:
-        """Statements run after the last chunk (a bulk load's index builds), each its own transaction."""
+        """Scripts run after the last chunk (a bulk load's index builds), each its own transaction
+        unless it says BEGIN ... COMMIT itself."""
         self._check()
         with self.store.connection() as db:
             for statement in statements:
-                db.execute(statement)
+                run_script(db, statement)
 
     def _check(self) -> None:
         if self.failed:
