@@ -50,6 +50,8 @@ class ItemKNN(SavedState):
         if self.support is None or self.min_support <= 1 or len(idx) == 0:
             return np.ones(len(idx), dtype=bool)
         owners = self.support.owner_counts
+        if int(idx.max()) < len(owners):  # the usual case: one gather, no temporaries
+            return owners[idx] >= self.min_support
         counts = np.zeros(len(idx), dtype=np.int64)
         inside = idx < len(owners)
         counts[inside] = owners[idx[inside]]
@@ -124,7 +126,7 @@ def _strongest_sources(query: Query, contributions: tuple[np.ndarray, np.ndarray
     idx, vals, src = idx[hit], vals[hit], src[hit]
     order = np.lexsort((-vals, idx))  # by item, strongest contribution first
     idx, src = idx[order], src[order]
-    firsts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if len(idx) else np.empty(0, np.int64)
+    firsts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1]))) if len(idx) else np.empty(0, np.int64)
     best = dict(zip(idx[firsts].tolist(), src[firsts].tolist()))
     reasons: list[Reason | None] = []
     for item in items.tolist():
