@@ -48,6 +48,7 @@ from pulserec.models.blend import Blend  # noqa: E402
 from pulserec.models.interactions import Interactions  # noqa: E402
 from pulserec.models.item_knn import ItemKNN  # noqa: E402
 from pulserec.models.registry import build_model  # noqa: E402
+from pulserec.models.rerank import Reranked  # noqa: E402
 from pulserec.online.catalog import Catalog  # noqa: E402
 
 PARAMS_FILE = Path(__file__).with_name("accuracy_params.json")
@@ -195,6 +196,8 @@ def evaluated(name: str, chosen: dict[str, Any], split: Split, catalog: Catalog,
     if isinstance(model, SurpriseSVD):
         result.metrics.update(rating_errors(model, split))
     result.params = {**chosen, "choice": model.choice()} if isinstance(model, AutoBlend) else chosen
+    if isinstance(model, Reranked):  # what the stage learned: its validation scores, fallback, rounds
+        result.params = {**chosen, "learned": model.learned()}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({**result.__dict__, "per_user": result.per_user.tolist()}, default=str))

@@ -396,7 +396,7 @@ class Settings:
 #: What the self-chosen default blends (models/auto.py's `candidates`, which a test keeps equal).
 #: What `auto` may learn its weights on (models/auto.py's `validation_params`).
 AUTO_VALIDATIONS = ("balanced", "leave-last-out", "random", "time")
-AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "rp3beta", "als", "trending", "popular", "sasrec")
+AUTO_CANDIDATES = ("item_knn", "long_term", "ease", "ease_local", "rp3beta", "als", "trending", "popular", "sasrec")
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -20,7 +20,7 @@ from pulserec.models.base import Query
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState, load_model, save_model
 from pulserec.models.rerank import Reranked
-from pulserec.models.rerank_features import candidates, ranks_within
+from pulserec.models.rerank_features import ItemStats, candidates, ranks_within
 
 
 class GroupOnly(SavedState):
@@ -71,7 +71,7 @@ def test_falls_back_to_a_dominant_source(extra_models) -> None:
     model = Reranked(sources=[("item_knn_bm25", {"k": 10}), "anti"], depth=6)
     ranked = evaluate(model, split, ks=(10,)).metrics["ndcg@10"]
     alone = evaluate(registry.build_model("item_knn_bm25", k=10), split, ks=(10,)).metrics["ndcg@10"]
-    assert model.meta()["fallback"] == "item_knn_bm25"
+    assert model.learned()["fallback"] == "item_knn_bm25"
     assert model.validation_scores["rerank"] <= model.validation_scores["item_knn_bm25"]
     assert ranked == pytest.approx(alone)
 
@@ -82,7 +82,7 @@ def test_serves_the_ranker_only_where_it_beat_every_source_on_validation(groups,
     model = Reranked(sources=[("item_knn_bm25", {"k": 10}), "anti"], depth=6).fit(groups)
     scores = model.validation_scores
     best = max(("item_knn_bm25", "anti"), key=scores.get)
-    assert model.meta()["fallback"] == (None if scores["rerank"] > scores[best] else best)
+    assert model.learned()["fallback"] == (None if scores["rerank"] > scores[best] else best)
 
 
 def test_learns_what_no_source_knows_alone(extra_models) -> None:
@@ -93,7 +93,7 @@ def test_learns_what_no_source_knows_alone(extra_models) -> None:
     model = Reranked(sources=["group_only", "popular"], depth=30)
     ranked = evaluate(model, split, ks=(10,)).metrics["ndcg@10"]
     singles = [evaluate(registry.build_model(name), split, ks=(10,)).metrics["ndcg@10"] for name in ("group_only", "popular")]
-    assert model.meta()["fallback"] is None
+    assert model.learned()["fallback"] is None
     assert model.validation_scores["rerank"] > max(model.validation_scores["group_only"], model.validation_scores["popular"])
     assert ranked > 1.1 * max(singles)
 
@@ -101,7 +101,7 @@ def test_learns_what_no_source_knows_alone(extra_models) -> None:
 def test_saved_and_loaded_scores_alike(tmp_path, extra_models) -> None:
     data = zipf_groups(users_per_group=80)
     model = Reranked(sources=["group_only", "popular"], depth=30).fit(data)
-    assert model.meta()["fallback"] is None  # the learned trees are what is saved
+    assert model.learned()["fallback"] is None  # the learned trees are what is saved
     save_model(model, tmp_path / "r.model")
     loaded, meta = load_model(tmp_path / "r.model", expected="rerank")
     queries = [Query(user=u, n_items=data.n_items, history=data.items[data.users == u]) for u in range(data.n_users)]
@@ -125,3 +125,15 @@ def test_ranks_are_per_query_largest_first() -> None:
 def test_invalid_parameters_are_refused(params) -> None:
     with pytest.raises(ValueError):
         Reranked(**params)
+
+
+def test_events_while_the_user_was_active_are_counted_per_item() -> None:
+    rows = [{"user_id": "u", "item_id": "x", "type": "click", "ts": 100.0},
+            {"user_id": "u", "item_id": "y", "type": "click", "ts": 200.0},
+            *({"user_id": f"o{k}", "item_id": "z", "type": "click", "ts": t} for k, t in enumerate((50.0, 150.0, 160.0, 900.0)))]
+    data = Interactions.from_frame(pd.DataFrame(rows), DEFAULT_EVENT_WEIGHTS)
+    stats = ItemStats.fit(data, None)
+    u, z = data.user_ids.get("u"), data.item_ids.get("z")
+    first, last = stats.active_window([Query(user=u, now=1000.0)])
+    assert (first[0], last[0]) == (100.0, 200.0)
+    assert stats.events_between(np.array([z, z]), np.array([100.0, 0.0]), np.array([200.0, 1e9])).tolist() == [2, 4]

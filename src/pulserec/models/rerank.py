@@ -154,7 +154,9 @@ class Reranked(SavedState):
                 return row
         return None
 
-    def meta(self) -> dict[str, Any]:
+    def learned(self) -> dict[str, Any]:
+        """What the stage learned: the fallback source (None: the ranker serves), its rounds, the
+        validation NDCG@10 of each source and of the ranker on the held half, the features."""
         names = labels(self.sources)
         return {"fallback": names[self.fallback] if self.fallback >= 0 else None, "rounds": self.rounds_used,
                 "validation": self.validation_scores, "features": feature_names(names)}

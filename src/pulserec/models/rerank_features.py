@@ -9,7 +9,10 @@ The candidates are the union of every source's top `depth` unseen items. Per can
   appeared (its age) - from the training log;
 - the user: log history length, log days since their latest event (the gap to the log's head);
 - the user x item: the share of the user's history in the item's genres (category and tags of
-  the catalogue; 0 without a catalogue).
+  the catalogue; 0 without a catalogue); when the item first appeared relative to the user's
+  latest event (signed log days: an item that appeared after a user stopped is one they never
+  saw), and how often the item was taken by anyone while the user was active (log count of its
+  events between the user's first and latest event: what was on offer when they were there).
 
 Everything is vectorised over all candidates of all queries (one NumPy pass per feature)."""
 
@@ -29,7 +32,8 @@ from pulserec.online.catalog import Catalog
 RECENT_S = 30 * 86_400.0
 DAY = 86_400.0
 OTHER_FEATURES = ("blend_sum", "item_log_count", "item_log_recent", "item_log_age_days", "user_log_history",
-                  "user_log_gap_days", "genre_share")
+                  "user_log_gap_days", "genre_share", "item_first_vs_user_last", "item_log_count_while_active")
+
 
 
 def feature_names(sources: Sequence[str]) -> list[str]:
@@ -44,6 +48,13 @@ class ItemStats:
     recent: np.ndarray = field(default_factory=lambda: np.zeros(0))
     first_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
     genres: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0), dtype=np.float32))
+    #: Each training event keyed item * span + (ts - origin), sorted: one searchsorted answers "the
+    #: events of item j in [a, b]" (float64 is exact while items x span < 2^53: 3 years of seconds
+    #: and 90M items). key_frame = (origin, span).
+    event_keys: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    key_frame: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    user_first: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per training user
+    user_last: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def fit(cls, data: Interactions, catalog: Catalog | None) -> ItemStats:
@@ -53,10 +64,37 @@ class ItemStats:
         recent = np.bincount(data.items[data.timestamps >= head - RECENT_S], minlength=n).astype(np.float64)
         first = np.full(n, head)
         np.minimum.at(first, data.items, data.timestamps)
-        return cls(count, recent, first, item_genres(data, catalog))
+        user_first, user_last = np.full(data.n_users, np.inf), np.full(data.n_users, -np.inf)
+        np.minimum.at(user_first, data.users, data.timestamps)
+        np.maximum.at(user_last, data.users, data.timestamps)
+        origin = float(data.timestamps.min()) if len(data) else 0.0
+        span = head - origin + 1.0
+        keys = np.sort(data.items.astype(np.float64) * span + (data.timestamps - origin))
+        return cls(count, recent, first, item_genres(data, catalog), keys, np.array([origin, span]), user_first, user_last)
 
     def arrays(self) -> dict[str, object]:
-        return {"count": self.count, "recent": self.recent, "first_seen": self.first_seen, "genres": self.genres}
+        return {"count": self.count, "recent": self.recent, "first_seen": self.first_seen, "genres": self.genres,
+                "event_keys": self.event_keys, "key_frame": self.key_frame, "user_first": self.user_first, "user_last": self.user_last}
+
+    def active_window(self, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's user's (first, latest) event time: the training log's for a known user,
+        widened by the query's own events (a new user: those alone; none: now, now)."""
+        first = np.array([q.timestamps.min() if len(q.timestamps) else q.now for q in queries], dtype=np.float64)
+        last = np.array([q.timestamps.max() if len(q.timestamps) else q.now for q in queries], dtype=np.float64)
+        for r, q in enumerate(queries):
+            if q.user is not None and 0 <= q.user < len(self.user_first) and np.isfinite(self.user_first[q.user]):
+                first[r] = min(first[r], self.user_first[q.user]) if len(q.timestamps) else self.user_first[q.user]
+                last[r] = max(last[r], self.user_last[q.user]) if len(q.timestamps) else self.user_last[q.user]
+        return first, last
+
+    def events_between(self, items: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """How many training events each item had in [low, high] (per candidate)."""
+        origin, span = self.key_frame
+        base = items.astype(np.float64) * span
+        high = np.clip(high - origin, -1.0, span - 1.0)  # the window within the log's own span
+        low = np.clip(low - origin, 0.0, span)
+        return np.maximum(np.searchsorted(self.event_keys, base + high, side="right")
+                          - np.searchsorted(self.event_keys, base + low, side="left"), 0).astype(np.float64)
 
 
 def item_genres(data: Interactions, catalog: Catalog | None) -> sp.csr_matrix:
@@ -106,7 +144,7 @@ def candidate_features(parts: np.ndarray, rows: np.ndarray, items: np.ndarray, q
     scores = parts[:, rows, items]  # sources x candidates
     ranks = np.stack([ranks_within(rows, s) for s in scores]) if len(scores) else scores
     now = np.array([q.now for q in queries], dtype=np.float64)
-    last = np.array([q.timestamps.max() if len(q.timestamps) else q.now for q in queries], dtype=np.float64)
+    first, last = stats.active_window(queries)
     history = np.array([max(len(q.history), len(q.items)) for q in queries], dtype=np.float64)
     known = items < len(stats.count)
     safe = np.where(known, items, 0)
@@ -118,8 +156,14 @@ def candidate_features(parts: np.ndarray, rows: np.ndarray, items: np.ndarray, q
         np.log1p(count), np.log1p(recent), np.log1p(np.maximum(age, 0.0) / DAY),
         np.log1p(history[rows]), np.log1p(np.maximum(now - last, 0.0) / DAY)[rows],
         genre_share(queries, rows, items, stats.genres),
+        signed_log_days(np.where(known, stats.first_seen[safe], now[rows]) - last[rows]),
+        np.log1p(np.where(known, stats.events_between(safe, first[rows], last[rows]), 0.0)),
     ])
     return np.concatenate([scores, ranks, other]).T.astype(np.float32)
+
+
+def signed_log_days(seconds: np.ndarray) -> np.ndarray:
+    return np.sign(seconds) * np.log1p(np.abs(seconds) / DAY)
 
 
 def genre_share(queries: Sequence[Query], rows: np.ndarray, items: np.ndarray, genres: sp.csr_matrix) -> np.ndarray:
