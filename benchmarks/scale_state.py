@@ -163,7 +163,7 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     threads = [threading.Thread(target=writer), threading.Thread(target=sampler)]
     for thread in threads:
         thread.start()
-    holds, cpu, windows, rss_before, write_s = [], [], [], [], []
+    holds, cpu, windows, starting, rss_before, write_s = [], [], [], [], [], []
     for _ in range(rounds):
         time.sleep(0.5)
         rss_before.append(rss_bytes())
@@ -174,6 +174,7 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
             snapshots.write_in_background(state, {"watermark": state.last_seq, "applied": state.applied})
             holds.append((time.perf_counter() - t) * 1000)
             cpu.append((time.thread_time() - c) * 1000)
+        starting.append((t, time.perf_counter()))
         snapshots.wait()
         sampling.clear()
         windows.append((t, time.perf_counter()))
@@ -186,11 +187,17 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     # its pauses), which a timer around the lock misses.
     ends = np.asarray(done)
     gaps, starts = np.diff(ends) - PACE_S, ends[:-1]
-    during = np.zeros(len(gaps), dtype=bool)
-    for a, b in windows:
-        during |= (starts <= b) & (ends[1:] >= a)
+    def overlapping(spans) -> np.ndarray:
+        mask = np.zeros(len(gaps), dtype=bool)
+        for a, b in spans:
+            mask |= (starts <= b) & (ends[1:] >= a)
+        return mask
+
+    during, at_start = overlapping(windows), overlapping(starting)
     return {"fork_ms": sorted(holds), "fork_cpu_ms": sorted(cpu), "writes": len(ends), "writes_during": int(during.sum()),
             "writer_stall_ms": float(gaps[during].max(initial=0.0)) * 1000,
+            "writer_stall_start_ms": float(gaps[at_start].max(initial=0.0)) * 1000,  # over the lock hold
+            "writer_stall_after_ms": float(gaps[during & ~at_start].max(initial=0.0)) * 1000,  # while it is written
             "writer_during_p99_ms": float(np.percentile(gaps[during], 99)) * 1000 if during.any() else float("nan"),
             "writer_p99_ms": float(np.percentile(gaps[~during], 99)) * 1000 if (~during).any() else float("nan"),
             "bg_write_s": write_s, "bg_rss_peak_over": [p - b for p, b in zip(peaks, rss_before)],
