@@ -43,9 +43,14 @@ def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: in
             Engine(settings).close()
             out[f"{label} process start after import (memory: replay; Redis: attach), s"] = time.perf_counter() - start
 
+        cache = engine.service.models.item_knn.long_term_cache  # item-kNN's kept long-term parts
         for seed in range(seeds):  # each seed its own random users (the spread of repeats)
+            hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
             latency = serving_latency(engine, ratings, requests, seed)
             out.update({f"{name} (seed {seed})" if seeds > 1 else name: value for name, value in latency.items()})
+            if cache is not None:  # warm-up included: a user's first request gathers their whole history
+                hits, misses = cache.hits - hits, cache.misses - misses
+                out[f"long-term part kept, share of requests (seed {seed})"] = hits / max(hits + misses, 1)
         rng = np.random.default_rng(0)
         picks = rng.choice(ratings["user_id"].unique(), requests)
         items = ratings["item_id"].unique()

@@ -119,6 +119,10 @@ class Settings:
     #: At most this many history items older than the query's recent ones carry long-term taste
     #: (those the most users share; 0 = all): chosen on validation, docs/benchmarks.md.
     long_term_max_items: int = 0
+    #: Memory per process for item-kNN's long-term part of recent users, MiB (0: none kept):
+    #: kept while nothing in the co-occurrence changed, a request then reads its recent rows only
+    #: (models/long_term_cache.py; ~24 bytes per neighbour, MovieLens ~100 KB a user).
+    long_term_cache_mb: float = 64.0
     trending_blend: float = 0.05
     # A new session starts after this much inactivity.
     session_gap: float = 30 * 60.0
@@ -428,6 +432,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_body_bytes": (1024, 1 << 31),
     "max_jobs": (1, 64),
     "torch_threads": (1, 1024),
+    "long_term_cache_mb": (0, 1 << 20),  # MiB per process; 0 keeps none
 }
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).

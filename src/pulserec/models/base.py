@@ -40,6 +40,11 @@ class Query:
     #: Every item of the user's whole history (ascending), their long-term taste; `items` may
     #: hold only the recent ones (see models/query.py).
     history: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: The weight `with_long_term` added to every item of `items` (0: none), and how many of
+    #: `items` are the recent ones (the rest are older history items): a model can score the
+    #: long-term part apart (item-kNN caches it per user, models/long_term_cache.py).
+    long_term: float = 0.0
+    recent: int = 0
     #: The owner's active search (issue 14.3): (query text, strength in (0, 1]); None without one.
     search: tuple[str, float] | None = None
     #: The owner's social ties (issue 14.4): (followed owner's index, tie weight, their id).

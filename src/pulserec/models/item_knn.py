@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from pulserec.models.base import Query, Reason, Scored
 from pulserec.models.interactions import Interactions
+from pulserec.models.long_term_cache import LongTermCache, LongTermPart, long_term_part
 from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence
@@ -39,11 +40,14 @@ class ItemKNN(SavedState):
 
     def __init__(self, cooc: CoOccurrence | None = None, window: int = 20, gap_tau: float = 3 * 86_400.0,
                  max_neighbours: int = 0, support: SupportCounts | None = None, min_support: int = 0,
-                 evict_halflife: float = 0.0) -> None:
+                 evict_halflife: float = 0.0, long_term_cache: LongTermCache | None = None) -> None:
         self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau, max_neighbours=max_neighbours,
                                                                evict_halflife=evict_halflife)
         self.support = support
         self.min_support = min_support
+        #: Users' long-term parts between requests (the live views; None: gathered every time).
+        self.long_term_cache = long_term_cache
+        self._last_revision: object = None  # the rows' revision at the last split score
 
     def _supported(self, idx: np.ndarray) -> np.ndarray:
         """Which of the neighbour indices `idx` have at least `min_support` distinct owners."""
@@ -85,17 +89,59 @@ class ItemKNN(SavedState):
     def _contributions(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(item, weighted similarity, position of the history item) for every neighbour entry:
         what both the scores and the explanation of a request are made of."""
-        idx, sims, src = self.cooc.similar_rows(query.items.tolist())
-        keep = self._supported(idx)
-        idx, sims, src = idx[keep], sims[keep], src[keep]
+        idx, sims, src = self._gathered(query.items)
         return idx, sims * np.asarray(query.weights, dtype=np.float64)[src], src
 
+    def _gathered(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item, similarity, position in `items`) of every supported neighbour entry of `items`."""
+        idx, sims, src = self.cooc.similar_rows(items.tolist())
+        keep = self._supported(idx)
+        return idx[keep], sims[keep], src[keep]
+
     def score_explained(self, query: Query, n_items: int) -> Scored:
-        """Scores and explanation from one pass over the neighbour rows."""
+        """Scores and explanation from one pass over the neighbour rows; with a long-term cache
+        and a query carrying long-term taste, the recent rows' pass plus the user's kept part."""
+        if self.long_term_cache is not None and query.long_term > 0 and query.user is not None:
+            return self._split_scores(query, n_items)
         contributions = self._contributions(query)
         idx, vals, _ = contributions
         scores = np.bincount(idx, weights=vals, minlength=n_items)[:n_items] if len(idx) else None
         return Scored(scores, lambda items: _strongest_sources(query, contributions, items))
+
+    def _split_scores(self, query: Query, n_items: int) -> Scored:
+        """score = sum over recent r of (w_r - lt) cos(r, .) + lt * A (the one pass's sum, to
+        rounding): A from the user's kept part, else from every row (then kept if the state was
+        quiet since the previous such request: under a stream of writes a part would not live
+        to its next request, and building it costs ~0.3 us a neighbour entry). Kept or not, the
+        scores are the same to the bit and the explanations the same."""
+        lt, recent, owner = query.long_term, query.recent, query.user
+        cache, revision = self.long_term_cache, self.cooc.revision
+        assert cache is not None and owner is not None  # see score_explained
+        weights = np.asarray(query.weights, dtype=np.float64)
+        part = cache.get(owner, revision, query.items)
+        if part is None:
+            idx, sims, src = every = self._gathered(query.items)
+            if revision == self._last_revision:
+                cache.put(owner, revision, query.items, long_term_part(*every))
+            long_term = np.bincount(idx, weights=sims, minlength=n_items)[:n_items] if len(idx) else np.zeros(n_items)
+            contributions = (idx, sims * weights[src], src)
+            explain = lambda items: _strongest_sources(query, contributions, items)  # noqa: E731
+            ahead = src < recent
+            idx, sims, src = idx[ahead], sims[ahead], src[ahead]  # the recent rows' entries, in their order
+            empty = len(contributions[0]) == 0
+        else:
+            long_term = part.dense(n_items)
+            idx, sims, src = self._gathered(query.items[:recent])
+            recent_entries = (idx, sims * weights[src], src)  # at their full weight
+            explain = lambda items: _split_sources(query, recent_entries, part, items)  # noqa: E731
+            empty = len(idx) == 0 and len(part.items) == 0
+        self._last_revision = revision
+        if empty:
+            return Scored(None, lambda items: [None] * len(items))
+        scores = lt * long_term
+        if len(idx):
+            scores += np.bincount(idx, weights=sims * (weights[src] - lt), minlength=n_items)[:n_items]
+        return Scored(scores, explain)
 
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
         return self.score_explained(query, n_items).scores
@@ -117,19 +163,50 @@ class ItemKNN(SavedState):
 def _strongest_sources(query: Query, contributions: tuple[np.ndarray, np.ndarray, np.ndarray],
                        items: np.ndarray) -> list[Reason | None]:
     """For each of `items`, the history item whose neighbour entry added most to its score."""
+    _, positions = _strongest(contributions, items)
+    return _reasons(query, positions)
+
+
+def _strongest(contributions: tuple[np.ndarray, np.ndarray, np.ndarray],
+               items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `items`, the strongest contribution to it and the query position of its
+    history item (-inf and -1 for none); among equals the first in query order."""
+    values, positions = np.full(len(items), -np.inf), np.full(len(items), -1, dtype=np.int64)
     idx, vals, src = contributions
     if len(idx) == 0 or len(items) == 0:
-        return [None] * len(items)
+        return values, positions
     wanted = np.zeros(max(int(idx.max()), int(items.max())) + 1, dtype=bool)
     wanted[items] = True
     hit = wanted[idx]
     idx, vals, src = idx[hit], vals[hit], src[hit]
     order = np.lexsort((-vals, idx))  # by item, strongest contribution first
-    idx, src = idx[order], src[order]
+    idx, vals, src = idx[order], vals[order], src[order]
     firsts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1]))) if len(idx) else np.empty(0, np.int64)
-    best = dict(zip(idx[firsts].tolist(), src[firsts].tolist()))
-    reasons: list[Reason | None] = []
-    for item in items.tolist():
-        pos = best.get(item)
-        reasons.append(None if pos is None else Reason("history", item=int(query.items[pos]), event_type=query.types[pos]))
-    return reasons
+    found = np.searchsorted(idx[firsts], items)
+    inside = found < len(firsts)
+    known = np.zeros(len(items), dtype=bool)
+    known[inside] = idx[firsts][found[inside]] == items[inside]
+    values[known], positions[known] = vals[firsts][found[known]], src[firsts][found[known]]
+    return values, positions
+
+
+def _split_sources(query: Query, recent: tuple[np.ndarray, np.ndarray, np.ndarray], part: LongTermPart,
+                   items: np.ndarray) -> list[Reason | None]:
+    """`_strongest_sources` of a split score: the recent entries at full weight against lt x the
+    kept strongest entry. Weights and similarities are >= 0, so a kept entry of a recent item
+    never beats that item's own full-weight entry: the answer is the one pass's."""
+    values, positions = _strongest(recent, items)
+    found = np.searchsorted(part.items, items.astype(part.items.dtype))  # the probe in the array's dtype: no cast of it
+    inside = found < len(part.items)
+    known = np.zeros(len(items), dtype=bool)
+    known[inside] = part.items[found[inside]] == items[inside]
+    older = np.full(len(items), -np.inf)
+    older[known] = query.long_term * part.best[found[known]]
+    wins = older > values  # equal: the recent item, first in query order
+    positions[wins] = part.source[found[wins]]
+    return _reasons(query, positions)
+
+
+def _reasons(query: Query, positions: np.ndarray) -> list[Reason | None]:
+    return [None if pos < 0 else Reason("history", item=int(query.items[pos]), event_type=query.types[pos])
+            for pos in positions.tolist()]

@@ -129,6 +129,8 @@ def with_long_term(query: Query, weight: float) -> Query:
         weights=np.concatenate([np.asarray(query.weights, dtype=np.float64) + weight, np.full(len(older), weight)]),
         types=(*query.types, *([""] * len(older))),
         timestamps=np.concatenate([np.asarray(query.timestamps, dtype=np.float64), np.full(len(older), np.nan)]),
+        long_term=query.long_term + weight,
+        recent=query.recent if query.long_term > 0 else len(query.items),
     )
 
 

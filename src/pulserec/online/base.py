@@ -9,7 +9,7 @@ so each backend keeps its own write path (arrays here, one atomic Redis script t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -96,6 +96,11 @@ class CoOccurrenceRows(Protocol):
     def scoring_parts(self, item: int) -> list[tuple[np.ndarray, np.ndarray]]: ...
     def similar_row(self, item: int) -> tuple[np.ndarray, np.ndarray]: ...
     def similar_rows(self, items: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    @property
+    def revision(self) -> Hashable:
+        """A value that differs whenever rows, degrees or the owners per item (min_support) may
+        have changed since it was read (what a per-user cache of similar rows is keyed by)."""
+        ...
 
 
 class HistoryLookup(Protocol):

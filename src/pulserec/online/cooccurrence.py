@@ -211,6 +211,13 @@ class CoOccurrence(RowReader):
         #: written again, folded into the base with it at the next compaction.
         self.sealed: list[DeltaRows] = []
         self.degree = np.zeros(0, dtype=np.float64)
+        self._changes = 0  # writes so far (see `revision`)
+
+    @property
+    def revision(self) -> tuple[int, int, int]:
+        """Differs whenever a row or a degree may have changed since it was read: writes and
+        compactions count, and a base or degree put in place (a snapshot's load) is another object."""
+        return self._changes, id(self.base), id(self.degree)
 
     # -- writes -----------------------------------------------------------------------------
     def _ensure(self, n: int) -> None:
@@ -220,6 +227,7 @@ class CoOccurrence(RowReader):
 
     def add_event(self, item: int, weight: float, ts: float, previous: Iterable[Touch]) -> None:
         """Pair a new event with the user's previous events (at most `window` of them)."""
+        self._changes += 1  # also without pairs: the event moves the item's support (min_support)
         self._ensure(item + 1)
         self.last_seen[item] = max(self.last_seen[item], ts)
         pairs = event_pairs(item, weight, ts, previous, self.gap_tau)
@@ -242,6 +250,7 @@ class CoOccurrence(RowReader):
         """Stop writing the delta (a new one takes the next pairs) and return every level a
         reader without the lock may now read: O(1), for a background snapshot, which sees the
         base, middle and sealed levels as of now (none of them is changed in place again)."""
+        self._changes += 1  # the same entries in the same order, but kept parts need not rely on it
         if self.delta:
             self.sealed.append(self.delta)
             self.delta = DeltaRows()
@@ -254,6 +263,7 @@ class CoOccurrence(RowReader):
         `owners` groups events by user (or session); only consecutive events of one owner pair.
         `fresh` marks the rows to add when the log starts with earlier context (see `log_pairs`).
         With sign=-1 it subtracts those pairs (the log must then be the owner's entire history)."""
+        self._changes += 1
         later, earlier, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, both_directions=False,
                                          fresh=fresh)
         if len(items):
@@ -280,6 +290,7 @@ class CoOccurrence(RowReader):
         """Fold the delta and the middle level into the CSR base. Always both: with a bound, a
         subtraction (a forgotten user, a session merged into a user) folded without the pairs
         still in the delta would clip at zero what those pairs then add back."""
+        self._changes += 1  # a bounded fold evicts entries
         if self.delta or self.sealed:
             rows, cols, vals = (np.concatenate(c) for c in zip(*(level.coo() for level in (*self.sealed, self.delta))))
             self.delta, self.sealed = DeltaRows(), []

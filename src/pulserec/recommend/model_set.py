@@ -20,6 +20,7 @@ from pulserec.models.auto import AutoBlend, LongTerm
 from pulserec.models.base import ReadsAttributes, Recommender, meta_of
 from pulserec.models.blend import Blend
 from pulserec.models.item_knn import ItemKNN
+from pulserec.models.long_term_cache import LongTermCache
 from pulserec.models.popularity import Popular, Trending
 from pulserec.models.search_intent import LearnedSearches, SearchIntent
 from pulserec.models.demographic import Demographic, SegmentSource
@@ -49,7 +50,8 @@ class ModelSet:
         self.segments = segments
         self.search = SearchIntent(state.catalog, learned, lexical_share=settings.search_lexical_share,
                                    click_types=settings.search_click_types, session_gap=settings.session_gap)
-        self.item_knn = ItemKNN(state.cooc, support=state.histories, min_support=settings.min_support)
+        self.item_knn = ItemKNN(state.cooc, support=state.histories, min_support=settings.min_support,
+                                long_term_cache=long_term_cache(settings))
         self.trending = Trending(state.popularity)
         self.trending.catalog = state.catalog
         self.popular = Popular(state.popularity)
@@ -152,6 +154,12 @@ class ModelSet:
         training replays the log into states of its own)."""
         rebind = self.rebinder(ModelSet(state, self.settings, self.learned, self.segments))
         return {name: rebind(model) for name, model in sources.items()}
+
+
+def long_term_cache(settings: Settings) -> LongTermCache | None:
+    """The live item-kNN's per-user long-term parts, as much as `long_term_cache_mb` allows."""
+    size = int(settings.long_term_cache_mb * 2**20)
+    return LongTermCache(size) if size > 0 else None
 
 
 def live_horizon(part: Trending, live: Trending) -> bool:

@@ -74,6 +74,13 @@ class RedisCoOccurrence(RowReader):
     def nnz(self) -> int:
         return self.state.view().cooc_entries
 
+    @property
+    def revision(self) -> tuple:
+        """The read's vector version (COMMIT bumps it with every write of degrees, trending or
+        owners per item: every event's and every deletion's), its entry count (a compaction that
+        changes a row changes it) and events applied, within this namespace's identity and epoch."""
+        return self.state.view().revision
+
     # -- writes ------------------------------------------------------------------------------
     def plan_event(self, plan: CommitPlan, item: int, weight: float, ts: float, previous: Iterable[Touch]) -> None:
         """Pairs of one new event with the owner's previous touches (most recent first)."""

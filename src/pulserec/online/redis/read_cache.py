@@ -20,6 +20,7 @@ change one in place would fail loudly instead of corrupting the cache).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
@@ -66,9 +67,31 @@ def frozen_row(gen: int, items: np.ndarray, weights: np.ndarray) -> CachedRow:
     return _frozen(gen, len(items) * PAIR.itemsize, items, weights)
 
 
+#: Owners whose query rows a process remembers (READ checks them in the same call: a request
+#: of a returning owner needs no ROWS call); ~20 ints each.
+MAX_EXPECTED = 100_000
+
+
 class ReadCache:
     def __init__(self) -> None:
         self.clear()
+
+    def expected_rows(self, owner_key: str | None) -> list[int]:
+        """The recent rows the owner's last read here needed (none for no owner or a new one)."""
+        held = self.expected.get(owner_key) if owner_key is not None else None
+        return held[0] if held is not None else []
+
+    def served_at(self, owner_key: str | None) -> tuple | None:
+        """The revision of the owner's last read here (None: none)."""
+        held = self.expected.get(owner_key) if owner_key is not None else None
+        return held[1] if held is not None else None
+
+    def expect_rows(self, owner_key: str, items: list[int], revision: tuple) -> None:
+        expected = self.expected
+        expected[owner_key] = (items, revision)
+        expected.move_to_end(owner_key)
+        if len(expected) > MAX_EXPECTED:
+            expected.popitem(last=False)
 
     def clear(self) -> None:
         self.vec_ver = ""  # '' = none held
@@ -76,6 +99,8 @@ class ReadCache:
         self.other_vectors: dict[str, tuple[str, bytes | None]] = {}  # name -> (vec_ver read at, bytes)
         self.rows: dict[int, CachedRow] = {}
         self.row_bytes = 0
+        #: owner key -> (the recent rows its last query read, the revision it was read at)
+        self.expected: OrderedDict[str, tuple[list[int], tuple]] = OrderedDict()
 
     def keep_row(self, item: int, row: CachedRow) -> None:
         old = self.rows.get(item)

@@ -310,15 +310,47 @@ if entries ~= 0 then redis.call('HINCRBY', p .. 'meta', 'cooc_entries', entries)
 return out
 """
 
+#: The co-occurrence rows a read needs, as far as they changed since this process read them:
+#: items, generations held and bytes held are binary strings of little-endian int32 (a read
+#: names ~150 rows: one argument each cost ~8 us of the client's packing per row). Returns a
+#: flat list of (item, generation, 1 for a whole row / 0 for a tail, bytes) for the rows that
+#: changed only. Shared by READ (the rows this process expects the owner's query to read) and ROWS.
+_CHANGED_ROWS = """
+local function changed_rows(p, items, held_gens, held_bytes)
+  local n = #items / 4
+  local ids = {}
+  for i = 1, n do ids[i] = struct.unpack('<i4', items, i * 4 - 3) end
+  local gens = {}
+  for start = 1, n, 1000 do  -- unpack() of a long list would overflow Lua's stack
+    local part = redis.call('HMGET', p .. 'cooc:gen', unpack(ids, start, math.min(start + 999, n)))
+    for i = 1, #part do gens[#gens + 1] = part[i] end
+  end
+  local out = {}
+  for i = 1, n do
+    local item, gen = ids[i], tonumber(gens[i] or '0')
+    local held = struct.unpack('<i4', held_bytes, i * 4 - 3)
+    local key = p .. 'cooc:' .. item
+    if gen ~= struct.unpack('<i4', held_gens, i * 4 - 3) then
+      out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 1; out[#out + 1] = redis.call('GET', key) or ''
+    elseif redis.call('STRLEN', key) > held then
+      out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 0; out[#out + 1] = redis.call('GETRANGE', key, held, -1)
+    end
+  end
+  return out
+end
+"""
+
 #: The small part of a request's snapshot (large strings are cheaper to GET outside Lua).
 #: ARGV: prefix, owner key ('' for none), local catalogue version, local item count, the vector
-#: version held ('-': send no vectors; see `read_cache`).
+#: version held ('-': send no vectors; see `read_cache`), then the rows expected (items,
+#: generations and bytes held, as `_CHANGED_ROWS` takes them; empty strings for none).
 #: Returns {owner (-1), history, seen, new item ids, changed items, their records, their
 #: creation times, catalogue version, now, landmark, applied, cooc entries, epoch, state id, ready,
 #: vector version, trending and degree (nil unless the version differs from the one held), owner
 #: ids unmapped so far (`drops`), the owner's search mark (profile fields qt, qn and the latest
-#: query: what every recommend asks, see `profiles.search_mark`)}.
-READ = """
+#: query: what every recommend asks, see `profiles.search_mark`), the expected rows that changed}:
+#: a request whose owner's recent rows this process holds needs no ROWS call.
+READ = _CHANGED_ROWS + """
 local p = ARGV[1]
 local owner, hist, seen, mark = -1, '', '', {}
 if ARGV[2] ~= '' then
@@ -351,37 +383,15 @@ if ARGV[5] ~= '-' and ARGV[5] ~= vec_ver then
 end
 return {owner, hist, seen, new_ids, changed, records, created, version,
         m[1] or '', m[2] or '', m[3] or '0', m[4] or '0', redis.call('GET', p .. 'epoch') or '0',
-        m[5] or '', m[6] or '', vec_ver, trending, degree, m[8] or '0', mark}
+        m[5] or '', m[6] or '', vec_ver, trending, degree, m[8] or '0', mark,
+        changed_rows(p, ARGV[6] or '', ARGV[7] or '', ARGV[8] or '')}
 """
 
 
-#: The co-occurrence rows a read needs, as far as they changed since this process read them.
-#: ARGV: prefix, then three binary strings of little-endian int32: the items, the generations
-#: held and the bytes held (a read names ~150 rows: one argument each cost ~8 us of the client's
-#: packing per row). Returns a flat list of (item, generation, 1 for a whole row / 0 for a tail,
-#: bytes) for the rows that changed only.
-ROWS = """
-local p, items, held_gens, held_bytes = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local n = #items / 4
-local ids = {}
-for i = 1, n do ids[i] = struct.unpack('<i4', items, i * 4 - 3) end
-local gens = {}
-for start = 1, n, 1000 do  -- unpack() of a long list would overflow Lua's stack
-  local part = redis.call('HMGET', p .. 'cooc:gen', unpack(ids, start, math.min(start + 999, n)))
-  for i = 1, #part do gens[#gens + 1] = part[i] end
-end
-local out = {}
-for i = 1, n do
-  local item, gen = ids[i], tonumber(gens[i] or '0')
-  local held = struct.unpack('<i4', held_bytes, i * 4 - 3)
-  local key = p .. 'cooc:' .. item
-  if gen ~= struct.unpack('<i4', held_gens, i * 4 - 3) then
-    out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 1; out[#out + 1] = redis.call('GET', key) or ''
-  elseif redis.call('STRLEN', key) > held then
-    out[#out + 1] = item; out[#out + 1] = gen; out[#out + 1] = 0; out[#out + 1] = redis.call('GETRANGE', key, held, -1)
-  end
-end
-return out
+#: The co-occurrence rows a read needs beyond those READ returned (`_CHANGED_ROWS`).
+#: ARGV: prefix, items, generations held, bytes held.
+ROWS = _CHANGED_ROWS + """
+return changed_rows(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
 

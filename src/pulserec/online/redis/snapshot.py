@@ -19,7 +19,7 @@ import numpy as np
 
 from pulserec.online.history import Touch
 from pulserec.online.redis.codec import decode_seen, decode_vector
-from pulserec.online.redis.read_cache import EMPTY_ROW, CachedRow, decoded_row
+from pulserec.online.redis.read_cache import EMPTY_ROW, CachedRow, ReadCache, decoded_row
 
 if TYPE_CHECKING:
     from pulserec.online.redis.state import RedisState
@@ -42,6 +42,9 @@ class Snapshot:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     #: The owner's (qt, qn, latest query) profile fields, raw (see `profiles.search_mark`).
     mark: list[bytes | None] = field(default_factory=list)
+    #: What `RedisCoOccurrence.revision` answers for this read (vectors' version, entries, events
+    #: applied, the namespace's identity and epoch).
+    revision: tuple = ()
 
 
 def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
@@ -49,9 +52,11 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
     catalog, keys, cache = state.catalog, state.keys, state.read_cache
     for _ in range(2):
         held = cache.vec_ver if with_vectors else "-"
+        expected = cache.expected_rows(owner_key)
+        held_before, rows_args = held_rows(cache, expected)
         (owner, hist, seen, new_ids, changed, records, created, version, now, landmark, applied, cooc_entries,
-         epoch, state_id, ready, vec_ver, trending, degree, drops, mark) = state.scripts.read(
-            args=[keys.prefix, owner_key or "", catalog.version, catalog.mirrored, held])
+         epoch, state_id, ready, vec_ver, trending, degree, drops, mark, rows) = state.scripts.read(
+            args=[keys.prefix, owner_key or "", catalog.version, catalog.mirrored, held, *rows_args])
         state.check_identity(state_id.decode(), bool(ready))  # raises StateUnavailable if lost
         if state.check_epoch(int(epoch)):  # the namespace was reset: the caches were dropped, read again
             continue
@@ -59,20 +64,21 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
         catalog.absorb(new_ids, changed, records, created, int(version))
         if trending is not None:
             cache.vec_ver, cache.vectors = vec_ver.decode(), (trending, degree)
+        checked = absorb_rows(cache, held_before, rows)
         break
+    else:  # reset twice in a row: nothing read is checked
+        checked = {}
     vectors = cache.vectors
     n_items = len(catalog.mirror)
     history = state.codes.decode_touches(hist)
     seen = decode_seen(seen)
-    wanted = query_items(history, state.settings.query_len)
-    if state.settings.long_term_weight > 0:  # the query holds the whole history too (models/query.py)
-        wanted += sorted(seen.difference(wanted))
+    revision = (vec_ver.decode(), int(cooc_entries), int(applied), state.state_id, state.epoch)
     return Snapshot(
         owner_key=owner_key,
         owner=None if owner < 0 else int(owner),
         history=history,
         seen=seen,
-        rows=fetch_rows(state, wanted),
+        rows=fetch_rows(state, wanted_rows(state, owner_key, history, seen, revision), checked),
         now=float(now) if now else -math.inf,
         landmark=float(landmark) if landmark else None,
         applied=int(applied),
@@ -81,7 +87,24 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
         degree=decode_vector(vectors[1], n_items) if with_vectors else None,
         vec_ver=vec_ver.decode(),
         mark=mark,
+        revision=revision,
     )
+
+
+def wanted_rows(state: RedisState, owner_key: str | None, history: list[Touch], seen: set[int],
+                revision: tuple) -> list[int]:
+    """The rows the owner's query reads: its recent items', and with long-term taste (the query
+    holds the whole history, models/query.py) every seen item's, unless this process served the
+    owner at this very revision (item-kNN then holds their long-term part: a request reads its
+    recent rows only; if it does not after all, the rest come in one more ROWS call)."""
+    settings, cache = state.settings, state.read_cache
+    wanted = query_items(history, settings.query_len)
+    recent = list(wanted)
+    if settings.long_term_weight > 0 and not (settings.long_term_cache_mb and cache.served_at(owner_key) == revision):
+        wanted += sorted(seen.difference(wanted))
+    if owner_key is not None:
+        cache.expect_rows(owner_key, recent, revision)
+    return wanted
 
 
 def query_items(history: list[Touch], limit: int) -> list[int]:
@@ -94,25 +117,43 @@ def query_items(history: list[Touch], limit: int) -> list[int]:
     return list(picked)
 
 
-def fetch_rows(state: RedisState, items: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def fetch_rows(state: RedisState, items: list[int],
+               checked: dict[int, CachedRow] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Co-occurrence rows of `items` as (other items, weights), read-only (see `fetch_rows_at`)."""
-    return {item: (row.items, row.weights) for item, row in fetch_rows_at(state, items).items()}
+    return {item: (row.items, row.weights) for item, row in fetch_rows_at(state, items, checked).items()}
 
 
-def fetch_rows_at(state: RedisState, items: list[int]) -> dict[int, CachedRow]:
+def fetch_rows_at(state: RedisState, items: list[int], checked: dict[int, CachedRow] | None = None) -> dict[int, CachedRow]:
     """The co-occurrence rows of `items`, current as of one ROWS script call: for each row this
     process holds, only the bytes appended since (nothing at all for an unchanged row), a row
-    compacted since (another generation) or not held whole."""
+    compacted since (another generation) or not held whole. Rows in `checked` (brought up to
+    date by this request's READ) are taken as they are."""
     items = list(dict.fromkeys(items))  # each row once: a tail must be added to its row once
-    if not items:
-        return {}
-    cache = state.read_cache
-    held = [cache.rows.get(item, EMPTY_ROW) for item in items]
-    packed = [np.array(column, dtype="<i4").tobytes() for column in (items, [r.gen for r in held], [r.nbytes for r in held])]
-    reply = state.scripts.rows(args=[state.keys.prefix, *packed])
-    out = dict(zip(items, held))
+    checked = checked or {}
+    missing = [item for item in items if item not in checked]
+    out = dict(checked)
+    if missing:
+        cache = state.read_cache
+        held, args = held_rows(cache, missing)
+        out.update(absorb_rows(cache, held, state.scripts.rows(args=[state.keys.prefix, *args])))
+    return {item: out[item] for item in items}
+
+
+def held_rows(cache: ReadCache, items: list[int]) -> tuple[dict[int, CachedRow], list[bytes]]:
+    """The rows held of `items`, and what `_CHANGED_ROWS` takes for them (the items, the
+    generation and the bytes of each held; empty strings for no items)."""
+    held = {item: cache.rows.get(item, EMPTY_ROW) for item in items}  # each row once
+    rows = held.values()
+    return held, [np.array(column, dtype="<i4").tobytes() for column in (list(held), [r.gen for r in rows],
+                                                                          [r.nbytes for r in rows])]
+
+
+def absorb_rows(cache: ReadCache, held: dict[int, CachedRow], reply: list) -> dict[int, CachedRow]:
+    """`held` brought up to a `_CHANGED_ROWS` reply (whole rows, or tails to append), each
+    changed row kept in `cache` too."""
+    out = dict(held)
     for k in range(0, len(reply), 4):
         item, gen, whole, data = int(reply[k]), int(reply[k + 1]), reply[k + 2], reply[k + 3]
-        out[item] = decoded_row(gen, data) if whole else out[item].extended(gen, data)
+        out[item] = decoded_row(gen, data) if whole else out.get(item, EMPTY_ROW).extended(gen, data)
         cache.keep_row(item, out[item])
     return out

@@ -155,6 +155,11 @@ class RedisState:
                                    "(Redis restarted without it); it is being rebuilt from the event log")
         raise StateUnavailable(f"the Redis state ({self.keys.namespace}) is being rebuilt from the event log")
 
+    @property
+    def epoch(self) -> int | None:
+        """The namespace's reset count as of this process's last read (None before one)."""
+        return self._epoch
+
     def check_epoch(self, epoch: int) -> bool:
         """Drop id caches and the catalogue mirror if the namespace was reset; True if so."""
         if self._epoch is None or self._epoch == epoch:
