@@ -1,4 +1,5 @@
-"""top_n: the block-maxima selection gives exactly the sorted answer, ties and masks included."""
+"""top_n: the group-maxima selection gives exactly the sorted answer, ties, masks, NaN and
+infinite scores included (NaN last, as a full sort orders them)."""
 
 import numpy as np
 import pytest
@@ -19,6 +20,10 @@ def test_top_n_matches_a_full_sort(seed: int) -> None:
         scores = rng.random(size) ** 8
         if rng.random() < 0.5:
             scores = np.round(scores, 2)  # many ties, also at the n-th place
+        if size and rng.random() < 0.2:
+            scores[rng.integers(0, size, int(rng.integers(1, 50)))] = np.nan
+        if size and rng.random() < 0.1:
+            scores[rng.integers(0, size, 5)] = rng.choice([np.inf, -np.inf])
         mask = rng.random(size) > rng.random()
         n = int(rng.integers(0, 600))
         np.testing.assert_array_equal(top_n(scores, n, mask), reference(scores, n, mask))
@@ -36,8 +41,16 @@ def test_top_n_edge_cases() -> None:
     assert top_n(big, 2, big > 0).tolist() == [17, 4_000]
 
 
-def test_top_n_scans_a_block_that_holds_a_nan() -> None:
-    # The block's maximum is NaN, so it says nothing about the block's other scores.
+def test_top_n_sees_past_a_nan() -> None:
+    # A group's maximum with a NaN in it is NaN: it says nothing about the group's other scores.
     big = np.zeros(10_000)
     big[[17, 18, 4_000]] = [np.nan, 3.0, 2.0]
     assert top_n(big, 2, np.ones(10_000, dtype=bool)).tolist() == [18, 4_000]
+    assert top_n(big, 4, big != 0).tolist() == [18, 4_000, 17]  # fewer scores than asked: NaN last
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_top_n_of_other_dtypes(dtype) -> None:
+    rng = np.random.default_rng(1)
+    scores, mask = (rng.random(5_000) * 100).astype(dtype), rng.random(5_000) > 0.3
+    np.testing.assert_array_equal(top_n(scores, 10, mask), reference(scores, 10, mask))

@@ -30,34 +30,53 @@ def trending_list(state: State, n: int = 10, at: float | None = None) -> list[di
 
 
 def top_n(scores: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
-    """Indices of the n best-scoring items where mask is True, best first (ties: lower index).
+    """Indices of the n best-scoring items where mask is True, best first (ties: lower index;
+    NaN scores last, as a full sort orders them).
 
-    A selection pass first: split the scores into blocks and take each block's maximum. The
-    n-th largest block maximum is a lower bound for the n-th largest score (the n best blocks
+    A selection pass first: split the scores into groups and take each group's maximum. The
+    n-th largest group maximum is a lower bound for the n-th largest score (the n best groups
     each hold a score at least that high), so only scores at or above it can be in the top n,
-    and they lie in the blocks whose maximum reaches it (a block with a NaN too: its maximum
-    says nothing). That leaves a few dozen scores to sort instead of a partition of the whole
-    catalogue (30 us instead of 130 us for 10 of 10k items), and the few blocks to scan instead
-    of a second pass over the catalogue (~0.1 ms at 100k items)."""
+    and only the groups whose maximum reaches it hold them. That leaves a few dozen scores to
+    sort instead of a partition of the whole catalogue (30 us instead of 130 us for 10 of 10k
+    items). Group g is the items g, g + G, g + 2G, ... (a column of the scores seen as `block`
+    rows of G): NumPy takes the maxima down the columns in one vectorised pass, where the
+    maxima of 64 consecutive items cost ~0.2 us a group (0.3 ms at 100k items). Masked items
+    are set to -inf by their indices: np.where over the catalogue cost ~0.3 ms at 100k."""
     if n <= 0:
         return np.empty(0, dtype=np.int64)
-    values = np.where(mask, scores, -np.inf)
-    block = min(64, len(values) // (4 * n))
-    if block < 4:  # n is a large share of the catalogue: every score is its own block
-        block, maxima = 1, values
+    values = scores.astype(np.result_type(scores, -np.inf), copy=True)  # np.where's dtype
+    values[np.flatnonzero(~mask)] = -np.inf
+    size = len(values)
+    block = min(64, size // (4 * n))
+    if block < 4:  # n is a large share of the catalogue: every score is its own group
+        block, groups, maxima = 1, size, _without_nan(values)
     else:
-        full = len(values) // block * block
-        maxima = values[:full].reshape(-1, block).max(axis=1)
-        if full < len(values):
-            maxima = np.append(maxima, values[full:].max())
+        groups = size // block
+        maxima = _group_maxima(values, block, groups)
+        if np.isnan(maxima).any():  # a NaN hides its group's other scores: NaN counts as -inf here
+            maxima = _group_maxima(_without_nan(values), block, groups)
     bound = np.partition(maxima, len(maxima) - n)[len(maxima) - n] if len(maxima) > n else -np.inf
-    if not bound > -np.inf:
+    if not bound > -np.inf:  # fewer than n scores above -inf: every allowed item, in sort order
         candidates = np.flatnonzero(mask)
     elif block == 1:
         candidates = np.flatnonzero(values >= bound)
     else:
-        blocks = np.flatnonzero((maxima >= bound) | np.isnan(maxima))
-        rows = (blocks[:, None] * block + np.arange(block)).ravel()
-        rows = rows[rows < len(values)]
+        chosen = np.flatnonzero(maxima >= bound)
+        inner = chosen[chosen < groups]
+        rows = (inner[None, :] + groups * np.arange(block)[:, None]).ravel()
+        if len(inner) < len(chosen):  # the last group: the items after block x groups
+            rows = np.concatenate([rows, np.arange(groups * block, size)])
         candidates = rows[values[rows] >= bound]
     return candidates[np.lexsort((candidates, -scores[candidates]))[:n]]
+
+
+def _group_maxima(values: np.ndarray, block: int, groups: int) -> np.ndarray:
+    """Maxima of the column groups of `values` (see top_n), the items after them one more group."""
+    full = groups * block
+    maxima = values[:full].reshape(block, groups).max(axis=0)
+    return np.append(maxima, values[full:].max()) if full < len(values) else maxima
+
+
+def _without_nan(values: np.ndarray) -> np.ndarray:
+    values[np.isnan(values)] = -np.inf
+    return values
