@@ -486,17 +486,31 @@ def _top_per_row(matrix: sp.csr_matrix, k: int, scores: np.ndarray) -> sp.csr_ma
     full = counts > k
     in_full = np.repeat(full, counts)
     values, sizes = scores[in_full], counts[full]
+    threshold = np.repeat(kth_largest(values, sizes, k), sizes)
+    reached = values >= threshold
+    # Exactly k entries of a row reach its k-th largest score unless others tie with it: only
+    # those rows (few with float weights) rank their tied entries, the earlier first. (The
+    # ranking over every row was ~60% of this function on a 1M-event shop's folds.)
+    tied = np.add.reduceat(reached, np.r_[0, np.cumsum(sizes)[:-1]], dtype=np.int64) > k
+    if tied.any():
+        rows = np.repeat(tied, sizes)
+        reached[rows] = _first_k(values[rows], threshold[rows], sizes[tied], k)
+    keep = np.ones(matrix.nnz, dtype=bool)
+    keep[in_full] = reached
+    indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]
+    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+
+
+def _first_k(values: np.ndarray, threshold: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
+    """Per segment (consecutive runs of `sizes`, each row's k-th largest value in `threshold`):
+    the entries above it, then those equal to it in order until the segment has k."""
     segment = np.repeat(np.arange(len(sizes)), sizes)
-    threshold = kth_largest(values, sizes, k)[segment]
     above, tie = values > threshold, values == threshold
     n_above = np.bincount(segment, weights=above, minlength=len(sizes)).astype(np.int64)
     ties = np.cumsum(tie)
     ties_before = np.r_[0, ties[np.cumsum(sizes)[:-1] - 1]]  # ties in the segments before
     tie_rank = ties - ties_before[segment] - 1
-    keep = np.ones(matrix.nnz, dtype=bool)
-    keep[in_full] = above | (tie & (tie_rank < (k - n_above)[segment]))
-    indptr = np.r_[0, np.cumsum(np.minimum(counts, k))]
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    return above | (tie & (tie_rank < (k - n_above)[segment]))
 
 
 def kth_largest(values: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
@@ -510,11 +524,13 @@ def kth_largest(values: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
     for w in np.unique(width).tolist():
         rows = np.flatnonzero(width == w)
         n = sizes[rows]
-        grid = np.full((len(rows), w), -np.inf)
-        row = np.repeat(np.arange(len(rows)), n)
-        col = np.arange(len(row)) - np.repeat(np.cumsum(n) - n, n)
-        grid[row, col] = values[np.repeat(starts[rows], n) + col]
-        out[rows] = np.partition(grid, w - k, axis=1)[:, w - k]
+        grid = np.full(len(rows) * w, -np.inf)
+        # Entry j of a row goes to flat position row * w + j (a flat scatter: a 2-D one, by
+        # (row, col) pairs, took ~2x as long).
+        shift = np.repeat(np.arange(len(rows)) * w - (np.cumsum(n) - n), n)
+        at = np.arange(len(shift))
+        grid[at + shift] = values[at + np.repeat(starts[rows] - (np.cumsum(n) - n), n)]
+        out[rows] = np.partition(grid.reshape(len(rows), w), w - k, axis=1)[:, w - k]
     return out
 
 
