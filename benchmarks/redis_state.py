@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from _common import machine, print_table, serving_latency
+from _common import machine, percentiles_ms, print_table, serving_latency, time_each
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
@@ -51,6 +51,7 @@ def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: in
             if cache is not None:  # warm-up included: a user's first request gathers their whole history
                 hits, misses = cache.hits - hits, cache.misses - misses
                 out[f"long-term part kept, share of requests (seed {seed})"] = hits / max(hits + misses, 1)
+        out.update(returning_users(engine, ratings))
         rng = np.random.default_rng(0)
         picks = rng.choice(ratings["user_id"].unique(), requests)
         items = ratings["item_id"].unique()
@@ -75,6 +76,18 @@ def bench(ratings, movies, requests: int, overrides: dict[str, str], updates: in
             client.close()
         engine.close()
     return out
+
+
+def returning_users(engine, ratings) -> dict[str, float]:
+    """Recommend latency of users who asked before, with no write since (every user once to
+    warm up, then each once more, in another order): what item-kNN's kept long-term parts give."""
+    users = [str(u) for u in ratings["user_id"].unique()]
+    for user in users:
+        engine.recommend(user, 10)
+    order = np.random.default_rng(1).permutation(len(users))
+    lat = time_each(lambda i: engine.recommend(users[order[i]], 10), len(users))
+    p50, p99 = percentiles_ms(lat)
+    return {"recommend p50 ms, returning users": p50, "recommend p99 ms, returning users": p99}
 
 
 def main() -> None:
