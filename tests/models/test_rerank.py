@@ -64,7 +64,7 @@ def extra_models(monkeypatch):
 
 def test_falls_back_to_a_dominant_source(extra_models) -> None:
     """A good source beside a wrong one, on data too small to grow a tree from (every leaf needs
-    50 candidates): the stage cannot beat the good source on validation, so it serves it alone
+    300 candidates): the stage cannot beat the good source on validation, so it serves it alone
     and scores exactly as it does on a test split."""
     data = Interactions.from_frame(two_group_frame(users_per_group=6), DEFAULT_EVENT_WEIGHTS)
     split = random_split(data, 0.25)
