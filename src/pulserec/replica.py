@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: A backlog larger than this is applied with the bulk (frame) path instead of event by event.
 BULK_BACKLOG = 2_000
+#: A read runs on the event loop (Engine.runs_here) only while its sync applies at most this many
+#: events (~0.2 ms each): a longer catch-up is left to a thread, as are reloads and rebuilds.
+INLINE_BACKLOG = 100
 #: Engine methods that answer from the online state: each syncs first.
 READ_METHODS = ("recommend", "recommend_session", "similar", "profile", "item", "stats")
 
@@ -79,6 +82,16 @@ class ReplicaEngine(Engine):
         self.swap_state(OnlineState(self.settings))
         self._rebuild()
         self.deleted_elsewhere(moved=True)
+
+    def runs_here(self, writes: bool = False) -> bool:
+        """Writes in a thread: they wait for the other workers' SQLite write lock (busy timeout).
+        A read runs here when its sync is one query and a few events, not a catalogue reload or
+        a rebuild after another worker's change (one more head query per such read)."""
+        if writes or not super().runs_here(writes):
+            return False
+        last_seq, catalog_version, deletion_version = self.store.head()
+        return ((catalog_version, deletion_version) == (self._catalog_version, self._deletion_version)
+                and last_seq - self.state.last_seq <= INLINE_BACKLOG)
 
     def stats(self) -> dict[str, Any]:
         """The base statistics, plus which worker process answered (counters are per process)."""

@@ -110,3 +110,14 @@ def test_a_large_backlog_uses_the_bulk_path(workers):
     reference = rebuilt(a.settings)
     assert_same_state(b, reference)
     reference.close()
+
+
+def test_a_read_runs_on_the_event_loop_only_while_its_sync_is_short(workers):
+    a, b = workers
+    a.ingest([Event("e1", "alice", "i1", "purchase", 1.7e9)])
+    assert b.runs_here()  # one event behind: the sync applies it where the read runs
+    assert not b.runs_here(writes=True)  # a write may wait for another worker's SQLite write lock
+    a.delete_user("alice")
+    assert not b.runs_here()  # the sync rebuilds the state after another worker's deletion: in a thread
+    b.sync()
+    assert b.runs_here()

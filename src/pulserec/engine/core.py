@@ -18,7 +18,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -376,6 +377,32 @@ class Engine:
     def item(self, item_id: str) -> dict[str, Any] | None:
         with self.lock, self.state.reading():
             return item_view(self.state, item_id)
+
+    def runs_here(self, writes: bool = False) -> bool:
+        """Whether a call may run on the caller's thread (an event loop) rather than in a worker
+        thread: it does no I/O that can stall beyond this process's SQLite file. Not with a shared
+        state (every read is a network round trip), nor for a write that publishes to a stream
+        or meets a bulk import's writer holding SQLite's write lock outside the engine's lock.
+
+        Why ask: in a thread a request pays a hop to a worker and back and the GIL handed
+        between them; on our 2-core VM under load.py's 32 connections that was 1.3-2.5 ms more
+        CPU per request than its own work (11-33 context switches per request: docs/benchmarks.md,
+        issue 11), so the hot routes run their engine call on the loop when this is True."""
+        return not self.state.shared and not (writes and (self.publisher or self.bulk.running))
+
+    @contextmanager
+    def turn_now(self) -> Iterator[bool]:
+        """True, with the lock held until the block ends, when no other thread holds it; False
+        (nothing held) when one does: a caller on an event loop must not wait for a writer, a
+        snapshot or a model install there. The lock is reentrant, so the engine method run in
+        the block takes it again without waiting."""
+        if not self.lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.lock.release()
 
     def read(self, query: Callable[[State], T], owner_key: str | None = None) -> T:
         """`query(state)` under the lock, in one read scope of the online state (one snapshot of

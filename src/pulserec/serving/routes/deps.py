@@ -3,11 +3,13 @@ the query string."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Any
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, Path, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from pulserec.engine import Engine
 from pulserec.runtime.apps import NAME_PATTERN, AppError, Apps, OpenApp
@@ -17,6 +19,13 @@ from pulserec.recommend.controls import Controls
 from pulserec.recommend.expression import INVALID as INVALID_EXPRESSION, MAX_LENGTH
 from pulserec.recommend.service import Filters
 from pulserec.validation import N_CAP, InvalidInput
+
+T = TypeVar("T")
+#: A hot-path request polls a lock held by another thread each millisecond (the loop's timer
+#: resolution) for up to ~20 ms, a lock hold longer than any request's (a snapshot's fork, an
+#: import chunk's apply are longer), then waits in a thread.
+LOCK_POLL_S = 0.001
+LOCK_POLLS = 20
 
 #: Names of filters and promotions: what fits in a URL path segment and a query string unescaped.
 FILTER_NAME = r"^[\w.-]+$"
@@ -49,6 +58,27 @@ def engine_of(request: Request) -> Engine:
     default app, without any lookup; under `/apps/{app}`: the one :func:`app_scope` leased)."""
     opened: OpenApp | None = request.scope.get(APP_KEY)
     return opened.engine if opened is not None else request.app.state.engine
+
+
+async def on_engine(request: Request, call: Callable[[Engine], T], writes: bool = False) -> T:
+    """`call(engine)` for an `async` route of the hot path: on the event loop when the engine
+    allows it (`Engine.runs_here`: no I/O that can stall), else in the thread pool like a
+    plain-`def` route. Inline saves the thread hop, which cost more CPU per request than the
+    request's own work under concurrent load (docs/benchmarks.md, issue 11).
+
+    While another thread holds the engine's lock (a background task, a plain-`def` route) the
+    request waits without blocking the loop, polling each `LOCK_POLL_S`, and after
+    `LOCK_POLLS` polls waits in a thread instead. Handing busy calls straight to threads fed
+    itself: a thread holding the lock waits for the GIL the loop holds, so the next calls found
+    the lock busy too, and the server stayed in the slow regime (load.py: 223 instead of 330 req/s)."""
+    engine = engine_of(request)
+    if engine.runs_here(writes):
+        for _ in range(LOCK_POLLS):
+            with engine.turn_now() as now:
+                if now:
+                    return call(engine)
+            await asyncio.sleep(LOCK_POLL_S)
+    return await run_in_threadpool(call, engine)
 
 
 def extras_of(request: Request) -> Any:

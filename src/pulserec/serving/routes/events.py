@@ -6,13 +6,12 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pulserec.ingest.schemas import IN_THE_FUTURE, EventIn
 from pulserec.serving.errors import beyond_schema, error_items, parse_json, validation_response
-from pulserec.serving.routes.deps import engine_of
+from pulserec.serving.routes.deps import engine_of, on_engine
 from pulserec.validation import InvalidInput
 
 router = APIRouter(tags=["events"])
@@ -55,7 +54,7 @@ _BODY_SCHEMA = {
              summary="Ingest behaviour events (applied to the online state before the response)")
 async def post_events(request: Request) -> Any:
     # `async` to read the raw body without a thread (the body is parsed here, so that an error can
-    # name the event and field); the blocking ingest itself runs in the thread pool below.
+    # name the event and field); the ingest itself runs through deps.on_engine below.
     engine = engine_of(request)
     body = parse_json(await request.body())
     prefix: tuple[Any, ...] = ()
@@ -81,8 +80,9 @@ async def post_events(request: Request) -> Any:
     now = time.time()
     events = [e.to_event(now) for e in parsed]
     try:
-        # In the thread pool: a stalled state backend (up to its timeout) must not block the loop.
-        result = await run_in_threadpool(engine.ingest, events)
+        # On the loop when the engine can take it at once, else in the thread pool: a stalled
+        # state backend (up to its timeout) or a stream must not block the loop (deps.on_engine).
+        result = await on_engine(request, lambda engine: engine.ingest(events), writes=True)
     except InvalidInput as exc:  # a rule of the settings (type, value range, id length)
         where = f"events[{exc.index}].{exc.field}" if isinstance(body, list) else exc.field
         return validation_response([{"field": where, "message": exc.message}])

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import Field
 
+from pulserec.engine import Engine
 from pulserec.ingest.schemas import Body, Id, ItemIn
+from pulserec.recommend.service import Recommended
 from pulserec.records import ItemRecord
 from pulserec.serving.errors import beyond_schema
-from pulserec.serving.routes.deps import RANKING_RULES, ItemId, RankingParams, engine_of
+from pulserec.serving.routes.deps import RANKING_RULES, ItemId, RankingParams, engine_of, on_engine
 
 router = APIRouter(tags=["items"])
 
@@ -61,10 +63,13 @@ def get_item(item_id: ItemId, request: Request) -> dict[str, Any]:
 
 @router.get("/items/{item_id}/similar", summary="Items similar to this one, with reasons",
             openapi_extra=beyond_schema(*RANKING_RULES))
-def similar_items(item_id: ItemId, request: Request, params: Annotated[RankingParams, Query()]) -> dict[str, Any]:
-    engine = engine_of(request)
+async def similar_items(item_id: ItemId, request: Request, params: Annotated[RankingParams, Query()]) -> dict[str, Any]:
+    # `async`: the hot path's engine call runs on the loop when it can (deps.on_engine says why).
+    def similar(engine: Engine) -> list[Recommended] | None:
+        return engine.similar(item_id, params.n, params.rules(engine.controls, exclude_seen=False), params.strategy)
+
     try:
-        items = engine.similar(item_id, params.n, params.rules(engine.controls, exclude_seen=False), params.strategy)
+        items = await on_engine(request, similar)
     except KeyError as exc:
         raise HTTPException(422, str(exc.args[0])) from None
     if items is None:

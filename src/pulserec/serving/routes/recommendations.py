@@ -1,4 +1,8 @@
-"""GET /users/{id}/recommendations and GET /sessions/{id}/recommendations."""
+"""GET /users/{id}/recommendations and GET /sessions/{id}/recommendations.
+
+The routes are `async` and run the engine call through `deps.on_engine`: on the event loop when
+the engine can take it at once, in the thread pool otherwise (the hot path's thread hop cost more
+CPU than the recommendation itself under concurrent load)."""
 
 from __future__ import annotations
 
@@ -10,15 +14,16 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from pulserec.serving.metrics import note_answer
 from pulserec.serving.errors import beyond_schema
-from pulserec.serving.routes.deps import RANKING_RULES, UNKNOWN_EXPERIMENT, RecommendationParams, SessionId, UserId, engine_of
+from pulserec.engine import Engine
+from pulserec.serving.routes.deps import RANKING_RULES, UNKNOWN_EXPERIMENT, RecommendationParams, SessionId, UserId, on_engine
 from pulserec.experiments.service import Served
 
 router = APIRouter(tags=["recommendations"])
 RULES = beyond_schema(*RANKING_RULES, UNKNOWN_EXPERIMENT)
 
 
-def _serve(request: Request, user_id: str | None, session_id: str | None, params: RecommendationParams) -> dict[str, Any]:
-    engine = engine_of(request)
+def _serve(request: Request, engine: Engine, user_id: str | None, session_id: str | None,
+           params: RecommendationParams) -> dict[str, Any]:
     n, strategy, experiment, rules, context = params.n, params.strategy, params.experiment, params.rules(engine.controls), params.context()
     try:
         assignment = engine.experiments.resolve(user_id or f"session:{session_id}", experiment, strategy)
@@ -53,15 +58,15 @@ def _serve(request: Request, user_id: str | None, session_id: str | None, params
 
 
 @router.get("/users/{user_id}/recommendations", summary="What this user should see now", openapi_extra=RULES)
-def user_recommendations(
+async def user_recommendations(
     user_id: UserId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
-    return _serve(request, user_id, None, params)
+    return await on_engine(request, lambda engine: _serve(request, engine, user_id, None, params))
 
 
 @router.get("/sessions/{session_id}/recommendations", summary="Recommendations for an anonymous session",
             openapi_extra=RULES)
-def session_recommendations(
+async def session_recommendations(
     session_id: SessionId, request: Request, params: Annotated[RecommendationParams, Query()]
 ) -> dict[str, Any]:
-    return _serve(request, None, session_id, params)
+    return await on_engine(request, lambda engine: _serve(request, engine, None, session_id, params))

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from pulserec.ingest.schemas import UserIn
-from pulserec.serving.routes.deps import UserId, engine_of
+from pulserec.serving.routes.deps import UserId, engine_of, on_engine
 
 router = APIRouter(tags=["users"])
 
@@ -19,8 +19,9 @@ def put_user(user_id: UserId, user: UserIn, request: Request) -> dict[str, Any]:
 
 
 @router.get("/users/{user_id}/profile", summary="Interests, activity, habits, session and segments")
-def get_profile(user_id: UserId, request: Request) -> dict[str, Any]:
-    profile = engine_of(request).profile(user_id)
+async def get_profile(user_id: UserId, request: Request) -> dict[str, Any]:
+    # `async`: the hot path's engine call runs on the loop when it can (deps.on_engine says why).
+    profile = await on_engine(request, lambda engine: engine.profile(user_id))
     if profile is None:
         raise HTTPException(404, f"unknown user {user_id!r}")
     return profile
