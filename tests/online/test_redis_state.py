@@ -68,8 +68,12 @@ def test_row_compaction_keeps_weights_and_refuses_a_stale_read(redis_server, mon
     assert vals.sum() == pytest.approx(entries, rel=1e-12)
     gen = int(state.client.hget(state.keys.row_gen, 0) or 0)
     stale = [np.array([v], dtype="<i4").tobytes() for v in (0, gen + 1, 0, 0)]  # item 0 at a generation not its own
-    assert state.scripts.compact_rows(args=[state.keys.prefix, *stale, b""]) == [0]
+    assert state.scripts.compact_rows(args=[state.keys.prefix, state.state_id, *stale, b""]) == [0]
     assert state.cooc.row(0)[1].sum() == pytest.approx(entries, rel=1e-12)  # left alone
+    current = [np.array([v], dtype="<i4").tobytes() for v in (0, gen, 0, 0)]  # its own generation, but
+    assert state.scripts.compact_rows(args=[state.keys.prefix, "another-state", *current, b""]) == [0]  # reloaded since
+    assert int(state.client.hget(state.keys.row_gen, 0) or 0) == gen
+    assert state.cooc.row(0)[1].sum() == pytest.approx(entries, rel=1e-12)
 
 
 def test_vectors_written_in_place_and_rewritten_whole_agree(redis_server, monkeypatch):

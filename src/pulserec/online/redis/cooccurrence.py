@@ -132,7 +132,7 @@ class RedisCoOccurrence(RowReader):
             np.concatenate([row.weights for row in rows]), len(rows), self.max_neighbours, self._eviction_scores())
         int32 = [np.array(column, dtype="<i4").tobytes()
                  for column in (items, [row.gen for row in rows], [row.nbytes for row in rows], counts)]
-        done = state.scripts.compact_rows(args=[state.keys.prefix, *int32, encode_pairs(others, sums)])
+        done = state.scripts.compact_rows(args=[state.keys.prefix, state.state_id, *int32, encode_pairs(others, sums)])
         ends = np.cumsum(counts)
         for item, row, ok, end, count in zip(items, rows, done, ends.tolist(), counts.tolist()):
             if ok:  # the row now starts with its compacted entries, at the next generation

@@ -285,12 +285,19 @@ return {'ok', compact}
 
 #: Replace the first `old length` bytes of each row by its compacted form, keeping whatever was
 #: appended since it was read; a row compacted by another process since (its generation moved)
-#: is left alone. ARGV: prefix, then little-endian int32 strings of the items, the generations
-#: read, the old lengths and the compacted entries per row, and one string of every row's
-#: compacted (int32, float64) entries in that order. Returns 1 (compacted) or 0 per row.
+#: is left alone, and so is every row when the namespace is no longer the state the rows were
+#: read from (`meta.state_id`: reloaded or lost since; a compaction may run on an updater's
+#: background thread, after its commit). ARGV: prefix, state id, then little-endian int32
+#: strings of the items, the generations read, the old lengths and the compacted entries per
+#: row, and one string of every row's compacted (int32, float64) entries in that order.
+#: Returns 1 (compacted) or 0 per row.
 COMPACT_ROWS = """
-local p, items, gens, lengths, counts, data = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local p, items, gens, lengths, counts, data = ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local out, at, entries = {}, 1, 0
+if (redis.call('HGET', p .. 'meta', 'state_id') or '') ~= ARGV[2] then
+  for i = 1, #items / 4 do out[i] = 0 end
+  return out
+end
 for i = 1, #items / 4 do
   local item, gen = struct.unpack('<i4', items, i * 4 - 3), struct.unpack('<i4', gens, i * 4 - 3)
   local old, size = struct.unpack('<i4', lengths, i * 4 - 3), struct.unpack('<i4', counts, i * 4 - 3) * 12
