@@ -202,8 +202,9 @@ class Settings:
     # What a first `auto` chooses between (names from models/auto.py's candidates); empty = all of
     # them that are installed. A small box may leave out sasrec (its two fits take minutes on 2 cores).
     auto_candidates: tuple[str, ...] = ()
-    # What `auto` learns its weights on, carved from the log: "balanced" (each user's last event
-    # and a random tenth of the rest, weighed equally: the next item and long-term taste) or one
+    # What `auto` learns its weights on, carved from the log: "balanced" (three targets of one
+    # training log weighed equally: each user's last event, a random tenth of the rest and the
+    # latest fifth of the log: the next item, long-term taste, the present period) or one
     # kind of split alone, for a shop that knows what it serves: "leave-last-out" (the next
     # item), "random" (returning users' long-term taste), "time" (the latest period).
     auto_validation: str = "balanced"

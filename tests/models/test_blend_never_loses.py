@@ -13,7 +13,8 @@ from pulserec.config import DEFAULT_EVENT_WEIGHTS
 from pulserec.evaluation.evaluate import evaluate
 from pulserec.evaluation.split import leave_last_out, mixed_parts, validation_split
 from pulserec.models import registry
-from pulserec.models.hybrid import BALANCED, Hybrid, search_weights
+from pulserec.models.blend_search import search_weights
+from pulserec.models.hybrid import BALANCED, Hybrid
 from pulserec.models.interactions import Interactions
 
 
@@ -88,15 +89,16 @@ class TasteOnly:
 
 def taste_and_sequence() -> Interactions:
     """Users of two taste groups (8 of their group's 10 items early on), each ending on a run of
-    three consecutive chain items: the next item follows the chain, the rest is taste."""
+    three consecutive chain items: the next item follows the chain, the rest is taste. Users
+    come one after another (the latest period of the log holds the last users' events)."""
     rng = np.random.default_rng(0)
     rows = []
     for u in range(80):
         group = u % 2
         for ts, j in enumerate(rng.choice(10, 8, replace=False)):
-            rows.append((f"u{group}-{u}", f"t{group}-{j}", float(ts)))
+            rows.append((f"u{group}-{u}", f"t{group}-{j}", 1000.0 * u + ts))
         start = int(rng.integers(0, 27))
-        rows += [(f"u{group}-{u}", f"c{start + step}", 100.0 + step) for step in range(3)]
+        rows += [(f"u{group}-{u}", f"c{start + step}", 1000.0 * u + 100.0 + step) for step in range(3)]
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "ts"]).assign(type="view")
     return Interactions.from_frame(frame, DEFAULT_EVENT_WEIGHTS)
 
@@ -108,7 +110,7 @@ def test_mixed_parts_split_the_next_item_from_the_rest() -> None:
     assert len(nxt) + len(taste) == len(test) and len(np.unique(nxt.users)) == len(nxt)  # one per user
     for user in np.unique(test.users):
         assert nxt.timestamps[nxt.users == user].item() == test.timestamps[test.users == user].max()
-    assert (nxt.timestamps >= 100).all() and parts["taste"].train is split.train
+    assert (nxt.timestamps % 1000 >= 100).all() and parts["taste"].train is split.train
 
 
 def test_balanced_validation_serves_the_next_item_and_the_taste_alike(monkeypatch) -> None:
@@ -121,5 +123,7 @@ def test_balanced_validation_serves_the_next_item_and_the_taste_alike(monkeypatc
     hybrid.fit(taste_and_sequence())
     scores = hybrid.validation_scores
     best_single = max(scores["next_only"], scores["taste_only"])
-    assert best_single < 0.8, scores  # relative to each target's best: neither is best on both
+    # relative to each target's best: neither is best on all three (the next item's source also
+    # serves the latest period, which holds the last users' chains)
+    assert best_single < 0.85, scores
     assert scores["blend"] > max(0.9, best_single + 0.15) and all(w > 0 for w in hybrid.weights), (scores, hybrid.weights)

@@ -16,7 +16,7 @@ from pulserec.config import AUTO_CANDIDATES, Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
 from pulserec.models import auto
-from pulserec.models.blend import Blend
+from pulserec.models.blend import Blend, GatedBlend
 from pulserec.models.base import Query
 from pulserec.models.persist import load_model, read_meta, save_model
 from pulserec.models.registry import build_model
@@ -38,6 +38,9 @@ def test_auto_serves_its_validated_blend_as_a_fresh_default(engine, shop, fill, 
     singles = [v for k, v in choice["validation"].items() if k != "blend"]
     assert choice["validation"]["blend"] >= max(singles)  # never below its best input on validation
     assert choice["validation_split"] == "balanced" and choice["chosen_at"] > 0
+    assert choice["history_buckets"] == ["up to 10 items", "over 10 items"]
+    assert set(choice["validation_targets"]) == {"next", "taste", "time"}  # three targets of one log
+    assert all(len(w) == 2 for w in choice["weights"].values())  # a weight per history bucket
     default = engine.service.strategies["default"]
     assert isinstance(default, Blend) and default is not engine.service.models.default
     live = engine.service.models.item_knn
@@ -241,3 +244,27 @@ def test_a_long_trending_horizon_is_served_as_trained_and_the_weekly_one_live(en
     top = data.item_ids.ids[int(np.argmax(counts))]  # the shop's log spans days: a year decays little
     assert engine.state.catalog.item_ids.ids[int(np.nanargmax(yearly))] == top
     assert len(engine.recommend(str(shop.events["user_id"].iloc[0]), 5).items) == 5
+
+
+def test_weights_per_history_length_are_served_with_the_live_parts(engine, shop, fill) -> None:
+    """A choice with one weight vector per history bucket serves one blend per bucket over the
+    same live item-kNN and trained parts; a state rebuild keeps the buckets."""
+    fill(engine)
+    chosen = auto.AutoBlend(components=[("item_knn", {}), ("popular", {}), ("als", {"factors": 8})], history_edges=(5,))
+    data, _ = snapshot(engine.store, engine.settings.weighting)
+    chosen.models = [build_model(name, **params).fit(data) for name, params in chosen.components]
+    chosen.weights, chosen.user_ids, chosen.item_ids = [[0.0, 1.0, 0.0], [1.0, 0.0, 0.5]], data.user_ids, data.item_ids
+    chosen.after_load()
+    models = engine.service.models
+    models.choose_default(chosen, {"version": 1})
+    default = engine.service.strategies["default"]
+    assert isinstance(default, GatedBlend) and default.edges == (5,)
+    short, long = ([part for part, w in blend.components if w > 0] for blend in default.blends)
+    assert short[0] is models.popular and long[0] is models.item_knn and isinstance(long[1], AlignedModel)
+    assert models.default_choice["weights"] == {"item_knn": [0.0, 1.0], "popular": [1.0, 0.0], "als": [0.0, 0.5]}
+    veteran = str(shop.events["user_id"].value_counts().index[0])
+    popular = [r.item_id for r in engine.recommend("nobody-yet", 10).items]
+    assert [r.item_id for r in engine.recommend(veteran, 10).items] != popular
+    rebuilt = models.rebound(engine.state)
+    again = rebuilt.strategies["default"]
+    assert isinstance(again, GatedBlend) and again.blends[1].components[0][0] is rebuilt.item_knn

@@ -80,8 +80,9 @@ def time_split(data: Interactions, test_fraction: float = 0.2, warm_start: int =
     return split
 
 
-def _new_users_first(data: Interactions, test_mask: np.ndarray, n: int) -> np.ndarray:
-    """Rows that are the first n events of a user with no event before the cut."""
+def _new_users_first(data: Interactions, test_mask: np.ndarray, n: int | np.ndarray) -> np.ndarray:
+    """Rows that are the first n events of a user with no event before the cut (`n`: one count,
+    or one per user index)."""
     has_train = np.zeros(data.n_users, dtype=bool)
     has_train[data.users[~test_mask]] = True
     order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))  # per user, oldest first
@@ -90,7 +91,8 @@ def _new_users_first(data: Interactions, test_mask: np.ndarray, n: int) -> np.nd
     counts = np.diff(np.r_[starts, len(order)])
     rank = np.arange(len(order)) - np.repeat(starts, counts)
     out = np.zeros(len(data), dtype=bool)
-    out[order[(rank < n) & ~has_train[users_sorted]]] = True
+    limit = n[users_sorted] if isinstance(n, np.ndarray) else n
+    out[order[(rank < limit) & ~has_train[users_sorted]]] = True
     return out
 
 
@@ -161,6 +163,41 @@ def mixed_parts(split: Split) -> dict[str, Split]:
         return Split(f"{split.name}:{name}", split.train, held, split.cut_time, {"test_rows": int(mask.sum())})
 
     return {"next": part("next", newest), "taste": part("taste", ~newest)}
+
+
+#: The three targets of :func:`targets_split`, in the order the validation reports them.
+TARGETS = ("next", "taste", "time")
+
+
+def targets_split(data: Interactions, period: float = 0.2, taste_fraction: float = 0.1, max_warm_start: int = 10,
+                  seed: int = 0) -> dict[str, Split]:
+    """Three validation targets held out of ONE training log (so every model is fitted once):
+
+    * "time": every event in the latest `period` of the log (by timestamp); a user who first
+      appears after the cut keeps a random 1..`max_warm_start` of their first events in training
+      (a live system saw them first; a spread of short histories, not one length);
+    * "next": each user's newest event before the cut (the next item);
+    * "taste": a random `taste_fraction` of each user's other events before the cut (long-term taste).
+
+    A default that must serve a next item, a returning user's taste and the present period
+    learns on all three without being told which one a test asks for."""
+    if not 0 < period < 1 or not 0 < taste_fraction < 1 or max_warm_start < 1:
+        raise ValueError("period and taste_fraction must be in (0, 1), max_warm_start >= 1")
+    rng = np.random.default_rng(seed)
+    cut = float(np.quantile(data.timestamps, 1.0 - period, method="higher")) if len(data) else 0.0
+    late = data.timestamps >= cut
+    warm = rng.integers(1, max_warm_start + 1, size=max(data.n_users, 1))
+    late &= ~_new_users_first(data, late, warm)
+    early = np.flatnonzero(data.timestamps < cut)
+    before = data.subset(data.timestamps < cut)
+    next_rows = _last_mask(before, 1)
+    many = np.bincount(before.users, minlength=before.n_users)[before.users] > 2
+    taste_rows = _random_mask(before, taste_fraction, seed) & many & ~next_rows
+    masks = {"time": late, "next": np.zeros(len(data), bool), "taste": np.zeros(len(data), bool)}
+    masks["next"][early[next_rows]] = True
+    masks["taste"][early[taste_rows]] = True
+    held = masks["time"] | masks["next"] | masks["taste"]
+    return {name: _make_split(f"validation-{name}", data, ~held, masks[name]) for name in TARGETS}
 
 
 def make_split(data: Interactions, method: str, **params: float) -> Split:

@@ -1,9 +1,10 @@
-"""Weighted blend of several models' scores (each normalised to [0, 1] first)."""
+"""Weighted blend of several models' scores (each normalised to [0, 1] first), and a blend whose
+weights depend on how long the user's history is (:class:`GatedBlend`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -67,6 +68,42 @@ class Blend:
 
     def explain(self, query: Query, items: np.ndarray) -> list[Reason | None]:
         return self.score_explained(query, query.n_items).explain(items)
+
+    def rebound(self, rebind: Callable[[Recommender], Recommender], state: Any) -> Blend:
+        """The same blend over `rebind(part)` of every part (recommend/model_set.py)."""
+        return Blend([(rebind(part), weight) for part, weight in self.components], name=self.name)
+
+
+class GatedBlend(Blend):
+    """One :class:`Blend` per bucket of the query's history length (distinct items in
+    `query.history`): bucket 0 up to edges[0] items, 1 up to edges[1], ..., the last above
+    the last edge. The buckets' blends share their parts; `components` lists every part once
+    with its largest weight (what GET /models and the rebinding walk see)."""
+
+    def __init__(self, edges: Sequence[int], blends: Sequence[Blend], name: str | None = None) -> None:
+        if len(blends) != len(edges) + 1:
+            raise ValueError(f"{len(edges)} history edges need {len(edges) + 1} blends, not {len(blends)}")
+        self.edges, self.blends = tuple(int(e) for e in edges), list(blends)
+        widest: dict[int, tuple[Recommender, float]] = {}
+        for blend in self.blends:
+            for part, weight in blend.components:
+                kept = widest.get(id(part))
+                widest[id(part)] = (part, max(weight, kept[1] if kept else weight))
+        super().__init__(list(widest.values()), name=name)
+
+    def blend_for(self, query: Query) -> Blend:
+        bucket = int(np.searchsorted(self.edges, len(query.history), side="left"))
+        return self.blends[min(bucket, len(self.blends) - 1)]
+
+    def score_explained(self, query: Query, n_items: int) -> Scored:
+        return self.blend_for(query).score_explained(query, n_items)
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        """Item-to-item: no user, so the blend of the longest histories (taste, not popularity)."""
+        return self.blends[-1].similar(item, n_items)
+
+    def rebound(self, rebind: Callable[[Recommender], Recommender], state: Any) -> GatedBlend:
+        return GatedBlend(self.edges, [blend.rebound(rebind, state) for blend in self.blends], name=self.name)
 
 
 def _weighted(part: np.ndarray, weight: float) -> np.ndarray:

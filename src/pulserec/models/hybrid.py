@@ -4,7 +4,7 @@ fit() carves a validation split out of the training data (never the test data), 
 component on the validation-train part, caches their normalised scores for the validation
 users, and searches the blend weights maximising NDCG@10 on the held-out validation events,
 starting from the best single component (so the blend never loses to its best input on
-validation: :func:`search_weights`). The components are then refitted on all the training
+validation: models/blend_search.py). The components are then refitted on all the training
 data and blended with the learned weights."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pulserec.evaluation.evaluate import Histories, held_out_users, relevant_of, score_queries, top_k
-from pulserec.evaluation.metrics import ranking_metrics
-from pulserec.evaluation.split import mixed_parts, validation_split
+from pulserec.evaluation.evaluate import Histories, held_out_users, relevant_of, score_queries
+from pulserec.evaluation.split import Split, targets_split, validation_split
 from pulserec.models.base import Query, Reason, Recommender
-from pulserec.models.blend import Blend, normalised
+from pulserec.models.blend import Blend, GatedBlend, normalised
+from pulserec.models.blend_search import TargetSearch, history_bucket
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
@@ -27,11 +27,14 @@ ComponentSpec = str | tuple[str, dict[str, Any]]
 
 DEFAULT_COMPONENTS: tuple[ComponentSpec, ...] = ("als", "item_knn_bm25", "user_knn", "content", "popular")
 DEFAULT_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
-#: Validation that weighs the next item and long-term taste equally: a mixed split whose two
-#: targets (each user's newest held-out event; the others) are scored apart, and the objective
-#: is the mean of each target's metric relative to its best single component (1.0 = as good
-#: as the best input on both). On a plain mixed split the random tenth outnumbers the one
-#: next item per user ~16 to 1, so the chosen weights served long-term taste alone.
+#: Validation that weighs three targets held out of one training log equally: each user's next
+#: item, a random tenth of their other events (long-term taste) and the latest fifth of the log
+#: (the present period: evaluation/split.py targets_split). Each is scored apart and the
+#: objective is the mean of each target's metric relative to its best single component (1.0 =
+#: as good as the best input on all three). On a plain mixed split the random tenth outnumbers
+#: the one next item per user ~16 to 1, so the chosen weights served long-term taste alone; and
+#: without the latest period the chosen blend never served what is popular now, which users
+#: with a few events want (a time split's test users: docs/benchmarks.md, issue 18).
 BALANCED = "balanced"
 
 
@@ -58,44 +61,12 @@ def labels(specs: Sequence[ComponentSpec]) -> list[str]:
     return out
 
 
-def search_weights(
-    objective: Callable[[np.ndarray], float], n: int, grid: Sequence[float], rounds: int
-) -> tuple[np.ndarray, float, list[float]]:
-    """Blend weights maximising `objective`, never worse than the best single component.
-
-    Every component is scored alone first (weight 1, the others 0); the search starts from the
-    best of those and of the equal-weight blend, and a coordinate search over `grid` only
-    accepts strict improvements. So on the validation split the blend is at least as good as
-    its best input (the fall-back is that input alone). Returns (weights, score, singles)."""
-    singles = [objective(np.eye(n)[c]) for c in range(n)]
-    best_single = int(np.argmax(singles))
-    weights, best = np.eye(n)[best_single], singles[best_single]
-    if n > 1:
-        equal = objective(np.ones(n))
-        if equal > best + 1e-9:
-            weights, best = np.ones(n), equal
-    for _ in range(rounds):
-        improved = False
-        for c in range(n):
-            for value in grid:
-                if value == weights[c]:
-                    continue
-                trial = weights.copy()
-                trial[c] = value
-                if not trial.any():
-                    continue
-                result = objective(trial)
-                if result > best + 1e-9:
-                    best, weights, improved = result, trial, True
-        if not improved:
-            break
-    return weights, best, singles
-
-
 class Hybrid(SavedState):
     name: ClassVar[str] = "hybrid"
     saved_fields: ClassVar[tuple[str, ...]] = (
         "user_ids", "item_ids", "weights", "validation_score", "validation_scores", "models")
+    #: Saved when present; a file from before they existed loads without them.
+    optional_fields: ClassVar[tuple[str, ...]] = ("validation_targets",)
 
     def __init__(
         self,
@@ -105,6 +76,7 @@ class Hybrid(SavedState):
         grid: Sequence[float] = DEFAULT_GRID,
         rounds: int = 2,
         metric: str = "ndcg@10",
+        history_edges: Sequence[int] = (),
     ) -> None:
         self.components = list(components)
         self.validation = validation
@@ -112,10 +84,16 @@ class Hybrid(SavedState):
         self.grid = tuple(grid)
         self.rounds = rounds
         self.metric = metric
-        self.weights: list[float] = [1.0] * len(self.components)
+        #: With edges, one weight vector per bucket of the query's history length (distinct
+        #: items): bucket 0 up to edges[0] items, ... (models/blend_search.py).
+        self.history_edges = tuple(int(e) for e in history_edges)
+        #: One weight per component; with history_edges one such list per bucket.
+        self.weights: list[float] | list[list[float]] = [1.0] * len(self.components)
         self.validation_score = float("nan")
         #: Validation score of each component alone and of the learned blend ("blend").
         self.validation_scores: dict[str, float] = {}
+        #: Each validation target's score of the blend and of its best single component.
+        self.validation_targets: dict[str, dict[str, float]] = {}
         self.models: list[Recommender] = []
         self.blend = Blend([])
 
@@ -129,62 +107,64 @@ class Hybrid(SavedState):
         return self
 
     def after_load(self) -> None:
-        self.blend = Blend(list(zip(self.models, self.weights)), name=self.name)
+        rows = np.atleast_2d(np.asarray(self.weights, dtype=np.float64))
+        if len(rows) == 1:  # one vector (also a file saved before history buckets)
+            self.blend = Blend(list(zip(self.models, rows[0].tolist())), name=self.name)
+        else:
+            self.blend = GatedBlend(self.history_edges, [Blend(list(zip(self.models, row.tolist())), name=self.name)
+                                                         for row in rows], name=self.name)
+
+    def weight_rows(self) -> np.ndarray:
+        """The weights as (buckets x components)."""
+        return np.atleast_2d(np.asarray(self.weights, dtype=np.float64))
 
     def component_names(self) -> list[str]:
         return labels(self.components)
 
-    def _learn_weights(self, data: Interactions, catalog: Catalog | None) -> tuple[list[float], float]:
-        method = "mixed" if self.validation == BALANCED else self.validation
-        split = validation_split(data, method, **self.validation_params)
-        users = held_out_users(split)
+    def _targets(self, data: Interactions) -> dict[str, Split]:
+        """The validation targets carved from `data`, all on one training log."""
+        if self.validation == BALANCED:
+            return targets_split(data, **self.validation_params)
+        return {"all": validation_split(data, self.validation, **self.validation_params)}
+
+    def _learn_weights(self, data: Interactions, catalog: Catalog | None) -> tuple[list, float]:
+        targets = self._targets(data)
+        train = next(iter(targets.values())).train
+        users = np.unique(np.concatenate([held_out_users(part) for part in targets.values()]))
         if len(users) == 0:
-            return [1.0] * len(self.components), float("nan")
-        histories = Histories(split.train)
+            rows = np.ones((len(self.history_edges) + 1, len(self.components)))
+            return (rows.tolist() if self.history_edges else rows[0].tolist()), float("nan")
+        histories = Histories(train)
         queries = [histories.query(int(u)) for u in users]
-        n_items = split.train.n_items
         parts = np.stack([
-            normalised(score_queries(_build(spec).fit(split.train, catalog), queries, n_items))
+            normalised(score_queries(_build(spec).fit(train, catalog), queries, train.n_items))
             for spec in self.components
         ])
-        seen = split.train.to_csr()[users]
-        k = int(self.metric.split("@")[1])
-        targets = mixed_parts(split) if self.validation == BALANCED else {"all": split}
-        rows = {name: np.searchsorted(users, held_out_users(part)) for name, part in targets.items()}
-        relevant = {name: relevant_of(part, users[rows[name]]) for name, part in targets.items()}
-
-        def per_target(weights: np.ndarray) -> dict[str, float]:
-            recs = top_k(np.tensordot(weights, parts, axes=1), k, seen)
-            return {name: ranking_metrics(recs[rows[name]], relevant[name], (k,))[self.metric] for name in targets}
-
-        eye = np.eye(len(self.components))
-        best_single = {name: max(per_target(eye[c])[name] for c in range(len(self.components))) or 1.0
-                       for name in targets}
-
-        def objective(weights: np.ndarray) -> float:
-            """The metric, or with several targets its mean relative to each target's best single."""
-            scores = per_target(weights)
-            if len(scores) == 1:
-                return next(iter(scores.values()))
-            return float(np.mean([scores[name] / best_single[name] for name in targets]))
-
-        weights, best, singles = search_weights(objective, len(self.components), self.grid, self.rounds)
-        self.validation_scores = {**dict(zip(labels(self.components), singles)),
-                                  "blend": best}
-        return weights.tolist(), best
+        buckets = history_bucket(np.array([len(q.history) for q in queries]), self.history_edges)
+        search = TargetSearch(parts, train.to_csr()[users], {name: relevant_of(part, users) for name, part in targets.items()},
+                              buckets, self.metric)
+        weights, best, singles = search.search(self.grid, self.rounds)
+        self.validation_scores = {**dict(zip(labels(self.components), singles)), "blend": best}
+        self.validation_targets = {name: {"blend": score, "best_single": search.best[name],
+                                          "users": int((search.n_relevant[name] > 0).sum())}
+                                   for name, score in search.target_scores(weights).items()}
+        return (weights.tolist() if self.history_edges else weights[0].tolist()), best
 
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
         return self.blend.score(query, n_items)
 
     def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray:
+        rows = self.weight_rows()
+        weights = rows[np.minimum(history_bucket(np.array([len(q.history) for q in queries], dtype=np.int64),
+                                                 self.history_edges), len(rows) - 1)]  # (queries x components)
         total = np.zeros((len(queries), n_items), dtype=np.float32)
         any_part = np.zeros(len(queries), dtype=bool)
-        for model, weight in self.blend.components:
-            if weight <= 0:
+        for k, model in enumerate(self.models):
+            if not weights[:, k].any():
                 continue
             scores = score_queries(model, queries, n_items)
-            any_part |= np.isfinite(scores).any(axis=1)
-            total += weight * normalised(scores)
+            any_part |= np.isfinite(scores).any(axis=1) & (weights[:, k] > 0)
+            total += weights[:, k, None].astype(np.float32) * normalised(scores)
         total[~any_part] = -np.inf
         return total
 

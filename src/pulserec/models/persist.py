@@ -78,6 +78,8 @@ class SavedState:
     attributes of the same name; the state is the attributes listed in ``saved_fields``."""
 
     saved_fields: ClassVar[tuple[str, ...]] = ()
+    #: State fields added after files were first saved: written always, set when a file has them.
+    optional_fields: ClassVar[tuple[str, ...]] = ()
 
     def saved_params(self) -> dict[str, Any]:
         names = [p.name for p in inspect.signature(type(self).__init__).parameters.values()
@@ -85,7 +87,7 @@ class SavedState:
         return {name: getattr(self, name) for name in names}
 
     def saved_values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.saved_fields}
+        return {name: getattr(self, name) for name in (*self.saved_fields, *self.optional_fields)}
 
     @classmethod
     def from_saved(cls, params: dict[str, Any], values: dict[str, Any]) -> Any:
@@ -94,6 +96,9 @@ class SavedState:
             if name not in values:
                 raise ModelFileError(f"{cls.__name__} state lacks field {name!r}")
             setattr(model, name, values[name])
+        for name in cls.optional_fields:
+            if name in values:
+                setattr(model, name, values[name])
         model.after_load()
         return model
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from pulserec.config import Settings
 from pulserec.models.auto import AutoBlend, LongTerm
 from pulserec.models.base import ReadsAttributes, Recommender, meta_of
-from pulserec.models.blend import Blend
+from pulserec.models.blend import Blend, GatedBlend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.long_term_cache import LongTermCache
 from pulserec.models.popularity import Popular, Trending
@@ -105,24 +105,37 @@ class ModelSet:
     def choose_default(self, auto: AutoBlend, meta: Mapping[str, Any]) -> None:
         """Serve `auto`'s validated blend as the default: its item-kNN parts become the live
         item-kNN over the online state (every event shows in the next answer), its batch parts
-        are served aligned like any trained model."""
-        parts: list[tuple[Recommender, float]] = []
-        for part, weight in auto.blend.components:
-            if weight <= 0:
-                continue
-            if isinstance(part, ItemKNN):
-                parts.append((self.item_knn, weight))
-            elif isinstance(part, LongTerm) and isinstance(part.inner, ItemKNN):
-                parts.append((LongTerm.over(self.item_knn, part.weight), weight))
-            elif isinstance(part, Popular) or (isinstance(part, Trending) and live_horizon(part, self.trending)):
-                parts.append((self.popular if isinstance(part, Popular) else self.trending, weight))  # live counters
-            else:
-                parts.append((AlignedModel(part, self.state.catalog, self.state.owners, dict(meta)), weight))
-        if parts:
+        are served aligned like any trained model; one blend per history bucket when its
+        weights depend on the user's history length (models/blend.py GatedBlend)."""
+        served: dict[int, Recommender] = {}
+
+        def serve(part: Recommender) -> Recommender:
+            if id(part) not in served:
+                served[id(part)] = self._served_part(part, meta)
+            return served[id(part)]
+
+        chosen = auto.blend.blends if isinstance(auto.blend, GatedBlend) else [auto.blend]
+        blends = []
+        for blend in chosen:
+            parts = [(serve(part), weight) for part, weight in blend.components if weight > 0]
             parts.append((self.social, self.settings.social_blend))  # ties count in any default (issue 14.4)
             parts.append((self.segment, self.settings.segment_blend))  # and so do attributes (14.5)
-            self.register(Blend(parts, name=DEFAULT_STRATEGY))
-            self.default_choice = {**auto.choice(), "version": meta.get("version")}
+            blends.append(Blend(parts, name=DEFAULT_STRATEGY))
+        if not served:
+            return
+        self.register(blends[0] if len(blends) == 1 else GatedBlend(auto.blend.edges, blends, name=DEFAULT_STRATEGY))
+        self.default_choice = {**auto.choice(), "version": meta.get("version")}
+
+    def _served_part(self, part: Recommender, meta: Mapping[str, Any]) -> Recommender:
+        """What serves one part of `auto`'s blend: the live model over the online state where
+        there is one, else the trained part aligned to the state."""
+        if isinstance(part, ItemKNN):
+            return self.item_knn
+        if isinstance(part, LongTerm) and isinstance(part.inner, ItemKNN):
+            return LongTerm.over(self.item_knn, part.weight)
+        if isinstance(part, Popular) or (isinstance(part, Trending) and live_horizon(part, self.trending)):
+            return self.popular if isinstance(part, Popular) else self.trending  # live counters
+        return AlignedModel(part, self.state.catalog, self.state.owners, dict(meta))
 
     def rebound(self, state: State) -> ModelSet:
         """A model set over `state` serving every model this one serves, each re-bound to it."""
@@ -180,8 +193,6 @@ def _rebound(model: Recommender, rebind: Callable[[Recommender], Recommender], o
         return view
     if isinstance(model, AlignedModel):
         return model.aligned_to(state.catalog, state.owners)
-    if isinstance(model, Blend):
-        return Blend([(rebind(part), weight) for part, weight in model.components], name=model.name)
-    if isinstance(model, Rebindable):
+    if isinstance(model, Rebindable):  # blends too: each part re-bound
         return model.rebound(rebind, state)
     return model

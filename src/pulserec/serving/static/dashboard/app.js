@@ -114,7 +114,11 @@ function defaultChoice(choice) {
   if (!choice || !choice.chosen) {
     return h("p", { id: "default-choice", class: "muted" }, "Default: ", choice ? choice.blend : "built-in blend");
   }
-  const weights = Object.entries(choice.weights).filter(([, w]) => w > 0).map(([n, w]) => `${n} ${w}`).join(", ");
+  // One weight per history bucket (`history_buckets`: which users each is for); a number in older choices.
+  const buckets = choice.history_buckets || ["all users"];
+  const weights = buckets.map((label, k) => `${label}: ` + Object.entries(choice.weights)
+    .map(([n, w]) => [n, Array.isArray(w) ? w[k] : w]).filter(([, w]) => w > 0).map(([n, w]) => `${n} ${w}`).join(", "))
+    .join("; ");
   const scores = Object.entries(choice.validation).map(([n, v]) => `${n} ${formatNumber(v, 4)}`).join(", ");
   const when = new Date(choice.chosen_at * 1000).toLocaleString();
   return h("p", { id: "default-choice" }, `Default chosen on validation (${choice.validation_split}, ${choice.metric}) at ${when}: `,
