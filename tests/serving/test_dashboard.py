@@ -255,3 +255,30 @@ def test_dashboard_switches_between_apps(browser, two_apps):
     assert "No such user" in tab.text("#view")
     tab.screenshot("dashboard-app-shop.png")
     tab.assert_clean(expected_errors=("404", "/apps/shop/users/u-default/profile"))
+
+
+def test_the_default_choice_shows_each_history_buckets_weights(tab, seeded):
+    """auto's choice with a weight vector per history bucket: the dashboard names each bucket's
+    users and weights, with the validation scores and the date."""
+    from pulserec.models.auto import AutoBlend
+    from pulserec.models.registry import build_model
+    from pulserec.recommend.training import snapshot
+
+    engine = seeded.engine
+    chosen = AutoBlend(components=[("item_knn", {}), ("popular", {})], history_edges=(10,))
+    data, _ = snapshot(engine.store, engine.settings.weighting)
+    chosen.models = [build_model(name, **params).fit(data) for name, params in chosen.components]
+    chosen.weights, chosen.user_ids, chosen.item_ids = [[0.0, 1.0], [1.0, 0.25]], data.user_ids, data.item_ids
+    chosen.validation_scores, chosen.chosen_at = {"item_knn": 0.9, "popular": 0.5, "blend": 0.95}, 1.7e9
+    chosen.after_load()
+    models = engine.service.models
+    models.choose_default(chosen, {"version": 1})
+    try:
+        tab.open("/dashboard", "overview")
+        text = tab.text("#default-choice")
+        assert "up to 10 items: popular 1" in text and "over 10 items: item_knn 1, popular 0.25" in text, text
+        assert "validation: item_knn 0.9" in text and "blend 0.95" in text
+        tab.assert_clean()
+    finally:
+        models.register(models.default)  # the built-in blend again for the module's other tests
+        models.default_choice = None
