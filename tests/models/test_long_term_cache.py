@@ -121,3 +121,21 @@ def test_the_setting_is_checked(tmp_path):
         assert engine.service.models.item_knn.long_term_cache is None
     finally:
         engine.close()
+
+
+def test_the_sparse_and_dense_builds_of_a_part_are_equal(monkeypatch):
+    from pulserec.models import long_term_cache
+
+    rng = np.random.default_rng(4)
+    for entries, width in ((1_400, 100_000), (50, 2_000), (3_000, 3_000)):
+        idx = rng.integers(0, width, entries)
+        idx[0] = width - 1
+        sims = np.round(rng.random(entries), 2)  # ties: the first in query order is the source
+        sims[rng.integers(0, entries, 3)] = -np.inf  # entries that never count
+        src = np.sort(rng.integers(0, 40, entries))
+        parts = []
+        for below in (10 ** 9, 0):  # always sparse, always dense
+            monkeypatch.setattr(long_term_cache, "SPARSE_BELOW", below)
+            parts.append(long_term_cache.long_term_part(idx, sims, src))
+        for sparse, dense in zip(*parts):
+            assert sparse.dtype == dense.dtype and sparse.tobytes() == dense.tobytes()

@@ -51,19 +51,34 @@ class LongTermPart(NamedTuple):
 
 def long_term_part(idx: np.ndarray, sims: np.ndarray, src: np.ndarray) -> LongTermPart:
     """Fold neighbour entries (item, similarity, position of the history item; in query order)
-    into a `LongTermPart`, in O(entries + catalogue): dense scatters, no sort."""
+    into a `LongTermPart`. Over the distinct items of the entries (np.unique) when they are few
+    against the largest item index, else by dense scatters over the index range: a first
+    request of a user with 1,400 entries at 100k items took ~4 ms in the dense build (three
+    catalogue-sized arrays), while a 194k-entry history sorts slower than it scatters. Both give
+    the same part to the bit: bincount sums each item's entries in entry order either way."""
     if len(idx) == 0:
         empty = np.empty(0)
         return LongTermPart(np.empty(0, dtype=np.int32), empty, empty, np.empty(0, dtype=np.int32))
     width = int(idx.max()) + 1
-    sums = np.bincount(idx, weights=sims, minlength=width)
-    best = np.full(width, -np.inf)
-    np.maximum.at(best, idx, sims)
-    strongest = sims == best[idx]
-    source = np.full(width, np.iinfo(np.int32).max, dtype=np.int32)
-    np.minimum.at(source, idx[strongest], src[strongest].astype(np.int32))
+    if len(idx) * SPARSE_BELOW < width:
+        keys, slot = np.unique(idx, return_inverse=True)
+    else:
+        keys, slot = None, idx
+    size = width if keys is None else len(keys)
+    sums = np.bincount(slot, weights=sims, minlength=size)
+    best = np.full(size, -np.inf)
+    np.maximum.at(best, slot, sims)
+    strongest = sims == best[slot]
+    source = np.full(size, np.iinfo(np.int32).max, dtype=np.int32)
+    np.minimum.at(source, slot[strongest], src[strongest].astype(np.int32))
     present = np.flatnonzero(best > -np.inf)
-    return LongTermPart(present.astype(np.int32), sums[present], best[present], source[present])
+    items = present if keys is None else keys[present]
+    return LongTermPart(items.astype(np.int32), sums[present], best[present], source[present])
+
+
+#: The sparse build (see long_term_part) when the entries are fewer than 1/SPARSE_BELOW of the
+#: index range: a sort of e entries against ~4 catalogue-sized passes.
+SPARSE_BELOW = 8
 
 
 class _Entry(NamedTuple):
