@@ -158,13 +158,14 @@ def rating_errors(model: SurpriseSVD, split: Split) -> dict[str, float]:
     return {"rmse": rmse(predicted, test.values[rated]), "mae": mae(predicted, test.values[rated])}
 
 
-def cached_path(cache: Path | None, method: str, name: str, params: dict[str, Any]) -> Path | None:
+def cached_path(cache: Path | None, method: str, name: str, params: dict[str, Any], data_tag: str = "") -> Path | None:
     """Where one (split, model, parameters) result is kept between runs (None: no cache). The key
     holds the contents of the code the result depends on (code_version), so it is reused only
-    for that code."""
+    for that code, and `data_tag` when the data is not the whole log (--head-fraction)."""
     if cache is None:
         return None
-    key = json.dumps([method, name, params, SPLITS[method], code_version(name)], sort_keys=True, default=str)
+    parts = [method, name, params, SPLITS[method], code_version(name), *([data_tag] if data_tag else [])]
+    key = json.dumps(parts, sort_keys=True, default=str)
     return cache / f"{method}-{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
@@ -205,14 +206,14 @@ def evaluated(name: str, chosen: dict[str, Any], split: Split, catalog: Catalog,
 
 
 def run_split(method: str, data: Interactions, catalog: Catalog, params: dict[str, Any], names: list[str],
-              cache: Path | None = None):
+              cache: Path | None = None, data_tag: str = ""):
     split = make_split(data, method, **SPLITS[method])
     print(f"\n== split {method}: {split.stats}", flush=True)
     results: list[EvalResult] = []
     for name in names:
         # a peer's own defaults count in its cache key: a changed default is a new result
         chosen = hybrid_params(params, method) if name == "hybrid" else {**PEER_DEFAULTS.get(name, {}), **params.get(name, {})}
-        path = cached_path(cache, method, name, chosen)
+        path = cached_path(cache, method, name, chosen, data_tag)
         kept = " (cached)" if path is not None and path.is_file() else ""
         result = evaluated(name, chosen, split, catalog, path)
         results.append(result)
@@ -242,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--movielens", default=None, help="ml-latest-small directory (default: $PULSEREC_MOVIELENS)")
     parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--head-fraction", type=float, default=1.0,
+                        help="measure on the first FRACTION of the log's timeline only: a second data set of the same "
+                             "kind, to check that what was chosen on the whole one generalises (issue 18.6)")
     parser.add_argument("--models", default=",".join(OURS), help="our models to run (default: all of OURS)")
     parser.add_argument("--peers", default=",".join(PEERS), help="peers to run (default: every available one)")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters on validation splits first")
@@ -264,8 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", default="", help="more of our models to include, e.g. sasrec,gru4rec,content_embed "
                                                     "(default hyper-parameters; they need the seq / embed extras)")
     args = parser.parse_args(argv)
+    if not 0 < args.head_fraction <= 1:
+        parser.error("--head-fraction must be in (0, 1]")
 
-    data = Interactions.from_frame(read_ratings(args.movielens), DEFAULT_EVENT_WEIGHTS)
+    ratings = read_ratings(args.movielens)
+    if args.head_fraction < 1.0:  # a second data set of the same kind: the log's first part (sorted by time)
+        ratings = ratings.iloc[: int(len(ratings) * args.head_fraction)]
+        print(f"the first {args.head_fraction:.0%} of the log: {len(ratings):,} events")
+    data = Interactions.from_frame(ratings, DEFAULT_EVENT_WEIGHTS)
     catalog = Catalog()
     for record in read_movies(args.movielens):
         catalog.upsert(record)
@@ -288,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.auto_validation == "split":  # the re-ranking stage learns on the same kind of validation
             chosen["rerank"] = {"validation": method, "validation_params": SPLITS[method]}
         chosen.update(recbole_overrides(args.recbole_epochs, args.recbole_budget))
-        split, results = run_split(method, data, catalog, chosen, names, args.cache)
+        tag = f"head {args.head_fraction}" if args.head_fraction < 1 else ""
+        split, results = run_split(method, data, catalog, chosen, names, args.cache, tag)
         line, ratios = ratio_lines(results)
         print_table(results, title=f"split: {method}  ({split.stats['test_users']} test users)")
         svd = next((r for r in results if r.model == "surprise_svd"), None)
