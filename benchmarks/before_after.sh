@@ -3,7 +3,8 @@
 # copied into the older tree), the same data and settings, interleaved (the order alternates per
 # round), ROUNDS rounds. serving.py measures the default and item_knn in one run; load.py runs once
 # per strategy; "lt0" is HEAD with long_term_weight = 0 (the query an older tree builds). A round
-# starts only if it can end within BUDGET_S (the last round's length). Hold the bench lock around it:
+# starts only if it can end within BUDGET_S (the last round's length); REQUESTS 0 runs load.py only
+# (a shorter window run). Hold the bench lock around it:
 #   flock /tmp/bench.lock sh benchmarks/before_after.sh 9f5a0c7 /tmp/before-after [3] [1000] [6] [480]
 #   python benchmarks/before_after_table.py /tmp/before-after
 set -e
@@ -39,7 +40,9 @@ for i in $(seq 1 "$ROUNDS"); do
   R0=$(date +%s)
   if [ $((R0 - T0 + LAST)) -gt "$BUDGET" ]; then stamp "budget: round $i would end past $BUDGET s" >> "$OUT/DONE"; break; fi
   if [ $((i % 2)) = 1 ]; then A=old; AT=$OLD; B=new; BT=$NEW; else A=new; AT=$NEW; B=old; BT=$OLD; fi
-  serving $A "$AT"; serving $B "$BT"; serving lt0 "$NEW" PULSEREC_LONG_TERM_WEIGHT=0
+  if [ "$REQ" -gt 0 ]; then  # REQUESTS 0: load.py only
+    serving $A "$AT"; serving $B "$BT"; serving lt0 "$NEW" PULSEREC_LONG_TERM_WEIGHT=0
+  fi
   for s in default item_knn; do load $A "$AT" $s; load $B "$BT" $s; done
   load lt0 "$NEW" item_knn PULSEREC_LONG_TERM_WEIGHT=0
   LAST=$(($(date +%s) - R0)); stamp "round $i took $LAST s" >> "$OUT/DONE"
