@@ -138,8 +138,8 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     from pulserec.online.snapshots import Snapshots
 
     tail = pd.read_parquet(sample / "tail.parquet")
-    events = [Event(event_id=f"bg{i}", user_id=u, item_id=it, type=t, ts=float(ts), value=None if v != v else v,
-                    query=q) for i, (u, it, t, ts, v, q) in
+    events = [Event(event_id=f"bg{i}", user_id=u, item_id=it if isinstance(it, str) else None, type=t, ts=float(ts), value=None if v != v else v,
+                    query=q if isinstance(q, str) else None) for i, (u, it, t, ts, v, q) in
               enumerate(zip(tail["user_id"], tail["item_id"], tail["type"], tail["ts"], tail["value"], tail["query"]))]
     lock, stop, done = threading.Lock(), threading.Event(), []
 
@@ -167,7 +167,7 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     threads = [threading.Thread(target=writer), threading.Thread(target=sampler)]
     for thread in threads:
         thread.start()
-    holds, cpu, windows, starting, rss_before, write_s = [], [], [], [], [], []
+    holds, cpu, windows, starting, rss_before, write_s, written = [], [], [], [], [], [], []
     for _ in range(rounds):
         time.sleep(0.5)
         rss_before.append(rss_bytes())
@@ -183,6 +183,7 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
         sampling.clear()
         windows.append((t, time.perf_counter()))
         write_s.append(windows[-1][1] - t)
+        written.append((snapshots.last_error, (snapshots.latest or {}).get("bytes")))  # it did write it
     stop.set()
     for thread in threads:
         thread.join()
@@ -205,7 +206,7 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
             "writer_during_p99_ms": float(np.percentile(gaps[during], 99)) * 1000 if during.any() else float("nan"),
             "writer_p99_ms": float(np.percentile(gaps[~during], 99)) * 1000 if (~during).any() else float("nan"),
             "bg_write_s": write_s, "bg_rss_peak_over": [p - b for p, b in zip(peaks, rss_before)],
-            "bg_rss_before": rss_before}
+            "bg_rss_before": rss_before, "bg_written": written}
 
 
 def phase_load(data: Path, sample: Path) -> dict:

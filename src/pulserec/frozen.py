@@ -4,11 +4,10 @@ A background snapshot must see the state as it was at one log position while wri
 on. Copying the mutable arrays under the lock (the profiles' columns: ~370 MB at 10M events)
 would pause writers ~100 ms, and a fork pauses them for its page tables (34-44 ms at 10M).
 Instead the arrays are registered here under the lock (O(arrays)), and each writer calls
-`before_write(array, rows)` before it changes rows in place: the first change to a chunk of
-rows the snapshot has not read yet saves that chunk's before-image. The snapshot reads every
-chunk once (`chunks`), the before-image if there is one, else the live rows, and marks it read,
-so a chunk is copied at most once and only if a writer touched it first: memory grows with
-what changed during the snapshot, not with the state.
+`before_write(array, rows)` before it changes rows in place: the first change to a row the
+snapshot has not read yet saves that row's before-image (vectorised per call). The snapshot
+reads the array in order (`chunks`), copying the live rows and putting the saved images back,
+so memory grows with the rows changed during the snapshot, not with the state.
 
 Arrays replaced rather than changed (grown by concatenation, rebuilt by a merge) need nothing:
 the registered object is then never written again. Writers are serialised by their own lock
@@ -22,16 +21,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Bytes in one chunk: a writer's first touch of a chunk copies this much (~50-100 us).
+#: Bytes the snapshot reads (copies) per step: one short hold of `_lock`.
 CHUNK_BYTES = 1 << 20
 
 
 @dataclass
 class _Tracked:
     array: np.ndarray
-    rows: int  # rows per chunk (along axis 0)
-    read: np.ndarray  # bool per chunk: the snapshot has it
-    saved: dict[int, np.ndarray] = field(default_factory=dict)
+    cursor: int = 0  # rows before it are read: writers no longer save them
+    saved: np.ndarray | None = None  # bool per row: its before-image is kept
+    pending: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (rows, images) saved
+    pool: tuple[np.ndarray, np.ndarray] | None = None  # the saved rows past the cursor, sorted
 
 
 class FrozenArrays:
@@ -45,63 +45,85 @@ class FrozenArrays:
         """Register an array the writers change in place (call with writers held still)."""
         if array.ndim == 0 or not array.flags.c_contiguous:
             raise ValueError("only C-contiguous arrays of one or more dimensions can be frozen")
-        rows = max(CHUNK_BYTES // max(array.nbytes // max(len(array), 1), 1), 1)
-        n_chunks = -(-len(array) // rows)
-        self._tracked[id(array)] = _Tracked(array, rows, np.zeros(n_chunks, dtype=bool))
+        self._tracked[id(array)] = _Tracked(array)
         return array
 
     def before_write(self, array: np.ndarray, rows: int | slice | np.ndarray) -> None:
-        """A writer is about to change `rows` of `array` in place (a row, a slice, or indices)."""
+        """A writer is about to change `rows` of `array` in place (a row, a slice, or indices):
+        the rows the snapshot has not read yet keep their first image (only those rows: a
+        keyed table's batch touches rows all over it, so whole chunks would copy most of it)."""
         tracked = self._tracked.get(id(array))
         if tracked is None or tracked.array is not array:
             return
-        per = tracked.rows
-        if isinstance(rows, slice):
-            start, stop = rows.start or 0, len(array) if rows.stop is None else rows.stop
-            if stop <= start:
-                return
-            chunks = range(start // per, (stop - 1) // per + 1)
-        elif isinstance(rows, (int, np.integer)):
-            chunks = (int(rows) // per,)
-        else:
-            rows = np.asarray(rows)
-            if not rows.size:
-                return
-            chunks = np.unique(rows // per).tolist()
         with self._lock:
-            read, saved = tracked.read, tracked.saved
-            for chunk in chunks:
-                if chunk < len(read) and not read[chunk] and chunk not in saved:
-                    saved[chunk] = array[chunk * per : (chunk + 1) * per].copy()
+            cursor = tracked.cursor
+            if isinstance(rows, slice):
+                start, stop = max(rows.start or 0, cursor), len(array) if rows.stop is None else min(rows.stop, len(array))
+                index = np.arange(start, stop) if stop > start else None
+            elif isinstance(rows, (int, np.integer)):
+                index = np.array([rows], dtype=np.int64) if rows >= cursor else None
+            else:
+                index = np.unique(np.asarray(rows, dtype=np.int64))
+                index = index[index >= cursor]
+            if index is None or not len(index):
+                return
+            if tracked.saved is None:
+                tracked.saved = np.zeros(len(array), dtype=bool)
+            index = index[~tracked.saved[index]]
+            if len(index):
+                tracked.saved[index] = True
+                tracked.pending.append((index, array[index]))  # fancy indexing copies
 
     def chunks(self, array: np.ndarray, rows: int | None = None) -> Iterator[np.ndarray]:
-        """The registered array as it was, chunk by chunk, up to the chunk holding row `rows`
-        (default: all): copies, each chunk read once and one held at a time. The array is then
-        forgotten (writers stop saving it). An array not registered comes whole."""
+        """The registered array as it was, `CHUNK_BYTES` at a time, its first `rows` rows
+        (default: all): copies of the live rows with the saved images put back. The array is
+        then forgotten (writers stop saving it). An array not registered comes whole."""
         tracked = self._tracked.get(id(array))
         if tracked is None or tracked.array is not array:
             yield array if rows is None else array[:rows]
             return
-        per = tracked.rows
-        last = len(tracked.read) if rows is None else min(len(tracked.read), -(-rows // per))
+        n = len(array) if rows is None else min(rows, len(array))
+        per = max(CHUNK_BYTES // max(array.nbytes // max(len(array), 1), 1), 1)
         try:
-            for chunk in range(last):
+            for start in range(0, n, per):
+                stop = min(start + per, n)
                 with self._lock:
-                    image = tracked.saved.pop(chunk, None)
-                    if image is None:
-                        image = array[chunk * per : (chunk + 1) * per].copy()
-                    tracked.read[chunk] = True
-                yield image
+                    out = array[start:stop].copy()
+                    tracked.cursor = stop
+                    saved_rows, images = self._pool(tracked)
+                    lo, hi = np.searchsorted(saved_rows, [start, stop])
+                    if hi > lo:
+                        out[saved_rows[lo:hi] - start] = images[lo:hi]
+                        tracked.pool = (saved_rows[hi:], images[hi:])
+                yield out
         finally:
             with self._lock:
                 self._tracked.pop(id(array), None)
+
+    @staticmethod
+    def _pool(tracked: _Tracked) -> tuple[np.ndarray, np.ndarray]:
+        """The saved rows not read yet, sorted (what writers saved since folded in)."""
+        parts = ([tracked.pool] if tracked.pool is not None else []) + tracked.pending
+        tracked.pending = []
+        if not parts:
+            empty = np.empty(0, dtype=np.int64), tracked.array[:0]
+            tracked.pool = empty
+            return empty
+        if len(parts) > 1:
+            saved_rows = np.concatenate([r for r, _ in parts])
+            images = np.concatenate([i for _, i in parts])
+            order = np.argsort(saved_rows, kind="stable")
+            tracked.pool = (saved_rows[order], images[order])
+        else:
+            tracked.pool = parts[0]
+        return tracked.pool
 
     def image(self, array: np.ndarray, rows: int | None = None) -> np.ndarray:
         """The registered array as it was (its first `rows` rows), as one copy."""
         parts = list(self.chunks(array, rows))
         if not parts:
             return array[:0].copy()
-        return (parts[0] if len(parts) == 1 else np.concatenate(parts))[:rows]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def release(self) -> None:
         """Forget everything (the snapshot is done or abandoned): writers stop saving."""
@@ -110,5 +132,7 @@ class FrozenArrays:
 
     @property
     def saved_bytes(self) -> int:
+        """Bytes of before-images held now."""
         with self._lock:
-            return sum(image.nbytes for t in self._tracked.values() for image in t.saved.values())
+            return sum(images.nbytes for t in self._tracked.values()
+                       for _, images in ([t.pool] if t.pool is not None else []) + t.pending)

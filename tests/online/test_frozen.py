@@ -39,16 +39,16 @@ def test_the_image_is_the_registered_state_whatever_is_written_between_reads(sma
     assert frozen.saved_bytes == 0
 
 
-def test_only_chunks_written_before_they_are_read_are_copied(small_chunks):
-    column = np.zeros(800)  # 100 chunks of 64 bytes
+def test_only_rows_written_before_they_are_read_are_copied(small_chunks):
+    column = np.zeros(800)  # read 8 rows (64 bytes) at a time
     frozen = FrozenArrays()
     frozen.track(column)
-    frozen.before_write(column, np.array([0, 3, 700]))  # chunks 0 and 87
-    frozen.before_write(column, 1)  # chunk 0 again: saved once
-    assert frozen.saved_bytes == 2 * 64
+    frozen.before_write(column, np.array([0, 3, 700, 3]))
+    frozen.before_write(column, 3)  # saved once: its first image
+    assert frozen.saved_bytes == 3 * 8
     untracked = np.zeros(10)
     frozen.before_write(untracked, 3)  # a grown (replaced) column is not the registered one
-    assert frozen.saved_bytes == 2 * 64
+    assert frozen.saved_bytes == 3 * 8
     assert len(frozen.image(column, rows=20)) == 20  # the first rows only, then forgotten
     frozen.before_write(column, 799)
     assert frozen.saved_bytes == 0
