@@ -86,6 +86,10 @@ class _Entry(NamedTuple):
     query_items: np.ndarray
     part: LongTermPart
 
+    @property
+    def nbytes(self) -> int:
+        return self.part.nbytes + self.query_items.nbytes
+
 
 class LongTermCache:
     """Per owner, the last `LongTermPart` built, valid while its query items and the rows'
@@ -117,18 +121,18 @@ class LongTermCache:
             return entry.part
 
     def put(self, owner: int, revision: Hashable, query_items: np.ndarray, part: LongTermPart) -> None:
-        size = part.nbytes + query_items.nbytes
-        if size > self.max_bytes:
+        entry = _Entry(revision, query_items.copy(), part)
+        if entry.nbytes > self.max_bytes:
             return
         with self._lock:
             old = self._entries.pop(owner, None)
             if old is not None:
-                self._bytes -= old.part.nbytes + old.query_items.nbytes
-            self._entries[owner] = _Entry(revision, query_items.copy(), part)
-            self._bytes += size
+                self._bytes -= old.nbytes
+            self._entries[owner] = entry
+            self._bytes += entry.nbytes
             while self._bytes > self.max_bytes:
                 _, dropped = self._entries.popitem(last=False)
-                self._bytes -= dropped.part.nbytes + dropped.query_items.nbytes
+                self._bytes -= dropped.nbytes
 
     def clear(self) -> None:
         with self._lock:
