@@ -144,3 +144,15 @@ def test_names_come_from_the_owner_index():
     table = ProfileTable(HALFLIFE, name_of=owners.id_of)
     table.update(1, "view", 1.0, 1.7e9, None, (), None, None)
     assert table.get(1).user_id == "bob" and table.get(0) is None and 0 not in table and 1 in table
+
+
+@pytest.mark.parametrize("missing", [None, "", float("nan")])
+def test_a_missing_query_is_no_search_on_either_path(missing):
+    """A pandas frame's empty query is NaN: the live path must read it as the bulk fold does."""
+    live, bulk = ProfileTable(HALFLIFE, name_of=str), ProfileTable(HALFLIFE, name_of=str)
+    live.update(0, "search", 0.5, 1.7e9, None, (), None, "shoes")
+    live.update(0, "view", 1.0, 1.7e9 + 1, None, (), None, missing)
+    bulk.fold(np.zeros(2, np.int64), np.array(["search", "view"], dtype=object), np.array([0.5, 1.0]),
+              1.7e9 + np.arange(2.0), np.full(2, -1), [], None, np.array(["shoes", missing], dtype=object))
+    assert list(live.get(0).searches) == list(bulk.get(0).searches) == ["shoes"]
+    assert live.search_mark(0) == bulk.search_mark(0)

@@ -134,7 +134,7 @@ class ProfileTable:
             value = context.get(field) if context else None
             if value:
                 self.keyed[name].add_one(base | self.names[name].add(str(value)), 1.0)
-        if query:
+        if isinstance(query, str) and query:  # the bulk fold's rule (_is_query): NaN/None are no search
             self.keyed["searches"].add_one(base | self._next_search(1)[0], self.names["searches"].add(query))
             d["search_ts"][owner], d["since_search"][owner] = ts, 0
         else:
