@@ -94,7 +94,9 @@ def test_the_strongest_entry_is_the_first_in_query_order_among_equals():
     np.testing.assert_allclose(part.best, [0.1, 0.7])
 
 
-def test_a_returning_users_request_on_redis_is_one_script_call(shop, redis_server, tmp_path):
+def test_a_returning_users_request_on_redis_is_one_script_call_or_none(shop, redis_server, tmp_path):
+    """One READ when the process cannot trust invalidation pushes (online/redis/pushes.py), none
+    when it can and nothing changed."""
     engine = Engine(Settings.load(tmp_path, state_url=redis_server.url, state_namespace=redis_server.namespace()))
     try:
         engine.put_items(shop.items)
@@ -107,6 +109,9 @@ def test_a_returning_users_request_on_redis_is_one_script_call(shop, redis_serve
         user = shop.events["user_id"].iloc[0]
         first = engine.recommend(user, 10).items
         calls.clear()
+        again = engine.recommend(user, 10).items
+        assert calls == [] and [r.to_dict() for r in again] == [r.to_dict() for r in first]
+        engine.state.push_generation = lambda: None  # pushes in doubt (channel down)
         again = engine.recommend(user, 10).items
         assert calls == ["read"] and [r.to_dict() for r in again] == [r.to_dict() for r in first]
     finally:

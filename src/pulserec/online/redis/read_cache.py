@@ -13,6 +13,10 @@ be checked cheaply, so each process keeps the bytes it last read and fetches onl
   is new. One ROWS script call per request returns only the rows that changed (their tails, or
   the whole row after a compaction); rows are kept decoded, so an unchanged row costs no work.
 
+* whole views: while the process's invalidation channel (`pushes`) has received nothing since
+  a view was read, nothing it holds has changed, so the owner's next request reuses it and asks
+  Redis nothing (`snapshot_at`, `keep_snapshot`; cleared at the next push).
+
 Everything is dropped when the namespace is reset or reloaded (epoch or state id change), and
 the rows when they outgrow `MAX_ROW_BYTES`. Cached arrays are read-only (a caller that tried to
 change one in place would fail loudly instead of corrupting the cache).
@@ -25,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pulserec.online.redis.codec import PAIR, decode_pairs
+from pulserec.online.redis.codec import PAIR, decode_pairs, decode_vector
 
 #: Bytes of cached co-occurrence rows per process before the cache starts over (MovieLens: ~12 KB
 #: a row, so ~5,000 rows).
@@ -70,6 +74,9 @@ def frozen_row(gen: int, items: np.ndarray, weights: np.ndarray) -> CachedRow:
 #: Owners whose query rows a process remembers (READ checks them in the same call: a request
 #: of a returning owner needs no ROWS call); ~20 ints each.
 MAX_EXPECTED = 100_000
+#: Views kept for reuse until the next push, bounded by their history touches plus seen items
+#: (~80 bytes each: ~40 MB; MovieLens' 610 users hold ~110k).
+MAX_VIEW_ENTRIES = 500_000
 
 
 class ReadCache:
@@ -93,7 +100,36 @@ class ReadCache:
         if len(expected) > MAX_EXPECTED:
             expected.popitem(last=False)
 
+    def snapshot_at(self, owner_key: str | None, generation: int) -> object | None:
+        """The view of `owner_key` read at push `generation`, if one was kept at it."""
+        if generation != self.view_generation:
+            return None
+        return self.views.get(owner_key)
+
+    def keep_snapshot(self, owner_key: str | None, generation: int, view: object, entries: int) -> None:
+        """Keep a view read when the channel was at `generation` (read after that generation was
+        observed: whatever changes after it moves the generation)."""
+        if generation != self.view_generation or self.view_entries + entries > MAX_VIEW_ENTRIES:
+            self.views, self.view_entries, self.view_generation = {}, 0, generation
+        self.views[owner_key] = view
+        self.view_entries += entries
+
+    def decoded_vectors(self, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """The trending and degree vectors held, decoded to `n_items` (read-only, shared by every
+        view of this vector version: a kept view must not hold its own ~16 bytes an item)."""
+        key = (self.vec_ver, n_items)
+        if self.decoded[0] != key:
+            arrays = tuple(decode_vector(blob, n_items) for blob in self.vectors)
+            for array in arrays:
+                array.flags.writeable = False
+            self.decoded = (key, arrays)
+        return self.decoded[1]  # type: ignore[return-value]
+
     def clear(self) -> None:
+        self.views: dict[str | None, object] = {}
+        self.view_entries = 0
+        self.view_generation = -1
+        self.decoded: tuple[tuple, tuple] = ((), ())
         self.vec_ver = ""  # '' = none held
         self.vectors: tuple[bytes | None, bytes | None] = (None, None)
         self.other_vectors: dict[str, tuple[str, bytes | None]] = {}  # name -> (vec_ver read at, bytes)

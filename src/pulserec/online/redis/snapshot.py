@@ -1,4 +1,7 @@
-"""One read request's view of the Redis state, in two pipelined round trips.
+"""One read request's view of the Redis state: none, one or two script calls.
+
+0. None while the process's invalidation channel received no push since it read this owner's
+   view (`pushes`, `read_cache.ReadCache.snapshot_at`): that view is reused as it is.
 
 1. The READ script (the owner's index, history and seen items, the catalogue changes this
    process has not seen yet, the clock and counters, and the trending and degree vectors if
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pulserec.online.history import Touch
-from pulserec.online.redis.codec import decode_seen, decode_vector
+from pulserec.online.redis.codec import decode_seen
 from pulserec.online.redis.read_cache import EMPTY_ROW, CachedRow, ReadCache, decoded_row
 
 if TYPE_CHECKING:
@@ -48,6 +51,21 @@ class Snapshot:
 
 
 def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
+    """The owner's view: the one kept since the last push, else one read (which brings the
+    local catalogue mirror up to date with it)."""
+    generation = state.push_generation()  # None: pushes not trusted now, read
+    cache = state.read_cache
+    if generation is not None:
+        held = cache.snapshot_at(owner_key, generation)
+        if held is not None and (held.trending is not None or not with_vectors):  # type: ignore[attr-defined]
+            return held  # type: ignore[return-value]
+    view = read_snapshot(state, owner_key, with_vectors)
+    if generation is not None and with_vectors:
+        cache.keep_snapshot(owner_key, generation, view, len(view.history) + len(view.seen))
+    return view
+
+
+def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
     """Read one snapshot and bring the local catalogue mirror up to date with it."""
     catalog, keys, cache = state.catalog, state.keys, state.read_cache
     for _ in range(2):
@@ -68,8 +86,8 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
         break
     else:  # reset twice in a row: nothing read is checked
         checked = {}
-    vectors = cache.vectors
     n_items = len(catalog.mirror)
+    trending, degree = cache.decoded_vectors(n_items) if with_vectors else (None, None)
     history = state.codes.decode_touches(hist)
     seen = decode_seen(seen)
     revision = (vec_ver.decode(), int(cooc_entries), int(applied), state.state_id, state.epoch)
@@ -83,8 +101,8 @@ def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool 
         landmark=float(landmark) if landmark else None,
         applied=int(applied),
         cooc_entries=int(cooc_entries),
-        trending=decode_vector(vectors[0], n_items) if with_vectors else None,
-        degree=decode_vector(vectors[1], n_items) if with_vectors else None,
+        trending=trending,
+        degree=degree,
         vec_ver=vec_ver.decode(),
         mark=mark,
         revision=revision,

@@ -8,7 +8,8 @@ own functions (profiles as deltas that COMMIT merges, see `profile_deltas`); COM
 atomically if nothing it read has changed (else the event is retried) and records the event id,
 which makes applying idempotent. Batches (an updater's reads) go through `bulk`.
 
-A recommendation reads one snapshot (one script call, see `snapshot`) inside `reading()`.
+A recommendation reads one snapshot (one script call, see `snapshot`; none while nothing changed
+since this process read the owner's, as invalidation pushes tell it: `pushes`) inside `reading()`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from pulserec.online.redis.ids import RedisIdIndex
 from pulserec.online.redis.plan import CommitPlan
 from pulserec.online.redis.profile_deltas import profile_deltas
 from pulserec.online.redis.profiles import RedisProfiles
+from pulserec.online.redis.pushes import PushChannel
 from pulserec.online.redis.read_cache import ReadCache
 from pulserec.online.redis.scripts import Scripts
 from pulserec.online.redis.snapshot import Snapshot, fetch_snapshot
@@ -109,9 +111,18 @@ class RedisState:
         self._loading = False  # this process is loading the namespace (it reads it meanwhile)
         self._due: list[int] | None = None  # rows due for compaction when deferred (defer_compaction)
         self._due_lock = threading.Lock()
+        self._pushes: PushChannel | None = None  # opened by the first read (a writer never needs it)
 
     def close(self) -> None:
+        if self._pushes is not None:
+            self._pushes.close()
         self.client.close()
+
+    def push_generation(self) -> int | None:
+        """The invalidation channel's generation (see `pushes`), None when views cannot be trusted."""
+        if self._pushes is None:
+            self._pushes = PushChannel(self.settings.state_url, self.keys.prefix, self.settings.state_timeout_s)
+        return self._pushes.generation()
 
     # -- reads -------------------------------------------------------------------------------
     def current_view(self) -> Snapshot | None:
