@@ -38,6 +38,10 @@ class IdIndex:
     def get(self, value: str) -> int | None:
         return self._index.get(value)
 
+    def indices_of(self, values: list[str]) -> list[int | None]:
+        """The index of each value, None for those not interned (one C-level pass of lookups)."""
+        return list(map(self._index.get, values))
+
     def id_of(self, idx: int) -> str:
         return self._ids[idx]
 
@@ -53,8 +57,14 @@ class IdIndex:
         if not len(values):
             return np.zeros(0, dtype=np.int64)
         codes, uniques = pd.factorize(values)
+        distinct = uniques.tolist()
+        # Known ids by one pass of lookups; only new ones (few once a bulk load has seen its
+        # users) go through `add`, in order of first appearance as before.
+        found = self.indices_of(distinct)
         add = self.add
-        return np.fromiter((add(v) for v in uniques.tolist()), dtype=np.int64, count=len(uniques))[codes]
+        for k in [k for k, idx in enumerate(found) if idx is None]:
+            found[k] = add(distinct[k])
+        return np.fromiter(found, dtype=np.int64, count=len(found))[codes]
 
     @property
     def ids(self) -> list[str]:
@@ -66,3 +76,26 @@ class IdIndex:
     def __setstate__(self, state: list[str]) -> None:
         self._ids = list(state)
         self._index = {v: i for i, v in enumerate(self._ids)}
+
+
+def distinct_of(indices: np.ndarray) -> np.ndarray:
+    """`np.unique` of non-negative int indices into a dense range (owners, items), by marking
+    them in a boolean array instead of sorting: O(n + range), the same sorted result."""
+    if not len(indices):
+        return np.zeros(0, dtype=np.int64)
+    seen = np.zeros(int(indices.max()) + 1, dtype=bool)
+    seen[indices] = True
+    return np.flatnonzero(seen)
+
+
+def distinct_inverse(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`np.unique(indices, return_inverse=True, return_counts=True)` of non-negative int
+    indices into a dense range, without sorting (see `distinct_of`)."""
+    if not len(indices):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    seen = np.zeros(int(indices.max()) + 1, dtype=bool)
+    seen[indices] = True
+    rank = np.cumsum(seen) - 1
+    inverse = rank[indices]
+    return np.flatnonzero(seen), inverse, np.bincount(inverse, minlength=int(rank[-1]) + 1)

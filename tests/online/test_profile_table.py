@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pulserec.ids import IdIndex
-from pulserec.profiles import keyed
+from pulserec.profiles import item_codes, keyed
 from pulserec.profiles.keyed import KeyedTable, keys_of
 from pulserec.profiles.profile import UserProfile
 from pulserec.profiles.table import ProfileTable
@@ -97,6 +97,28 @@ def test_columns_equal_per_event_profiles(log, batches, monkeypatch):
     monkeypatch.setattr(keyed, "SETTLE_AT", 37)  # single events settle in many small batches
     monkeypatch.setattr(KeyedTable, "delta_limit", lambda self: 25)  # and the delta merges often
     assert_profiles(table_of(batches, log), reference(log))
+
+
+def test_a_replaced_record_folds_with_its_new_category_and_tags(log, monkeypatch):
+    """The bulk fold keeps each item's codes as arrays: a catalogue upsert between two folds (a
+    new record object) must be folded with the new record's names, and the tag buffer, repacked
+    as replaced records leave their old codes behind, must keep every live item's tags."""
+    monkeypatch.setattr(item_codes, "START", 4)
+    records, owners, types, items, ts, contexts, queries = log
+    weights = np.array([WEIGHTS[t] for t in types])
+    table = ProfileTable(HALFLIFE, name_of=lambda owner: f"u{owner}")
+    expected: dict[int, UserProfile] = {}
+    current = list(records)
+    for round_no, (a, b) in enumerate(((0, 500), (500, 1000), (1000, 1500), (1500, 2000))):
+        table.fold(owners[a:b], types[a:b], weights[a:b], ts[a:b], items[a:b], current, contexts[a:b], queries[a:b])
+        for k in range(a, b):
+            profile = expected.setdefault(int(owners[k]), UserProfile(f"u{owners[k]}", HALFLIFE))
+            record = current[items[k]] if items[k] >= 0 else None
+            profile.update(str(types[k]), WEIGHTS[types[k]], float(ts[k]), record.category if record else None,
+                           record.tags if record else (), json.loads(contexts[k]) if contexts[k] else None, queries[k])
+        current = [ItemRecord(item_id=r.item_id, category=f"new{round_no}-{i % 3}" if i % 2 else r.category,
+                              tags=tuple(f"r{round_no}-{i}-{j}" for j in range(i % 5))) for i, r in enumerate(current)]
+    assert_profiles(table, expected)
 
 
 def test_erased_owner_leaves_nothing_and_can_start_again(log, monkeypatch):

@@ -98,18 +98,20 @@ class Histories:
         if len(owners) == 0:
             return
         self.flush()
-        self._count_new_pairs(np.asarray(owners, dtype=np.int64), np.asarray(items, dtype=np.int64))
+        pairs = np.unique((np.asarray(owners, dtype=np.int64) << 32) | np.asarray(items, dtype=np.int64))
+        self._count_new_pairs(pairs)
         codes = np.empty(len(owners), dtype=np.int8)
         type_codes, type_names = pd.factorize(pd.Series(types, dtype=object))
         for t, name in enumerate(type_names.tolist()):
             rows = type_codes == t
             for weight in np.unique(weights[rows]).tolist():
                 codes[rows & (weights == weight)] = self.kind(name, weight)
-        self._push(segment_of(np.asarray(owners), np.asarray(items), np.asarray(ts, dtype=np.float64), codes, self.max_len))
+        self._push(segment_of(np.asarray(owners), np.asarray(items), np.asarray(ts, dtype=np.float64), codes, self.max_len,
+                              pairs=pairs))
 
-    def _count_new_pairs(self, owners: np.ndarray, items: np.ndarray) -> None:
-        """Count the (owner, item) pairs of a log that no segment holds yet (pending is flushed)."""
-        pairs = np.unique((owners << 32) | items)
+    def _count_new_pairs(self, pairs: np.ndarray) -> None:
+        """Count the (owner, item) pairs of a log (sorted unique keys `owner << 32 | item`) that
+        no segment holds yet (pending is flushed)."""
         known = np.zeros(len(pairs), dtype=bool)
         for segment in self.segments:
             held = _seen_keys(segment)

@@ -58,14 +58,16 @@ def _run(keys: np.ndarray, key: int) -> slice:
 
 
 def segment_of(owner: np.ndarray, item: np.ndarray, ts: np.ndarray, kind: np.ndarray, max_len: int,
-               seen: tuple[np.ndarray, np.ndarray] | None = None) -> Segment:
+               seen: tuple[np.ndarray, np.ndarray] | None = None, pairs: np.ndarray | None = None) -> Segment:
     """A segment from rows in arrival order (older segments' rows first), each owner's last
-    `max_len` kept; `seen` pairs default to the rows' own."""
+    `max_len` kept; `seen` pairs default to the rows' own. `pairs`: the seen pairs as sorted
+    unique keys `owner << 32 | item`, when the caller has them already."""
     order = np.argsort(owner, kind="stable")
     owner, item, ts, kind = owner[order], item[order], ts[order], kind[order]
     keep = _last_per_group(owner, max_len)
-    seen_owner, seen_item = seen if seen is not None else (owner, item)
-    pairs = np.unique((seen_owner.astype(np.int64) << 32) | seen_item.astype(np.int64))
+    if pairs is None:
+        seen_owner, seen_item = seen if seen is not None else (owner, item)
+        pairs = np.unique((seen_owner.astype(np.int64) << 32) | seen_item.astype(np.int64))
     return Segment(owner[keep].astype(np.int32), item[keep].astype(np.int32), ts[keep].astype(np.float64),
                    kind[keep].astype(np.int8), (pairs >> 32).astype(np.int32), (pairs & 0xFFFFFFFF).astype(np.int32))
 

@@ -181,10 +181,17 @@ class KeyedTable:
     # -- combining --------------------------------------------------------------------------
     def _aggregate(self, keys: np.ndarray, values: np.ndarray, ts: np.ndarray):
         """One entry per distinct key, sorted, combined as single events would have been."""
-        unique, inverse = np.unique(keys, return_inverse=True)
-        if len(unique) == len(keys):
-            order = np.argsort(keys, kind="stable")
-            return keys[order], values[order], ts[order]
+        # One sort for both cases (np.unique's, then a stable argsort when the keys were all
+        # distinct, sorted them twice): with no ties any sort is the stable order, and with
+        # ties the groups and their entries' order (bincount sums in input order) are the same.
+        order = np.argsort(keys)
+        ordered = keys[order]
+        first = np.r_[True, ordered[1:] != ordered[:-1]]
+        if first.all():
+            return ordered, values[order], ts[order]
+        unique = ordered[first]
+        inverse = np.empty(len(keys), dtype=np.int64)
+        inverse[order] = np.cumsum(first) - 1
         if self.rate is None:
             return unique, np.bincount(inverse, weights=values, minlength=len(unique)), np.zeros(len(unique))
         latest = np.full(len(unique), -np.inf)

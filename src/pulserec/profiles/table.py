@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from pulserec.frozen import FrozenArrays
-from pulserec.ids import IdIndex
+from pulserec.ids import IdIndex, distinct_inverse, distinct_of
+from pulserec.profiles.item_codes import ItemCodes
 from pulserec.profiles.keyed import KeyedTable, keys_of
 from pulserec.profiles.profile import UserProfile
 from pulserec.records import ItemRecord
@@ -55,7 +56,7 @@ class ProfileTable:
                       **{name: KeyedTable(interest_halflife) for name in DECAYED},
                       "searches": KeyedTable(keep_last=SEARCHES)}
         self._searches = 0  # sequence number of the next search (its code in the searches log)
-        self._items: dict[int, tuple[ItemRecord, int, np.ndarray]] = {}
+        self._item_codes = ItemCodes()
         self._live = 0
         #: A background snapshot reading the columns (in-place changes save before-images first).
         self.frozen: FrozenArrays | None = None
@@ -152,7 +153,7 @@ class ProfileTable:
         type_codes, type_names = pd.factorize(pd.Series(types, dtype=object))
         table_codes = np.array([self.types.add(t) for t in type_names.tolist()], dtype=np.int64)
         self.ensure(int(owners.max()) + 1, len(self.types))
-        distinct = np.unique(owners)
+        distinct = distinct_of(owners)
         self._before_write(distinct)
         self._created(distinct)
         d = self.dense
@@ -178,33 +179,19 @@ class ProfileTable:
         has = items >= 0
         if not has.any():
             return
-        distinct, inverse = np.unique(items[has], return_inverse=True)
-        owners, weights, ts = owners[has], weights[has], ts[has]
-        coded = [self._item_codes(i, records[i]) for i in distinct.tolist()]
-        cat_codes = np.fromiter((c for c, _ in coded), dtype=np.int64, count=len(coded))[inverse]
+        owners, weights, ts, items = owners[has], weights[has], ts[has], items[has]
+        self._item_codes.refresh(distinct_of(items), records, self.names["categories"], self.names["tags"])
+        cat_codes = self._item_codes.category[items]
         rows = cat_codes >= 0
         self.keyed["categories"].add(keys_of(owners[rows], cat_codes[rows]), weights[rows], ts[rows])
-        per_item = np.fromiter((len(t) for _, t in coded), dtype=np.int64, count=len(coded))
-        if not per_item.any():
+        lengths = self._item_codes.tag_count[items]
+        if not lengths.any():
             return
-        flat = np.concatenate([t for _, t in coded])
-        starts = np.r_[0, np.cumsum(per_item)[:-1]]
-        lengths = per_item[inverse]
         rows = np.repeat(np.arange(len(owners)), lengths)
         offsets = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        codes = flat[starts[inverse][rows] + offsets]
+        codes = self._item_codes.tags[np.repeat(self._item_codes.tag_start[items], lengths) + offsets]
         share = weights[rows] / np.sqrt(lengths[rows])
         self.keyed["tags"].add(keys_of(owners[rows], codes), share, ts[rows])
-
-    def _item_codes(self, item: int, record: ItemRecord) -> tuple[int, np.ndarray]:
-        """An item's category code (-1: none) and tag codes, interned once per record (a
-        catalogue update replaces the record, and so the cached codes)."""
-        cached = self._items.get(item)
-        if cached is None or cached[0] is not record:
-            category = self.names["categories"].add(record.category) if record.category else -1
-            tags = np.array([self.names["tags"].add(t) for t in record.tags], dtype=np.int64)
-            cached = self._items[item] = (record, category, tags)
-        return cached[1], cached[2]
 
     def _fold_contexts(self, owners: np.ndarray, contexts: np.ndarray) -> None:
         """Devices and locations, each distinct context text decoded once."""
@@ -299,7 +286,7 @@ def search_marks(owners: np.ndarray, ts: np.ndarray, queries: Sequence[Any] | np
     """What a batch (arrival order) does to each owner's search mark, as `UserProfile.update`
     does it event by event: an event with a query marks the search, any other counts one more."""
     owners = np.asarray(owners, dtype=np.int64)
-    distinct, inverse, counts = np.unique(owners, return_inverse=True, return_counts=True)
+    distinct, inverse, counts = distinct_inverse(owners)
     has = np.zeros(len(owners), dtype=bool) if queries is None else _is_query(queries)
     last_row = np.full(len(distinct), -1, dtype=np.int64)
     np.maximum.at(last_row, inverse[has], np.flatnonzero(has))
