@@ -11,6 +11,7 @@ from pulserec.config import DEFAULT_EVENT_WEIGHTS
 from pulserec.models.base import Query
 from pulserec.models.ease import EASE
 from pulserec.models.interactions import Interactions
+from pulserec.models.query import with_long_term
 from pulserec.models.rp3beta import RP3beta
 
 
@@ -133,8 +134,32 @@ def test_fresh_events_of_a_known_user_count() -> None:
     np.testing.assert_allclose(fresh - plain, model.weights[new_item], atol=1e-5)
 
 
+def test_recent_weight_adds_the_decayed_recent_items_to_the_binary_history() -> None:
+    """x = binary history + recent_weight x the query's recent weights (the long-term weight
+    with_long_term added taken off again, its appended older items left out), times B; a known
+    user's old items still count once, and the recent items' neighbours gain."""
+    data = random_log()
+    plain, recent = EASE(regularization=5.0).fit(data), EASE(regularization=5.0, recent_weight=0.5).fit(data)
+    user = 3
+    row = np.flatnonzero(binary_matrix(data)[user])
+    last = data.timestamps[data.users == user].max()
+    fresh = int(np.setdiff1d(np.arange(data.n_items), row)[0])
+    items, weights = np.array([fresh, row[0], row[1]]), np.array([1.0, 0.6, 0.3])
+    query = with_long_term(Query(user=user, items=items, weights=weights, timestamps=np.array([last + 1.0, last, last - 1]),
+                                 history=np.sort(np.r_[row, fresh]), n_items=data.n_items), 0.2)
+    assert query.long_term == 0.2 and len(query.items) > 3  # the older history items were appended
+    x = binary_matrix(data)[user]
+    x[fresh] = 1.0
+    x[items] += 0.5 * weights
+    np.testing.assert_allclose(recent.score(query, data.n_items), x @ recent.weights, atol=1e-4)
+    np.testing.assert_allclose(recent.weights, plain.weights)  # the same B: only the query changes
+    unknown = Query(items=items, weights=weights, n_items=data.n_items)  # a new user: their query items alone
+    np.testing.assert_allclose(recent.score(unknown, data.n_items), (1.0 + 0.5 * weights) @ recent.weights[items], atol=1e-4)
+
+
 @pytest.mark.parametrize(("cls", "params"), [
-    (EASE, {"variant": "sparse"}), (EASE, {"regularization": 0.0}),
+    (EASE, {"variant": "sparse"}), (EASE, {"regularization": 0.0}), (EASE, {"regularization": float("nan")}),
+    (EASE, {"recent_weight": -0.1}), (EASE, {"recent_weight": float("inf")}),
     (RP3beta, {"k": 0}), (RP3beta, {"alpha": 0.0}), (RP3beta, {"beta": -1.0}),
 ])
 def test_rejects_bad_parameters(cls, params) -> None:

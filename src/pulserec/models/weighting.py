@@ -126,6 +126,33 @@ def queries_matrix(queries: Sequence[Query], n: int, decay_halflife: float | Non
     )
 
 
+def recent_matrix(queries: Sequence[Query], n: int) -> sp.csr_matrix:
+    """(len(queries) x n) weights of each query's RECENT items only (the latest distinct items,
+    decayed by position: models/query.py), without the long-term weight `with_long_term` added
+    to them and without the older history items it appended; items >= n are dropped."""
+    def recent(query: Query) -> tuple[np.ndarray, np.ndarray]:
+        count = query.recent if query.long_term > 0 else len(query.items)
+        weights = np.asarray(query.weights, dtype=np.float64)
+        weights = weights[:count] - query.long_term if len(weights) == len(query.items) else np.ones(count)
+        return np.asarray(query.items[:count], dtype=np.int64), weights
+
+    return _rows_matrix([recent(query) for query in queries], n)
+
+
+def _rows_matrix(rows: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> sp.csr_matrix:
+    """(len(rows) x n) float32 CSR of per-row (items, weights), duplicates summed, items >= n dropped."""
+    index, cols, vals = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+    for r, (items, weights) in enumerate(rows):
+        known = (items >= 0) & (items < n)
+        index.append(np.full(int(known.sum()), r))
+        cols.append(items[known])
+        vals.append(weights[known])
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(index), np.concatenate(cols))),
+                           shape=(len(rows), n), dtype=np.float32)
+    matrix.sum_duplicates()
+    return matrix
+
+
 def user_history(query: Query, user_items: sp.csr_matrix, user_last_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """(items, weights, fresh) describing the query's user to a model trained on `user_items`.
 
@@ -151,17 +178,7 @@ def user_history(query: Query, user_items: sp.csr_matrix, user_last_ts: np.ndarr
 def history_matrix(queries: Sequence[Query], user_items: sp.csr_matrix, user_last_ts: np.ndarray, n: int) -> sp.csr_matrix:
     """(len(queries) x n) summed weights of each query's :func:`user_history` (the training row
     of a known user plus its newer events, or an unknown user's items); items >= n are dropped."""
-    rows, cols, vals = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
-    for r, query in enumerate(queries):
-        items, weights, _ = user_history(query, user_items, user_last_ts)
-        known = (items >= 0) & (items < n)
-        rows.append(np.full(int(known.sum()), r))
-        cols.append(items[known])
-        vals.append(weights[known])
-    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                           shape=(len(queries), n), dtype=np.float32)
-    matrix.sum_duplicates()
-    return matrix
+    return _rows_matrix([user_history(query, user_items, user_last_ts)[:2] for query in queries], n)
 
 
 def last_timestamps(users: np.ndarray, timestamps: np.ndarray, n_users: int) -> np.ndarray:
