@@ -74,3 +74,31 @@ def test_iter_events_stops_at_a_watermark(tmp_path):
     store.append_events([ev(f"e{i}") for i in range(10)])
     frames = list(store.iter_events(after_seq=2, chunk=3, upto_seq=7))
     assert pd.concat(frames)["seq"].tolist() == [3, 4, 5, 6, 7]
+
+
+def stored(store: SQLiteStore) -> list[tuple]:
+    """Every stored row with each value's SQLite type (NULL vs '' vs a number matter)."""
+    columns = ", ".join(f"{c}, typeof({c})" for c in ("event_id", "user_id", "item_id", "type", "ts", "value",
+                                                       "session_id", "query", "context", "rec_id", "dwell_seconds"))
+    with store.connection() as db:
+        return db.execute(f"SELECT seq, {columns} FROM events ORDER BY seq").fetchall()
+
+
+@pytest.mark.parametrize("empty_query", [False, True])
+def test_a_bulk_insert_stores_exactly_the_rows_one_by_one_inserts_store(tmp_path, empty_query):
+    """append_frame binds missing REAL values as NaN and missing texts as '' under NULLIF (faster
+    than None); the rows stored are the same as append_events' tuples store, NULL for missing,
+    also when a text column holds '' itself (it then binds None), and duplicates are skipped."""
+    rows = [("a", "u1", "i1", "view", 1.7e9 + 0.123456789, None, None, None, '{"device":"mobile"}', None, None),
+            ("b", None, None, "search", 1.7e9 + 1, None, "s1", "red shoes", None, None, None),
+            ("c", "u2", "i2", "purchase", 1.7e9 + 2, 19.99, None, "" if empty_query else None, None, "r1", 3.5),
+            ("a", "u3", "i3", "view", 1.7e9 + 3, None, None, None, None, None, None),
+            ("d", "u2", "i2", "rating", 1.7e9 + 4, 4, None, float("nan"), None, None, None)]
+    one_by_one = SQLiteStore(tmp_path / "rows.db")
+    assert one_by_one.append_events([tuple(None if v != v else v for v in r) for r in rows]) == [1, 2, 3, None, 4]
+    bulk = SQLiteStore(tmp_path / "bulk.db")
+    frame = pd.DataFrame(rows, columns=["event_id", "user_id", "item_id", "type", "ts", "value", "session_id", "query",
+                                        "context", "rec_id", "dwell_seconds"])
+    assert bulk.append_frame(frame).tolist() == [1, 2, 3, -1, 4]
+    assert stored(bulk) == stored(one_by_one)
+    assert [r[16] for r in stored(bulk)] == (["null", "text", "text", "null"] if empty_query else ["null", "text", "null", "null"])

@@ -12,10 +12,10 @@ add (store/history.py) come back as they were. If the process dies in between, t
 recreates them (`SQLiteStore` its own, `History` the dashboard's): a crash costs speed, never
 correctness.
 
-The search index's insert trigger (store/search_log.py) is dropped the same way and the index
-rebuilt once from the log after the load, in the transaction that puts the trigger back: FTS5
-inserts row by row cost ~3.5 us per stored event of the synthetic shop, the rebuild ~0.2 us.
-A store left without the trigger is re-indexed at its next open (`SearchLog`)."""
+The search index's insert trigger (store/search_log.py) is dropped the same way and the loaded
+rows' queries indexed once after the load, in the transaction that puts the trigger back: FTS5
+inserts row by row cost ~3.5 us per stored event of the synthetic shop. A store left without
+the trigger is re-indexed at its next open (`SearchLog`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pulserec.store.search_log import ADD_TRIGGER, REBUILD
+from pulserec.store.search_log import ADD_TRIGGER, index_after
 from pulserec.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -44,17 +44,19 @@ def indexes_deferred(store: SQLiteStore, incoming_rows: int) -> Iterator[list[st
     if incoming_rows < max(MIN_ROWS, store.event_count()):
         yield []
         return
-    with store.connection() as db:
+    with store.transaction() as db:  # one transaction: no other writer's row falls between the max and the drop
         saved = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
                                 "AND sql IS NOT NULL ORDER BY name").fetchall())
         trigger = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (ADD_TRIGGER,)).fetchone()
+        # Rows stored after this are not indexed by the trigger (the load's, and any other writer's)
+        unindexed_after = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         for name in saved:
             db.execute(f'DROP INDEX "{name}"')
         if trigger is not None:
             db.execute(f'DROP TRIGGER "{ADD_TRIGGER}"')
     statements = [re.sub(r"^CREATE (UNIQUE )?INDEX", r"CREATE \1INDEX IF NOT EXISTS", sql) for sql in saved.values()]
     if trigger is not None:
-        statements.append(_reindexed(trigger[0]))
+        statements.append(_reindexed(trigger[0], unindexed_after))
     try:
         yield statements
     finally:
@@ -65,7 +67,7 @@ def indexes_deferred(store: SQLiteStore, incoming_rows: int) -> Iterator[list[st
                 if name not in have:
                     db.execute(sql)
             if trigger is not None and ADD_TRIGGER not in have:
-                run_script(db, _reindexed(trigger[0]))
+                run_script(db, _reindexed(trigger[0], unindexed_after))
         log.info("rebuilt %d events indexes after the bulk load in %.1fs", len(saved), time.perf_counter() - started)
 
 
@@ -80,8 +82,10 @@ def run_script(db: sqlite3.Connection, script: str) -> None:
         raise
 
 
-def _reindexed(trigger_sql: str) -> str:
-    """One transaction: the search index rebuilt from the log, and its insert trigger back (a
-    process that opened the store meanwhile may have put it back already, see `SearchLog`)."""
+def _reindexed(trigger_sql: str, after: int) -> str:
+    """One transaction: the queries of the rows stored after `after` indexed, and the insert
+    trigger back. A process that opened the store meanwhile re-indexed it whole and put the
+    trigger back already (see `SearchLog`): then nothing is to do."""
     trigger_sql = re.sub(r"^CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", trigger_sql)
-    return f"BEGIN IMMEDIATE; {REBUILD}; {trigger_sql}; COMMIT;"
+    return f"BEGIN IMMEDIATE; {index_after(after)} AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '{ADD_TRIGGER}'); " \
+           f"{trigger_sql}; COMMIT;"

@@ -116,34 +116,48 @@ _INSERT_EVENT = (
 )
 
 
-def _values(frame: pd.DataFrame, name: str) -> list[Any]:
-    """One column's values as Python objects (built column-wise: much faster than itertuples),
-    None where missing."""
-    if name not in frame:  # a frame from before the column (`_ADDED_COLUMNS`), or a NULL column left out
-        return [None] * len(frame)
-    column = frame[name]
-    if column.dtype.kind == "f" and not column.isna().any():
-        return column.to_numpy().tolist()
-    if column.dtype.kind == "f":
-        return column.astype(object).where(column.notna(), None).tolist()
-    return column.to_numpy(dtype=object, na_value=None).tolist()
-
-
+#: The events table's REAL columns: a missing value binds as NaN, which SQLite stores as NULL.
+_REAL_COLUMNS = frozenset({"ts", "value", "dwell_seconds"})
 #: Columns an event must have: a bulk insert leaves out any other that is NULL in every row.
 _REQUIRED = frozenset({"event_id", "type", "ts"})
 
 
-def _bulk_columns(frame: pd.DataFrame) -> tuple[str, ...]:
-    """The columns a frame's insert binds: SQLite's binding costs ~0.4 us per value (CPU,
-    this box), and a synthetic shop's rows leave 3-5 of the 11 NULL, so those are not bound."""
-    return tuple(name for name in EVENT_COLUMNS
-                 if name in _REQUIRED or (name in frame and frame[name].notna().any()))
+def _bound(frame: pd.DataFrame, name: str) -> tuple[list[Any], str] | None:
+    """One column of a bulk insert: its values as Python objects (built column-wise: much
+    faster than itertuples) and the placeholder that binds them; None when the column is not
+    bound (missing from the frame, or NULL in every row of an optional column).
+
+    Python's sqlite3 binds None ~1 us slower than a str or float (None is not a base type, so
+    each one goes through the adapter lookup), and a shop's rows leave a value or a query NULL
+    in most rows: a REAL column's missing values bind as NaN (SQLite stores NULL), a text
+    column's as '' turned back into NULL by NULLIF in SQL. The same rows are stored; a text
+    column that holds '' itself keeps None for its missing values (rare: ids are stripped)."""
+    if name not in frame:  # a frame from before the column (`_ADDED_COLUMNS`), or a NULL column left out
+        return None
+    column = frame[name]
+    missing = column.isna()
+    if name not in _REQUIRED and missing.all():
+        return None
+    if name in _REAL_COLUMNS:
+        return pd.to_numeric(column).to_numpy(dtype=np.float64).tolist(), "?"
+    if not missing.any():
+        return column.to_numpy(dtype=object).tolist(), "?"
+    if (column == "").any():
+        return column.to_numpy(dtype=object, na_value=None).tolist(), "?"
+    return column.to_numpy(dtype=object, na_value="").tolist(), "NULLIF(?, '')"
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_sql(columns: tuple[str, ...]) -> str:
-    return (f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+def _insert_sql(columns: tuple[str, ...], placeholders: tuple[str, ...]) -> str:
+    return (f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
             "ON CONFLICT(event_id) DO NOTHING")
+
+
+def _bulk_insert(frame: pd.DataFrame) -> tuple[str, Iterator[tuple[Any, ...]]]:
+    """The INSERT statement of a frame's rows and its parameters, row by row."""
+    bound = {name: column for name in EVENT_COLUMNS if (column := _bound(frame, name)) is not None}
+    sql = _insert_sql(tuple(bound), tuple(placeholder for _, placeholder in bound.values()))
+    return sql, zip(*(values for values, _ in bound.values()))
 
 
 def _inserted_after(db: sqlite3.Connection, before: int) -> dict[str, int]:
@@ -276,11 +290,11 @@ class SQLiteStore:
         known without reading them back: one transaction's new rows get MAX(seq) + 1, + 2, ..."""
         if frame.empty:
             return np.empty(0, dtype=np.int64)
-        columns = _bulk_columns(frame)
+        sql, rows = _bulk_insert(frame)
         with self.transaction() as db:
             before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
             # rowcount: the rows this statement inserted (total_changes also counts the triggers')
-            stored = db.executemany(_insert_sql(columns), zip(*(_values(frame, name) for name in columns))).rowcount
+            stored = db.executemany(sql, rows).rowcount
             inserted = None if stored == len(frame) else _inserted_after(db, before)
             self._raise_mark(db, before + stored if stored else 0)
         self._mark_sidecar(stored > 0)
