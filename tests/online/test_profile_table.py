@@ -11,7 +11,7 @@ import pytest
 from pulserec.ids import IdIndex
 from pulserec.profiles import item_codes, keyed
 from pulserec.profiles.keyed import KeyedTable, keys_of
-from pulserec.profiles.profile import UserProfile
+from pulserec.profiles.profile import DecayedCounter, UserProfile
 from pulserec.profiles.table import ProfileTable
 from pulserec.records import ItemRecord
 
@@ -178,3 +178,54 @@ def test_a_missing_query_is_no_search_on_either_path(missing):
               1.7e9 + np.arange(2.0), np.full(2, -1), [], None, np.array(["shoes", missing], dtype=object))
     assert list(live.get(0).searches) == list(bulk.get(0).searches) == ["shoes"]
     assert live.search_mark(0) == bulk.search_mark(0)
+
+
+def _full_top(keys, values, times, now, rate, n):
+    scores = values * np.exp(-np.maximum(now - times, 0.0) * rate)
+    order = np.lexsort((np.array(keys, dtype=object), -scores))[:n]
+    return [(keys[i], float(scores[i])) for i in order.tolist()]
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 10, 59, 60, 61])
+def test_top_from_columns_names_only_candidates_and_orders_as_a_full_sort(n):
+    """Many equal scores around the n-th (ties by name), a NaN, either backing (dict or columns)."""
+    rng = np.random.default_rng(n)
+    names = IdIndex([f"k{i:02d}" for i in rng.permutation(60)])
+    codes = np.arange(60)
+    values = rng.choice([1.0, 2.0, 0.5], 60)
+    times = np.where(rng.random(60) < 0.5, 1.7e9, 1.7e9 - 86_400.0)
+    asked: list[list[int]] = []
+
+    def names_of(indices):
+        asked.append(indices)
+        return names.ids_of(indices)
+
+    keys, now = names.ids_of(codes.tolist()), 1.7e9 + 3600
+    for vals in (values, np.where(codes == 7, np.nan, values)):
+        asked.clear()
+        column = DecayedCounter.from_columns(HALFLIFE, names_of, codes, vals, times)
+        plain = DecayedCounter(HALFLIFE)
+        plain.assign(dict(zip(keys, zip(vals.tolist(), times.tolist()))))
+        want = _full_top(keys, vals, times, now, column.rate, n)
+        assert repr(column.top(now, n)) == repr(plain.top(now, n)) == repr(want)  # NaN orders last
+        scores = vals * np.exp(-np.maximum(now - times, 0.0) * column.rate)
+        if 0 < n < 60 and not np.isnan(vals).any():  # named: only the scores up to the n-th's ties
+            assert len(asked[0]) == int((scores >= np.sort(scores)[-n]).sum()) < 60 or n >= 59
+        assert repr(column.to_state()) == repr(plain.to_state()) and len(column) == 60  # named in full when asked
+
+
+def test_keyed_of_reads_live_entries_across_levels_and_erasure(monkeypatch):
+    """`of` equals a dict of what was added: one level, both levels, after an erasure and re-adds."""
+    monkeypatch.setattr(KeyedTable, "delta_limit", lambda self: 10**9)  # keep the delta apart
+    table = KeyedTable()
+    table.add(keys_of(np.array([1, 1, 2, 3]), np.array([5, 2, 9, 1])), np.array([1.0, 2.0, 3.0, 4.0]))
+    table.merge()
+    table.add(keys_of(np.array([2, 1]), np.array([4, 7])), np.array([5.0, 6.0]))  # delta: owners 1, 2
+    assert [c.tolist() for c in table.of(1)[:2]] == [[2, 5, 7], [2.0, 1.0, 6.0]]
+    assert [c.tolist() for c in table.of(3)[:2]] == [[1], [4.0]]  # main only
+    table.erase(1)
+    table.add(keys_of(np.array([1]), np.array([3])), np.array([8.0]))  # back after the erasure
+    assert [c.tolist() for c in table.of(1)[:2]] == [[3], [8.0]]
+    codes, values, _ = table.of(3)
+    values[:] = -1.0  # a copy: the table keeps its own
+    assert table.of(3)[1].tolist() == [4.0] and len(table.of(9)[0]) == 0

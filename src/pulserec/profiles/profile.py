@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -16,57 +17,95 @@ DAY = 86_400.0
 
 
 class DecayedCounter:
-    """Scores that halve every `halflife` seconds: each key keeps (value, time of value)."""
+    """Scores that halve every `halflife` seconds: each key keeps (value, time of value).
 
-    __slots__ = ("rate", "_values")
+    A counter read from the profile columns (`from_columns`) keeps their arrays and interns the
+    key names only when a method needs them all: the profile view asks `top` alone, which then
+    names only the entries that can be among the best (a MovieLens user has ~140 tags)."""
+
+    __slots__ = ("rate", "_values", "_columns")
 
     def __init__(self, halflife: float) -> None:
         self.rate = LN2 / halflife
         self._values: dict[str, tuple[float, float]] = {}
+        self._columns: tuple[Callable[[list[int]], list[str]], np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_columns(cls, halflife: float, names_of: Callable[[list[int]], list[str]], codes: np.ndarray,
+                     values: np.ndarray, times: np.ndarray) -> DecayedCounter:
+        """A counter holding `values` at `times` for the keys named `names_of(codes)` (distinct
+        codes; the arrays are the counter's own from now on)."""
+        counter = cls(halflife)
+        counter._columns = (names_of, codes, values, times)
+        return counter
+
+    def _named(self) -> dict[str, tuple[float, float]]:
+        """The (value, time) per key, naming the column-backed entries first if there are any."""
+        if self._columns is not None:
+            names_of, codes, values, times = self._columns
+            self._values, self._columns = dict(zip(names_of(codes.tolist()), zip(values.tolist(), times.tolist()))), None
+        return self._values
 
     def add(self, key: str, weight: float, ts: float) -> None:
-        old = self._values.get(key)
+        values = self._named()
+        old = values.get(key)
         if old is None:
-            self._values[key] = (weight, ts)
+            values[key] = (weight, ts)
             return
         value, at = old
         if ts >= at:
-            self._values[key] = (value * math.exp(-(ts - at) * self.rate) + weight, ts)
+            values[key] = (value * math.exp(-(ts - at) * self.rate) + weight, ts)
         else:  # late event: decay it to the key's clock instead
-            self._values[key] = (value + weight * math.exp(-(at - ts) * self.rate), at)
+            values[key] = (value + weight * math.exp(-(at - ts) * self.rate), at)
 
     def assign(self, values: dict[str, tuple[float, float]]) -> None:
         """Replace the contents with {key: (value, time of value)} (bulk building)."""
-        self._values = values
+        self._values, self._columns = values, None
 
     def at(self, now: float) -> dict[str, float]:
         rate = self.rate
-        return {k: v * math.exp(-max(now - t, 0.0) * rate) for k, (v, t) in self._values.items()}
+        return {k: v * math.exp(-max(now - t, 0.0) * rate) for k, (v, t) in self._named().items()}
 
     def last_times(self) -> dict[str, float]:
         """Per key, the time of its latest contribution (the clock its value is kept at)."""
-        return {k: t for k, (_, t) in self._values.items()}
+        return {k: t for k, (_, t) in self._named().items()}
 
     def top(self, now: float, n: int = 10) -> list[tuple[str, float]]:
         """The n highest scores at time `now`, equal scores by name (vectorised: profiles can hold
         thousands of tags)."""
-        if not self._values:
+        if self._columns is not None:
+            names_of, codes, values, times = self._columns
+        else:
+            keys = list(self._values)
+            names_of, codes = (lambda indices: [keys[i] for i in indices]), np.arange(len(keys))
+            pairs = np.array(list(self._values.values()), dtype=np.float64).reshape(-1, 2)
+            values, times = pairs[:, 0], pairs[:, 1]
+        if not len(codes):
             return []
-        keys = list(self._values)
-        pairs = np.array(list(self._values.values()), dtype=np.float64)
-        scores = pairs[:, 0] * np.exp(-np.maximum(now - pairs[:, 1], 0.0) * self.rate)
-        best = np.lexsort((np.array(keys, dtype=object), -scores))[:n]  # ties by name: the same order on every path
-        return [(keys[i], float(scores[i])) for i in best.tolist()]
+        scores = values * np.exp(-np.maximum(now - times, 0.0) * self.rate)
+        among = _best_candidates(scores, n)
+        names, scores = names_of(codes[among].tolist()), scores[among]
+        best = np.lexsort((np.array(names, dtype=object), -scores))[:n]  # ties by name: the same order on every path
+        return [(names[i], float(scores[i])) for i in best.tolist()]
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._columns[1]) if self._columns is not None else len(self._values)
 
     def to_state(self) -> dict[str, list[float]]:
         """The raw (value, time) pairs, JSON-ready."""
-        return {k: [v, t] for k, (v, t) in self._values.items()}
+        return {k: [v, t] for k, (v, t) in self._named().items()}
 
     def load_state(self, state: dict[str, list[float]]) -> None:
-        self._values = {k: (float(v), float(t)) for k, (v, t) in state.items()}
+        self._values, self._columns = {k: (float(v), float(t)) for k, (v, t) in state.items()}, None
+
+
+def _best_candidates(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of every score that can be among the `n` best (all of them tying with the n-th
+    included, so ordering these by (score, name) gives the same first n as ordering all)."""
+    if len(scores) <= n or n <= 0 or np.isnan(scores).any():  # NaN orders last: no threshold cut
+        return np.arange(len(scores))
+    nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    return np.flatnonzero(scores >= nth)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pulserec.frozen import FrozenArrays
 from pulserec.ids import IdIndex, distinct_inverse, distinct_of
 from pulserec.profiles.item_codes import ItemCodes
 from pulserec.profiles.keyed import KeyedTable, keys_of
-from pulserec.profiles.profile import UserProfile
+from pulserec.profiles.profile import DecayedCounter, UserProfile
 from pulserec.records import ItemRecord
 
 #: How many recent searches a profile keeps (as `UserProfile.searches`).
@@ -244,10 +244,9 @@ class ProfileTable:
         for name in COUNTERS:
             codes, values, _ = self.keyed[name].of(owner)
             getattr(profile, name).update(dict(zip(self.names[name].ids_of(codes.tolist()), map(int, values.tolist()))))
-        for name in DECAYED:
-            codes, values, times = self.keyed[name].of(owner)
-            getattr(profile, name).assign(dict(zip(self.names[name].ids_of(codes.tolist()),
-                                                   zip(values.tolist(), times.tolist()))))
+        for name in DECAYED:  # named lazily: the profile view names only its top entries
+            setattr(profile, name, DecayedCounter.from_columns(self.interest_halflife, self.names[name].ids_of,
+                                                               *self.keyed[name].of(owner)))
         _, queries, _ = self.keyed["searches"].of(owner)
         profile.searches.extend(self.names["searches"].ids_of(queries[-SEARCHES:].astype(np.int64).tolist()))
         profile.last_search_ts, profile.since_search = float(d["search_ts"][owner]), int(d["since_search"][owner])
