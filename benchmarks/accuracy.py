@@ -50,6 +50,7 @@ from pulserec.models.item_knn import ItemKNN  # noqa: E402
 from pulserec.models.registry import build_model  # noqa: E402
 from pulserec.models.rerank import Reranked  # noqa: E402
 from pulserec.online.catalog import Catalog  # noqa: E402
+from pulserec.recommend.auto_default import first_params  # noqa: E402
 
 PARAMS_FILE = Path(__file__).with_name("accuracy_params.json")
 OURS = ("default", "auto", "popular", "item_knn", "item_knn_bm25", "als", "ease", "ease_local", "rp3beta", "hybrid",
@@ -115,11 +116,13 @@ def hybrid_params(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, A
     }
 
 
-def auto_params(method: str, sequence: bool, validation: str) -> dict[str, Any]:
-    """`auto` as served (balanced validation), or learning on a validation split of the test
-    split's kind carved from the training part ("split"), as a user who knows what they serve
-    would set `auto_validation`."""
-    params: dict[str, Any] = {"sequence": sequence}
+def auto_params(method: str, validation: str, settings: Settings | None = None) -> dict[str, Any]:
+    """`auto` as `pulserec train` and `serve` ship it: recommend/auto_default.first_params, the one
+    function that decides its candidates (SASRec with the `seq` extra), validation and latency
+    budget, under the default settings (or `settings`: --auto-candidates); with "split" it learns
+    on a validation split of the test split's kind carved from the training part instead, as a
+    user who knows what they serve would set `auto_validation`."""
+    params = first_params(settings or Settings())
     if validation == "split":
         params.update(validation=method, validation_params=SPLITS[method])
     return params
@@ -250,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default=",".join(PEERS), help="peers to run (default: every available one)")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters on validation splits first")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
-    parser.add_argument("--auto-sequence", action="store_true",
-                        help="let `auto` include SASRec (its two fits take minutes on a 2-core box)")
+    parser.add_argument("--auto-candidates", default=None,
+                        help="what `auto` chooses from, as the auto_candidates setting names them (default: what "
+                             "ships, every installed candidate: SASRec with the seq extra; naming fewer measures "
+                             "something else than what `pulserec train` ships)")
     parser.add_argument("--auto-validation", choices=("balanced", "split"), default="balanced",
                         help="what `auto` learns its weights on: its own default (balanced) or a validation split "
                              "of the same kind as the test split, carved from the training part")
@@ -286,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"peers not importable (skipped): {', '.join(missing)}")
     names = [*[m for m in args.models.split(",") if m], *[m for m in args.extra.split(",") if m], *peers]
     stored = json.loads(args.params.read_text()) if args.params.is_file() else {}
+    auto_settings = Settings(auto_candidates=tuple(args.auto_candidates.split(","))) if args.auto_candidates else None
+    if auto_settings is not None:
+        auto_settings.validate()
     sections, raw = [], {}
     for method in args.splits.split(","):
         if args.tune:
@@ -294,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             stored[method] = {**stored.get(method, {}), **tune(make_split(data, method, **SPLITS[method]), method, catalog, names)}
             print(f"  tuning took {time.perf_counter() - start:.0f}s")
             args.params.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
-        chosen = {**stored.get(method, {}), "auto": auto_params(method, args.auto_sequence, args.auto_validation)}
+        chosen = {**stored.get(method, {}), "auto": auto_params(method, args.auto_validation, auto_settings)}
         if args.auto_validation == "split":  # the re-ranking stage learns on the same kind of validation
             chosen["rerank"] = {"validation": method, "validation_params": SPLITS[method]}
         chosen.update(recbole_overrides(args.recbole_epochs, args.recbole_budget))

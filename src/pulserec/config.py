@@ -208,6 +208,14 @@ class Settings:
     # kind of split alone, for a shop that knows what it serves: "leave-last-out" (the next
     # item), "random" (returning users' long-term taste), "time" (the latest period).
     auto_validation: str = "balanced"
+    # The latency budget of the chosen default's parts (models/latency_budget.py): each candidate
+    # is priced at fit time on a sample of validation queries (its scores, normalisation and
+    # explanation, one request at a time) and `auto` only chooses blends whose parts cost at
+    # most this p50 / p99 per request (ms; 0 = that percentile unbounded). The request's own
+    # work comes on top (~0.3-0.5 ms on a 2-core box): 1.2 / 6.0 keep the served default under
+    # 2 / 10 ms (docs/benchmarks.md, issue 18 serving).
+    auto_budget_p50_ms: float = 1.2
+    auto_budget_p99_ms: float = 6.0
     # Scale-out (issue 7): keep the online state in Redis ("redis://host:port/db") so several
     # API processes share it; empty = the embedded in-memory state. Keys live under
     # `state_namespace`. With `stream_url`, accepted events are also published to a stream
@@ -434,6 +442,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_jobs": (1, 64),
     "torch_threads": (1, 1024),
     "long_term_cache_mb": (0, 1 << 20),  # MiB per process; 0 keeps none
+    "auto_budget_p50_ms": (0, 1e6),  # 0: unbounded
+    "auto_budget_p99_ms": (0, 1e6),
 }
 
 #: Settings holding a list of strings (a comma-separated env var, a TOML array).

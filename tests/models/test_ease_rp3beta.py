@@ -71,6 +71,30 @@ def test_ease_low_rank_truncated_keeps_the_ranking_close() -> None:
     assert np.median(corr) > 0.9
 
 
+def test_pruned_ease_keeps_the_largest_entries_of_each_row_and_scores_with_them(tmp_path) -> None:
+    data = random_log()
+    x = binary_matrix(data)
+    dense = reference_ease(x, 5.0)
+    model = EASE(regularization=5.0, keep=6).fit(data)
+    assert model.fitted_variant == "pruned" and model.weights.getnnz(axis=1).max() <= 6
+    kept = np.zeros_like(dense)
+    for row in range(len(dense)):
+        top = np.argsort(-np.abs(dense[row]), kind="stable")[:6]
+        kept[row, top] = dense[row, top]
+    np.testing.assert_allclose(model.weights.toarray(), kept, atol=1e-5)
+    np.testing.assert_allclose(all_user_scores(model, data), x @ kept, atol=1e-4)
+    whole = EASE(regularization=5.0, keep=data.n_items).fit(data)  # every entry kept: dense EASE's scores
+    np.testing.assert_allclose(all_user_scores(whole, data), x @ dense, atol=1e-4)
+    item = int(np.flatnonzero(x.sum(axis=0))[0])
+    assert np.count_nonzero(model.similar(item, data.n_items)) <= 6
+    model.save(tmp_path / "ease.model")
+    again = EASE.load(tmp_path / "ease.model")
+    assert again.fitted_variant == "pruned" and np.array_equal(all_user_scores(again, data), all_user_scores(model, data))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="keep"):
+            EASE(keep=bad)
+
+
 def test_ease_auto_switches_to_low_rank_past_dense_max_items() -> None:
     data = random_log(n_items=25)
     assert EASE(dense_max_items=30).fit(data).fitted_variant == "dense"

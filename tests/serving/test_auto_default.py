@@ -177,14 +177,21 @@ def test_the_candidates_setting_names_what_auto_blends() -> None:
     assert tuple(dict.fromkeys(name for name, _ in auto.candidates(True))) == AUTO_CANDIDATES
     assert [name for name, _ in first_params(Settings(auto_candidates=("ease", "sasrec")))["components"]] == \
         ["ease", "sasrec"]
-    assert first_params(Settings()) == {"validation": "balanced"}  # every installed candidate
+    shipped = first_params(Settings())  # every installed candidate, the default budget
+    assert [name for name, _ in shipped["components"]] == [name for name, _ in auto.candidates()]
+    assert shipped["validation"] == "balanced"
+    live = dict(shipped["components"])  # the item-kNN parts validated and priced as the live ones are built
+    assert live["item_knn"]["max_neighbours"] == live["long_term"]["max_neighbours"] == Settings().cooc_max_neighbours
+    assert live["long_term"]["model"] == "item_knn" and live["ease"] == {"keep": auto.PRUNED_KEEP}
+    assert shipped["budget"] == [Settings().auto_budget_p50_ms, Settings().auto_budget_p99_ms]
+    assert first_params(Settings(auto_budget_p50_ms=0.0, auto_budget_p99_ms=0.0))["budget"] is None
     with pytest.raises(ValueError, match="auto_candidates must name some of item_knn"):
         Settings.load(None, auto_candidates="ease,svd")
 
 
 def test_the_validation_setting_says_what_auto_learns_on(engine, fill, monkeypatch) -> None:
-    assert first_params(Settings(auto_validation="random")) == {"validation": "random",
-                                                                "validation_params": {"test_fraction": 0.25}}
+    random = first_params(Settings(auto_validation="random"))
+    assert (random["validation"], random["validation_params"]) == ("random", {"test_fraction": 0.25})
     assert first_params(Settings(auto_validation="time"))["validation_params"] == {"test_fraction": 0.4, "warm_start": 5}
     with pytest.raises(ValueError, match="auto_validation must be one of balanced"):
         Settings.load(None, auto_validation="weekly")

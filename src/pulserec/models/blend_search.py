@@ -24,18 +24,22 @@ PER_USER_METRICS = ("ndcg", "recall", "hitrate")
 
 
 def search_weights(
-    objective: Callable[[np.ndarray], float], n: int, grid: Sequence[float], rounds: int
+    objective: Callable[[np.ndarray], float], n: int, grid: Sequence[float], rounds: int,
+    feasible: Callable[[np.ndarray], bool] | None = None,
 ) -> tuple[np.ndarray, float, list[float]]:
     """Blend weights maximising `objective`, never worse than the best single component.
 
     Every component is scored alone first (weight 1, the others 0); the search starts from the
     best of those and of the equal-weight blend, and a coordinate search over `grid` only
     accepts strict improvements. So on the validation split the blend is at least as good as
-    its best input (the fall-back is that input alone). Returns (weights, score, singles)."""
+    its best input (the fall-back is that input alone). With `feasible` (a latency budget:
+    models/latency_budget.py) only weights it accepts are considered: the start is the best
+    feasible single component. Returns (weights, score, singles)."""
+    allowed = feasible or (lambda weights: True)
     singles = [objective(np.eye(n)[c]) for c in range(n)]
-    best_single = int(np.argmax(singles))
+    best_single = max((c for c in range(n) if allowed(np.eye(n)[c])), key=lambda c: singles[c], default=int(np.argmax(singles)))
     weights, best = np.eye(n)[best_single], singles[best_single]
-    if n > 1:
+    if n > 1 and allowed(np.ones(n)):
         equal = objective(np.ones(n))
         if equal > best + 1e-9:
             weights, best = np.ones(n), equal
@@ -47,7 +51,7 @@ def search_weights(
                     continue
                 trial = weights.copy()
                 trial[c] = value
-                if not trial.any():
+                if not trial.any() or not allowed(trial):
                     continue
                 result = objective(trial)
                 if result > best + 1e-9:
@@ -162,14 +166,17 @@ class TargetSearch:
                 out[t][rows] = values
         return out
 
-    def search(self, grid: Sequence[float], rounds: int) -> tuple[np.ndarray, float, list[float]]:
+    def search(self, grid: Sequence[float], rounds: int, feasible: Callable[[np.ndarray], bool] | None = None
+               ) -> tuple[np.ndarray, float, list[float]]:
         """(weights: buckets x components, objective, each component's objective alone).
 
         One vector for all buckets first (:func:`search_weights`: never below the best single
-        component), then each bucket's vector in turn, accepting strict improvements only."""
+        component), then each bucket's vector in turn, accepting strict improvements only;
+        with `feasible`, only weight matrices (buckets x components) it accepts."""
         n = self.parts.shape[0]
+        allowed = feasible or (lambda weights: True)
         shared, best, singles = search_weights(lambda w: self._objective(self._means(self._per_user(w, self.everyone))),
-                                               n, grid, rounds)
+                                               n, grid, rounds, lambda w: allowed(np.tile(w, (self.n_buckets, 1))))
         weights = np.tile(shared, (self.n_buckets, 1))
         if self.n_buckets == 1:
             return weights, best, singles
@@ -182,6 +189,8 @@ class TargetSearch:
                         trial = weights[b].copy()
                         trial[c] = value
                         if value == weights[b, c] or not trial.any():
+                            continue
+                        if feasible is not None and not feasible(np.vstack([weights[:b], trial, weights[b + 1:]])):
                             continue
                         candidate = {t: v.copy() for t, v in current.items()}
                         for t, values in self._per_user(trial, rows).items():

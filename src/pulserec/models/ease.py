@@ -21,6 +21,14 @@ Two variants, chosen by ``variant`` ("auto" picks dense up to ``dense_max_items`
   costs O(n r), and x B = x - (x P) / diag(P) is computed through V without ever forming
   an n x n matrix. Memory: V is 4 n r bytes (80 MB for 100k items at r = 200), training
   O((users + items) r). Scores are EASE's for the rank-r approximation of the co-occurrence.
+
+``keep`` > 0 prunes the dense B to the ``keep`` largest-magnitude entries of each row (the items
+a history item predicts most, for or against), stored sparse: 8 n keep bytes (40 MB at 9.7k
+items and keep = 512, not 0.37 GiB) and a request costs history x keep instead of history x n
+(a returning user with 2,000 items: ~1M multiply-adds, not 19M). On MovieLens' random split's
+validation keep = 512 scored 0.2114 vs dense 0.2139, 256 0.2085 (NDCG@10; docs/benchmarks.md,
+issue 18 serving): the served default prices the dense part out of its latency budget
+(models/latency_budget.py), the pruned one fits it.
 """
 
 from __future__ import annotations
@@ -39,6 +47,23 @@ from pulserec.models.persist import SavedState
 from pulserec.models.weighting import TrainingRows, as_dense, binarised, history_matrix, recent_matrix
 
 VARIANTS = ("auto", "dense", "low_rank")
+#: Rows of B pruned at a time (bounds the pruning's index arrays: rows x n x 8 bytes).
+PRUNE_ROWS = 512
+
+
+def pruned(b: np.ndarray, keep: int) -> sp.csr_matrix:
+    """B with only the `keep` largest-magnitude entries of each row (float32 CSR)."""
+    n_rows, n = b.shape
+    keep = min(keep, n)
+    columns = np.empty((n_rows, keep), dtype=np.int32)
+    for first in range(0, n_rows, PRUNE_ROWS):
+        block = np.abs(b[first:first + PRUNE_ROWS])
+        columns[first:first + len(block)] = np.argpartition(-block, keep - 1, axis=1)[:, :keep] if keep < n else np.arange(n)
+    columns.sort(axis=1)
+    values = np.take_along_axis(b, columns, axis=1).astype(np.float32)
+    matrix = sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n_rows * keep + 1, keep)), shape=(n_rows, n))
+    matrix.eliminate_zeros()
+    return matrix
 
 
 def ease_dense(gram: np.ndarray, regularization: float) -> np.ndarray:
@@ -82,21 +107,25 @@ class EASE(TrainingRows, BatchScorer, SavedState):
         "user_ids", "item_ids", "user_items", "user_last_ts", "weights", "factors", "shrink", "p_diag")
 
     def __init__(self, regularization: float = 300.0, binary: bool = True, variant: str = "auto",
-                 dense_max_items: int = 20_000, rank: int = 256, seed: int = 0, recent_weight: float = 0.0) -> None:
+                 dense_max_items: int = 20_000, rank: int = 256, seed: int = 0, recent_weight: float = 0.0,
+                 keep: int = 0) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         if not regularization > 0 or not np.isfinite(regularization):
             raise ValueError("regularization must be a finite number > 0")
         if not recent_weight >= 0 or not np.isfinite(recent_weight):
             raise ValueError("recent_weight must be a finite number >= 0")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise ValueError(f"keep must be 0 (every entry of B) or a number of entries per row, not {keep!r}")
         self.recent_weight = float(recent_weight)
+        self.keep = keep
         self.regularization = regularization
         self.binary = binary
         self.variant = variant
         self.dense_max_items = dense_max_items
         self.rank = rank
         self.seed = seed
-        self.weights = np.zeros((0, 0), dtype=np.float32)  # dense B
+        self.weights: np.ndarray | sp.csr_matrix = np.zeros((0, 0), dtype=np.float32)  # B (CSR when pruned)
         self.factors = np.zeros((0, 0), dtype=np.float32)  # low-rank V
         self.shrink = np.zeros(0, dtype=np.float32)
         self.p_diag = np.zeros(0, dtype=np.float32)
@@ -105,6 +134,8 @@ class EASE(TrainingRows, BatchScorer, SavedState):
 
     @property
     def fitted_variant(self) -> str:
+        if sp.issparse(self.weights):
+            return "pruned"
         return "dense" if self.weights.size else "low_rank"
 
     def fit(self, data: Interactions, catalog=None) -> EASE:
@@ -113,6 +144,8 @@ class EASE(TrainingRows, BatchScorer, SavedState):
         dense = self.variant == "dense" or (self.variant == "auto" and n <= self.dense_max_items)
         if dense or n < 3:
             self.weights = ease_dense(self.gram(data), self.regularization)
+            if self.keep:
+                self.weights = pruned(self.weights, self.keep)
             self.factors, self.shrink, self.p_diag = np.zeros((0, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
         else:
             self.factors, self.shrink, self.p_diag = low_rank_factors(self.user_items, self.rank, self.regularization, self.seed)
@@ -130,6 +163,8 @@ class EASE(TrainingRows, BatchScorer, SavedState):
 
     def _times_b(self, x: sp.csr_matrix) -> np.ndarray:
         """x B for a (rows x n_known) history matrix, in either variant."""
+        if sp.issparse(self.weights):
+            return (x @ self.weights).toarray().astype(np.float32, copy=False)
         if self.weights.size:
             return np.asarray(x @ self.weights, dtype=np.float32)
         xp = np.asarray(x @ self.factors) * self.shrink @ self.factors.T + as_dense(x) / self.regularization

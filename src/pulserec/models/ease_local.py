@@ -95,13 +95,14 @@ class TimeLocalEASE(EASE):
 
     def __init__(self, regularization: float = 300.0, time_scale: float = 3600.0, floor: float = 0.0,
                  binary: bool = True, variant: str = "auto", dense_max_items: int = 20_000,
-                 rank: int = 256, seed: int = 0, recent_weight: float = 0.0) -> None:
+                 rank: int = 256, seed: int = 0, recent_weight: float = 0.0, keep: int = 0) -> None:
         if not time_scale > 0 or not np.isfinite(time_scale):
             raise ValueError("time_scale must be a finite number of seconds > 0")
         if not 0.0 <= floor <= 1.0:
             raise ValueError("floor must be in [0, 1]")
         super().__init__(regularization=regularization, binary=binary, variant=variant,
-                         dense_max_items=dense_max_items, rank=rank, seed=seed, recent_weight=recent_weight)
+                         dense_max_items=dense_max_items, rank=rank, seed=seed, recent_weight=recent_weight,
+                         keep=keep)
         self.time_scale = float(time_scale)
         self.floor = float(floor)
 

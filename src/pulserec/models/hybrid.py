@@ -20,6 +20,7 @@ from pulserec.models.base import Query, Reason, Recommender
 from pulserec.models.blend import Blend, GatedBlend, normalised
 from pulserec.models.blend_search import TargetSearch, history_bucket
 from pulserec.models.interactions import Interactions
+from pulserec.models.latency_budget import Budget, blend_cost, price, price_sample, summary
 from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 
@@ -66,7 +67,7 @@ class Hybrid(SavedState):
     saved_fields: ClassVar[tuple[str, ...]] = (
         "user_ids", "item_ids", "weights", "validation_score", "validation_scores", "models")
     #: Saved when present; a file from before they existed loads without them.
-    optional_fields: ClassVar[tuple[str, ...]] = ("validation_targets",)
+    optional_fields: ClassVar[tuple[str, ...]] = ("validation_targets", "pricing")
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class Hybrid(SavedState):
         rounds: int = 2,
         metric: str = "ndcg@10",
         history_edges: Sequence[int] = (),
+        budget: Sequence[float] | None = None,
     ) -> None:
         self.components = list(components)
         self.validation = validation
@@ -87,6 +89,11 @@ class Hybrid(SavedState):
         #: With edges, one weight vector per bucket of the query's history length (distinct
         #: items): bucket 0 up to edges[0] items, ... (models/blend_search.py).
         self.history_edges = tuple(int(e) for e in history_edges)
+        #: (p50, p99) ms the parts of the learned blend may cost a request (models/latency_budget.py);
+        #: None: not priced, any blend.
+        self.budget = None if budget is None else [float(v) for v in budget]
+        if self.budget is not None:
+            Budget(*self.budget)  # checked now: a bad budget fails before minutes of fitting
         #: One weight per component; with history_edges one such list per bucket.
         self.weights: list[float] | list[list[float]] = [1.0] * len(self.components)
         self.validation_score = float("nan")
@@ -94,25 +101,30 @@ class Hybrid(SavedState):
         self.validation_scores: dict[str, float] = {}
         #: Each validation target's score of the blend and of its best single component.
         self.validation_targets: dict[str, dict[str, float]] = {}
-        self.models: list[Recommender] = []
+        #: With a budget: each part's priced cost, the learned blend's, the budget (ms).
+        self.pricing: dict[str, object] = {}
+        #: One fitted model per component; None for a component the learned blend gives no weight.
+        self.models: list[Recommender | None] = []
         self.blend = Blend([])
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> Hybrid:
         self.user_ids = data.user_ids
         self.item_ids = data.item_ids
         self.weights, self.validation_score = self._learn_weights(data, catalog)
-        models = [_build(spec).fit(data, catalog) for spec in self.components]
-        self.models = models
+        used = (self.weight_rows() > 0).any(axis=0)  # a part no bucket weighs is never scored
+        self.models = [_build(spec).fit(data, catalog) if used[k] else None for k, spec in enumerate(self.components)]
         self.after_load()
         return self
 
     def after_load(self) -> None:
         rows = np.atleast_2d(np.asarray(self.weights, dtype=np.float64))
+        def blend(row: np.ndarray) -> Blend:
+            return Blend([(m, w) for m, w in zip(self.models, row.tolist()) if m is not None], name=self.name)
+
         if len(rows) == 1:  # one vector (also a file saved before history buckets)
-            self.blend = Blend(list(zip(self.models, rows[0].tolist())), name=self.name)
+            self.blend = blend(rows[0])
         else:
-            self.blend = GatedBlend(self.history_edges, [Blend(list(zip(self.models, row.tolist())), name=self.name)
-                                                         for row in rows], name=self.name)
+            self.blend = GatedBlend(self.history_edges, [blend(row) for row in rows], name=self.name)
 
     def weight_rows(self) -> np.ndarray:
         """The weights as (buckets x components)."""
@@ -136,14 +148,23 @@ class Hybrid(SavedState):
             return (rows.tolist() if self.history_edges else rows[0].tolist()), float("nan")
         histories = Histories(train)
         queries = [histories.query(int(u)) for u in users]
-        parts = np.stack([
-            normalised(score_queries(_build(spec).fit(train, catalog), queries, train.n_items))
-            for spec in self.components
-        ])
+        sample = price_sample(len(queries)) if self.budget is not None else np.zeros(0, dtype=np.int64)
+        parts, costs = [], []
+        for spec in self.components:
+            model = _build(spec).fit(train, catalog)
+            parts.append(normalised(score_queries(model, queries, train.n_items)))
+            costs.append(price(model, [queries[i] for i in sample], train.n_items))
+            del model  # one candidate's fitted state at a time (two dense EASEs are 0.37 GiB each)
+        parts = np.stack(parts)
         buckets = history_bucket(np.array([len(q.history) for q in queries]), self.history_edges)
         search = TargetSearch(parts, train.to_csr()[users], {name: relevant_of(part, users) for name, part in targets.items()},
                               buckets, self.metric)
-        weights, best, singles = search.search(self.grid, self.rounds)
+        costs = np.stack(costs, axis=1)  # priced queries x components, ms
+        feasible = Budget(*self.budget).admits(costs, buckets[sample]) if self.budget is not None else None
+        weights, best, singles = search.search(self.grid, self.rounds, feasible)
+        if self.budget is not None:
+            self.pricing = {"budget_ms": list(self.budget), "blend_ms": [round(v, 3) for v in blend_cost(weights, costs, buckets[sample])],
+                            "parts_ms": summary(costs, labels(self.components)), "queries": int(len(sample))}
         self.validation_scores = {**dict(zip(labels(self.components), singles)), "blend": best}
         self.validation_targets = {name: {"blend": score, "best_single": search.best[name],
                                           "users": int((search.n_relevant[name] > 0).sum())}
@@ -160,7 +181,7 @@ class Hybrid(SavedState):
         total = np.zeros((len(queries), n_items), dtype=np.float32)
         any_part = np.zeros(len(queries), dtype=bool)
         for k, model in enumerate(self.models):
-            if not weights[:, k].any():
+            if model is None or not weights[:, k].any():
                 continue
             scores = score_queries(model, queries, n_items)
             any_part |= np.isfinite(scores).any(axis=1) & (weights[:, k] > 0)

@@ -83,6 +83,7 @@ class ItemKNN(SavedState):
         cooc = CoOccurrence(old.window, old.gap_tau, max_neighbours=old.max_neighbours, evict_halflife=old.evict_halflife)
         order = np.argsort(data.timestamps, kind="stable")
         cooc.add_log(data.users[order], data.items[order], data.weights[order], data.timestamps[order])
+        cooc.compact()  # rows read from the base alone, each bounded to max_neighbours like the live ones
         self.cooc = cooc
         return self
 

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pulserec.config import Settings
-from pulserec.models.auto import AutoBlend, candidates, validation_params
+from pulserec.models import auto as auto_model
+from pulserec.models.auto import AutoBlend, validation_params
 from pulserec.models.base import Recommender
 from pulserec.models.persist import ModelFileError, read_meta, save_model
 from pulserec.recommend.aligned import AlignedModel
@@ -64,18 +65,37 @@ def needs_reselection(trained: Iterable[str], strategies: Mapping[str, Recommend
 
 
 def first_params(settings: Settings) -> dict[str, Any]:
-    """The parameters of a first `auto`: its candidates as `auto_candidates` names them (all of
-    them that are installed when empty, the model's own default) and the validation split it
-    learns on (`auto_validation`)."""
+    """The ONE place that decides what `auto` is trained with, wherever it is trained:
+    `pulserec train`, a first choice or re-selection in the background of `serve`, and
+    benchmarks/accuracy.py's `auto` (so the accuracy figures are of what ships). Its candidates
+    as `auto_candidates` names them (empty: all of them that are installed, SASRec only with the
+    `seq` extra), the validation split it learns on (`auto_validation`) and the latency budget
+    of its parts (`auto_budget_p50_ms` / `auto_budget_p99_ms`, models/latency_budget.py)."""
     params = validation_params(settings.auto_validation)
-    if settings.auto_candidates:
-        params["components"] = [spec for spec in candidates(True) if spec[0] in settings.auto_candidates]
+    named = settings.auto_candidates
+    specs = auto_model.candidates(True if named else None)  # looked up at call time: the list lives there
+    params["components"] = [as_served(spec, settings) for spec in specs if not named or spec[0] in named]
+    budget = (settings.auto_budget_p50_ms, settings.auto_budget_p99_ms)
+    params["budget"] = list(budget) if any(budget) else None
     return params
+
+
+def as_served(spec: tuple[str, dict[str, Any]], settings: Settings) -> tuple[str, dict[str, Any]]:
+    """A candidate as it will be served: the item-kNN parts are the live model over the online
+    state (ModelSet.choose_default), so the one validated and priced reads a co-occurrence built
+    like the live one (window, gap, the K neighbours a row keeps, their eviction); an unbounded
+    matrix would score other neighbours, and cost a long history ten times more per request."""
+    name, params = spec
+    if name == "item_knn" or (name == "long_term" and params.get("model", "item_knn") == "item_knn"):
+        live = {"window": settings.cooc_window, "gap_tau": settings.cooc_gap_tau,
+                "max_neighbours": settings.cooc_max_neighbours, "evict_halflife": settings.cooc_evict_halflife}
+        return name, {**live, **params}
+    return name, params
 
 
 def describe(job: Any, settings: Settings) -> str:
     """One log line for a started `auto` job."""
-    names = settings.auto_candidates or [name for name, _ in candidates()]
+    names = settings.auto_candidates or [name for name, _ in auto_model.candidates()]
     return f"choosing the default on validation in the background (job {job.id}: auto over {', '.join(names)})"
 
 

@@ -1,0 +1,114 @@
+"""What a blend's parts cost a request, priced at fit time, and which blends fit a latency budget.
+
+The served default (`auto`, models/auto.py) is a blend of several models, and each request pays
+every part with a weight for the user's history bucket: its scores, their normalisation and,
+for the winning items, its explanation. A part that lifts validation by a fraction of a percent
+may cost milliseconds (a dense EASE gathers history x catalogue floats; SASRec runs a torch
+forward, twice with its explanation). So before the weights are searched, each candidate is
+PRICED: :func:`price` times it on a sample of the validation queries, one query a call as the
+server asks (the minimum of REPEATS calls: the box's other load only adds). The weight search
+(models/blend_search.py) then only accepts blends whose priced cost fits the :class:`Budget`
+(:meth:`Budget.admits`, a pure function of the prices): a part whose gain cannot be had within
+the budget is left out, whatever its validation score.
+
+The budget bounds the blend's parts; the request's own work (filters, top-n, rendering, the
+social and segment parts) comes on top: docs/benchmarks.md (issue 18, serving) measures both."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pulserec.models.base import Query, Recommender, scored
+from pulserec.models.blend import normalised
+
+#: Validation queries a candidate is priced on (a seeded sample): enough for a p99 over users
+#: (2 of them above it), few enough that pricing stays ~1-2 s a candidate.
+PRICE_QUERIES = 200
+#: Timed calls per query; the minimum is kept (another process's work only ever adds).
+REPEATS = 2
+#: Items explained per priced request (the slate the server explains).
+SLATE = 10
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The blend's parts may cost at most `p50_ms` / `p99_ms` per request over the priced
+    queries (0: that percentile is not bounded)."""
+
+    p50_ms: float
+    p99_ms: float
+
+    def __post_init__(self) -> None:
+        for value in (self.p50_ms, self.p99_ms):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"a latency budget is 0 (none) or a positive number of ms, not {value!r}")
+
+    def fits(self, p50: float, p99: float) -> bool:
+        return (not self.p50_ms or p50 <= self.p50_ms) and (not self.p99_ms or p99 <= self.p99_ms)
+
+    def admits(self, costs: np.ndarray, buckets: np.ndarray) -> Callable[[np.ndarray], bool]:
+        """Whether a weight matrix (buckets x parts) fits, given each priced query's cost per
+        part (`costs`: queries x parts, ms) and its history bucket. When not even one part
+        alone fits, only the cheapest part alone is admitted (a default must serve something)."""
+        singles = np.eye(costs.shape[1])
+        if not any(self.fits(*blend_cost(row[None], costs, buckets)) for row in singles):
+            cheapest = int(np.argmin(np.percentile(costs, 50, axis=0))) if costs.size else 0
+            return lambda weights: bool(np.atleast_2d(weights)[:, cheapest].any()) and not np.delete(
+                np.atleast_2d(weights), cheapest, axis=1).any()
+        return lambda weights: self.fits(*blend_cost(weights, costs, buckets))
+
+
+def blend_cost(weights: np.ndarray, costs: np.ndarray, buckets: np.ndarray) -> tuple[float, float]:
+    """(p50, p99) ms of the parts a blend asks per priced query: a query in bucket b pays every
+    part with a weight > 0 in row b of `weights` (one row: every bucket's)."""
+    rows = np.atleast_2d(np.asarray(weights, dtype=np.float64)) > 0
+    if not len(costs):
+        return 0.0, 0.0
+    paid = rows[np.minimum(np.asarray(buckets, dtype=np.int64), len(rows) - 1)]  # queries x parts
+    per_query = (costs * paid).sum(axis=1)
+    return float(np.percentile(per_query, 50)), float(np.percentile(per_query, 99))
+
+
+def price_sample(n_queries: int, size: int = PRICE_QUERIES, seed: int = 0) -> np.ndarray:
+    """The indices of the queries candidates are priced on (the same for every candidate)."""
+    if n_queries <= size:
+        return np.arange(n_queries)
+    return np.sort(np.random.default_rng(seed).choice(n_queries, size, replace=False))
+
+
+def price(model: Recommender, queries: Sequence[Query], n_items: int, repeats: int = REPEATS) -> np.ndarray:
+    """Milliseconds per query of one request's work for `model`: scores, their normalisation and
+    the explanation of its top SLATE items (the minimum of `repeats` calls; one untimed call
+    first, so that lazy set-up is not charged to the first query)."""
+    out = np.zeros(len(queries))
+    if len(queries):
+        _request(model, queries[0], n_items)
+    for i, query in enumerate(queries):
+        best = np.inf
+        for _ in range(max(1, repeats)):
+            start = time.perf_counter()
+            _request(model, query, n_items)
+            best = min(best, time.perf_counter() - start)
+        out[i] = best * 1e3
+    return out
+
+
+def _request(model: Recommender, query: Query, n_items: int) -> None:
+    result = scored(model, query, n_items)
+    if result.scores is None:
+        return
+    part = normalised(result.scores)
+    top = np.argpartition(-part, min(SLATE, len(part) - 1))[:SLATE] if len(part) > SLATE else np.arange(len(part))
+    result.explain(top)
+
+
+def summary(costs: np.ndarray, names: Sequence[str]) -> dict[str, list[float]]:
+    """Each part's priced (p50, p99) ms, rounded: what GET /models shows."""
+    if not len(costs):
+        return {name: [0.0, 0.0] for name in names}
+    return {name: [round(float(np.percentile(costs[:, k], 50)), 3), round(float(np.percentile(costs[:, k], 99)), 3)]
+            for k, name in enumerate(names)}

@@ -1,0 +1,114 @@
+"""The served default's latency budget: the choice is a pure function of the priced costs and the
+validation scores (models/latency_budget.py, models/blend_search.py; issue 18.4 / issue 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from pulserec.config import DEFAULT_EVENT_WEIGHTS
+from pulserec.models.auto import AutoBlend
+from pulserec.models.base import Query
+from pulserec.models.blend_search import TargetSearch
+from pulserec.models.interactions import Interactions
+from pulserec.models.latency_budget import Budget, blend_cost, price, price_sample
+from pulserec.models.persist import load_model, save_model
+from pulserec.models.registry import build_model
+
+
+def three_sources(n_users: int = 40, n_items: int = 30) -> tuple[np.ndarray, sp.csr_matrix, dict, np.ndarray]:
+    """Source 0 ranks every user's wanted item first, source 1 second, source 2 tenth: the best
+    blend is source 0 alone; without it, source 1."""
+    rng = np.random.default_rng(0)
+    users = np.arange(n_users)
+    parts = rng.random((3, n_users, n_items)).astype(np.float32) * 0.5
+    wanted = rng.integers(0, n_items, n_users)
+    others = (wanted[:, None] + np.arange(1, 10)[None, :]) % n_items
+    parts[1, users, others[:, 0]] = 1.0
+    parts[1, users, wanted] = 0.95
+    parts[2][users[:, None], others] = 1.0
+    parts[2, users, wanted] = 0.9
+    parts[0, users, wanted] = 1.0
+    relevant = sp.csr_matrix((np.ones(n_users), (users, wanted)), shape=(n_users, n_items))
+    return parts, sp.csr_matrix((n_users, n_items)), {"all": relevant}, np.zeros(n_users, dtype=np.int64)
+
+
+def test_the_cost_of_a_blend_is_what_each_priced_query_pays_for_the_parts_its_bucket_weighs() -> None:
+    costs = np.array([[1.0, 4.0, 0.5], [1.0, 4.0, 0.5], [2.0, 8.0, 0.5], [2.0, 8.0, 0.5]])
+    buckets = np.array([0, 0, 1, 1])
+    assert blend_cost(np.array([1.0, 0.0, 1.0]), costs, buckets) == pytest.approx((2.0, 2.5))
+    gated = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # the expensive part for short histories only
+    assert blend_cost(gated, costs, buckets) == pytest.approx((3.0, 4.0))
+    assert Budget(3.0, 4.0).fits(*blend_cost(gated, costs, buckets))
+    assert not Budget(3.0, 3.9).fits(*blend_cost(gated, costs, buckets))
+    assert Budget(0.0, 0.0).fits(1e9, 1e9)  # 0: unbounded
+    with pytest.raises(ValueError, match="latency budget"):
+        Budget(-1.0, 5.0)
+    with pytest.raises(ValueError, match="latency budget"):
+        Budget(float("nan"), 5.0)
+
+
+def test_a_part_over_the_budget_is_left_out_whatever_its_validation_score() -> None:
+    parts, seen, relevant, buckets = three_sources()
+    costs = np.tile([5.0, 0.8, 0.3], (len(buckets), 1))  # the best source is the dearest
+    free, best_free, singles = TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.5, 1.0), 2)
+    assert free[0, 0] > 0 and best_free == pytest.approx(1.0)
+    fits = Budget(1.2, 6.0).admits(costs, buckets)
+    weights, best, again = TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.5, 1.0), 2, fits)
+    assert again == singles  # each source's own score is reported as before
+    assert weights[0, 0] == 0 and weights[0, 1] > 0, weights  # within budget: the best it admits
+    assert fits(weights) and best >= singles[1] - 1e-12 and best < best_free
+    assert weights[0, 2] == 0 or blend_cost(weights, costs, buckets)[0] <= 1.2
+    roomy = Budget(6.0, 6.0).admits(costs, buckets)
+    assert TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.5, 1.0), 2, roomy)[0][0, 0] > 0
+
+
+def test_when_no_part_fits_the_cheapest_serves_alone() -> None:
+    parts, seen, relevant, buckets = three_sources()
+    costs = np.tile([5.0, 3.0, 2.0], (len(buckets), 1))
+    fits = Budget(1.0, 1.0).admits(costs, buckets)
+    assert fits(np.array([0.0, 0.0, 1.0])) and not fits(np.array([0.0, 1.0, 1.0])) and not fits(np.array([1.0, 0, 0]))
+    weights, _, _ = TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.5, 1.0), 2, fits)
+    assert (weights > 0).tolist() == [[False, False, True]]
+
+
+def small_log(n_users: int = 30, per_user: int = 15) -> Interactions:
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", f"i{int(rng.integers(0, 25))}", 1000.0 * u + k) for u in range(n_users) for k in range(per_user)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "ts"]).assign(type="view")
+    return Interactions.from_frame(frame, DEFAULT_EVENT_WEIGHTS)
+
+
+def test_pricing_times_each_query_as_one_request() -> None:
+    data = small_log()
+    model = build_model("popular").fit(data)
+    queries = [Query(user=u, items=np.array([1, 2]), history=np.array([1, 2]), n_items=data.n_items) for u in range(5)]
+    costs = price(model, queries, data.n_items)
+    assert costs.shape == (5,) and np.isfinite(costs).all() and (costs > 0).all() and costs.max() < 100
+    assert price_sample(10, size=20).tolist() == list(range(10))
+    sample = price_sample(1000, size=50)
+    assert len(sample) == 50 and len(set(sample.tolist())) == 50 and (np.diff(sample) > 0).all()
+    assert price_sample(1000, size=50).tolist() == sample.tolist()  # the same queries for every candidate
+
+
+def test_auto_prices_its_parts_fits_only_what_it_weighs_and_saves_the_pricing(tmp_path) -> None:
+    data = small_log()
+    specs = [("item_knn", {}), ("popular", {}), ("trending", {})]
+    tight = AutoBlend(components=specs, budget=[1e-9, 0.0], rounds=1).fit(data)  # nothing fits: the cheapest alone
+    served = [k for k, m in enumerate(tight.models) if m is not None]
+    assert len(served) == 1 and (tight.weight_rows()[:, served[0]] > 0).all()
+    choice = tight.choice()["latency"]
+    assert choice["budget_ms"] == [1e-9, 0.0] and set(choice["parts_ms"]) == {"item_knn", "popular", "trending"}
+    assert 0 < choice["queries"] <= data.n_users and all(p50 > 0 for p50, _ in choice["parts_ms"].values())
+    save_model(tight, tmp_path / "auto.model")
+    loaded, meta = load_model(tmp_path / "auto.model")
+    assert loaded.choice()["latency"] == choice and meta["params"]["budget"] == [1e-9, 0.0]
+    assert [m is None for m in loaded.models] == [m is None for m in tight.models]
+    query = Query(user=0, items=np.array([1, 2]), history=np.array([1, 2]), n_items=data.n_items)
+    assert np.array_equal(loaded.score(query, data.n_items), tight.score(query, data.n_items))
+    free = AutoBlend(components=specs, budget=None, rounds=1).fit(data)
+    assert free.choice()["latency"] is None
+    with pytest.raises(ValueError, match="latency budget"):
+        AutoBlend(components=specs, budget=[-1.0, 5.0])
