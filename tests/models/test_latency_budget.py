@@ -4,15 +4,13 @@ validation scores (models/latency_budget.py, models/blend_search.py; issue 18.4 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
+from test_gated_blend import staggered_log
 
-from pulserec.config import DEFAULT_EVENT_WEIGHTS
 from pulserec.models.auto import AutoBlend
 from pulserec.models.base import Query
 from pulserec.models.blend_search import TargetSearch
-from pulserec.models.interactions import Interactions
 from pulserec.models.latency_budget import Budget, blend_cost, price, price_sample
 from pulserec.models.persist import load_model, save_model
 from pulserec.models.registry import build_model
@@ -74,15 +72,8 @@ def test_when_no_part_fits_the_cheapest_serves_alone() -> None:
     assert (weights > 0).tolist() == [[False, False, True]]
 
 
-def small_log(n_users: int = 30, per_user: int = 15) -> Interactions:
-    rng = np.random.default_rng(3)
-    rows = [(f"u{u}", f"i{int(rng.integers(0, 25))}", 1000.0 * u + k) for u in range(n_users) for k in range(per_user)]
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "ts"]).assign(type="view")
-    return Interactions.from_frame(frame, DEFAULT_EVENT_WEIGHTS)
-
-
 def test_pricing_times_each_query_as_one_request() -> None:
-    data = small_log()
+    data = staggered_log(n_users=30, per_user=15)
     model = build_model("popular").fit(data)
     queries = [Query(user=u, items=np.array([1, 2]), history=np.array([1, 2]), n_items=data.n_items) for u in range(5)]
     costs = price(model, queries, data.n_items)
@@ -94,7 +85,7 @@ def test_pricing_times_each_query_as_one_request() -> None:
 
 
 def test_auto_prices_its_parts_fits_only_what_it_weighs_and_saves_the_pricing(tmp_path) -> None:
-    data = small_log()
+    data = staggered_log(n_users=30, per_user=15)
     specs = [("item_knn", {}), ("popular", {}), ("trending", {})]
     tight = AutoBlend(components=specs, budget=[1e-9, 0.0], rounds=1).fit(data)  # nothing fits: the cheapest alone
     served = [k for k, m in enumerate(tight.models) if m is not None]
