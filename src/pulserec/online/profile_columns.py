@@ -18,7 +18,7 @@ from pulserec.online.strings import pack_in_steps, unpack
 from pulserec.profiles.table import DENSE, ProfileTable
 
 Arrays = dict[str, np.ndarray]
-_LEVEL_DTYPES = (np.int64, np.float64, np.float64)
+_PARTS = ("keys", "values", "ts")
 
 
 class ProfileImage:
@@ -48,11 +48,11 @@ class ProfileImage:
                 fill = DENSE[name[5:]][2] if name[5:] in DENSE else 0
                 yield self._rows(name, column, fill)
         yield from string_members("prof.types", self.types, pause)
-        for name, (main, delta, pending) in self.keyed.items():
-            yield from (self._level(f"prof.{name}.{part}", column) for part, column in zip(("keys", "values", "ts"), main))
-            yield from (self._level(f"prof.{name}.delta.{part}", column) for part, column in zip(("keys", "values", "ts"), delta))
-            yield from (whole(f"prof.{name}.pending.{part}", np.asarray(column, dtype=dtype))
-                        for part, column, dtype in zip(("keys", "values", "ts"), pending, _LEVEL_DTYPES))
+        for name, (main, delta, later) in self.keyed.items():
+            yield from (self._level(f"prof.{name}.{part}", (column,)) for part, column in zip(_PARTS, main))
+            yield from (self._level(f"prof.{name}.delta.{part}", (column,)) for part, column in zip(_PARTS, delta))
+            # The delta a background merge fills, and the single entries: unsorted "pending" (a load adds them).
+            yield from (self._level(f"prof.{name}.pending.{part}", columns) for part, columns in zip(_PARTS, zip(*later)))
             ids, n = self.names[name]
             yield from string_members(f"prof.{name}.names", ids[:n], pause)
 
@@ -70,8 +70,10 @@ class ProfileImage:
 
         return Member(name, column.dtype, (n, *shape), chunks())
 
-    def _level(self, name: str, column: np.ndarray) -> Member:
-        return Member(name, column.dtype, column.shape, self.frozen.chunks(column))
+    def _level(self, name: str, columns: tuple[np.ndarray, ...]) -> Member:
+        """One column of a table's level, or of several levels read one after the other."""
+        chunks = (chunk for column in columns for chunk in self.frozen.chunks(column))
+        return Member(name, columns[0].dtype, (sum(len(column) for column in columns),), chunks)
 
     def release(self) -> None:
         self.table.thaw()

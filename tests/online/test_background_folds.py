@@ -1,0 +1,112 @@
+"""Folds on a helper thread (pulserec/background.py): a structure that merges a large level on a
+thread reads the same before, during and after the merge, and ends as the same state as the
+one that merged inside the write (issue 17.1). Each thread is held at a gate, so the writes
+made while it runs are certain to happen, also to rows the merge reads."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from pulserec import background
+from pulserec.profiles import keyed
+from pulserec.profiles.keyed import KeyedTable
+
+HALFLIFE = 3600.0
+
+
+class HeldFold(background.Fold):
+    """A fold whose thread starts computing only once the test opens `gate`."""
+
+    gate = threading.Event()
+    started: list[HeldFold] = []
+
+    def __init__(self, name, compute, *args) -> None:
+        HeldFold.started.append(self)
+        super().__init__(name, self._held, compute, *args)
+
+    @staticmethod
+    def _held(compute, *args):
+        if not HeldFold.gate.wait(10):
+            raise TimeoutError("the test never opened the gate")
+        return compute(*args)
+
+
+@pytest.fixture
+def held(monkeypatch):
+    """Every fold in the background, however small, each held at the gate."""
+    HeldFold.gate.clear()
+    HeldFold.started = []
+    monkeypatch.setattr(background, "BACKGROUND_ROWS", 0)
+    monkeypatch.setattr(keyed, "Fold", HeldFold)
+    monkeypatch.setattr(KeyedTable, "delta_limit", lambda self: max(len(self.main[0]) // 4, 64))
+    yield HeldFold
+    HeldFold.gate.set()
+
+
+def _keyed_ops(seed: int) -> list[tuple]:
+    """Batches and single entries over 40 owners x 25 codes, reads of every owner, a snapshot's
+    view of the levels, an erasure; times rise, with some late entries."""
+    rng = np.random.default_rng(seed)
+    ops: list[tuple] = []
+    clock = 0.0
+    for step in range(160):
+        clock += 60.0
+        if step == 20:  # a main to merge into; the next merge waits at the gate while writes go on
+            ops += [("merge",), ("close",)]
+        if step == 30:
+            ops.append(("snapshot",))
+        if step == 36:
+            ops.append(("open",))
+        if step == 120:
+            ops.append(("erase", 7))
+        n = int(rng.integers(1, 30))
+        keys = (rng.integers(0, 40, n).astype(np.int64) << 32) | rng.integers(0, 25, n)
+        ts = clock - rng.choice([0.0, 0.0, 0.0, 900.0], n)
+        ops.append(("add", keys, rng.random(n), ts) if step % 3 else ("one", int(keys[0]), float(ts[0])))
+        if step % 10 == 0:
+            ops.append(("read",))
+    return [*ops, ("read",), ("merge",), ("read",)]
+
+
+def _run(ops: list[tuple], gate: threading.Event | None) -> tuple[list, KeyedTable]:
+    table, seen, held, closed = KeyedTable(HALFLIFE), [], 0, False
+    for op in ops:
+        if op[0] == "add":
+            table.add(op[1], op[2], op[3])
+        elif op[0] == "one":
+            table.add_one(op[1], 1.0, op[2])
+        elif op[0] == "merge":
+            table.merge()
+        elif op[0] == "erase":
+            table.erase(op[1])
+        elif op[0] in ("open", "close") and gate is not None:
+            gate.set() if op[0] == "open" else gate.clear()
+        elif op[0] == "read":
+            seen.append([tuple(map(np.ndarray.tolist, table.of(owner))) for owner in range(40)])
+        elif op[0] == "snapshot":  # what a snapshot of the levels loads as
+            main, delta, later = table.levels()
+            fresh = KeyedTable(HALFLIFE)
+            fresh.load(*main, delta=delta, pending=tuple(np.concatenate(c) for c in zip(*later)))
+            seen.append([tuple(map(np.ndarray.tolist, fresh.of(owner))) for owner in range(40)])
+        closed = (closed or op[0] == "close") and op[0] != "open"
+        held += closed and table._fold is not None  # ops while a merge waits at the gate
+    assert gate is None or held > 10, "no merge was running while the gate was closed"
+    return seen, table
+
+
+def test_a_keyed_table_merging_on_a_thread_reads_and_ends_as_one_merging_in_place(held):
+    ops = _keyed_ops(11)
+    held.gate.set()  # open until the ops close it
+    with pytest.MonkeyPatch.context() as mp:  # the reference: every merge inside the write
+        mp.setattr(background, "BACKGROUND_ROWS", 1 << 60)
+        expected, reference = _run(ops, None)
+    got, table = _run(ops, held.gate)
+    assert len(held.started) >= 3  # merges ran on threads: before the gate closed, one held across writes, after
+    assert all(fold.ready() and fold._error is None for fold in held.started)  # none waited for the gate
+    assert table._fold is None and table._sealed is None
+    assert got == expected  # every read, the snapshot's view and the erased owner's emptiness
+    for mine, theirs in zip(table.main, reference.main):
+        np.testing.assert_array_equal(mine, theirs)
