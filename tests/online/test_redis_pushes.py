@@ -30,7 +30,7 @@ def engines(redis_server, tmp_path):
     request (pushes off), on one store and one Redis namespace."""
     settings = Settings(state_url=redis_server.url, state_namespace=redis_server.namespace(), data_dir=tmp_path)
     reader, writer, reference = Engine(settings), Engine(settings), Engine(settings)
-    reference.state.push_generation = lambda: None
+    reference.state.push_generation = lambda open_channel=True: None
     writer.put_items([ItemRecord(f"shoe-{i}", title=f"Shoe {i}", category="shoes") for i in range(6)]
                      + [ItemRecord(f"book-{i}", title=f"Book {i}", category="books") for i in range(6)])
     writer.ingest([Event(f"s{u}-{i}", user, f"{'shoe' if u % 2 else 'book'}-{i}", "view", NOW + u * 100 + i)
@@ -76,6 +76,21 @@ def test_unchanged_inputs_cost_no_call_and_every_write_shows_in_the_next_answer(
         calls.clear()
         if k == 0:  # the user's own click is in their very next answer
             assert reader.recommend("fan-0", 5).history_size == before + 1
+
+
+def test_a_new_owner_whose_rows_are_held_is_one_read(engines):
+    """Rows a script checked since the last push are current: a first request reads the
+    owner's data and no row (fan-4 reads the rows fan-0 read)."""
+    reader, writer, reference = engines
+    calls = counted_reads(reader)
+    reader.recommend("fan-0", 5)
+    calls.clear()
+    assert listing(reader.recommend("fan-4", 5)) == listing(reference.recommend("fan-4", 5))
+    assert calls == ["read"]
+    writer.ingest([Event("row", "fan-2", "book-3", "click", NOW + 9500)])  # book-3's row grows
+    calls.clear()
+    assert listing(reader.recommend("fan-0", 5)) == listing(reference.recommend("fan-0", 5))
+    assert calls == ["read", "rows"] or calls == ["read"]  # rows checked again (by READ's list or ROWS)
 
 
 def test_a_push_is_in_the_socket_when_the_write_is_acknowledged(redis_server):
@@ -153,3 +168,20 @@ def test_a_server_that_refuses_tracking_is_read_every_request(engines, monkeypat
     assert calls.count("read") == len(USERS) + 1
     writer.ingest([Event("refused", "fan-1", "book-5", "click", NOW + 30_000)])
     same_answers(reader, reference)
+
+
+def test_only_serving_reads_open_the_channel(redis_server):
+    """An updater reads its catalogue mirror and writes: it never drains pushes, so it must not
+    subscribe to them (Redis would buffer them for it)."""
+    from pulserec.online.redis.state import RedisState
+
+    state = RedisState(Settings(state_url=redis_server.url, state_namespace=redis_server.namespace()))
+    try:
+        state.apply(Event("u1", "someone", "item-1", "view", NOW))
+        state.catalog.synced()
+        assert state._pushes is None
+        with state.reading("someone"):
+            assert state.histories.recent(state.owners.get("someone"))
+        assert state._pushes is not None and state._pushes.generation() is not None
+    finally:
+        state.close()

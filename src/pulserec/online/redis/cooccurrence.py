@@ -49,7 +49,7 @@ class RedisCoOccurrence(RowReader):
         view = self.state.view()
         row = view.rows.get(item)
         if row is None:
-            row = view.rows[item] = fetch_rows(self.state, [item])[item]
+            row = view.rows[item] = fetch_rows(self.state, [item], generation=view.generation)[item]
         return row
 
     def similar_rows(self, items: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,7 +60,7 @@ class RedisCoOccurrence(RowReader):
         rows = view.rows
         missing = [item for item in items if item not in rows]
         if missing:
-            rows.update(fetch_rows(self.state, missing))
+            rows.update(fetch_rows(self.state, missing, generation=view.generation))
         picked = [rows[item] for item in items]
         lengths = np.fromiter((len(others) for others, _ in picked), dtype=np.int64, count=len(picked))
         if not lengths.any():

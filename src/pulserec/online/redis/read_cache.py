@@ -15,7 +15,9 @@ be checked cheaply, so each process keeps the bytes it last read and fetches onl
 
 * whole views: while the process's invalidation channel (`pushes`) has received nothing since
   a view was read, nothing it holds has changed, so the owner's next request reuses it and asks
-  Redis nothing (`snapshot_at`, `keep_snapshot`; cleared at the next push).
+  Redis nothing (`snapshot_at`, `keep_snapshot`; cleared at the next push). Rows checked at
+  the current generation are likewise taken as held, with no script asking about them
+  (`current_row`): a new owner's request of a quiet state is one READ, its rows all held.
 
 Everything is dropped when the namespace is reset or reloaded (epoch or state id change), and
 the rows when they outgrow `MAX_ROW_BYTES`. Cached arrays are read-only (a caller that tried to
@@ -125,7 +127,20 @@ class ReadCache:
             self.decoded = (key, arrays)
         return self.decoded[1]  # type: ignore[return-value]
 
+    def current_row(self, item: int, generation: int | None) -> CachedRow | None:
+        """The held row of `item` if a script checked it at push `generation` (then nothing
+        has changed it since), else None."""
+        if generation is None or self.row_checked.get(item) != generation:
+            return None
+        return self.rows.get(item)
+
+    def checked_rows(self, items, generation: int | None) -> None:
+        """A script call made at push `generation` brought these held rows up to date."""
+        if generation is not None:
+            self.row_checked.update(dict.fromkeys(items, generation))
+
     def clear(self) -> None:
+        self.row_checked: dict[int, int] = {}  # item -> the push generation its row was last checked at
         self.views: dict[str | None, object] = {}
         self.view_entries = 0
         self.view_generation = -1

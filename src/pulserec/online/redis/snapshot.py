@@ -48,30 +48,34 @@ class Snapshot:
     #: What `RedisCoOccurrence.revision` answers for this read (vectors' version, entries, events
     #: applied, the namespace's identity and epoch).
     revision: tuple = ()
+    #: The invalidation channel's generation observed before this read (None: not trusted).
+    generation: int | None = None
 
 
 def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
     """The owner's view: the one kept since the last push, else one read (which brings the
     local catalogue mirror up to date with it)."""
-    generation = state.push_generation()  # None: pushes not trusted now, read
+    generation = state.push_generation(open_channel=with_vectors)  # None: pushes not trusted now, read
     cache = state.read_cache
     if generation is not None:
         held = cache.snapshot_at(owner_key, generation)
         if held is not None and (held.trending is not None or not with_vectors):  # type: ignore[attr-defined]
             return held  # type: ignore[return-value]
-    view = read_snapshot(state, owner_key, with_vectors)
+    view = read_snapshot(state, owner_key, with_vectors, generation)
     if generation is not None and with_vectors:
         cache.keep_snapshot(owner_key, generation, view, len(view.history) + len(view.seen))
     return view
 
 
-def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
-    """Read one snapshot and bring the local catalogue mirror up to date with it."""
+def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True,
+                  generation: int | None = None) -> Snapshot:
+    """Read one snapshot and bring the local catalogue mirror up to date with it (rows held
+    current at push `generation` are not asked about)."""
     catalog, keys, cache = state.catalog, state.keys, state.read_cache
     for _ in range(2):
         held = cache.vec_ver if with_vectors else "-"
-        expected = cache.expected_rows(owner_key)
-        held_before, rows_args = held_rows(cache, expected)
+        current = current_rows(cache, cache.expected_rows(owner_key), generation)
+        held_before, rows_args = held_rows(cache, [i for i in cache.expected_rows(owner_key) if i not in current])
         (owner, hist, seen, new_ids, changed, records, created, version, now, landmark, applied, cooc_entries,
          epoch, state_id, ready, vec_ver, trending, degree, drops, mark, rows) = state.scripts.read(
             args=[keys.prefix, owner_key or "", catalog.version, catalog.mirrored, held, *rows_args])
@@ -82,7 +86,7 @@ def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool =
         catalog.absorb(new_ids, changed, records, created, int(version))
         if trending is not None:
             cache.vec_ver, cache.vectors = vec_ver.decode(), (trending, degree)
-        checked = absorb_rows(cache, held_before, rows)
+        checked = {**current, **absorb_rows(cache, held_before, rows, generation)}
         break
     else:  # reset twice in a row: nothing read is checked
         checked = {}
@@ -96,7 +100,7 @@ def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool =
         owner=None if owner < 0 else int(owner),
         history=history,
         seen=seen,
-        rows=fetch_rows(state, wanted_rows(state, owner_key, history, seen, revision), checked),
+        rows=fetch_rows(state, wanted_rows(state, owner_key, history, seen, revision), checked, generation),
         now=float(now) if now else -math.inf,
         landmark=float(landmark) if landmark else None,
         applied=int(applied),
@@ -106,6 +110,7 @@ def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool =
         vec_ver=vec_ver.decode(),
         mark=mark,
         revision=revision,
+        generation=generation,
     )
 
 
@@ -135,26 +140,38 @@ def query_items(history: list[Touch], limit: int) -> list[int]:
     return list(picked)
 
 
-def fetch_rows(state: RedisState, items: list[int],
-               checked: dict[int, CachedRow] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def fetch_rows(state: RedisState, items: list[int], checked: dict[int, CachedRow] | None = None,
+               generation: int | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Co-occurrence rows of `items` as (other items, weights), read-only (see `fetch_rows_at`)."""
-    return {item: (row.items, row.weights) for item, row in fetch_rows_at(state, items, checked).items()}
+    return {item: (row.items, row.weights) for item, row in fetch_rows_at(state, items, checked, generation).items()}
 
 
-def fetch_rows_at(state: RedisState, items: list[int], checked: dict[int, CachedRow] | None = None) -> dict[int, CachedRow]:
+def fetch_rows_at(state: RedisState, items: list[int], checked: dict[int, CachedRow] | None = None,
+                  generation: int | None = None) -> dict[int, CachedRow]:
     """The co-occurrence rows of `items`, current as of one ROWS script call: for each row this
     process holds, only the bytes appended since (nothing at all for an unchanged row), a row
     compacted since (another generation) or not held whole. Rows in `checked` (brought up to
-    date by this request's READ) are taken as they are."""
+    date by this request's READ) and rows checked at push `generation` are taken as they are."""
     items = list(dict.fromkeys(items))  # each row once: a tail must be added to its row once
-    checked = checked or {}
-    missing = [item for item in items if item not in checked]
-    out = dict(checked)
+    cache = state.read_cache
+    out = {**current_rows(cache, items, generation), **(checked or {})}
+    missing = [item for item in items if item not in out]
     if missing:
-        cache = state.read_cache
         held, args = held_rows(cache, missing)
-        out.update(absorb_rows(cache, held, state.scripts.rows(args=[state.keys.prefix, *args])))
+        out.update(absorb_rows(cache, held, state.scripts.rows(args=[state.keys.prefix, *args]), generation))
     return {item: out[item] for item in items}
+
+
+def current_rows(cache: ReadCache, items: list[int], generation: int | None) -> dict[int, CachedRow]:
+    """The held rows of `items` that no push can have changed since a script checked them."""
+    if generation is None:
+        return {}
+    out = {}
+    for item in items:
+        row = cache.current_row(item, generation)
+        if row is not None:
+            out[item] = row
+    return out
 
 
 def held_rows(cache: ReadCache, items: list[int]) -> tuple[dict[int, CachedRow], list[bytes]]:
@@ -166,12 +183,14 @@ def held_rows(cache: ReadCache, items: list[int]) -> tuple[dict[int, CachedRow],
                                                                           [r.nbytes for r in rows])]
 
 
-def absorb_rows(cache: ReadCache, held: dict[int, CachedRow], reply: list) -> dict[int, CachedRow]:
+def absorb_rows(cache: ReadCache, held: dict[int, CachedRow], reply: list,
+                generation: int | None = None) -> dict[int, CachedRow]:
     """`held` brought up to a `_CHANGED_ROWS` reply (whole rows, or tails to append), each
-    changed row kept in `cache` too."""
+    changed row kept in `cache` too (and every row of `held` marked checked at `generation`)."""
     out = dict(held)
     for k in range(0, len(reply), 4):
         item, gen, whole, data = int(reply[k]), int(reply[k + 1]), reply[k + 2], reply[k + 3]
         out[item] = decoded_row(gen, data) if whole else out.get(item, EMPTY_ROW).extended(gen, data)
         cache.keep_row(item, out[item])
+    cache.checked_rows(held, generation)
     return out

@@ -118,9 +118,13 @@ class RedisState:
             self._pushes.close()
         self.client.close()
 
-    def push_generation(self) -> int | None:
-        """The invalidation channel's generation (see `pushes`), None when views cannot be trusted."""
+    def push_generation(self, open_channel: bool = True) -> int | None:
+        """The invalidation channel's generation (see `pushes`), None when views cannot be trusted.
+        Only serving reads open the channel (`open_channel`): a process that reads just its
+        catalogue mirror now and then (an updater) would leave pushes piling up in Redis."""
         if self._pushes is None:
+            if not open_channel:
+                return None
             self._pushes = PushChannel(self.settings.state_url, self.keys.prefix, self.settings.state_timeout_s)
         return self._pushes.generation()
 
