@@ -11,6 +11,8 @@ from pulserec.client import Client, PulserecError
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.serving.server import BackgroundServer
+from pulserec.store.social import SocialGraph
+from pulserec.store.sqlite import SQLiteStore
 
 NOW = time.time() - 3600
 DAY = 86_400.0
@@ -85,6 +87,36 @@ def test_ties_blend_into_a_personal_default(client):
     assert mixed[0]["item_id"].startswith("c") and mixed[0]["reason"] == "because you viewed C0"  # own history leads
     social = client.recommend("regular", n=2, strategy="social")["items"]
     assert [r["item_id"] for r in social] == ["f1", "f0"]
+
+
+def test_kept_ties_are_read_again_after_any_tie_write_of_any_connection(tmp_path):
+    """The service keeps each user's ties between requests (store/social.py `ties`): a follow or
+    unfollow over HTTP, a deletion, and another process's follow (another connection to the same
+    SQLite file, as a second worker's) are in the next answer."""
+    settings = Settings.load(tmp_path / "data")
+    engine = Engine(settings)
+    other = SQLiteStore(settings.db_path)  # a second connection to the file: another worker's
+    try:
+        with BackgroundServer(engine) as server, Client(server.url) as client:
+            seed(client)
+            followed = lambda: {r["reason"] for r in client.recommend("newbie", n=20)["items"]} & {  # noqa: E731
+                "bought by someone you follow", "liked by someone you follow"}
+            assert not followed() and not followed()  # read once, then kept
+            SocialGraph(other).follow(engine.user_key("newbie"), engine.user_key("friend-a"))
+            assert followed() == {"bought by someone you follow", "liked by someone you follow"}
+            client.unfollow("newbie", "friend-a")
+            assert not followed()
+            client.follow("newbie", "friend-b")
+            assert followed() == {"liked by someone you follow"}
+            SocialGraph(other).unfollow(engine.user_key("newbie"), engine.user_key("friend-b"))
+            assert not followed()
+            client.follow("newbie", "friend-a")
+            assert followed() and followed()
+            client.delete_user("friend-a")
+            assert not followed()
+    finally:
+        other.close()
+        engine.close()
 
 
 def test_names_are_shown_only_when_the_setting_allows(tmp_path):

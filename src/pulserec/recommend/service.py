@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -106,13 +106,15 @@ class RecommendationService:
 
     # -- queries ----------------------------------------------------------------------------
     def query_for(self, owner_key: str | None, context: dict[str, Any] | None = None, *,
-                  with_attrs: bool = False) -> Query:
+                  with_attrs: bool = False, seen: Collection[int] | None = None) -> Query:
         """The owner's query: history, active search, ties; their declared attributes when they
-        have no history (the segment model's cold start) or `with_attrs` (a model reads them)."""
+        have no history (the segment model's cold start) or `with_attrs` (a model reads them).
+        `seen`: the owner's seen items when the caller has read them already."""
         state = self.state
         owner = state.owners.get(owner_key) if owner_key is not None else None
         query = serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
-                              n_items=len(state.catalog), context=context, seen=state.histories.seen(owner),
+                              n_items=len(state.catalog), context=context,
+                              seen=state.histories.seen(owner) if seen is None else seen,
                               support=state.histories.owner_counts)
         search, ties = self.active_search(owner), self.ties_of(owner_key)
         attrs = self.attrs_of(owner_key) if query.is_cold or with_attrs else {}
@@ -139,7 +141,7 @@ class RecommendationService:
             return ()
         owners = self.state.owners
         ties = ((owners.get(other), weight, other) for other, weight, _ in
-                self.graph.follows(owner_key, limit=self.settings.social_max_ties))
+                self.graph.ties(owner_key, limit=self.settings.social_max_ties))
         return tuple((owner, weight, other) for owner, weight, other in ties if owner is not None)
 
     def active_search(self, owner: int | None) -> tuple[str, float] | None:
@@ -171,8 +173,10 @@ class RecommendationService:
         context: dict[str, Any] | None = None,
     ) -> Answer:
         name, model = self.strategy(strategy)
-        query = self.query_for(owner_key, context, with_attrs=name in self.models.attribute_readers)
-        env = self.filters.env(self.state, query.user, now=self.clock(), context=context,
+        owner = self.state.owners.get(owner_key) if owner_key is not None else None
+        seen = self.state.histories.seen(owner)  # read once: the query's history and the filters' `seen`
+        query = self.query_for(owner_key, context, with_attrs=name in self.models.attribute_readers, seen=seen)
+        env = self.filters.env(self.state, query.user, now=self.clock(), seen=seen, context=context,
                                attrs_of=self.declared_attrs(owner_key))
         mask = self.filters.mask(self.state, query.user, filters, now=env.now, env=env)
         n_items = len(mask)

@@ -317,6 +317,13 @@ class SQLiteStore:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
+    def data_version(self) -> int:
+        """SQLite's `PRAGMA data_version`: it changes when another connection (another process, a
+        bulk writer) commits to the file, never for this connection's own commits. A copy kept
+        in memory (store/social.py's ties) is current while it and the copy's own writes are."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def max_seq(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
