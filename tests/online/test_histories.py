@@ -30,3 +30,20 @@ def test_latest_is_the_tail_of_the_whole_history_across_segments_and_pending():
         for k in range(0, max_len + 3):
             assert hist.latest(owner, k) == (touches[-min(k, max_len):] if k else []), (owner, k)
     assert hist.latest(None, 5) == [] and hist.latest(99, 5) == []
+
+
+def test_owner_counts_over_many_bulk_logs_count_each_owner_once_per_item():
+    """Each bulk log's pairs are looked up in the segments of earlier logs (only the rows of
+    the log's own owners are read): an (owner, item) pair seen before, in any segment, is not
+    counted again."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    owners, items = rng.integers(0, 200, n), rng.integers(0, 60, n)
+    weights, ts = np.ones(n), np.arange(n, dtype=np.float64)
+    types = np.full(n, "view", dtype=object)
+    hist = Histories(5)
+    for a, b in ((0, 1500), (1500, 2200), (2200, 2500), (2500, 2600), (2600, 3000)):  # size-tiered segments
+        hist.add_many(owners[a:b], items[a:b], weights[a:b], ts[a:b], types[a:b])
+    assert len(hist.segments) >= 2
+    expected = np.bincount(np.unique(owners * 1000 + items) % 1000, minlength=60)
+    assert hist.owner_counts[:60].tolist() == expected.tolist()

@@ -113,8 +113,10 @@ class Histories:
         """Count the (owner, item) pairs of a log (sorted unique keys `owner << 32 | item`) that
         no segment holds yet (pending is flushed)."""
         known = np.zeros(len(pairs), dtype=bool)
+        owners = pairs >> 32
+        owners = owners[np.r_[True, owners[1:] != owners[:-1]]] if len(owners) else owners
         for segment in self.segments:
-            held = _seen_keys(segment)
+            held = segment.seen_keys_of(owners)
             if len(held):
                 at = np.minimum(held.searchsorted(pairs), len(held) - 1)
                 known |= held[at] == pairs

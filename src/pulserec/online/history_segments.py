@@ -44,6 +44,15 @@ class Segment:
         at = int(items.searchsorted(np.int32(item)))
         return at < len(items) and int(items[at]) == item
 
+    def seen_keys_of(self, owners: np.ndarray) -> np.ndarray:
+        """The seen pairs of `owners` (sorted, distinct) as sorted keys `owner << 32 | item`:
+        O(their pairs), not O(the segment's) (a bulk log's new pairs are looked up in each
+        segment; keys of a whole 10M-event segment per chunk would be ~7M of them)."""
+        keys = owners.astype(self.seen_owner.dtype, copy=False)  # else the segment is cast (see _run)
+        starts = np.searchsorted(self.seen_owner, keys, "left")
+        rows = ranges(starts, np.searchsorted(self.seen_owner, keys, "right") - starts)
+        return (self.seen_owner[rows].astype(np.int64) << 32) | self.seen_item[rows].astype(np.int64)
+
     def without(self, owner: int) -> Segment:
         keep, seen = self.owner != owner, self.seen_owner != owner
         return Segment(self.owner[keep], self.item[keep], self.ts[keep], self.kind[keep], self.seen_owner[seen],
@@ -133,7 +142,7 @@ def tails(segments: list[Segment], owners: np.ndarray, k: int) -> tuple[np.ndarr
         lengths = ends - starts
         if not lengths.any():
             continue
-        rows = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
+        rows = ranges(starts, lengths)
         parts.append((segment.owner[rows], segment.item[rows], segment.ts[rows], segment.kind[rows]))
     if not parts:
         empty = np.empty(0, dtype=np.int64)
@@ -143,3 +152,10 @@ def tails(segments: list[Segment], owners: np.ndarray, k: int) -> tuple[np.ndarr
     owner, item, ts, kind = owner[order], item[order], ts[order], kind[order]
     keep = _last_per_group(owner, k)
     return owner[keep].astype(np.int64), item[keep].astype(np.int64), ts[keep], kind[keep]
+
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The row numbers of consecutive runs `starts[i] .. starts[i] + lengths[i] - 1`, concatenated."""
+    if not len(lengths):
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))

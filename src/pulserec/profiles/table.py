@@ -160,10 +160,10 @@ class ProfileTable:
         np.minimum.at(d["first"], owners, ts)
         np.maximum.at(d["last"], owners, ts)
         np.add.at(d["total"], owners, weights)
-        np.add.at(self.counts, (owners, table_codes[type_codes]), 1)
+        _count_at(self.counts, owners, table_codes[type_codes])
         hours, weekdays = hour_and_weekday(ts)
-        np.add.at(d["hours"], (owners, hours), 1)
-        np.add.at(d["weekdays"], (owners, weekdays), 1)
+        _count_at(d["hours"], owners, hours)
+        _count_at(d["weekdays"], owners, weekdays)
         self._fold_items(owners, weights, ts, items, records)
         if contexts is not None:
             self._fold_contexts(owners, contexts)
@@ -313,6 +313,18 @@ def decode_contexts(contexts: np.ndarray) -> tuple[np.ndarray, list]:
     except TypeError:  # contexts given as dicts (unhashable): decode row by row
         codes, uniques = np.arange(len(contexts)), contexts
     return codes, [json.loads(c) if isinstance(c, str) and c else c for c in list(uniques)]
+
+
+def _count_at(column: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+    """`np.add.at(column, (rows, cols), 1)` for a 2-D integer column, through its flat view and
+    with a one of its own dtype: NumPy's unbuffered loop takes its fast path only for a 1-D
+    operand and a value that needs no cast (35k events: ~0.3 ms instead of ~10 ms, three times
+    per chunk of an import). The same counts."""
+    one = column.dtype.type(1)
+    if column.flags.c_contiguous:
+        np.add.at(column.reshape(-1), rows * column.shape[1] + cols, one)
+    else:
+        np.add.at(column, (rows, cols), one)
 
 
 def _column(dtype, rows: int, width: int, fill) -> np.ndarray:
