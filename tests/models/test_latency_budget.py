@@ -103,3 +103,29 @@ def test_auto_prices_its_parts_fits_only_what_it_weighs_and_saves_the_pricing(tm
     assert free.choice()["latency"] is None
     with pytest.raises(ValueError, match="latency budget"):
         AutoBlend(components=specs, budget=[-1.0, 5.0])
+
+
+def test_a_part_that_fits_no_bucket_alone_is_unaffordable_and_a_barred_one_is_never_admitted() -> None:
+    buckets = np.array([0, 0, 0, 1])
+    assert Budget(0.0, 1.0).affords(np.array([5.0, 5.0, 5.0, 0.5]), buckets)  # for the one long history alone
+    assert not Budget(0.0, 1.0).affords(np.array([0.5, 5.0, 5.0, 5.0]), buckets)
+    costs = np.tile([0.1, 0.2], (4, 1))
+    fits = Budget(1.0, 1.0).admits(costs, buckets, barred=[0])
+    assert fits(np.array([0.0, 1.0])) and not fits(np.array([1.0, 0.0])) and not fits(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    only = Budget(0.01, 0.01).admits(costs, buckets, barred=[0])  # nothing fits: the cheapest part not barred
+    assert only(np.array([0.0, 1.0])) and not only(np.array([1.0, 0.0]))
+
+
+def test_a_sequence_model_priced_out_of_the_budget_is_never_trained(monkeypatch) -> None:
+    pytest.importorskip("torch")
+    from pulserec.models.sasrec import SASRec
+
+    epochs: list[int] = []
+    fit = SASRec.fit
+    monkeypatch.setattr(SASRec, "fit", lambda self, data, catalog=None: (epochs.append(self.config.max_epochs), fit(self, data, catalog))[1])
+    data = staggered_log(n_users=30, per_user=15)
+    specs = [("popular", {}), ("sasrec", {"max_epochs": 2, "dim": 16})]
+    auto = AutoBlend(components=specs, budget=[0.15, 0.15], history_edges=(), rounds=1).fit(data)  # a forward costs more
+    assert epochs == [0] and auto.models[1] is None and (auto.weight_rows()[:, 1] == 0).all()
+    assert auto.choice()["latency"]["not_trained"] == ["sasrec"] and "sasrec" not in auto.validation_scores
+    assert auto.choice()["latency"]["parts_ms"]["sasrec"][0] > 0.15

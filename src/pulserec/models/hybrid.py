@@ -16,11 +16,11 @@ import numpy as np
 
 from pulserec.evaluation.evaluate import Histories, held_out_users, relevant_of, score_queries
 from pulserec.evaluation.split import Split, targets_split, validation_split
-from pulserec.models.base import Query, Reason, Recommender
+from pulserec.models.base import Query, Reason, Recommender, declares
 from pulserec.models.blend import Blend, GatedBlend, normalised
 from pulserec.models.blend_search import TargetSearch, history_bucket
 from pulserec.models.interactions import Interactions
-from pulserec.models.latency_budget import Budget, blend_cost, price, price_sample, summary
+from pulserec.models.latency_budget import Budget, PricedUntrained, blend_cost, price, price_sample, summary
 from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 
@@ -149,27 +149,45 @@ class Hybrid(SavedState):
         histories = Histories(train)
         queries = [histories.query(int(u)) for u in users]
         sample = price_sample(len(queries)) if self.budget is not None else np.zeros(0, dtype=np.int64)
-        parts, costs = [], []
-        for spec in self.components:
-            model = _build(spec).fit(train, catalog)
-            parts.append(normalised(score_queries(model, queries, train.n_items)))
-            costs.append(price(model, [queries[i] for i in sample], train.n_items))
-            del model  # one candidate's fitted state at a time (two dense EASEs are 0.37 GiB each)
-        parts = np.stack(parts)
         buckets = history_bucket(np.array([len(q.history) for q in queries]), self.history_edges)
+        parts, costs, unaffordable = self._validated_parts(train, catalog, queries, sample, buckets)
         search = TargetSearch(parts, train.to_csr()[users], {name: relevant_of(part, users) for name, part in targets.items()},
                               buckets, self.metric)
-        costs = np.stack(costs, axis=1)  # priced queries x components, ms
-        feasible = Budget(*self.budget).admits(costs, buckets[sample]) if self.budget is not None else None
+        feasible = Budget(*self.budget).admits(costs, buckets[sample], unaffordable) if self.budget is not None else None
         weights, best, singles = search.search(self.grid, self.rounds, feasible)
         if self.budget is not None:
             self.pricing = {"budget_ms": list(self.budget), "blend_ms": [round(v, 3) for v in blend_cost(weights, costs, buckets[sample])],
-                            "parts_ms": summary(costs, labels(self.components)), "queries": int(len(sample))}
-        self.validation_scores = {**dict(zip(labels(self.components), singles)), "blend": best}
+                            "parts_ms": summary(costs, labels(self.components)), "queries": int(len(sample)),
+                            "not_trained": [labels(self.components)[k] for k in unaffordable]}
+        # a part priced out before its training has no validation score (its zeros scored nothing)
+        self.validation_scores = {**{name: score for k, (name, score) in enumerate(zip(labels(self.components), singles))
+                                     if k not in unaffordable}, "blend": best}
         self.validation_targets = {name: {"blend": score, "best_single": search.best[name],
                                           "users": int((search.n_relevant[name] > 0).sum())}
                                    for name, score in search.target_scores(weights).items()}
         return (weights.tolist() if self.history_edges else weights[0].tolist()), best
+
+    def _validated_parts(self, train: Interactions, catalog: Catalog | None, queries: list[Query], sample: np.ndarray,
+                         buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """(each component's normalised validation scores: components x queries x items, its
+        priced ms per sampled query: sample x components, the components priced out before
+        their training: a part that fits no blend within the budget is not trained, zeros)."""
+        parts, costs, unaffordable = [], [], []
+        priced = [queries[i] for i in sample]
+        for spec in self.components:
+            model = _build(spec)
+            if self.budget is not None and declares(model, PricedUntrained):  # priced before its training
+                cost = price(model.untrained().fit(train, catalog), priced, train.n_items)
+                if not Budget(*self.budget).affords(cost, buckets[sample]):
+                    parts.append(np.zeros((len(queries), train.n_items), dtype=np.float32))
+                    costs.append(cost)
+                    unaffordable.append(len(parts) - 1)
+                    continue
+            model = model.fit(train, catalog)
+            parts.append(normalised(score_queries(model, queries, train.n_items)))
+            costs.append(price(model, priced, train.n_items))
+            del model  # one candidate's fitted state at a time (two dense EASEs are 0.37 GiB each)
+        return np.stack(parts), np.stack(costs, axis=1), unaffordable
 
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
         return self.blend.score(query, n_items)

@@ -6,7 +6,13 @@ for the winning items, its explanation. A part that lifts validation by a fracti
 may cost milliseconds (a dense EASE gathers history x catalogue floats; SASRec runs a torch
 forward, twice with its explanation). So before the weights are searched, each candidate is
 PRICED: :func:`price` times it on a sample of the validation queries, one query a call as the
-server asks (the minimum of REPEATS calls: the box's other load only adds). The weight search
+server asks, in the calling thread's CPU time (the minimum of REPEATS calls): what the request's
+work costs, which other processes' load on the box does not inflate as it does a wall clock (at
+a load of 9 on 2 cores a 1 ms call reads 3-10 ms of wall time). Work a part hands to other
+threads is not counted: serve with one BLAS / torch thread (OPENBLAS_NUM_THREADS, torch_threads),
+as a small box should. A candidate whose request costs the same untrained
+(:class:`PricedUntrained`: SASRec's forward) is priced before its training and not trained when
+it fits no blend within the budget (its validation fit took minutes on 2 cores). The weight search
 (models/blend_search.py) then only accepts blends whose priced cost fits the :class:`Budget`
 (:meth:`Budget.admits`, a pure function of the prices): a part whose gain cannot be had within
 the budget is left out, whatever its validation score.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +39,16 @@ PRICE_QUERIES = 200
 REPEATS = 2
 #: Items explained per priced request (the slate the server explains).
 SLATE = 10
+
+
+@runtime_checkable
+class PricedUntrained(Protocol):
+    """A model whose request costs the same trained or not (a torch network's forward: the same
+    shapes either way): it can be priced before minutes of training are spent on it."""
+
+    def untrained(self) -> Recommender:
+        """The same model (same sizes) set up to fit without training."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -50,16 +67,28 @@ class Budget:
     def fits(self, p50: float, p99: float) -> bool:
         return (not self.p50_ms or p50 <= self.p50_ms) and (not self.p99_ms or p99 <= self.p99_ms)
 
-    def admits(self, costs: np.ndarray, buckets: np.ndarray) -> Callable[[np.ndarray], bool]:
+    def affords(self, cost: np.ndarray, buckets: np.ndarray) -> bool:
+        """Whether a part priced `cost` (ms per priced query) fits in some blend: alone, for at
+        least one history bucket (every other part only adds to a query's cost)."""
+        ones = np.eye(int(buckets.max()) + 1 if len(buckets) else 1)
+        return any(self.fits(*blend_cost(row[:, None], cost[:, None], buckets)) for row in ones)
+
+    def admits(self, costs: np.ndarray, buckets: np.ndarray, barred: Sequence[int] = ()) -> Callable[[np.ndarray], bool]:
         """Whether a weight matrix (buckets x parts) fits, given each priced query's cost per
-        part (`costs`: queries x parts, ms) and its history bucket. When not even one part
-        alone fits, only the cheapest part alone is admitted (a default must serve something)."""
+        part (`costs`: queries x parts, ms) and its history bucket; a `barred` part (priced out
+        before its training) never does. When not even one part alone fits, only the cheapest
+        part alone is admitted (a default must serve something)."""
+        open_ = np.setdiff1d(np.arange(costs.shape[1]), np.asarray(barred, dtype=np.int64))
+
+        def clear(weights: np.ndarray) -> bool:
+            return not np.atleast_2d(weights)[:, np.asarray(barred, dtype=np.int64)].any()
+
         singles = np.eye(costs.shape[1])
-        if not any(self.fits(*blend_cost(row[None], costs, buckets)) for row in singles):
-            cheapest = int(np.argmin(np.percentile(costs, 50, axis=0))) if costs.size else 0
+        if not any(self.fits(*blend_cost(singles[k][None], costs, buckets)) for k in open_):
+            cheapest = int(open_[np.argmin(np.percentile(costs[:, open_], 50, axis=0))]) if costs.size and len(open_) else 0
             return lambda weights: bool(np.atleast_2d(weights)[:, cheapest].any()) and not np.delete(
                 np.atleast_2d(weights), cheapest, axis=1).any()
-        return lambda weights: self.fits(*blend_cost(weights, costs, buckets))
+        return lambda weights: clear(weights) and self.fits(*blend_cost(weights, costs, buckets))
 
 
 def blend_cost(weights: np.ndarray, costs: np.ndarray, buckets: np.ndarray) -> tuple[float, float]:
@@ -81,18 +110,18 @@ def price_sample(n_queries: int, size: int = PRICE_QUERIES, seed: int = 0) -> np
 
 
 def price(model: Recommender, queries: Sequence[Query], n_items: int, repeats: int = REPEATS) -> np.ndarray:
-    """Milliseconds per query of one request's work for `model`: scores, their normalisation and
-    the explanation of its top SLATE items (the minimum of `repeats` calls; one untimed call
-    first, so that lazy set-up is not charged to the first query)."""
+    """CPU milliseconds (this thread's) per query of one request's work for `model`: scores,
+    their normalisation and the explanation of its top SLATE items (the minimum of `repeats`
+    calls; one untimed call first, so that lazy set-up is not charged to the first query)."""
     out = np.zeros(len(queries))
     if len(queries):
         _request(model, queries[0], n_items)
     for i, query in enumerate(queries):
         best = np.inf
         for _ in range(max(1, repeats)):
-            start = time.perf_counter()
+            start = time.thread_time()
             _request(model, query, n_items)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, time.thread_time() - start)
         out[i] = best * 1e3
     return out
 

@@ -178,6 +178,11 @@ class SequenceRecommender(SavedState, ABC):
     @abstractmethod
     def build_network(self, n_item_tokens: int, vocab: EventVocabulary) -> SequenceNetwork: ...
 
+    def untrained(self) -> SequenceRecommender:
+        """This model with the same sizes and no training (no epoch, no held-out users): its
+        request costs what the trained one's does (models/latency_budget.py prices it so)."""
+        return type(self)(self.config, max_epochs=0, patience=None)
+
     # -- training ---------------------------------------------------------------------------
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> SequenceRecommender:
         config = self.config
