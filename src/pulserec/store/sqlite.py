@@ -134,17 +134,22 @@ def _bound(frame: pd.DataFrame, name: str) -> tuple[list[Any], str] | None:
     column that holds '' itself keeps None for its missing values (rare: ids are stripped)."""
     if name not in frame:  # a frame from before the column (`_ADDED_COLUMNS`), or a NULL column left out
         return None
-    column = frame[name]
-    missing = column.isna()
-    if name not in _REQUIRED and missing.all():
-        return None
+    optional = name not in _REQUIRED
     if name in _REAL_COLUMNS:
-        return pd.to_numeric(column).to_numpy(dtype=np.float64).tolist(), "?"
+        reals = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        return None if optional and np.isnan(reals).all() else (reals.tolist(), "?")
+    texts = frame[name].to_numpy(dtype=object)
+    missing = pd.isna(texts)
+    if optional and missing.all():
+        return None
     if not missing.any():
-        return column.to_numpy(dtype=object).tolist(), "?"
-    if (column == "").any():
-        return column.to_numpy(dtype=object, na_value=None).tolist(), "?"
-    return column.to_numpy(dtype=object, na_value="").tolist(), "NULLIF(?, '')"
+        return texts.tolist(), "?"
+    texts = texts.copy()
+    if "" in texts[~missing].tolist():
+        texts[missing] = None
+        return texts.tolist(), "?"
+    texts[missing] = ""
+    return texts.tolist(), "NULLIF(?, '')"
 
 
 @functools.lru_cache(maxsize=64)
