@@ -5,6 +5,7 @@ made while it runs are certain to happen, also to rows the merge reads."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -110,3 +111,15 @@ def test_a_keyed_table_merging_on_a_thread_reads_and_ends_as_one_merging_in_plac
     assert got == expected  # every read, the snapshot's view and the erased owner's emptiness
     for mine, theirs in zip(table.main, reference.main):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_sharing_the_gil_lowers_the_switch_interval_until_the_last_block_ends():
+    before = sys.getswitchinterval()
+    with pytest.raises(RuntimeError):
+        with background.sharing_the_gil():
+            assert sys.getswitchinterval() == background.SWITCH_INTERVAL_S
+            with background.sharing_the_gil():  # another engine's snapshot, say
+                pass
+            assert sys.getswitchinterval() == background.SWITCH_INTERVAL_S
+            raise RuntimeError("the snapshot failed")
+    assert sys.getswitchinterval() == before

@@ -17,7 +17,7 @@ import numpy as np
 from dataclasses import replace
 import pytest
 
-from pulserec import frozen
+from pulserec import background, frozen
 from pulserec.config import Settings
 from pulserec.engine import Engine
 from pulserec.ingest.synthetic import as_events
@@ -95,10 +95,12 @@ def test_a_clean_shutdown_writes_one_and_a_background_one_equals_it(engine, shop
         restarted.close()
 
 
-def writes_between_steps(engine: Engine, shop, monkeypatch, fail_after: int | None = None) -> list[int]:
+def writes_between_steps(engine: Engine, shop, monkeypatch, fail_after: int | None = None,
+                         switches: set[float] | None = None) -> list[int]:
     """Make the background writer apply events at every pause of its Python work (per-event
     and bulk batches in turn, 20 events each, from seq 2001 on), with small frozen chunks;
-    with `fail_after`, the pause after that many raises (a disk error mid-write)."""
+    with `fail_after`, the pause after that many raises (a disk error mid-write); `switches`
+    collects the interpreter's switch interval at each pause."""
     monkeypatch.setattr(frozen, "CHUNK_BYTES", 256)
     monkeypatch.setattr(strings, "PAUSE_EVERY_S", 0.0)
     starts = iter(range(2000, 3000, 20))
@@ -107,6 +109,8 @@ def writes_between_steps(engine: Engine, shop, monkeypatch, fail_after: int | No
     def writing() -> None:
         if fail_after is not None and len(applied) >= fail_after:
             raise OSError(28, "No space left on device")
+        if switches is not None:
+            switches.add(sys.getswitchinterval())
         start = next(starts, None)
         if start is not None:
             if len(applied) % 2:
@@ -123,9 +127,12 @@ def test_a_background_snapshot_under_writes_is_the_state_at_its_watermark(engine
     """Writes go on while the thread writes (they change profiles' columns and tables in place,
     add co-occurrence pairs, touches, items and counts): the file is the state at the capture's
     watermark, and a start from it and the tail equals a full replay."""
-    applied = writes_between_steps(engine, shop, monkeypatch)
+    switches: set[float] = set()
+    applied = writes_between_steps(engine, shop, monkeypatch, switches=switches)
+    before = sys.getswitchinterval()
     assert engine.checkpoints.write(background=True)["watermark"] == 2000
     engine.snapshots.wait()
+    assert switches == {background.SWITCH_INTERVAL_S} and sys.getswitchinterval() == before  # lowered while it wrote
     assert len(applied) >= 6 and engine.store.max_seq() == 2000 + 20 * len(applied)
     assert engine.snapshots.last_error is None
     path = Path(engine.snapshots.latest["path"])
