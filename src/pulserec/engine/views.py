@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from pulserec.models.base import declares
-from pulserec.online.base import HistoryLookup, RecentColumns, State
+from pulserec.models.query import recent_of, touch_columns
+from pulserec.online.base import State
 
 
 #: The profile shows this many of the latest touches, newest first.
@@ -25,7 +25,7 @@ def profile_view(state: State, user_id: str, key: str, stored: dict[str, Any] | 
     out: dict[str, Any] = profile.to_dict(clock) if profile else {"event_count": 0}
     out["user_id"] = user_id
     out["attrs"] = stored["attrs"] if stored else {}
-    items, times, types = recent_columns(state.histories, owner)
+    items, _, times, types = touch_columns(recent_of(state.histories, owner))
     catalog = state.catalog
     out["recent_items"] = [  # newest first
         {"item_id": catalog.item_ids.id_of(item), "title": catalog.record(item).title, "type": kind, "ts": ts}
@@ -33,18 +33,6 @@ def profile_view(state: State, user_id: str, key: str, stored: dict[str, Any] | 
     ]
     out["session"] = session_of(state, items, times, session_gap)
     return out
-
-
-def recent_columns(histories: HistoryLookup, owner: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(items, times, type names) of the owner's recent touches, oldest first: the in-memory
-    histories give them as columns, without a `Touch` per event (~1 us each, 50 a profile)."""
-    if declares(histories, RecentColumns):
-        items, _, times, types = histories.recent_columns(owner)  # type: ignore[attr-defined]
-        return items, times, types
-    recent = histories.recent(owner) if owner is not None else ()
-    return (np.fromiter((t.item for t in recent), dtype=np.int64, count=len(recent)),
-            np.fromiter((t.ts for t in recent), dtype=np.float64, count=len(recent)),
-            np.array([t.type for t in recent], dtype=object))
 
 
 def session_of(state: State, items: np.ndarray, times: np.ndarray, gap: float) -> dict[str, Any]:

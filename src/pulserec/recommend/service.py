@@ -16,7 +16,7 @@ from pulserec.models.base import Query, Reason, Recommender, scored
 from pulserec.models.demographic import declared_attributes
 from pulserec.models.blend import normalised
 from pulserec.models.item_knn import ItemKNN
-from pulserec.models.query import serving_query
+from pulserec.models.query import recent_of, serving_query
 from pulserec.models.search_intent import LearnedSearches, search_strength, with_intent
 from pulserec.store.segments import Segments
 from pulserec.store.social import SocialGraph
@@ -112,7 +112,7 @@ class RecommendationService:
         `seen`: the owner's seen items when the caller has read them already."""
         state = self.state
         owner = state.owners.get(owner_key) if owner_key is not None else None
-        query = serving_query(owner, state.histories.recent(owner), self.settings, now=state.now,
+        query = serving_query(owner, recent_of(state.histories, owner), self.settings, now=state.now,
                               n_items=len(state.catalog), context=context,
                               seen=state.histories.seen(owner) if seen is None else seen,
                               support=state.histories.owner_counts)
