@@ -210,6 +210,16 @@ def test_the_gathered_read_of_many_rows_equals_the_row_by_row_read(top_k):
     for got, want in zip(fast, generic):
         np.testing.assert_array_equal(got, want)
     assert all(len(part) == 0 for part in cooc.similar_rows([1000, 2000]))
+    cooc.seal()  # a sealed level too, under the delta of the next events
+    for o, i, w, t in zip(*random_log(7, n=30)):
+        cooc.add_event(int(i), float(w), float(t), list(hist.recent(int(o)))[-5:][::-1])
+        hist.add(int(o), Touch(int(i), float(w), float(t), "view"))
+    assert cooc.sealed and cooc.delta.nnz
+    for item in (*items, 2000):  # similar items reads one row: the same entries in the same order
+        one, many = cooc.similar_row(item), cooc.similar_rows([item])
+        assert one[0].dtype == many[0].dtype
+        np.testing.assert_array_equal(one[0], many[0])
+        assert one[1].tobytes() == many[1].tobytes()
 
 
 @pytest.mark.parametrize("rounding", [None, 1])
