@@ -254,3 +254,25 @@ def test_a_process_read_cache_never_serves_stale_rows_or_vectors(tmp_path, redis
     assert reader.state.read_cache.rows and reader.state.read_cache.vec_ver
     reader.close()
     writer.close()
+
+
+def test_per_event_writes_ask_no_script_exists_and_survive_a_script_flush(redis_server):
+    """The per-event path pipelines EVALSHA as it is (redis-py asks SCRIPT EXISTS before every
+    pipeline holding a registered script: a round trip per wave); after a SCRIPT FLUSH the
+    calls answered NOSCRIPT are run again, once each."""
+    import redis
+
+    state = RedisState(redis_settings(redis_server))
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        state.apply(Event("warm", "u-0", "item-0", "view", NOW))
+        before = admin.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0)
+        assert state.apply_many([(Event(f"e{i}", f"u-{i}", f"item-{i}", "view", NOW + i), 0) for i in range(5)]) == [True] * 5
+        assert admin.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0) == before
+        admin.script_flush()
+        assert state.apply_many([(Event(f"f{i}", f"u-{i}", f"item-{i}", "view", NOW + 10 + i), 0) for i in range(5)]) == [True] * 5
+        assert state.apply_many([(Event("f0", "u-0", "item-0", "view", NOW + 10), 0)]) == [False]  # applied once
+        assert state.applied == 11
+    finally:
+        admin.close()
+        state.close()

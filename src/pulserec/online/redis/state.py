@@ -296,18 +296,14 @@ class RedisState:
                 owner = batch[i][0].owner
                 (later if owner in owners else wave).append(i)
                 owners.add(owner)
-            pipe = self.client.pipeline(transaction=False)
-            for i in wave:
-                self.scripts.prepare(args=self._prepare_args(batch[i][0]), client=pipe)
             plans = []
-            for i, reply in zip(wave, pipe.execute()):
+            prepared = self.scripts.many(self.scripts.prepare, [self._prepare_args(batch[i][0]) for i in wave])
+            for i, reply in zip(wave, prepared):
                 if reply[0] != 1:  # 1: applied before
                     plans.append((i, self._plan_event(*batch[i], reply)))
-            pipe = self.client.pipeline(transaction=False)
-            for _, plan in plans:
-                self.scripts.commit(args=plan.args(self.keys.prefix), client=pipe)
+            committed = self.scripts.many(self.scripts.commit, [plan.args(self.keys.prefix) for _, plan in plans])
             retry = []
-            for (i, _), reply in zip(plans, pipe.execute()):
+            for (i, _), reply in zip(plans, committed):
                 status = self._committed(reply)
                 if status in ("conflict", "lost", "stale"):
                     retry.append(i)
