@@ -6,6 +6,7 @@ under `/apps/{app}`, and no GET of one app shows a marker of another app's data.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import httpx
@@ -221,3 +222,33 @@ def test_the_python_client_takes_an_app(three_apps):
 
 def teardown_module() -> None:
     HTTP.close()
+
+
+def test_an_open_app_is_leased_on_the_loop_and_opened_or_closed_in_the_pool(tmp_path):
+    """`app_scope` is async: an open app's lease is a dict lookup on the event loop (no thread
+    hop per request); opening the app and closing it after a settings change run in the pool."""
+    engine = Engine(Settings.load(tmp_path / "data", model_watch_interval=0.0))
+    try:
+        with BackgroundServer(engine) as server:
+            apps = server.server.config.app.state.apps
+            calls: list[tuple[str, str]] = []
+            for name in ("acquire_open", "acquire", "close_released"):
+                method = getattr(apps, name)
+                setattr(apps, name, lambda *a, _m=method, _n=name: (calls.append((_n, threading.current_thread().name)),
+                                                                    _m(*a))[1])
+            assert HTTP.put(f"{server.url}/apps/z", json={}).status_code == 201
+            event = {"user_id": "u", "item_id": "i", "type": "view"}
+            assert HTTP.post(f"{server.url}/apps/z/events", json=event).status_code == 200  # opens z
+            for _ in range(3):
+                assert HTTP.post(f"{server.url}/apps/z/events", json=event).status_code == 200
+            loop = server.thread.name
+            assert calls[0] == ("acquire_open", loop) and calls[1][0] == "acquire" and calls[1][1] != loop
+            assert calls[-3:] == [("acquire_open", loop)] * 3  # open: leased on the loop
+            calls.clear()
+            assert HTTP.put(f"{server.url}/apps/z", json={"settings": {"max_n": 3}}).status_code == 200
+            assert HTTP.get(f"{server.url}/apps/z/users/u/recommendations", params={"n": 4}).status_code == 422
+            assert HTTP.get(f"{server.url}/apps/z/users/u/profile").json()["event_count"] == 4
+            assert HTTP.get(f"{server.url}/apps/nope/stats").status_code == 404
+            assert HTTP.get(f"{server.url}/apps/BAD!/stats").status_code in (404, 422)
+    finally:
+        engine.close()

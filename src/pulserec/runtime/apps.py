@@ -261,14 +261,20 @@ class Apps:
             shutil.rmtree(path)
 
     # -- serving ---------------------------------------------------------------------------------
-    def acquire(self, name: str) -> OpenApp:
-        """App `name` for one request, opened if it is not (raises :class:`AppError`); it is not
-        closed before the request gives it back with :meth:`release`."""
+    def acquire_open(self, name: str) -> OpenApp | None:
+        """App `name` for one request if it is open (None: it must be opened, by :meth:`acquire`).
+        Never waits beyond the table's lock, held for dict operations only: an event loop may
+        call it (raises :class:`InvalidApp` for a bad name)."""
         if name == DEFAULT_APP:
             return self.default
         check_name(name)
         with self._lock:
-            opened = self._taken(name)
+            return self._taken(name)
+
+    def acquire(self, name: str) -> OpenApp:
+        """App `name` for one request, opened if it is not (raises :class:`AppError`); it is not
+        closed before the request gives it back with :meth:`release`."""
+        opened = self.acquire_open(name)
         if opened is not None:
             return opened
         with self._changing:
@@ -317,16 +323,24 @@ class Apps:
         return OpenApp(name, engine, extras)
 
     def release(self, opened: OpenApp) -> None:
+        if self.let_go(opened):
+            self.close_released(opened)
+
+    def let_go(self, opened: OpenApp) -> bool:
+        """A request's lease given back; True when the app must now be closed (its settings
+        changed and this was its last request: call :meth:`close_released`, which blocks)."""
         if opened is self.default:
-            return
+            return False
         with self._lock:
             opened.leases -= 1
             closing = opened.stale and opened.leases == 0
             if closing and self._open.get(opened.name) is opened:
                 self._open.pop(opened.name)
-        if closing:
-            with self._changing:  # before anyone reopens it
-                opened.close()
+        return closing
+
+    def close_released(self, opened: OpenApp) -> None:
+        with self._changing:  # before anyone reopens it
+            opened.close()
 
     def open_names(self) -> list[str]:
         with self._lock:

@@ -4,7 +4,7 @@ the query string."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, Path, Request
@@ -87,20 +87,28 @@ def extras_of(request: Request) -> Any:
     return opened.extras if opened is not None else None
 
 
-def app_scope(request: Request, app: AppName) -> Iterator[None]:
+async def app_scope(request: Request, app: AppName) -> AsyncIterator[None]:
     """Router dependency of the `/apps/{app}` mount: lease the app's engine for this request
-    (opened on first use; 404 for an app never created, 503 when too many are busy). A plain
-    `def`: opening an app reads its log, which must not block the event loop."""
+    (opened on first use; 404 for an app never created, 503 when too many are busy).
+
+    `async`: leasing an open app (every request after its first) is a dict lookup under a lock
+    held for dict operations only, done on the loop; as a plain `def` it was a hop to the thread
+    pool on every app request, the hop that cost the hot routes ~2 ms of CPU each under load
+    (docs/benchmarks.md, issue 11). Opening an app reads its log, and closing one whose settings
+    changed waits for its engine: those two run in the thread pool."""
     apps: Apps = request.app.state.apps
     try:
-        opened = apps.acquire(app)
+        opened = apps.acquire_open(app)
+        if opened is None:
+            opened = await run_in_threadpool(apps.acquire, app)
     except AppError as exc:
         raise HTTPException(exc.status, exc.message) from None
     request.scope[APP_KEY] = opened
     try:
         yield
     finally:
-        apps.release(opened)
+        if apps.let_go(opened):
+            await run_in_threadpool(apps.close_released, opened)
 
 
 def app_path(request: Request, path: str) -> str:
