@@ -98,8 +98,26 @@ def train(
     save_model(recommender, out, info)
     typer.echo(f"{model}: {len(data)} events, {data.n_users} users, {data.n_items} items, "
                f"trained in {info['train_seconds']:.2f}s -> {out}")
+    if model == "auto":
+        typer.echo(chosen_line(recommender.choice()))
     if movielens is None and out == model_path(settings.data_dir, model):
         reselect(model, data, catalog, settings, watermark)
+
+
+def chosen_line(choice: dict[str, Any]) -> str:
+    """What `auto` chose, in one line: the parts each history bucket weighs and, with a latency
+    budget, what they were priced at and what was left untrained."""
+    buckets = choice["history_buckets"]
+    parts = "; ".join(f"{bucket}: " + (", ".join(f"{name} {weights[k]:g}" for name, weights in choice["weights"].items()
+                                                   if weights[k] > 0) or "nothing")
+                      for k, bucket in enumerate(buckets))
+    latency = choice.get("latency")
+    if not latency:
+        return f"auto chose {parts}"
+    p50, p99 = latency["blend_ms"]
+    untrained = f"; not trained (over the budget alone): {', '.join(latency['not_trained'])}" if latency["not_trained"] else ""
+    return (f"auto chose {parts} (its parts priced p50 {p50:.2f} / p99 {p99:.2f} ms a request, "
+            f"budget {latency['budget_ms'][0]:g} / {latency['budget_ms'][1]:g}{untrained})")
 
 
 def reselect(trained: str, data: Any, catalog: Any, settings: Any, watermark: int | None) -> None:
