@@ -95,6 +95,26 @@ def test_pruned_ease_keeps_the_largest_entries_of_each_row_and_scores_with_them(
             EASE(keep=bad)
 
 
+@pytest.mark.parametrize("params", [{}, {"recent_weight": 0.5}, {"binary": False}, {"binary": False, "recent_weight": 0.3}])
+@pytest.mark.parametrize("gather_max", [0, 65_536])  # the rows' product in scipy, or gathered with NumPy
+def test_pruned_ease_scores_one_request_as_its_batch_does(params, gather_max, monkeypatch) -> None:
+    monkeypatch.setattr("pulserec.models.ease.GATHER_MAX", gather_max)
+    data = random_log()
+    model = EASE(regularization=5.0, keep=6, **params).fit(data)
+    n = data.n_items
+    queries = [Query(user=0, items=np.array([3, 3, 7, 1]), weights=np.array([1.0, 0.5, 0.25, 0.1]),
+                     timestamps=np.array([1e9, 1e9, 1e9, 0.0]), n_items=n),  # a known user's newer events
+               Query(user=None, items=np.array([2, 5, n + 3]), weights=np.array([1.0, 0.6, 0.3]), n_items=n + 5),
+               Query(user=4, n_items=n), Query(user=None, items=np.array([n + 1]), n_items=n + 2)]
+    for query in queries:
+        one, batch = model.score(query, query.n_items), model.score_many([query], query.n_items)[0]
+        if one is None:
+            assert np.isneginf(batch).all()
+        else:
+            assert one.shape == batch.shape and one.dtype == np.float32
+            np.testing.assert_allclose(one, batch, rtol=1e-5, atol=1e-6)
+
+
 def test_ease_auto_switches_to_low_rank_past_dense_max_items() -> None:
     data = random_log(n_items=25)
     assert EASE(dense_max_items=30).fit(data).fitted_variant == "dense"

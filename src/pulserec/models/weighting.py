@@ -126,17 +126,19 @@ def queries_matrix(queries: Sequence[Query], n: int, decay_halflife: float | Non
     )
 
 
-def recent_matrix(queries: Sequence[Query], n: int) -> sp.csr_matrix:
-    """(len(queries) x n) weights of each query's RECENT items only (the latest distinct items,
-    decayed by position: models/query.py), without the long-term weight `with_long_term` added
-    to them and without the older history items it appended; items >= n are dropped."""
-    def recent(query: Query) -> tuple[np.ndarray, np.ndarray]:
-        count = query.recent if query.long_term > 0 else len(query.items)
-        weights = np.asarray(query.weights, dtype=np.float64)
-        weights = weights[:count] - query.long_term if len(weights) == len(query.items) else np.ones(count)
-        return np.asarray(query.items[:count], dtype=np.int64), weights
+def recent_items(query: Query) -> tuple[np.ndarray, np.ndarray]:
+    """(items, weights) of the query's RECENT items only (the latest distinct items, decayed by
+    position: models/query.py), without the long-term weight `with_long_term` added to them and
+    without the older history items it appended."""
+    count = query.recent if query.long_term > 0 else len(query.items)
+    weights = np.asarray(query.weights, dtype=np.float64)
+    weights = weights[:count] - query.long_term if len(weights) == len(query.items) else np.ones(count)
+    return np.asarray(query.items[:count], dtype=np.int64), weights
 
-    return _rows_matrix([recent(query) for query in queries], n)
+
+def recent_matrix(queries: Sequence[Query], n: int) -> sp.csr_matrix:
+    """(len(queries) x n) weights of each query's :func:`recent_items`; items >= n are dropped."""
+    return _rows_matrix([recent_items(query) for query in queries], n)
 
 
 def _rows_matrix(rows: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> sp.csr_matrix:
