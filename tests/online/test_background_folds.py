@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 
 from pulserec import background
+from pulserec.online import cooccurrence
+from pulserec.online.cooccurrence import CoOccurrence
+from pulserec.online.history import Touch
 from pulserec.profiles import keyed
 from pulserec.profiles.keyed import KeyedTable
 
@@ -123,3 +126,66 @@ def test_sharing_the_gil_lowers_the_switch_interval_until_the_last_block_ends():
             assert sys.getswitchinterval() == background.SWITCH_INTERVAL_S
             raise RuntimeError("the snapshot failed")
     assert sys.getswitchinterval() == before
+
+
+def _cooc() -> CoOccurrence:
+    return CoOccurrence(window=3, gap_tau=3600.0, min_delta=60, max_neighbours=4, evict_halflife=86_400.0)
+
+
+def _rows(cooc: CoOccurrence) -> list:
+    return [tuple(part.tolist() for part in cooc.row(item)) for item in range(30)]
+
+
+def test_a_co_occurrence_compacting_on_a_thread_makes_the_inline_compactions_base(held, monkeypatch):
+    """Three copies fed the same events: one compacts inline, one on a thread held at the gate,
+    one inline at the first compaction only (its rows are what the unfolded levels hold). While the fold waits the held copy
+    reads as the one that never compacts (a snapshot's seal between); once swapped in, as the
+    inline one, base and all; a bulk update while a fold runs waits for it."""
+    monkeypatch.setattr(cooccurrence, "Fold", HeldFold)
+    rng = np.random.default_rng(4)
+    inline, threaded, never = _cooc(), _cooc(), _cooc()
+    histories: dict[int, list[Touch]] = {}
+    compacted_inline = 0
+    held.gate.set()
+
+    def event(k: int) -> None:
+        owner, item = int(rng.integers(0, 12)), int(rng.integers(0, 30))
+        touch = Touch(item, float(rng.choice([1.0, 3.0])), 1.7e9 + 60.0 * k, "view")
+        recent = histories.setdefault(owner, [])[-3:]
+        for cooc in (inline, threaded, never):
+            with monkeypatch.context() as mp:
+                if cooc is not threaded:
+                    mp.setattr(background, "BACKGROUND_ROWS", 1 << 60)
+                cooc.add_event(touch.item, touch.weight, touch.ts, reversed(recent))
+        histories[owner].append(touch)
+        if threaded._fold is not None and held.gate.is_set():
+            threaded._fold.result()  # done before the next event swaps it in: the inline copy's point
+
+    k = 0
+    while len(held.started) < 1:  # a first fold, not held, swapped in at the next event
+        event(k := k + 1)
+    never.min_delta = 1 << 40  # it compacted inline at that event too, and never again
+    held.gate.clear()
+    while len(held.started) < 2:
+        event(k := k + 1)
+    fold = threaded._fold
+    assert fold is not None and not fold.ready()
+    for cooc in (inline, threaded, never):
+        cooc.seal()  # a background snapshot's capture while the fold waits
+    for _ in range(5):  # fewer pairs than the inline copy's next compaction needs
+        event(k := k + 1)
+        assert _rows(threaded) == _rows(never)
+    held.gate.set()
+    owners = np.zeros(6, dtype=np.int64)
+    items, weights, ts = np.arange(6), np.ones(6), 1.7e9 + 60.0 * (k + np.arange(6))
+    for cooc in (inline, threaded, never):
+        cooc.add_log(owners, items, weights, ts)  # waits for the fold, then adds to the middle level
+    assert threaded._fold is None and fold.ready()
+    for _ in range(40):
+        event(k := k + 1)
+    assert _rows(threaded) == _rows(inline)
+    for cooc in (inline, threaded):
+        cooc.compact()
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(threaded.base, name), getattr(inline.base, name))
+    assert all(f.ready() and f._error is None for f in held.started)
