@@ -78,3 +78,30 @@ def test_movielens_ratings_import(movielens, tmp_path):
     assert ratings["ts"].is_monotonic_increasing
     answer = engine.recommend("1", 10)
     assert len(answer.items) == 10 and answer.items[0].reason.startswith("because you rated")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_item_rows_are_read_value_by_value_as_before(tmp_path, fmt):
+    """Rows come from column lists and prices from one column-wise conversion: text prices,
+    missing, unparseable (kept without a price), negative and infinite (rejected) alike. An
+    empty id cell is rejected in both formats (a CSV's was read as NaN and stored as item "nan")."""
+    frame = pd.DataFrame({"sku": ["a", " b ", "", "c", "d", "e"], "price": ["1.5", "-2", "3", "abc", None, "inf"],
+                          "tags": ["x|y", '["p", "q"]', None, "", "z", "u"], "active": ["true", "0", "no", None, "yes", "1"],
+                          "color": ["red", None, "blue", "3", "2.5", None], "title": [" T ", None, "x", "y", "z", "w"]})
+    path = tmp_path / f"items.{fmt}"
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path)
+    engine = Engine(Settings.load(tmp_path / "d"))
+    report = import_items(engine, path)
+    assert (report.accepted, report.rejected) == (3, 3)
+    assert [(e["row"], e["field"]) for e in report.errors] == [(2, "price"), (3, "item_id"), (6, "price")]
+    a, c, d = (engine.state.catalog.get(i) for i in ("a", "c", "d"))
+    assert (a.title, a.tags, a.price, a.active, a.attrs) == ("T", ("x", "y"), 1.5, True, {"color": "red"})
+    assert (c.price, c.tags, c.active, c.attrs) == (None, (), True, {"color": "3"})
+    assert (d.price, d.tags, d.attrs) == (None, ("z",), {"color": "2.5"})
+    assert sorted(r.item_id for r in engine.store.load_items()) == ["a", "c", "d"]
+    users = tmp_path / f"users.{fmt}"
+    people = pd.DataFrame({"user_id": ["u1", "", 7], "city": ["Rome", "Oslo", "Lima"]}).astype({"user_id": str})
+    people.to_csv(users, index=False) if fmt == "csv" else people.to_parquet(users)
+    assert (import_users(engine, users).accepted, engine.store.user_count()) == (2, 2)
+    assert engine.store.get_user("7")["attrs"] == {"city": "Lima"} and engine.store.get_user("nan") is None
+    engine.close()
