@@ -276,3 +276,24 @@ def test_per_event_writes_ask_no_script_exists_and_survive_a_script_flush(redis_
     finally:
         admin.close()
         state.close()
+
+
+def test_recent_columns_are_the_touches_as_columns(redis_server):
+    """RedisHistories.recent_columns (what the query is built from) holds the same values as
+    the touches `recent` decodes, in a request's view and outside one."""
+    from pulserec.models.query import touch_columns
+
+    state = RedisState(redis_settings(redis_server))
+    try:
+        state.apply_many([(Event(f"c{i}", "owner", f"item-{i % 4}", "view" if i % 3 else "click", NOW + i), 0)
+                          for i in range(9)])
+        owner = state.owners.get("owner")
+        expected = touch_columns(state.histories.recent(owner))
+        with state.reading("owner"):
+            for columns in (state.histories.recent_columns(owner), state.histories.recent_columns(owner)):
+                assert [c.tolist() for c in columns] == [c.tolist() for c in expected]
+                assert columns[0].dtype == np.int64 and not columns[1].flags.writeable
+        assert [c.tolist() for c in state.histories.recent_columns(owner)] == [c.tolist() for c in expected]
+        assert [len(c) for c in state.histories.recent_columns(None)] == [0, 0, 0, 0]
+    finally:
+        state.close()

@@ -85,6 +85,15 @@ class TypeCodes:
         ]
 
 
+    def touch_columns(self, blob: bytes | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`decode_touches` as columns (items, weights, times, type names; `RecentColumns`),
+        with no `Touch` per event: the same values (float64 as stored)."""
+        rows = np.frombuffer(blob or b"", dtype=TOUCH)
+        names = np.array(self.names, dtype=object)
+        return rows["item"].astype(np.int64), rows["weight"].astype(np.float64), rows["ts"].astype(np.float64), \
+            names[rows["type"]] if len(names) else np.empty(0, dtype=object)
+
+
 def decode_seen(blob: bytes | None) -> set[int]:
     return set(np.frombuffer(blob, dtype=SEEN).tolist()) if blob else set()
 

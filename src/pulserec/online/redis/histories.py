@@ -33,6 +33,22 @@ class RedisHistories:
             return deque(view.history)
         return deque(self.state.codes.decode_touches(self.state.client.get(self.state.keys.history(owner))))
 
+    def recent_columns(self, owner: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`recent` as columns (`online.base.RecentColumns`: what the query is built from, with
+        no `Touch` per event), kept with the request's view: a view reused while nothing
+        changed (`pushes`) decodes its history once."""
+        codes = self.state.codes
+        if owner is None:
+            return codes.touch_columns(None)
+        view = self.state.current_view()
+        if view is not None and view.owner == owner:
+            if view.columns is None:
+                view.columns = codes.touch_columns(view.history_blob)
+                for column in view.columns:
+                    column.flags.writeable = False  # shared by every request the view serves
+            return view.columns  # type: ignore[return-value]
+        return codes.touch_columns(self.state.client.get(self.state.keys.history(owner)))
+
     def seen(self, owner: int | None) -> set[int]:
         if owner is None:
             return set()

@@ -50,6 +50,9 @@ class Snapshot:
     revision: tuple = ()
     #: The invalidation channel's generation observed before this read (None: not trusted).
     generation: int | None = None
+    #: The history as stored, and its columns once asked (`RedisHistories.recent_columns`).
+    history_blob: bytes = b""
+    columns: tuple | None = None
 
 
 def fetch_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool = True) -> Snapshot:
@@ -111,6 +114,7 @@ def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool =
         mark=mark,
         revision=revision,
         generation=generation,
+        history_blob=hist or b"",
     )
 
 
