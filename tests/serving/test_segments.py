@@ -7,7 +7,9 @@ import time
 
 import numpy as np
 
+from pulserec.events import Event
 from pulserec.models.demographic import Demographic
+from pulserec.records import ItemRecord
 
 NOW = time.time() - 3600
 
@@ -50,8 +52,8 @@ def test_a_user_with_a_history_is_served_by_it(client):
 
 def test_small_segments_are_smoothed_toward_trending():
     class Source:
-        def engagement(self, attribute, value):
-            return {"x": 1.0} if value == "tiny" else {"x": 1000.0}
+        def engagements(self, segments):
+            return [{"x": 1.0} if value == "tiny" else {"x": 1000.0} for _, value in segments]
 
     class Catalog:
         item_ids = {"x": 0, "y": 1}
@@ -68,3 +70,20 @@ def test_small_segments_are_smoothed_toward_trending():
     assert np.isclose(tiny.sum(), 1.0) and model.score(Query(), 2) is None
     both = model.score(Query(attrs={"country": "tiny", "plan": "big"}), 2)
     assert np.allclose(both, tiny)  # "plan" is not a declared attribute of this model
+
+
+def test_a_cold_request_reads_the_logs_head_once_for_all_its_segments(engine, monkeypatch):
+    """Segments.engagements: the same engagement per (attribute, value) as one call each, with
+    one read of the log's head (store.max_seq) for the request instead of one per attribute."""
+    engine.put_items([ItemRecord(f"i{k}") for k in range(4)])
+    for user, attrs in (("a", {"country": "DE", "plan": "pro"}), ("b", {"country": "DE", "plan": "free"})):
+        engine.put_user(user, attrs)
+        engine.ingest([Event(f"{user}{k}", user, f"i{k}", "view", NOW + k) for k in range(3)])
+    segments = engine.segments
+    asked = [("country", "DE"), ("plan", "pro"), ("plan", "free"), ("country", "FR")]
+    one_by_one = [segments.engagement(a, v) for a, v in asked]
+    reads = []
+    real = segments.store.max_seq
+    monkeypatch.setattr(segments.store, "max_seq", lambda: reads.append(1) or real())
+    assert segments.engagements(asked) == one_by_one and len(reads) == 1
+    assert one_by_one[0] and one_by_one[-1] == {}

@@ -29,7 +29,9 @@ def declared_attributes(attrs: Mapping[str, Any], names: Sequence[str]) -> dict[
 
 
 class SegmentSource(Protocol):
-    def engagement(self, attribute: str, value: Any) -> dict[str, float]: ...
+    def engagements(self, segments: Sequence[tuple[str, Any]]) -> list[dict[str, float]]:
+        """Item id -> engagement of each (attribute, value)'s users, in the order given."""
+        ...
 
 
 class Demographic(OnlineScorer):
@@ -47,22 +49,22 @@ class Demographic(OnlineScorer):
         #: (attribute, value) -> (the engagement it was converted from, catalogue size, indices, weights)
         self._dense: dict[tuple[str, Any], tuple[dict[str, float], int, np.ndarray, np.ndarray]] = {}
 
-    def segment_scores(self, attribute: str, value: Any, trending_share: np.ndarray) -> tuple[np.ndarray, float]:
+    def segment_scores(self, attribute: str, value: Any, engagement: dict[str, float],
+                       trending_share: np.ndarray) -> tuple[np.ndarray, float]:
         """(p(item | attribute = value) over the catalogue, the segment's evidence n / (n + prior))
-        (see the module docstring)."""
+        from the segment's `engagement` (see the module docstring)."""
         n_items = len(trending_share)
-        idx, weights = self._engaged(attribute, value)
+        idx, weights = self._engaged(attribute, value, engagement)
         counts = np.zeros(n_items, dtype=np.float64)
         inside = idx < n_items
         counts[idx[inside]] = weights[inside]
         total = counts.sum()
         return (counts + self.prior * trending_share) / (total + self.prior), total / (total + self.prior)
 
-    def _engaged(self, attribute: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _engaged(self, attribute: str, value: Any, engagement: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """(item indices, weights) of a segment's engagement, converted from the source's item ids
         once per engagement it returns (it caches them) and catalogue size: converting a
         MovieLens segment per request was ~8 ms of a cold user's 25 ms (benchmarks/behaviours.py)."""
-        engagement = self.source.engagement(attribute, value) if self.source else {}
         ids = self.catalog.item_ids
         known = len(ids)
         cached = self._dense.get((attribute, value))
@@ -87,7 +89,8 @@ class Demographic(OnlineScorer):
             return None
         trending = self.popularity.trending_scores(n_items)
         share = trending / trending.sum() if trending.sum() > 0 else np.full(n_items, 1.0 / n_items)
-        scored_parts = [self.segment_scores(a, v, share) for a, v in declared]
+        scored_parts = [self.segment_scores(a, v, engaged, share)  # the log's head read once for all
+                        for (a, v), engaged in zip(declared, self.source.engagements(declared))]
         parts = np.stack([p for p, _ in scored_parts])
         evidence = np.array([e for _, e in scored_parts])
         if evidence.sum() <= 0:  # no segment has anyone in it yet: trending is all there is

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,7 +66,15 @@ class Segments:
 
     def engagement(self, attribute: str, value: Any) -> dict[str, float]:
         """Item id -> decayed weighted engagement of the users with `attribute` = `value`."""
+        return self.engagements([(attribute, value)])[0]
+
+    def engagements(self, segments: Sequence[tuple[str, Any]]) -> list[dict[str, float]]:
+        """`engagement` of each (attribute, value), the log's head read once for all of them (a
+        cold request asks one segment per declared attribute)."""
         head = self.store.max_seq()
+        return [self._engagement(attribute, value, head) for attribute, value in segments]
+
+    def _engagement(self, attribute: str, value: Any, head: int) -> dict[str, float]:
         key = (attribute, value)
         with self._lock:
             cached = self._cache.get(key)
@@ -113,6 +121,9 @@ class LogSegments:
         if attribute not in self._values:
             self._values[attribute] = np.array([a.get(attribute) for a in self.owner_attrs], dtype=object)
         return self._values[attribute]
+
+    def engagements(self, segments: Sequence[tuple[str, Any]]) -> list[dict[str, float]]:
+        return [self.engagement(attribute, value) for attribute, value in segments]
 
     def engagement(self, attribute: str, value: Any) -> dict[str, float]:
         end = int(np.searchsorted(self.rows, self.position, side="left"))  # user item events before it
