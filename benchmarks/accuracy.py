@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head-fraction", type=float, default=1.0,
                         help="measure on the first FRACTION of the log's timeline only: a second data set of the same "
                              "kind, to check that what was chosen on the whole one generalises (issue 18.6)")
+    parser.add_argument("--tail-fraction", type=float, default=1.0,
+                        help="measure on the last FRACTION of the log's timeline only: a third data set of the same "
+                             "kind (another period, other users' mix), for the same check")
     parser.add_argument("--models", default=",".join(OURS), help="our models to run (default: all of OURS)")
     parser.add_argument("--peers", default=",".join(PEERS), help="peers to run (default: every available one)")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters on validation splits first")
@@ -273,13 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", default="", help="more of our models to include, e.g. sasrec,gru4rec,content_embed "
                                                     "(default hyper-parameters; they need the seq / embed extras)")
     args = parser.parse_args(argv)
-    if not 0 < args.head_fraction <= 1:
-        parser.error("--head-fraction must be in (0, 1]")
+    if not 0 < args.head_fraction <= 1 or not 0 < args.tail_fraction <= 1:
+        parser.error("--head-fraction and --tail-fraction must be in (0, 1]")
+    if args.head_fraction < 1 and args.tail_fraction < 1:
+        parser.error("give --head-fraction or --tail-fraction, not both")
 
     ratings = read_ratings(args.movielens)
     if args.head_fraction < 1.0:  # a second data set of the same kind: the log's first part (sorted by time)
         ratings = ratings.iloc[: int(len(ratings) * args.head_fraction)]
         print(f"the first {args.head_fraction:.0%} of the log: {len(ratings):,} events")
+    if args.tail_fraction < 1.0:
+        ratings = ratings.iloc[len(ratings) - int(len(ratings) * args.tail_fraction):].reset_index(drop=True)
+        print(f"the last {args.tail_fraction:.0%} of the log: {len(ratings):,} events")
     data = Interactions.from_frame(ratings, DEFAULT_EVENT_WEIGHTS)
     catalog = Catalog()
     for record in read_movies(args.movielens):
@@ -306,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.auto_validation == "split":  # the re-ranking stage learns on the same kind of validation
             chosen["rerank"] = {"validation": method, "validation_params": SPLITS[method]}
         chosen.update(recbole_overrides(args.recbole_epochs, args.recbole_budget))
-        tag = f"head {args.head_fraction}" if args.head_fraction < 1 else ""
+        tag = (f"head {args.head_fraction}" if args.head_fraction < 1 else
+               f"tail {args.tail_fraction}" if args.tail_fraction < 1 else "")
         split, results = run_split(method, data, catalog, chosen, names, args.cache, tag)
         line, ratios = ratio_lines(results)
         print_table(results, title=f"split: {method}  ({split.stats['test_users']} test users)")

@@ -124,6 +124,7 @@ def test_balanced_validation_serves_the_next_item_and_the_taste_alike(monkeypatc
     scores = hybrid.validation_scores
     best_single = max(scores["next_only"], scores["taste_only"])
     # relative to each target's best: neither is best on all three (the next item's source also
-    # serves the latest period, which holds the last users' chains)
-    assert best_single < 0.85, scores
+    # serves the latest period, which holds the last users' chains; the targets weigh by their
+    # precision: blend_search.target_weights)
+    assert best_single < 0.9, scores
     assert scores["blend"] > max(0.9, best_single + 0.15) and all(w > 0 for w in hybrid.weights), (scores, hybrid.weights)

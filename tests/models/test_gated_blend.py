@@ -11,7 +11,8 @@ from pulserec.config import DEFAULT_EVENT_WEIGHTS
 from pulserec.evaluation.split import TARGETS, targets_split
 from pulserec.models.base import Query
 from pulserec.models.blend import Blend, GatedBlend
-from pulserec.models.blend_search import TargetSearch, history_bucket
+from pulserec.evaluation.metrics import hit_matrix
+from pulserec.models.blend_search import TargetSearch, candidate_pools, history_bucket, target_weights
 from pulserec.models.interactions import Interactions
 
 
@@ -121,3 +122,46 @@ def test_a_gated_blend_asks_the_blend_of_the_users_history_length() -> None:
     assert int(np.argmax(again.score(few, 10))) == 2 and int(np.argmax(again.score(many, 10))) == 3
     with pytest.raises(ValueError, match="edges need"):
         GatedBlend((3, 9), [Blend([(short, 1.0)])])
+
+
+def test_targets_count_by_how_precisely_the_validation_measures_them() -> None:
+    rng = np.random.default_rng(0)
+    noisy = (rng.random(400) < 0.05).astype(np.float64)  # one next item a user: mean 0.05, ~22% error
+    steady = rng.normal(0.3, 0.1, 400).clip(0, 1)  # many taste items a user: ~1.7% error
+    weights = target_weights({"next": noisy, "taste": np.r_[steady, [np.nan] * 10]}, 1.0)
+    assert sum(weights.values()) == pytest.approx(1.0) and weights["taste"] > 5 * weights["next"]
+    error = {"next": noisy.std() / 20 / noisy.mean(), "taste": steady.std() / 20 / steady.mean()}
+    assert weights["taste"] / weights["next"] == pytest.approx(error["next"] / error["taste"])
+    squared = target_weights({"next": noisy, "taste": steady}, 2.0)
+    assert squared["taste"] / squared["next"] == pytest.approx((error["next"] / error["taste"]) ** 2)
+    assert target_weights({"next": noisy, "taste": steady}, 0.0) == {"next": 0.5, "taste": 0.5}
+    # an error that cannot be estimated (one user, nothing scored): every target alike
+    assert target_weights({"next": np.array([1.0]), "taste": steady}) == {"next": 0.5, "taste": 0.5}
+    assert target_weights({"next": np.zeros(5), "taste": steady}) == {"next": 0.5, "taste": 0.5}
+
+
+def test_the_objective_is_the_precision_weighted_mean_of_the_targets_ratios() -> None:
+    parts, seen, relevant, buckets = planted_parts()
+    by_bucket = {f"b{b}": sp.diags((buckets == b).astype(np.float32)) @ relevant["all"] for b in (0, 1)}
+    weights = np.array([1.0, 0.0])
+    for power in (0.0, 1.0):
+        search = TargetSearch(parts, seen, by_bucket, np.zeros_like(buckets), precision=power)
+        means = search.target_scores(weights)
+        assert sum(search.target_weights.values()) == pytest.approx(1.0)
+        expected = sum(search.target_weights[t] * means[t] / search.best[t] for t in ("b0", "b1"))
+        assert search._objective(means) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="precision"):
+        TargetSearch(parts, seen, by_bucket, buckets, precision=-1.0)
+
+
+def test_a_search_over_kept_pools_equals_the_search_over_scores() -> None:
+    parts, seen, relevant, buckets = planted_parts()
+    direct = TargetSearch(parts, seen, relevant, buckets).search((0.0, 1.0), 2)
+    order = np.argsort(buckets, kind="stable")
+    items, pooled, invalid = candidate_pools(parts[:, order], seen[order])
+    kept = TargetSearch.pooled(pooled, invalid, {"all": hit_matrix(items, relevant["all"][order]) & ~invalid},
+                               {"all": relevant["all"][order].getnnz(axis=1)}, buckets[order])
+    again = kept.search((0.0, 1.0), 2)
+    assert np.array_equal(direct[0], again[0]) and direct[1:] == again[1:]
+    with pytest.raises(ValueError, match="ordered by bucket"):
+        TargetSearch.pooled(pooled, invalid, {"all": invalid}, {"all": np.ones(len(buckets))}, buckets)

@@ -40,6 +40,7 @@ def test_auto_serves_its_validated_blend_as_a_fresh_default(engine, shop, fill, 
     assert choice["validation_split"] == "balanced" and choice["chosen_at"] > 0
     assert choice["history_buckets"] == ["up to 10 items", "over 10 items"]
     assert set(choice["validation_targets"]) == {"next", "taste", "time"}  # three targets of one log
+    assert sum(t["weight"] for t in choice["validation_targets"].values()) == pytest.approx(1.0)  # by precision
     assert all(len(w) == 2 for w in choice["weights"].values())  # a weight per history bucket
     default = engine.service.strategies["default"]
     assert isinstance(default, Blend) and default is not engine.service.models.default

@@ -7,8 +7,9 @@ trending and all-time popularity (a time split's test period rewards them: on Mo
 validation popularity alone beats every personal model) and, when the `seq` extra is
 installed, SASRec. Its weights are learned on a validation split
 carved from the training log ("balanced": each user's last event, a random tenth of the rest
-and the latest fifth of the log held out, the three scored apart and weighed equally, so that
-neither the next item, the long-term taste nor the present period alone decides;
+and the latest fifth of the log held out, the three scored apart and each weighed by how
+precisely the validation measures it, so that neither the next item, the long-term taste nor
+the present period alone decides, nor the noise of the one next item a user;
 models/hybrid.py), one weight vector for users with up to HISTORY_EDGES items and one for the
 others, starting from the best single candidate, so the chosen blend never scores below its
 best input on validation (models/blend_search.py).

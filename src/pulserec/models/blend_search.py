@@ -6,9 +6,10 @@ component. :class:`TargetSearch` runs it on a validation split with one or sever
 optionally, one weight vector per bucket of the query's history length: a user with a handful
 of events is served best by what is popular now, a returning user by their taste and their
 latest items (measured on MovieLens' validation splits: docs/benchmarks.md, issue 18). The
-objective is the mean over targets of the blend's metric relative to the best single
+objective is a weighted mean over targets of the blend's metric relative to the best single
 component on that target, so no target's scale decides (1.0 = as good as the best input on
-every target)."""
+every target), each target weighted by how precisely the validation measures it
+(:func:`target_weights`), so no target's noise decides either."""
 
 from __future__ import annotations
 
@@ -21,6 +22,15 @@ from pulserec.evaluation.metrics import discounts, hit_matrix
 
 #: Metrics a per-user search can compute (per user, then averaged like ranking_metrics).
 PER_USER_METRICS = ("ndcg", "recall", "hitrate")
+#: How much each target counts in the objective: its ratio (blend / best single on that target)
+#: weighted by the precision of that ratio, (relative standard error of the best single's mean
+#: metric)^-PRECISION_POWER; 0 weighs the targets equally. The next item is one event per user
+#: (NDCG ~0.03-0.05, ~15% relative error over 600 users), the taste a tenth of their events
+#: (~4%): weighed equally, the search chased the next item's noise with recent item-kNN and lost
+#: the taste the random split asks for (0.79x the best peer on the last 60% of MovieLens'
+#: timeline); weighed by precision the worst of nine split x data set cases went 0.79 -> 0.91
+#: (docs/benchmarks.md, issue 18, seventh session; benchmarks/chooser_lab.py).
+PRECISION_POWER = 1.0
 
 
 def search_weights(
@@ -96,6 +106,24 @@ def candidate_pools(parts: np.ndarray, seen: sp.csr_matrix, depth: int = POOL_DE
     return items, pooled, invalid
 
 
+def target_weights(best_per_user: Mapping[str, np.ndarray], power: float = PRECISION_POWER) -> dict[str, float]:
+    """Each target's weight in the objective (summing to 1): the relative standard error of the
+    best single component's mean on it (per-user values, NaN: no held-out item) to -`power`.
+    Where some target's error cannot be estimated (fewer than two users, nothing scored, no
+    spread) every target counts alike."""
+    errors = {}
+    for target, values in best_per_user.items():
+        values = values[np.isfinite(values)]
+        mean = values.mean() if len(values) else 0.0
+        errors[target] = values.std() / np.sqrt(len(values)) / mean if len(values) > 1 and mean > 0 else np.nan
+    known = [e for e in errors.values() if np.isfinite(e) and e > 0]
+    if power == 0 or len(known) < len(errors):
+        return {t: 1.0 / len(errors) for t in errors}
+    raw = {t: e ** -power for t, e in errors.items()}
+    total = sum(raw.values())
+    return {t: w / total for t, w in raw.items()}
+
+
 class TargetSearch:
     """Blend weights learned on cached validation scores.
 
@@ -104,24 +132,44 @@ class TargetSearch:
     (users x items) matrix per target, `buckets` each user's history bucket."""
 
     def __init__(self, parts: np.ndarray, seen: sp.csr_matrix, relevant: Mapping[str, sp.csr_matrix],
-                 buckets: np.ndarray, metric: str = "ndcg@10") -> None:
-        name, _, k = metric.partition("@")
-        if name not in PER_USER_METRICS or not k.isdigit():
-            raise ValueError(f"metric must be one of {', '.join(PER_USER_METRICS)} at a cut-off, e.g. ndcg@10")
-        self.kind, self.k = name, int(k)
+                 buckets: np.ndarray, metric: str = "ndcg@10", precision: float = PRECISION_POWER) -> None:
         buckets = np.asarray(buckets, dtype=np.int64)
         # Users ordered by bucket, so that a bucket's rows are a slice (a view, not a copy per trial).
         order = np.argsort(buckets, kind="stable")
-        self.buckets = buckets[order]
-        items, self.parts, self.invalid = candidate_pools(parts[:, order], seen[order])
-        self.hits = {t: hit_matrix(items, m[order]) & ~self.invalid for t, m in relevant.items()}
-        self.n_relevant = {t: m[order].getnnz(axis=1) for t, m in relevant.items()}
+        items, pooled, invalid = candidate_pools(parts[:, order], seen[order])
+        self._setup(pooled, invalid, {t: hit_matrix(items, m[order]) & ~invalid for t, m in relevant.items()},
+                    {t: m[order].getnnz(axis=1) for t, m in relevant.items()}, buckets[order], metric, precision)
+
+    @classmethod
+    def pooled(cls, parts: np.ndarray, invalid: np.ndarray, hits: Mapping[str, np.ndarray],
+               n_relevant: Mapping[str, np.ndarray], buckets: np.ndarray, metric: str = "ndcg@10",
+               precision: float = PRECISION_POWER) -> TargetSearch:
+        """A search over pools already drawn (:func:`candidate_pools`): `parts` components x users x
+        L, `hits` per target users x L; users in bucket order (benchmarks/chooser_lab.py keeps pools)."""
+        search = cls.__new__(cls)
+        search._setup(parts, invalid, hits, n_relevant, np.asarray(buckets, dtype=np.int64), metric, precision)
+        return search
+
+    def _setup(self, parts: np.ndarray, invalid: np.ndarray, hits: Mapping[str, np.ndarray],
+               n_relevant: Mapping[str, np.ndarray], buckets: np.ndarray, metric: str, precision: float) -> None:
+        name, _, k = metric.partition("@")
+        if name not in PER_USER_METRICS or not k.isdigit():
+            raise ValueError(f"metric must be one of {', '.join(PER_USER_METRICS)} at a cut-off, e.g. ndcg@10")
+        if not 0 <= precision < np.inf:
+            raise ValueError("precision must be >= 0 (0: every target counts alike)")
+        if len(buckets) > 1 and (np.diff(buckets) < 0).any():
+            raise ValueError("users must be ordered by bucket")
+        self.kind, self.k = name, int(k)
+        self.parts, self.invalid, self.hits, self.n_relevant, self.buckets = parts, invalid, dict(hits), dict(n_relevant), buckets
         self.n_buckets = int(self.buckets.max()) + 1 if len(self.buckets) else 1
         bounds = np.searchsorted(self.buckets, np.arange(self.n_buckets + 1))
         self.rows = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
         self.everyone = slice(0, len(self.buckets))
-        self.single_targets = [self._means(self._per_user(row, self.everyone)) for row in np.eye(len(parts))]
+        singles = [self._per_user(row, self.everyone) for row in np.eye(len(parts))]
+        self.single_targets = [self._means(per_user) for per_user in singles]
         self.best = {t: max(s[t] for s in self.single_targets) or 1.0 for t in self.hits}
+        self.target_weights = target_weights({t: singles[int(np.argmax([s[t] for s in self.single_targets]))][t]
+                                              for t in self.hits}, precision)
 
     def _per_user(self, weights: np.ndarray, rows: slice) -> dict[str, np.ndarray]:
         """Each target's metric of `rows`' users under `weights` (NaN: the user has none held out there)."""
@@ -153,7 +201,7 @@ class TargetSearch:
     def _objective(self, means: Mapping[str, float]) -> float:
         if len(means) == 1:
             return next(iter(means.values()))
-        return float(np.mean([means[t] / self.best[t] for t in means]))
+        return float(sum(self.target_weights[t] * means[t] / self.best[t] for t in means))
 
     def target_scores(self, weights: np.ndarray) -> dict[str, float]:
         """Each target's metric under `weights` (one vector, or one per bucket)."""

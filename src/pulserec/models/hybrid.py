@@ -27,12 +27,18 @@ from pulserec.online.catalog import Catalog
 ComponentSpec = str | tuple[str, dict[str, Any]]
 
 DEFAULT_COMPONENTS: tuple[ComponentSpec, ...] = ("als", "item_knn_bm25", "user_knn", "content", "popular")
-DEFAULT_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+#: The values a blend weight may take. Steps of x4: with seven values (0.1 ... 4 in steps of
+#: x2-2.5) the search found near-equivalent blends among which the validation's noise chose, and
+#: those generalised worse (issue 18, seventh session: worst of nine data set x split cases of
+#: `auto` 0.91 -> 0.84 of the best peer, but 1.05 -> 1.15 on leave-last-out, better on six of
+#: the nine; benchmarks/chooser_lab.py); it is also half the trials.
+DEFAULT_GRID: tuple[float, ...] = (0.0, 0.25, 1.0, 4.0)
 #: Validation that weighs three targets held out of one training log equally: each user's next
 #: item, a random tenth of their other events (long-term taste) and the latest fifth of the log
 #: (the present period: evaluation/split.py targets_split). Each is scored apart and the
 #: objective is the mean of each target's metric relative to its best single component (1.0 =
-#: as good as the best input on all three). On a plain mixed split the random tenth outnumbers
+#: as good as the best input on all three), each target weighted by the precision of its
+#: measurement (models/blend_search.py:target_weights: the one next item a user is noisy). On a plain mixed split the random tenth outnumbers
 #: the one next item per user ~16 to 1, so the chosen weights served long-term taste alone; and
 #: without the latest period the chosen blend never served what is popular now, which users
 #: with a few events want (a time split's test users: docs/benchmarks.md, issue 18).
@@ -163,7 +169,8 @@ class Hybrid(SavedState):
         self.validation_scores = {**{name: score for k, (name, score) in enumerate(zip(labels(self.components), singles))
                                      if k not in unaffordable}, "blend": best}
         self.validation_targets = {name: {"blend": score, "best_single": search.best[name],
-                                          "users": int((search.n_relevant[name] > 0).sum())}
+                                          "users": int((search.n_relevant[name] > 0).sum()),
+                                          "weight": search.target_weights[name]}
                                    for name, score in search.target_scores(weights).items()}
         return (weights.tolist() if self.history_edges else weights[0].tolist()), best
 
