@@ -57,7 +57,7 @@ def _frames(path: Path, settings, seq: int):
         yield valid
 
 
-def phase_build(sample: Path, data: Path, requests: int, rounds: int) -> dict:
+def phase_build(sample: Path, data: Path, requests: int, rounds: int, switch_s: float) -> dict:
     from pulserec.config import Settings
     from pulserec.engine.heap import trim_heap
     from pulserec.online import snapshot_file
@@ -65,6 +65,9 @@ def phase_build(sample: Path, data: Path, requests: int, rounds: int) -> dict:
     from pulserec.online.state_arrays import to_arrays
     from pulserec.recommend.service import RecommendationService
 
+    from pulserec import background
+
+    background.SWITCH_INTERVAL_S = switch_s
     settings = Settings.load(data)
     state = OnlineState(settings)
     empty = rss_bytes()
@@ -118,22 +121,29 @@ def _latency(state, service, requests: int) -> dict:
 
 #: Seconds a writer sleeps between the events it applies (~2k writes/s: a busy shop).
 PACE_S = 0.0005
+#: Seconds of writes timed with no snapshot before the first (the writer path alone).
+QUIET_S = 5.0
 
 
 def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     """What a background snapshot pauses writers for: a writer thread applies the tail's events
     one by one under a lock (as the engine's write path does) while `rounds` background snapshots
     (`Snapshots.write_in_background`, the engine's own, started under that lock) are written.
-    Reports the lock hold of the start (wall and CPU), and over each whole snapshot (start to
-    file renamed: a fork's child or the writing thread): the writers' worst stall and p99, and
-    the peak RSS above the RSS before it (sampled every 20 ms); the writers' p99 otherwise. The
-    tail's events are applied here to a state the start then does not use (the snapshot on disk
-    is the head's)."""
+    First QUIET_S seconds of writes alone, then a co-occurrence compaction started as the
+    per-event path starts one at its threshold (on a thread at this size) and timed until the
+    writer swapped it in. Reports the lock hold of the start (wall and CPU), and over each whole
+    snapshot (start to file renamed): the writers' worst stall and p99, and the peak RSS above
+    the RSS before it (sampled every 20 ms); the writers' p99 and worst otherwise; each fold a
+    helper thread ran (pulserec/background.py) and what the writer's worst was beside it. A
+    stall is also given less the time the writer waited for a CPU (the kernel's run delay of
+    its thread: other processes' load, not this one's). The tail's events are applied here to a
+    state the start then does not use (the snapshot on disk is the head's)."""
     import itertools
     import threading
 
     import pandas as pd
 
+    from pulserec import background
     from pulserec.events import Event
     from pulserec.online.snapshots import Snapshots
 
@@ -141,10 +151,12 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     events = [Event(event_id=f"bg{i}", user_id=u, item_id=it if isinstance(it, str) else None, type=t, ts=float(ts), value=None if v != v else v,
                     query=q if isinstance(q, str) else None) for i, (u, it, t, ts, v, q) in
               enumerate(zip(tail["user_id"], tail["item_id"], tail["type"], tail["ts"], tail["value"], tail["query"]))]
-    lock, stop, done = threading.Lock(), threading.Event(), []
+    lock, stop, done, waited = threading.Lock(), threading.Event(), [], []
+    folds = _timed_folds(background)
 
     def writer() -> None:
         seq = state.last_seq
+        delay = _run_delay()
         for event in itertools.cycle(events):  # the tail again if the snapshots outlast it
             if stop.is_set():
                 break
@@ -152,6 +164,7 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
             with lock:
                 state.apply(event, seq)
             done.append(time.perf_counter())
+            waited.append(delay())
             time.sleep(PACE_S)
 
     peaks: list[int] = []
@@ -163,10 +176,14 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
                 peaks[-1] = max(peaks[-1], rss_bytes())
             time.sleep(0.02)
 
+    tags = state.profiles.keyed["tags"]
+    out = {"tags_delta_at_start": [len(tags.delta[0]), tags.delta_limit()]}
     snapshots = Snapshots(settings)  # <data>/snapshots/, beside the state.npz the start loads
     threads = [threading.Thread(target=writer), threading.Thread(target=sampler)]
     for thread in threads:
         thread.start()
+    time.sleep(QUIET_S)
+    compacting = _compaction(state, lock)
     holds, cpu, windows, starting, rss_before, write_s, written = [], [], [], [], [], [], []
     for _ in range(rounds):
         time.sleep(0.5)
@@ -184,29 +201,94 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
         windows.append((t, time.perf_counter()))
         write_s.append(windows[-1][1] - t)
         written.append((snapshots.last_error, (snapshots.latest or {}).get("bytes")))  # it did write it
+    time.sleep(0.5)
     stop.set()
     for thread in threads:
         thread.join()
-    # A writer's stall is the gap between two of its writes beyond its pace: it includes the
-    # time it could not even run (the fork holds the GIL; the writing thread holds it between
-    # its pauses), which a timer around the lock misses.
-    ends = np.asarray(done)
+    out.update(_stalls(np.asarray(done), np.asarray(waited), windows, starting, folds, compacting))
+    out.update(fork_ms=sorted(holds), fork_cpu_ms=sorted(cpu), bg_write_s=write_s, bg_rss_before=rss_before,
+               bg_rss_peak_over=[p - b for p, b in zip(peaks, rss_before)], bg_written=written)
+    return out
+
+
+def _run_delay():
+    """A reader of the calling thread's run delay so far (seconds it was runnable but waited
+    for a CPU: /proc/thread-self/schedstat's second field); 0 where the kernel gives none."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return lambda: 0.0
+    return lambda: int(os.pread(fd, 128, 0).split()[1]) / 1e9
+
+
+def _timed_folds(background) -> list[list]:
+    """[name, started, ended] of every fold a helper thread runs from now on (its compute wrapped)."""
+    folds: list[list] = []
+    fold_class = background.Fold
+
+    class Timed(fold_class):
+        def __init__(self, name, compute, *args):
+            entry = [name, time.perf_counter(), None]
+            folds.append(entry)
+
+            def timed(*a):
+                try:
+                    return compute(*a)
+                finally:
+                    entry[2] = time.perf_counter()
+            super().__init__(name, timed, *args)
+
+    from pulserec.online import cooccurrence
+    from pulserec.profiles import keyed
+    for module in (cooccurrence, keyed):
+        module.Fold = Timed
+    return folds
+
+
+def _compaction(state, lock) -> tuple[float, float]:
+    """Start the co-occurrence compaction the per-event path starts at its threshold, and the
+    span until the writer put its base in place (the first write after the thread's end)."""
+    started = time.perf_counter()
+    with lock:
+        state.cooc.compact_soon()
+    while True:
+        with lock:
+            if state.cooc._fold is None:
+                return started, time.perf_counter()
+        time.sleep(0.005)
+
+
+def _stalls(ends: np.ndarray, waited: np.ndarray, windows, starting, folds, compacting) -> dict:
+    """A writer's stall is the gap between two of its writes beyond its pace: it includes the
+    time it could not even run (the fork holds the GIL; the writing thread holds it between
+    its pauses), which a timer around the lock misses; `waited` takes off its waits for a CPU."""
     gaps, starts = np.diff(ends) - PACE_S, ends[:-1]
+    own = gaps - np.diff(waited)
+
     def overlapping(spans) -> np.ndarray:
         mask = np.zeros(len(gaps), dtype=bool)
         for a, b in spans:
             mask |= (starts <= b) & (ends[1:] >= a)
         return mask
 
+    def worst(mask, values=gaps) -> float:
+        return float(values[mask].max(initial=0.0)) * 1000
+
+    def p99(mask, values=gaps) -> float:
+        return float(np.percentile(values[mask], 99)) * 1000 if mask.any() else float("nan")
+
     during, at_start = overlapping(windows), overlapping(starting)
-    return {"fork_ms": sorted(holds), "fork_cpu_ms": sorted(cpu), "writes": len(ends), "writes_during": int(during.sum()),
-            "writer_stall_ms": float(gaps[during].max(initial=0.0)) * 1000,
-            "writer_stall_start_ms": float(gaps[at_start].max(initial=0.0)) * 1000,  # over the lock hold
-            "writer_stall_after_ms": float(gaps[during & ~at_start].max(initial=0.0)) * 1000,  # while it is written
-            "writer_during_p99_ms": float(np.percentile(gaps[during], 99)) * 1000 if during.any() else float("nan"),
-            "writer_p99_ms": float(np.percentile(gaps[~during], 99)) * 1000 if (~during).any() else float("nan"),
-            "bg_write_s": write_s, "bg_rss_peak_over": [p - b for p, b in zip(peaks, rss_before)],
-            "bg_rss_before": rss_before, "bg_written": written}
+    folding = overlapping([(a, b if b is not None else ends[-1]) for _, a, b in folds])
+    compaction = overlapping([compacting])
+    quiet = ~during & ~folding & ~compaction
+    return {"writes": len(ends), "writes_during": int(during.sum()),
+            "writer_stall_ms": worst(during), "writer_stall_start_ms": worst(at_start),  # over the lock hold
+            "writer_stall_after_ms": worst(during & ~at_start),  # while it is written
+            "writer_during_p99_ms": p99(during), "writer_p99_ms": p99(quiet), "writer_max_ms": worst(quiet),
+            "own_stall_ms": worst(during, own), "own_during_p99_ms": p99(during, own), "own_max_ms": worst(quiet, own),
+            "folds": [(name, round(((b or ends[-1]) - a) * 1000, 1)) for name, a, b in folds],
+            "writer_fold_max_ms": worst(folding), "own_fold_max_ms": worst(folding, own),
+            "compaction_ms": (compacting[1] - compacting[0]) * 1000, "writer_compaction_max_ms": worst(compaction)}
 
 
 def phase_load(data: Path, sample: Path) -> dict:
@@ -231,13 +313,14 @@ def run_phase(*args: str) -> dict:
     return scale.run_phase(*args, script=__file__)
 
 
-def bench(label: str, root: Path, requests: int, rounds: int) -> dict:
+def bench(label: str, root: Path, requests: int, rounds: int, switch_s: float, start: bool) -> dict:
     sample, data = shop_dir(size_of(label)), root / f"data-{label}"
     data.mkdir(parents=True, exist_ok=True)
     out = {"label": label, "load_avg": os.getloadavg()[0], **run_phase("generate", str(sample), str(size_of(label)))}
-    out.update(run_phase("build", str(sample), str(data), str(requests), str(rounds)))
+    out.update(run_phase("build", str(sample), str(data), str(requests), str(rounds), str(switch_s)))
     print(json.dumps(out), flush=True)  # kept if the start is cut short (a turn of the bench lock)
-    out.update(run_phase("load", str(data), str(sample)))
+    out.update(run_phase("load", str(data), str(sample)) if start else {"load_s": float("nan"), "start_s": float("nan"),
+                                                                         "rss_loaded": 0, "applied": 0})
     out["load_avg_end"] = os.getloadavg()[0]
     print(json.dumps(out), flush=True)
     return out
@@ -258,8 +341,10 @@ def report(results: list[dict]) -> None:
                      "{:.2f} / {:.2f}".format(*r["similar_ms"]),
                      f"{r['snapshot_s']:.0f} s / {r['snapshot_bytes'] / mib:.0f} MiB",
                      f"{r['fork_ms'][len(r['fork_ms']) // 2]:.1f} ms (cpu {r['fork_cpu_ms'][len(r['fork_cpu_ms']) // 2]:.1f}); "
-                     f"writers' worst {r['writer_stall_ms']:.1f} ms, p99 {r.get('writer_during_p99_ms', float('nan')):.1f} ms "
-                     f"during, {r['writer_p99_ms']:.1f} ms otherwise; RSS +{max(r.get('bg_rss_peak_over', [0])) / mib:.0f} MiB",
+                     f"writers' worst {r['writer_stall_ms']:.1f} ms (less CPU waits {r['own_stall_ms']:.1f}), p99 "
+                     f"{r['writer_during_p99_ms']:.1f} ms during; otherwise p99 {r['writer_p99_ms']:.1f}, worst "
+                     f"{r['writer_max_ms']:.1f} ms; beside folds on threads worst {r['writer_fold_max_ms']:.1f} ms "
+                     f"({', '.join(f'{n} {ms:.0f} ms' for n, ms in r['folds'])}); RSS +{max(r['bg_rss_peak_over']) / mib:.0f} MiB",
                      f"{r['start_s']:.1f} s ({r['load_s']:.1f} load + {TAIL // 1000}k tail), {r['rss_loaded'] / gib:.2f} GiB"])
     print_table(["events", "load avg", "generate s", "state apply s (rate)", "RSS", "bytes per event / user / item",
                  "history B/event, profile B/user, cooc B/item", "recommend p50/p99 ms", "similar p50/p99 ms",
@@ -268,7 +353,8 @@ def report(results: list[dict]) -> None:
 
 
 PHASES = {"generate": lambda sample, events: dump(phase_generate(Path(sample), int(events))),
-          "build": lambda sample, data, requests, rounds: phase_build(Path(sample), Path(data), int(requests), int(rounds)),
+          "build": lambda sample, data, requests, rounds, switch: phase_build(Path(sample), Path(data), int(requests), int(rounds),
+                                                                              float(switch)),
           "load": lambda data, sample: phase_load(Path(data), Path(sample))}
 
 
@@ -278,6 +364,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--snapshots", type=int, default=3, help="background snapshots timed (each writes a whole one)")
     parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--switch-interval", type=float, default=0.0005,
+                        help="the interpreter's switch interval while a snapshot is written (background.SWITCH_INTERVAL_S)")
+    parser.add_argument("--no-start", action="store_true", help="skip the start from the snapshot (a shorter turn)")
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:  # one phase, in the fresh interpreter run_phase started
@@ -285,7 +374,8 @@ def main() -> None:
         return
     print(f"# scale (state only): {machine()}, load {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
-        results = [bench(label, Path(tmp), args.requests, args.snapshots) for label in args.sizes.split(",")]
+        results = [bench(label, Path(tmp), args.requests, args.snapshots, args.switch_interval, not args.no_start)
+                   for label in args.sizes.split(",")]
     report(results)
 
 

@@ -259,12 +259,15 @@ class CoOccurrence(RowReader):
         np.add.at(degree, np.array(others), np.array(weights))  # `others` may repeat (an item touched twice)
         limit = max(self.min_delta, self.base.nnz // 4)
         if self._fold is None and self.delta.nnz + self._sealed_nnz() > limit:
-            self._compact_soon()
+            self.compact_soon()
         elif self._fold is not None and self.delta.nnz > 4 * limit:  # the fold lags far behind
             self.compact()
 
-    def _compact_soon(self) -> None:
-        """Compact now if the state is small, else seal the delta and fold on a thread."""
+    def compact_soon(self) -> None:
+        """The per-event path's compaction: now if the state is small, else the delta sealed
+        and the levels folded on a thread (a benchmark starts one to time writers beside it)."""
+        if self._fold is not None:
+            return
         if self._inline or not large(self.nnz):
             self._inline = False
             self.compact()
