@@ -39,7 +39,8 @@ class RedisPopularity:
         return self.trending.decayed(n, at)
 
     def vector(self, name: str) -> np.ndarray:
-        """A per-item vector (vec:<name>), fetched at most once per request and cached per vec_ver."""
+        """A per-item vector (vec:<name>), fetched at most once per view and cached per vec_ver
+        (read-only: a view serves every request of its owner until the next push)."""
         view = self.state.view()
         vector = view.vectors.get(name)
         if vector is None:
@@ -47,8 +48,22 @@ class RedisPopularity:
             held = cache.get(name)
             if held is None or held[0] != view.vec_ver:  # written since this process read it
                 held = cache[name] = (view.vec_ver, self.state.client.get(self.state.keys.vector(name)))
-            vector = view.vectors[name] = decode_vector(held[1], len(view.trending))  # type: ignore[arg-type]
+            vector = decode_vector(held[1], len(view.trending))  # type: ignore[arg-type]
+            vector.flags.writeable = False
+            view.vectors[name] = vector
         return vector
+
+    def counts(self, name: str) -> np.ndarray:
+        """`vector(name)` as int64 counts (events, owners per item), converted once per view:
+        item-kNN's support check and the query's ask for them on every request."""
+        view = self.state.view()
+        key = name + ":int64"
+        counts = view.vectors.get(key)
+        if counts is None:
+            counts = self.vector(name).astype(np.int64)
+            counts.flags.writeable = False
+            view.vectors[key] = counts
+        return counts
 
     def all_time(self, n: int) -> np.ndarray:
         vector = self.vector("total")
@@ -60,7 +75,7 @@ class RedisPopularity:
 
     @property
     def events(self) -> np.ndarray:
-        return self.vector("events").astype(np.int64)
+        return self.counts("events")
 
     @property
     def now(self) -> float:

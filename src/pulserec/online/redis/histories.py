@@ -60,7 +60,7 @@ class RedisHistories:
     @property
     def owner_counts(self) -> np.ndarray:
         """Owners who touched each item (vec:users, kept by COMMIT where seen sets change)."""
-        return self.state.popularity.vector("users").astype(np.int64)
+        return self.state.popularity.counts("users")
 
     # -- writes ------------------------------------------------------------------------------
     def plan_log(self, plan: CommitPlan, owners: np.ndarray, items: np.ndarray, weights: np.ndarray,
