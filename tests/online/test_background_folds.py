@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from pulserec import background
-from pulserec.online import cooccurrence
+from pulserec.online import cooccurrence, history
 from pulserec.online.cooccurrence import CoOccurrence
-from pulserec.online.history import Touch
+from pulserec.online.history import Histories, Touch
 from pulserec.profiles import keyed
 from pulserec.profiles.keyed import KeyedTable
 
@@ -188,4 +188,49 @@ def test_a_co_occurrence_compacting_on_a_thread_makes_the_inline_compactions_bas
         cooc.compact()
     for name in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(threaded.base, name), getattr(inline.base, name))
+    assert all(f.ready() and f._error is None for f in held.started)
+
+
+def _histories_view(histories: Histories) -> list:
+    return [(histories.recent(owner), sorted(histories.seen(owner)),
+             [column.tolist() for column in histories.recent_columns(owner)]) for owner in range(25)]
+
+
+def test_histories_merging_segments_on_a_thread_read_as_inline_merges(held, monkeypatch):
+    """Per-event touches flushed every 16: the size-tiered merges of one copy run on threads (one
+    held at the gate across flushes, the merges above it inline), of the other inline; every
+    read is the same throughout, and both end as the same single segment."""
+    monkeypatch.setattr(history, "FLUSH_AT", 16)
+    monkeypatch.setattr(history, "Fold", HeldFold)
+    rng = np.random.default_rng(8)
+    threaded, inline = Histories(max_len=6), Histories(max_len=6)
+    held.gate.set()
+
+    def touch(k: int) -> None:
+        owner, item = int(rng.integers(0, 25)), int(rng.integers(0, 40))
+        for histories in (threaded, inline):
+            with monkeypatch.context() as mp:
+                if histories is inline:
+                    mp.setattr(background, "BACKGROUND_ROWS", 1 << 60)
+                histories.add(owner, Touch(item, 1.0, 1.7e9 + k, "view"))
+
+    k = 0
+    for k in range(200):
+        touch(k)
+    held.gate.clear()
+    while threaded._fold is None:
+        touch(k := k + 1)
+    for _ in range(80):  # five more flushes above the held merge
+        touch(k := k + 1)
+        assert _histories_view(threaded) == _histories_view(inline)
+    assert threaded._fold is not None and len(threaded.segments) > len(inline.segments)
+    held.gate.set()
+    threaded.forget(3), inline.forget(3)  # waits for the merge: forgetting replaces segments
+    for _ in range(300):
+        touch(k := k + 1)
+    assert _histories_view(threaded) == _histories_view(inline)
+    np.testing.assert_array_equal(threaded.owner_counts, inline.owner_counts)
+    one, other = threaded.compact(), inline.compact()
+    for name in ("owner", "item", "ts", "kind", "seen_owner", "seen_item"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(other, name))
     assert all(f.ready() and f._error is None for f in held.started)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from pulserec.background import Fold, large
 from pulserec.online.history_segments import FLUSH_AT, Segment, merged, segment_of, tails
 
 
@@ -51,6 +52,10 @@ class Histories:
         self.kind_types: list[str] = []
         self.kind_weights: list[float] = []
         self._owner_counts = np.zeros(0, dtype=np.int64)
+        #: A large merge of segments[_folding], segments[_folding + 1] on a helper thread
+        #: (`pulserec/background.py`): reads see both until the writer puts the merge in place.
+        self._fold: Fold[Segment] | None = None
+        self._folding = 0
 
     def kind(self, event_type: str, weight: float) -> int:
         """The code of (event type, weight), given on first sight (a snapshot load replays them in order)."""
@@ -90,6 +95,8 @@ class Histories:
             self._count(np.array([touch.item], dtype=np.int64), 1)
         self._pending.setdefault(owner, []).append(touch)
         self._pending_n += 1
+        if self._fold is not None and self._fold.ready():
+            self._swap()
         if self._pending_n >= FLUSH_AT:
             self.flush()
 
@@ -160,21 +167,54 @@ class Histories:
                           np.array(stamps, dtype=np.float64), np.array(kinds, dtype=np.int8), self.max_len)
 
     def _push(self, segment: Segment) -> None:
+        self.segments.append(segment)
+        self._cascade()
+
+    def _cascade(self) -> None:
+        """Merge size-tiered. A large merge (the 10M shop's segments hold ~12M rows: seconds)
+        runs on a thread, one at a time, the segments it merges read meanwhile; merges above
+        them go on inline, and one that would take them in, or another large one, waits."""
         segments = self.segments
-        segments.append(segment)
-        while len(segments) >= 2 and 2 * len(segments[-1]) >= len(segments[-2]):
+        floor = self._folding + 2 if self._fold is not None else 0
+        while len(segments) - floor >= 2 and 2 * len(segments[-1]) >= len(segments[-2]):
+            if large(len(segments[-1]) + len(segments[-2])):
+                if self._fold is None:
+                    self._folding = len(segments) - 2
+                    self._fold = Fold("history", merged, segments[-2], segments[-1], self.max_len)
+                return
             newer = segments.pop()
             segments[-1] = merged(segments[-1], newer, self.max_len)
+
+    def _swap(self) -> None:
+        """Put the running merge in place of its two segments (waiting for it), then go on
+        merging; a merge that failed (memory) is done here."""
+        fold, at = self._fold, self._folding
+        assert fold is not None
+        self._fold = None
+        older, newer = self.segments[at], self.segments[at + 1]
+        try:
+            segment = fold.result()
+        except Exception:  # noqa: BLE001 - the segments are whole: merge them here
+            segment = merged(older, newer, self.max_len)
+        self.segments[at : at + 2] = [segment]
+        self._cascade()
+
+    def settle(self) -> None:
+        """Put running merges in place, waiting for them (before segments are replaced)."""
+        while self._fold is not None:
+            self._swap()
 
     def load_segments(self, segments: list[Segment]) -> None:
         """Segments a snapshot holds, oldest first (the last may be the pending touches')."""
         for segment in segments:
             self._push(segment)
+        self.settle()
         self.recount()
 
     def compact(self) -> Segment | None:
         """Everything in one segment (for snapshots); None when there is nothing."""
         self.flush()
+        self.settle()
         while len(self.segments) > 1:
             newer = self.segments.pop()
             self.segments[-1] = merged(self.segments[-1], newer, self.max_len)
@@ -251,6 +291,7 @@ class Histories:
         return owner, item, np.asarray(self.kind_weights, dtype=np.float64)[kind] if len(kind) else np.empty(0), ts
 
     def forget(self, owner: int) -> None:
+        self.settle()  # its segments are about to be replaced
         self._count(np.fromiter(self.seen(owner), dtype=np.int64), -1)
         self.segments = [s.without(owner) if s.rows(owner).stop > s.rows(owner).start or s.seen_rows(owner).stop >
                          s.seen_rows(owner).start else s for s in self.segments]
