@@ -185,3 +185,24 @@ def test_only_serving_reads_open_the_channel(redis_server):
         assert state._pushes is not None and state._pushes.generation() is not None
     finally:
         state.close()
+
+
+def test_a_forked_child_opens_its_own_channel(redis_server):
+    """A child forked after its parent opened the channel must not drain the parent's socket
+    (each would see only part of the pushes): it starts a generation of its own connection."""
+    import os
+
+    channel = PushChannel(redis_server.url, redis_server.namespace() + ":", 2.0)
+    try:
+        before = channel.generation()
+        parent_socket = channel._conn._sock
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            moved = channel.generation()
+            ok = moved is not None and moved > before and channel._conn._sock is not parent_socket
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert channel.generation() == before and channel._conn._sock is parent_socket  # the parent's is intact
+    finally:
+        channel.close()

@@ -22,12 +22,14 @@ Correctness first when the channel is in doubt: `generation()` answers None (rea
 one READ per request) while the connection is down, until a heartbeat PING has been answered
 within `TRUSTED_S` (a half-open connection cannot hide changes for longer), and after any
 error; it reconnects at most once per `RETRY_S`, and a new connection starts a new generation
-(pushes may have been missed meanwhile). A server without CLIENT TRACKING (Redis < 6, or the
+(pushes may have been missed meanwhile), and so does a forked child, which leaves its parent's
+connection alone and opens its own. A server without CLIENT TRACKING (Redis < 6, or the
 command renamed) turns pushes off for the process."""
 
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
 import time
@@ -59,6 +61,7 @@ class PushChannel:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._conn: Connection | None = None
+        self._pid = os.getpid()
         self._poll = select.poll()
         self._generation = 0
         self._answered = -float("inf")  # when the last PING answer (or the subscription) arrived
@@ -71,6 +74,9 @@ class PushChannel:
         """The current generation, or None when a view read earlier cannot be trusted now."""
         with self._lock:
             now = time.monotonic()
+            if self._pid != os.getpid():  # a forked child: the socket is the parent's, and so are its pushes
+                self._conn, self._pid, self._retry_at = None, os.getpid(), 0.0
+                self._generation += 1
             if self._conn is None and not self._connect(now):
                 return None
             try:
