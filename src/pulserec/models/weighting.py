@@ -169,10 +169,10 @@ def user_history(query: Query, user_items: sp.csr_matrix, user_last_ts: np.ndarr
         return items, weights, True
     ts = np.asarray(query.timestamps, dtype=np.float64)
     newer = ts > user_last_ts[user] if len(ts) == len(items) else np.zeros(len(items), dtype=bool)
-    row = user_items[user]
+    lo, hi = user_items.indptr[user], user_items.indptr[user + 1]  # the row's slice: scipy's row indexing costs 40-80 us
     return (
-        np.concatenate([row.indices.astype(np.int64), items[newer]]),
-        np.concatenate([row.data.astype(np.float64), weights[newer]]),
+        np.concatenate([user_items.indices[lo:hi].astype(np.int64), items[newer]]),
+        np.concatenate([user_items.data[lo:hi].astype(np.float64), weights[newer]]),
         bool(newer.any()),
     )
 
