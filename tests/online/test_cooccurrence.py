@@ -162,6 +162,37 @@ def test_small_bulk_updates_are_read_from_the_middle_level_until_folded():
     assert two_levels.mid.nnz == 0 and two_levels.base.nnz == reference.base.nnz
 
 
+def test_a_bulk_mid_ratio_folds_only_past_that_multiple_of_the_base_and_at_the_end(tmp_path):
+    """A bulk load's middle level may grow to `mid_ratio` times the bounded base before it folds
+    (each fold ranks the whole base again); `OnlineState.end_bulk` folds the rest."""
+    log = random_log(4, n=3000, users=60, items=80)
+    bulk = CoOccurrence(5, 86_400.0, max_neighbours=6, mid_ratio=4.0)
+    seen_waiting = False
+    for start in range(0, 3000, 300):
+        bulk.add_log(*(column[start:start + 300] for column in log))
+        assert bulk.mid.nnz <= 4 * bulk.base.nnz  # folded whenever it passed 4x
+        seen_waiting |= bulk.mid.nnz > bulk.base.nnz // 4  # where a quarter would have folded it
+    assert seen_waiting
+    bulk.compact()
+    assert bulk.mid.nnz == 0 and np.diff(bulk.base.indptr).max() <= 6
+
+    from pulserec.config import Settings
+    from pulserec.online.state import OnlineState
+    import pandas as pd
+
+    state = OnlineState(Settings(data_dir=tmp_path, cooc_max_neighbours=6))
+    owners, items, weights, ts = log
+    frame = pd.DataFrame({"user_id": [f"u{o}" for o in owners], "item_id": [f"i{i}" for i in items], "type": "view",
+                          "ts": 1.7e9 + ts, "session_id": None, "query": None, "context": None, "value": None,
+                          "dwell_seconds": None, "event_id": [f"e{k}" for k in range(3000)], "rec_id": None})
+    for start in range(0, 3000, 300):
+        state.apply_frame(frame.iloc[start:start + 300])
+    state.apply_frame(frame.iloc[:40].assign(ts=frame["ts"].iloc[-1] + 60.0))  # far below a fold
+    assert state.cooc.mid.nnz > 0  # a load in progress may hold an unfolded middle level
+    state.end_bulk()
+    assert state.cooc.mid.nnz == 0 and np.diff(state.cooc.base.indptr).max() <= 6
+
+
 def test_eviction_with_a_half_life_drops_neighbours_nobody_touches_any_more():
     # Item 0 pairs with 1..6: items 1-3 heavily but only on day 0, items 4-6 lightly on day 300.
     owners, items, ts = [], [], []

@@ -111,6 +111,8 @@ class BulkIngest:
                 built = writer.execute(finish) if finish else None
                 while pending:
                     self._apply_chunk(*pending.popleft(), counts)
+                with engine.lock:
+                    engine.state.end_bulk()
                 applied_all()
                 if built is not None:
                     built.result()

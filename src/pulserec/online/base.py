@@ -185,6 +185,11 @@ class State(Protocol):
         """Apply stored events (a frame in arrival order) in bulk."""
         ...
 
+    def end_bulk(self) -> None:
+        """The last frame of a bulk load (import, replay) was applied: settle what the bulk path
+        left for later (the in-memory state folds its co-occurrence)."""
+        ...
+
     def forget(self, owner_key: str, events: pd.DataFrame) -> None:
         """Remove every trace of one owner, given all of their stored events."""
         ...

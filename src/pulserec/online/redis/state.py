@@ -355,6 +355,9 @@ class RedisState:
         """Apply stored events (arrival order) in bulk; already-applied ones are skipped."""
         bulk.apply_frame(self, frame)
 
+    def end_bulk(self) -> None:
+        """Nothing to settle: a bulk frame's writes are in Redis when `apply_frame` returns."""
+
     def forget(self, owner_key: str, events: pd.DataFrame) -> None:
         """Remove every trace of one owner, given all of their stored events.
 
