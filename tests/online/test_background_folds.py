@@ -16,6 +16,8 @@ from pulserec.online import cooccurrence, history
 from pulserec.online.cooccurrence import CoOccurrence
 from pulserec.online.history import Histories, Touch
 from pulserec.profiles import keyed
+from pulserec.profiles import table as table_module
+from pulserec.profiles.table import ProfileTable
 from pulserec.profiles.keyed import KeyedTable
 
 HALFLIFE = 3600.0
@@ -31,11 +33,15 @@ class HeldFold(background.Fold):
         HeldFold.started.append(self)
         super().__init__(name, self._held, compute, *args)
 
+    #: Compute at once and hold the result (the writes then all come after the thread's read).
+    compute_first = False
+
     @staticmethod
     def _held(compute, *args):
+        value = compute(*args) if HeldFold.compute_first else None
         if not HeldFold.gate.wait(10):
             raise TimeoutError("the test never opened the gate")
-        return compute(*args)
+        return value if HeldFold.compute_first else compute(*args)
 
 
 @pytest.fixture
@@ -233,4 +239,42 @@ def test_histories_merging_segments_on_a_thread_read_as_inline_merges(held, monk
     one, other = threaded.compact(), inline.compact()
     for name in ("owner", "item", "ts", "kind", "seen_owner", "seen_item"):
         np.testing.assert_array_equal(getattr(one, name), getattr(other, name))
+    assert all(f.ready() and f._error is None for f in held.started)
+
+
+def test_profile_columns_grown_on_a_thread_hold_every_write_made_meanwhile(held, monkeypatch):
+    """Owners arrive one by one past 3/4 of the columns' room: one table doubles them on a
+    thread (its copy held at the gate) while events of old and new owners go on, the other
+    inline; the columns and every profile are the same, the rows written meanwhile too."""
+    monkeypatch.setattr(table_module, "Fold", HeldFold)
+    monkeypatch.setattr(HeldFold, "compute_first", True)
+    rng = np.random.default_rng(9)
+    threaded, inline = (ProfileTable(3600.0, name_of=str) for _ in range(2))
+    held.gate.set()
+
+    def event(owner: int, k: int) -> None:
+        kind = str(rng.choice(["view", "buy"]))
+        for profiles in (threaded, inline):
+            with monkeypatch.context() as mp:
+                if profiles is inline:
+                    mp.setattr(background, "BACKGROUND_ROWS", 1 << 60)
+                profiles.update(owner, kind, 1.0, 1.7e9 + 60.0 * k, "c1", ("t1",), None, None)
+
+    for owner in range(700):
+        event(owner, owner)
+    held.gate.clear()
+    k = 700
+    for owner in range(700, 1000):  # past 3/4 of 1,024: the grow starts and waits
+        event(owner, k := k + 1)
+        event(int(rng.integers(0, owner)), k := k + 1)  # an old owner's row, written meanwhile
+    assert threaded._grow is not None and len(threaded.exists) == 1024
+    held.gate.set()
+    for owner in range(1000, 1500):
+        event(owner, k := k + 1)
+    assert threaded._grow is None and len(threaded.exists) == len(inline.exists) == 2048
+    for name in ("exists", "counts"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(inline, name))
+    for name in threaded.dense:
+        np.testing.assert_array_equal(threaded.dense[name], inline.dense[name])
+    assert all(threaded.get(o).to_state() == inline.get(o).to_state() for o in range(0, 1500, 7))
     assert all(f.ready() and f._error is None for f in held.started)
