@@ -9,7 +9,8 @@ logged in one line and the previous snapshot, or a full replay, is used instead.
 Background snapshots do not fork (a fork copies the page tables of the whole process under the
 lock: 34-44 ms at 10M events): under the lock `state_arrays.capture` takes the state's levels
 in O(structures) and freezes its in-place columns copy-on-write, and a thread writes them while
-writers go on, each paying at most a chunk's before-image on its first touch."""
+writers go on, each saving the before-image of the rows it is the first to change (the thread
+shares the GIL with them at a 0.5 ms switch interval, `background.sharing_the_gil`)."""
 
 from __future__ import annotations
 
@@ -147,8 +148,8 @@ class Snapshots:
     def write_in_background(self, state: OnlineState, header: dict[str, Any]) -> bool:
         """Start a thread that writes the snapshot (False: one is still being written). Call
         with the state still (under the engine lock): the capture, O(structures), is the only
-        pause writers see; afterwards a writer's first change to a chunk of a frozen column
-        copies that chunk (~1 MiB) once."""
+        pause writers see; afterwards a writer's first change to a row of a frozen column
+        saves that row once."""
         with self._lock:
             if self._writer is not None:
                 return False
