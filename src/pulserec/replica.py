@@ -71,6 +71,7 @@ class ReplicaEngine(Engine):
         if last_seq - seq > BULK_BACKLOG:
             for frame in self.store.iter_events(after_seq=seq):
                 self.state.apply_frame(frame)
+            self.state.end_bulk()  # a backlog caught up in frames is a bulk load
             return
         for row in self.store.event_rows_after(seq, last_seq - seq):
             self.state.apply(event_from_row(row[1:]), row[0])
