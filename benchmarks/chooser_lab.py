@@ -14,7 +14,9 @@ log's timeline: accuracy.py --head-fraction F) or `tailF` (the last F: --tail-fr
 `compare` runs the production weight search (TargetSearch) on each validation with the targets
 weighted at the given precision powers and scores the weights it chose on the test part; the test part is never read
 before the weights are fixed, so this is accuracy.py's `auto` row without refitting the
-candidates (the same fits: accuracy.py's `auto` NDCG@10 agrees to the 4th digit). The peers'
+candidates (the same fits: accuracy.py's `auto` NDCG@10 agrees to the 4th digit); with
+--own-target each split's validation learns on the target of that split's kind only (a
+diagnosis: what one blend for every kind of test gives up). The peers'
 NDCG@10 (and per-user values, for the paired interval) come from accuracy.py's --json / --cache
 files given."""
 
@@ -95,8 +97,12 @@ def build(name: str, movielens: str | None) -> None:
         print(f"{name} {method}: {split.stats['test_users']} test users", flush=True)
 
 
-def search_of(kept: np.lib.npyio.NpzFile, power: float, edges: tuple[int, ...]) -> TargetSearch:
-    targets = [k[5:] for k in kept.files if k.startswith("hits_")]
+#: --own-target: the validation target of each split's kind (what the split's test asks).
+OWN_TARGET = {"leave-last-out": "next", "random": "taste", "time": "time"}
+
+
+def search_of(kept: np.lib.npyio.NpzFile, power: float, edges: tuple[int, ...], only: str | None = None) -> TargetSearch:
+    targets = [only] if only else [k[5:] for k in kept.files if k.startswith("hits_")]
     buckets = history_bucket(kept["history"], edges)
     order = np.argsort(buckets, kind="stable")
     return TargetSearch.pooled(kept["parts"][:, order], kept["invalid"][order],
@@ -115,7 +121,8 @@ def test_ndcg(kept: np.lib.npyio.NpzFile, weights: np.ndarray, edges: tuple[int,
     return (hits * discounts(10)).sum(axis=1) / ideal
 
 
-def compare(peer_files: list[Path], powers: list[float], edges: tuple[int, ...], grid: tuple[float, ...]) -> None:
+def compare(peer_files: list[Path], powers: list[float], edges: tuple[int, ...], grid: tuple[float, ...],
+            own_target: bool = False) -> None:
     from pulserec.evaluation.bootstrap import ratio_interval
 
     peers: dict[tuple[str, str], tuple[str, np.ndarray]] = {}
@@ -128,7 +135,8 @@ def compare(peer_files: list[Path], powers: list[float], edges: tuple[int, ...],
     for power in powers:
         for (data, method), (peer, peer_users) in sorted(peers.items()):
             val, test = (np.load(OUT / f"{data}-{method}-{kind}.npz") for kind in ("val", "test"))
-            weights, objective, _ = search_of(val, power, edges).search(grid, 2)
+            only = OWN_TARGET[method] if own_target else None
+            weights, objective, _ = search_of(val, power, edges, only).search(grid, 2)
             ours = test_ndcg(test, weights, edges)
             names = [str(n) for n in val["names"]]
             chosen = [" ".join(f"{n}={w:g}" for n, w in zip(names, row) if w) for row in weights]
@@ -144,6 +152,8 @@ def main() -> None:
     p.add_argument("--movielens", default=None)
     c = sub.add_parser("compare")
     c.add_argument("peers", nargs="+", type=Path, help="accuracy.py --cache files of the peers, in folders named DATA")
+    c.add_argument("--own-target", action="store_true",
+                   help="learn on the target of the split's kind only (diagnosis: what one blend for all gives up)")
     c.add_argument("--grid", default=",".join(map(str, DEFAULT_GRID)), help="the weights' values (hybrid.DEFAULT_GRID)")
     c.add_argument("--powers", default="0,1", help="precision powers of the targets' weights (blend_search.target_weights)")
     args = parser.parse_args()
@@ -151,7 +161,7 @@ def main() -> None:
         build(args.data, args.movielens)
     else:
         compare(args.peers, [float(p) for p in args.powers.split(",")], HISTORY_EDGES,
-                tuple(float(g) for g in args.grid.split(",")))
+                tuple(float(g) for g in args.grid.split(",")), args.own_target)
 
 
 if __name__ == "__main__":
