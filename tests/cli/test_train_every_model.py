@@ -55,7 +55,8 @@ def trained(tmp_path_factory, shop):
         result = runner.invoke(app, ["train", "--model", name, "--data-dir", str(data_dir), *pairs(params)])
         assert result.exit_code == 0, f"{name}: {result.output}"
         if name == "auto":  # what it chose, what its parts were priced at (the default budget)
-            assert "auto chose " in result.output and "a request, budget 1.2 / 6" in result.output, result.output
+            budget = f"a request, budget {Settings().auto_budget_p50_ms:g} / {Settings().auto_budget_p99_ms:g}"
+            assert "auto chose " in result.output and budget in result.output, result.output
     return data_dir
 
 
@@ -80,7 +81,8 @@ def test_each_cli_trained_model_is_served_over_http_and_retrained_with_its_param
         assert listed["als"]["params"]["factors"] == 4 and listed["als"]["watermark_seq"] > 0
         assert listed["ranker"]["sources"] == ["item_knn", "ease"]
         latency = http.get("/models").json()["default_choice"]["latency"]  # the served default's priced parts
-        assert latency["budget_ms"] == [1.2, 6.0] and set(latency["parts_ms"]) == {"item_knn", "long_term", "ease"}
+        assert latency["budget_ms"] == [Settings().auto_budget_p50_ms, Settings().auto_budget_p99_ms]
+        assert set(latency["parts_ms"]) == {"item_knn", "long_term", "ease"}
         assert "refused" not in server.log_tail()
         before = {name: listed[name]["trained_at"] for name in ("als", "ranker")}
         for name in before:
