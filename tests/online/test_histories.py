@@ -47,3 +47,21 @@ def test_owner_counts_over_many_bulk_logs_count_each_owner_once_per_item():
     assert len(hist.segments) >= 2
     expected = np.bincount(np.unique(owners * 1000 + items) % 1000, minlength=60)
     assert hist.owner_counts[:60].tolist() == expected.tolist()
+
+
+def test_seen_items_are_the_seen_set_sorted():
+    """`seen_items` (what a recommendation reads) holds exactly `seen`, sorted: one segment, several
+    segments, pending touches on top, repeats, an unknown owner."""
+    from pulserec.online.history import Histories, Touch
+
+    histories = Histories(max_len=5)
+    rng = np.random.default_rng(2)
+    for step in range(3):
+        for k in range(40):
+            histories.add(int(rng.integers(4)), Touch(int(rng.integers(30)), 1.0, 1.7e9 + step * 100 + k, "view"))
+        if step < 2:
+            histories.flush()  # a segment per step; the last step's touches stay pending
+    for owner in (0, 1, 2, 3, 9):
+        got = histories.seen_items(owner)
+        assert got.dtype == np.int64 and got.tolist() == sorted(histories.seen(owner)), owner
+    assert histories.seen_items(None).tolist() == []

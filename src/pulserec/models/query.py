@@ -109,7 +109,8 @@ def build_query(
         context=dict(context or {}),
         now=now,
         n_items=n_items,
-        history=_long_term_items(np.unique(np.fromiter(seen, dtype=np.int64)), items, long_term_max_items, support),
+        history=_long_term_items(np.unique(seen if isinstance(seen, np.ndarray) else np.fromiter(seen, dtype=np.int64)),
+                                 items, long_term_max_items, support),
     )
     return with_long_term(query, long_term_weight)
 

@@ -274,6 +274,20 @@ class Histories:
         columns = tuple(np.concatenate(c)[-self.max_len:] for c in (items, weights, stamps, types))
         return columns[0], columns[1], columns[2], columns[3]
 
+    def seen_items(self, owner: int | None) -> np.ndarray:
+        """`seen` as sorted distinct item indices (int64), with no Python int per item: every
+        recommendation reads its owner's whole history (the query's long-term items, `seen`)."""
+        parts = [segment.seen_item[segment.seen_rows(owner)] for segment in self.segments] if owner is not None else []
+        parts = [part for part in parts if len(part)]
+        pending = self._pending.get(owner) if owner is not None else None
+        if pending:
+            parts.append(np.fromiter((t.item for t in pending), dtype=np.int64, count=len(pending)))
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        if len(parts) == 1 and not pending:  # one segment's: sorted and distinct already
+            return parts[0].astype(np.int64)
+        return np.unique(np.concatenate(parts).astype(np.int64))
+
     def seen(self, owner: int | None) -> set[int]:
         if owner is None:
             return set()

@@ -54,8 +54,8 @@ class Env:
     def seen_mask(self) -> np.ndarray:
         if self._seen_mask is None:
             mask = np.zeros(len(self.columns), dtype=bool)
-            if self.seen:
-                idx = np.fromiter(self.seen, dtype=np.int64, count=len(self.seen))
+            if len(self.seen):
+                idx = self.seen if isinstance(self.seen, np.ndarray) else np.fromiter(self.seen, dtype=np.int64, count=len(self.seen))
                 mask[idx[idx < len(mask)]] = True
             self._seen_mask = mask
         return self._seen_mask

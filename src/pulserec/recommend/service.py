@@ -21,6 +21,7 @@ from pulserec.models.search_intent import LearnedSearches, search_strength, with
 from pulserec.store.segments import Segments
 from pulserec.store.social import SocialGraph
 from pulserec.online.base import State
+from pulserec.online.history import Histories
 from pulserec.recommend.model_set import DEFAULT_STRATEGY, ModelSet
 from pulserec.recommend.diversity import Diversity, cooc_similarity, rerank
 from pulserec.recommend.exploration import Exposure, explore
@@ -174,7 +175,8 @@ class RecommendationService:
     ) -> Answer:
         name, model = self.strategy(strategy)
         owner = self.state.owners.get(owner_key) if owner_key is not None else None
-        seen = self.state.histories.seen(owner)  # read once: the query's history and the filters' `seen`
+        histories = self.state.histories  # seen read once: the query's history and the filters' `seen`
+        seen = histories.seen_items(owner) if isinstance(histories, Histories) else histories.seen(owner)
         query = self.query_for(owner_key, context, with_attrs=name in self.models.attribute_readers, seen=seen)
         env = self.filters.env(self.state, query.user, now=self.clock(), seen=seen, context=context,
                                attrs_of=self.declared_attrs(owner_key))
