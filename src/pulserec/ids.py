@@ -83,9 +83,7 @@ def distinct_of(indices: np.ndarray) -> np.ndarray:
     them in a boolean array instead of sorting: O(n + range), the same sorted result."""
     if not len(indices):
         return np.zeros(0, dtype=np.int64)
-    seen = np.zeros(int(indices.max()) + 1, dtype=bool)
-    seen[indices] = True
-    return np.flatnonzero(seen)
+    return np.flatnonzero(_marked(indices))
 
 
 def distinct_inverse(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,8 +92,14 @@ def distinct_inverse(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     if not len(indices):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    seen = np.zeros(int(indices.max()) + 1, dtype=bool)
-    seen[indices] = True
+    seen = _marked(indices)
     rank = np.cumsum(seen) - 1
     inverse = rank[indices]
     return np.flatnonzero(seen), inverse, np.bincount(inverse, minlength=int(rank[-1]) + 1)
+
+
+def _marked(indices: np.ndarray) -> np.ndarray:
+    """A boolean array over 0..max(indices), True where an index occurs (`indices` not empty)."""
+    seen = np.zeros(int(indices.max()) + 1, dtype=bool)
+    seen[indices] = True
+    return seen
