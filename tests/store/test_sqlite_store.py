@@ -102,3 +102,32 @@ def test_a_bulk_insert_stores_exactly_the_rows_one_by_one_inserts_store(tmp_path
     assert bulk.append_frame(frame).tolist() == [1, 2, 3, -1, 4]
     assert stored(bulk) == stored(one_by_one)
     assert [r[16] for r in stored(bulk)] == (["null", "text", "text", "null"] if empty_query else ["null", "text", "null", "null"])
+
+
+def test_a_bulk_insert_across_statements_keeps_order_and_duplicates(tmp_path):
+    """append_frame puts ROWS_PER_INSERT rows in one INSERT (a multi-row VALUES list) and the
+    rest in single-row ones: every row is stored in frame order with the seq the one-by-one
+    path gives it, duplicates (of a row in the same statement, of an earlier statement, of an
+    earlier write) are skipped with -1, and what is left over after the last full statement too."""
+    from pulserec.store import sqlite as sqlite_module
+
+    per = sqlite_module.ROWS_PER_INSERT
+    n = 2 * per + 7  # two full statements and a tail
+    ids = [f"e{i}" for i in range(n)]
+    ids[5] = "e1"  # duplicate inside the first statement
+    ids[per + 3] = "e2"  # in the second statement, of the first
+    ids[-1] = "old"  # in the tail, of an earlier write
+    rows = [(eid, f"u{i % 7}", f"i{i % 11}", "view" if i % 3 else "purchase", 1.7e9 + i, float(i) if i % 3 == 0 else None,
+             None, None, None, None, None) for i, eid in enumerate(ids)]
+    old = ("old", "u0", "i0", "view", 1.6e9, None, None, None, None, None, None)
+    one_by_one, bulk = SQLiteStore(tmp_path / "rows.db"), SQLiteStore(tmp_path / "bulk.db")
+    one_by_one.append_events([old])
+    bulk.append_events([old])
+    expected = [-1 if seq is None else seq for seq in one_by_one.append_events(rows)]
+    assert expected.count(-1) == 3
+    frame = pd.DataFrame(rows, columns=["event_id", "user_id", "item_id", "type", "ts", "value", "session_id", "query",
+                                        "context", "rec_id", "dwell_seconds"])
+    assert bulk.append_frame(frame).tolist() == expected
+    assert stored(bulk) == stored(one_by_one)
+    fresh = SQLiteStore(tmp_path / "fresh.db")  # no duplicates at all: the seqs are computed, not read back
+    assert fresh.append_frame(frame.drop_duplicates("event_id")).tolist() == list(range(1, n - 1))

@@ -122,8 +122,8 @@ _REAL_COLUMNS = frozenset({"ts", "value", "dwell_seconds"})
 _REQUIRED = frozenset({"event_id", "type", "ts"})
 
 
-def _bound(frame: pd.DataFrame, name: str) -> tuple[list[Any], str] | None:
-    """One column of a bulk insert: its values as Python objects (built column-wise: much
+def _bound(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, str] | None:
+    """One column of a bulk insert: its values (a float64 or object array, column-wise: much
     faster than itertuples) and the placeholder that binds them; None when the column is not
     bound (missing from the frame, or NULL in every row of an optional column).
 
@@ -137,32 +137,52 @@ def _bound(frame: pd.DataFrame, name: str) -> tuple[list[Any], str] | None:
     optional = name not in _REQUIRED
     if name in _REAL_COLUMNS:
         reals = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        return None if optional and np.isnan(reals).all() else (reals.tolist(), "?")
+        return None if optional and np.isnan(reals).all() else (reals, "?")
     texts = frame[name].to_numpy(dtype=object)
     missing = pd.isna(texts)
     if optional and missing.all():
         return None
     if not missing.any():
-        return texts.tolist(), "?"
+        return texts, "?"
     texts = texts.copy()
     if "" in texts[~missing].tolist():
         texts[missing] = None
-        return texts.tolist(), "?"
+        return texts, "?"
     texts[missing] = ""
-    return texts.tolist(), "NULLIF(?, '')"
+    return texts, "NULLIF(?, '')"
+
+
+#: Events per INSERT statement of a bulk insert (a multi-row VALUES list): sqlite3's executemany
+#: pays a statement reset, a step and a Python row tuple per execution; 256 rows per statement
+#: store the synthetic shop's rows in 3.4-4.1 instead of 5.1-5.8 us/row (210k rows, the writer's
+#: whole append, load 4-8). Fewer where SQLite allows fewer bound values per statement.
+ROWS_PER_INSERT = 256
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_sql(columns: tuple[str, ...], placeholders: tuple[str, ...]) -> str:
-    return (f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
+def _insert_sql(columns: tuple[str, ...], placeholders: tuple[str, ...], rows: int) -> str:
+    values = f"({', '.join(placeholders)})"
+    return (f"INSERT INTO events ({', '.join(columns)}) VALUES {', '.join([values] * rows)} "
             "ON CONFLICT(event_id) DO NOTHING")
 
 
-def _bulk_insert(frame: pd.DataFrame) -> tuple[str, Iterator[tuple[Any, ...]]]:
-    """The INSERT statement of a frame's rows and its parameters, row by row."""
+def _bulk_insert(db: sqlite3.Connection, frame: pd.DataFrame) -> int:
+    """Insert a frame's rows in order, `ROWS_PER_INSERT` to a statement; returns how many were
+    stored (the others were duplicates). One grid of Python values, cut into statements' rows
+    by a reshape: no per-row tuple is built."""
     bound = {name: column for name in EVENT_COLUMNS if (column := _bound(frame, name)) is not None}
-    sql = _insert_sql(tuple(bound), tuple(placeholder for _, placeholder in bound.values()))
-    return sql, zip(*(values for values, _ in bound.values()))
+    columns, placeholders = tuple(bound), tuple(placeholder for _, placeholder in bound.values())
+    grid = np.empty((len(frame), len(bound)), dtype=object)
+    for j, (values, _) in enumerate(bound.values()):
+        grid[:, j] = values
+    per = max(1, min(ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(bound)))
+    whole = len(frame) - len(frame) % per
+    stored = 0  # rowcount: the rows each statement inserted (total_changes also counts the triggers')
+    if whole:
+        stored += db.executemany(_insert_sql(columns, placeholders, per), grid[:whole].reshape(-1, per * len(bound)).tolist()).rowcount
+    if whole < len(frame):
+        stored += db.executemany(_insert_sql(columns, placeholders, 1), grid[whole:].tolist()).rowcount
+    return stored
 
 
 def _inserted_after(db: sqlite3.Connection, before: int) -> dict[str, int]:
@@ -295,11 +315,9 @@ class SQLiteStore:
         known without reading them back: one transaction's new rows get MAX(seq) + 1, + 2, ..."""
         if frame.empty:
             return np.empty(0, dtype=np.int64)
-        sql, rows = _bulk_insert(frame)
         with self.transaction() as db:
             before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-            # rowcount: the rows this statement inserted (total_changes also counts the triggers')
-            stored = db.executemany(sql, rows).rowcount
+            stored = _bulk_insert(db, frame)
             inserted = None if stored == len(frame) else _inserted_after(db, before)
             self._raise_mark(db, before + stored if stored else 0)
         self._mark_sidecar(stored > 0)
