@@ -13,7 +13,7 @@ NumPy's and SciPy's loops release the GIL, so the writer keeps running beside th
 snapshot streaming the state): the interpreter then hands the GIL over every 0.5 ms, not 5 ms.
 
 Structures only run a fold here when it is large (`BACKGROUND_ROWS`): a small fold costs less
-than the thread, and small states (tests, MovieLens) stay single-threaded and deterministic."""
+than the thread, and small states (tests) stay single-threaded and deterministic."""
 
 from __future__ import annotations
 
@@ -25,8 +25,12 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-#: Rows (entries, pairs, touches) from which a fold runs on a thread: below this it is a few ms.
-BACKGROUND_ROWS = 1 << 18
+#: Rows (entries, pairs, touches, owners) from which a fold runs on a thread. Below it a fold
+#: costs a writer at most ~1-2 ms of CPU (a history merge ~80-130 ns a row, a keyed merge
+#: 25-60, a profile column doubling ~60 ns an owner): at 1 << 18 the inline folds just under it
+#: were the writers' worst stalls without any snapshot (a 131k-owner doubling 14-42 ms CPU,
+#: history merges of up to 256k rows ~34 ms; benchmarks/scale_state.py at 1M, issue 17.1).
+BACKGROUND_ROWS = 1 << 14
 
 
 class Fold(Generic[T]):

@@ -99,6 +99,38 @@ def test_columns_equal_per_event_profiles(log, batches, monkeypatch):
     assert_profiles(table_of(batches, log), reference(log))
 
 
+def test_single_events_merge_the_delta_past_its_live_limit_and_bulk_adds_past_delta_limit(monkeypatch):
+    """A settle of single events copies the whole delta (np.insert), inside one event: past
+    LIVE_DELTA entries it merges the delta instead (issue 17.1), while a bulk batch may fill it
+    up to delta_limit. Every owner reads as in a table that never merges."""
+    monkeypatch.setattr(keyed, "SETTLE_AT", 10)
+    monkeypatch.setattr(KeyedTable, "delta_limit", lambda self: 400)
+    rng = np.random.default_rng(3)
+    keys = (rng.integers(0, 30, 900).astype(np.int64) << 32) | rng.integers(0, 40, 900)
+    ts = np.sort(rng.random(900)) * 1000
+
+    def fill(live_delta: int) -> tuple[KeyedTable, int, int]:
+        monkeypatch.setattr(keyed, "LIVE_DELTA", live_delta)
+        table = KeyedTable(HALFLIFE)
+        table.add(keys[:300], np.ones(300), ts[:300])  # bulk: kept in the delta
+        after_bulk, biggest = len(table.delta[0]), 0
+        for key, t in zip(keys[300:].tolist(), ts[300:].tolist()):
+            table.add_one(key, 1.0, t)
+            if not table._pending[0]:  # just settled
+                biggest = max(biggest, len(table.delta[0]))
+        return table, after_bulk, biggest
+
+    never, _, unbounded = fill(10**9)
+    table, after_bulk, biggest = fill(50)
+    assert after_bulk > 50 and unbounded > 300  # the bulk batch stayed in the delta; without the limit it grows
+    assert biggest <= 50  # every settle past the live limit merged
+    for owner in range(30):
+        (codes, values, times), (codes_n, values_n, times_n) = table.of(owner), never.of(owner)
+        np.testing.assert_array_equal(codes, codes_n)
+        np.testing.assert_allclose(values, values_n, rtol=1e-12)
+        np.testing.assert_allclose(times, times_n, rtol=1e-12)
+
+
 def test_a_replaced_record_folds_with_its_new_category_and_tags(log, monkeypatch):
     """The bulk fold keeps each item's codes as arrays: a catalogue upsert between two folds (a
     new record object) must be folded with the new record's names, and the tag buffer, repacked
