@@ -105,3 +105,42 @@ def test_item_rows_are_read_value_by_value_as_before(tmp_path, fmt):
     assert (import_users(engine, users).accepted, engine.store.user_count()) == (2, 2)
     assert engine.store.get_user("7")["attrs"] == {"city": "Lima"} and engine.store.get_user("nan") is None
     engine.close()
+
+
+def test_the_import_snapshot_is_not_fsynced_and_the_next_start_loads_it(shop, tmp_path, monkeypatch):
+    """`import_events(snapshot=True)` writes the state's snapshot without waiting for the disk
+    (no fsync: a torn file after a crash is refused by its checksum like any other), and the
+    next start loads it and replays nothing: the state equals a full replay of the log. A
+    snapshot on demand is still fsynced (file and directory)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from pulserec.online import snapshot_file
+    from pulserec.online.state import OnlineState
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "online"))
+    from state_equality import assert_same_state
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(snapshot_file.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    paths = write(shop, tmp_path / "files", "parquet")
+    engine = Engine(Settings.load(tmp_path / "d"))
+    import_items(engine, paths["items"])
+    import_events(engine, paths["events"], snapshot=True)
+    assert engine.checkpoints.snapshots.latest["watermark"] == len(shop.events) and synced == []
+    engine.close()  # the snapshot reflects the state: none is written on close
+    assert synced == [] and len(engine.checkpoints.snapshots.files()) == 1
+    again = Engine(Settings.load(tmp_path / "d"))
+    try:
+        assert again.checkpoints.snapshots.latest["watermark"] == len(shop.events)  # loaded, not replayed
+        replayed = OnlineState(again.settings)
+        replayed.restore(again.store)
+        assert_same_state(again.state, replayed)
+        again.ingest_frame(again.store.user_events("u0001").assign(event_id=lambda f: f["event_id"] + "-again")
+                           .drop(columns=["seq"], errors="ignore"))
+        again.checkpoints.write()
+        assert len(synced) == 2  # the file, then its directory
+    finally:
+        again.close()

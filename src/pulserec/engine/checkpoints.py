@@ -70,7 +70,7 @@ class Checkpoints:
         latest = self.snapshots.latest if self.snapshots is not None else None
         self.mark = Mark(latest["watermark"] if latest else 0, time.monotonic(), False)
 
-    def write(self, background: bool = False) -> dict[str, Any] | None:
+    def write(self, background: bool = False, durable: bool = True) -> dict[str, Any] | None:
         """Write a snapshot of the online state now (None: a bulk import or another background
         snapshot is running). In the background writers pause only for the capture of the
         state's levels (O(structures); a thread writes the file, `online/snapshots.py`)."""
@@ -86,7 +86,7 @@ class Checkpoints:
                     return None
                 written = header
             else:
-                written = self.snapshots.write(engine.state, header)
+                written = self.snapshots.write(engine.state, header, durable)
             self.mark = Mark(header["watermark"], time.monotonic(), False)
         engine.counters["snapshots.written"] += 1
         return written
@@ -116,15 +116,16 @@ class Checkpoints:
         """A clean shutdown writes one, so the next start replays nothing."""
         self.write_if_behind()
 
-    def write_if_behind(self) -> None:
+    def write_if_behind(self, durable: bool = True) -> None:
         """Write one now unless the newest already reflects the state (failures are logged: the
-        log has everything, a start without it replays more)."""
+        log has everything, a start without it replays more). `durable=False`: not fsynced
+        (`snapshot_file.write_members`)."""
         if self.snapshots is None:
             return
         self.snapshots.wait()
         try:
             if self.mark.watermark != self.engine.state.last_seq or self.mark.stale:
-                self.write()
+                self.write(durable=durable)
         except Exception:  # noqa: BLE001 - the log has everything; a start without it replays more
             log.exception("could not write a snapshot on shutdown")
 

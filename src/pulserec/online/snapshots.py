@@ -119,21 +119,23 @@ class Snapshots:
                 "store_id": self.store_id(store), "fingerprint": fingerprint(self.settings),
                 "deletion_version": deletions, "catalog_version": catalog_version}
 
-    def write(self, state: OnlineState, header: dict[str, Any]) -> dict[str, Any]:
-        """Write one snapshot now (the caller keeps the state still meanwhile)."""
+    def write(self, state: OnlineState, header: dict[str, Any], durable: bool = True) -> dict[str, Any]:
+        """Write one snapshot now (the caller keeps the state still meanwhile); `durable`: see
+        `snapshot_file.write_members`."""
         self.wait()
         started = time.perf_counter()
         image = capture(state)
         try:
-            path = self._write(image, header)
+            path = self._write(image, header, durable=durable)
         finally:
             image.release()
         return self._written(path, header, time.perf_counter() - started)
 
-    def _write(self, image: StateImage, header: dict[str, Any], pause: Callable[[], None] = lambda: None) -> Path:
+    def _write(self, image: StateImage, header: dict[str, Any], pause: Callable[[], None] = lambda: None,
+               durable: bool = True) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"state-{header['watermark']:015d}-{time.time_ns()}.npz"
-        snapshot_file.write_members(path, image.members(pause), header)
+        snapshot_file.write_members(path, image.members(pause), header, durable)
         return path
 
     def _written(self, path: Path, header: dict[str, Any], seconds: float) -> dict[str, Any]:
