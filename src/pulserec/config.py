@@ -123,6 +123,11 @@ class Settings:
     #: kept while nothing in the co-occurrence changed, a request then reads its recent rows only
     #: (models/long_term_cache.py; ~24 bytes per neighbour, MovieLens ~100 KB a user).
     long_term_cache_mb: float = 64.0
+    #: Memory per process for item-kNN's scored neighbour rows, MiB (0: none kept): kept while
+    #: nothing in the co-occurrence changed, so a user's first request reads the rows other
+    #: requests normalised already (models/neighbour_rows.py; 12 bytes per entry, MovieLens
+    #: ~24 MiB for every row).
+    neighbour_rows_mb: float = 64.0
     trending_blend: float = 0.05
     # A new session starts after this much inactivity.
     session_gap: float = 30 * 60.0
@@ -444,6 +449,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_jobs": (1, 64),
     "torch_threads": (1, 1024),
     "long_term_cache_mb": (0, 1 << 20),  # MiB per process; 0 keeps none
+    "neighbour_rows_mb": (0, 1 << 20),  # MiB per process; 0 keeps none
     "auto_budget_p50_ms": (0, 1e6),  # 0: unbounded
     "auto_budget_p99_ms": (0, 1e6),
 }

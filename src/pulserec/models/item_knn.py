@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from pulserec.models.base import Query, Reason, Scored
 from pulserec.models.interactions import Interactions
 from pulserec.models.long_term_cache import LongTermCache, LongTermPart, long_term_part
+from pulserec.models.neighbour_rows import NeighbourRows
 from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 from pulserec.online.cooccurrence import CoOccurrence
@@ -40,14 +41,17 @@ class ItemKNN(SavedState):
 
     def __init__(self, cooc: CoOccurrence | None = None, window: int = 20, gap_tau: float = 3 * 86_400.0,
                  max_neighbours: int = 0, support: SupportCounts | None = None, min_support: int = 0,
-                 evict_halflife: float = 0.0, long_term_cache: LongTermCache | None = None) -> None:
+                 evict_halflife: float = 0.0, long_term_cache: LongTermCache | None = None,
+                 rows: NeighbourRows | None = None) -> None:
         self.cooc = cooc if cooc is not None else CoOccurrence(window, gap_tau, max_neighbours=max_neighbours,
                                                                evict_halflife=evict_halflife)
         self.support = support
         self.min_support = min_support
         #: Users' long-term parts between requests (the live views; None: gathered every time).
         self.long_term_cache = long_term_cache
-        self._last_revision: object = None  # the rows' revision at the last split score
+        #: Scored rows kept per revision (the live views; None: every row read each time).
+        self.rows = rows
+        self._last_revision: object = None  # the rows' revision at the previous request
 
     def _supported(self, idx: np.ndarray) -> np.ndarray:
         """Which of the neighbour indices `idx` have at least `min_support` distinct owners."""
@@ -94,7 +98,15 @@ class ItemKNN(SavedState):
         return idx, sims * np.asarray(query.weights, dtype=np.float64)[src], src
 
     def _gathered(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(item, similarity, position in `items`) of every supported neighbour entry of `items`."""
+        """(item, similarity, position in `items`) of every supported neighbour entry of `items`:
+        from the kept rows while the state was quiet since the previous request (under a stream
+        of writes a kept row would not live to its next read), else read."""
+        revision = self.cooc.revision
+        if self.rows is not None and revision == self._last_revision:
+            return self.rows.gather(items, revision, self._read_rows)
+        return self._read_rows(items)
+
+    def _read_rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx, sims, src = self.cooc.similar_rows(items.tolist())
         keep = self._supported(idx)
         return idx[keep], sims[keep], src[keep]
@@ -102,47 +114,40 @@ class ItemKNN(SavedState):
     def score_explained(self, query: Query, n_items: int) -> Scored:
         """Scores and explanation from one pass over the neighbour rows; with a long-term cache
         and a query carrying long-term taste, the recent rows' pass plus the user's kept part."""
-        if self.long_term_cache is not None and query.long_term > 0 and query.user is not None:
-            return self._split_scores(query, n_items)
-        contributions = self._contributions(query)
+        revision = self.cooc.revision
+        try:
+            if self.long_term_cache is not None and query.long_term > 0 and query.user is not None:
+                return self._split_scores(query, n_items, revision)
+            contributions = self._contributions(query)
+        finally:
+            self._last_revision = revision
         idx, vals, _ = contributions
         scores = np.bincount(idx, weights=vals, minlength=n_items)[:n_items] if len(idx) else None
         return Scored(scores, lambda items: _strongest_sources(query, contributions, items))
 
-    def _split_scores(self, query: Query, n_items: int) -> Scored:
+    def _split_scores(self, query: Query, n_items: int, revision: object) -> Scored:
         """score = sum over recent r of (w_r - lt) cos(r, .) + lt * A (the one pass's sum, to
-        rounding): A from the user's kept part, else from every row (then kept if the state was
-        quiet since the previous such request: under a stream of writes a part would not live
-        to its next request, and building it costs ~25 ns a neighbour entry, ~0.8 ms for 33k).
-        Kept or not, the scores are the same to the bit and the explanations the same."""
+        rounding): A from the user's kept part, else built from every row (and kept if the state
+        was quiet since the previous request: under a stream of writes a part would not live to
+        its next request). Kept or not, the scores are the same to the bit and the explanation
+        the one pass's (`_split_sources`): a first request no longer ranks every entry."""
         lt, recent, owner = query.long_term, query.recent, query.user
-        cache, revision = self.long_term_cache, self.cooc.revision
+        cache = self.long_term_cache
         assert cache is not None and owner is not None  # see score_explained
         weights = np.asarray(query.weights, dtype=np.float64)
         part = cache.get(owner, revision, query.items)
         if part is None:
-            idx, sims, src = every = self._gathered(query.items)
+            part = long_term_part(*self._gathered(query.items))
             if revision == self._last_revision:
-                cache.put(owner, revision, query.items, long_term_part(*every))
-            long_term = np.bincount(idx, weights=sims, minlength=n_items)[:n_items] if len(idx) else np.zeros(n_items)
-            contributions = (idx, sims * weights[src], src)
-            explain = lambda items: _strongest_sources(query, contributions, items)  # noqa: E731
-            ahead = src < recent
-            idx, sims, src = idx[ahead], sims[ahead], src[ahead]  # the recent rows' entries, in their order
-            empty = len(contributions[0]) == 0
-        else:
-            long_term = part.dense(n_items)
-            idx, sims, src = self._gathered(query.items[:recent])
-            recent_entries = (idx, sims * weights[src], src)  # at their full weight
-            explain = lambda items: _split_sources(query, recent_entries, part, items)  # noqa: E731
-            empty = len(idx) == 0 and len(part.items) == 0
-        self._last_revision = revision
-        if empty:
+                cache.put(owner, revision, query.items, part)
+        idx, sims, src = self._gathered(query.items[:recent])
+        recent_entries = (idx, sims * weights[src], src)  # at their full weight
+        if len(idx) == 0 and len(part.items) == 0:
             return Scored(None, lambda items: [None] * len(items))
-        scores = lt * long_term
+        scores = lt * part.dense(n_items)
         if len(idx):
             scores += np.bincount(idx, weights=sims * (weights[src] - lt), minlength=n_items)[:n_items]
-        return Scored(scores, explain)
+        return Scored(scores, lambda items: _split_sources(query, recent_entries, part, items))
 
     def score(self, query: Query, n_items: int) -> np.ndarray | None:
         return self.score_explained(query, n_items).scores

@@ -21,6 +21,7 @@ from pulserec.models.base import ReadsAttributes, Recommender, meta_of
 from pulserec.models.blend import Blend, GatedBlend
 from pulserec.models.item_knn import ItemKNN
 from pulserec.models.long_term_cache import LongTermCache
+from pulserec.models.neighbour_rows import NeighbourRows
 from pulserec.models.popularity import Popular, Trending
 from pulserec.models.search_intent import LearnedSearches, SearchIntent
 from pulserec.models.demographic import Demographic, SegmentSource
@@ -51,7 +52,7 @@ class ModelSet:
         self.search = SearchIntent(state.catalog, learned, lexical_share=settings.search_lexical_share,
                                    click_types=settings.search_click_types, session_gap=settings.session_gap)
         self.item_knn = ItemKNN(state.cooc, support=state.histories, min_support=settings.min_support,
-                                long_term_cache=long_term_cache(settings))
+                                long_term_cache=long_term_cache(settings), rows=neighbour_rows(settings))
         self.trending = Trending(state.popularity)
         self.trending.catalog = state.catalog
         self.popular = Popular(state.popularity)
@@ -173,6 +174,12 @@ def long_term_cache(settings: Settings) -> LongTermCache | None:
     """The live item-kNN's per-user long-term parts, as much as `long_term_cache_mb` allows."""
     size = int(settings.long_term_cache_mb * 2**20)
     return LongTermCache(size) if size > 0 else None
+
+
+def neighbour_rows(settings: Settings) -> NeighbourRows | None:
+    """The live item-kNN's scored rows, as much as `neighbour_rows_mb` allows."""
+    size = int(settings.neighbour_rows_mb * 2**20)
+    return NeighbourRows(size) if size > 0 else None
 
 
 def live_horizon(part: Trending, live: Trending) -> bool:
