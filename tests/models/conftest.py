@@ -1,12 +1,14 @@
 """Fixtures over the two planted groups of `planted_groups` (users "a*"/"b*" touch only their
-group's items)."""
+group's items), and an engine over the shop on either state (`backend`)."""
 
 from __future__ import annotations
 
 import pytest
 
 from planted_groups import GROUP_SIZE, two_group_frame
-from pulserec.config import DEFAULT_EVENT_WEIGHTS
+from pulserec.config import DEFAULT_EVENT_WEIGHTS, Settings
+from pulserec.engine import Engine
+from pulserec.ingest.synthetic import as_events
 from pulserec.models.interactions import Interactions
 from pulserec.online.catalog import Catalog
 from pulserec.records import ItemRecord
@@ -26,3 +28,13 @@ def group_catalog() -> Catalog:
             catalog.upsert(ItemRecord(f"{group}{i}", title=f"{word} story {group}{i}", category=word, tags=(word,)))
     catalog.upsert(ItemRecord("a_new", title="alpha story new", category="alpha", tags=("alpha",)))
     return catalog
+
+
+@pytest.fixture
+def shop_engine(shop, backend, tmp_path):
+    """An engine on the `backend` state holding the shop's items and its first 1,500 events."""
+    engine = Engine(Settings.load(tmp_path, **backend))
+    engine.put_items(shop.items)
+    engine.ingest(as_events(shop.events.iloc[:1500]))
+    yield engine
+    engine.close()

@@ -15,15 +15,6 @@ from pulserec.ingest.synthetic import as_events
 from pulserec.models.long_term_cache import LongTermCache, long_term_part
 
 
-@pytest.fixture
-def shop_engine(shop, backend, tmp_path):
-    engine = Engine(Settings.load(tmp_path, **backend))
-    engine.put_items(shop.items)
-    engine.ingest(as_events(shop.events.iloc[:1500]))
-    yield engine
-    engine.close()
-
-
 def scored_both_ways(engine, user):
     """(one pass without the cache, the split score with it) for the user's served query."""
     service = engine.service

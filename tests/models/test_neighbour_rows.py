@@ -5,22 +5,9 @@ read, answers are the same with or without kept rows, and the bound holds."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from pulserec.config import Settings
-from pulserec.engine import Engine
 from pulserec.events import Event
-from pulserec.ingest.synthetic import as_events
 from pulserec.models.neighbour_rows import ENTRY_BYTES, NeighbourRows
-
-
-@pytest.fixture
-def shop_engine(shop, backend, tmp_path):
-    engine = Engine(Settings.load(tmp_path, **backend))
-    engine.put_items(shop.items)
-    engine.ingest(as_events(shop.events.iloc[:1500]))
-    yield engine
-    engine.close()
 
 
 def users_of(shop, n):
