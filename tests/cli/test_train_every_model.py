@@ -29,6 +29,7 @@ FAST: dict[str, list[str]] = {
     "ease": ["regularization=20"],
     "ease_local": ["regularization=20", "time_scale=600", "floor=0.1"],
     "rp3beta": ["k=20", "beta=0.3"],
+    "adjacency": ["window=2", "keep=50"],
     "hybrid": ['components=["item_knn_bm25", "popular"]', "rounds=1", "validation=leave-last-out"],
     "rerank": ['sources=["item_knn_bm25", "popular"]', "depth=20", "validation=random"],
     "auto": ['components=[["item_knn", {}], ["long_term", {"model": "item_knn"}], ["ease", {}]]', "rounds=1"],

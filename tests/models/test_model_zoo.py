@@ -16,6 +16,7 @@ ZOO = {
     "item_knn_bm25": {"k": 10},
     "ease": {"regularization": 1.0},
     "rp3beta": {"k": 10},
+    "adjacency": {"window": 2, "keep": 10},
 }
 
 

@@ -56,6 +56,21 @@ GATHER_MAX = 65_536
 PRUNE_ROWS = 512
 
 
+def rows_sum(matrix: sp.csr_matrix, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """values @ matrix[items] (float32, one entry per column) for ONE request's distinct rows,
+    gathered from the CSR arrays with index arithmetic and a bincount (scipy's construction and
+    checks of one-row matrices were ~60% of a request's CPU); a long history's rows go to
+    scipy's C loop (GATHER_MAX). The same sums either way."""
+    starts = matrix.indptr[items].astype(np.int64)
+    lengths = matrix.indptr[items + 1].astype(np.int64) - starts
+    total = int(lengths.sum())
+    if total > GATHER_MAX:
+        return np.asarray(matrix[items].T @ values, dtype=np.float32)
+    taken = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    return np.bincount(matrix.indices[taken], weights=matrix.data[taken] * np.repeat(values, lengths),
+                       minlength=matrix.shape[1]).astype(np.float32)
+
+
 def pruned(b: np.ndarray, keep: int) -> sp.csr_matrix:
     """B with only the `keep` largest-magnitude entries of each row (float32 CSR)."""
     n_rows, n = b.shape
@@ -184,16 +199,7 @@ class EASE(TrainingRows, BatchScorer, SavedState):
         items, values = self._history_vector(query)
         if not len(items):
             return None
-        w = self.weights
-        starts = w.indptr[items].astype(np.int64)
-        lengths = w.indptr[items + 1].astype(np.int64) - starts
-        total = int(lengths.sum())
-        if total > GATHER_MAX:  # a long history: the rows' product in scipy's C loop
-            scores = np.asarray(w[items].T @ values, dtype=np.float64)
-        else:
-            taken = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
-            scores = np.bincount(w.indices[taken], weights=w.data[taken] * np.repeat(values, lengths), minlength=self.n_known)
-        return pad_scores(scores[: min(n_items, self.n_known)].astype(np.float32), n_items)
+        return pad_scores(rows_sum(self.weights, items, values)[: min(n_items, self.n_known)], n_items)
 
     def _history_vector(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
         """(distinct known items, x's values) of score_many's row for `query`: the history's

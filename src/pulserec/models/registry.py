@@ -23,6 +23,8 @@ MODELS: dict[str, str] = {
     # EASE over pairs weighted by how close in time a user's two events were
     "ease_local": "pulserec.models.ease_local:TimeLocalEASE",
     "rp3beta": "pulserec.models.rp3beta:RP3beta",
+    # items others took right before/after the user's items in their time-ordered sequences
+    "adjacency": "pulserec.models.adjacency:AdjacencyKNN",
     "hybrid": "pulserec.models.hybrid:Hybrid",
     # a LightGBM lambdarank stage over several batch sources' candidates, learned on validation
     "rerank": "pulserec.models.rerank:Reranked",

@@ -14,16 +14,15 @@ needs O(block x items) dense memory besides the sparse W (at most k entries per 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.base import BatchScorer, Query, pad_scores
+from pulserec.models.base import BatchScorer
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
-from pulserec.models.weighting import TrainingRows, as_dense, binarised, history_matrix, top_k_dense_rows
+from pulserec.models.weighting import SimilarityRows, TrainingRows, as_dense, top_k_dense_rows
 
 
 def l1_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -49,7 +48,7 @@ def transition_matrices(x: sp.csr_matrix, alpha: float, binary: bool) -> tuple[s
     return p_iu, p_ui, popularity
 
 
-class RP3beta(TrainingRows, BatchScorer, SavedState):
+class RP3beta(TrainingRows, SimilarityRows, BatchScorer, SavedState):
     name: ClassVar[str] = "rp3beta"
     saved_fields: ClassVar[tuple[str, ...]] = ("user_ids", "item_ids", "user_items", "user_last_ts", "similarity")
 
@@ -83,22 +82,3 @@ class RP3beta(TrainingRows, BatchScorer, SavedState):
         similarity = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((n, n), dtype=np.float32)
         self.similarity = sp.csr_matrix(l1_rows(similarity) if self.normalize else similarity, dtype=np.float32)
         return self
-
-    @property
-    def n_known(self) -> int:
-        return self.similarity.shape[0]
-
-    def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray:
-        scores = np.full((len(queries), n_items), -np.inf, dtype=np.float32)
-        x = binarised(history_matrix(queries, self.user_items, self.user_last_ts, self.n_known), self.binary)
-        ok = x.getnnz(axis=1) > 0
-        if ok.any():
-            n = min(n_items, self.n_known)
-            scores[ok, :n] = as_dense(x[ok] @ self.similarity)[:, :n]
-        return scores
-
-
-    def similar(self, item: int, n_items: int) -> np.ndarray | None:
-        if not 0 <= item < self.n_known or self.similarity[item].nnz == 0:
-            return None
-        return pad_scores(as_dense(self.similarity[item]).ravel(), n_items)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.models.base import Query
+from pulserec.models.base import Query, pad_scores
 from pulserec.models.interactions import Interactions
 
 WEIGHTINGS = ("bm25", "tfidf", "none")
@@ -220,3 +220,33 @@ class TrainingRows:
         if last_times:
             self.user_last_ts = last_timestamps(data.users, data.timestamps, data.n_users)
         return self.user_items
+
+
+class SimilarityRows:
+    """Batch scores and `similar` of a model whose scores are a user's history vector (training
+    row plus newer events, :func:`history_matrix`; binarised when `binary`) times an item x item
+    CSR matrix `similarity`: RP3beta and the adjacency kNN share them."""
+
+    similarity: sp.csr_matrix
+    binary: bool
+    user_items: sp.csr_matrix
+    user_last_ts: np.ndarray
+
+    @property
+    def n_known(self) -> int:
+        return self.similarity.shape[0]
+
+    def score_many(self, queries: Sequence[Query], n_items: int) -> np.ndarray:
+        scores = np.full((len(queries), n_items), -np.inf, dtype=np.float32)
+        x = binarised(history_matrix(queries, self.user_items, self.user_last_ts, self.n_known), self.binary)
+        ok = x.getnnz(axis=1) > 0
+        if ok.any():
+            n = min(n_items, self.n_known)
+            scores[ok, :n] = as_dense(x[ok] @ self.similarity)[:, :n]
+        return scores
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        """Row `item` of the similarity: how strongly having `item` points to every other item."""
+        if not 0 <= item < self.n_known or self.similarity[item].nnz == 0:
+            return None
+        return pad_scores(as_dense(self.similarity[item]).ravel(), n_items)
