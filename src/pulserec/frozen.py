@@ -11,7 +11,8 @@ so memory grows with the rows changed during the snapshot, not with the state.
 
 Arrays replaced rather than changed (grown by concatenation, rebuilt by a merge) need nothing:
 the registered object is then never written again. Writers are serialised by their own lock
-(the engine's); `_lock` orders a writer's save against the reader's read of the same chunk."""
+(the engine's); `_lock` orders a writer's save against the reader's copy of the same chunk
+(held for the copy and the hand-over of the saved rows only)."""
 
 from __future__ import annotations
 
@@ -87,24 +88,28 @@ class FrozenArrays:
         try:
             for start in range(0, n, per):
                 stop = min(start + per, n)
-                with self._lock:
+                with self._lock:  # only the copy and the hand-over: a writer waits for this
                     out = array[start:stop].copy()
                     tracked.cursor = stop
-                    saved_rows, images = self._pool(tracked)
-                    lo, hi = np.searchsorted(saved_rows, [start, stop])
-                    if hi > lo:
-                        out[saved_rows[lo:hi] - start] = images[lo:hi]
-                        tracked.pool = (saved_rows[hi:], images[hi:])
+                    saved, tracked.pending = tracked.pending, []
+                # Every row of this chunk saved so far is in the pool or `saved` (a writer saves
+                # rows past the cursor only from now on): the sort is done outside the lock.
+                saved_rows, images = self._pool(tracked, saved)
+                lo, hi = np.searchsorted(saved_rows, [start, stop])
+                if hi > lo:
+                    out[saved_rows[lo:hi] - start] = images[lo:hi]
+                    tracked.pool = (saved_rows[hi:], images[hi:])
                 yield out
         finally:
             with self._lock:
                 self._tracked.pop(id(array), None)
 
     @staticmethod
-    def _pool(tracked: _Tracked) -> tuple[np.ndarray, np.ndarray]:
-        """The saved rows not read yet, sorted (what writers saved since folded in)."""
-        parts = ([tracked.pool] if tracked.pool is not None else []) + tracked.pending
-        tracked.pending = []
+    def _pool(tracked: _Tracked, saved: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """The saved rows not read yet, sorted: the pool with what writers `saved` since (the
+        reader's own; sorting it under the lock was O(rows saved) per chunk, and a writer's
+        before-image waited for it)."""
+        parts = ([tracked.pool] if tracked.pool is not None else []) + saved
         if not parts:
             empty = np.empty(0, dtype=np.int64), tracked.array[:0]
             tracked.pool = empty
