@@ -144,3 +144,23 @@ def test_the_import_snapshot_is_not_fsynced_and_the_next_start_loads_it(shop, tm
         assert len(synced) == 2  # the file, then its directory
     finally:
         again.close()
+
+
+def test_event_items_not_in_the_catalogue_are_counted_once_each(tmp_path):
+    """The report's unknown_items: the distinct event items the catalogue did not hold, once each
+    however many read chunks name them before they are applied (chunks of 3 rows here)."""
+    from pulserec.records import ItemRecord
+
+    path = tmp_path / "events.csv"
+    items = ["i1", "new1", "i2", "new2", "new1", "new3", "new2", "i1", "new3", "new1"]
+    pd.DataFrame({"user_id": [f"u{n % 3}" for n in range(10)], "item_id": items, "type": ["view"] * 10,
+                  "ts": [1_700_000_000 + n for n in range(10)]}).to_csv(path, index=False)
+    engine = Engine(Settings.load(tmp_path / "d"))
+    try:
+        engine.put_items([ItemRecord("i1"), ItemRecord("i2")])
+        report = import_events(engine, path, chunk_size=3)
+        assert (report.accepted, report.unknown_items) == (10, 3)
+        again = import_events(engine, path, chunk_size=3)  # all duplicates: nothing new
+        assert (again.duplicates, again.unknown_items) == (10, 0)
+    finally:
+        engine.close()

@@ -21,13 +21,15 @@ if TYPE_CHECKING:
 #: Events per chunk: large enough that SQLite's per-transaction cost is amortised, small enough
 #: that the writer and the state apply overlap for most of an import.
 CHUNK = 35_000
-#: Chunks the writer is given before the state applies the oldest of them (~10 MB a chunk of
-#: the synthetic shop). The state applies a chunk only once this many later ones are queued, not
-#: as soon as its write is done: the writer then finishes the file that many chunks before the
-#: state does, and the index builds after its last chunk (~3-4 s for 1M events) overlap those
-#: chunks' applies and the snapshot instead of following them (on the 1M-event shop the state
-#: apply is the slower side, ~0.3 s a chunk).
-AHEAD = 6
+#: Events the writer is given beyond the oldest chunk before the state applies that chunk (~10
+#: MB of frames per 35k events of the synthetic shop). The state applies a chunk only once this
+#: many later events are queued, not as soon as its write is done, so the writer finishes the
+#: file that far ahead of the state, and its index builds after the last chunk (~3 s for 1M
+#: events) overlap those events' applies and the snapshot instead of following them: on the 1M
+#: shop the state's side (validation + apply, ~8 us/event) is the slower one, and ~400k events
+#: of it (~3 s) is what covers the builds. A bound in events, not chunks, so memory does not
+#: grow with the chunk size.
+AHEAD_EVENTS = 420_000
 #: A bulk ingest of at least this many events hands its freed temporaries back (engine/heap.py).
 TRIM_AFTER_EVENTS = 100_000
 
@@ -102,12 +104,15 @@ class BulkIngest:
         with BulkWriter(engine.store, engine.settings.sqlite_synchronous, use_process) as writer:
             try:
                 first = True
+                queued = 0  # events in `pending`
                 for frame in frames:
                     for start, end in chunk_bounds(len(frame), chunk, first=first):
                         first = False
                         part = self._keyed(frame.iloc[start:end])
                         pending.append((part, writer.submit(part)))
-                        while len(pending) > AHEAD:
+                        queued += len(part)
+                        while queued - len(pending[0][0]) >= AHEAD_EVENTS:
+                            queued -= len(pending[0][0])
                             self._apply_chunk(*pending.popleft(), counts)
                 built = writer.execute(finish) if finish else None
                 while pending:

@@ -279,11 +279,16 @@ def import_events(
             if errors:
                 raise ImportAborted(f"{len(errors)}+ invalid rows, first: row {errors[0]['row']} {errors[0]['field']}: {errors[0]['message']}")
             first += len(chunk)
+    # Items first seen in these events are interned by their apply: the catalogue's growth counts
+    # them once each (counting per read chunk against the catalogue counted an item again in every
+    # chunk read before its first apply, and hashed every chunk's ids).
+    known = engine.read(lambda state: len(state.catalog))
     with indexes_deferred(engine.store, count_rows(path) or 0) as rebuild:
         # One pipeline over the whole file: the writer runs ahead across read chunks and builds
         # the deferred indexes after the last one while the state applies the last chunks.
         report.accepted, report.duplicates = engine.ingest_frames(_valid_chunks(engine, path, chunk_size, report, progress),
                                                                   finish=rebuild, snapshot=snapshot)
+    report.unknown_items = engine.read(lambda state: len(state.catalog)) - known
     report.seconds = time.perf_counter() - started
     return report
 
@@ -297,8 +302,6 @@ def _valid_chunks(engine: Engine, path: str | Path, chunk_size: int, report: Imp
         report.rows += len(chunk)
         report.rejected += len(chunk) - len(valid)
         report.errors.extend(errors[: max(0, 50 - len(report.errors))])
-        report.unknown_items += engine.read(lambda state: sum(1 for i in valid["item_id"].dropna().unique()
-                                                             if i not in state.catalog.item_ids))
         yield valid.sort_values("ts", kind="stable")
         first += len(chunk)
         if progress:
