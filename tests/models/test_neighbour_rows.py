@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from pulserec.config import Settings
+from pulserec.engine import Engine
 from pulserec.events import Event
+from pulserec.ingest.synthetic import as_events
 from pulserec.models.neighbour_rows import ENTRY_BYTES, NeighbourRows
 
 
@@ -110,3 +113,32 @@ def test_the_bound_holds_and_an_overflow_starts_again():
     assert calls[-1] == [3] and rows.nbytes == 4 * ENTRY_BYTES
     check([4, 4, 0])  # repeats: one read of each row
     assert calls[-1] == [0, 4]
+
+
+def test_a_started_process_serves_first_requests_from_rows_kept_at_start(shop, backend, tmp_path):
+    """A start warms the rows (bounded, before serving): the first requests of every user read
+    and normalise no row (on Redis: no ROWS call), with the answers of a process keeping none."""
+    settings = Settings.load(tmp_path, **backend)
+    engine = Engine(settings)
+    engine.put_items(shop.items)
+    engine.ingest(as_events(shop.events.iloc[:1500]))
+    engine.close()
+    users = users_of(shop, 12)
+    plain = Engine(settings.with_overrides(neighbour_rows_mb=0))
+    try:
+        want = {user: [r.to_dict() for r in plain.recommend(user, 10).items] for user in users}
+    finally:
+        plain.close()
+    engine = Engine(settings)
+    try:
+        knn = engine.service.models.item_knn
+        assert knn.rows.nbytes > 0 and knn.rows.rows_read == 0
+        calls = []
+        if backend:
+            rows_script = engine.state.scripts.rows
+            engine.state.scripts.rows = lambda *a, **k: calls.append("rows") or rows_script(*a, **k)
+        got = {user: [r.to_dict() for r in engine.recommend(user, 10).items] for user in users}
+        assert got == want
+        assert knn.rows.rows_read == 0 and calls == []
+    finally:
+        engine.close()

@@ -63,14 +63,14 @@ def long_term_part(idx: np.ndarray, sims: np.ndarray, src: np.ndarray) -> LongTe
     if len(idx) * SPARSE_BELOW < width:
         keys, slot = np.unique(idx, return_inverse=True)
     else:
-        keys, slot = None, idx
+        keys, slot = None, idx.astype(np.intp, copy=False)  # ufunc.at and take index without a cast
     size = width if keys is None else len(keys)
     sums = np.bincount(slot, weights=sims, minlength=size)
     best = np.full(size, -np.inf)
     np.maximum.at(best, slot, sims)
-    strongest = sims == best[slot]
+    strongest = np.flatnonzero(sims == best.take(slot))  # a few per neighbour
     source = np.full(size, np.iinfo(np.int32).max, dtype=np.int32)
-    np.minimum.at(source, slot[strongest], src[strongest].astype(np.int32))
+    np.minimum.at(source, slot.take(strongest), src.take(strongest).astype(np.int32))
     present = np.flatnonzero(best > -np.inf)
     items = present if keys is None else keys[present]
     return LongTermPart(items.astype(np.int32), sums[present], best[present], source[present])

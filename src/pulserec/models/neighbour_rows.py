@@ -67,6 +67,27 @@ class NeighbourRows:
                 starts = self._start[items]
             return self._read(starts, self._length[items])
 
+    def warm(self, items: np.ndarray, revision: Hashable, read: Callable[[np.ndarray], Entries],
+             chunk: int) -> int:
+        """Keep the rows of `items` (distinct; the most read first), `chunk` rows per `read`,
+        until the bound is reached; returns how many rows were kept."""
+        kept = 0
+        with self._lock:
+            if revision != self._revision:
+                self._reset(revision)
+            for begin in range(0, len(items), chunk):
+                rows = np.sort(np.asarray(items[begin:begin + chunk], dtype=np.int64))
+                self._cover(int(rows.max()) + 1)
+                rows = rows[self._start[rows] < 0]
+                if len(rows) == 0:
+                    continue
+                entries = read(rows)
+                if self._used + len(entries[0]) > self.capacity:
+                    break
+                self._keep(rows, entries)
+                kept += len(rows)
+        return kept
+
     def _reset(self, revision: Hashable) -> None:
         self._revision = revision
         self._start[:] = -1

@@ -152,6 +152,8 @@ class ReadCache:
         self.row_bytes = 0
         #: owner key -> (the recent rows its last query read, the revision it was read at)
         self.expected: OrderedDict[str, tuple[list[int], tuple]] = OrderedDict()
+        #: The revision of the last read here (online/redis/snapshot.py: wanted_rows' `quiet`).
+        self.last_revision: tuple = ()
 
     def keep_row(self, item: int, row: CachedRow) -> None:
         old = self.rows.get(item)

@@ -98,12 +98,13 @@ def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool =
     history = state.codes.decode_touches(hist)
     seen = decode_seen(seen)
     revision = (vec_ver.decode(), int(cooc_entries), int(applied), state.state_id, state.epoch)
+    quiet, cache.last_revision = cache.last_revision == revision, revision
     return Snapshot(
         owner_key=owner_key,
         owner=None if owner < 0 else int(owner),
         history=history,
         seen=seen,
-        rows=fetch_rows(state, wanted_rows(state, owner_key, history, seen, revision), checked, generation),
+        rows=fetch_rows(state, wanted_rows(state, owner_key, history, seen, revision, quiet), checked, generation),
         now=float(now) if now else -math.inf,
         landmark=float(landmark) if landmark else None,
         applied=int(applied),
@@ -119,15 +120,18 @@ def read_snapshot(state: RedisState, owner_key: str | None, with_vectors: bool =
 
 
 def wanted_rows(state: RedisState, owner_key: str | None, history: list[Touch], seen: set[int],
-                revision: tuple) -> list[int]:
+                revision: tuple, quiet: bool = False) -> list[int]:
     """The rows the owner's query reads: its recent items', and with long-term taste (the query
     holds the whole history, models/query.py) every seen item's, unless this process served the
     owner at this very revision (item-kNN then holds their long-term part: a request reads its
-    recent rows only; if it does not after all, the rest come in one more ROWS call)."""
+    recent rows only) or the previous read here was at this revision (`quiet`: item-kNN reads
+    rows from those it keeps per revision, models/neighbour_rows.py). If it reads more after
+    all, the rest come in one more ROWS call."""
     settings, cache = state.settings, state.read_cache
     wanted = query_items(history, settings.query_len)
     recent = list(wanted)
-    if settings.long_term_weight > 0 and not (settings.long_term_cache_mb and cache.served_at(owner_key) == revision):
+    kept = (settings.long_term_cache_mb and cache.served_at(owner_key) == revision) or (quiet and settings.neighbour_rows_mb)
+    if settings.long_term_weight > 0 and not kept:
         wanted += sorted(seen.difference(wanted))
     if owner_key is not None:
         cache.expect_rows(owner_key, recent, revision)
