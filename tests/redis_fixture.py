@@ -1,5 +1,7 @@
 """A real redis-server for the tests: started once per session on a free 127.0.0.1 port,
-without persistence, in a temporary directory; tests are skipped if redis-server is missing."""
+without persistence, in a temporary directory; tests are skipped if redis-server is missing.
+`own_redis_server` is one of a module's own, for tests that read the whole server (SCAN every
+key): on the session's server they would read every earlier test's namespace too."""
 
 from __future__ import annotations
 
@@ -25,9 +27,20 @@ class RedisServer:
         return f"test{next(_namespaces)}"
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+def _started(tmp_path_factory) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     with LocalRedis(tmp_path_factory.mktemp("redis")) as local:
         yield RedisServer(local)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    yield from _started(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def own_redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    """A redis-server for this module alone (started in ~50 ms): whole-server reads see only
+    what this module's tests wrote."""
+    yield from _started(tmp_path_factory)

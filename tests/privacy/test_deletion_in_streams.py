@@ -44,11 +44,12 @@ def seeded(settings: Settings) -> Engine:
     return engine
 
 
-def drain(settings: Settings, group: str, state: RedisState, idle_reads: int = 50):
+def drain(settings: Settings, group: str, state: RedisState, idle_reads: int = 50, session_timeout_ms: int = 10_000):
     """Step an updater until a read comes back empty after some delivery, or `idle_reads` empty
-    reads of 200 ms with none (a Kafka group needs a few seconds to join; a Redis Streams group
-    reads at once, so a few empty reads there mean the stream holds nothing for it)."""
-    updater = make_updater(settings, state, group, "test-updater", batch=100)
+    reads of 200 ms with none (a Kafka group needs about half its session timeout to join: the
+    test broker's short one, not the 10 s default; a Redis Streams group reads at once, so a few
+    empty reads there mean the stream holds nothing for it)."""
+    updater = make_updater(settings, state, group, "test-updater", batch=100, session_timeout_ms=session_timeout_ms)
     updater.block_ms = 200
     try:
         idle = 0
@@ -65,9 +66,11 @@ def drain(settings: Settings, group: str, state: RedisState, idle_reads: int = 5
         updater.close()
 
 
-def test_redis_streams_entries_of_a_deleted_user_are_deleted(tmp_path, redis_server):
-    settings = Settings.load(tmp_path / "data", state_url=redis_server.url, stream_url=redis_server.url,
-                             state_namespace=redis_server.namespace())
+# Both tests read the whole server (whole_redis_with): a server of the module's own, not the session's
+# (which holds every earlier test's namespace: scanning those took most of these tests' time).
+def test_redis_streams_entries_of_a_deleted_user_are_deleted(tmp_path, own_redis_server):
+    settings = Settings.load(tmp_path / "data", state_url=own_redis_server.url, stream_url=own_redis_server.url,
+                             state_namespace=own_redis_server.namespace())
     engine = seeded(settings)
     try:
         stats = drain(settings, "g1", engine.state)
@@ -86,17 +89,18 @@ def test_redis_streams_entries_of_a_deleted_user_are_deleted(tmp_path, redis_ser
         engine.close()
 
 
-def test_a_replayed_kafka_topic_never_applies_a_deleted_users_events(tmp_path, redis_server, kafka_broker):
+def test_a_replayed_kafka_topic_never_applies_a_deleted_users_events(tmp_path, own_redis_server, kafka_broker):
     pytest.importorskip("confluent_kafka")
-    settings = Settings.load(tmp_path / "data", state_url=redis_server.url, stream_url=kafka_broker.url(),
-                             state_namespace=redis_server.namespace())
+    settings = Settings.load(tmp_path / "data", state_url=own_redis_server.url, stream_url=kafka_broker.url(),
+                             state_namespace=own_redis_server.namespace())
+    joins = kafka_broker.session_timeout_ms
     engine = seeded(settings)
     try:
-        first = drain(settings, "first", engine.state)
+        first = drain(settings, "first", engine.state, session_timeout_ms=joins)
         assert first.applied + first.duplicates == 29
         assert engine.delete_user(VICTIM) == 9
         engine.state.rebuild(engine.store)  # e.g. `pulserec rebuild-state`: the applied-id set starts over
-        replayed = drain(settings, "replay", engine.state)  # a new group reads the topic from its start
+        replayed = drain(settings, "replay", engine.state, session_timeout_ms=joins)  # a new group reads the topic from its start
         assert replayed.forgotten == 9 and replayed.applied == 0 and replayed.duplicates == 20
         assert engine.profile(VICTIM) is None
         assert whole_redis_with(engine.state.client, VICTIM.encode()) == []
