@@ -134,7 +134,8 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     writer swapped it in. Reports the lock hold of the start (wall and CPU), and over each whole
     snapshot (start to file renamed): the writers' worst stall and p99, and the peak RSS above
     the RSS before it (sampled every 20 ms); the writers' p99 and worst otherwise; each fold a
-    helper thread ran (pulserec/background.py) and what the writer's worst was beside it. A
+    helper thread ran (pulserec/background.py) and what the writer's worst was beside it; every
+    cyclic-GC collection (generation, length) and how many of the writer's gaps hold one. A
     stall is also given less the time the writer waited for a CPU (the kernel's run delay of
     its thread: other processes' load, not this one's). The tail's events are applied here to a
     state the start then does not use (the snapshot on disk is the head's)."""
@@ -153,6 +154,7 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
               enumerate(zip(tail["user_id"], tail["item_id"], tail["type"], tail["ts"], tail["value"], tail["query"]))]
     lock, stop, done, waited = threading.Lock(), threading.Event(), [], []
     folds = _timed_folds(background)
+    collections = _Collections()
 
     def writer() -> None:
         seq = state.last_seq
@@ -205,7 +207,9 @@ def _background_snapshot(state, settings, sample: Path, rounds: int) -> dict:
     stop.set()
     for thread in threads:
         thread.join()
+    gc.callbacks.remove(collections.record)
     out.update(_stalls(np.asarray(done), np.asarray(waited), windows, starting, folds, compacting))
+    out.update(_collector(collections, np.asarray(done), windows))
     out.update(fork_ms=sorted(holds), fork_cpu_ms=sorted(cpu), bg_write_s=write_s, bg_rss_before=rss_before,
                bg_rss_peak_over=[p - b for p, b in zip(peaks, rss_before)], bg_written=written)
     return out
@@ -243,6 +247,41 @@ def _timed_folds(background) -> list[list]:
     for module in (cooccurrence, keyed):
         module.Fold = Timed
     return folds
+
+
+class _Collections:
+    """Every cyclic-GC collection from now on (any thread): generation, start, end (gc.callbacks),
+    and how many objects the collector tracks outside the frozen ones (gc.freeze) now."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, float, float]] = []
+        self.unfrozen_at_start = len(gc.get_objects())
+        self._started = 0.0
+        gc.callbacks.append(self.record)
+
+    def record(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.spans.append((info["generation"], self._started, time.perf_counter()))
+
+
+def _collector(collections: _Collections, ends: np.ndarray, windows) -> dict:
+    """Whether the writers' stalls are the collector's: collections per generation, the longest
+    of each, and of the writer's gaps over 2 ms (during snapshots / otherwise) how many hold one."""
+    spans = np.array([(g, a, b) for g, a, b in collections.spans]).reshape(-1, 3)
+    gaps, starts = np.diff(ends) - PACE_S, ends[:-1]
+    during = np.zeros(len(gaps), dtype=bool)
+    for a, b in windows:
+        during |= (starts <= b) & (ends[1:] >= a)
+    with_gc = np.zeros(len(gaps), dtype=bool)
+    for _, a, b in spans:
+        with_gc |= (starts < b) & (ends[1:] > a)
+    long = gaps > 0.002
+    return {"gc_collections": [int((spans[:, 0] == g).sum()) for g in range(3)],
+            "gc_worst_ms": [float(((spans[:, 2] - spans[:, 1]) * 1000)[spans[:, 0] == g].max(initial=0.0)) for g in range(3)],
+            "gc_unfrozen": [collections.unfrozen_at_start, len(gc.get_objects())],
+            "gaps_over_2ms_with_gc": [[int((long & d & with_gc).sum()), int((long & d).sum())] for d in (during, ~during)]}
 
 
 def _compaction(state, lock) -> tuple[float, float]:
@@ -344,7 +383,10 @@ def report(results: list[dict]) -> None:
                      f"writers' worst {r['writer_stall_ms']:.1f} ms (less CPU waits {r['own_stall_ms']:.1f}), p99 "
                      f"{r['writer_during_p99_ms']:.1f} ms during; otherwise p99 {r['writer_p99_ms']:.1f}, worst "
                      f"{r['writer_max_ms']:.1f} ms; beside folds on threads worst {r['writer_fold_max_ms']:.1f} ms "
-                     f"({', '.join(f'{n} {ms:.0f} ms' for n, ms in r['folds'])}); RSS +{max(r['bg_rss_peak_over']) / mib:.0f} MiB",
+                     f"({', '.join(f'{n} {ms:.0f} ms' for n, ms in r['folds'])}); RSS +{max(r['bg_rss_peak_over']) / mib:.0f} MiB; "
+                     f"gc collections {r['gc_collections']} (worst {', '.join(f'{ms:.1f}' for ms in r['gc_worst_ms'])} ms), "
+                     f"gaps > 2 ms holding one: during {'/'.join(map(str, r['gaps_over_2ms_with_gc'][0]))}, "
+                     f"otherwise {'/'.join(map(str, r['gaps_over_2ms_with_gc'][1]))}",
                      f"{r['start_s']:.1f} s ({r['load_s']:.1f} load + {TAIL // 1000}k tail), {r['rss_loaded'] / gib:.2f} GiB"])
     print_table(["events", "load avg", "generate s", "state apply s (rate)", "RSS", "bytes per event / user / item",
                  "history B/event, profile B/user, cooc B/item", "recommend p50/p99 ms", "similar p50/p99 ms",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pulserec.engine.heap import trim_heap
+from pulserec.engine.heap import settle_after_build
 from pulserec.store.bulk_writer import BulkWriter
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class BulkIngest:
                 with self.engine.lock:
                     self.depth -= 1
         if accepted >= TRIM_AFTER_EVENTS:
-            trim_heap()  # the chunks' freed temporaries (engine/heap.py)
+            settle_after_build()  # the import's objects out of the GC's full passes, its temporaries freed (engine/heap.py)
         return accepted, duplicates
 
     def _ingest(self, frames: Iterable[pd.DataFrame], chunk: int, use_process: bool | None,

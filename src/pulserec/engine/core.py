@@ -13,7 +13,6 @@ login merge of an anonymous session into its user)."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -26,7 +25,7 @@ import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.decay import read_clock
-from pulserec.engine.heap import trim_heap
+from pulserec.engine.heap import settle_after_build
 from pulserec.engine.bulk import CHUNK, BulkIngest
 from pulserec.engine.checkpoints import Checkpoints, restore
 from pulserec.engine.health import Health, start_supervisor
@@ -102,9 +101,9 @@ class Engine:
         if self.state.applied >= FREEZE_AFTER_EVENTS:
             # The millions of objects a start builds live as long as the process: out of the
             # collector's sight, full collections no longer walk them (at 300k events the
-            # worst of 2,000 recommend calls went from 423 to 73 ms on a loaded box).
-            gc.freeze()
-            trim_heap()  # the build's freed temporaries: RSS and the snapshot fork's page tables
+            # worst of 2,000 recommend calls went from 423 to 73 ms on a loaded box); and the
+            # build's freed temporaries back to the kernel (RSS).
+            settle_after_build()
         self.checkpoints.started()
         self.health = Health(self.store, settings, start_supervisor(self.state, self.store, settings, self.publisher))
         self.training.install_saved()  # serve the models saved under <data_dir>/models/

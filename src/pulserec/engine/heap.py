@@ -13,6 +13,7 @@ on the request path."""
 from __future__ import annotations
 
 import ctypes
+import gc
 
 _libc: ctypes.CDLL | None = None
 _tried = False
@@ -37,3 +38,12 @@ def trim_heap() -> bool:
     if libc is None:
         return False
     return bool(libc.malloc_trim(0))
+
+
+def settle_after_build() -> None:
+    """After a large build (a start, a bulk import): the objects it made live as long as the
+    process, so move them out of the cyclic collector's sight (gc.freeze: its full passes no
+    longer walk them; refcounting still frees them), and hand the freed heap back (`trim_heap`).
+    A bulk import into a serving process used to leave its objects in every full pass."""
+    gc.freeze()
+    trim_heap()
