@@ -8,10 +8,11 @@ import pytest
 import scipy.sparse as sp
 from test_gated_blend import staggered_log
 
-from pulserec.models.auto import AutoBlend
+from pulserec.evaluation.evaluate import Histories
+from pulserec.models.auto import AutoBlend, LongTerm
 from pulserec.models.base import Query
 from pulserec.models.blend_search import TargetSearch
-from pulserec.models.latency_budget import Budget, blend_cost, price, price_sample
+from pulserec.models.latency_budget import Budget, as_served, blend_cost, price, price_sample
 from pulserec.models.persist import load_model, save_model
 from pulserec.models.registry import build_model
 
@@ -72,6 +73,40 @@ def test_when_no_part_fits_the_cheapest_serves_alone() -> None:
     assert (weights > 0).tolist() == [[False, False, True]]
 
 
+def test_a_required_part_keeps_a_weight_in_every_bucket_whatever_it_costs_the_validation() -> None:
+    parts, seen, relevant, buckets = three_sources()
+    buckets = np.arange(len(buckets)) % 2  # two buckets, users interleaved
+    free, best_free, singles = TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.25, 1.0, 4.0), 2)
+    assert (free[:, 2] == 0).all() and best_free == pytest.approx(1.0)  # left to itself: source 2 is never blended
+    held, best, again = TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.25, 1.0, 4.0), 2, required=[2])
+    assert again == singles and (held[:, 2] > 0).all(), held  # in both buckets
+    assert held[:, 0].min() > 0 and best >= singles[2] and best <= best_free + 1e-12
+    costs = np.tile([0.1, 0.1, 3.0], (len(buckets), 1))  # the required part alone is over the budget
+    only = Budget(1.0, 1.0).admits(costs, buckets, required=[2])
+    assert only(np.array([0.0, 0.0, 1.0])) and not only(np.array([1.0, 0.0, 1.0])) and not only(np.array([1.0, 0.0, 0.0]))
+    weights, _, _ = TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.25, 1.0), 2, only, required=[2])
+    assert (weights > 0).tolist() == [[False, False, True]] * 2
+    fits = Budget(4.0, 4.0).admits(costs, buckets, required=[2])  # room beside it: the best source joins it
+    weights, _, _ = TargetSearch(parts, seen, relevant, buckets).search((0.0, 0.25, 1.0), 2, fits, required=[2])
+    assert (weights[:, 2] > 0).all() and (weights[:, 0] > 0).all()
+    with pytest.raises(ValueError, match="required"):
+        AutoBlend(components=[("popular", {})], required=["item_knn"])
+
+
+def test_an_item_knn_is_priced_as_served_with_its_long_term_part_kept() -> None:
+    data = staggered_log(n_users=30, per_user=60)  # 40 items a user: older ones beyond the recent 20
+    knn = build_model("item_knn").fit(data)
+    view = LongTerm.over(build_model("item_knn").fit(data), 1.0)
+    assert as_served(knn) is knn and knn.long_term_cache is not None and view.inner.long_term_cache is None
+    as_served(view)
+    assert view.inner.long_term_cache is not None and as_served(build_model("popular").fit(data)) is not None
+    histories = Histories(data)  # the served query: the whole history at long_term_weight
+    queries = [histories.query(u) for u in range(5)]
+    assert all(q.long_term > 0 and len(q.items) > q.recent for q in queries)
+    price(knn, queries, data.n_items)
+    assert knn.long_term_cache.hits >= len(queries)  # each query's second call read the part its first built
+
+
 def test_pricing_times_each_query_as_one_request() -> None:
     data = staggered_log(n_users=30, per_user=15)
     model = build_model("popular").fit(data)
@@ -87,9 +122,11 @@ def test_pricing_times_each_query_as_one_request() -> None:
 def test_auto_prices_its_parts_fits_only_what_it_weighs_and_saves_the_pricing(tmp_path) -> None:
     data = staggered_log(n_users=30, per_user=15)
     specs = [("item_knn", {}), ("popular", {}), ("trending", {})]
-    tight = AutoBlend(components=specs, budget=[1e-9, 0.0], rounds=1).fit(data)  # nothing fits: the cheapest alone
+    tight = AutoBlend(components=specs, budget=[1e-9, 0.0], rounds=1).fit(data)  # nothing fits: the online part alone
     served = [k for k, m in enumerate(tight.models) if m is not None]
-    assert len(served) == 1 and (tight.weight_rows()[:, served[0]] > 0).all()
+    assert served == [0] and (tight.weight_rows()[:, 0] > 0).all() and tight.choice()["required"] == ["item_knn"]
+    bare = AutoBlend(components=specs, budget=[1e-9, 0.0], rounds=1, required=[]).fit(data)  # the cheapest alone
+    assert len([m for m in bare.models if m is not None]) == 1
     choice = tight.choice()["latency"]
     assert choice["budget_ms"] == [1e-9, 0.0] and set(choice["parts_ms"]) == {"item_knn", "popular", "trending"}
     assert 0 < choice["queries"] <= data.n_users and all(p50 > 0 for p50, _ in choice["parts_ms"].values())
@@ -97,8 +134,9 @@ def test_auto_prices_its_parts_fits_only_what_it_weighs_and_saves_the_pricing(tm
     loaded, meta = load_model(tmp_path / "auto.model")
     assert loaded.choice()["latency"] == choice and meta["params"]["budget"] == [1e-9, 0.0]
     assert [m is None for m in loaded.models] == [m is None for m in tight.models]
-    query = Query(user=0, items=np.array([1, 2]), history=np.array([1, 2]), n_items=data.n_items)
+    query = Query(user=0, items=np.array([1, 2]), weights=np.ones(2), history=np.array([1, 2]), n_items=data.n_items)
     assert np.array_equal(loaded.score(query, data.n_items), tight.score(query, data.n_items))
+    assert loaded.required == ["item_knn"]
     free = AutoBlend(components=specs, budget=None, rounds=1).fit(data)
     assert free.choice()["latency"] is None
     with pytest.raises(ValueError, match="latency budget"):

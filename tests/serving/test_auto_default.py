@@ -15,6 +15,7 @@ from pulserec.cli.main import app
 from pulserec.config import AUTO_CANDIDATES, Settings
 from pulserec.engine import Engine
 from pulserec.events import Event
+from pulserec.records import ItemRecord
 from pulserec.models import auto
 from pulserec.models.blend import Blend, GatedBlend
 from pulserec.models.base import Query
@@ -276,3 +277,30 @@ def test_weights_per_history_length_are_served_with_the_live_parts(engine, shop,
     rebuilt = models.rebound(engine.state)
     again = rebuilt.strategies["default"]
     assert isinstance(again, GatedBlend) and again.blends[1].components[0][0] is rebuilt.item_knn
+
+
+def test_the_trained_default_reflects_a_long_history_users_new_pairs(engine, shop, fill, monkeypatch) -> None:
+    """Issue 18.4: the online item-kNN is a part of every history bucket of the trained default
+    (`required`), so an item that exists only since training surfaces for a returning user with
+    a long history as soon as its pairs exist: the batch parts have never seen it."""
+    monkeypatch.setattr(auto, "candidates", lambda sequence=None: [("item_knn", {}), ("als", {"factors": 8}),
+                                                                    ("popular", {})])
+    fill(engine)
+    engine.training.train(["auto"])
+    choice = engine.service.models.default_choice
+    assert choice["required"] == ["item_knn"] and min(choice["weights"]["item_knn"]) > 0, choice["weights"]
+    counts = shop.events["user_id"].value_counts()
+    veteran = str(counts.index[0])
+    assert counts.iloc[0] > 10  # the long-history bucket
+    ts = float(shop.events["ts"].max())
+    anchor = str(shop.events.loc[shop.events["user_id"] != veteran, "item_id"].value_counts().index[-1])
+    engine.put_items([ItemRecord("brand-new")])
+    others = [str(u) for u in counts.index[-8:]]
+    engine.ingest([Event(f"pair-{k}-{j}", user, item, "purchase", ts + 10 * k + j)
+                   for k, user in enumerate(others) for j, item in enumerate((anchor, "brand-new"))])
+    assert "brand-new" not in [r.item_id for r in engine.recommend(veteran, 10).items]
+    engine.ingest([Event("veteran-anchor", veteran, anchor, "purchase", ts + 100)])
+    answer = {r.item_id: r for r in engine.recommend(veteran, 10).items}
+    assert "brand-new" in answer, list(answer)
+    title = next(record.title or record.item_id for record in shop.items if record.item_id == anchor)
+    assert answer["brand-new"].reason == f"because you bought {title}"  # the live item-kNN put it there

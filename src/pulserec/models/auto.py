@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pulserec.models.base import Query, Reason, Recommender, Scored, scored
-from pulserec.models.hybrid import BALANCED, ComponentSpec, Hybrid
+from pulserec.models.hybrid import BALANCED, ComponentSpec, Hybrid, labels
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import SavedState
 from pulserec.models.query import with_long_term
@@ -51,6 +51,11 @@ HISTORY_EDGES = (10,)
 #: training part) 512 cost EASE 1.2% of NDCG@10 (0.2114 vs 0.2139 dense) and time-local EASE
 #: 0.5% (0.2217 vs 0.2228); 256 cost 2.5% / 1.7% (docs/benchmarks.md, issue 18 serving).
 PRUNED_KEEP = 512
+#: The part every history bucket of the default blends, whatever its validation score or price:
+#: the online item-kNN over the live co-occurrence, which puts an event (a new item, a new pair)
+#: into the user's next answer (issue 18.4). Without it a budget chose time-local EASE alone for
+#: long histories, and their new items never surfaced until a retrain.
+ONLINE_PART = "item_knn"
 #: SASRec's epochs inside the default (each of its two fits): its early stopping otherwise runs
 #: up to 50, minutes on a 2-core box.
 SEQUENCE_EPOCHS = 10
@@ -161,13 +166,18 @@ class AutoBlend(Hybrid):
 
     def saved_params(self) -> dict[str, Any]:
         """The hybrid's parameters (the candidates included): enough to rebuild and retrain it."""
-        names = ("components", "validation", "validation_params", "grid", "rounds", "metric", "history_edges", "budget")
+        names = ("components", "validation", "validation_params", "grid", "rounds", "metric", "history_edges", "budget",
+                 "required")
         return {name: getattr(self, name) for name in names}
 
     def __init__(self, components: Sequence[ComponentSpec] | None = None, validation: str = BALANCED,
-                 sequence: bool | None = None, history_edges: Sequence[int] = HISTORY_EDGES, **params: Any) -> None:
-        super().__init__(components=list(components) if components is not None else candidates(sequence),
-                         validation=validation, history_edges=history_edges, **params)
+                 sequence: bool | None = None, history_edges: Sequence[int] = HISTORY_EDGES,
+                 required: Sequence[str] | None = None, **params: Any) -> None:
+        specs = list(components) if components is not None else candidates(sequence)
+        if required is None:  # the online item-kNN, wherever it is a candidate (ONLINE_PART)
+            required = [ONLINE_PART] if ONLINE_PART in labels(specs) else []
+        super().__init__(components=specs, validation=validation, history_edges=history_edges, required=required,
+                         **params)
         self.chosen_at = float("nan")
 
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> AutoBlend:
@@ -191,6 +201,7 @@ class AutoBlend(Hybrid):
                                    for t, scores in self.validation_targets.items()},
             "validation_split": self.validation,
             "latency": self.pricing or None,  # each part's priced ms per request, the blend's, the budget
+            "required": list(self.required),  # parts every bucket weighs (the online item-kNN)
             "metric": self.metric,
             "chosen_at": self.chosen_at,
         }

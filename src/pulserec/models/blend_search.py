@@ -35,7 +35,7 @@ PRECISION_POWER = 1.0
 
 def search_weights(
     objective: Callable[[np.ndarray], float], n: int, grid: Sequence[float], rounds: int,
-    feasible: Callable[[np.ndarray], bool] | None = None,
+    feasible: Callable[[np.ndarray], bool] | None = None, required: Sequence[int] = (),
 ) -> tuple[np.ndarray, float, list[float]]:
     """Blend weights maximising `objective`, never worse than the best single component.
 
@@ -44,11 +44,29 @@ def search_weights(
     accepts strict improvements. So on the validation split the blend is at least as good as
     its best input (the fall-back is that input alone). With `feasible` (a latency budget:
     models/latency_budget.py) only weights it accepts are considered: the start is the best
-    feasible single component. Returns (weights, score, singles)."""
-    allowed = feasible or (lambda weights: True)
+    feasible single component. `required` components never get weight 0 (the default's online
+    item-kNN: the part that reflects every event): each start holds them at least at the grid's
+    smallest positive value, and so does every trial; the blend is then at least as good as the
+    best single component with the required ones beside it at that weight. Returns (weights,
+    score, singles)."""
+    held = np.asarray(required, dtype=np.int64)
+    floor = min((float(g) for g in grid if g > 0), default=1.0)
+
+    def allowed(weights: np.ndarray) -> bool:
+        return bool((weights[held] > 0).all()) and (feasible is None or feasible(weights))
+
     singles = [objective(np.eye(n)[c]) for c in range(n)]
-    best_single = max((c for c in range(n) if allowed(np.eye(n)[c])), key=lambda c: singles[c], default=int(np.argmax(singles)))
-    weights, best = np.eye(n)[best_single], singles[best_single]
+    weights, best = None, -np.inf
+    for c in sorted(range(n), key=lambda c: -singles[c]):  # best single first (the first of equals)
+        start = np.eye(n)[c]
+        start[held] = np.maximum(start[held], floor)
+        if allowed(start):
+            score = singles[c] if start[c] == 1 and start.sum() == 1 else objective(start)
+            if score > best + 1e-9 or weights is None:
+                weights, best = start, score
+    if weights is None:  # nothing feasible: the required parts alone (else the best single)
+        weights = np.eye(n)[held].sum(axis=0) if len(held) else np.eye(n)[int(np.argmax(singles))]
+        best = objective(weights)
     if n > 1 and allowed(np.ones(n)):
         equal = objective(np.ones(n))
         if equal > best + 1e-9:
@@ -214,17 +232,19 @@ class TargetSearch:
                 out[t][rows] = values
         return out
 
-    def search(self, grid: Sequence[float], rounds: int, feasible: Callable[[np.ndarray], bool] | None = None
-               ) -> tuple[np.ndarray, float, list[float]]:
+    def search(self, grid: Sequence[float], rounds: int, feasible: Callable[[np.ndarray], bool] | None = None,
+               required: Sequence[int] = ()) -> tuple[np.ndarray, float, list[float]]:
         """(weights: buckets x components, objective, each component's objective alone).
 
         One vector for all buckets first (:func:`search_weights`: never below the best single
         component), then each bucket's vector in turn, accepting strict improvements only;
-        with `feasible`, only weight matrices (buckets x components) it accepts."""
+        with `feasible`, only weight matrices (buckets x components) it accepts; the `required`
+        components keep a weight > 0 in every bucket."""
         n = self.parts.shape[0]
         allowed = feasible or (lambda weights: True)
         shared, best, singles = search_weights(lambda w: self._objective(self._means(self._per_user(w, self.everyone))),
-                                               n, grid, rounds, lambda w: allowed(np.tile(w, (self.n_buckets, 1))))
+                                               n, grid, rounds, lambda w: allowed(np.tile(w, (self.n_buckets, 1))),
+                                               required)
         weights = np.tile(shared, (self.n_buckets, 1))
         if self.n_buckets == 1:
             return weights, best, singles
@@ -236,7 +256,7 @@ class TargetSearch:
                     for value in grid:
                         trial = weights[b].copy()
                         trial[c] = value
-                        if value == weights[b, c] or not trial.any():
+                        if value == weights[b, c] or not trial.any() or (value <= 0 and c in required):
                             continue
                         if feasible is not None and not feasible(np.vstack([weights[:b], trial, weights[b + 1:]])):
                             continue

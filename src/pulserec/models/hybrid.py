@@ -20,7 +20,7 @@ from pulserec.models.base import Query, Reason, Recommender, declares
 from pulserec.models.blend import Blend, GatedBlend, normalised
 from pulserec.models.blend_search import TargetSearch, history_bucket
 from pulserec.models.interactions import Interactions
-from pulserec.models.latency_budget import Budget, PricedUntrained, blend_cost, price, price_sample, summary
+from pulserec.models.latency_budget import Budget, PricedUntrained, as_served, blend_cost, price, price_sample, summary
 from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 
@@ -85,6 +85,7 @@ class Hybrid(SavedState):
         metric: str = "ndcg@10",
         history_edges: Sequence[int] = (),
         budget: Sequence[float] | None = None,
+        required: Sequence[str] = (),
     ) -> None:
         self.components = list(components)
         self.validation = validation
@@ -100,6 +101,12 @@ class Hybrid(SavedState):
         self.budget = None if budget is None else [float(v) for v in budget]
         if self.budget is not None:
             Budget(*self.budget)  # checked now: a bad budget fails before minutes of fitting
+        #: Components (by label) that keep a weight > 0 in every bucket whatever the validation
+        #: and the budget say (the default's online item-kNN, issue 18.4).
+        self.required = [str(name) for name in required]
+        unknown = set(self.required) - set(labels(self.components))
+        if unknown:
+            raise ValueError(f"required components {sorted(unknown)} are not among the components {labels(self.components)}")
         #: One weight per component; with history_edges one such list per bucket.
         self.weights: list[float] | list[list[float]] = [1.0] * len(self.components)
         self.validation_score = float("nan")
@@ -159,8 +166,10 @@ class Hybrid(SavedState):
         parts, costs, unaffordable = self._validated_parts(train, catalog, queries, sample, buckets)
         search = TargetSearch(parts, train.to_csr()[users], {name: relevant_of(part, users) for name, part in targets.items()},
                               buckets, self.metric)
-        feasible = Budget(*self.budget).admits(costs, buckets[sample], unaffordable) if self.budget is not None else None
-        weights, best, singles = search.search(self.grid, self.rounds, feasible)
+        required = [labels(self.components).index(name) for name in self.required]
+        feasible = (Budget(*self.budget).admits(costs, buckets[sample], unaffordable, required)
+                    if self.budget is not None else None)
+        weights, best, singles = search.search(self.grid, self.rounds, feasible, required)
         if self.budget is not None:
             self.pricing = {"budget_ms": list(self.budget), "blend_ms": [round(v, 3) for v in blend_cost(weights, costs, buckets[sample])],
                             "parts_ms": summary(costs, labels(self.components)), "queries": int(len(sample)),
@@ -192,7 +201,7 @@ class Hybrid(SavedState):
                     continue
             model = model.fit(train, catalog)
             parts.append(normalised(score_queries(model, queries, train.n_items)))
-            costs.append(price(model, priced, train.n_items))
+            costs.append(price(as_served(model), priced, train.n_items))
             del model  # one candidate's fitted state at a time (two dense EASEs are 0.37 GiB each)
         return np.stack(parts), np.stack(costs, axis=1), unaffordable
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from pulserec.models.base import Query, Recommender, scored
 from pulserec.models.blend import normalised
+from pulserec.models.long_term_cache import LongTermCache
 
 #: Validation queries a candidate is priced on (a seeded sample): enough for a p99 over users
 #: (2 of them above it), few enough that pricing stays ~1-2 s a candidate.
@@ -73,21 +74,30 @@ class Budget:
         ones = np.eye(int(buckets.max()) + 1 if len(buckets) else 1)
         return any(self.fits(*blend_cost(row[:, None], cost[:, None], buckets)) for row in ones)
 
-    def admits(self, costs: np.ndarray, buckets: np.ndarray, barred: Sequence[int] = ()) -> Callable[[np.ndarray], bool]:
+    def admits(self, costs: np.ndarray, buckets: np.ndarray, barred: Sequence[int] = (),
+               required: Sequence[int] = ()) -> Callable[[np.ndarray], bool]:
         """Whether a weight matrix (buckets x parts) fits, given each priced query's cost per
         part (`costs`: queries x parts, ms) and its history bucket; a `barred` part (priced out
-        before its training) never does. When not even one part alone fits, only the cheapest
-        part alone is admitted (a default must serve something)."""
+        before its training) never does. When the `required` parts alone (in every bucket) do
+        not fit, only they are admitted, alone: a default must serve them. Without required
+        parts, when not even one part alone fits, only the cheapest part alone is admitted (a
+        default must serve something)."""
         open_ = np.setdiff1d(np.arange(costs.shape[1]), np.asarray(barred, dtype=np.int64))
+        held = np.asarray(required, dtype=np.int64)
+
+        def only(parts: np.ndarray) -> Callable[[np.ndarray], bool]:
+            others = np.setdiff1d(np.arange(costs.shape[1]), parts)
+            return lambda weights: bool(np.atleast_2d(weights)[:, parts].all()) and not np.atleast_2d(weights)[:, others].any()
 
         def clear(weights: np.ndarray) -> bool:
             return not np.atleast_2d(weights)[:, np.asarray(barred, dtype=np.int64)].any()
 
         singles = np.eye(costs.shape[1])
-        if not any(self.fits(*blend_cost(singles[k][None], costs, buckets)) for k in open_):
+        if len(held) and not self.fits(*blend_cost(singles[held].sum(axis=0)[None], costs, buckets)):
+            return only(held)
+        if not len(held) and not any(self.fits(*blend_cost(singles[k][None], costs, buckets)) for k in open_):
             cheapest = int(open_[np.argmin(np.percentile(costs[:, open_], 50, axis=0))]) if costs.size and len(open_) else 0
-            return lambda weights: bool(np.atleast_2d(weights)[:, cheapest].any()) and not np.delete(
-                np.atleast_2d(weights), cheapest, axis=1).any()
+            return only(np.array([cheapest]))
         return lambda weights: clear(weights) and self.fits(*blend_cost(weights, costs, buckets))
 
 
@@ -109,10 +119,41 @@ def price_sample(n_queries: int, size: int = PRICE_QUERIES, seed: int = 0) -> np
     return np.sort(np.random.default_rng(seed).choice(n_queries, size, replace=False))
 
 
+#: Bytes of the long-term cache a priced item-kNN keeps (one user's part at a time is enough).
+PRICE_CACHE_BYTES = 16 << 20
+
+
+@runtime_checkable
+class KeepsLongTerm(Protocol):
+    """A model that keeps each user's long-term part between requests (models/item_knn.py)."""
+
+    long_term_cache: LongTermCache | None
+
+
+@runtime_checkable
+class Wraps(Protocol):
+    """A view that serves through another model (models/auto.py's long-term view)."""
+
+    inner: Recommender | None
+
+
+def as_served(model: Recommender) -> Recommender:
+    """`model` set up as the server runs it: an item-kNN (or a view over one) keeps users'
+    long-term parts between requests as the live one does (recommend/model_set.py gives it the
+    process's LongTermCache), so a returning user's request is priced as served (the recent
+    rows' pass and the kept part), not as a gather of every history row each time."""
+    inner = model.inner if isinstance(model, Wraps) else model
+    if isinstance(inner, KeepsLongTerm) and inner.long_term_cache is None:
+        inner.long_term_cache = LongTermCache(PRICE_CACHE_BYTES)
+    return model
+
+
 def price(model: Recommender, queries: Sequence[Query], n_items: int, repeats: int = REPEATS) -> np.ndarray:
     """CPU milliseconds (this thread's) per query of one request's work for `model`: scores,
     their normalisation and the explanation of its top SLATE items (the minimum of `repeats`
-    calls; one untimed call first, so that lazy set-up is not charged to the first query)."""
+    calls; one untimed call first, so that lazy set-up is not charged to the first query). A
+    model that keeps long-term parts (:func:`as_served`) is priced at a returning user's
+    request: its first call builds the part, the next reads it."""
     out = np.zeros(len(queries))
     if len(queries):
         _request(model, queries[0], n_items)
