@@ -51,6 +51,7 @@ from pulserec.models.registry import build_model  # noqa: E402
 from pulserec.models.rerank import Reranked  # noqa: E402
 from pulserec.online.catalog import Catalog  # noqa: E402
 from pulserec.recommend.auto_default import first_params  # noqa: E402
+from pulserec.recommend.training import built_for_training  # noqa: E402
 
 PARAMS_FILE = Path(__file__).with_name("accuracy_params.json")
 OURS = ("default", "auto", "popular", "item_knn", "item_knn_bm25", "als", "ease", "ease_local", "rp3beta", "hybrid",
@@ -91,7 +92,7 @@ def make(name: str, params: dict[str, Any]):
         return PEERS[name](**{**PEER_DEFAULTS.get(name, {}), **params})
     if name == "default":
         return BuiltInDefault()
-    return build_model(name, **params)
+    return built_for_training(name, params, Settings())  # as `pulserec train` builds it (auto: the request's overhead)
 
 
 class BuiltInDefault(Blend):

@@ -56,8 +56,9 @@ def trained(tmp_path_factory, shop):
         result = runner.invoke(app, ["train", "--model", name, "--data-dir", str(data_dir), *pairs(params)])
         assert result.exit_code == 0, f"{name}: {result.output}"
         if name == "auto":  # what it chose, what its parts were priced at (the default budget)
-            budget = f"a request, budget {Settings().auto_budget_p50_ms:g} / {Settings().auto_budget_p99_ms:g}"
+            budget = f", budget {Settings().auto_budget_p50_ms:g} / {Settings().auto_budget_p99_ms:g}"
             assert "auto chose " in result.output and budget in result.output, result.output
+            assert "ms a request + the request's own work " in result.output, result.output  # whole-request budget
     return data_dir
 
 
@@ -84,6 +85,7 @@ def test_each_cli_trained_model_is_served_over_http_and_retrained_with_its_param
         latency = http.get("/models").json()["default_choice"]["latency"]  # the served default's priced parts
         assert latency["budget_ms"] == [Settings().auto_budget_p50_ms, Settings().auto_budget_p99_ms]
         assert set(latency["parts_ms"]) == {"item_knn", "long_term", "ease"}
+        assert 0 < latency["request_overhead_ms"][0] <= latency["request_overhead_ms"][1]
         assert "refused" not in server.log_tail()
         before = {name: listed[name]["trained_at"] for name in ("als", "ranker")}
         for name in before:

@@ -43,6 +43,8 @@ def test_the_cost_of_a_blend_is_what_each_priced_query_pays_for_the_parts_its_bu
     assert Budget(3.0, 4.0).fits(*blend_cost(gated, costs, buckets))
     assert not Budget(3.0, 3.9).fits(*blend_cost(gated, costs, buckets))
     assert Budget(0.0, 0.0).fits(1e9, 1e9)  # 0: unbounded
+    assert Budget(2.0, 10.0).less([0.5, 3.0]) == Budget(1.5, 7.0)  # the parts get what the request leaves
+    assert Budget(2.0, 0.0).less([3.0, 3.0]) == Budget(1e-6, 0.0) and Budget(2.0, 10.0).less(None) == Budget(2.0, 10.0)
     with pytest.raises(ValueError, match="latency budget"):
         Budget(-1.0, 5.0)
     with pytest.raises(ValueError, match="latency budget"):

@@ -116,7 +116,9 @@ def chosen_line(choice: dict[str, Any]) -> str:
         return f"auto chose {parts}"
     p50, p99 = latency["blend_ms"]
     untrained = f"; not trained (over the budget alone): {', '.join(latency['not_trained'])}" if latency["not_trained"] else ""
-    return (f"auto chose {parts} (its parts priced p50 {p50:.2f} / p99 {p99:.2f} ms a request, "
+    overhead = latency.get("request_overhead_ms")
+    besides = f" + the request's own work {overhead[0]:.2f} / {overhead[1]:.2f}" if overhead else ""
+    return (f"auto chose {parts} (its parts priced p50 {p50:.2f} / p99 {p99:.2f} ms a request{besides}, "
             f"budget {latency['budget_ms'][0]:g} / {latency['budget_ms'][1]:g}{untrained})")
 
 

@@ -116,6 +116,10 @@ class Hybrid(SavedState):
         self.validation_targets: dict[str, dict[str, float]] = {}
         #: With a budget: each part's priced cost, the learned blend's, the budget (ms).
         self.pricing: dict[str, object] = {}
+        #: What a served request costs besides the parts, (p50, p99) ms, measured on the
+        #: training log at fit by the layer that serves requests (recommend/request_cost.py);
+        #: None: the budget bounds the parts alone. Not saved: a function, set before fit.
+        self.request_overhead: Callable[[Interactions, Catalog | None], Sequence[float]] | None = None
         #: One fitted model per component; None for a component the learned blend gives no weight.
         self.models: list[Recommender | None] = []
         self.blend = Blend([])
@@ -163,15 +167,18 @@ class Hybrid(SavedState):
         queries = [histories.query(int(u)) for u in users]
         sample = price_sample(len(queries)) if self.budget is not None else np.zeros(0, dtype=np.int64)
         buckets = history_bucket(np.array([len(q.history) for q in queries]), self.history_edges)
-        parts, costs, unaffordable = self._validated_parts(train, catalog, queries, sample, buckets)
+        overhead = (list(self.request_overhead(train, catalog))
+                    if self.budget is not None and self.request_overhead is not None else None)
+        parts_budget = Budget(*self.budget).less(overhead) if self.budget is not None else None
+        parts, costs, unaffordable = self._validated_parts(train, catalog, queries, sample, buckets, parts_budget)
         search = TargetSearch(parts, train.to_csr()[users], {name: relevant_of(part, users) for name, part in targets.items()},
                               buckets, self.metric)
         required = [labels(self.components).index(name) for name in self.required]
-        feasible = (Budget(*self.budget).admits(costs, buckets[sample], unaffordable, required)
-                    if self.budget is not None else None)
+        feasible = parts_budget.admits(costs, buckets[sample], unaffordable, required) if parts_budget else None
         weights, best, singles = search.search(self.grid, self.rounds, feasible, required)
         if self.budget is not None:
-            self.pricing = {"budget_ms": list(self.budget), "blend_ms": [round(v, 3) for v in blend_cost(weights, costs, buckets[sample])],
+            self.pricing = {"budget_ms": list(self.budget), "request_overhead_ms": overhead,
+                            "blend_ms": [round(v, 3) for v in blend_cost(weights, costs, buckets[sample])],
                             "parts_ms": summary(costs, labels(self.components)), "queries": int(len(sample)),
                             "not_trained": [labels(self.components)[k] for k in unaffordable]}
         # a part priced out before its training has no validation score (its zeros scored nothing)
@@ -184,7 +191,7 @@ class Hybrid(SavedState):
         return (weights.tolist() if self.history_edges else weights[0].tolist()), best
 
     def _validated_parts(self, train: Interactions, catalog: Catalog | None, queries: list[Query], sample: np.ndarray,
-                         buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+                         buckets: np.ndarray, budget: Budget | None) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """(each component's normalised validation scores: components x queries x items, its
         priced ms per sampled query: sample x components, the components priced out before
         their training: a part that fits no blend within the budget is not trained, zeros)."""
@@ -192,9 +199,9 @@ class Hybrid(SavedState):
         priced = [queries[i] for i in sample]
         for spec in self.components:
             model = _build(spec)
-            if self.budget is not None and declares(model, PricedUntrained):  # priced before its training
+            if budget is not None and declares(model, PricedUntrained):  # priced before its training
                 cost = price(model.untrained().fit(train, catalog), priced, train.n_items)
-                if not Budget(*self.budget).affords(cost, buckets[sample]):
+                if not budget.affords(cost, buckets[sample]):
                     parts.append(np.zeros((len(queries), train.n_items), dtype=np.float32))
                     costs.append(cost)
                     unaffordable.append(len(parts) - 1)

@@ -17,8 +17,11 @@ it fits no blend within the budget (its validation fit took minutes on 2 cores).
 (:meth:`Budget.admits`, a pure function of the prices): a part whose gain cannot be had within
 the budget is left out, whatever its validation score.
 
-The budget bounds the blend's parts; the request's own work (filters, top-n, rendering, the
-social and segment parts) comes on top: docs/benchmarks.md (issue 18, serving) measures both."""
+The budget is the WHOLE request's when the layer that serves requests tells the blend what a
+request costs besides its parts (`Hybrid.request_overhead`: recommend/request_cost.py measures
+the query, filters, social and segment parts, top-n, explanation and rendering at fit): the
+parts get the budget less that overhead (:meth:`Budget.less`). Without it the budget bounds the
+parts alone."""
 
 from __future__ import annotations
 
@@ -40,6 +43,9 @@ PRICE_QUERIES = 200
 REPEATS = 2
 #: Items explained per priced request (the slate the server explains).
 SLATE = 10
+#: The least a whole-request budget leaves for the parts when the request's own work takes it
+#: all: then only the required parts fit (Budget.admits), as cheap as they come.
+MIN_PARTS_MS = 1e-6
 
 
 @runtime_checkable
@@ -64,6 +70,15 @@ class Budget:
         for value in (self.p50_ms, self.p99_ms):
             if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"a latency budget is 0 (none) or a positive number of ms, not {value!r}")
+
+    def less(self, overhead: Sequence[float] | None) -> Budget:
+        """What is left for the parts of a whole-request budget once the request's own work
+        (`overhead`: its p50, p99 ms; None: not measured, the budget is the parts') is paid; a
+        bounded percentile never drops to 0 (unbounded): at least MIN_PARTS_MS is left."""
+        if overhead is None:
+            return self
+        return Budget(*(max(limit - float(cost), MIN_PARTS_MS) if limit else 0.0
+                        for limit, cost in zip((self.p50_ms, self.p99_ms), overhead)))
 
     def fits(self, p50: float, p99: float) -> bool:
         return (not self.p50_ms or p50 <= self.p50_ms) and (not self.p99_ms or p99 <= self.p99_ms)

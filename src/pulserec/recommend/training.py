@@ -20,12 +20,14 @@ import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.events import owner_keys
+from pulserec.models.hybrid import Hybrid
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import save_model
 from pulserec.models.registry import TORCH_MODELS, TRAINABLE, build_model
 from pulserec.online.catalog import Catalog
 from pulserec.recommend.background import PeriodicTask
 from pulserec.recommend.jobs import Report
+from pulserec.recommend.request_cost import overhead_meter
 from pulserec.recommend.saved_models import Install, file_meta, model_path
 from pulserec.store import SQLiteStore
 
@@ -76,11 +78,21 @@ def training_info(data: Interactions, watermark: int | None, seconds: float, par
             "events": len(data), "users": data.n_users, "items": data.n_items, "params": params}
 
 
+def built_for_training(name: str, params: Mapping[str, Any], settings: Settings) -> Any:
+    """Model `name` built with `params` as training fits it: torch threads set, and a blend with
+    a latency budget told what a served request costs besides its parts (recommend/request_cost.py:
+    the budget is then the whole request's, issue 2's target)."""
+    model = build_model(name, **params)
+    apply_torch_threads(settings.torch_threads, model)
+    if isinstance(model, Hybrid) and model.budget is not None:
+        model.request_overhead = overhead_meter(settings)
+    return model
+
+
 def fit_model(name: str, params: Mapping[str, Any], data: Interactions, catalog: Catalog | None, settings: Settings,
               watermark: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Build model `name` with `params`, fit it, and return it with its :func:`training_info`."""
-    model = build_model(name, **params)
-    apply_torch_threads(settings.torch_threads, model)
+    model = built_for_training(name, params, settings)
     started = time.perf_counter()
     model.fit(data, catalog)
     seconds = time.perf_counter() - started

@@ -1,0 +1,97 @@
+"""What a served request costs besides the default's blended parts, measured when `auto` is fitted.
+
+Issue 2's latency target is the WHOLE request (p50 < 2 ms, p99 < 10 ms in process), and the
+served default pays more than its parts' scores: the owner's query (history, ties, declared
+attributes), the filters' environment and mask, the social and segment parts the default always
+blends (recommend/model_set.py `choose_default`), the normalisation and sum of the parts, top-n,
+the explanation and the rendering of the slate (0.5-1.2 ms on MovieLens in the seventh session's
+quiet window). `auto`'s latency budget (models/latency_budget.py) bounds the whole request when
+it is told this overhead: :func:`overhead_meter` gives `Hybrid.request_overhead` a function that
+builds an in-memory online state from a sample of the training log's users (all their events,
+the whole catalogue), serves them through the same :class:`RecommendationService` the server
+uses with a blend of one flat part and the social and segment parts, and times each request in
+the calling thread's CPU time (the minimum of two calls, as parts are priced)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from pulserec.config import Settings
+from pulserec.models.base import Query
+from pulserec.models.blend import Blend
+from pulserec.models.interactions import Interactions
+from pulserec.models.latency_budget import PRICE_QUERIES, REPEATS, SLATE
+from pulserec.online.catalog import Catalog
+from pulserec.online.state import OnlineState
+from pulserec.records import ItemRecord
+from pulserec.recommend.service import RecommendationService
+
+#: The strategy name the flat blend is registered under in the throwaway service.
+PROBE = "request-overhead"
+
+
+class Flat:
+    """A part that scores every item alike at no cost: what the request does around it is timed."""
+
+    name: ClassVar[str] = "flat"
+
+    def fit(self, data: Interactions, catalog: Catalog | None = None) -> Flat:
+        return self
+
+    def score(self, query: Query, n_items: int) -> np.ndarray:
+        return np.ones(n_items)
+
+    def similar(self, item: int, n_items: int) -> np.ndarray | None:
+        return None
+
+
+def sampled_state(data: Interactions, catalog: Catalog | None, settings: Settings, users: np.ndarray) -> OnlineState:
+    """An online state holding the whole catalogue and every event of `users` (in time order)."""
+    state = OnlineState(settings)
+    records = catalog.records() if catalog is not None else [ItemRecord(str(i)) for i in data.item_ids.ids]
+    for record in records:
+        state.catalog.upsert(record)
+    mask = np.isin(data.users, users)
+    order = np.flatnonzero(mask)[np.argsort(data.timestamps[mask], kind="stable")]
+    ids = np.asarray(data.user_ids.ids, dtype=object)
+    items = np.asarray(data.item_ids.ids, dtype=object)
+    frame = pd.DataFrame({"event_id": [f"overhead-{k}" for k in range(len(order))],
+                          "user_id": ids[data.users[order]], "item_id": items[data.items[order]],
+                          "type": data.types[order], "ts": data.timestamps[order], "session_id": None})
+    state.apply_frame(frame)
+    state.end_bulk()
+    return state
+
+
+def request_overhead(data: Interactions, catalog: Catalog | None, settings: Settings, size: int = PRICE_QUERIES,
+                     seed: int = 0) -> list[float]:
+    """(p50, p99) CPU ms of a served request's own work over `size` sampled users of `data`."""
+    if data.n_users == 0:
+        return [0.0, 0.0]
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(data.n_users, min(size, data.n_users), replace=False))
+    service = RecommendationService(sampled_state(data, catalog, settings, users), settings)
+    models = service.models
+    service.register(Blend([(Flat(), 1.0), (models.social, settings.social_blend), (models.segment, settings.segment_blend)],
+                           name=PROBE), PROBE)
+    keys = [str(data.user_ids.ids[u]) for u in users]
+    service.recommend(keys[0], SLATE, strategy=PROBE)  # lazy set-up (compiled filters) is not a request's
+    costs = np.empty(len(keys))
+    for k, key in enumerate(keys):
+        best = np.inf
+        for _ in range(REPEATS):
+            start = time.thread_time()
+            service.recommend(key, SLATE, strategy=PROBE)
+            best = min(best, time.thread_time() - start)
+        costs[k] = best * 1e3
+    return [round(float(np.percentile(costs, 50)), 3), round(float(np.percentile(costs, 99)), 3)]
+
+
+def overhead_meter(settings: Settings) -> Callable[[Interactions, Catalog | None], list[float]]:
+    """What `Hybrid.request_overhead` calls at fit: :func:`request_overhead` under `settings`."""
+    return lambda data, catalog: request_overhead(data, catalog, settings)
