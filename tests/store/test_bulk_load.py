@@ -53,7 +53,9 @@ def test_a_large_import_drops_and_rebuilds_every_events_index(engine, files, mon
     during: list[dict] = []
     report = import_events(engine, files["events"], chunk_size=1000,
                            progress=lambda n: during.append(event_indexes(engine.store.path)))
-    assert report.accepted == 3000 and during and all(seen.keys() == {"search_terms_drop"} for seen in during)
+    # the shop's file has no session or rec_id column: their partial indexes get no row and stay
+    assert report.accepted == 3000 and during and all(seen.keys() == {"search_terms_drop", "events_session", "events_rec"}
+                                                      for seen in during)
     assert event_indexes(engine.store.path) == before and "search_terms_add" in before
     searches = indexed_searches(engine.store.path)
     with sqlite3.connect(engine.store.path) as db:  # every stored query is found, by its own row
@@ -177,3 +179,20 @@ def test_an_import_asked_for_a_snapshot_writes_it_before_the_close(tmp_path, fil
     import_items(off, files["items"])
     assert import_events(off, files["events"], snapshot=True).accepted == 3000 and off.stats()["snapshot"] is None
     off.close()
+
+
+def test_a_partial_index_is_kept_only_over_a_column_the_file_lacks(engine, shop, tmp_path, monkeypatch):
+    """events_session (WHERE session_id IS NOT NULL) is dropped and built again when the file has
+    a session column (under an alias too), kept through the load when it has none; either way
+    it holds exactly the stored rows with a session afterwards."""
+    monkeypatch.setattr(bulk_load, "MIN_ROWS", 100)
+    events = shop.events.head(600).assign(sessionid=[f"s{n % 7}" if n % 3 else None for n in range(600)])
+    path = tmp_path / "with_sessions.parquet"
+    events.to_parquet(path)
+    during: list[dict] = []
+    import_events(engine, path, chunk_size=200, progress=lambda n: during.append(event_indexes(engine.store.path)))
+    assert during and all("events_session" not in seen and "events_rec" in seen for seen in during)
+    with sqlite3.connect(engine.store.path) as db:
+        indexed = db.execute("SELECT COUNT(*) FROM events INDEXED BY events_session WHERE session_id IS NOT NULL").fetchone()
+        assert indexed == db.execute("SELECT COUNT(*) FROM events WHERE session_id IS NOT NULL").fetchone() == (400,)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

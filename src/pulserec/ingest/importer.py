@@ -93,6 +93,27 @@ def count_rows(path: str | Path) -> int | None:
     return None
 
 
+#: Stored columns that `normalise_events` leaves NULL in every row when the file lacks them (an
+#: absent event_id or ts is computed, the context is built from the context columns).
+_NULL_WHEN_ABSENT = ("user_id", "item_id", "value", "session_id", "query", "rec_id", "dwell_seconds")
+
+
+def unset_columns(path: str | Path) -> set[str]:
+    """The stored-event columns an events file cannot set (it has no column for them, under any
+    alias), read from its schema or header alone; empty for a type `read_table` refuses."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        columns = pq.ParquetFile(path).schema_arrow.names
+    elif name.endswith((".csv", ".csv.gz", ".tsv")):
+        columns = list(pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ",", nrows=0).columns)
+    else:
+        return set()
+    return set(_NULL_WHEN_ABSENT) - set(_rename(pd.DataFrame(columns=columns)).columns)
+
+
 def _rename(frame: pd.DataFrame) -> pd.DataFrame:
     lower = {c.lower().strip(): c for c in frame.columns}
     mapping = {}
@@ -283,7 +304,7 @@ def import_events(
     # them once each (counting per read chunk against the catalogue counted an item again in every
     # chunk read before its first apply, and hashed every chunk's ids).
     known = engine.read(lambda state: len(state.catalog))
-    with indexes_deferred(engine.store, count_rows(path) or 0) as rebuild:
+    with indexes_deferred(engine.store, count_rows(path) or 0, unset_columns(path)) as rebuild:
         # One pipeline over the whole file: the writer runs ahead across read chunks and builds
         # the deferred indexes after the last one while the state applies the last chunks.
         report.accepted, report.duplicates = engine.ingest_frames(_valid_chunks(engine, path, chunk_size, report, progress),
