@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -61,6 +62,28 @@ class Fold(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
+
+
+def release(objects: list[T], empty: Callable[[T, Callable[[], None]], None]) -> threading.Thread:
+    """Free `objects` (taken out of the state, which no longer reaches them) on a daemon thread:
+    each one nothing else holds (a background snapshot's image may) is first emptied by
+    `empty(obj, pause)` in steps, so writers take the GIL between them; a large structure freed
+    at once is one C call that holds it throughout."""
+    thread = threading.Thread(target=_release, args=(objects, empty), name="pulserec-release", daemon=True)
+    thread.start()
+    return thread
+
+
+def _release(objects: list, empty: Callable[[Any, Callable[[], None]], None]) -> None:
+    while objects:
+        obj = objects.pop()
+        if sys.getrefcount(obj) <= 2:  # `obj` and the call's argument: nobody else reads it
+            empty(obj, _give_way)
+        del obj
+
+
+def _give_way() -> None:
+    time.sleep(0.0001)  # a real sleep: a writer waiting for the GIL takes it now
 
 
 def large(rows: int) -> bool:

@@ -13,7 +13,7 @@ import pytest
 
 from pulserec import background
 from pulserec.online import cooccurrence, history
-from pulserec.online.cooccurrence import CoOccurrence
+from pulserec.online.cooccurrence import CoOccurrence, DeltaRows
 from pulserec.online.history import Histories, Touch
 from pulserec.profiles import keyed
 from pulserec.profiles import table as table_module
@@ -278,3 +278,24 @@ def test_profile_columns_grown_on_a_thread_hold_every_write_made_meanwhile(held,
         np.testing.assert_array_equal(threaded.dense[name], inline.dense[name])
     assert all(threaded.get(o).to_state() == inline.get(o).to_state() for o in range(0, 1500, 7))
     assert all(f.ready() and f._error is None for f in held.started)
+
+
+def test_released_levels_are_emptied_in_steps_unless_something_still_reads_them(monkeypatch):
+    """A folded co-occurrence level is freed on a thread a step of rows at a time (at once it
+    held the GIL 15-50 ms at 10M); one a snapshot's image still holds is left whole."""
+    monkeypatch.setattr(cooccurrence, "DISCARD_STEP", 3)
+    levels = [DeltaRows(), DeltaRows()]
+    for level in levels:
+        for row in range(10):
+            level.extend(row, [row + 1, row + 2], [1.0, 0.5])
+    del level  # the loop's name held the last level
+    image = [levels[0]]  # a background snapshot's reference
+    emptied, pauses = [], []
+
+    def empty(level, pause):
+        DeltaRows.discard_in_steps(level, lambda: (pauses.append(1), pause()))
+        emptied.append((level.nnz, len(level._rows)))
+
+    background.release(levels, empty).join(10)
+    assert emptied == [(0, 0)] and len(pauses) == 4  # only the unheld one, 10 rows in steps of 3
+    assert image[0].nnz == 20 and image[0].get(4)[0].tolist() == [5, 6]

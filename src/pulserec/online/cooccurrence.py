@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.background import Fold, large, sharing_the_gil
+from pulserec.background import Fold, large, release, sharing_the_gil
 from pulserec.online.history import Touch
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ SETTLE_AT = 64
 #: the GIL meanwhile: 256 rows were 4-8 ms (two `np.r_` a row, ~31 us a row at load 15); now
 #: ~4 numpy calls a row and one join per step.
 PEEK_STEP = 64
+#: Rows of a folded delta level freed between two pauses (`DeltaRows.discard_in_steps`, ~0.5 ms).
+DISCARD_STEP = 1024
 #: One delta entry as a snapshot stores it.
 ENTRY = np.dtype([("row", np.int64), ("col", np.int64), ("weight", np.float64)])
 #: Middle-level entries a bulk load may hold beyond a quarter of the base before it folds
@@ -168,6 +170,17 @@ class DeltaRows:
         columns[n : n + pending] = pending_columns
         weights[n : n + pending] = pending_weights
         entry[:] = [columns, weights, n + pending, array(_INT32), array("d")]
+
+    def discard_in_steps(self, pause: Callable[[], None]) -> None:
+        """Empty a level nobody reads any more, `DISCARD_STEP` rows at a time with `pause`
+        between: freeing a 10M-event delta at once (100k rows, ~6M pairs: their buffers and
+        lists) held the GIL ~15-50 ms, inside the event that put a compaction in place."""
+        rows = self._rows
+        while rows:
+            for _ in range(min(len(rows), DISCARD_STEP)):
+                rows.popitem()
+            pause()
+        self.nnz = 0
 
     def get(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
         entry = self._rows.get(row)
@@ -307,7 +320,9 @@ class CoOccurrence(RowReader):
             return
         self._changes += 1
         self.base, self.mid, self._pruned = base, sp.csr_matrix((0, 0), dtype=np.float64), None
-        self.sealed = self.sealed[self._folding:]  # levels sealed since (by a snapshot) stay
+        folded_levels, self.sealed = self.sealed[: self._folding], self.sealed[self._folding:]  # sealed since stay
+        if large(sum(level.nnz for level in folded_levels)):  # freeing them here held the GIL 15-50 ms at 10M
+            release(folded_levels, DeltaRows.discard_in_steps)
 
     def _sealed_nnz(self) -> int:
         return sum(level.nnz for level in self.sealed) if self.sealed else 0
