@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -120,6 +121,12 @@ def test_updater_command_applies_until_stopped(settings):
         env={**env, "PULSEREC_STATE_NAMESPACE": settings.state_namespace}, stdout=subprocess.PIPE, text=True,
     )
     try:
+        # Events only once it consumes (its stop handlers installed): under load the engine applied
+        # them itself after stream_grace_s while the updater was still importing, and the SIGTERM
+        # then came before its handler (-15, nothing applied by it).
+        readable, _, _ = select.select([process.stdout], [], [], 60)
+        line = process.stdout.readline() if readable else ""
+        assert "consuming" in line, f"the updater did not start: {line!r}"
         engine.ingest(events(5))
         deadline = time.monotonic() + 30
         while engine.state.applied < 5 and time.monotonic() < deadline:
