@@ -150,3 +150,13 @@ def test_cors_is_off_by_default_and_opt_in(tmp_path):
 def test_serve_warns_when_exposed_without_keys(tmp_path, host, keys, warns):
     settings = Settings.load(tmp_path, api_keys=keys or None)
     assert (auth.exposure_warning(host, settings) is not None) is warns
+
+
+@pytest.mark.parametrize("path", ["/users/u1/recommendations?n=2&n=3", "/apps/default/users/u1/profile?x=1&x=2"])
+def test_the_key_is_checked_before_the_query_string(tmp_path, path):
+    """One router dependency runs both checks (serving/mounting.py:route_checks): the access check
+    first, so a caller without a key learns nothing about the query it sent."""
+    client = make_client(tmp_path, api_keys=[WRITE_KEY])
+    assert client.get(path).status_code == 401
+    answer = client.get(path, headers={"x-api-key": WRITE_KEY})
+    assert answer.status_code == 422 and "given 2 times" in answer.json()["errors"][0]["message"]

@@ -86,6 +86,20 @@ def test_errors_by_status_class_and_cause(client, server, engine):
     assert value(families, "pulserec_http_requests_total", endpoint=recs, strategy="broken", status="500") == 1
 
 
+def test_a_refused_request_is_labelled_with_the_strategy_it_asked_for(client, server):
+    """No answer, so the strategy label comes from the query string: also when its key is
+    percent-encoded (the middleware skips parsing only a query that cannot name it)."""
+    recs = "/users/{user_id}/recommendations"
+    before = scrape(server.url)
+    for query in ("n=0&strategy=item_knn", "n=0&str%61tegy=item_knn", "n=0", "n=0&strategy=nope"):
+        assert httpx.get(f"{server.url}/users/u/recommendations?{query}").status_code == 422
+    after = scrape(server.url)
+    moved = {strategy: value(after, "pulserec_http_requests_total", endpoint=recs, strategy=strategy, status="422")
+             - value(before, "pulserec_http_requests_total", endpoint=recs, strategy=strategy, status="422")
+             for strategy in ("item_knn", "", "nope")}
+    assert moved == {"item_knn": 2, "": 2, "nope": 0}
+
+
 def test_each_app_has_its_own_registry(engine):
     first, second = create_app(engine), create_app(engine)
     assert first.state.metrics.registry is not second.state.metrics.registry

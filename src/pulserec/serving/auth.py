@@ -166,7 +166,9 @@ async def require_access(request: Request) -> None:
     """The one access dependency, on every router: the route's class decides (see the module);
     a publishable key (serving/publishable.py) is admitted to its few routes only."""
     route = request.scope.get("route")
-    path = getattr(route, "path", request.url.path)
+    path = getattr(route, "path", None)
+    if path is None:  # not `getattr(route, "path", request.url.path)`: that builds a URL for every request
+        path = request.url.path
     if path.startswith(APP_PREFIX + "/"):  # an app's route: the same class, with that app's keys
         path = path[len(APP_PREFIX):]
     settings = engine_of(request).settings

@@ -60,6 +60,9 @@ class ServingMetrics:
                                    "Wall clock at apply time minus the newest event timestamp of each ingested batch.",
                                    buckets=EVENT_AGE_BUCKETS, registry=r)
         self.registry.register(EngineCollector(engine))
+        #: The request counter's and latency histogram's children by (method, endpoint, strategy,
+        #: status): as bounded as the labels (see metrics_middleware).
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self.rates = EventRate()
         self.answers = RecentAnswers()
         engine.ingest_listeners.append(self.on_ingest)
@@ -86,8 +89,12 @@ class ServingMetrics:
     # -- requests (called by the middleware) -------------------------------------------------
     def observe_request(self, method: str, endpoint: str, strategy: str, status: int, seconds: float,
                         cause: str | None, answer: Answer | None) -> None:
-        self.requests.labels(method, endpoint, strategy, str(status)).inc()
-        self.latency.labels(method, endpoint, strategy).observe(seconds)
+        children = self._children.get((method, endpoint, strategy, status))
+        if children is None:  # labels() takes a lock and checks its arguments: once per label set
+            children = self.requests.labels(method, endpoint, strategy, str(status)), self.latency.labels(method, endpoint, strategy)
+            self._children[(method, endpoint, strategy, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if status >= 400:
             self.errors.labels(endpoint, f"{status // 100}xx", cause or "http_error").inc()
         elif answer is not None:

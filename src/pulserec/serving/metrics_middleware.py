@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,7 +71,10 @@ class MetricsMiddleware:
         answer = scope.get(ANSWER_KEY)
         if answer is not None:
             return answer.strategy
-        asked = Request(scope).query_params.get("strategy")
+        query = scope.get("query_string", b"")
+        if b"strategy" not in query and b"%" not in query:  # no such key, even percent-decoded: skip the parse
+            return ""
+        asked = QueryParams(query).get("strategy")
         return asked if asked and metrics.engine.serves(asked) else ""
 
 
