@@ -162,35 +162,56 @@ def test_small_bulk_updates_are_read_from_the_middle_level_until_folded():
     assert two_levels.mid.nnz == 0 and two_levels.base.nnz == reference.base.nnz
 
 
-def test_a_bulk_mid_ratio_folds_only_past_that_multiple_of_the_base_and_at_the_end(tmp_path):
-    """A bulk load's middle level may grow to `mid_ratio` times the bounded base before it folds
-    (each fold ranks the whole base again); `OnlineState.end_bulk` folds the rest."""
+def shop_frame(log):
+    import pandas as pd
+
+    owners, items, weights, ts = log
+    return pd.DataFrame({"user_id": [f"u{o}" for o in owners], "item_id": [f"i{i}" for i in items], "type": "view",
+                         "ts": 1.7e9 + ts, "session_id": None, "query": None, "context": None, "value": None,
+                         "dwell_seconds": None, "event_id": [f"e{k}" for k in range(len(owners))], "rec_id": None})
+
+
+def test_a_bulk_load_folds_once_its_added_entries_pass_a_quarter_of_the_base_plus_the_cap():
+    """A fold comes when the entries added since the last one pass `base // 4 + mid_cap` (cut
+    at the event that passes it), and at the end."""
     log = random_log(4, n=3000, users=60, items=80)
-    bulk = CoOccurrence(5, 86_400.0, max_neighbours=6, mid_ratio=4.0)
-    seen_waiting = False
-    for start in range(0, 3000, 300):
-        bulk.add_log(*(column[start:start + 300] for column in log))
-        assert bulk.mid.nnz <= 4 * bulk.base.nnz  # folded whenever it passed 4x
-        seen_waiting |= bulk.mid.nnz > bulk.base.nnz // 4  # where a quarter would have folded it
-    assert seen_waiting
+    bulk = CoOccurrence(5, 86_400.0, max_neighbours=6, mid_cap=400)
+    folds, waited = 0, False
+    for start in range(0, 3000, 100):
+        base = bulk.base
+        bulk.add_log(*(column[start:start + 100] for column in log))
+        folds += bulk.base is not base
+        assert bulk._mid_added <= bulk.base.nnz // 4 + 400  # folded whenever it passed
+        waited |= bulk._mid_added > bulk.base.nnz // 4  # where a quarter would have folded it
+    assert waited and 2 <= folds < 30
     bulk.compact()
     assert bulk.mid.nnz == 0 and np.diff(bulk.base.indptr).max() <= 6
 
+
+@pytest.mark.parametrize("cap", [10**9, 2_000])
+def test_what_a_bounded_bulk_load_keeps_does_not_depend_on_its_chunk_size(tmp_path, cap):
+    """The folds fall on the same events however the load is chunked (a chunk is cut where the
+    entries added pass the mark): a load that never reaches the cap folds once at its end, one
+    that folds on the way (61 times in 50-event chunks here) keeps the same pairs in chunks of
+    50, 300 or 4,000 events. (The last session's rule, 4x the base at each chunk's end, folded
+    after the first chunk of an empty state: 50-event chunks evicted at 50, 250, ... events.)"""
     from pulserec.config import Settings
     from pulserec.online.state import OnlineState
-    import pandas as pd
 
-    state = OnlineState(Settings(data_dir=tmp_path, cooc_max_neighbours=6))
-    owners, items, weights, ts = log
-    frame = pd.DataFrame({"user_id": [f"u{o}" for o in owners], "item_id": [f"i{i}" for i in items], "type": "view",
-                          "ts": 1.7e9 + ts, "session_id": None, "query": None, "context": None, "value": None,
-                          "dwell_seconds": None, "event_id": [f"e{k}" for k in range(3000)], "rec_id": None})
-    for start in range(0, 3000, 300):
-        state.apply_frame(frame.iloc[start:start + 300])
-    state.apply_frame(frame.iloc[:40].assign(ts=frame["ts"].iloc[-1] + 60.0))  # far below a fold
-    assert state.cooc.mid.nnz > 0  # a load in progress may hold an unfolded middle level
-    state.end_bulk()
-    assert state.cooc.mid.nnz == 0 and np.diff(state.cooc.base.indptr).max() <= 6
+    frame = shop_frame(random_log(7, n=4000, users=50, items=120))
+    bases = {}
+    for chunk in (50, 300, 4000):
+        state = OnlineState(Settings(data_dir=tmp_path, cooc_max_neighbours=8))
+        state.cooc.mid_cap = cap
+        for start in range(0, len(frame), chunk):
+            state.apply_frame(frame.iloc[start:start + chunk])
+        state.end_bulk()
+        assert state.cooc.mid.nnz == 0 and np.diff(state.cooc.base.indptr).max() <= 8
+        bases[chunk] = state.cooc.base
+    kept = {chunk: set(zip(*base.nonzero())) for chunk, base in bases.items()}
+    assert kept[50] == kept[300] == kept[4000]
+    for chunk in (50, 300):
+        np.testing.assert_allclose(bases[chunk].toarray(), bases[4000].toarray(), rtol=1e-9, atol=1e-12)
 
 
 def test_eviction_with_a_half_life_drops_neighbours_nobody_touches_any_more():
@@ -336,3 +357,25 @@ def test_pending_delta_entries_are_no_objects_the_collector_walks():
     assert all(len(refs) <= 1 and not any(isinstance(r, (int, float)) for r in refs) for refs in visited)  # its type, at most
     total = sum(cooc.delta.get(row)[1].sum() for row in list(cooc.delta._rows))
     assert total == pytest.approx(cooc.degree.sum())
+
+
+def test_an_import_and_a_full_replay_keep_the_same_bounded_pairs(tmp_path, monkeypatch):
+    """`pulserec import` (350-event chunks through the writer) and a start's full replay of the
+    same log (the store's frames) fold at the same events: the same pairs are kept."""
+    from pulserec.config import Settings
+    from pulserec.engine import Engine
+    from pulserec.online import state as state_module
+
+    monkeypatch.setattr(state_module, "BULK_MID_CAP", 2_000)  # folds on the way, as a large shop's
+    settings = Settings(data_dir=tmp_path / "d", cooc_max_neighbours=8)
+    engine = Engine(settings)
+    try:
+        engine.ingest_frames([shop_frame(random_log(9, n=3000, users=40, items=100))], chunk=350, use_process=False)
+        imported = engine.state.cooc
+        replayed = state_module.OnlineState(settings)
+        replayed.load(engine.store)
+    finally:
+        engine.close()
+    assert imported.mid.nnz == 0 and replayed.cooc.mid.nnz == 0
+    assert set(zip(*imported.base.nonzero())) == set(zip(*replayed.cooc.base.nonzero()))
+    np.testing.assert_allclose(imported.base.toarray(), replayed.cooc.base.toarray(), rtol=1e-9, atol=1e-12)

@@ -39,6 +39,8 @@ _EMPTY_I = np.empty(0, dtype=np.int32)
 _EMPTY_F = np.empty(0, dtype=np.float64)
 #: The `array.array` type code of a C int32 (pending delta columns).
 _INT32 = next(code for code in "ihl" if array(code).itemsize == 4)
+#: An empty level (never written in place: sums make new matrices).
+_EMPTY_CSR = sp.csr_matrix((0, 0), dtype=np.float64)
 #: A delta row's pending entries are moved into its NumPy buffers at this count.
 SETTLE_AT = 64
 #: Rows of a sealed delta level read between two pauses of a background snapshot, which holds
@@ -49,8 +51,8 @@ PEEK_STEP = 64
 DISCARD_STEP = 1024
 #: One delta entry as a snapshot stores it.
 ENTRY = np.dtype([("row", np.int64), ("col", np.int64), ("weight", np.float64)])
-#: Middle-level entries a bulk load may hold beyond a quarter of the base before it folds
-#: (with a `mid_ratio` above 1/4): ~100 MB of pairs, whatever the catalogue's size.
+#: Middle-level entries a bulk load may add beyond a quarter of the base before it folds
+#: (`mid_cap`; at most ~100 MB of pairs, whatever the catalogue's size).
 MID_CAP = 8_000_000
 #: Accumulated weights smaller than this (left over by subtractions) are dropped on compaction.
 NEGLIGIBLE = 1e-9
@@ -228,12 +230,12 @@ def _coo(rows: list[int], parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[n
 
 class CoOccurrence(RowReader):
     def __init__(self, window: int, gap_tau: float, min_delta: int = 100_000, top_k: int = 0,
-                 max_neighbours: int = 0, evict_halflife: float = 0.0, mid_ratio: float = 0.25) -> None:
+                 max_neighbours: int = 0, evict_halflife: float = 0.0, mid_cap: int = 0) -> None:
         self.window = window
         self.gap_tau = gap_tau
-        #: Bulk updates fold into the base once the middle level holds more than `mid_ratio`
-        #: times the base's entries (at most `MID_CAP` more than a quarter of it; see `_merge`).
-        self.mid_ratio = mid_ratio
+        #: Bulk updates fold into the base once they added more than a quarter of the base's
+        #: entries plus `mid_cap` to the middle level (see `_merge`).
+        self.mid_cap = mid_cap
         self.min_delta = min_delta
         self.top_k = top_k
         #: Each compaction keeps only every row's `max_neighbours` heaviest entries (0: all), so
@@ -247,7 +249,8 @@ class CoOccurrence(RowReader):
         self._pruned: sp.csr_matrix | None = None
         self.base = sp.csr_matrix((0, 0), dtype=np.float64)
         #: Bulk updates since the last fold into the base (`_merge`).
-        self.mid = sp.csr_matrix((0, 0), dtype=np.float64)
+        self.mid = _EMPTY_CSR
+        self._mid_added = 0  # entries the bulk updates since the last fold added (duplicates counted)
         self.delta = DeltaRows()
         #: Delta levels sealed by background snapshots (`seal`): read like the delta, never
         #: written again, folded into the base with it at the next compaction.
@@ -319,7 +322,7 @@ class CoOccurrence(RowReader):
             self._inline = True
             return
         self._changes += 1
-        self.base, self.mid, self._pruned = base, sp.csr_matrix((0, 0), dtype=np.float64), None
+        self.base, self.mid, self._pruned, self._mid_added = base, _EMPTY_CSR, None, 0
         folded_levels, self.sealed = self.sealed[: self._folding], self.sealed[self._folding:]  # sealed since stay
         if large(sum(level.nnz for level in folded_levels)):  # freeing them here held the GIL 15-50 ms at 10M
             release(folded_levels, DeltaRows.discard_in_steps)
@@ -347,33 +350,59 @@ class CoOccurrence(RowReader):
         self._changes += 1
         if self._fold is not None:  # the middle level is the fold's: it must not change under it
             self._swap()
-        later, earlier, vals = log_pairs(owners, items, weights, ts, self.window, self.gap_tau, both_directions=False,
-                                         fresh=fresh)
+        later, earlier, vals, at = log_pairs(owners, items, weights, ts, self.window, self.gap_tau,
+                                             both_directions=False, fresh=fresh, positions=True)
         if len(items):
             self._ensure(int(items.max()) + 1)
-            if sign > 0:
-                np.maximum.at(self.last_seen, items, ts)
         if len(later) == 0:
+            if sign > 0 and len(items):
+                np.maximum.at(self.last_seen, items, ts)
             return
         n = max(int(items.max()) + 1, self.base.shape[0])
         size = len(self.degree)
         self.degree += sign * (np.bincount(later, weights=vals, minlength=size) + np.bincount(earlier, weights=vals, minlength=size))
-        half = sp.csr_matrix((sign * vals, (later, earlier)), shape=(n, n), dtype=np.float64)
-        self._merge(half + half.T)  # the pairs are symmetric: build one triangle, mirror it
+        for start, end in self._fold_points(at, len(items)) if sign > 0 and self.mid_cap else [(0, len(items))]:
+            if sign > 0:
+                np.maximum.at(self.last_seen, items[start:end], ts[start:end])
+            whole = (start, end) == (0, len(items))
+            take = slice(None) if whole else (at >= start) & (at < end)
+            half = sp.csr_matrix((sign * vals[take], (later[take], earlier[take])), shape=(n, n), dtype=np.float64)
+            self._merge(half + half.T, 2 * (len(later) if whole else int(np.count_nonzero(take))))
+            if self._mid_added > self.base.nnz // 4 + self.mid_cap:
+                self.compact()
 
-    def _merge(self, update: sp.csr_matrix) -> None:
-        """Add a bulk update to the middle level, folded into the base once it outgrows a
-        quarter of it: a chunk costs O(mid + chunk), not O(base) (at 10M events the base holds
-        tens of millions of pairs, and `base + chunk` per 35k-event chunk dominated an import).
+    def _fold_points(self, at: np.ndarray, n: int) -> Iterator[tuple[int, int]]:
+        """The log cut into the stretches between the bulk schedule's folds: each ends at the
+        event whose pairs take the entries added since the last fold past `base // 4 + mid_cap`
+        (`at`: the log position of each pair's later event). The cuts fall on the same events
+        however the log is chunked, so the bounded rows keep the same pairs (issue 17.2)."""
+        entries = 2 * np.bincount(at, minlength=n)  # a pair is an entry in both rows
+        start = 0
+        while start < n:
+            room = self.base.nnz // 4 + self.mid_cap - self._mid_added
+            past = int(np.searchsorted(np.cumsum(entries[start:]), room, side="right"))
+            end = min(start + past + 1, n)
+            yield start, end  # the caller folds after this stretch if it went past the room
+            start = end
 
-        With a bound (`max_neighbours`) the base stops growing once its rows are full, so a
-        quarter of it is reached every other chunk and each fold ranks the whole base again
-        (a 1M-event shop: 19 folds, a third of the co-occurrence's cost): a bulk load uses a
-        larger `mid_ratio`, and `compact` at its end (`OnlineState.end_bulk`)."""
+    def _merge(self, update: sp.csr_matrix, added: int) -> None:
+        """Add a bulk update (`added` entries, duplicates counted) to the middle level; the
+        caller folds it into the base once the updates since the last fold added more than a
+        quarter of the base plus `mid_cap`: a chunk costs O(mid + chunk), not O(base) (at 10M
+        events the base holds tens of millions of pairs, and `base + chunk` per 35k-event chunk
+        dominated an import). (Size-tiered runs instead of one summed middle level were measured:
+        5.27-6.20 vs 5.46-6.11 s for the 1M shop's apply, load 14: not taken.)
+
+        With a bound (`max_neighbours`) every fold evicts, so when it comes decides which
+        pairs are kept. A bulk load (`mid_cap`) folds after the event at which the entries
+        added pass the mark (`_fold_points`), whatever the chunks: a rule relative to the base
+        at the chunks' ends (4x it, the last session's) folded after the first chunk of an
+        empty state and then every ~5x further, so 1k-event chunks evicted at 1k, 5k, 25k...
+        events and 35k-event chunks at 35k, 175k...: NDCG@10 -3.58% vs -1.51% of the unbounded
+        structure on MovieLens (docs/benchmarks.md, issue 17). `compact` at the end of a load
+        (`OnlineState.end_bulk`)."""
         self.mid = _summed(self.mid, update)
-        base = self.base.nnz
-        if self.mid.nnz > max(base // 4, min(int(self.mid_ratio * base), base // 4 + MID_CAP)):
-            self.compact()
+        self._mid_added += added
 
     def compact(self) -> None:
         """Fold the delta and the middle level into the CSR base. Always both: with a bound, a
@@ -386,7 +415,7 @@ class CoOccurrence(RowReader):
         if not levels and not self.mid.nnz:
             return
         base = folded(self.base, self.mid, levels, self.last_seen, self.max_neighbours, self.evict_halflife)
-        self.delta, self.sealed, self.mid = DeltaRows(), [], sp.csr_matrix((0, 0), dtype=np.float64)
+        self.delta, self.sealed, self.mid, self._mid_added = DeltaRows(), [], _EMPTY_CSR, 0
         if base is not self.base:
             self.base, self._pruned = base, None
 
@@ -399,6 +428,7 @@ class CoOccurrence(RowReader):
             rows, cols = later["row"], later["col"]
             n = max(int(rows.max()), int(cols.max())) + 1
             self.mid = _summed(mid, sp.csr_matrix((later["weight"], (rows, cols)), shape=(n, n)))
+        self._mid_added = self.mid.nnz
 
     # -- reads ------------------------------------------------------------------------------
     def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
@@ -486,19 +516,21 @@ def event_pairs(item: int, weight: float, ts: float, previous: Iterable[Touch], 
 
 def log_pairs(
     owners: np.ndarray, items: np.ndarray, weights: np.ndarray, ts: np.ndarray, window: int, gap_tau: float,
-    both_directions: bool = True, fresh: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    both_directions: bool = True, fresh: np.ndarray | None = None, positions: bool = False,
+) -> tuple[np.ndarray, ...]:
     """All (a, b, w) pairs that `add_event` would create for this log: (later, earlier) item of
     each pair, and also (earlier, later) when `both_directions`.
 
     With `fresh` (a boolean per row), rows marked False are earlier context (an owner's touches
     before this log, placed before their new rows): they pair with later fresh rows but their
-    own pairs, already counted, are not produced again."""
+    own pairs, already counted, are not produced again.
+
+    `positions`: a fourth array, the log position of each pair's later event (one direction)."""
     order = np.argsort(owners, kind="stable")
     owners, items = owners[order], items[order]
     weights, ts = weights[order].astype(np.float64), ts[order].astype(np.float64)
     later_fresh = fresh[order] if fresh is not None else None
-    rows, cols, vals = [], [], []
+    rows, cols, vals, at = [], [], [], []
     for k in range(1, min(window, len(items) - 1) + 1):
         same_owner = owners[k:] == owners[:-k]
         if not same_owner.any():
@@ -506,14 +538,22 @@ def log_pairs(
         same = same_owner & (items[k:] != items[:-k])
         if later_fresh is not None:
             same &= later_fresh[k:]
-        a, b = items[k:][same], items[:-k][same]
-        w = np.sqrt(weights[k:][same] * weights[:-k][same]) * np.exp(-np.abs(ts[k:][same] - ts[:-k][same]) / gap_tau)
+        # Earlier rows of the pairs as indices, taken by each column once (five boolean-mask
+        # gathers of shifted views each scanned the whole log: ~40% of the pairs' cost).
+        earlier = np.flatnonzero(same)
+        later = earlier + k
+        a, b = items[later], items[earlier]
+        w = np.sqrt(weights[later] * weights[earlier]) * np.exp(-np.abs(ts[later] - ts[earlier]) / gap_tau)
         rows += [a, b] if both_directions else [a]
         cols += [b, a] if both_directions else [b]
         vals += [w, w] if both_directions else [w]
+        if positions:
+            at.append(order[later])
+    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
     if not rows:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        return (*empty, np.empty(0, np.int64)) if positions else empty
+    joined = (np.concatenate(rows), np.concatenate(cols), np.concatenate(vals))
+    return (*joined, np.concatenate(at)) if positions else joined
 
 
 def with_context(

@@ -15,7 +15,7 @@ from pulserec.config import Settings
 from pulserec.events import Event, owner_keys
 from pulserec.ids import IdIndex
 from pulserec.online.catalog import Catalog
-from pulserec.online.cooccurrence import CoOccurrence, prefixed
+from pulserec.online.cooccurrence import MID_CAP, CoOccurrence, prefixed
 from pulserec.online.history import Histories, Touch
 from pulserec.online.popularity import Popularity
 from pulserec.profiles.table import ProfileTable
@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bulk frames (imports, replays) fold their co-occurrence pairs into the bounded base once
-#: they hold 4x its entries (CoOccurrence.MID_CAP at most), and at the end of the load
-#: (`end_bulk`): a quarter folded every other chunk of a 1M-event shop's import.
-BULK_MID_RATIO = 4.0
+#: they added this many entries beyond a quarter of it, and at the end of the load (`end_bulk`):
+#: a quarter alone folded every other chunk of a 1M-event shop's import, and a schedule that
+#: started from the first chunk evicted at points set by the chunks' size.
+BULK_MID_CAP = MID_CAP
 
 
 class OnlineState:
@@ -47,7 +48,7 @@ class OnlineState:
         self.popularity = Popularity(settings.trending_halflife)
         self.cooc = CoOccurrence(settings.cooc_window, settings.cooc_gap_tau, top_k=settings.cooc_top_k,
                                  max_neighbours=settings.cooc_max_neighbours, evict_halflife=settings.cooc_evict_halflife,
-                                 mid_ratio=BULK_MID_RATIO)
+                                 mid_cap=BULK_MID_CAP)
         self.histories = Histories(settings.history_len)
         self.profiles = ProfileTable(settings.interest_halflife, name_of=lambda owner: self.owners.id_of(owner))
         self.applied = 0
