@@ -164,3 +164,35 @@ def test_event_items_not_in_the_catalogue_are_counted_once_each(tmp_path):
         assert (again.duplicates, again.unknown_items) == (10, 0)
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("storage", ["object", "arrow", "arrow-slice"])
+def test_id_checks_find_control_characters_and_lengths_in_any_text_storage(storage):
+    """The id checks run on the UTF-8 bytes of the Arrow text (no regex per row): the same rows
+    as the per-character rule, for Python strings (CSV), Arrow strings (Parquet) and a slice of
+    an Arrow column (a read chunk past the first: its buffers start at an offset)."""
+    import re
+
+    import numpy as np
+
+    from pulserec.ingest.importer import normalise_events
+
+    max_id = 8
+    ids = ["ok", " tab\tin ", "del\x7f", "ünïcødé", "€uro\x01", "ééééééé€", "ééééééé€€", "  ", None, "nul\x00", "\x1fx",
+           "x\x1f", "fine-id", "é\u2028é"]
+    pad = ["u0", "u1", "u2"]  # rows the slice drops
+    users = pad + ids
+    frame = pd.DataFrame({"user_id": users, "item_id": [f"i{k}" for k in range(len(users))], "type": "view",
+                          "ts": 1.7e9 + np.arange(len(users)), "session_id": None})
+    if storage != "object":
+        frame["user_id"] = frame["user_id"].astype("str" if storage == "arrow" else "string[pyarrow]")
+    if storage == "arrow-slice":
+        frame = frame.iloc[len(pad):]
+        users = ids
+    valid, errors = normalise_events(frame, Settings().event_weights, 0, max_id=max_id)
+    expected_bad = {k for k, u in enumerate(users) if u is not None and u.strip()
+                    and (len(u.strip()) > max_id or re.search(r"[\x00-\x1f\x7f]", u.strip()))}
+    missing = {k for k, u in enumerate(users) if u is None or not u.strip()}
+    assert {e["row"] - 1 for e in errors if e["field"] == "user_id" and "printable" in e["message"]} == expected_bad
+    assert {e["row"] - 1 for e in errors if e["field"] == "user_id" and "required" in e["message"]} == missing
+    assert list(valid["user_id"]) == [u.strip() for k, u in enumerate(users) if k not in expected_bad | missing]
