@@ -26,6 +26,8 @@ every figure is NDCG@10 over its held-out users, asked with the served query
   density of their training items' log-popularity (and release year, from the title), and
   their genre shares (movies.csv); each alone, multiplying (density^g) or added to the
   time-local EASE's normalised scores.
+* cost: the adjacency kNN's per-request cost, `score` of every held-out user's served query
+  (in process, 3 rounds; long histories: the random split's users have 20-2,000 items).
 * adjgram: the adjacency inside EASE instead of beside it: EASE over the time-local Gram matrix
   plus alpha x the adjacency counts F + F^T (window w), one solve each."""
 
@@ -318,9 +320,24 @@ def adjgram(lab: Lab, fixed: bool) -> None:
               f"({time.perf_counter() - start:.0f} s)", flush=True)
 
 
+def cost(lab: Lab, fixed: bool) -> None:
+    model = AdjacencyKNN().fit(lab.split.train, lab.catalog)
+    n = lab.split.train.n_items
+    lengths = np.array([len(model._history(q)) for q in lab.queries])
+    for round_ in range(3):
+        took = []
+        for query in lab.queries:
+            start = time.perf_counter()
+            model.score(query, n)
+            took.append(time.perf_counter() - start)
+        ms = np.array(took) * 1e3
+        print(f"round {round_}: {len(ms)} requests, p50 {np.percentile(ms, 50):.3f} ms, p99 {np.percentile(ms, 99):.3f} ms, "
+              f"max {ms.max():.3f} ms (history items p50 {np.median(lengths):.0f}, max {lengths.max()})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("context", "recent", "edlae", "adjacency", "profile", "adjgram"))
+    parser.add_argument("what", choices=("context", "recent", "edlae", "adjacency", "profile", "adjgram", "cost"))
     parser.add_argument("--head-fraction", type=float, default=1.0, help="the first FRACTION of the log only")
     parser.add_argument("--tail-fraction", type=float, default=1.0, help="the last FRACTION of the log only")
     parser.add_argument("--split", choices=tuple(SPLITS), default="random", help="the split carved (adjacency)")
@@ -339,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     split = make_split(data, args.split, **SPLITS[args.split])
     lab = Lab(split if args.test else validation_split(split.train, args.split, **SPLITS[args.split]), catalog)
-    if args.what in ("adjacency", "profile", "adjgram"):
-        {"adjacency": adjacency, "profile": profile, "adjgram": adjgram}[args.what](lab, args.test or args.fixed)
+    if args.what in ("adjacency", "profile", "adjgram", "cost"):
+        {"adjacency": adjacency, "profile": profile, "adjgram": adjgram, "cost": cost}[args.what](lab, args.test or args.fixed)
     else:
         (context if args.what == "context" else edlae)(lab)
     return 0
