@@ -93,3 +93,26 @@ def test_strings_packed_in_steps_are_packs_pieces(monkeypatch):
     np.testing.assert_array_equal(np.concatenate(pieces.offsets), offsets)
     assert pieces.n_bytes == len(data) and len(pauses) == 8  # one per step of 7
     assert strings.unpack(np.concatenate(pieces.data), np.concatenate(pieces.offsets)) == words
+
+
+def test_records_upserted_after_the_capture_are_written_as_they_were(tmp_path):
+    """The capture takes the catalogue's records by reference (no copy of the list under the
+    lock): a record an upsert replaces while the snapshot is written is kept as it was, an
+    item added after the capture is left out, and closing the image stops the keeping."""
+    from pulserec.config import Settings
+    from pulserec.online.state import OnlineState
+    from pulserec.online.state_arrays import _joined, capture
+    from pulserec.online.strings import unpack
+    from pulserec.records import ItemRecord
+
+    state = OnlineState(Settings(data_dir=tmp_path))
+    state.catalog.upsert_many([ItemRecord(item_id=f"i{k}", title=f"old {k}", category="a") for k in range(3)])
+    image = capture(state)
+    state.catalog.upsert(ItemRecord(item_id="i1", title="new 1", category="b"))
+    state.catalog.upsert(ItemRecord(item_id="i1", title="newer 1", category="c"))
+    state.catalog.upsert(ItemRecord(item_id="i9", title="after", category="a"))
+    arrays = {m.name: _joined(m) for m in image.members()}
+    image.release()
+    titles = [text.split('"')[1] for text in unpack(arrays["items.records.data"], arrays["items.records.offsets"])]
+    assert titles == ["old 0", "old 1", "old 2"]
+    assert state.catalog.get("i1").title == "newer 1" and not state.catalog._record_images

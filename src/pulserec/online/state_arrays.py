@@ -5,7 +5,8 @@ profiles as columns, so a snapshot is loaded with `allow_pickle=False` and nothi
 run code. Each structure is written as the levels it keeps (history segments; co-occurrence
 base, middle level and the pairs since; each profile table's main, delta and pending entries):
 `capture` takes them under the lock in O(structures) (immutable levels by reference, the few
-small per-item arrays copied, the profiles' columns frozen copy-on-write, `pulserec/frozen.py`)
+small per-item arrays copied, the catalogue's records by reference with the ones upserts replace
+kept, the profiles' columns frozen copy-on-write, `pulserec/frozen.py`)
 and `StateImage.members` produces the arrays afterwards, while writers go on (issue 17.1)."""
 
 from __future__ import annotations
@@ -51,16 +52,20 @@ class StateImage:
         self.scalars = np.array([state.applied, state.last_seq], dtype=np.int64)
         self.owner_ids, self.n_owners = state.owners.ids, len(state.owners)
         catalog, n = state.catalog, len(state.catalog)
-        self.item_ids, self.records = catalog.item_ids.ids, catalog.records()[:n]
+        self.catalog, self.n_items = catalog, n
+        self.item_ids = catalog.item_ids.ids
+        self.records, self.replaced = catalog.record_image()
         self.categories = catalog.categories.ids[:]
         self.items = {name: getattr(catalog, name)[:n].copy() for name in ("category_idx", "price", "active", "created_ts", "listed")}
+        # The per-item arrays up to the catalogue's size, not their capacity (up to twice it).
         pop = state.popularity
-        self.pop = {"pop.total": pop.total.copy(), "pop.events": pop.events.copy(), "pop.trending": pop.trending.values.copy(),
+        self.pop = {"pop.total": pop.total[:n].copy(), "pop.events": pop.events[:n].copy(),
+                    "pop.trending": pop.trending.values[:n].copy(),
                     "pop.clock": np.array([np.nan if pop.trending.landmark is None else pop.trending.landmark, pop.trending.now])}
         cooc = state.cooc
         self.sealed = cooc.seal()
         self.base, self.mid = cooc.base, cooc.mid
-        self.cooc = {"cooc.degree": cooc.degree.copy(), "cooc.last_seen": cooc.last_seen.copy()}
+        self.cooc = {"cooc.degree": cooc.degree[:n].copy(), "cooc.last_seen": cooc.last_seen[:n].copy()}
         histories = state.histories
         self.segments, self.pending = list(histories.segments), histories.pending()
         self.histories = histories
@@ -89,12 +94,20 @@ class StateImage:
         yield from self.profiles.members(exists, pause)
 
     def _catalog(self, pause: Callable[[], None]) -> Iterator[Member]:
-        n = len(self.records)
+        n = self.n_items
         yield from string_members("items", (self.item_ids[i] for i in range(n)), pause, n)
         yield from string_members("items.records", (json.dumps([getattr(r, f) for f in _RECORD_FIELDS],
-                                                               separators=(",", ":")) for r in self.records), pause, n)
+                                                               separators=(",", ":")) for r in self._records()), pause, n)
         yield from string_members("items.categories", self.categories, pause)
         yield from (whole(f"items.{name}", array) for name, array in self.items.items())
+
+    def _records(self) -> Iterator[ItemRecord]:
+        """Each record as of the capture: the live one, unless an upsert replaced it since (the
+        live one is read first, so a replacement in between is seen in `replaced`)."""
+        live, replaced = self.records, self.replaced
+        for i in range(self.n_items):
+            record = live[i]
+            yield replaced.get(i, record)
 
     def _histories(self, pause: Callable[[], None]) -> Iterator[Member]:
         segments = self.segments + ([self.histories.segment_of_pending(self.pending, pause)] if self.pending.owners else [])
@@ -108,6 +121,7 @@ class StateImage:
         """The file is written (or abandoned): writers stop saving before-images."""
         self.profiles.release()
         self.frozen.release()
+        self.catalog.close_record_image(self.replaced)
 
 
 def capture(state: OnlineState) -> StateImage:
