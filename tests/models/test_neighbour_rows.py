@@ -142,3 +142,15 @@ def test_a_started_process_serves_first_requests_from_rows_kept_at_start(shop, b
         assert knn.rows.rows_read == 0 and calls == []
     finally:
         engine.close()
+
+
+def test_warming_stops_at_the_bound_and_at_its_time():
+    lengths = {i: 3 for i in range(10)}
+    read, calls = fake_rows(lengths)
+    rows = NeighbourRows(max_bytes=7 * ENTRY_BYTES)
+    assert rows.warm(np.arange(10), "r1", read, chunk=2, seconds=60) == 2  # a third chunk of 6 would not fit
+    assert rows.nbytes == 6 * ENTRY_BYTES
+    read, calls = fake_rows(lengths)
+    rows = NeighbourRows(max_bytes=100 * ENTRY_BYTES)
+    assert rows.warm(np.arange(10)[::-1].copy(), "r1", read, chunk=3, seconds=0) == 3  # one chunk, then its time is up
+    assert calls == [[7, 8, 9]]

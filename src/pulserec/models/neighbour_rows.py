@@ -17,6 +17,7 @@ row is dropped and the rows are kept again from the next read on."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Hashable
 
 import numpy as np
@@ -68,10 +69,10 @@ class NeighbourRows:
             return self._read(starts, self._length[items])
 
     def warm(self, items: np.ndarray, revision: Hashable, read: Callable[[np.ndarray], Entries],
-             chunk: int) -> int:
+             chunk: int, seconds: float) -> int:
         """Keep the rows of `items` (distinct; the most read first), `chunk` rows per `read`,
-        until the bound is reached; returns how many rows were kept."""
-        kept = 0
+        until the bound is reached or `seconds` have passed; returns how many rows were kept."""
+        kept, deadline = 0, time.monotonic() + seconds
         with self._lock:
             if revision != self._revision:
                 self._reset(revision)
@@ -86,6 +87,8 @@ class NeighbourRows:
                     break
                 self._keep(rows, entries)
                 kept += len(rows)
+                if time.monotonic() > deadline:
+                    break
         return kept
 
     def _reset(self, revision: Hashable) -> None:
