@@ -31,11 +31,14 @@ KINDS = ("recommend", "similar", "profile", "events", "health")
 
 
 def sample_ids(movielens: Path, reps: int, seed: int = 1) -> tuple[list[str], list[str]]:
-    """Users and (popular) items drawn as benchmarks/load.py draws them."""
+    """2 x `reps` users, distinct while there are enough (two halves: see `measure`), and `reps`
+    of the 2,000 most popular items, as benchmarks/load.py draws its ids."""
     ratings = pd.read_csv(movielens / "ratings.csv", dtype={"userId": str, "movieId": str})
     users, items = sorted(ratings["userId"].unique().tolist()), ratings["movieId"].value_counts().index[:2000].tolist()
     rng = random.Random(seed)
-    return [rng.choice(users) for _ in range(reps)], [rng.choice(items) for _ in range(reps)]
+    drawn = rng.sample(users, min(2 * reps, len(users)))
+    drawn += [rng.choice(users) for _ in range(2 * reps - len(drawn))]
+    return drawn, [rng.choice(items) for _ in range(reps)]
 
 
 def scope(method: str, path: str, query: bytes = b"", body: bytes = b"") -> dict:
@@ -52,11 +55,18 @@ class Routes:
     """The requests of each kind (load.py's), their ASGI call and their direct engine call."""
 
     def __init__(self, engine: Engine, users: list[str], items: list[str]) -> None:
-        self.engine, self.app, self.users, self.items = engine, create_app(engine), users, items
+        self.engine, self.app, self.items = engine, create_app(engine), items
+        self.halves = users[:len(items)], users[len(items):]
+        self.users, self.others = self.halves
         rng = random.Random(2)
         self.bodies = [json.dumps({"events": [{"user_id": rng.choice(users), "item_id": rng.choice(items),
                                                "type": rng.choice(("view", "click", "like"))}
-                                              for _ in range(rng.randint(1, 5))]}).encode() for _ in users]
+                                              for _ in range(rng.randint(1, 5))]}).encode() for _ in items]
+
+    def swap(self, round_: int) -> None:
+        """The ASGI calls take one half of the users, the direct calls the other, alternating by
+        round: a user's first request (cold per-user caches) is in neither pass more than the other."""
+        self.users, self.others = self.halves[round_ % 2], self.halves[1 - round_ % 2]
 
     def request(self, kind: str, i: int) -> tuple[dict, bytes]:
         if kind == "recommend":
@@ -71,11 +81,11 @@ class Routes:
 
     def direct(self, kind: str, i: int) -> None:
         if kind == "recommend":
-            self.engine.recommend(self.users[i], 10, strategy="item_knn")
+            self.engine.recommend(self.others[i], 10, strategy="item_knn")
         elif kind == "similar":
             self.engine.similar(self.items[i], 10)
         elif kind == "profile":
-            self.engine.profile(self.users[i])
+            self.engine.profile(self.others[i])
 
     async def asgi(self, kind: str, i: int) -> None:
         request, body = self.request(kind, i)
@@ -94,9 +104,11 @@ class Routes:
 
 async def measure(routes: Routes, kinds: list[str], reps: int, rounds: int) -> None:
     for kind in kinds:  # warm-up: first-call costs (FastAPI builds its route contexts lazily)
-        for i in range(min(60, reps)):
+        for i in range(min(20, reps)):
             await routes.asgi(kind, i)
-    for _ in range(rounds):
+            routes.direct(kind, i)
+    for round_ in range(rounds):
+        routes.swap(round_)
         row: dict[str, dict[str, float]] = {}
         for kind in kinds:
             started = time.process_time()
