@@ -276,7 +276,18 @@ def _checked_texts(column: pd.Series, max_id: int) -> tuple[pd.Series, np.ndarra
     if text is None:
         return pd.Series([None] * len(column), index=column.index, dtype=object), np.zeros(len(column), dtype=bool)
     bad = (text.str.len() > max_id).fillna(False).to_numpy(dtype=bool) | _has_control(text)
-    return pd.Series(text.to_numpy(dtype=object, na_value=None), index=column.index, dtype=object), bad
+    return pd.Series(_shared_objects(text), index=column.index, dtype=object), bad
+
+
+def _shared_objects(text: pd.Series) -> np.ndarray:
+    """Arrow text as Python strings, ONE object per distinct value (None where missing): a chunk
+    repeats each user and item id many times, and one object each made pickling the chunk to the
+    writer process ~0.2 us a row cheaper on each side (importer's measure) and lets the id
+    interning's dict lookups reuse the string's cached hash."""
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    values = np.empty(len(uniques) + 1, dtype=object)  # the last slot is code -1's (missing)
+    values[:-1] = uniques.to_numpy(dtype=object)
+    return values[codes]
 
 
 def _stripped(column: pd.Series) -> pd.Series | None:
