@@ -41,6 +41,28 @@ def engine(settings: Settings):
     engine.close()
 
 
+@pytest.fixture(scope="module")
+def refusing_engine(tmp_path_factory):
+    """One engine per module for tests whose every request is refused (a 4xx; nothing stored),
+    instead of one per case: an engine, its app and the app's first request (FastAPI builds
+    every route's models then: ~0.2 s CPU an app) once per module. Such a test still asserts
+    that nothing was stored, so a case that stored something fails, and so does every later
+    case of the module. A test that writes (or must see an empty store it made) takes `engine`."""
+    engine = Engine(Settings.load(tmp_path_factory.mktemp("refusing") / "data"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def refusing_api(refusing_engine):
+    """An in-process client (no lifespan, server errors as 500s) on `refusing_engine`."""
+    from fastapi.testclient import TestClient
+
+    from pulserec.serving.app import create_app
+
+    return TestClient(create_app(refusing_engine), raise_server_exceptions=False)
+
+
 @pytest.fixture(scope="session")
 def shop():
     """A small synthetic shop (deterministic)."""

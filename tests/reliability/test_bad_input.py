@@ -48,11 +48,13 @@ def api(engine):
     ("POST", "/events", b'{"user_id": "' + b"u" * 129 + b'", "item_id": "a", "type": "view"}', 422, "user_id"),
     ("PUT", "/items/" + "i" * 129, b"{}", 422, "item_id"),
 ])
-def test_malformed_input_is_a_clear_4xx_and_stores_nothing(api, engine, method, path, body, status, needle):
-    answer = api.request(method, path, content=body, headers=JSON)
+def test_malformed_input_is_a_clear_4xx_and_stores_nothing(refusing_api, refusing_engine, method, path, body, status,
+                                                            needle):
+    answer = refusing_api.request(method, path, content=body, headers=JSON)
     assert answer.status_code == status, answer.text
     assert needle.lower() in answer.json()["detail"].lower()
-    assert engine.store.event_count() == 0 and engine.store.user_count() == 0 and not engine.store.load_items()
+    store = refusing_engine.store
+    assert store.event_count() == 0 and store.user_count() == 0 and not store.load_items()
 
 
 def test_iso_timestamps_still_parse(api):
@@ -66,8 +68,8 @@ def test_iso_timestamps_still_parse(api):
     ("PATCH", "/users/u1", "DELETE, PUT"),
     ("DELETE", "/events", "POST"),
 ])
-def test_wrong_method_lists_every_allowed_one(api, method, path, allowed):
-    answer = api.request(method, path)
+def test_wrong_method_lists_every_allowed_one(refusing_api, method, path, allowed):
+    answer = refusing_api.request(method, path)
     assert answer.status_code == 405 and answer.headers["allow"] == allowed
 
 
@@ -104,11 +106,12 @@ def test_the_id_pattern_refuses_exactly_whitespace_only_and_control_characters()
     ("POST", "/events", {"user_id": "\u2003", "item_id": "a", "type": "view"}, "user_id"),
     ("GET", "/search?q=shoe&user_id=%20", None, "user_id"),
 ])
-def test_a_whitespace_only_id_is_refused_by_the_documented_pattern(api, engine, method, path, body, field):
-    answer = api.request(method, path, json=body)
+def test_a_whitespace_only_id_is_refused_by_the_documented_pattern(refusing_api, refusing_engine, method, path, body,
+                                                                   field):
+    answer = refusing_api.request(method, path, json=body)
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0] == {"field": field, "message": BAD_ID}
-    assert engine.store.event_count() == 0 and not engine.store.load_items()
+    assert refusing_engine.store.event_count() == 0 and not refusing_engine.store.load_items()
 
 
 def test_surrounding_whitespace_is_stripped_from_path_and_body_ids_alike(api, engine):
@@ -140,14 +143,14 @@ def test_no_query_parameter_of_the_document_is_a_list(api):
 
 
 @pytest.mark.parametrize("n", ["0", "501", "-1", "1e3", "ten"])
-def test_result_count_is_bounded(api, n):
-    assert api.get(f"/users/u1/recommendations?n={n}").status_code == 422
+def test_result_count_is_bounded(refusing_api, n):
+    assert refusing_api.get(f"/users/u1/recommendations?n={n}").status_code == 422
 
 
-def test_query_strings_are_bounded(api):
-    assert api.get("/users/u1/recommendations", params={"exclude": "x," * 4097}).status_code == 422
-    assert api.get("/users/u1/recommendations", params={"strategy": "s" * 65}).status_code == 422
-    assert api.get("/users/u1/recommendations", params={"min_price": "nan"}).status_code == 422
+def test_query_strings_are_bounded(refusing_api):
+    assert refusing_api.get("/users/u1/recommendations", params={"exclude": "x," * 4097}).status_code == 422
+    assert refusing_api.get("/users/u1/recommendations", params={"strategy": "s" * 65}).status_code == 422
+    assert refusing_api.get("/users/u1/recommendations", params={"min_price": "nan"}).status_code == 422
 
 
 def test_chunked_body_over_the_limit_is_cut_off(tmp_path):

@@ -32,11 +32,11 @@ def _event(**fields):
     (_event(type="purchase", value=-5), "value"),
     ({"events": [_event(type="view"), _event(type="rating", value=6)]}, "events[1].value"),
 ])
-def test_values_are_checked_per_event_type(api, engine, body, field):
-    answer = api.post("/events", json=body)
+def test_values_are_checked_per_event_type(refusing_api, refusing_engine, body, field):
+    answer = refusing_api.post("/events", json=body)
     assert answer.status_code == 422, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == [field]
-    assert engine.store.event_count() == 0
+    assert refusing_engine.store.event_count() == 0
 
 
 def test_values_inside_the_declared_range_are_accepted(api):
@@ -72,11 +72,11 @@ def test_bad_value_rules_are_refused_at_load(tmp_path, rules, needle):
     ("POST", "/events", b'{"user_id": "u", "type": "search", "query": "\\udc00"}', "query"),
     ("POST", "/impressions", b'{"recommendation_id": "r", "strategy": "\\udc00", "items": ["a"]}', "strategy"),
 ])
-def test_lone_surrogates_are_rejected_where_they_enter(api, engine, method, path, body, field):
-    answer = api.request(method, path, content=body, headers=JSON)
+def test_lone_surrogates_are_rejected_where_they_enter(refusing_api, refusing_engine, method, path, body, field):
+    answer = refusing_api.request(method, path, content=body, headers=JSON)
     assert answer.status_code == 422, answer.text
     assert field in answer.json()["detail"] and "unicode" in answer.json()["detail"].lower()
-    assert api.get("/items/x").status_code == 404  # nothing stored, so no read can fail later
+    assert refusing_api.get("/items/x").status_code == 404  # nothing stored, so no read can fail later
 
 
 @pytest.mark.parametrize("path,body", [
@@ -84,8 +84,8 @@ def test_lone_surrogates_are_rejected_where_they_enter(api, engine, method, path
     ("/impressions", {"recommendation_id": "r", "strategy": "s", "items": ["a"], "timestamp": "1700000000"}),
     ("/impressions", {"recommendation_id": "r", "strategy": "s", "items": ["a"], "timestamp": True}),
 ])
-def test_numbers_sent_as_strings_are_rejected(api, engine, path, body):
-    answer = api.post(path, json=body)
+def test_numbers_sent_as_strings_are_rejected(refusing_api, path, body):
+    answer = refusing_api.post(path, json=body)
     assert answer.status_code == 422, answer.text
     assert "timestamp" in answer.text
 
