@@ -19,14 +19,18 @@ from pulserec.serving.server import BackgroundServer
 pytest_plugins = ("redis_fixture", "kafka_fixture", "no_skips", "pytester")
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backend(request) -> dict[str, str]:
-    """Settings overrides selecting the state backend, for tests that run on both (they override
-    `settings` with `Settings.load(..., **backend)`)."""
+def _backend_overrides(request) -> dict[str, str]:
     if request.param == "memory":
         return {}
     server = request.getfixturevalue("redis_server")
     return {"state_url": server.url, "state_namespace": server.namespace()}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request) -> dict[str, str]:
+    """Settings overrides selecting the state backend, for tests that run on both (they override
+    `settings` with `Settings.load(..., **backend)`)."""
+    return _backend_overrides(request)
 
 
 @pytest.fixture
@@ -51,6 +55,18 @@ def refusing_engine(tmp_path_factory):
     engine = Engine(Settings.load(tmp_path_factory.mktemp("refusing") / "data"))
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def refusing_server(request, tmp_path_factory):
+    """(server, engine): a real uvicorn server per module and state backend, for tests whose every
+    request is refused (as `refusing_engine`; here over HTTP on both backends)."""
+    engine = Engine(Settings.load(tmp_path_factory.mktemp("refusing") / "data", **_backend_overrides(request)))
+    try:
+        with BackgroundServer(engine) as srv:
+            yield srv, engine
+    finally:
+        engine.close()
 
 
 @pytest.fixture(scope="module")

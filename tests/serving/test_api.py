@@ -122,7 +122,8 @@ def test_duplicate_event_ids_are_applied_once(client):
         (b'"just a string"', 422, "body"),
     ],
 )
-def test_bad_input_gets_a_clear_4xx_and_stores_nothing(server, engine, body, status, needle):
+def test_bad_input_gets_a_clear_4xx_and_stores_nothing(refusing_server, body, status, needle):
+    server, engine = refusing_server
     before = engine.store.event_count()
     response = httpx.post(f"{server.url}/events", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status, response.text
