@@ -61,7 +61,20 @@ def refusing_engine(tmp_path_factory):
 def refusing_server(request, tmp_path_factory):
     """(server, engine): a real uvicorn server per module and state backend, for tests whose every
     request is refused (as `refusing_engine`; here over HTTP on both backends)."""
-    engine = Engine(Settings.load(tmp_path_factory.mktemp("refusing") / "data", **_backend_overrides(request)))
+    yield from _serving(Settings.load(tmp_path_factory.mktemp("refusing") / "data", **_backend_overrides(request)))
+
+
+@pytest.fixture(scope="module")
+def read_server(request, tmp_path_factory):
+    """(server, engine): one real uvicorn server per module, on the module's `SERVER_SETTINGS`
+    (a dict of Settings overrides, if it has one), for its tests that only read or are refused
+    (404s, 401/403s, 422s): one engine, app and server start for all of them, not one each."""
+    overrides = getattr(request.module, "SERVER_SETTINGS", {})
+    yield from _serving(Settings.load(tmp_path_factory.mktemp("read") / "data", **overrides))
+
+
+def _serving(settings: Settings):
+    engine = Engine(settings)
     try:
         with BackgroundServer(engine) as srv:
             yield srv, engine

@@ -11,9 +11,13 @@ ADMIN, READER = "admin-key-0123456789abcdef", "read-key-0123456789abcdef"
 SECRET_URL = "redis://user:hunter2-secret@127.0.0.1:6379/0"
 
 
+#: The keys of this module's servers (`settings` for the tests that write, `read_server` for the rest).
+SERVER_SETTINGS = {"api_keys": (ADMIN,), "read_keys": (READER,)}
+
+
 @pytest.fixture
 def settings(tmp_path):
-    return Settings.load(tmp_path / "data", api_keys=(ADMIN,), read_keys=(READER,))
+    return Settings.load(tmp_path / "data", **SERVER_SETTINGS)
 
 
 def get(server, path, key=READER, **params):
@@ -46,17 +50,20 @@ def test_history_lists_and_item_activity(server, engine, fill, shop):
     ("/dashboard/api/users", {"page": 0}), ("/dashboard/api/items", {"per_page": 201}),
     ("/dashboard/api/items", {"order": "sideways"}), ("/dashboard/api/items/x/activity", {"recent": 0}),
 ])
-def test_bad_parameters_are_422_naming_the_field(server, path, params):
+def test_bad_parameters_are_422_naming_the_field(read_server, path, params):
+    server, _ = read_server
     answer = get(server, path, **params)
     assert answer.status_code == 422 and next(iter(params)) in answer.text
 
 
-def test_unknown_item_is_404(server):
+def test_unknown_item_is_404(read_server):
+    server, _ = read_server
     answer = get(server, "/dashboard/api/items/nothing-here/activity")
     assert answer.status_code == 404 and "nothing-here" in answer.json()["detail"]
 
 
-def test_personal_lists_need_a_key(server):
+def test_personal_lists_need_a_key(read_server):
+    server, _ = read_server
     assert get(server, "/dashboard/api/users", key=None).status_code == 401
     assert get(server, "/dashboard/api/items/x/activity", key=None).status_code == 401
 
@@ -89,7 +96,8 @@ def test_a_password_in_a_url_is_redacted():
     assert "hunter2" not in str(rows) and rows["state_url"]["value"].startswith("redis://user:<redacted>@")
 
 
-def test_session_says_what_the_key_may_do(server):
+def test_session_says_what_the_key_may_do(read_server):
+    server, _ = read_server
     assert get(server, "/dashboard/api/session", key=ADMIN).json() == {"role": "admin", "keys_required": True}
     assert get(server, "/dashboard/api/session").json()["role"] == "read"
     assert get(server, "/dashboard/api/session", key=None).json()["role"] == "none"
