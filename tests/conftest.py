@@ -47,8 +47,8 @@ def engine(settings: Settings):
 
 @pytest.fixture(scope="module")
 def refusing_engine(tmp_path_factory):
-    """One engine per module for tests whose every request is refused (a 4xx; nothing stored),
-    instead of one per case: an engine, its app and the app's first request (FastAPI builds
+    """One engine per module for tests whose requests store nothing (refused: a 4xx; or reads of
+    a document such as /openapi.json), instead of one per case: an engine, its app and the app's first request (FastAPI builds
     every route's models then: ~0.2 s CPU an app) once per module. Such a test still asserts
     that nothing was stored, so a case that stored something fails, and so does every later
     case of the module. A test that writes (or must see an empty store it made) takes `engine`."""

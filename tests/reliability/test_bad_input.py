@@ -135,9 +135,9 @@ def test_a_query_parameter_given_twice_is_a_422_naming_it(api, path):
     assert api.get(path.split("&")[0]).status_code != 422  # once: answered as usual
 
 
-def test_no_query_parameter_of_the_document_is_a_list(api):
+def test_no_query_parameter_of_the_document_is_a_list(refusing_api):
     """What makes refusing every repeated query parameter right: none is declared as several values."""
-    operations = [op for ops in api.get("/openapi.json").json()["paths"].values() for op in ops.values()]
+    operations = [op for ops in refusing_api.get("/openapi.json").json()["paths"].values() for op in ops.values()]
     query = [p for op in operations for p in op.get("parameters", []) if p["in"] == "query"]
     assert len(query) > 50 and not [p["name"] for p in query if "array" in str(p["schema"])]
 

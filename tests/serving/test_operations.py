@@ -102,7 +102,8 @@ def test_reports_are_served_read_only_and_never_outside_their_directory(server, 
     assert safe_file(reports, "plot.png") == (reports / "plot.png").resolve()
 
 
-def test_docs_work_offline_with_packaged_assets(server):
+def test_docs_work_offline_with_packaged_assets(read_server):
+    server, _ = read_server
     page = httpx.get(f"{server.url}/docs")
     assert page.status_code == 200
     urls = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text) + re.findall(r"url: '([^']+)'", page.text)
@@ -113,7 +114,8 @@ def test_docs_work_offline_with_packaged_assets(server):
     assert httpx.get(f"{server.url}/redoc").status_code == 404  # the CDN-only ReDoc page is off
 
 
-def test_every_operation_documents_an_example(server):
+def test_every_operation_documents_an_example(read_server):
+    server, _ = read_server
     schema = httpx.get(f"{server.url}/openapi.json").json()
     missing = []
     for path, operations in schema["paths"].items():
@@ -129,7 +131,8 @@ def test_every_operation_documents_an_example(server):
 
 
 @pytest.mark.parametrize("path", ["/dashboard", "/dashboard/users/u42", "/dashboard/items/sku-1"])
-def test_dashboard_pages_are_the_packaged_app(server, path):
+def test_dashboard_pages_are_the_packaged_app(read_server, path):
+    server, _ = read_server
     page = httpx.get(f"{server.url}{path}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/static/dashboard/app.js" in page.text and "https://" not in page.text
