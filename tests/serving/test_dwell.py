@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pulserec.client import PulserecError
+from pulserec.client import Client, PulserecError
 from pulserec.config import Settings
 from pulserec.event_weights import DwellCurve, EventWeights
 from pulserec.events import Event
@@ -63,8 +63,9 @@ def test_the_long_dwell_view_dominates_the_next_recommendations(client):
 
 
 @pytest.mark.parametrize("dwell", [-1, 86_401, "12", True])
-def test_a_dwell_out_of_range_is_a_422_naming_the_field(client, dwell):
-    with pytest.raises(PulserecError) as err:
+def test_a_dwell_out_of_range_is_a_422_naming_the_field(read_server, dwell):
+    server, _ = read_server  # refused: one server for every case
+    with Client(server.url) as client, pytest.raises(PulserecError) as err:
         client.send_events([{"user_id": "u", "item_id": "x", "type": "view"},
                             {"user_id": "u", "item_id": "x", "type": "view", "dwell_seconds": dwell}])
     assert err.value.status == 422 and "events[1].dwell_seconds" in str(err.value.detail)
