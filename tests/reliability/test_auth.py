@@ -50,9 +50,19 @@ def call(client: TestClient, method: str, path: str, body: object, key: str | No
     return client.request(method, path, json=body, headers=headers)
 
 
+KEYS = {"api_keys": (WRITE_KEY, OTHER_WRITE_KEY), "read_keys": (READ_KEY,)}
+
+
 @pytest.fixture
 def keyed(tmp_path):
-    return make_client(tmp_path, api_keys=(WRITE_KEY, OTHER_WRITE_KEY), read_keys=(READ_KEY,))
+    return make_client(tmp_path, **KEYS)
+
+
+@pytest.fixture(scope="module")
+def keyed_reads(tmp_path_factory):
+    """One keyed app for the module's read-only cases (reads, refusals, the open documents): one
+    app's route build and first request instead of one per case (writes take `keyed`)."""
+    return make_client(tmp_path_factory.mktemp("reads"), **KEYS)
 
 
 @pytest.mark.parametrize("method,path,body", WRITES)
@@ -69,12 +79,12 @@ def test_writes_need_a_write_key(keyed, method, path, body):
 
 
 @pytest.mark.parametrize("method,path,body", READS)
-def test_reads_need_a_read_or_write_key_when_read_keys_exist(keyed, method, path, body):
-    assert call(keyed, method, path, body).status_code == 401
-    assert call(keyed, method, path, body, key="nope-0123456789abcdefgh").status_code == 401
-    assert call(keyed, method, path, body, key=READ_KEY).status_code == 200
-    assert call(keyed, method, path, body, key=READ_KEY, bearer=True).status_code == 200
-    assert call(keyed, method, path, body, key=WRITE_KEY).status_code == 200
+def test_reads_need_a_read_or_write_key_when_read_keys_exist(keyed_reads, method, path, body):
+    assert call(keyed_reads, method, path, body).status_code == 401
+    assert call(keyed_reads, method, path, body, key="nope-0123456789abcdefgh").status_code == 401
+    assert call(keyed_reads, method, path, body, key=READ_KEY).status_code == 200
+    assert call(keyed_reads, method, path, body, key=READ_KEY, bearer=True).status_code == 200
+    assert call(keyed_reads, method, path, body, key=WRITE_KEY).status_code == 200
 
 
 def test_rejected_writes_change_nothing(keyed):
@@ -84,9 +94,9 @@ def test_rejected_writes_change_nothing(keyed):
     assert call(keyed, "GET", "/stats", None, key=WRITE_KEY).json()["events_stored"] == before
 
 
-def test_health_and_docs_stay_open(keyed):
-    assert keyed.get("/health").status_code == 200
-    schema = keyed.get("/openapi.json").json()
+def test_health_and_docs_stay_open(keyed_reads):
+    assert keyed_reads.get("/health").status_code == 200
+    schema = keyed_reads.get("/openapi.json").json()
     assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
 
 

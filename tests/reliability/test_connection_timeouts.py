@@ -21,9 +21,12 @@ LIMIT = 0.5  # seconds, for every timeout under test
 EVENT = json.dumps({"user_id": "u", "item_id": "i", "type": "view"}).encode()
 
 
-@pytest.fixture
-def server(tmp_path):
-    engine = Engine(Settings.load(tmp_path, header_timeout=LIMIT, body_timeout=LIMIT, keep_alive_timeout=LIMIT))
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the module: each test opens its own connection, and the timeouts are per
+    connection (what a test sends never holds another's)."""
+    engine = Engine(Settings.load(tmp_path_factory.mktemp("timeouts"), header_timeout=LIMIT, body_timeout=LIMIT,
+                                  keep_alive_timeout=LIMIT))
     with BackgroundServer(engine) as srv:
         yield srv
     engine.close()
