@@ -15,8 +15,10 @@ user, or a sitting; this reads the ORDER a sitting took ("what people look at ne
 looked at"): in MovieLens users rate pages of films the site presents in an order, and on a
 per-user random split the held-out films lie in the gaps between the training events. On that
 split's validation, carved from its training part, window 1 added to the time-local EASE
-(normalised, weight 0.25) gave +1.9%, and on the test part +1.3% (95% CI 0.5-2.3%;
-docs/benchmarks.md, issue 18, eighth session): a small signal, left to auto's chooser to weigh.
+(normalised, weight 0.25) gave +1.9%, and on the test part +1.3% (95% CI 0.4-2.2% at keep 256;
+docs/benchmarks.md, issue 18, eighth session): a small signal. It is not one of auto's
+candidates: added there, the chooser moved its other weights too and the time split lost
+(0.974x, CI 0.951-0.995), so it is served as `?strategy=adjacency` and for blends made by hand.
 
 Memory: W is at most ``keep`` float32 entries per item (9.7k items x 256: ~20 MB); fitting sweeps
 each user's sequence once per offset (O(events x window)). A request gathers history x keep
