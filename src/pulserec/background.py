@@ -9,8 +9,9 @@ its next write once the thread is done (O(rows written in place meanwhile), see 
 NumPy's and SciPy's loops release the GIL, so the writer keeps running beside the thread
 (docs/benchmarks.md, issue 17.1). Reads see the same content before and after the swap.
 
-`sharing_the_gil` is for a helper thread that does Python work beside writers (a background
-snapshot streaming the state): the interpreter then hands the GIL over every 0.5 ms, not 5 ms.
+`sharing_the_gil` is for a helper thread that does Python work beside writers (a fold, a
+background snapshot streaming the state): the interpreter then hands the GIL over every 0.5 ms,
+not 5 ms.
 
 Structures only run a fold here when it is large (`BACKGROUND_ROWS`): a small fold costs less
 than the thread, and small states (tests) stay single-threaded and deterministic."""
@@ -35,7 +36,9 @@ BACKGROUND_ROWS = 1 << 14
 
 
 class Fold(Generic[T]):
-    """`compute(*args)` on a daemon thread; `result()` waits for it and returns it (or raises
+    """`compute(*args)` on a daemon thread, with the switch interval lowered meanwhile
+    (`sharing_the_gil`: a fold's Python work and its NumPy calls that keep the GIL are cut short
+    for a waiting writer after 0.5 ms, not 5); `result()` waits for it and returns it (or raises
     what it raised). The arguments must not change while it runs (the caller's contract)."""
 
     def __init__(self, name: str, compute: Callable[..., T], *args: Any) -> None:
@@ -47,7 +50,8 @@ class Fold(Generic[T]):
 
     def _run(self) -> None:
         try:
-            self._value = self._compute(*self._args)
+            with sharing_the_gil():  # a writer waiting for the GIL takes it between the fold's calls
+                self._value = self._compute(*self._args)
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
             self._error = exc
         finally:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
+from pulserec.online import history_segments
 from pulserec.online.history import Histories, Touch
 from pulserec.online.history_segments import merged, segment_of, tails
 
@@ -50,10 +52,13 @@ def test_a_read_does_not_copy_the_segment() -> None:
     assert peak < segment.owner.nbytes // 10
 
 
-def test_a_merge_equals_the_segment_of_both_logs() -> None:
+@pytest.mark.parametrize("calls_of", [history_segments.SLICE, 37])
+def test_a_merge_equals_the_segment_of_both_logs(calls_of, monkeypatch) -> None:
     """`merged` places rows by binary search instead of re-sorting them: the same segment as
     `segment_of` over the older rows then the newer (owners in both, trimmed to max_len, seen
-    pairs in both and pairs only the older one still holds)."""
+    pairs in both and pairs only the older one still holds); also with its searches and
+    scatters cut into calls of a few rows (a helper thread's merge lets writers take the GIL)."""
+    monkeypatch.setattr(history_segments, "SLICE", calls_of)
     rng = np.random.default_rng(11)
 
     def log(n: int) -> tuple[np.ndarray, ...]:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from pulserec.background import Fold, large, release, sharing_the_gil
+from pulserec.background import Fold, large, release
 from pulserec.online.history import Touch
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class CoOccurrence(RowReader):
             return
         self.seal()
         self._folding = len(self.sealed)
-        self._fold = Fold("cooc", _folded_sharing, self.base, self.mid, list(self.sealed), self.last_seen.copy(),
+        self._fold = Fold("cooc", folded, self.base, self.mid, list(self.sealed), self.last_seen.copy(),
                           self.max_neighbours, self.evict_halflife)
 
     def _swap(self) -> None:
@@ -605,12 +605,6 @@ def folded(base: sp.csr_matrix, mid: sp.csr_matrix, levels: list[DeltaRows], las
     if not max_neighbours:
         return merged
     return strongest(merged, max_neighbours, _eviction_scores(merged, last_seen, evict_halflife))
-
-
-def _folded_sharing(*args) -> sp.csr_matrix:
-    """`folded` on a helper thread: its per-row reads of the delta levels are Python work."""
-    with sharing_the_gil():
-        return folded(*args)
 
 
 def _eviction_scores(matrix: sp.csr_matrix, last_seen: np.ndarray, evict_halflife: float) -> np.ndarray | None:

@@ -89,8 +89,8 @@ def merged(older: Segment, newer: Segment, max_len: int) -> Segment:
     other segment go before it (a stable merge, older rows first within an owner), and the seen
     pairs merge the same way, duplicates dropped. On a 1M-event shop import the re-sort (a stable
     argsort of the rows and an np.unique of the pairs) was 14% of the state apply (issue 17.3)."""
-    before_older = np.searchsorted(newer.owner, older.owner, "left")  # newer rows of a smaller owner
-    before_newer = np.searchsorted(older.owner, newer.owner, "right")  # older rows of an owner <= it
+    before_older = _searchsorted(newer.owner, older.owner, "left")  # newer rows of a smaller owner
+    before_newer = _searchsorted(older.owner, newer.owner, "right")  # older rows of an owner <= it
     at_older = np.arange(len(older.owner)) + before_older
     at_newer = np.arange(len(newer.owner)) + before_newer
     owner, item, ts, kind = (_interleaved(a, b, at_older, at_newer) for a, b in (
@@ -101,10 +101,27 @@ def merged(older: Segment, newer: Segment, max_len: int) -> Segment:
                    (pairs & 0xFFFFFFFF).astype(np.int32))
 
 
+#: Rows one NumPy call of a merge takes (searches, scatters): between two calls another thread
+#: may take the GIL. A merge of the 10M shop's ~12M-row segments on a helper thread held it 30+
+#: ms a call while the writer waited (faulthandler dumps of the writer's stalls, issue 17.1).
+SLICE = 1 << 20
+
+
+def _searchsorted(a: np.ndarray, v: np.ndarray, side: str) -> np.ndarray:
+    """`np.searchsorted(a, v, side)`, `SLICE` probes a call."""
+    if len(v) <= SLICE:
+        return np.searchsorted(a, v, side)
+    out = np.empty(len(v), dtype=np.intp)
+    for start in range(0, len(v), SLICE):
+        out[start : start + SLICE] = np.searchsorted(a, v[start : start + SLICE], side)
+    return out
+
+
 def _interleaved(a: np.ndarray, b: np.ndarray, at_a: np.ndarray, at_b: np.ndarray) -> np.ndarray:
     out = np.empty(len(a) + len(b), dtype=np.result_type(a, b))
-    out[at_a] = a
-    out[at_b] = b
+    for values, at in ((a, at_a), (b, at_b)):
+        for start in range(0, len(values), SLICE):  # a scatter a call of `SLICE` rows
+            out[at[start : start + SLICE]] = values[start : start + SLICE]
     return out
 
 
@@ -115,8 +132,8 @@ def _pair_keys(segment: Segment) -> np.ndarray:
 
 def _union_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The sorted union of two sorted arrays of unique keys."""
-    out = _interleaved(a, b, np.arange(len(a)) + np.searchsorted(b, a, "left"),
-                       np.arange(len(b)) + np.searchsorted(a, b, "right"))
+    out = _interleaved(a, b, np.arange(len(a)) + _searchsorted(b, a, "left"),
+                       np.arange(len(b)) + _searchsorted(a, b, "right"))
     if len(out) < 2:
         return out
     return out[np.r_[True, out[1:] != out[:-1]]]
