@@ -86,6 +86,7 @@ def test_each_cli_trained_model_is_served_over_http_and_retrained_with_its_param
         assert latency["budget_ms"] == [Settings().auto_budget_p50_ms, Settings().auto_budget_p99_ms]
         assert set(latency["parts_ms"]) == {"item_knn", "long_term", "ease"}
         assert 0 < latency["request_overhead_ms"][0] <= latency["request_overhead_ms"][1]
+        assert 0 < latency["served_ms"][0] <= latency["served_ms"][1] and latency["verify_rounds"]
         assert "refused" not in server.log_tail()
         before = {name: listed[name]["trained_at"] for name in ("als", "ranker")}
         for name in before:

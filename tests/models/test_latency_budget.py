@@ -12,7 +12,7 @@ from pulserec.evaluation.evaluate import Histories
 from pulserec.models.auto import AutoBlend, LongTerm
 from pulserec.models.base import Query
 from pulserec.models.blend_search import TargetSearch
-from pulserec.models.latency_budget import Budget, as_served, blend_cost, price, price_sample
+from pulserec.models.latency_budget import Budget, as_served, blend_cost, price, price_sample, verified_choice
 from pulserec.models.persist import load_model, save_model
 from pulserec.models.registry import build_model
 
@@ -169,3 +169,70 @@ def test_a_sequence_model_priced_out_of_the_budget_is_never_trained(monkeypatch)
     assert epochs == [0] and auto.models[1] is None and (auto.weight_rows()[:, 1] == 0).all()
     assert auto.choice()["latency"]["not_trained"] == ["sasrec"] and "sasrec" not in auto.validation_scores
     assert auto.choice()["latency"]["parts_ms"]["sasrec"][0] > 0.15
+
+
+def test_a_missed_budget_shrinks_the_parts_budget_by_the_excess_of_each_percentile_it_missed() -> None:
+    whole, parts = Budget(2.0, 10.0), Budget(1.5, 9.0)
+    shrunk = parts.backed_off([2.3, 9.0], whole, step=0.05)
+    assert (shrunk.p50_ms, shrunk.p99_ms) == pytest.approx((1.5 - 0.3 - 0.05, 9.0))  # p99 within: kept
+    assert parts.backed_off([1.0, 12.0], whole, step=0.0) == Budget(1.5, 7.0)
+    assert parts.backed_off([9.0, 1.0], whole).p50_ms > 0  # never unbounded
+    assert Budget(1.5, 0.0).floor() == Budget(1e-6, 0.0)
+
+
+def fake_search(priced: dict[str, float], unseen_ms: float):
+    """A search that picks the costliest blend whose price fits the parts' p50 budget (the floor's:
+    the required part alone, "c"), and a meter that serves it at its price + `unseen_ms`."""
+    budgets: list[Budget] = []
+
+    def choose(budget: Budget) -> str:
+        budgets.append(budget)
+        fitting = [name for name, cost in priced.items() if cost <= budget.p50_ms]
+        return max(fitting, key=priced.get) if fitting else "c"
+
+    return choose, (lambda name: [priced[name] + unseen_ms, 5.0]), budgets
+
+
+def test_a_blend_served_within_the_budget_is_kept_as_chosen() -> None:
+    choose, measure, budgets = fake_search({"a": 1.4, "b": 1.0, "c": 0.3}, 0.5)
+    chosen, served, rounds = verified_choice(choose, measure, Budget(2.0, 10.0), Budget(1.5, 9.0))
+    assert chosen == "a" and served == [1.9, 5.0] and len(budgets) == 1
+    assert rounds == [{"parts_budget_ms": [1.5, 9.0], "served_ms": [1.9, 5.0], "chose": None}]
+
+
+def test_a_blend_served_over_the_budget_is_searched_again_within_a_smaller_parts_budget() -> None:
+    choose, measure, budgets = fake_search({"a": 1.4, "b": 1.0, "c": 0.3}, 0.9)  # a serves 2.3 > 2.0
+    chosen, served, rounds = verified_choice(choose, measure, Budget(2.0, 10.0), Budget(1.5, 9.0))
+    assert chosen == "b" and served == [1.9, 5.0]
+    assert [b.p50_ms for b in budgets] == pytest.approx([1.5, 1.5 - 0.3 - 0.05])
+    assert [r["served_ms"][0] for r in rounds] == pytest.approx([2.3, 1.9])
+
+
+def test_the_back_off_is_bounded_and_ends_with_the_floor_budgets_blend() -> None:
+    choose, measure, budgets = fake_search({"a": 1.4, "b": 1.0, "c": 0.3}, 5.0)  # nothing fits as served
+    chosen, served, rounds = verified_choice(choose, measure, Budget(2.0, 10.0), Budget(1.5, 9.0), rounds=3)
+    assert chosen == "c" and served == [5.3, 5.0] and len(budgets) == len(rounds) == 4
+    assert budgets[-1] == Budget(1.5, 9.0).floor()
+
+
+def test_auto_verifies_its_blend_as_served_and_backs_off_to_the_required_part_alone() -> None:
+    data = staggered_log(n_users=30, per_user=15)
+    specs = [("item_knn", {}), ("popular", {}), ("trending", {})]
+    served: list[list[bool]] = []
+
+    def meter(auto, fitted_on, catalog) -> list[float]:  # a blend of more than the online part misses
+        used = [m is not None for m in auto.models]
+        served.append(used)
+        assert fitted_on is data  # the blend served is the one fitted on all the training data
+        return [0.5, 1.0] if sum(used) == 1 else [50.0, 1.0]
+
+    auto = AutoBlend(components=specs, budget=[10.0, 0.0], rounds=1)
+    auto.request_meter = meter
+    auto.fit(data)
+    latency = auto.choice()["latency"]
+    assert served[0] != [True, False, False] and served[-1] == [True, False, False]  # a blend first, then the part
+    assert [m is not None for m in auto.models] == [True, False, False] and latency["served_ms"] == [0.5, 1.0]
+    assert latency["verify_rounds"][0]["served_ms"] == [50.0, 1.0] and len(latency["verify_rounds"]) == len(served) <= 4
+    assert latency["verify_rounds"][-1]["chose"] == ["item_knn"] and len(latency["verify_rounds"][0]["chose"]) > 1
+    unverified = AutoBlend(components=specs, budget=[10.0, 0.0], rounds=1).fit(data)
+    assert "served_ms" not in unverified.choice()["latency"] and sum(m is not None for m in unverified.models) > 1

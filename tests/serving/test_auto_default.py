@@ -291,6 +291,8 @@ def test_the_trained_default_reflects_a_long_history_users_new_pairs(engine, sho
     assert choice["required"] == ["item_knn"] and min(choice["weights"]["item_knn"]) > 0, choice["weights"]
     overhead = choice["latency"]["request_overhead_ms"]  # measured through the service: the budget is the request's
     assert 0 < overhead[0] <= overhead[1] < 1e3
+    served = choice["latency"]["served_ms"]  # the chosen blend verified as the default serves it, whole
+    assert 0 < served[0] <= served[1] and served == choice["latency"]["verify_rounds"][-1]["served_ms"]
     counts = shop.events["user_id"].value_counts()
     veteran = str(counts.index[0])
     assert counts.iloc[0] > 10  # the long-history bucket

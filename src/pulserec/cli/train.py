@@ -118,6 +118,10 @@ def chosen_line(choice: dict[str, Any]) -> str:
     untrained = f"; not trained (over the budget alone): {', '.join(latency['not_trained'])}" if latency["not_trained"] else ""
     overhead = latency.get("request_overhead_ms")
     besides = f" + the request's own work {overhead[0]:.2f} / {overhead[1]:.2f}" if overhead else ""
+    served = latency.get("served_ms")
+    if served:  # verified: the chosen blend served whole (models/latency_budget.py verified_choice)
+        besides += (f"; served whole p50 {served[0]:.2f} / p99 {served[1]:.2f} after "
+                    f"{len(latency['verify_rounds'])} search(es)")
     return (f"auto chose {parts} (its parts priced p50 {p50:.2f} / p99 {p99:.2f} ms a request{besides}, "
             f"budget {latency['budget_ms'][0]:g} / {latency['budget_ms'][1]:g}{untrained})")
 

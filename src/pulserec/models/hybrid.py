@@ -20,7 +20,8 @@ from pulserec.models.base import Query, Reason, Recommender, declares
 from pulserec.models.blend import Blend, GatedBlend, normalised
 from pulserec.models.blend_search import TargetSearch, history_bucket
 from pulserec.models.interactions import Interactions
-from pulserec.models.latency_budget import Budget, PricedUntrained, as_served, blend_cost, price, price_sample, summary
+from pulserec.models.latency_budget import (Budget, PricedUntrained, as_served, blend_cost, price, price_sample, summary,
+                                            verified_choice)
 from pulserec.models.persist import SavedState
 from pulserec.online.catalog import Catalog
 
@@ -120,6 +121,11 @@ class Hybrid(SavedState):
         #: training log at fit by the layer that serves requests (recommend/request_cost.py);
         #: None: the budget bounds the parts alone. Not saved: a function, set before fit.
         self.request_overhead: Callable[[Interactions, Catalog | None], Sequence[float]] | None = None
+        #: What the fitted blend's whole served request costs, (p50, p99) ms, measured by the
+        #: layer that serves it (recommend/request_cost.py served_cost): with a budget, the
+        #: chosen blend is verified as served and the search backs off while it misses
+        #: (models/latency_budget.py verified_choice). None: the priced choice stands. Not saved.
+        self.request_meter: Callable[[Hybrid, Interactions, Catalog | None], Sequence[float]] | None = None
         #: One fitted model per component; None for a component the learned blend gives no weight.
         self.models: list[Recommender | None] = []
         self.blend = Blend([])
@@ -127,10 +133,17 @@ class Hybrid(SavedState):
     def fit(self, data: Interactions, catalog: Catalog | None = None) -> Hybrid:
         self.user_ids = data.user_ids
         self.item_ids = data.item_ids
-        self.weights, self.validation_score = self._learn_weights(data, catalog)
-        used = (self.weight_rows() > 0).any(axis=0)  # a part no bucket weighs is never scored
-        self.models = [_build(spec).fit(data, catalog) if used[k] else None for k, spec in enumerate(self.components)]
-        self.after_load()
+        fitted: dict[int, Recommender] = {}  # a part a verified round served is not fitted again
+
+        def serve(weights: np.ndarray) -> None:
+            self.weights = weights.tolist() if self.history_edges else weights[0].tolist()
+            used = (self.weight_rows() > 0).any(axis=0)  # a part no bucket weighs is never scored
+            for k in np.flatnonzero(used):
+                fitted.setdefault(int(k), _build(self.components[k]).fit(data, catalog))
+            self.models = [fitted[k] if used[k] else None for k in range(len(self.components))]
+            self.after_load()
+
+        self.validation_score = self._learn_weights(data, catalog, serve)
         return self
 
     def after_load(self) -> None:
@@ -156,13 +169,15 @@ class Hybrid(SavedState):
             return targets_split(data, **self.validation_params)
         return {"all": validation_split(data, self.validation, **self.validation_params)}
 
-    def _learn_weights(self, data: Interactions, catalog: Catalog | None) -> tuple[list, float]:
+    def _learn_weights(self, data: Interactions, catalog: Catalog | None, serve: Callable[[np.ndarray], None]) -> float:
+        """Search the weights on validation carved from `data`, `serve` the chosen ones (fitted
+        on all of `data`) and return the chosen blend's validation score."""
         targets = self._targets(data)
         train = next(iter(targets.values())).train
         users = np.unique(np.concatenate([held_out_users(part) for part in targets.values()]))
         if len(users) == 0:
-            rows = np.ones((len(self.history_edges) + 1, len(self.components)))
-            return (rows.tolist() if self.history_edges else rows[0].tolist()), float("nan")
+            serve(np.ones((len(self.history_edges) + 1, len(self.components))))
+            return float("nan")
         histories = Histories(train)
         queries = [histories.query(int(u)) for u in users]
         sample = price_sample(len(queries)) if self.budget is not None else np.zeros(0, dtype=np.int64)
@@ -174,13 +189,17 @@ class Hybrid(SavedState):
         search = TargetSearch(parts, train.to_csr()[users], {name: relevant_of(part, users) for name, part in targets.items()},
                               buckets, self.metric)
         required = [labels(self.components).index(name) for name in self.required]
-        feasible = parts_budget.admits(costs, buckets[sample], unaffordable, required) if parts_budget else None
-        weights, best, singles = search.search(self.grid, self.rounds, feasible, required)
+
+        def choose(budget: Budget | None) -> tuple[np.ndarray, float, list[float]]:
+            feasible = budget.admits(costs, buckets[sample], unaffordable, required) if budget else None
+            return search.search(self.grid, self.rounds, feasible, required)
+
+        (weights, best, singles), verified = self._verified(choose, parts_budget, serve, data, catalog)
         if self.budget is not None:
             self.pricing = {"budget_ms": list(self.budget), "request_overhead_ms": overhead,
                             "blend_ms": [round(v, 3) for v in blend_cost(weights, costs, buckets[sample])],
                             "parts_ms": summary(costs, labels(self.components)), "queries": int(len(sample)),
-                            "not_trained": [labels(self.components)[k] for k in unaffordable]}
+                            "not_trained": [labels(self.components)[k] for k in unaffordable], **verified}
         # a part priced out before its training has no validation score (its zeros scored nothing)
         self.validation_scores = {**{name: score for k, (name, score) in enumerate(zip(labels(self.components), singles))
                                      if k not in unaffordable}, "blend": best}
@@ -188,7 +207,29 @@ class Hybrid(SavedState):
                                           "users": int((search.n_relevant[name] > 0).sum()),
                                           "weight": search.target_weights[name]}
                                    for name, score in search.target_scores(weights).items()}
-        return (weights.tolist() if self.history_edges else weights[0].tolist()), best
+        return best
+
+    def _verified(self, choose: Callable[[Budget | None], tuple[np.ndarray, float, list[float]]],
+                  parts_budget: Budget | None, serve: Callable[[np.ndarray], None], data: Interactions,
+                  catalog: Catalog | None) -> tuple[tuple[np.ndarray, float, list[float]], dict[str, object]]:
+        """The search's choice, served; with a budget and a `request_meter`, verified as served
+        (latency_budget.verified_choice: re-searched within a smaller parts' budget while the
+        whole request misses). Also what pricing records of it: the served ms, each round's."""
+        meter = self.request_meter
+        if parts_budget is None or meter is None or self.budget is None:
+            found = choose(parts_budget)
+            serve(found[0])
+            return found, {}
+
+        def measure(found: tuple[np.ndarray, float, list[float]]) -> Sequence[float]:
+            serve(found[0])
+            return meter(self, data, catalog)
+
+        def parts(found: tuple[np.ndarray, float, list[float]]) -> list[str]:  # what each round served
+            return [name for name, used in zip(labels(self.components), (found[0] > 0).any(axis=0)) if used]
+
+        found, served, rounds = verified_choice(choose, measure, Budget(*self.budget), parts_budget, describe=parts)
+        return found, {"served_ms": served, "verify_rounds": rounds}
 
     def _validated_parts(self, train: Interactions, catalog: Catalog | None, queries: list[Query], sample: np.ndarray,
                          buckets: np.ndarray, budget: Budget | None) -> tuple[np.ndarray, np.ndarray, list[int]]:

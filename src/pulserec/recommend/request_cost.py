@@ -10,13 +10,20 @@ it is told this overhead: :func:`overhead_meter` gives `Hybrid.request_overhead`
 builds an in-memory online state from a sample of the training log's users (all their events,
 the whole catalogue), serves them through the same :class:`RecommendationService` the server
 uses with a blend of one flat part and the social and segment parts, and times each request in
-the calling thread's CPU time (the minimum of two calls, as parts are priced)."""
+the calling thread's CPU time (the minimum of two calls, as parts are priced).
+
+What the parts' prices and that overhead do not see (a fresh user's long-term gather, the
+aligned parts' id maps, a dense pass per part) :func:`served_cost` measures: the fitted blend
+itself served as the default (ModelSet.choose_default: its live item-kNN, aligned batch parts,
+social and segment parts) to the same sampled users, each request a user's FIRST (the kept
+long-term parts are dropped before each timed pass): `Hybrid.request_meter`, which verifies the
+chosen blend (models/latency_budget.py verified_choice)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,7 +36,11 @@ from pulserec.models.latency_budget import PRICE_QUERIES, REPEATS, SLATE
 from pulserec.online.catalog import Catalog
 from pulserec.online.state import OnlineState
 from pulserec.records import ItemRecord
+from pulserec.recommend.model_set import long_term_cache
 from pulserec.recommend.service import RecommendationService
+
+if TYPE_CHECKING:
+    from pulserec.models.auto import AutoBlend
 
 #: The strategy name the flat blend is registered under in the throwaway service.
 PROBE = "request-overhead"
@@ -68,30 +79,63 @@ def sampled_state(data: Interactions, catalog: Catalog | None, settings: Setting
     return state
 
 
+def sampled_users(data: Interactions, size: int = PRICE_QUERIES, seed: int = 0) -> np.ndarray:
+    """The users (indices of `data`) a request's cost is measured on: a seeded sample."""
+    return np.sort(np.random.default_rng(seed).choice(data.n_users, min(size, data.n_users), replace=False))
+
+
+def timed_requests(service: RecommendationService, keys: Sequence[str], strategy: str | None,
+                   between: Callable[[], None] = lambda: None) -> list[float]:
+    """(p50, p99) CPU ms of `strategy`'s request for each of `keys` (this thread's time, the
+    minimum over REPEATS passes; `between` runs before each pass; one untimed request first, so
+    that lazy set-up such as compiled filters is not a request's)."""
+    service.recommend(keys[0], SLATE, strategy=strategy)
+    costs = np.full(len(keys), np.inf)
+    for _ in range(REPEATS):
+        between()
+        for k, key in enumerate(keys):
+            start = time.thread_time()
+            service.recommend(key, SLATE, strategy=strategy)
+            costs[k] = min(costs[k], time.thread_time() - start)
+    costs *= 1e3
+    return [round(float(np.percentile(costs, 50)), 3), round(float(np.percentile(costs, 99)), 3)]
+
+
 def request_overhead(data: Interactions, catalog: Catalog | None, settings: Settings, size: int = PRICE_QUERIES,
                      seed: int = 0) -> list[float]:
     """(p50, p99) CPU ms of a served request's own work over `size` sampled users of `data`."""
     if data.n_users == 0:
         return [0.0, 0.0]
-    rng = np.random.default_rng(seed)
-    users = np.sort(rng.choice(data.n_users, min(size, data.n_users), replace=False))
+    users = sampled_users(data, size, seed)
     service = RecommendationService(sampled_state(data, catalog, settings, users), settings)
     models = service.models
     service.register(Blend([(Flat(), 1.0), (models.social, settings.social_blend), (models.segment, settings.segment_blend)],
                            name=PROBE), PROBE)
-    keys = [str(data.user_ids.ids[u]) for u in users]
-    service.recommend(keys[0], SLATE, strategy=PROBE)  # lazy set-up (compiled filters) is not a request's
-    costs = np.empty(len(keys))
-    for k, key in enumerate(keys):
-        best = np.inf
-        for _ in range(REPEATS):
-            start = time.thread_time()
-            service.recommend(key, SLATE, strategy=PROBE)
-            best = min(best, time.thread_time() - start)
-        costs[k] = best * 1e3
-    return [round(float(np.percentile(costs, 50)), 3), round(float(np.percentile(costs, 99)), 3)]
+    return timed_requests(service, [str(data.user_ids.ids[u]) for u in users], PROBE)
+
+
+def served_cost(auto: AutoBlend, data: Interactions, catalog: Catalog | None, settings: Settings,
+                size: int = PRICE_QUERIES, seed: int = 0) -> list[float]:
+    """(p50, p99) CPU ms of the whole request of the fitted `auto` served as the default, over
+    `size` sampled users of `data`, each request the user's first (as a fresh user's)."""
+    if data.n_users == 0:
+        return [0.0, 0.0]
+    users = sampled_users(data, size, seed)
+    service = RecommendationService(sampled_state(data, catalog, settings, users), settings)
+    models = service.models
+    models.choose_default(auto, {})
+
+    def forget_long_term() -> None:  # every user's next request gathers their long-term part again
+        models.item_knn.long_term_cache = long_term_cache(settings)
+
+    return timed_requests(service, [str(data.user_ids.ids[u]) for u in users], None, forget_long_term)
 
 
 def overhead_meter(settings: Settings) -> Callable[[Interactions, Catalog | None], list[float]]:
     """What `Hybrid.request_overhead` calls at fit: :func:`request_overhead` under `settings`."""
     return lambda data, catalog: request_overhead(data, catalog, settings)
+
+
+def served_meter(settings: Settings) -> Callable[[AutoBlend, Interactions, Catalog | None], list[float]]:
+    """What `Hybrid.request_meter` calls at fit: :func:`served_cost` under `settings`."""
+    return lambda auto, data, catalog: served_cost(auto, data, catalog, settings)

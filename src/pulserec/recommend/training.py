@@ -20,6 +20,7 @@ import pandas as pd
 
 from pulserec.config import Settings
 from pulserec.events import owner_keys
+from pulserec.models.auto import AutoBlend
 from pulserec.models.hybrid import Hybrid
 from pulserec.models.interactions import Interactions
 from pulserec.models.persist import save_model
@@ -27,7 +28,7 @@ from pulserec.models.registry import TORCH_MODELS, TRAINABLE, build_model
 from pulserec.online.catalog import Catalog
 from pulserec.recommend.background import PeriodicTask
 from pulserec.recommend.jobs import Report
-from pulserec.recommend.request_cost import overhead_meter
+from pulserec.recommend.request_cost import overhead_meter, served_meter
 from pulserec.recommend.saved_models import Install, file_meta, model_path
 from pulserec.store import SQLiteStore
 
@@ -81,11 +82,14 @@ def training_info(data: Interactions, watermark: int | None, seconds: float, par
 def built_for_training(name: str, params: Mapping[str, Any], settings: Settings) -> Any:
     """Model `name` built with `params` as training fits it: torch threads set, and a blend with
     a latency budget told what a served request costs besides its parts (recommend/request_cost.py:
-    the budget is then the whole request's, issue 2's target)."""
+    the budget is then the whole request's, issue 2's target); `auto`, which serves as the
+    default, is also verified as the default serves it (request_cost.served_cost)."""
     model = build_model(name, **params)
     apply_torch_threads(settings.torch_threads, model)
     if isinstance(model, Hybrid) and model.budget is not None:
         model.request_overhead = overhead_meter(settings)
+        if isinstance(model, AutoBlend):
+            model.request_meter = served_meter(settings)
     return model
 
 
