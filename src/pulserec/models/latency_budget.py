@@ -153,20 +153,21 @@ def verified_choice(choose: Callable[[Budget], Chosen], measure: Callable[[Chose
     floor budget's (the required parts alone), served whatever it costs. Returns (the choice, its
     served ms, each round's parts' budget, served ms and `describe`d choice)."""
     tried: list[dict[str, object]] = []
-    budget = parts
-    for _ in range(max(1, rounds)):
+
+    def attempt(budget: Budget, digits: int = 3) -> tuple[Chosen, list[float]]:
         chosen = choose(budget)
         served = [round(float(v), 3) for v in measure(chosen)]
-        tried.append({"parts_budget_ms": [round(budget.p50_ms, 3), round(budget.p99_ms, 3)], "served_ms": served,
-                      "chose": describe(chosen)})
+        tried.append({"parts_budget_ms": [round(budget.p50_ms, digits), round(budget.p99_ms, digits)],
+                      "served_ms": served, "chose": describe(chosen)})
+        return chosen, served
+
+    budget = parts
+    for _ in range(max(1, rounds)):
+        chosen, served = attempt(budget)
         if whole.fits(*served):
             return chosen, served, tried
         budget = budget.backed_off(served, whole)
-    budget = parts.floor()
-    chosen = choose(budget)
-    served = [round(float(v), 3) for v in measure(chosen)]
-    tried.append({"parts_budget_ms": [round(budget.p50_ms, 6), round(budget.p99_ms, 6)], "served_ms": served,
-                  "chose": describe(chosen)})
+    chosen, served = attempt(parts.floor(), digits=6)  # MIN_PARTS_MS would round to 0 (unbounded) at 3
     return chosen, served, tried
 
 

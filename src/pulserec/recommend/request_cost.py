@@ -32,7 +32,7 @@ from pulserec.config import Settings
 from pulserec.models.base import Query
 from pulserec.models.blend import Blend
 from pulserec.models.interactions import Interactions
-from pulserec.models.latency_budget import PRICE_QUERIES, REPEATS, SLATE
+from pulserec.models.latency_budget import PRICE_QUERIES, REPEATS, SLATE, price_sample
 from pulserec.online.catalog import Catalog
 from pulserec.online.state import OnlineState
 from pulserec.records import ItemRecord
@@ -79,9 +79,13 @@ def sampled_state(data: Interactions, catalog: Catalog | None, settings: Setting
     return state
 
 
-def sampled_users(data: Interactions, size: int = PRICE_QUERIES, seed: int = 0) -> np.ndarray:
-    """The users (indices of `data`) a request's cost is measured on: a seeded sample."""
-    return np.sort(np.random.default_rng(seed).choice(data.n_users, min(size, data.n_users), replace=False))
+def sampled_service(data: Interactions, catalog: Catalog | None, settings: Settings, size: int = PRICE_QUERIES,
+                    seed: int = 0) -> tuple[RecommendationService, list[str]]:
+    """A throwaway service over :func:`sampled_state` of a seeded sample of `size` users (the
+    sample parts are priced on, latency_budget.price_sample), and those users' keys."""
+    users = price_sample(data.n_users, size, seed)
+    service = RecommendationService(sampled_state(data, catalog, settings, users), settings)
+    return service, [str(data.user_ids.ids[u]) for u in users]
 
 
 def timed_requests(service: RecommendationService, keys: Sequence[str], strategy: str | None,
@@ -106,12 +110,11 @@ def request_overhead(data: Interactions, catalog: Catalog | None, settings: Sett
     """(p50, p99) CPU ms of a served request's own work over `size` sampled users of `data`."""
     if data.n_users == 0:
         return [0.0, 0.0]
-    users = sampled_users(data, size, seed)
-    service = RecommendationService(sampled_state(data, catalog, settings, users), settings)
+    service, keys = sampled_service(data, catalog, settings, size, seed)
     models = service.models
     service.register(Blend([(Flat(), 1.0), (models.social, settings.social_blend), (models.segment, settings.segment_blend)],
                            name=PROBE), PROBE)
-    return timed_requests(service, [str(data.user_ids.ids[u]) for u in users], PROBE)
+    return timed_requests(service, keys, PROBE)
 
 
 def served_cost(auto: AutoBlend, data: Interactions, catalog: Catalog | None, settings: Settings,
@@ -120,15 +123,14 @@ def served_cost(auto: AutoBlend, data: Interactions, catalog: Catalog | None, se
     `size` sampled users of `data`, each request the user's first (as a fresh user's)."""
     if data.n_users == 0:
         return [0.0, 0.0]
-    users = sampled_users(data, size, seed)
-    service = RecommendationService(sampled_state(data, catalog, settings, users), settings)
+    service, keys = sampled_service(data, catalog, settings, size, seed)
     models = service.models
     models.choose_default(auto, {})
 
     def forget_long_term() -> None:  # every user's next request gathers their long-term part again
         models.item_knn.long_term_cache = long_term_cache(settings)
 
-    return timed_requests(service, [str(data.user_ids.ids[u]) for u in users], None, forget_long_term)
+    return timed_requests(service, keys, None, forget_long_term)
 
 
 def overhead_meter(settings: Settings) -> Callable[[Interactions, Catalog | None], list[float]]:
